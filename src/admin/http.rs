@@ -1,0 +1,264 @@
+//! The admin HTTP API: metrics, health, the "what would happen to this number" check,
+//! opt-outs and reload. Loopback by default; with a token configured every endpoint but
+//! `/healthz` requires `Authorization: Bearer <token>`.
+
+use crate::policy::normalize::E164;
+use crate::policy::{Decision, Verdict};
+use crate::server::App;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub async fn serve(
+    app: Arc<App>,
+    listener: std::net::TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("admin listener");
+    let router = router(app);
+    let _ = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/v1/check", get(check))
+        .route("/v1/optouts", post(add_optout))
+        .route("/v1/reload", post(reload))
+        .layer(middleware::from_fn_with_state(app.clone(), auth))
+        .with_state(app)
+}
+
+async fn auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if let Some(token) = app.cfg.admin_token() {
+        if req.uri().path() != "/healthz" {
+            let ok = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+            if !ok {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({"error": "missing or wrong bearer token"})),
+                )
+                    .into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    app.refresh_metrics();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+}
+
+/// JSON for the lists a decision used (also used by `/readyz`).
+pub fn lists_json(app: &App) -> Value {
+    let lists = app.lists.current();
+    let now = app.clock.now();
+    let (fresh, age, why) = app.proxy.policy().national_status(&lists, now);
+    json!({
+        "generation": lists.generation,
+        "national": {"fresh": fresh, "age_seconds": age, "status": why,
+                      "max_age_days": app.cfg.policy.national_max_age_days},
+        "lists": lists.lists.iter().map(|l| json!({
+            "id": l.meta.id, "kind": l.meta.kind, "version": l.meta.version(),
+            "sha256": l.meta.sha256, "entries": l.meta.entries, "file": l.meta.file,
+            "source_date": l.meta.source_date, "downloaded": l.meta.downloaded,
+            "sample_data": l.meta.sample, "loaded_at": l.meta.loaded_at,
+            "age_seconds": l.meta.age(now).map(|a| a.num_seconds()),
+        })).collect::<Vec<_>>(),
+        "unavailable": lists.unavailable,
+        "optouts": {"entries": app.lists.optouts.len(), "seq": app.lists.optouts.seq()},
+    })
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let lists = app.lists.current();
+    let (fresh, _, why) = app.proxy.policy().national_status(&lists, app.clock.now());
+    let ready = fresh && lists.unavailable.is_empty();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut body = lists_json(&app);
+    body["ready"] = json!(ready);
+    if !ready {
+        body["why"] = json!(if !fresh {
+            why
+        } else {
+            "a configured list is unavailable"
+        });
+    }
+    (status, Json(body))
+}
+
+#[derive(Deserialize)]
+struct CheckQuery {
+    number: String,
+}
+
+/// Describe a decision for people: verdict, reasons with text, what SIP answer it would get.
+pub fn decision_json(app: &App, input: &str, d: &Decision) -> Value {
+    let reasons: Vec<Value> = d
+        .reasons
+        .iter()
+        .map(|r| json!({"code": r.code(), "text": r.text()}))
+        .collect();
+    let sip_status = match d.verdict {
+        Verdict::Blocked => {
+            let code = d.reasons.primary().map(|r| r.code()).unwrap_or("");
+            Some(
+                *app.cfg
+                    .reject
+                    .status_by_reason
+                    .get(code)
+                    .unwrap_or(&app.cfg.reject.status),
+            )
+        }
+        _ => None,
+    };
+    let hits: Vec<Value> = d
+        .lists
+        .lists
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| d.list_hits & (1 << i) != 0)
+        .map(|(_, l)| json!({"id": l.meta.id, "version": l.meta.version()}))
+        .collect();
+    json!({
+        "number": input,
+        "e164": d.number().map(|n| n.to_string()),
+        "number_problem": d.called.as_ref().err().map(|e| e.to_string()),
+        "verdict": d.verdict.as_str(),
+        "forwarded": d.verdict.forwards(),
+        "fail_open": d.fail_open,
+        "reasons": reasons,
+        "sip_status": sip_status,
+        "matched_lists": hits,
+        "optout": d.number().is_some_and(|n| app.lists.optouts.contains(n)),
+        "optouts_seq": d.optouts_seq,
+        "lists": lists_json(app),
+    })
+}
+
+async fn check(State(app): State<Arc<App>>, Query(q): Query<CheckQuery>) -> impl IntoResponse {
+    let d = app.proxy.check(&q.number);
+    Json(decision_json(&app, &q.number, &d))
+}
+
+#[derive(Deserialize)]
+struct OptOutBody {
+    number: String,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+async fn add_optout(
+    State(app): State<Arc<App>>,
+    body: Result<Json<OptOutBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.body_text()})),
+            )
+                .into_response()
+        }
+    };
+    let n: E164 = match body.number.parse() {
+        Ok(n) => n,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("`{}`: {e}", body.number)})),
+            )
+                .into_response()
+        }
+    };
+    let app2 = app.clone();
+    // The fsync blocks: keep it off the async executor.
+    let res = tokio::task::spawn_blocking(move || app2.lists.optouts.add(n, body.source)).await;
+    match res {
+        Ok(Ok(rec)) => {
+            app.metrics.optouts_added.inc();
+            app.metrics
+                .optouts_entries
+                .set(app.lists.optouts.len() as i64);
+            tracing::info!(number = %n, seq = rec.seq, "opt-out recorded");
+            (
+                StatusCode::CREATED,
+                Json(json!({"number": rec.number, "seq": rec.seq, "at": rec.at, "durable": true})),
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "opt-out journal write failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": format!("not recorded: {e}")})),
+            )
+                .into_response()
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn reload(State(app): State<Arc<App>>) -> Response {
+    let app2 = app.clone();
+    match tokio::task::spawn_blocking(move || app2.reload()).await {
+        Ok(Ok(report)) => {
+            let status = if report.failed.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            app.log_list_health();
+            (
+                status,
+                Json(json!({"report": report, "lists": lists_json(&app)})),
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": e.to_string(), "kept": "the lists in service are unchanged"})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}

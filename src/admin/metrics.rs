@@ -1,0 +1,259 @@
+//! Prometheus metrics. Labelled children are resolved once and kept, so counting on the hot path
+//! is an atomic add, not a label hash and a lock.
+
+use crate::policy::{Reason, Verdict};
+use crate::sip::parse::Method;
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::sync::OnceLock;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+const VERDICTS: [Verdict; 4] = [
+    Verdict::Allowed,
+    Verdict::Blocked,
+    Verdict::Emergency,
+    Verdict::Inbound,
+];
+const STATUS_SLOTS: usize = 601; // 0 = request, 1..=600 = status 100..=699
+
+pub struct Metrics {
+    pub registry: Registry,
+    decisions: IntCounterVec,
+    decision_handles: Vec<IntCounter>, // [verdict][reason or none]
+    reason_handles: Vec<IntCounter>,
+    pub decision_seconds: Histogram,
+    sip_messages: IntCounterVec,
+    sip_handles: Box<[OnceLock<IntCounter>]>,
+    pub parse_errors: IntCounterVec,
+    pub dropped: IntCounterVec,
+    pub upstream_send_errors: IntCounter,
+    pub send_errors: IntCounter,
+    pub unauthorized: IntCounter,
+    pub retransmissions: IntCounterVec,
+    pub transactions: IntGauge,
+    pub tcp_connections: IntGauge,
+    pub list_entries: IntGaugeVec,
+    pub list_age_seconds: GaugeVec,
+    pub list_fresh: IntGaugeVec,
+    pub list_sample: IntGaugeVec,
+    pub list_unavailable: IntGaugeVec,
+    pub list_generation: IntGauge,
+    pub list_reloads: IntCounterVec,
+    pub national_fresh: IntGauge,
+    pub audit_queue_depth: IntGauge,
+    pub audit_records_written: IntCounter,
+    pub audit_write_errors: IntCounter,
+    pub audit_backpressure: IntCounter,
+    pub audit_last_sync_age: Gauge,
+    pub optouts_added: IntCounter,
+    pub optouts_entries: IntGauge,
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
+    r.register(Box::new(c.clone())).expect("register");
+    c
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("metric");
+    r.register(Box::new(c.clone())).expect("register");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("metric");
+    r.register(Box::new(g.clone())).expect("register");
+    g
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric");
+    r.register(Box::new(g.clone())).expect("register");
+    g
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let decisions = counter_vec(
+            &r,
+            "callgate_decisions_total",
+            "Call decisions by verdict and primary reason (\"none\" when nothing applied).",
+            &["verdict", "reason"],
+        );
+        let mut decision_handles = Vec::new();
+        for v in VERDICTS {
+            for reason in Reason::ALL.iter().map(|r| r.code()).chain(["none"]) {
+                decision_handles.push(decisions.with_label_values(&[v.as_str(), reason]));
+            }
+        }
+        let reasons = counter_vec(
+            &r,
+            "callgate_decision_reasons_total",
+            "Every reason that applied to a decision (a decision may count under several).",
+            &["reason"],
+        );
+        let reason_handles = Reason::ALL
+            .iter()
+            .map(|x| reasons.with_label_values(&[x.code()]))
+            .collect();
+        let decision_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "callgate_decision_duration_seconds",
+                "Time from receiving an INVITE to its verdict (number extraction and policy).",
+            )
+            .buckets(vec![
+                1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2,
+            ]),
+        )
+        .expect("metric");
+        r.register(Box::new(decision_seconds.clone()))
+            .expect("register");
+        let list_age_seconds = GaugeVec::new(
+            Opts::new(
+                "callgate_list_age_seconds",
+                "Seconds since the list was downloaded (sample data: loaded).",
+            ),
+            &["list"],
+        )
+        .expect("metric");
+        r.register(Box::new(list_age_seconds.clone()))
+            .expect("register");
+        let audit_last_sync_age = Gauge::new(
+            "callgate_audit_last_sync_age_seconds",
+            "Seconds since the audit log was last fsynced.",
+        )
+        .expect("metric");
+        r.register(Box::new(audit_last_sync_age.clone()))
+            .expect("register");
+
+        Metrics {
+            decisions,
+            decision_handles,
+            reason_handles,
+            decision_seconds,
+            sip_messages: counter_vec(
+                &r,
+                "callgate_sip_messages_total",
+                "SIP messages received (in) and sent (out), by method (CSeq method for responses) and status.",
+                &["direction", "method", "status"],
+            ),
+            sip_handles: (0..2 * Method::ALL.len() * STATUS_SLOTS).map(|_| OnceLock::new()).collect(),
+            parse_errors: counter_vec(&r, "callgate_parse_errors_total", "Messages that failed to parse or validate.", &["kind"]),
+            dropped: counter_vec(&r, "callgate_dropped_messages_total", "Messages dropped without a response.", &["reason"]),
+            upstream_send_errors: counter(&r, "callgate_upstream_send_errors_total", "Failures sending to the upstream."),
+            send_errors: counter(&r, "callgate_send_errors_total", "Failures sending to any peer."),
+            unauthorized: counter(
+                &r,
+                "callgate_unauthorized_requests_total",
+                "Requests from sources that are neither a configured dialer nor the upstream (answered 403).",
+            ),
+            retransmissions: counter_vec(
+                &r,
+                "callgate_retransmissions_total",
+                "Retransmitted requests recognised by transaction.",
+                &["method", "action"],
+            ),
+            transactions: gauge(&r, "callgate_transactions", "INVITE server transactions being tracked."),
+            tcp_connections: gauge(&r, "callgate_tcp_connections", "Open SIP TCP connections."),
+            list_entries: gauge_vec(&r, "callgate_list_entries", "Numbers in each list in service.", &["list"]),
+            list_age_seconds,
+            list_fresh: gauge_vec(&r, "callgate_list_fresh", "1 when a list with a download date is within its age limit.", &["list"]),
+            list_sample: gauge_vec(&r, "callgate_list_sample_data", "1 when a list is shipped sample data.", &["list"]),
+            list_unavailable: gauge_vec(
+                &r,
+                "callgate_list_unavailable",
+                "1 when a configured list failed to load and has no earlier version.",
+                &["list"],
+            ),
+            list_generation: gauge(&r, "callgate_list_generation", "Generation number of the list set in service."),
+            list_reloads: counter_vec(&r, "callgate_list_reloads_total", "List reloads by result.", &["result"]),
+            national_fresh: gauge(
+                &r,
+                "callgate_national_list_fresh",
+                "1 when the national list is loaded and within the 31-day rule; 0 means marketing calls fail closed (or open, if so configured).",
+            ),
+            audit_queue_depth: gauge(&r, "callgate_audit_queue_depth", "Decision records waiting to be written."),
+            audit_records_written: counter(&r, "callgate_audit_records_written_total", "Decision records written and fsynced."),
+            audit_write_errors: counter(&r, "callgate_audit_write_errors_total", "Audit log write or fsync failures."),
+            audit_backpressure: counter(
+                &r,
+                "callgate_audit_backpressure_total",
+                "Times the audit queue was full and call processing waited for the writer.",
+            ),
+            audit_last_sync_age,
+            optouts_added: counter(&r, "callgate_optouts_added_total", "Opt-outs added through the API."),
+            optouts_entries: gauge(&r, "callgate_optouts", "Numbers in the opt-out journal."),
+            registry: r,
+        }
+    }
+
+    #[inline]
+    pub fn count_decision(&self, verdict: Verdict, reasons: crate::policy::Reasons) {
+        let v = VERDICTS.iter().position(|x| *x == verdict).unwrap_or(0);
+        let primary = reasons
+            .primary()
+            .map(|r| r as usize)
+            .unwrap_or(Reason::ALL.len());
+        let idx = v * (Reason::ALL.len() + 1) + primary_index(primary);
+        self.decision_handles[idx].inc();
+        for r in reasons.iter() {
+            self.reason_handles[Reason::ALL.iter().position(|x| *x == r).unwrap_or(0)].inc();
+        }
+    }
+
+    /// Count a SIP message; `status` is None for requests.
+    #[inline]
+    pub fn count_sip(&self, dir: Direction, method: Method, status: Option<u16>) {
+        let slot = status
+            .map(|s| (s.clamp(100, 699) - 99) as usize)
+            .unwrap_or(0);
+        let idx = ((dir as usize) * Method::ALL.len() + method.index()) * STATUS_SLOTS + slot;
+        self.sip_handles[idx]
+            .get_or_init(|| {
+                let d = if dir == Direction::In { "in" } else { "out" };
+                let st = status.map(|s| s.to_string()).unwrap_or_default();
+                self.sip_messages
+                    .with_label_values(&[d, method.as_str(), &st])
+            })
+            .inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encode");
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    pub fn decisions_vec(&self) -> &IntCounterVec {
+        &self.decisions
+    }
+}
+
+/// Reason::ALL is in precedence order, which is also the `repr(u8)` order except for the two
+/// list-failure reasons; map a `repr` value to its position in ALL.
+fn primary_index(repr: usize) -> usize {
+    if repr >= Reason::ALL.len() {
+        return Reason::ALL.len();
+    }
+    Reason::ALL
+        .iter()
+        .position(|r| *r as usize == repr)
+        .unwrap_or(Reason::ALL.len())
+}

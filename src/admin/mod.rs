@@ -1,0 +1,4 @@
+//! The operator's side: HTTP API and Prometheus metrics.
+
+pub mod http;
+pub mod metrics;

@@ -1,0 +1,350 @@
+//! The decision log: one JSON line per decision, written by a dedicated thread.
+//!
+//! The hot path hands over an `AuditEvent` (slices of the received message plus the decision,
+//! no formatting) through a bounded queue. When the queue is full the caller waits: records
+//! are never dropped, and back-pressure is counted. The writer batches records and covers each
+//! batch with one fdatasync at least every `flush_interval_ms`, and on shutdown. Files rotate at
+//! UTC midnight: `audit-YYYY-MM-DD.jsonl`.
+
+use crate::admin::metrics::Metrics;
+use crate::policy::normalize::Called;
+use crate::policy::Decision;
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Everything the record needs, captured on the hot path without formatting.
+pub struct AuditEvent {
+    pub seq: u64,
+    pub instance: Arc<str>,
+    pub ts: DateTime<Utc>,
+    pub call_id: Bytes,
+    pub source: SocketAddr,
+    pub transport: &'static str,
+    pub from: Bytes,
+    pub pai: Option<Bytes>,
+    pub called_raw: Bytes,
+    pub decision: Decision,
+    /// Status callgate answered with (blocks), or 0 when the request was forwarded.
+    pub sip_status: u16,
+    pub latency_us: u32,
+}
+
+enum Msg {
+    Record(Box<AuditEvent>),
+    Flush(mpsc::Sender<()>),
+    Shutdown,
+}
+
+/// The hot path's handle to the writer.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: SyncSender<Msg>,
+    metrics: Arc<Metrics>,
+    seq: Arc<AtomicU64>,
+    instance: Arc<str>,
+}
+
+pub struct AuditWriter {
+    handle: Option<JoinHandle<()>>,
+    tx: SyncSender<Msg>,
+}
+
+impl AuditSink {
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub fn instance_arc(&self) -> Arc<str> {
+        self.instance.clone()
+    }
+
+    /// Queue a record; waits (and counts) when the queue is full rather than dropping it.
+    pub fn submit(&self, ev: AuditEvent) {
+        self.metrics.audit_queue_depth.inc();
+        match self.tx.try_send(Msg::Record(Box::new(ev))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(m)) => {
+                self.metrics.audit_backpressure.inc();
+                if self.tx.send(m).is_err() {
+                    self.metrics.audit_write_errors.inc();
+                    tracing::error!("audit writer has stopped: decision record lost");
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.metrics.audit_queue_depth.dec();
+                self.metrics.audit_write_errors.inc();
+                tracing::error!("audit writer has stopped: decision record lost");
+            }
+        }
+    }
+
+    /// Wait until everything queued so far is written and fsynced.
+    pub fn flush(&self) {
+        let (tx, rx) = mpsc::channel();
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+        }
+    }
+}
+
+impl AuditWriter {
+    /// Start the writer thread. Fails if the directory cannot be created.
+    pub fn start(
+        dir: &Path,
+        capacity: usize,
+        flush_interval: Duration,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<(AuditWriter, AuditSink)> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            anyhow::anyhow!("{}: cannot create audit directory: {e}", dir.display())
+        })?;
+        let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+        let instance: Arc<str> = format!("{:x}", Utc::now().timestamp_millis()).into();
+        let m = metrics.clone();
+        let dir = dir.to_owned();
+        let handle = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || run_writer(dir, rx, flush_interval, m))?;
+        Ok((
+            AuditWriter {
+                handle: Some(handle),
+                tx: tx.clone(),
+            },
+            AuditSink {
+                tx,
+                metrics,
+                seq: Arc::new(AtomicU64::new(0)),
+                instance,
+            },
+        ))
+    }
+
+    /// Drain the queue, fsync, stop the thread.
+    pub fn shutdown(mut self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct DayFile {
+    day: NaiveDate,
+    out: BufWriter<File>,
+}
+
+fn open_day(dir: &Path, day: NaiveDate) -> std::io::Result<DayFile> {
+    let path: PathBuf = dir.join(format!("audit-{day}.jsonl"));
+    let f = OpenOptions::new().create(true).append(true).open(&path)?;
+    Ok(DayFile {
+        day,
+        out: BufWriter::with_capacity(256 * 1024, f),
+    })
+}
+
+fn sync(file: &mut Option<DayFile>) -> std::io::Result<()> {
+    if let Some(f) = file {
+        f.out.flush()?;
+        f.out.get_ref().sync_data()?;
+    }
+    Ok(())
+}
+
+fn run_writer(dir: PathBuf, rx: Receiver<Msg>, interval: Duration, metrics: Arc<Metrics>) {
+    let mut file: Option<DayFile> = None;
+    let mut pending: u64 = 0;
+    let mut last_sync = Instant::now();
+    let mut line = Vec::with_capacity(2048);
+    let commit = |file: &mut Option<DayFile>, pending: &mut u64, last_sync: &mut Instant| {
+        if *pending > 0 {
+            match sync(file) {
+                Ok(()) => metrics.audit_records_written.inc_by(*pending),
+                Err(e) => {
+                    metrics.audit_write_errors.inc();
+                    tracing::error!(error = %e, "audit fsync failed");
+                }
+            }
+            *pending = 0;
+        }
+        *last_sync = Instant::now();
+    };
+    loop {
+        let wait = interval.saturating_sub(last_sync.elapsed());
+        let msg = match rx.recv_timeout(wait) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                commit(&mut file, &mut pending, &mut last_sync);
+                return;
+            }
+        };
+        match msg {
+            Some(Msg::Record(ev)) => {
+                metrics.audit_queue_depth.dec();
+                let day = ev.ts.date_naive();
+                if file.as_ref().map(|f| f.day) != Some(day) {
+                    commit(&mut file, &mut pending, &mut last_sync);
+                    match open_day(&dir, day) {
+                        Ok(f) => file = Some(f),
+                        Err(e) => {
+                            metrics.audit_write_errors.inc();
+                            tracing::error!(error = %e, dir = %dir.display(), "cannot open audit file");
+                        }
+                    }
+                }
+                line.clear();
+                write_record(&mut line, &ev);
+                line.push(b'\n');
+                if let Some(f) = &mut file {
+                    if let Err(e) = f.out.write_all(&line) {
+                        metrics.audit_write_errors.inc();
+                        tracing::error!(error = %e, "audit write failed");
+                    } else {
+                        pending += 1;
+                    }
+                }
+            }
+            Some(Msg::Flush(done)) => {
+                commit(&mut file, &mut pending, &mut last_sync);
+                let _ = done.send(());
+            }
+            Some(Msg::Shutdown) => {
+                // Drain whatever is still queued, then commit.
+                while let Ok(m) = rx.try_recv() {
+                    if let Msg::Record(ev) = m {
+                        metrics.audit_queue_depth.dec();
+                        line.clear();
+                        write_record(&mut line, &ev);
+                        line.push(b'\n');
+                        if let Some(f) = &mut file {
+                            if f.out.write_all(&line).is_ok() {
+                                pending += 1;
+                            }
+                        }
+                    }
+                }
+                commit(&mut file, &mut pending, &mut last_sync);
+                return;
+            }
+            None => {}
+        }
+        if last_sync.elapsed() >= interval {
+            commit(&mut file, &mut pending, &mut last_sync);
+        }
+        metrics
+            .audit_last_sync_age
+            .set(last_sync.elapsed().as_secs_f64());
+    }
+}
+
+fn lossy(b: &Bytes) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+#[derive(Serialize)]
+struct ListRef<'a> {
+    id: &'a str,
+    kind: crate::lists::ListKind,
+    version: String,
+    entries: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    downloaded: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    sample: bool,
+    hit: bool,
+}
+
+#[derive(Serialize)]
+struct Record<'a> {
+    id: String,
+    ts: String,
+    call_id: std::borrow::Cow<'a, str>,
+    source: String,
+    transport: &'a str,
+    from: std::borrow::Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pai: Option<std::borrow::Cow<'a, str>>,
+    called_raw: std::borrow::Cow<'a, str>,
+    called_e164: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    number_problem: Option<String>,
+    verdict: &'a str,
+    reasons: crate::policy::Reasons,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    fail_open: bool,
+    sip_status: Option<u16>,
+    list_generation: u64,
+    lists: Vec<ListRef<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    lists_unavailable: Vec<&'a str>,
+    optouts_seq: u64,
+    latency_us: u32,
+}
+
+/// Serialize one record (on the writer thread).
+pub fn write_record(out: &mut Vec<u8>, ev: &AuditEvent) {
+    let d = &ev.decision;
+    let service;
+    let rec = Record {
+        id: format!("{}-{}", ev.instance, ev.seq),
+        ts: ev.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
+        call_id: lossy(&ev.call_id),
+        source: ev.source.to_string(),
+        transport: ev.transport,
+        from: lossy(&ev.from),
+        pai: ev.pai.as_ref().map(lossy),
+        called_raw: lossy(&ev.called_raw),
+        called_e164: d.number().map(|n| n.to_string()),
+        service_code: match &d.called {
+            Ok(Called::Service(s)) => {
+                service = *s;
+                Some(service.as_str())
+            }
+            _ => None,
+        },
+        number_problem: d.called.as_ref().err().map(|e| e.to_string()),
+        verdict: d.verdict.as_str(),
+        reasons: d.reasons,
+        fail_open: d.fail_open,
+        sip_status: (ev.sip_status != 0).then_some(ev.sip_status),
+        list_generation: d.lists.generation,
+        lists: d
+            .lists
+            .lists
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ListRef {
+                id: &l.meta.id.0,
+                kind: l.meta.kind,
+                version: l.meta.version(),
+                entries: l.meta.entries,
+                downloaded: l
+                    .meta
+                    .downloaded
+                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                sample: l.meta.sample,
+                hit: d.list_hits & (1 << i) != 0,
+            })
+            .collect(),
+        lists_unavailable: d.lists.unavailable.iter().map(|u| &*u.id.0).collect(),
+        optouts_seq: d.optouts_seq,
+        latency_us: ev.latency_us,
+    };
+    let _ = serde_json::to_writer(&mut *out, &rec);
+}

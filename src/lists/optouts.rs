@@ -1,0 +1,181 @@
+//! Real-time opt-outs: an append-only journal, fsynced before the API acknowledges, replayed at
+//! start. A record is in memory (and so honoured by the next INVITE) before `add` returns.
+
+use crate::clock::SharedClock;
+use crate::policy::normalize::E164;
+use anyhow::Context;
+use dashmap::DashSet;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OptOutRecord {
+    pub seq: u64,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+pub struct OptOuts {
+    set: DashSet<E164>,
+    journal: Mutex<File>,
+    path: PathBuf,
+    seq: AtomicU64,
+    clock: SharedClock,
+}
+
+impl OptOuts {
+    /// Open (creating) the journal and replay it. A final line without its newline is a write
+    /// torn by a crash before fsync — never acknowledged — and is cut off. Any other bad line is
+    /// an error: silently dropping an acknowledged opt-out is worse than not starting.
+    pub fn open(path: &Path, clock: SharedClock) -> anyhow::Result<OptOuts> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create directory", dir.display()))?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot open opt-out journal", path.display()))?;
+        let set = DashSet::new();
+        let mut seq = 0;
+        let mut good_len = 0u64;
+        let mut reader = BufReader::new(&mut file);
+        let mut line = String::new();
+        let mut lineno = 0;
+        loop {
+            line.clear();
+            let n = reader
+                .read_line(&mut line)
+                .with_context(|| format!("{}: read error", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            lineno += 1;
+            if !line.ends_with('\n') {
+                tracing::warn!(file = %path.display(), line = lineno, "cutting a torn final opt-out record (never acknowledged)");
+                break;
+            }
+            let rec: OptOutRecord = serde_json::from_str(line.trim_end()).with_context(|| {
+                format!("{}:{}: corrupt opt-out record", path.display(), lineno)
+            })?;
+            let n: E164 = rec.number.parse().map_err(|e| {
+                anyhow::anyhow!(
+                    "{}:{}: bad number `{}`: {e}",
+                    path.display(),
+                    lineno,
+                    rec.number
+                )
+            })?;
+            set.insert(n);
+            seq = seq.max(rec.seq);
+            good_len += line.len() as u64;
+        }
+        drop(reader);
+        if file.metadata()?.len() != good_len {
+            file.set_len(good_len)?;
+            file.sync_all()?;
+        }
+        file.seek(SeekFrom::End(0))?;
+        tracing::info!(file = %path.display(), entries = set.len(), "opt-out journal replayed");
+        Ok(OptOuts {
+            set,
+            journal: Mutex::new(file),
+            path: path.to_owned(),
+            seq: AtomicU64::new(seq),
+            clock,
+        })
+    }
+
+    #[inline]
+    pub fn contains(&self, n: E164) -> bool {
+        !self.set.is_empty() && self.set.contains(&n)
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// Sequence number of the latest opt-out: the internal list's version.
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Append, fsync, then publish. Blocking (the fsync): call from a blocking context.
+    pub fn add(&self, n: E164, source: Option<String>) -> std::io::Result<OptOutRecord> {
+        let mut f = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let rec = OptOutRecord {
+            seq: self.seq.load(Ordering::Acquire) + 1,
+            at: self.clock.now(),
+            number: n.to_string(),
+            source,
+        };
+        let mut line = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        f.write_all(&line)?;
+        f.sync_data()?;
+        self.set.insert(n);
+        self.seq.store(rec.seq, Ordering::Release);
+        Ok(rec)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("o.jsonl");
+        let n: E164 = "2125550143".parse().unwrap();
+        {
+            let o = OptOuts::open(&p, crate::clock::system()).unwrap();
+            o.add(n, Some("test".into())).unwrap();
+            assert!(o.contains(n));
+        }
+        let o = OptOuts::open(&p, crate::clock::system()).unwrap();
+        assert!(o.contains(n));
+        assert_eq!(o.seq(), 1);
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_appending_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("o.jsonl");
+        std::fs::write(&p, "{\"seq\":1,\"at\":\"2026-01-01T00:00:00Z\",\"number\":\"+12125550143\"}\n{\"seq\":2,\"at\":\"20").unwrap();
+        let o = OptOuts::open(&p, crate::clock::system()).unwrap();
+        assert_eq!(o.len(), 1);
+        o.add("3105550188".parse().unwrap(), None).unwrap();
+        let o2 = OptOuts::open(&p, crate::clock::system()).unwrap();
+        assert_eq!(o2.len(), 2);
+    }
+
+    #[test]
+    fn corrupt_middle_line_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("o.jsonl");
+        std::fs::write(
+            &p,
+            "garbage\n{\"seq\":1,\"at\":\"2026-01-01T00:00:00Z\",\"number\":\"+12125550143\"}\n",
+        )
+        .unwrap();
+        let e = OptOuts::open(&p, crate::clock::system()).err().unwrap();
+        assert!(format!("{e:#}").contains("o.jsonl:1"), "{e:#}");
+    }
+}

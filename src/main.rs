@@ -1,0 +1,208 @@
+//! The `callgate` binary: parse the command line, load the config, hand over to the library.
+
+use anyhow::Context;
+use callgate::config::{Config, EMBEDDED_DEFAULT};
+use callgate::lists::ListStore;
+use callgate::policy::normalize::Normalizer;
+use callgate::policy::Policy;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "callgate",
+    version,
+    about = "A SIP proxy that blocks calls to Do-Not-Call numbers before they reach the carrier",
+    long_about = "callgate sits between dialers and the carrier trunk (or a PBX). Every new outbound \
+INVITE has its called number extracted and checked against the configured Do-Not-Call lists; \
+allowed calls are forwarded untouched, blocked calls get a final response (603 Decline by default) \
+with Reason and Warning headers, and every decision is written to the audit log.\n\n\
+Without --config, the built-in default (the repository's config/callgate.toml, SAMPLE lists in \
+config/sample-data) is used: run from the repository root."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Configuration file (TOML). Default: the built-in sample configuration.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Override lists.data_dir (where lists.toml and the list files are).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the proxy until SIGTERM/SIGINT. SIGHUP reloads the lists.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Override sip.listen (UDP and TCP), e.g. 0.0.0.0:5060.
+        #[arg(long)]
+        sip_listen: Option<SocketAddr>,
+        /// Override upstream.address (carrier or PBX), host:port.
+        #[arg(long)]
+        upstream: Option<String>,
+        /// Override admin.listen (HTTP API and /metrics).
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+    },
+    /// Print what would happen right now to a call to NUMBER, from the same config and lists.
+    Check {
+        #[command(flatten)]
+        common: Common,
+        /// The number as a dialer would send it (10 digits, +1..., 1-212-555-0143, 911...).
+        number: String,
+    },
+}
+
+fn load_config(common: &Common) -> anyhow::Result<Config> {
+    let mut cfg = match &common.config {
+        Some(p) => Config::from_file(p)?,
+        None => {
+            Config::from_str_named("<built-in default config/callgate.toml>", EMBEDDED_DEFAULT)?
+        }
+    };
+    if let Some(d) = &common.data_dir {
+        cfg.lists.data_dir = d.clone();
+    }
+    Ok(cfg)
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run {
+            common,
+            sip_listen,
+            upstream,
+            admin_listen,
+        } => {
+            let mut cfg = load_config(&common)?;
+            if let Some(a) = sip_listen {
+                cfg.sip.listen = a;
+            }
+            if let Some(u) = upstream {
+                cfg.upstream.address = u;
+            }
+            if let Some(a) = admin_listen {
+                if !a.ip().is_loopback() && cfg.admin_token().is_none() {
+                    anyhow::bail!("--admin-listen {a} is not loopback: set admin.token or CALLGATE_ADMIN_TOKEN");
+                }
+                cfg.admin.listen = a;
+            }
+            init_logging(&cfg.log.level);
+            if common.config.is_none() {
+                tracing::warn!("running on the BUILT-IN DEFAULT configuration with SAMPLE lists: not for production");
+            }
+            run(cfg)
+        }
+        Cmd::Check { common, number } => {
+            let cfg = load_config(&common)?;
+            init_logging("warn");
+            let clock = callgate::clock::system();
+            let lists = ListStore::open(&cfg.lists, clock.clone()).context("loading lists")?;
+            let policy = Policy::new(cfg.policy.clone());
+            let normalizer =
+                Normalizer::new(&cfg.numbers.strip_prefixes, &cfg.numbers.service_codes);
+            let d =
+                callgate::policy::check_number(&normalizer, &policy, &lists, &number, clock.now());
+            let reasons: Vec<String> = d
+                .reasons
+                .iter()
+                .map(|r| format!("{} ({})", r.code(), r.text()))
+                .collect();
+            println!("number:   {number}");
+            match (&d.called, d.number()) {
+                (_, Some(n)) => println!("e164:     {n}"),
+                (Err(e), None) => println!("e164:     - ({e})"),
+                (Ok(_), None) => println!("e164:     - (service code)"),
+            }
+            println!(
+                "verdict:  {}{}",
+                d.verdict.as_str(),
+                if d.fail_open { " (fail-open)" } else { "" }
+            );
+            println!(
+                "reasons:  {}",
+                if reasons.is_empty() {
+                    "none".to_string()
+                } else {
+                    reasons.join(", ")
+                }
+            );
+            for (i, l) in d.lists.lists.iter().enumerate() {
+                let hit = if d.list_hits & (1 << i) != 0 {
+                    "HIT "
+                } else {
+                    "    "
+                };
+                let age = l
+                    .meta
+                    .age(clock.now())
+                    .map(|a| format!("{}d old", a.num_days()))
+                    .unwrap_or_default();
+                let sample = if l.meta.sample { " SAMPLE DATA" } else { "" };
+                println!(
+                    "list:     {hit}{} ({:?}, {} entries, {}, {age}{sample})",
+                    l.meta.id,
+                    l.meta.kind,
+                    l.meta.entries,
+                    l.meta.version()
+                );
+            }
+            for u in &d.lists.unavailable {
+                println!("list:     UNAVAILABLE {} ({})", u.id, u.error);
+            }
+            println!(
+                "optouts:  {} (seq {})",
+                lists.optouts.len(),
+                lists.optouts.seq()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn run(cfg: Config) -> anyhow::Result<()> {
+    let running = callgate::server::start(cfg, callgate::clock::system())?;
+    let app = running.app.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading lists");
+                    let a = app.clone();
+                    let _ = tokio::task::spawn_blocking(move || { let _ = a.reload(); a.log_list_health(); }).await;
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    tracing::info!("shutting down: draining the audit log");
+    running.shutdown();
+    Ok(())
+}

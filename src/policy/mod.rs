@@ -1,0 +1,331 @@
+//! Where a call is decided: `Policy::decide`. Input: the called number as extracted, the lists
+//! in service, the time. Output: a `Decision` carrying the verdict, every reason that applied,
+//! and the list snapshot it was made against (for the audit record).
+
+pub mod normalize;
+
+use crate::config::{FailMode, PolicyConfig};
+use crate::lists::{ListKind, ListSet, OptOuts};
+use chrono::{DateTime, Utc};
+use normalize::{Called, E164};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Why a call was blocked, or what was noted about it. The code is what appears in the
+/// `Warning` header, the audit log and the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Reason {
+    UnparseableNumber = 0,
+    InternalDnc,
+    NationalDnc,
+    StateDnc,
+    CustomDnc,
+    StaleList,
+    ListUnavailable,
+    ServiceNumber,
+    Inbound,
+}
+
+impl Reason {
+    /// In precedence order: the first one present is the "primary" reason of a decision.
+    pub const ALL: [Reason; 9] = [
+        Reason::UnparseableNumber,
+        Reason::InternalDnc,
+        Reason::NationalDnc,
+        Reason::StateDnc,
+        Reason::CustomDnc,
+        Reason::ListUnavailable,
+        Reason::StaleList,
+        Reason::ServiceNumber,
+        Reason::Inbound,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::UnparseableNumber => "unparseable_number",
+            Reason::InternalDnc => "internal_dnc",
+            Reason::NationalDnc => "national_dnc",
+            Reason::StateDnc => "state_dnc",
+            Reason::CustomDnc => "custom_dnc",
+            Reason::StaleList => "stale_list",
+            Reason::ListUnavailable => "list_unavailable",
+            Reason::ServiceNumber => "service_number",
+            Reason::Inbound => "inbound",
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            Reason::UnparseableNumber => "called number could not be extracted or normalized",
+            Reason::InternalDnc => "number is on the company do-not-call list",
+            Reason::NationalDnc => "number is on the National Do-Not-Call Registry",
+            Reason::StateDnc => "number is on a state do-not-call list",
+            Reason::CustomDnc => "number is on a suppression list",
+            Reason::StaleList => "National DNC list missing or older than allowed",
+            Reason::ListUnavailable => "a configured list could not be loaded",
+            Reason::ServiceNumber => "emergency or service number",
+            Reason::Inbound => "inbound call from the upstream",
+        }
+    }
+
+    pub fn from_code(s: &str) -> Option<Reason> {
+        Reason::ALL.iter().copied().find(|r| r.code() == s)
+    }
+
+    fn dnc_for(kind: ListKind) -> Reason {
+        match kind {
+            ListKind::National => Reason::NationalDnc,
+            ListKind::State => Reason::StateDnc,
+            ListKind::Internal => Reason::InternalDnc,
+            ListKind::Custom => Reason::CustomDnc,
+        }
+    }
+}
+
+/// A small set of reasons (a bitset, so deciding allocates nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reasons(u16);
+
+impl Reasons {
+    pub fn insert(&mut self, r: Reason) {
+        self.0 |= 1 << r as u8;
+    }
+    pub fn contains(self, r: Reason) -> bool {
+        self.0 & (1 << r as u8) != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// In precedence order.
+    pub fn iter(self) -> impl Iterator<Item = Reason> {
+        Reason::ALL.into_iter().filter(move |r| self.contains(*r))
+    }
+    pub fn primary(self) -> Option<Reason> {
+        self.iter().next()
+    }
+}
+
+impl Serialize for Reasons {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(|r| r.code()))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Allowed,
+    Blocked,
+    /// Emergency and service numbers: forwarded without checks.
+    Emergency,
+    /// Requests from the upstream toward the dialers: the outbound policy does not apply.
+    Inbound,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Blocked => "blocked",
+            Verdict::Emergency => "emergency",
+            Verdict::Inbound => "inbound",
+        }
+    }
+    pub fn forwards(self) -> bool {
+        self != Verdict::Blocked
+    }
+}
+
+/// Why the number could not be used, kept for the audit record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumberProblem {
+    Dial(crate::sip::uri::DialError),
+    Normalize(normalize::NormalizeError),
+    NoRequestUri,
+}
+
+impl std::fmt::Display for NumberProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NumberProblem::Dial(e) => e.fmt(f),
+            NumberProblem::Normalize(e) => e.fmt(f),
+            NumberProblem::NoRequestUri => f.write_str("no usable Request-URI or To"),
+        }
+    }
+}
+
+pub struct Decision {
+    pub verdict: Verdict,
+    pub reasons: Reasons,
+    pub called: Result<Called, NumberProblem>,
+    /// Set when a failure reason (stale or unavailable list, unparseable number) was noted but
+    /// the configuration said to forward anyway.
+    pub fail_open: bool,
+    /// The list generation the decision was made against.
+    pub lists: Arc<ListSet>,
+    /// Bit i: `lists.lists[i]` matched.
+    pub list_hits: u64,
+    /// Opt-out journal sequence at decision time (the internal list's live version).
+    pub optouts_seq: u64,
+}
+
+impl Decision {
+    pub fn number(&self) -> Option<E164> {
+        match self.called {
+            Ok(Called::Number(n)) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+pub struct Policy {
+    cfg: PolicyConfig,
+}
+
+impl Policy {
+    pub fn new(cfg: PolicyConfig) -> Policy {
+        Policy { cfg }
+    }
+
+    pub fn config(&self) -> &PolicyConfig {
+        &self.cfg
+    }
+
+    /// Decide an outbound call. Pure apart from reading the lists: the caller passes the time.
+    pub fn decide(
+        &self,
+        called: Result<Called, NumberProblem>,
+        lists: Arc<ListSet>,
+        optouts: &OptOuts,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        let mut reasons = Reasons::default();
+        let mut block = false;
+        let mut fail_open = false;
+        let mut list_hits = 0;
+        let mut apply_failure = |reasons: &mut Reasons, r: Reason, mode: FailMode| {
+            reasons.insert(r);
+            match mode {
+                FailMode::Reject => block = true,
+                FailMode::Allow => fail_open = true,
+            }
+        };
+        let verdict = match called {
+            Ok(Called::Service(_)) => {
+                reasons.insert(Reason::ServiceNumber);
+                Verdict::Emergency
+            }
+            Err(_) => {
+                apply_failure(
+                    &mut reasons,
+                    Reason::UnparseableNumber,
+                    self.cfg.on_unparseable_number,
+                );
+                if block {
+                    Verdict::Blocked
+                } else {
+                    Verdict::Allowed
+                }
+            }
+            Ok(Called::Number(n)) => {
+                list_hits = lists.lookup(n);
+                let mut dnc = false;
+                let mut bits = list_hits;
+                while bits != 0 {
+                    let i = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    reasons.insert(Reason::dnc_for(lists.lists[i].meta.kind));
+                    dnc = true;
+                }
+                if optouts.contains(n) {
+                    reasons.insert(Reason::InternalDnc);
+                    dnc = true;
+                }
+                let max_age = chrono::Duration::days(self.cfg.national_max_age_days as i64);
+                let national_fresh = lists
+                    .national()
+                    .and_then(|l| l.meta.age(now))
+                    .is_some_and(|a| a <= max_age);
+                if !national_fresh {
+                    apply_failure(
+                        &mut reasons,
+                        Reason::StaleList,
+                        self.cfg.on_stale_national_list,
+                    );
+                }
+                if lists
+                    .unavailable
+                    .iter()
+                    .any(|u| u.kind != ListKind::National)
+                {
+                    apply_failure(
+                        &mut reasons,
+                        Reason::ListUnavailable,
+                        self.cfg.on_unavailable_list,
+                    );
+                }
+                if dnc || block {
+                    Verdict::Blocked
+                } else {
+                    Verdict::Allowed
+                }
+            }
+        };
+        Decision {
+            verdict,
+            reasons,
+            called,
+            fail_open: fail_open && verdict == Verdict::Allowed,
+            lists,
+            list_hits,
+            optouts_seq: optouts.seq(),
+        }
+    }
+
+    /// Freshness of the national list right now: (is fresh, age in seconds if known, why not).
+    pub fn national_status(
+        &self,
+        lists: &ListSet,
+        now: DateTime<Utc>,
+    ) -> (bool, Option<i64>, &'static str) {
+        match lists.national() {
+            None if lists.national_unavailable() => (false, None, "national list failed to load"),
+            None => (false, None, "no national list configured"),
+            Some(l) => match l.meta.age(now) {
+                None => (false, None, "national list has no download date"),
+                Some(a) if a > chrono::Duration::days(self.cfg.national_max_age_days as i64) => (
+                    false,
+                    Some(a.num_seconds()),
+                    "national list is older than policy.national_max_age_days",
+                ),
+                Some(a) => (true, Some(a.num_seconds()), "fresh"),
+            },
+        }
+    }
+}
+
+/// What would happen to a call to `number` (as an operator types it) at `now`: the admin
+/// check endpoint and `callgate check` share this with the SIP path's normalization.
+pub fn check_number(
+    normalizer: &normalize::Normalizer,
+    policy: &Policy,
+    lists: &crate::lists::ListStore,
+    number: &str,
+    now: DateTime<Utc>,
+) -> Decision {
+    use crate::sip::uri::{dial_string, Scheme, Uri};
+    let uri = Uri {
+        scheme: Scheme::Tel,
+        user: Some(number.trim().as_bytes()),
+        host: b"",
+        port: None,
+        params: b"",
+        headers: None,
+    };
+    let called = dial_string(&uri)
+        .map_err(NumberProblem::Dial)
+        .and_then(|d| normalizer.normalize(&d).map_err(NumberProblem::Normalize));
+    policy.decide(called, lists.snapshot(), &lists.optouts, now)
+}

@@ -1,0 +1,322 @@
+//! Start and stop a whole callgate: lists, audit writer, SIP thread, admin thread.
+//!
+//! The SIP side runs on its own thread with a current-thread tokio runtime: measured here, a
+//! multi-threaded runtime's work-stealing wake-ups cost about twice the CPU per call, and one
+//! loop that handles each message to completion keeps a call's messages in order.
+
+use crate::admin::http;
+use crate::admin::metrics::Metrics;
+use crate::audit::{AuditSink, AuditWriter};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::lists::ListStore;
+use crate::policy::normalize::Normalizer;
+use crate::policy::Policy;
+use crate::sip::proxy::{Proxy, ProxySettings};
+use crate::sip::transport::Transport;
+use anyhow::{anyhow, Context};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Shared by the SIP thread and the admin API.
+pub struct App {
+    pub cfg: Config,
+    pub proxy: Arc<Proxy>,
+    pub lists: Arc<ListStore>,
+    pub metrics: Arc<Metrics>,
+    pub audit: AuditSink,
+    pub clock: SharedClock,
+}
+
+impl App {
+    /// Reload lists and refresh list metrics; used by SIGHUP and `POST /v1/reload`.
+    pub fn reload(&self) -> Result<crate::lists::ReloadReport, crate::lists::ListError> {
+        let r = self.lists.reload();
+        match &r {
+            Ok(rep) if rep.failed.is_empty() => {
+                self.metrics.list_reloads.with_label_values(&["ok"]).inc()
+            }
+            Ok(_) => self
+                .metrics
+                .list_reloads
+                .with_label_values(&["partial"])
+                .inc(),
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused; lists in service unchanged");
+                self.metrics
+                    .list_reloads
+                    .with_label_values(&["error"])
+                    .inc();
+            }
+        }
+        self.refresh_metrics();
+        r
+    }
+
+    /// Gauges that describe state rather than count events: set on scrape and after reloads.
+    pub fn refresh_metrics(&self) {
+        let now = self.clock.now();
+        let lists = self.lists.current();
+        let m = &self.metrics;
+        m.list_generation.set(lists.generation as i64);
+        for l in &lists.lists {
+            let id = l.meta.id.0.as_ref();
+            m.list_entries
+                .with_label_values(&[id])
+                .set(l.meta.entries as i64);
+            m.list_sample
+                .with_label_values(&[id])
+                .set(l.meta.sample as i64);
+            m.list_unavailable.with_label_values(&[id]).set(0);
+            if let Some(age) = l.meta.age(now) {
+                m.list_age_seconds
+                    .with_label_values(&[id])
+                    .set(age.num_milliseconds() as f64 / 1000.0);
+            }
+        }
+        for u in &lists.unavailable {
+            m.list_unavailable
+                .with_label_values(&[u.id.0.as_ref()])
+                .set(1);
+        }
+        let (fresh, _, _) = self.proxy.policy().national_status(&lists, now);
+        m.national_fresh.set(fresh as i64);
+        if let Some(n) = lists.national() {
+            m.list_fresh
+                .with_label_values(&[n.meta.id.0.as_ref()])
+                .set(fresh as i64);
+        }
+        m.optouts_entries.set(self.lists.optouts.len() as i64);
+    }
+
+    /// Log once, loudly, when marketing calls will fail closed (or open) because of the lists.
+    pub fn log_list_health(&self) {
+        let lists = self.lists.current();
+        let (fresh, age, why) = self
+            .proxy
+            .policy()
+            .national_status(&lists, self.clock.now());
+        if !fresh {
+            let mode = self.cfg.policy.on_stale_national_list;
+            tracing::error!(reason = why, age_seconds = ?age, on_stale = ?mode,
+                "national DNC list is not usable: outbound calls are {} with reason stale_list",
+                if mode == crate::config::FailMode::Reject { "REJECTED (fail closed)" } else { "ALLOWED (fail open, as configured)" });
+        }
+        for u in &lists.unavailable {
+            tracing::error!(list = %u.id, error = %u.error, "list unavailable");
+        }
+    }
+}
+
+pub struct Running {
+    pub app: Arc<App>,
+    pub sip_addr: SocketAddr,
+    pub tcp_addr: Option<SocketAddr>,
+    pub admin_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    sip_thread: Option<JoinHandle<()>>,
+    admin_thread: Option<JoinHandle<()>>,
+    audit: Option<AuditWriter>,
+}
+
+fn resolve_upstream(cfg: &Config) -> anyhow::Result<(SocketAddr, String)> {
+    let a = cfg.upstream.address.trim();
+    let addr = a
+        .to_socket_addrs()
+        .with_context(|| format!("upstream.address `{a}`: cannot resolve (expected host:port)"))?
+        .next()
+        .ok_or_else(|| anyhow!("upstream.address `{a}`: no address"))?;
+    let host = a
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(a)
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    Ok((addr, host))
+}
+
+/// The address we put in Via and Record-Route: configured, else the listen address, else the
+/// local address the kernel would use toward the upstream.
+fn advertise(cfg: &Config, bound: SocketAddr, upstream: SocketAddr) -> (String, u16) {
+    if let Some(a) = cfg.sip.advertise.as_deref().filter(|a| !a.is_empty()) {
+        if let Some((h, p)) = a
+            .rsplit_once(':')
+            .filter(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok())
+        {
+            return (h.to_string(), p.parse().unwrap());
+        }
+        return (a.to_string(), bound.port());
+    }
+    let ip = if bound.ip().is_unspecified() {
+        std::net::UdpSocket::bind(SocketAddr::new(bound.ip(), 0))
+            .and_then(|s| s.connect(upstream).and_then(|_| s.local_addr()))
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    } else {
+        bound.ip()
+    };
+    let host = match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    };
+    (host, bound.port())
+}
+
+pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
+    let metrics = Arc::new(Metrics::new());
+    let lists = Arc::new(ListStore::open(&cfg.lists, clock.clone())?);
+    let (writer, sink) = AuditWriter::start(
+        &cfg.audit.dir,
+        cfg.audit.queue_capacity,
+        Duration::from_millis(cfg.audit.flush_interval_ms.max(1)),
+        metrics.clone(),
+    )?;
+    let (upstream, upstream_host) = resolve_upstream(&cfg)?;
+
+    let udp = if cfg.sip.udp {
+        let s = std::net::UdpSocket::bind(cfg.sip.listen)
+            .with_context(|| format!("sip.listen {}: cannot bind UDP", cfg.sip.listen))?;
+        s.set_nonblocking(true)?;
+        Some(s)
+    } else {
+        None
+    };
+    let port = udp
+        .as_ref()
+        .map(|u| u.local_addr().map(|a| a.port()))
+        .transpose()?
+        .unwrap_or(cfg.sip.listen.port());
+    let tcp = if cfg.sip.tcp {
+        let addr = SocketAddr::new(cfg.sip.listen.ip(), port);
+        let l = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("sip.listen {addr}: cannot bind TCP"))?;
+        l.set_nonblocking(true)?;
+        Some(l)
+    } else {
+        None
+    };
+    let bound = SocketAddr::new(cfg.sip.listen.ip(), port);
+    let (adv_host, adv_port) = advertise(&cfg, bound, upstream);
+    let mut local_hosts = vec![adv_host.to_ascii_lowercase()];
+    let listen_ip = cfg.sip.listen.ip();
+    if listen_ip.is_unspecified() || listen_ip.is_loopback() {
+        local_hosts.extend(["127.0.0.1", "[::1]", "localhost"].map(String::from));
+    }
+    if !listen_ip.is_unspecified() {
+        local_hosts.push(listen_ip.to_string());
+    }
+    let settings = ProxySettings {
+        advertise_host: adv_host,
+        advertise_port: adv_port,
+        local_hosts,
+        upstream,
+        upstream_host,
+        upstream_transport: cfg.upstream.transport,
+        dialers: cfg.dialers.allow.clone(),
+        record_route: cfg.sip.record_route,
+        send_100: cfg.sip.send_100_trying,
+        inbound_target: cfg.sip.inbound_target,
+        tx_timeout: Duration::from_secs(cfg.sip.transaction_timeout_secs.max(1)),
+        reject: cfg.reject.clone(),
+    };
+    let proxy = Arc::new(Proxy::new(
+        settings,
+        Normalizer::new(&cfg.numbers.strip_prefixes, &cfg.numbers.service_codes),
+        Policy::new(cfg.policy.clone()),
+        lists.clone(),
+        sink.clone(),
+        metrics.clone(),
+        clock.clone(),
+    ));
+    let app = Arc::new(App {
+        cfg: cfg.clone(),
+        proxy: proxy.clone(),
+        lists,
+        metrics: metrics.clone(),
+        audit: sink,
+        clock,
+    });
+    app.refresh_metrics();
+    app.log_list_health();
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let sip_addr = bound;
+    let tcp_addr = tcp.as_ref().map(|_| bound);
+    let (max_msg, idle, max_conns) = (
+        cfg.sip.max_message_bytes,
+        Duration::from_secs(cfg.sip.tcp_idle_timeout_secs.max(1)),
+        cfg.sip.tcp_max_connections,
+    );
+    let rx = shutdown_rx.clone();
+    let sip_thread = std::thread::Builder::new()
+        .name("sip".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let udp = udp.map(|u| Arc::new(tokio::net::UdpSocket::from_std(u).expect("udp")));
+                let tcp = tcp.map(|l| tokio::net::TcpListener::from_std(l).expect("tcp"));
+                let t = Transport::new(udp, proxy, metrics, max_msg, idle, max_conns);
+                t.run(tcp, rx).await;
+            });
+        })?;
+
+    let admin_listener = std::net::TcpListener::bind(cfg.admin.listen)
+        .with_context(|| format!("admin.listen {}: cannot bind", cfg.admin.listen))?;
+    admin_listener.set_nonblocking(true)?;
+    let admin_addr = admin_listener.local_addr()?;
+    let app2 = app.clone();
+    let rx = shutdown_rx;
+    let admin_thread = std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(http::serve(app2, admin_listener, rx));
+        })?;
+
+    tracing::info!(sip = %sip_addr, admin = %admin_addr, upstream = %upstream, "callgate running");
+    Ok(Running {
+        app,
+        sip_addr,
+        tcp_addr,
+        admin_addr,
+        shutdown,
+        sip_thread: Some(sip_thread),
+        admin_thread: Some(admin_thread),
+        audit: Some(writer),
+    })
+}
+
+impl Running {
+    /// Stop SIP and admin, then drain and fsync the audit log.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.sip_thread.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.admin_thread.take() {
+            let _ = t.join();
+        }
+        if let Some(w) = self.audit.take() {
+            w.shutdown();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,1234 @@
+//! RFC 3261 section 16 proxy behaviour, with the compliance check on initial outbound INVITEs.
+//!
+//! `Proxy::handle` takes one message and its source and appends what to send, in order. It does
+//! no I/O, so it is driven the same way by the UDP loop, the TCP connections and the tests.
+//!
+//! State is kept only where RFC 3261 needs it: INVITE server transactions (to answer
+//! retransmissions of a rejected INVITE from cache, absorb the ACK to our own rejection, send a
+//! CANCEL where its INVITE went, and absorb upstream 100s once we sent our own). Everything else
+//! is forwarded statelessly with a branch derived from the incoming one (section 16.11), so a
+//! retransmission goes out exactly once more, never amplified.
+
+use super::edit::{build_response, ExtraHeader, Splicer};
+use super::parse::{
+    name_addr_uri, CommaSplit, HeaderName, Message, Method, ParseError, Span, StartLine, Via,
+};
+use super::uri::{dial_string, Scheme, Uri};
+use crate::admin::metrics::{Direction, Metrics};
+use crate::audit::{AuditEvent, AuditSink};
+use crate::clock::SharedClock;
+use crate::config::{RejectConfig, Transport};
+use crate::lists::ListStore;
+use crate::policy::normalize::{Called, Normalizer};
+use crate::policy::{Decision, NumberProblem, Policy, Reason, Reasons, Verdict};
+use bytes::Bytes;
+use dashmap::DashMap;
+use ipnet::IpNet;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A transport-level peer: the address plus how we talk to it. For TCP the address names the
+/// connection (its remote address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Peer {
+    Udp(SocketAddr),
+    Tcp(SocketAddr),
+}
+
+impl Peer {
+    pub fn addr(self) -> SocketAddr {
+        match self {
+            Peer::Udp(a) | Peer::Tcp(a) => a,
+        }
+    }
+    pub fn transport(self) -> Transport {
+        match self {
+            Peer::Udp(_) => Transport::Udp,
+            Peer::Tcp(_) => Transport::Tcp,
+        }
+    }
+    fn new(t: Transport, a: SocketAddr) -> Peer {
+        match t {
+            Transport::Udp => Peer::Udp(a),
+            Transport::Tcp => Peer::Tcp(a),
+        }
+    }
+}
+
+/// Where an outgoing message goes: a known peer, or a host name to resolve first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dest {
+    Peer(Peer),
+    Resolve {
+        host: String,
+        port: u16,
+        transport: Transport,
+    },
+}
+
+#[derive(Debug)]
+pub struct Outgoing {
+    pub dest: Dest,
+    pub data: Bytes,
+    /// Counted as upstream traffic (send errors go to `callgate_upstream_send_errors_total`).
+    pub to_upstream: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Dialer,
+    Upstream,
+}
+
+/// Settings resolved at start-up (addresses bound, upstream resolved).
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    pub advertise_host: String,
+    pub advertise_port: u16,
+    /// Lower-case host strings that name this proxy (in Route, Request-URI).
+    pub local_hosts: Vec<String>,
+    pub upstream: SocketAddr,
+    pub upstream_host: String,
+    pub upstream_transport: Transport,
+    pub dialers: Vec<IpNet>,
+    pub record_route: bool,
+    pub send_100: bool,
+    pub inbound_target: Option<SocketAddr>,
+    pub tx_timeout: Duration,
+    pub reject: RejectConfig,
+}
+
+enum TxPhase {
+    Forwarded { dest: Peer },
+    Rejected { response: Bytes, to: Peer },
+}
+
+struct Tx {
+    created: Instant,
+    phase: TxPhase,
+}
+
+pub struct Proxy {
+    s: ProxySettings,
+    normalizer: Normalizer,
+    policy: Policy,
+    lists: Arc<ListStore>,
+    audit: AuditSink,
+    metrics: Arc<Metrics>,
+    clock: SharedClock,
+    txns: DashMap<u64, Tx>,
+    branch_salt: u64,
+}
+
+const OUR_BRANCH_PREFIX: &[u8] = b"z9hG4bKcg";
+const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
+const ALLOW: &[u8] =
+    b"INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY, SUBSCRIBE, MESSAGE";
+
+enum Route {
+    /// Addressed to callgate itself (OPTIONS ping).
+    Local,
+    Forward {
+        dest: Dest,
+        upstream: bool,
+    },
+    Refuse(u16, &'static str),
+}
+
+fn hash_of(parts: &[&[u8]]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);
+    x ^ (x >> 31)
+}
+
+pub fn status_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Trying",
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        486 => "Busy Here",
+        488 => "Not Acceptable Here",
+        500 => "Server Internal Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        505 => "Version Not Supported",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        607 => "Unwanted",
+        608 => "Rejected",
+        _ => "Rejected",
+    }
+}
+
+impl Proxy {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        s: ProxySettings,
+        normalizer: Normalizer,
+        policy: Policy,
+        lists: Arc<ListStore>,
+        audit: AuditSink,
+        metrics: Arc<Metrics>,
+        clock: SharedClock,
+    ) -> Proxy {
+        let branch_salt = hash_of(&[s.advertise_host.as_bytes(), &s.advertise_port.to_be_bytes()]);
+        Proxy {
+            s,
+            normalizer,
+            policy,
+            lists,
+            audit,
+            metrics,
+            clock,
+            txns: DashMap::new(),
+            branch_salt,
+        }
+    }
+
+    pub fn settings(&self) -> &ProxySettings {
+        &self.s
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn normalizer(&self) -> &Normalizer {
+        &self.normalizer
+    }
+
+    /// Forget transactions older than the transaction timeout (64*T1 by default).
+    pub fn sweep(&self) {
+        let timeout = self.s.tx_timeout;
+        self.txns.retain(|_, tx| tx.created.elapsed() < timeout);
+        self.metrics.transactions.set(self.txns.len() as i64);
+    }
+
+    fn side_of(&self, src: Peer) -> Option<Side> {
+        let a = src.addr();
+        if a == self.s.upstream {
+            return Some(Side::Upstream);
+        }
+        let ip = normalize_ip(a.ip());
+        if self.s.dialers.iter().any(|n| n.contains(&ip)) {
+            return Some(Side::Dialer);
+        }
+        None
+    }
+
+    /// Handle one received message; what to send is appended to `out` in order.
+    pub fn handle(&self, buf: Bytes, src: Peer, out: &mut Vec<Outgoing>) {
+        let received = Instant::now();
+        if buf.iter().all(|c| matches!(c, b'\r' | b'\n' | 0)) {
+            return; // keep-alive
+        }
+        let msg = match Message::parse(buf.clone()) {
+            Ok(m) => m,
+            Err(e) => return self.on_unparseable(buf, e, src, out),
+        };
+        let side = self.side_of(src);
+        match msg.start {
+            StartLine::Response { code, .. } => self.on_response(&msg, code, side, out),
+            StartLine::Request { method, .. } => {
+                self.on_request(&msg, method, src, side, received, out)
+            }
+        }
+    }
+
+    fn on_unparseable(&self, buf: Bytes, e: ParseError, src: Peer, out: &mut Vec<Outgoing>) {
+        self.metrics.parse_errors.with_label_values(&[e.kind]).inc();
+        // A request earns a response if its headers can still be found.
+        if e.status != 0 && self.side_of(src).is_some() {
+            if let Ok(m) = Message::parse_lenient(buf) {
+                if m.is_request()
+                    && m.method() != Some(Method::Ack)
+                    && m.top_via().is_some()
+                    && m.header(HeaderName::CSeq).is_some()
+                {
+                    let warning = format!("399 {} \"{}\"", self.s.advertise_host, e.detail);
+                    let extra = [ExtraHeader {
+                        name: "Warning",
+                        value: warning.as_bytes(),
+                    }];
+                    let r = build_response(
+                        &m,
+                        e.status,
+                        status_phrase(e.status),
+                        Some("cgerr"),
+                        &extra,
+                    );
+                    return self.send_local(src, Method::from_bytes(b""), e.status, r, out);
+                }
+            }
+        }
+        self.metrics
+            .dropped
+            .with_label_values(&["unparseable"])
+            .inc();
+    }
+
+    fn send_local(
+        &self,
+        to: Peer,
+        method: Method,
+        status: u16,
+        data: Bytes,
+        out: &mut Vec<Outgoing>,
+    ) {
+        self.metrics.count_sip(Direction::Out, method, Some(status));
+        out.push(Outgoing {
+            dest: Dest::Peer(to),
+            data,
+            to_upstream: false,
+        });
+    }
+
+    fn respond(
+        &self,
+        req: &Message,
+        status: u16,
+        src: Peer,
+        extra: &[ExtraHeader<'_>],
+        out: &mut Vec<Outgoing>,
+    ) {
+        let method = req.method().unwrap_or(Method::Other);
+        let r = build_response(req, status, status_phrase(status), Some("cg0"), extra);
+        self.send_local(src, method, status, r, out);
+    }
+
+    /// Transaction key: the branch and sent-by for RFC 3261 branches; for RFC 2543 peers the
+    /// fields section 17.2.3 falls back to. CSeq method is left out so that ACK and CANCEL map
+    /// to their INVITE.
+    fn tx_key(&self, msg: &Message, via: &Via) -> u64 {
+        let branch = via.branch.map(|b| msg.bytes(b)).unwrap_or(b"");
+        let port = via.port.unwrap_or(5060).to_be_bytes();
+        if branch.starts_with(MAGIC_COOKIE) {
+            hash_of(&[branch, msg.bytes(via.host), &port])
+        } else {
+            let cseq = msg.cseq().map(|c| c.0).unwrap_or(0).to_be_bytes();
+            let from_tag = msg.tag(HeaderName::From).unwrap_or(b"");
+            hash_of(&[msg.call_id(), &cseq, from_tag, msg.bytes(via.value)])
+        }
+    }
+
+    fn our_branch(&self, key: u64) -> u64 {
+        mix(key ^ self.branch_salt)
+    }
+
+    fn on_request(
+        &self,
+        msg: &Message,
+        method: Method,
+        src: Peer,
+        side: Option<Side>,
+        received: Instant,
+        out: &mut Vec<Outgoing>,
+    ) {
+        self.metrics.count_sip(Direction::In, method, None);
+        let Some(side) = side else {
+            self.metrics.unauthorized.inc();
+            if method != Method::Ack && msg.top_via().is_some() {
+                self.respond(msg, 403, src, &[], out);
+            }
+            return;
+        };
+        if let Err(e) = msg.validate_request() {
+            self.metrics.parse_errors.with_label_values(&[e.kind]).inc();
+            if method != Method::Ack && msg.top_via().is_some() {
+                let warning = format!("399 {} \"{}\"", self.s.advertise_host, e.detail);
+                self.respond(
+                    msg,
+                    e.status,
+                    src,
+                    &[ExtraHeader {
+                        name: "Warning",
+                        value: warning.as_bytes(),
+                    }],
+                    out,
+                );
+            } else {
+                self.metrics.dropped.with_label_values(&["invalid"]).inc();
+            }
+            return;
+        }
+        let via = msg.top_via().expect("validated");
+        let ruri_span = msg.request_uri().expect("request");
+        let Some(ruri) = Uri::parse(msg.bytes(ruri_span)) else {
+            return self.refuse(msg, method, 400, src, out);
+        };
+        if ruri.scheme == Scheme::Other {
+            return self.refuse(msg, method, 416, src, out);
+        }
+        if ruri.is_sip() && ruri.headers.is_some() {
+            return self.refuse(msg, method, 400, src, out);
+        }
+        if method != Method::Ack && method != Method::Cancel {
+            if let Some(h) = msg.header(HeaderName::ProxyRequire) {
+                let unsupported = msg.bytes(h.value).to_vec();
+                self.metrics
+                    .parse_errors
+                    .with_label_values(&["bad_extension"])
+                    .inc();
+                return self.respond(
+                    msg,
+                    420,
+                    src,
+                    &[ExtraHeader {
+                        name: "Unsupported",
+                        value: &unsupported,
+                    }],
+                    out,
+                );
+            }
+        }
+        let key = self.tx_key(msg, &via);
+        match method {
+            Method::Ack => return self.on_ack(msg, &via, &ruri, side, key, src, out),
+            Method::Cancel => return self.on_cancel(msg, &via, &ruri, side, key, src, out),
+            Method::Invite => {
+                if let Some(tx) = self.txns.get(&key) {
+                    return self.on_invite_retransmission(msg, &via, &tx.phase, key, src, out);
+                }
+            }
+            _ => {}
+        }
+        let removals = self.our_routes(msg);
+        let route = self.route(msg, method, &ruri, side, &removals);
+        let (dest, upstream) = match route {
+            Route::Local => {
+                let allow = [ExtraHeader {
+                    name: "Allow",
+                    value: ALLOW,
+                }];
+                let r = build_response(msg, 200, "OK", Some("cgping"), &allow);
+                return self.send_local(src, method, 200, r, out);
+            }
+            Route::Refuse(status, why) => {
+                let w = format!("399 {} \"{why}\"", self.s.advertise_host);
+                return self.respond(
+                    msg,
+                    status,
+                    src,
+                    &[ExtraHeader {
+                        name: "Warning",
+                        value: w.as_bytes(),
+                    }],
+                    out,
+                );
+            }
+            Route::Forward { dest, upstream } => (dest, upstream),
+        };
+        match msg.max_forwards() {
+            Some(Ok(0)) => return self.refuse(msg, method, 483, src, out),
+            Some(Err(())) => return self.refuse(msg, method, 400, src, out),
+            _ => {}
+        }
+        let initial_invite = method == Method::Invite && msg.tag(HeaderName::To).is_none();
+        if initial_invite {
+            let decision = if side == Side::Dialer {
+                let (called, _) = self.called_number(msg, &ruri);
+                self.policy.decide(
+                    called,
+                    self.lists.snapshot(),
+                    &self.lists.optouts,
+                    self.clock.now(),
+                )
+            } else {
+                let (called, _) = self.called_number(msg, &ruri);
+                Decision {
+                    verdict: Verdict::Inbound,
+                    reasons: {
+                        let mut r = Reasons::default();
+                        r.insert(Reason::Inbound);
+                        r
+                    },
+                    called,
+                    fail_open: false,
+                    lists: self.lists.snapshot(),
+                    list_hits: 0,
+                    optouts_seq: self.lists.optouts.seq(),
+                }
+            };
+            let latency = received.elapsed();
+            self.metrics.decision_seconds.observe(latency.as_secs_f64());
+            self.metrics
+                .count_decision(decision.verdict, decision.reasons);
+            let seq = self.audit.next_seq();
+            let mut sip_status = 0;
+            if decision.verdict.forwards() {
+                if self.s.send_100 {
+                    let r = build_response(msg, 100, "Trying", None, &[]);
+                    self.send_local(src, method, 100, r, out);
+                }
+                self.forward(msg, &via, src, key, &dest, &removals, true, upstream, out);
+                if let Dest::Peer(p) = dest {
+                    self.txns.insert(
+                        key,
+                        Tx {
+                            created: Instant::now(),
+                            phase: TxPhase::Forwarded { dest: p },
+                        },
+                    );
+                }
+            } else {
+                let resp = self.rejection(msg, &decision, key, seq);
+                sip_status = self.reject_status(&decision);
+                self.send_local(src, method, sip_status, resp.clone(), out);
+                self.txns.insert(
+                    key,
+                    Tx {
+                        created: Instant::now(),
+                        phase: TxPhase::Rejected {
+                            response: resp,
+                            to: src,
+                        },
+                    },
+                );
+            }
+            self.audit_decision(msg, &ruri, src, decision, sip_status, seq, latency);
+            return;
+        }
+        self.forward(msg, &via, src, key, &dest, &removals, false, upstream, out);
+        if method == Method::Invite {
+            if let Dest::Peer(p) = dest {
+                self.txns.insert(
+                    key,
+                    Tx {
+                        created: Instant::now(),
+                        phase: TxPhase::Forwarded { dest: p },
+                    },
+                );
+            }
+        }
+    }
+
+    fn refuse(
+        &self,
+        msg: &Message,
+        method: Method,
+        status: u16,
+        src: Peer,
+        out: &mut Vec<Outgoing>,
+    ) {
+        if method == Method::Ack {
+            self.metrics
+                .dropped
+                .with_label_values(&["invalid_ack"])
+                .inc();
+            return;
+        }
+        self.respond(msg, status, src, &[], out)
+    }
+
+    fn on_invite_retransmission(
+        &self,
+        msg: &Message,
+        via: &Via,
+        phase: &TxPhase,
+        key: u64,
+        src: Peer,
+        out: &mut Vec<Outgoing>,
+    ) {
+        match phase {
+            TxPhase::Rejected { response, to } => {
+                // Section 17.2.1: a retransmitted request gets the final response again.
+                self.metrics
+                    .retransmissions
+                    .with_label_values(&["INVITE", "answered"])
+                    .inc();
+                self.send_local(
+                    *to,
+                    Method::Invite,
+                    self.status_of(response),
+                    response.clone(),
+                    out,
+                );
+            }
+            TxPhase::Forwarded { dest } => {
+                // Stateless relay of the retransmission (same branch): exactly one copy out.
+                self.metrics
+                    .retransmissions
+                    .with_label_values(&["INVITE", "relayed"])
+                    .inc();
+                let removals = self.our_routes(msg);
+                let upstream = dest.addr() == self.s.upstream;
+                let initial = msg.tag(HeaderName::To).is_none();
+                self.forward(
+                    msg,
+                    via,
+                    src,
+                    key,
+                    &Dest::Peer(*dest),
+                    &removals,
+                    initial,
+                    upstream,
+                    out,
+                );
+            }
+        }
+    }
+
+    fn status_of(&self, response: &Bytes) -> u16 {
+        std::str::from_utf8(response.get(8..11).unwrap_or(b"0"))
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_ack(
+        &self,
+        msg: &Message,
+        via: &Via,
+        ruri: &Uri<'_>,
+        side: Side,
+        key: u64,
+        src: Peer,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let removals = self.our_routes(msg);
+        if let Some(tx) = self.txns.get(&key) {
+            match &tx.phase {
+                TxPhase::Rejected { .. } => {
+                    // The ACK to our own non-2xx final response ends here (section 17.2.1).
+                    self.metrics
+                        .retransmissions
+                        .with_label_values(&["ACK", "absorbed"])
+                        .inc();
+                }
+                TxPhase::Forwarded { dest } => {
+                    // ACK for a non-2xx response from downstream: same hop, same branch.
+                    let up = dest.addr() == self.s.upstream;
+                    self.forward(
+                        msg,
+                        via,
+                        src,
+                        key,
+                        &Dest::Peer(*dest),
+                        &removals,
+                        false,
+                        up,
+                        out,
+                    );
+                }
+            }
+            return;
+        }
+        // ACK for a 2xx: its own transaction, routed like any in-dialog request.
+        match self.route(msg, Method::Ack, ruri, side, &removals) {
+            Route::Forward { dest, upstream } => {
+                if !matches!(msg.max_forwards(), Some(Ok(0))) {
+                    self.forward(msg, via, src, key, &dest, &removals, false, upstream, out);
+                }
+            }
+            _ => self
+                .metrics
+                .dropped
+                .with_label_values(&["ack_unroutable"])
+                .inc(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_cancel(
+        &self,
+        msg: &Message,
+        via: &Via,
+        _ruri: &Uri<'_>,
+        _side: Side,
+        key: u64,
+        src: Peer,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let phase = self.txns.get(&key).map(|tx| match &tx.phase {
+            TxPhase::Forwarded { dest } => Some(*dest),
+            TxPhase::Rejected { .. } => None,
+        });
+        match phase {
+            Some(Some(dest)) => {
+                // CANCEL goes where its INVITE went, with the INVITE's branch (section 9.1).
+                let removals = self.our_routes(msg);
+                let up = dest.addr() == self.s.upstream;
+                self.forward(
+                    msg,
+                    via,
+                    src,
+                    key,
+                    &Dest::Peer(dest),
+                    &removals,
+                    false,
+                    up,
+                    out,
+                );
+            }
+            // Already answered with a final response: the CANCEL has nothing left to cancel.
+            Some(None) => self.respond(msg, 200, src, &[], out),
+            None => self.respond(msg, 481, src, &[], out),
+        }
+    }
+
+    /// The called number: Request-URI user part, or To when the Request-URI has none.
+    fn called_number(
+        &self,
+        msg: &Message,
+        ruri: &Uri<'_>,
+    ) -> (Result<Called, NumberProblem>, Span) {
+        let ruri_span = msg.request_uri().expect("request");
+        if ruri.user.is_some() || ruri.scheme == Scheme::Tel {
+            let r = dial_string(ruri).map_err(NumberProblem::Dial);
+            return (
+                r.and_then(|d| {
+                    self.normalizer
+                        .normalize(&d)
+                        .map_err(NumberProblem::Normalize)
+                }),
+                ruri_span,
+            );
+        }
+        let Some(to) = msg.header(HeaderName::To) else {
+            return (Err(NumberProblem::NoRequestUri), ruri_span);
+        };
+        let to_uri = name_addr_uri(msg.bytes(to.value));
+        let start = to_uri.as_ptr() as usize - msg.buf.as_ptr() as usize;
+        let span = Span::new(start, start + to_uri.len());
+        let r = Uri::parse(to_uri)
+            .ok_or(NumberProblem::NoRequestUri)
+            .and_then(|u| dial_string(&u).map_err(NumberProblem::Dial))
+            .and_then(|d| {
+                self.normalizer
+                    .normalize(&d)
+                    .map_err(NumberProblem::Normalize)
+            });
+        (r, span)
+    }
+
+    fn is_us(&self, host: &[u8], port: Option<u16>) -> bool {
+        let port_ok = port.unwrap_or(5060) == self.s.advertise_port;
+        port_ok
+            && self
+                .s
+                .local_hosts
+                .iter()
+                .any(|h| h.as_bytes().eq_ignore_ascii_case(host))
+    }
+
+    /// Leading Route values that name this proxy: what to delete (whole lines, or a value and
+    /// its comma), and the first remaining Route URI if any.
+    fn our_routes(&self, msg: &Message) -> RouteEdits {
+        let mut edits = RouteEdits::default();
+        for h in msg.headers.iter().filter(|h| h.name == HeaderName::Route) {
+            let mut values = CommaSplit::new(&msg.buf, h.value).peekable();
+            let first_start = h.value.start;
+            let mut removed_to: Option<u32> = None;
+            while let Some(v) = values.next() {
+                let uri = name_addr_uri(msg.bytes(v));
+                let ours =
+                    Uri::parse(uri).is_some_and(|u| u.is_sip() && self.is_us(u.host, u.port));
+                if !ours {
+                    let s = uri.as_ptr() as usize - msg.buf.as_ptr() as usize;
+                    edits.next = Some(Span::new(s, s + uri.len()));
+                    break;
+                }
+                removed_to = Some(values.peek().map(|n| n.start).unwrap_or(u32::MAX));
+            }
+            match removed_to {
+                Some(u32::MAX) => edits.push(h.line),
+                Some(next_start) => edits.push(Span {
+                    start: first_start,
+                    end: next_start,
+                }),
+                None => {}
+            }
+            if edits.next.is_some() {
+                break;
+            }
+        }
+        edits
+    }
+
+    fn route(
+        &self,
+        msg: &Message,
+        method: Method,
+        ruri: &Uri<'_>,
+        side: Side,
+        edits: &RouteEdits,
+    ) -> Route {
+        let in_dialog = msg.tag(HeaderName::To).is_some();
+        let upstream = Route::Forward {
+            dest: Dest::Peer(Peer::new(self.s.upstream_transport, self.s.upstream)),
+            upstream: true,
+        };
+        // Out-of-dialog requests from dialers go only to the configured upstream: callgate is
+        // not an open relay, whatever the Request-URI or a pre-loaded Route says.
+        if side == Side::Dialer && !in_dialog {
+            if method == Method::Options
+                && ruri.user.is_none()
+                && edits.next.is_none()
+                && self.is_us(ruri.host, ruri.port)
+            {
+                return Route::Local;
+            }
+            return upstream;
+        }
+        let target = match edits.next {
+            Some(span) => match Uri::parse(msg.bytes(span)) {
+                Some(u) if u.is_sip() => u,
+                _ => return Route::Refuse(400, "unroutable Route header"),
+            },
+            None => *ruri,
+        };
+        if !target.is_sip() {
+            return Route::Refuse(416, "cannot route this URI scheme");
+        }
+        if self.is_us(target.host, target.port) {
+            if method == Method::Options && target.user.is_none() {
+                return Route::Local;
+            }
+            return match (side, self.s.inbound_target) {
+                (Side::Upstream, Some(t)) => Route::Forward {
+                    dest: Dest::Peer(Peer::Udp(t)),
+                    upstream: false,
+                },
+                _ => Route::Refuse(404, "no route for a request addressed to callgate"),
+            };
+        }
+        self.resolve(&target)
+    }
+
+    fn resolve(&self, u: &Uri<'_>) -> Route {
+        let port = u
+            .port
+            .unwrap_or(if u.scheme == Scheme::Sips { 5061 } else { 5060 });
+        let transport = match u.param(b"transport") {
+            Some(t) if t.eq_ignore_ascii_case(b"tcp") => Some(Transport::Tcp),
+            Some(t) if t.eq_ignore_ascii_case(b"udp") => Some(Transport::Udp),
+            _ => None,
+        };
+        let host = u
+            .host
+            .strip_prefix(b"[")
+            .and_then(|h| h.strip_suffix(b"]"))
+            .unwrap_or(u.host);
+        let host = std::str::from_utf8(host).unwrap_or("");
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            if !deliverable(ip) {
+                return Route::Refuse(
+                    400,
+                    "refusing to send to a broadcast or unspecified address",
+                );
+            }
+            let addr = SocketAddr::new(ip, port);
+            let is_up = addr == self.s.upstream;
+            let t = transport.unwrap_or(if is_up {
+                self.s.upstream_transport
+            } else {
+                Transport::Udp
+            });
+            return Route::Forward {
+                dest: Dest::Peer(Peer::new(t, addr)),
+                upstream: is_up,
+            };
+        }
+        if host.eq_ignore_ascii_case(&self.s.upstream_host) && port == self.s.upstream.port() {
+            return Route::Forward {
+                dest: Dest::Peer(Peer::new(self.s.upstream_transport, self.s.upstream)),
+                upstream: true,
+            };
+        }
+        if host.is_empty() {
+            return Route::Refuse(400, "no host to route to");
+        }
+        Route::Forward {
+            dest: Dest::Resolve {
+                host: host.to_string(),
+                port,
+                transport: transport.unwrap_or(Transport::Udp),
+            },
+            upstream: false,
+        }
+    }
+
+    /// Write the forwarded request: our Via on top, received/rport on the sender's Via,
+    /// Max-Forwards decremented, our Route entries consumed, Record-Route added to initial
+    /// INVITEs. Nothing else changes (the SDP body least of all).
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        msg: &Message,
+        via: &Via,
+        src: Peer,
+        key: u64,
+        dest: &Dest,
+        removals: &RouteEdits,
+        record_route: bool,
+        upstream: bool,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let out_transport = match dest {
+            Dest::Peer(p) => p.transport(),
+            Dest::Resolve { transport, .. } => *transport,
+        };
+        let mut s = Splicer::new(msg);
+        let first_via = msg
+            .headers
+            .iter()
+            .find(|h| h.name == HeaderName::Via)
+            .expect("validated");
+        let at = first_via.line.start as usize;
+        let (host, port, branch) = (
+            &self.s.advertise_host,
+            self.s.advertise_port,
+            self.our_branch(key),
+        );
+        s.insert(at, |t| {
+            let _ = write!(
+                t,
+                "Via: SIP/2.0/{} {}:{};branch=z9hG4bKcg{:016x}\r\n",
+                out_transport.as_str(),
+                host,
+                port,
+                branch
+            );
+        });
+        if self.s.record_route && record_route {
+            let rr_at = msg
+                .headers
+                .iter()
+                .find(|h| h.name == HeaderName::RecordRoute)
+                .map(|h| h.line.start as usize)
+                .unwrap_or(at);
+            let in_t = src.transport();
+            s.insert(rr_at, |t| {
+                // Double Record-Route when the transport changes, so each side reaches us on
+                // its own transport (RFC 3261 section 16.6 step 4; RFC 5658).
+                rr_line(t, host, port, out_transport);
+                if in_t != out_transport {
+                    rr_line(t, host, port, in_t);
+                }
+            });
+        }
+        // received / rport on the sender's Via (section 18.2.1, RFC 3581). Over TCP rport is
+        // always filled in: it names the connection the responses must go back on.
+        let src_ip = normalize_ip(src.addr().ip());
+        let sent_by_ip = std::str::from_utf8(msg.bytes(via.host)).ok().and_then(|h| {
+            h.trim_matches(|c| c == '[' || c == ']')
+                .parse::<IpAddr>()
+                .ok()
+        });
+        let need_received = sent_by_ip != Some(src_ip) && via.received.is_none();
+        let src_port = src.addr().port();
+        match via.rport_param {
+            Some(p) if via.rport == Some(None) => {
+                s.replace(p.start as usize, p.end as usize, |t| {
+                    let _ = write!(t, "rport={src_port}");
+                })
+            }
+            None if src.transport() == Transport::Tcp => s.insert(via.value.end as usize, |t| {
+                let _ = write!(t, ";rport={src_port}");
+            }),
+            _ => {}
+        }
+        if need_received {
+            s.insert(via.value.end as usize, |t| {
+                let _ = write!(t, ";received={src_ip}");
+            });
+        }
+        match msg.header(HeaderName::MaxForwards) {
+            Some(h) => {
+                let n = msg
+                    .max_forwards()
+                    .and_then(|r| r.ok())
+                    .unwrap_or(70)
+                    .saturating_sub(1);
+                s.replace(h.value.start as usize, h.value.end as usize, |t| {
+                    let _ = write!(t, "{n}");
+                });
+            }
+            None => s.insert(at, |t| t.extend_from_slice(b"Max-Forwards: 70\r\n")),
+        }
+        for r in removals.spans() {
+            s.delete(r.start as usize, r.end as usize);
+        }
+        if !msg.has_content_length {
+            let len = msg.body.len();
+            s.insert(msg.headers_end as usize, |t| {
+                let _ = write!(t, "Content-Length: {len}\r\n");
+            });
+        }
+        let data = s.finish();
+        self.metrics
+            .count_sip(Direction::Out, msg.method().unwrap_or(Method::Other), None);
+        out.push(Outgoing {
+            dest: dest.clone(),
+            data,
+            to_upstream: upstream,
+        });
+    }
+
+    fn on_response(&self, msg: &Message, code: u16, side: Option<Side>, out: &mut Vec<Outgoing>) {
+        let method = msg.cseq().map(|c| c.1).unwrap_or(Method::Other);
+        self.metrics.count_sip(Direction::In, method, Some(code));
+        if side.is_none() {
+            self.metrics.unauthorized.inc();
+            return self
+                .metrics
+                .dropped
+                .with_label_values(&["unauthorized_response"])
+                .inc();
+        }
+        let mut vias = msg.vias();
+        let (Some(top), second) = (vias.next(), vias.next()) else {
+            return self.metrics.dropped.with_label_values(&["no_via"]).inc();
+        };
+        let ours = Via::parse(&msg.buf, top).is_some_and(|v| {
+            v.branch
+                .is_some_and(|b| msg.bytes(b).starts_with(OUR_BRANCH_PREFIX))
+                && self.is_us(msg.bytes(v.host), v.port)
+        });
+        if !ours {
+            return self
+                .metrics
+                .dropped
+                .with_label_values(&["via_not_ours"])
+                .inc();
+        }
+        let Some(next) = second.and_then(|s| Via::parse(&msg.buf, s)) else {
+            return self.metrics.dropped.with_label_values(&["no_via"]).inc();
+        };
+        if method == Method::Invite {
+            if code == 100 && self.s.send_100 {
+                // We already sent our own 100 (section 16.7 step 5: 100s are not forwarded).
+                return self
+                    .metrics
+                    .dropped
+                    .with_label_values(&["100_absorbed"])
+                    .inc();
+            }
+        }
+        let Some(dest) = response_dest(msg, &next) else {
+            return self
+                .metrics
+                .dropped
+                .with_label_values(&["bad_destination"])
+                .inc();
+        };
+        // Remove our Via: the whole line when it holds only ours, else our value and its comma.
+        let mut s = Splicer::new(msg);
+        let via_hdr = msg
+            .headers
+            .iter()
+            .find(|h| h.name == HeaderName::Via)
+            .expect("has via");
+        if CommaSplit::new(&msg.buf, via_hdr.value).nth(1).is_some() {
+            s.delete(
+                top.start as usize,
+                (next.value.start as usize).min(via_hdr.value.end as usize),
+            );
+        } else {
+            s.delete(via_hdr.line.start as usize, via_hdr.line.end as usize);
+        }
+        let data = s.finish();
+        self.metrics.count_sip(Direction::Out, method, Some(code));
+        out.push(Outgoing {
+            dest,
+            data,
+            to_upstream: false,
+        });
+    }
+
+    fn reject_status(&self, d: &Decision) -> u16 {
+        let code = d.reasons.primary().map(|r| r.code()).unwrap_or("");
+        *self
+            .s
+            .reject
+            .status_by_reason
+            .get(code)
+            .unwrap_or(&self.s.reject.status)
+    }
+
+    /// The final response for a blocked call: configured status, a Q.850 `Reason` and a
+    /// `Warning: 399` naming the reason code.
+    fn rejection(&self, msg: &Message, d: &Decision, key: u64, seq: u64) -> Bytes {
+        let status = self.reject_status(d);
+        let primary = d.reasons.primary().unwrap_or(Reason::NationalDnc);
+        let phrase = if status == self.s.reject.status {
+            self.s.reject.reason_phrase.as_str()
+        } else {
+            status_phrase(status)
+        };
+        let cause = if primary == Reason::UnparseableNumber {
+            28
+        } else {
+            self.s.reject.q850_cause
+        };
+        let mut reason = Vec::with_capacity(64);
+        let _ = write!(reason, "Q.850;cause={cause};text=\"{}\"", primary.code());
+        let mut warning = Vec::with_capacity(96);
+        let _ = write!(
+            warning,
+            "399 {} \"{}: {}\"",
+            self.s.advertise_host,
+            primary.code(),
+            primary.text()
+        );
+        let id = format!("{}-{}", self.audit.instance(), seq);
+        let mut extra = Vec::with_capacity(3);
+        if self.s.reject.reason_header {
+            extra.push(ExtraHeader {
+                name: "Reason",
+                value: &reason,
+            });
+        }
+        if self.s.reject.warning_header {
+            extra.push(ExtraHeader {
+                name: "Warning",
+                value: &warning,
+            });
+        }
+        extra.push(ExtraHeader {
+            name: "X-Callgate-Decision",
+            value: id.as_bytes(),
+        });
+        let tag = format!("cg{:x}", key & 0xffff_ffff);
+        build_response(msg, status, phrase, Some(&tag), &extra)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn audit_decision(
+        &self,
+        msg: &Message,
+        ruri: &Uri<'_>,
+        src: Peer,
+        decision: Decision,
+        sip_status: u16,
+        seq: u64,
+        latency: Duration,
+    ) {
+        let called_span = if ruri.user.is_some() || ruri.scheme == Scheme::Tel {
+            msg.request_uri().expect("request")
+        } else {
+            self.called_number(msg, ruri).1
+        };
+        let slice = |h: HeaderName| msg.header(h).map(|h| msg.buf.slice(h.value.range()));
+        self.audit.submit(AuditEvent {
+            seq,
+            instance: self.audit.instance_arc(),
+            ts: self.clock.now(),
+            call_id: slice(HeaderName::CallId).unwrap_or_default(),
+            source: src.addr(),
+            transport: src.transport().lower(),
+            from: slice(HeaderName::From).unwrap_or_default(),
+            pai: slice(HeaderName::PAssertedIdentity),
+            called_raw: msg.buf.slice(called_span.range()),
+            decision,
+            sip_status,
+            latency_us: latency.as_micros().min(u32::MAX as u128) as u32,
+        });
+    }
+
+    /// What would happen to a call to `number` right now (admin API and CLI).
+    pub fn check(&self, number: &str) -> Decision {
+        crate::policy::check_number(
+            &self.normalizer,
+            &self.policy,
+            &self.lists,
+            number,
+            self.clock.now(),
+        )
+    }
+
+    pub fn lists(&self) -> &Arc<ListStore> {
+        &self.lists
+    }
+}
+
+fn rr_line(t: &mut Vec<u8>, host: &str, port: u16, transport: Transport) {
+    let _ = match transport {
+        Transport::Udp => write!(t, "Record-Route: <sip:{host}:{port};lr>\r\n"),
+        Transport::Tcp => write!(t, "Record-Route: <sip:{host}:{port};transport=tcp;lr>\r\n"),
+    };
+}
+
+/// Spans to delete for consumed Route values, and the next Route URI.
+#[derive(Default)]
+struct RouteEdits {
+    spans: [Span; 4],
+    n: usize,
+    next: Option<Span>,
+}
+
+impl RouteEdits {
+    fn push(&mut self, s: Span) {
+        if self.n < self.spans.len() {
+            self.spans[self.n] = s;
+            self.n += 1;
+        }
+    }
+    fn spans(&self) -> &[Span] {
+        &self.spans[..self.n]
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (from dual-stack sockets) compare as IPv4.
+pub fn normalize_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+fn deliverable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_broadcast() || v4.is_unspecified() || v4.is_multicast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
+}
+
+/// Where a response goes: the next Via's `received`/`rport` or sent-by (section 18.2.2).
+fn response_dest(msg: &Message, via: &Via) -> Option<Dest> {
+    let transport = if via.transport(&msg.buf).eq_ignore_ascii_case(b"TCP") {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
+    let host_bytes = via
+        .received
+        .map(|r| msg.bytes(r))
+        .unwrap_or(msg.bytes(via.host));
+    let host = std::str::from_utf8(host_bytes)
+        .ok()?
+        .trim_matches(|c| c == '[' || c == ']');
+    let port = via.rport.flatten().or(via.port).unwrap_or(5060);
+    match host.parse::<IpAddr>() {
+        Ok(ip) if deliverable(ip) => {
+            Some(Dest::Peer(Peer::new(transport, SocketAddr::new(ip, port))))
+        }
+        Ok(_) => None,
+        Err(_) => Some(Dest::Resolve {
+            host: host.to_string(),
+            port,
+            transport,
+        }),
+    }
+}

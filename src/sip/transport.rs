@@ -1,0 +1,355 @@
+//! Sockets. One UDP receive loop handles each datagram to completion before reading the next,
+//! so the messages of a call leave in the order they arrived; no task is spawned per message.
+//! Each TCP connection has one reader (framing by Content-Length, pipelining and partial reads)
+//! and one writer fed by a FIFO channel, so order is kept per connection too.
+
+use super::parse::{find_headers_end, memchr, trim_slice};
+use super::proxy::{Dest, Outgoing, Peer, Proxy};
+use crate::admin::metrics::Metrics;
+use bytes::{Bytes, BytesMut};
+use dashmap::DashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameError {
+    TooLarge,
+    BadContentLength,
+}
+
+/// Take one complete message off the front of a stream buffer, if there is one. Leading CRLFs
+/// (keep-alives, RFC 5626) are skipped. A missing Content-Length on a stream means no body.
+pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
+    let skip = buf
+        .iter()
+        .take_while(|c| **c == b'\r' || **c == b'\n')
+        .count();
+    if skip > 0 {
+        let _ = buf.split_to(skip);
+    }
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let Some((headers_end, body_start)) = find_headers_end(buf) else {
+        return if buf.len() > max {
+            Err(FrameError::TooLarge)
+        } else {
+            Ok(None)
+        };
+    };
+    let mut cl: Option<usize> = None;
+    for line in buf[..headers_end].split(|c| *c == b'\n') {
+        let Some(colon) = memchr(b':', line) else {
+            continue;
+        };
+        let name = trim_slice(&line[..colon]);
+        if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
+            let v = trim_slice(&line[colon + 1..]);
+            if cl.is_some() || v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
+                return Err(FrameError::BadContentLength);
+            }
+            cl = Some(v.iter().fold(0usize, |a, c| a * 10 + (c - b'0') as usize));
+        }
+    }
+    let total = body_start + cl.unwrap_or(0);
+    if total > max {
+        return Err(FrameError::TooLarge);
+    }
+    if buf.len() < total {
+        return Ok(None);
+    }
+    Ok(Some(buf.split_to(total).freeze()))
+}
+
+pub struct Transport {
+    udp: Option<Arc<UdpSocket>>,
+    conns: DashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    proxy: Arc<Proxy>,
+    metrics: Arc<Metrics>,
+    max_message: usize,
+    idle: Duration,
+    max_conns: usize,
+}
+
+impl Transport {
+    pub fn new(
+        udp: Option<Arc<UdpSocket>>,
+        proxy: Arc<Proxy>,
+        metrics: Arc<Metrics>,
+        max_message: usize,
+        idle: Duration,
+        max_conns: usize,
+    ) -> Arc<Transport> {
+        Arc::new(Transport {
+            udp,
+            conns: DashMap::new(),
+            proxy,
+            metrics,
+            max_message,
+            idle,
+            max_conns,
+        })
+    }
+
+    /// Run until `shutdown` flips: the UDP loop, the TCP acceptor and the transaction sweeper.
+    pub async fn run(
+        self: Arc<Self>,
+        tcp: Option<TcpListener>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        if let Some(l) = tcp {
+            tokio::spawn(self.clone().accept_loop(l, shutdown.clone()));
+        }
+        let sweeper = self.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                t.tick().await;
+                sweeper.proxy.sweep();
+            }
+        });
+        match self.udp.clone() {
+            Some(sock) => {
+                let mut buf = vec![0u8; 65_536];
+                let mut outs = Vec::with_capacity(4);
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.changed() => break,
+                        r = sock.recv_from(&mut buf) => match r {
+                            Ok((n, src)) => {
+                                if n > self.max_message {
+                                    self.metrics.dropped.with_label_values(&["too_large"]).inc();
+                                    continue;
+                                }
+                                let data = Bytes::copy_from_slice(&buf[..n]);
+                                self.proxy.handle(data, Peer::Udp(src), &mut outs);
+                                for o in outs.drain(..) {
+                                    self.send(o);
+                                }
+                            }
+                            Err(e) => tracing::debug!(error = %e, "udp receive error"),
+                        }
+                    }
+                }
+            }
+            None => {
+                let _ = shutdown.changed().await;
+            }
+        }
+    }
+
+    async fn accept_loop(self: Arc<Self>, l: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                r = l.accept() => match r {
+                    Ok((stream, peer)) => {
+                        if self.conns.len() >= self.max_conns {
+                            self.metrics.dropped.with_label_values(&["tcp_connection_limit"]).inc();
+                            continue;
+                        }
+                        let (tx, rx) = mpsc::channel(1024);
+                        self.conns.insert(peer, tx);
+                        tokio::spawn(self.clone().run_conn(stream, peer, rx));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "tcp accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_conn(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mut rx: mpsc::Receiver<Bytes>,
+    ) {
+        let _ = stream.set_nodelay(true);
+        self.metrics.tcp_connections.inc();
+        let (mut rd, mut wr) = stream.into_split();
+        let writer = tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                if wr.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut buf = BytesMut::with_capacity(8192);
+        let mut outs = Vec::with_capacity(4);
+        'conn: loop {
+            match tokio::time::timeout(self.idle, rd.read_buf(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Err(_) => {
+                    self.metrics
+                        .dropped
+                        .with_label_values(&["tcp_idle_timeout"])
+                        .inc();
+                    break;
+                }
+                Ok(Ok(_)) => {}
+            }
+            loop {
+                match next_frame(&mut buf, self.max_message) {
+                    Ok(Some(frame)) => {
+                        self.proxy.handle(frame, Peer::Tcp(peer), &mut outs);
+                        for o in outs.drain(..) {
+                            self.send(o);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        // Framing is lost: nothing after this point can be trusted.
+                        let label = if e == FrameError::TooLarge {
+                            "too_large"
+                        } else {
+                            "bad_content_length"
+                        };
+                        self.metrics.parse_errors.with_label_values(&[label]).inc();
+                        break 'conn;
+                    }
+                }
+            }
+        }
+        self.conns.remove(&peer);
+        writer.abort();
+        self.metrics.tcp_connections.dec();
+    }
+
+    /// Send one message. UDP sends complete synchronously in practice; when the socket buffer
+    /// is full the send waits in a task. TCP goes through the connection's FIFO.
+    pub fn send(self: &Arc<Self>, o: Outgoing) {
+        match o.dest {
+            Dest::Peer(Peer::Udp(addr)) => self.send_udp(addr, o.data, o.to_upstream),
+            Dest::Peer(Peer::Tcp(addr)) => self.send_tcp(addr, o.data, o.to_upstream),
+            Dest::Resolve {
+                host,
+                port,
+                transport,
+            } => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    match tokio::net::lookup_host((host.as_str(), port))
+                        .await
+                        .ok()
+                        .and_then(|mut a| a.next())
+                    {
+                        Some(addr) => {
+                            let peer = match transport {
+                                crate::config::Transport::Udp => Peer::Udp(addr),
+                                crate::config::Transport::Tcp => Peer::Tcp(addr),
+                            };
+                            me.send(Outgoing {
+                                dest: Dest::Peer(peer),
+                                data: o.data,
+                                to_upstream: o.to_upstream,
+                            });
+                        }
+                        None => {
+                            me.metrics.send_errors.inc();
+                            tracing::warn!(%host, port, "cannot resolve destination");
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    fn send_error(&self, upstream: bool) {
+        self.metrics.send_errors.inc();
+        if upstream {
+            self.metrics.upstream_send_errors.inc();
+        }
+    }
+
+    fn send_udp(self: &Arc<Self>, addr: SocketAddr, data: Bytes, upstream: bool) {
+        let Some(sock) = &self.udp else {
+            return self.send_error(upstream);
+        };
+        match sock.try_send_to(&data, addr) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let sock = sock.clone();
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if sock.send_to(&data, addr).await.is_err() {
+                        me.send_error(upstream);
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, %addr, "udp send failed");
+                self.send_error(upstream);
+            }
+        }
+    }
+
+    fn send_tcp(self: &Arc<Self>, addr: SocketAddr, data: Bytes, upstream: bool) {
+        if let Some(tx) = self.conns.get(&addr) {
+            if tx.try_send(data).is_err() {
+                self.send_error(upstream);
+            }
+            return;
+        }
+        // No connection yet: open one. Messages sent meanwhile queue in its channel, in order.
+        let (tx, rx) = mpsc::channel(1024);
+        let _ = tx.try_send(data);
+        self.conns.insert(addr, tx);
+        let me = self.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => me.run_conn(stream, addr, rx).await,
+                _ => {
+                    tracing::warn!(%addr, "tcp connect failed");
+                    me.conns.remove(&addr);
+                    me.send_error(upstream);
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_pipelined_messages() {
+        let mut b = BytesMut::from(&b"OPTIONS sip:a SIP/2.0\r\nl: 3\r\n\r\nabcBYE sip:b SIP/2.0\r\nContent-Length: 0\r\n\r\n"[..]);
+        let f1 = next_frame(&mut b, 65535).unwrap().unwrap();
+        assert!(f1.ends_with(b"abc"));
+        let f2 = next_frame(&mut b, 65535).unwrap().unwrap();
+        assert!(f2.starts_with(b"BYE"));
+        assert_eq!(next_frame(&mut b, 65535), Ok(None));
+    }
+
+    #[test]
+    fn waits_for_a_partial_body() {
+        let mut b = BytesMut::from(&b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 10\r\n\r\nabc"[..]);
+        assert_eq!(next_frame(&mut b, 65535), Ok(None));
+        b.extend_from_slice(b"defghij");
+        assert!(next_frame(&mut b, 65535).unwrap().is_some());
+    }
+
+    #[test]
+    fn oversized_headers_are_refused() {
+        let mut b = BytesMut::from(&vec![b'a'; 2000][..]);
+        assert_eq!(next_frame(&mut b, 1000), Err(FrameError::TooLarge));
+    }
+
+    #[test]
+    fn skips_keepalive_crlf() {
+        let mut b = BytesMut::from(&b"\r\n\r\nOPTIONS sip:a SIP/2.0\r\n\r\n"[..]);
+        assert!(next_frame(&mut b, 65535)
+            .unwrap()
+            .unwrap()
+            .starts_with(b"OPTIONS"));
+    }
+}
