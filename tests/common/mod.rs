@@ -1,0 +1,269 @@
+//! Test harness: callgate started in-process on loopback ports, with plain sockets as the
+//! dialer and the carrier. Dates in list manifests are written relative to now.
+#![allow(dead_code)]
+
+use callgate::clock::OffsetClock;
+use callgate::config::Config;
+use callgate::server::{start, Running};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Harness {
+    pub running: Option<Running>,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub dialer: UdpSocket,
+    pub carrier: UdpSocket,
+    pub clock: Arc<OffsetClock>,
+    pub cfg: Config,
+}
+
+pub fn days_ago(d: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(d)).to_rfc3339()
+}
+
+/// Write a data directory: national list downloaded `national_age_days` ago (None = no
+/// national list), an internal list, and an empty opt-out journal path.
+pub fn write_data(dir: &Path, national_age_days: Option<i64>) {
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let mut manifest = String::new();
+    if let Some(age) = national_age_days {
+        manifest += &format!("[[list]]\nid = \"national\"\nkind = \"national\"\nfile = \"national.txt\"\ndownloaded = \"{}\"\n\n", days_ago(age));
+        std::fs::write(
+            dir.join("data/national.txt"),
+            "2125550143\n3105550188\n646,5550111\n",
+        )
+        .unwrap();
+    }
+    manifest += "[[list]]\nid = \"internal\"\nkind = \"internal\"\nfile = \"internal.txt\"\n";
+    std::fs::write(dir.join("data/internal.txt"), "+1 202 555 0177\n").unwrap();
+    std::fs::write(dir.join("data/lists.toml"), manifest).unwrap();
+}
+
+pub fn config_for(dir: &Path, carrier: SocketAddr, extra: &str) -> Config {
+    let text = format!(
+        "[sip]\nlisten = \"127.0.0.1:0\"\n{extra}\n[upstream]\naddress = \"{carrier}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\n[audit]\ndir = \"{d}/audit\"\nflush_interval_ms = 20\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+        d = dir.display(),
+    );
+    Config::from_str_named("test.toml", &text).unwrap()
+}
+
+impl Harness {
+    pub fn start() -> Harness {
+        Self::with(Some(2), "")
+    }
+
+    /// `extra` goes right after `[sip] listen`: bare keys set [sip] options, then whole tables.
+    pub fn with(national_age_days: Option<i64>, extra: &str) -> Harness {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        write_data(&dir, national_age_days);
+        let mut h = Self::in_dir(dir, extra);
+        h._tmp = Some(tmp);
+        h
+    }
+
+    pub fn in_dir(dir: PathBuf, extra: &str) -> Harness {
+        let dialer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+        dialer
+            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        carrier
+            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let cfg = config_for(&dir, carrier.local_addr().unwrap(), extra);
+        let clock = Arc::new(OffsetClock::default());
+        let running = start(cfg.clone(), clock.clone()).unwrap();
+        Harness {
+            running: Some(running),
+            dir,
+            _tmp: None,
+            dialer,
+            carrier,
+            clock,
+            cfg,
+        }
+    }
+
+    pub fn run(&self) -> &Running {
+        self.running.as_ref().unwrap()
+    }
+
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.run().sip_addr
+    }
+
+    pub fn send_dialer(&self, msg: &str) {
+        self.dialer
+            .send_to(msg.as_bytes(), self.proxy_addr())
+            .unwrap();
+    }
+
+    pub fn send_carrier(&self, msg: &str) {
+        self.carrier
+            .send_to(msg.as_bytes(), self.proxy_addr())
+            .unwrap();
+    }
+
+    pub fn recv_dialer(&self) -> Option<String> {
+        recv(&self.dialer)
+    }
+
+    pub fn recv_carrier(&self) -> Option<String> {
+        recv(&self.carrier)
+    }
+
+    /// Receive with a short timeout: for asserting that nothing arrives.
+    pub fn nothing_at(&self, sock: &UdpSocket) -> bool {
+        sock.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let r = recv(sock).is_none();
+        sock.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        r
+    }
+
+    /// Next message at the dialer that is not a 100 Trying.
+    pub fn recv_dialer_final(&self) -> Option<String> {
+        loop {
+            let m = self.recv_dialer()?;
+            if !m.starts_with("SIP/2.0 100") {
+                return Some(m);
+            }
+        }
+    }
+
+    pub fn invite(&self, ruri_user: &str, call_id: &str) -> String {
+        invite_msg(
+            &format!("sip:{ruri_user}@{}", self.proxy_addr()),
+            call_id,
+            self.dialer.local_addr().unwrap(),
+            "z9hG4bK-1",
+        )
+    }
+
+    pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        http(self.run().admin_addr, method, path, body, None)
+    }
+
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        self.run().app.audit.flush();
+        audit_lines(&self.dir.join("audit"))
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown();
+        }
+    }
+}
+
+pub fn audit_lines(dir: &Path) -> Vec<serde_json::Value> {
+    let mut out = vec![];
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut files: Vec<_> = rd.map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in files {
+        for l in std::fs::read_to_string(f).unwrap().lines() {
+            out.push(serde_json::from_str(l).unwrap());
+        }
+    }
+    out
+}
+
+pub fn recv(sock: &UdpSocket) -> Option<String> {
+    let mut buf = [0u8; 65536];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+pub fn invite_msg(ruri: &str, call_id: &str, from: SocketAddr, branch: &str) -> String {
+    let body = "v=0\r\no=dialer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+    format!(
+        "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch={branch}\r\nFrom: \"Dialer\" <sip:+12025550100@{from}>;tag=d1\r\nTo: <{ruri}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:dialer@{from}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// All values of a header (by long name, case-insensitive), in order.
+pub fn headers<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
+    msg.split("\r\n")
+        .take_while(|l| !l.is_empty())
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    headers(msg, name).into_iter().next()
+}
+
+/// A UAS reply to `req`: Vias, From, Call-ID, CSeq copied, To with a tag, optional extras.
+pub fn reply(req: &str, status: u16, phrase: &str, extra: &str) -> String {
+    let mut out = format!("SIP/2.0 {status} {phrase}\r\n");
+    for l in req.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+        let name = l
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq" | "record-route" => {
+                out += l;
+                out += "\r\n";
+            }
+            "to" | "t" => {
+                out += l;
+                if !l.contains("tag=") {
+                    out += ";tag=uas1";
+                }
+                out += "\r\n";
+            }
+            _ => {}
+        }
+    }
+    out += extra;
+    out += "Content-Length: 0\r\n\r\n";
+    out
+}
+
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
