@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what the tests need (sipp), then run every test. This is the README's test command
+# and exactly what .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v sipp >/dev/null 2>&1; then
+  echo "== sipp not found: installing Debian package sip-tester"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq sip-tester
+fi
+command -v sipp >/dev/null 2>&1 || { echo "FATAL: sipp is still missing; the end-to-end tests cannot run" >&2; exit 1; }
+
+echo "== cargo test (unit, in-process proxy, admin, RFC 4475 corpus, sipp end-to-end)"
+cargo test --locked --all-targets --no-fail-fast
+echo "== benches compile"
+cargo bench --locked --no-run -q
