@@ -1,1 +1,171 @@
-fn main() {}
+//! The hot path, measured: list lookup (hit/miss), number extraction + decision on a realistic
+//! ~900-byte INVITE, and the whole message path (`Proxy::handle`: parse, decide, audit hand-off,
+//! forwarded message built).
+//!
+//!     cargo bench --bench hot_path
+//!
+//! Lists: a national list of 1,000,000 synthetic numbers (deterministic), an internal list.
+
+use bytes::Bytes;
+use callgate::admin::metrics::Metrics;
+use callgate::audit::AuditWriter;
+use callgate::config::{ListsConfig, PolicyConfig, RejectConfig, Transport};
+use callgate::lists::set::{BloomSortedSet, NumberSet};
+use callgate::lists::ListStore;
+use callgate::policy::normalize::{Normalizer, E164};
+use callgate::policy::Policy;
+use callgate::sip::parse::Message;
+use callgate::sip::proxy::{Peer, Proxy, ProxySettings};
+use callgate::sip::uri::{dial_string, Uri};
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn numbers(n: usize, seed: u64) -> Vec<u64> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let npa = 200 + (x >> 33) % 800;
+            let nxx = 200 + (x >> 17) % 800;
+            let line = (x >> 3) % 10_000;
+            10_000_000_000 + npa * 10_000_000 + nxx * 10_000 + line
+        })
+        .collect()
+}
+
+const INVITE: &str = "INVITE sip:4155550100@192.0.2.10:5060;user=phone SIP/2.0\r
+Via: SIP/2.0/UDP 192.0.2.20:5061;branch=z9hG4bK-524287-1---77ba8a2c7f2e4c1d;rport\r
+Max-Forwards: 70\r
+Contact: <sip:dialer@192.0.2.20:5061;transport=udp>\r
+To: <sip:4155550100@192.0.2.10:5060;user=phone>\r
+From: \"Acme Outbound\" <sip:+12025550100@192.0.2.20:5061>;tag=1c2b3a4d\r
+Call-ID: 8d3f1b2c-4e5a-6b7c-8d9e-0f1a2b3c4d5e@192.0.2.20\r
+CSeq: 1 INVITE\r
+Allow: INVITE, ACK, CANCEL, BYE, NOTIFY, REFER, MESSAGE, OPTIONS, INFO, SUBSCRIBE\r
+Supported: replaces, norefersub, timer\r
+User-Agent: VICIdial Asterisk PBX 16.30.0\r
+P-Asserted-Identity: <sip:+12025550100@192.0.2.20>\r
+Session-Expires: 1800;refresher=uac\r
+Content-Type: application/sdp\r
+Content-Length: 290\r
+\r
+v=0\r
+o=root 1809185720 1809185720 IN IP4 192.0.2.20\r
+s=Asterisk PBX 16.30.0\r
+c=IN IP4 192.0.2.20\r
+t=0 0\r
+m=audio 14526 RTP/AVP 0 8 3 18 101\r
+a=rtpmap:0 PCMU/8000\r
+a=rtpmap:8 PCMA/8000\r
+a=rtpmap:3 GSM/8000\r
+a=rtpmap:18 G729/8000\r
+a=fmtp:18 annexb=no\r
+a=rtpmap:101 telephone-event/8000\r
+a=fmtp:101 0-16\r
+a=ptime:20\r
+a=maxptime:150\r
+a=sendrecv\r
+";
+
+struct Fixture {
+    proxy: Proxy,
+    _writer: AuditWriter,
+    _dir: tempfile::TempDir,
+    normalizer: Normalizer,
+    policy: Policy,
+    lists: Arc<ListStore>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let national: String = numbers(1_000_000, 7).iter().map(|n| format!("{}\n", n - 10_000_000_000)).collect();
+    std::fs::write(data.join("national.txt"), national).unwrap();
+    std::fs::write(data.join("internal.txt"), "2025550177\n").unwrap();
+    let downloaded = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    std::fs::write(
+        data.join("lists.toml"),
+        format!("[[list]]\nid=\"national\"\nkind=\"national\"\nfile=\"national.txt\"\ndownloaded=\"{downloaded}\"\n[[list]]\nid=\"internal\"\nkind=\"internal\"\nfile=\"internal.txt\"\n"),
+    )
+    .unwrap();
+    let clock = callgate::clock::system();
+    let cfg = ListsConfig { data_dir: data, manifest: "lists.toml".into(), optout_journal: dir.path().join("optouts.jsonl") };
+    let lists = Arc::new(ListStore::open(&cfg, clock.clone()).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    let (writer, sink) = AuditWriter::start(&dir.path().join("audit"), 1 << 20, Duration::from_millis(100), metrics.clone()).unwrap();
+    let settings = ProxySettings {
+        advertise_host: "192.0.2.10".into(),
+        advertise_port: 5060,
+        local_hosts: vec!["192.0.2.10".into()],
+        upstream: "127.0.0.1:9".parse().unwrap(),
+        upstream_host: "127.0.0.1".into(),
+        upstream_transport: Transport::Udp,
+        dialers: vec!["192.0.2.0/24".parse().unwrap()],
+        record_route: true,
+        send_100: true,
+        inbound_target: None,
+        tx_timeout: Duration::from_secs(64),
+        reject: RejectConfig::default(),
+    };
+    let normalizer = Normalizer::new(&[], &["911".into()]);
+    let policy = Policy::new(PolicyConfig::default());
+    let proxy = Proxy::new(settings, normalizer.clone(), Policy::new(PolicyConfig::default()), lists.clone(), sink, metrics, clock);
+    Fixture { proxy, _writer: writer, _dir: dir, normalizer, policy, lists }
+}
+
+fn bench(c: &mut Criterion) {
+    let nums = numbers(1_000_000, 7);
+    let set = BloomSortedSet::from_numbers(nums.clone());
+    let hits: Vec<E164> = nums.iter().step_by(97).map(|n| E164::from_digits_unchecked(*n)).collect();
+    let misses: Vec<E164> = numbers(10_000, 99).into_iter().map(E164::from_digits_unchecked).filter(|n| !set.contains(*n)).collect();
+    let mut i = 0usize;
+    c.bench_function("lookup_hit_1M", |b| {
+        b.iter(|| {
+            i = (i + 1) % hits.len();
+            black_box(set.contains(hits[i]))
+        })
+    });
+    let mut j = 0usize;
+    c.bench_function("lookup_miss_1M", |b| {
+        b.iter(|| {
+            j = (j + 1) % misses.len();
+            black_box(set.contains(misses[j]))
+        })
+    });
+
+    let f = fixture();
+    let invite = Bytes::from_static(INVITE.as_bytes());
+    c.bench_function("parse_invite_900B", |b| b.iter(|| black_box(Message::parse(invite.clone()).unwrap())));
+    c.bench_function("extract_and_decide_900B_invite", |b| {
+        b.iter(|| {
+            let m = Message::parse(invite.clone()).unwrap();
+            m.validate_request().unwrap();
+            let uri = Uri::parse(m.bytes(m.request_uri().unwrap())).unwrap();
+            let called = f.normalizer.normalize(&dial_string(&uri).unwrap()).map_err(callgate::policy::NumberProblem::Normalize);
+            black_box(f.policy.decide(called, f.lists.snapshot(), &f.lists.optouts, chrono::Utc::now()).verdict)
+        })
+    });
+    // The whole message path: each iteration is a new call (new branch and Call-ID), so it is
+    // decided, audited and forwarded, not answered as a retransmission.
+    let src = Peer::Udp("192.0.2.20:5061".parse().unwrap());
+    let mut n = 0u64;
+    let mut out = Vec::with_capacity(4);
+    c.bench_function("proxy_handle_new_invite_900B", |b| {
+        b.iter(|| {
+            n += 1;
+            let text = INVITE.replace("77ba8a2c7f2e4c1d", &format!("{n:016x}")).replace("8d3f1b2c", &format!("{:08x}", n as u32));
+            f.proxy.handle(Bytes::from(text), src, &mut out);
+            black_box(out.len());
+            out.clear();
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(50);
+    targets = bench
+}
+criterion_main!(benches);

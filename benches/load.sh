@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Load benchmark with sipp: calls per second and response time, direct UAC->UAS versus
+# UAC->callgate->UAS, alternated in one session (this machine is noisy: compare ratios), plus
+# callgate's CPU seconds per 10,000 calls (from /proc/PID/stat).
+#
+#   benches/load.sh [CALLS] [RATE] [RUNS]      defaults: 5000 calls at 1000 calls/s, 3 runs each
+#
+# Loopback only; every sipp run is bounded by -m and a timeout. Needs sipp (sip-tester).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CALLS=${1:-5000}
+RATE=${2:-1000}
+RUNS=${3:-3}
+command -v sipp >/dev/null || { echo "sipp missing: apt-get install -y sip-tester" >&2; exit 1; }
+cargo build --release -q
+BIN=target/release/callgate
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+UAS_PORT=25080; CG_PORT=25060; ADMIN_PORT=25081
+
+# Allowed numbers (not on the sample lists).
+python3 - "$WORK/numbers.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("SEQUENTIAL\n")
+    for i in range(2000):
+        f.write(f"415{2000000 + i * 37 % 7999999:07d}\n")
+PY
+
+mkdir -p "$WORK/var"
+cat > "$WORK/callgate.toml" <<EOF
+[sip]
+listen = "127.0.0.1:$CG_PORT"
+[upstream]
+address = "127.0.0.1:$UAS_PORT"
+[lists]
+data_dir = "$PWD/config/sample-data"
+optout_journal = "$WORK/var/optouts.jsonl"
+[audit]
+dir = "$WORK/var/audit"
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+[log]
+level = "warn"
+EOF
+
+timeout 900 sipp -sn uas -i 127.0.0.1 -p $UAS_PORT -nostdin -bg > /dev/null 2>&1 || true
+"$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/callgate.log" &
+CG_PID=$!
+sleep 1
+
+cpu_ticks() { awk '{print $14 + $15}' /proc/$CG_PID/stat; }
+TCK=$(getconf CLK_TCK)
+
+run_uac() { # $1 = target, $2 = label, $3 = run
+  local stf="$WORK/$2_$3.csv" port=$((26000 + RANDOM % 2000))
+  local t0 t1
+  t0=$(date +%s.%N)
+  timeout 600 sipp -sf tests/sipp/uac_allow.xml -inf "$WORK/numbers.csv" "$1" -i 127.0.0.1 -p $port \
+    -m "$CALLS" -r "$RATE" -l 2000 -timeout 300s -recv_timeout 10000 -nostdin \
+    -trace_stat -stf "$stf" -fd 1 > /dev/null 2>&1 || true
+  t1=$(date +%s.%N)
+  python3 - "$stf" "$t0" "$t1" "$2" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=";"))
+head, last = rows[0], rows[-1]
+col = lambda name: last[head.index(name)]
+def us(v):  # sipp times: HH:MM:SS:mmmuuu
+    h, m, s, frac = v.split(":")
+    return ((int(h) * 60 + int(m)) * 60 + int(s)) * 1e6 + int(frac)
+ok, failed = int(col("SuccessfulCall(C)")), int(col("FailedCall(C)"))
+elapsed = float(sys.argv[3]) - float(sys.argv[2])
+# sipp measures INVITE->200 with millisecond resolution: report the distribution.
+buckets = [(k, int(last[i])) for i, k in enumerate(head) if k.startswith("ResponseTimeRepartition1_")]
+total = sum(v for _, v in buckets) or 1
+dist = " ".join(f"{k.split('_', 1)[1]}ms:{100 * v / total:.1f}%" for k, v in buckets if v)
+print(f"{sys.argv[4]:8s} ok={ok} failed={failed} elapsed={elapsed:.2f}s calls/s={ok/elapsed:.0f} invite->200 {dist} retrans={col('Retransmissions(C)')}")
+PY
+}
+
+echo "calls=$CALLS rate=$RATE runs=$RUNS (alternating direct / proxied)"
+TOTAL_PROXIED=0
+C0=$(cpu_ticks)
+for r in $(seq 1 "$RUNS"); do
+  run_uac "127.0.0.1:$UAS_PORT" direct "$r"
+  c1=$(cpu_ticks)
+  run_uac "127.0.0.1:$CG_PORT" proxied "$r"
+  c2=$(cpu_ticks)
+  TOTAL_PROXIED=$((TOTAL_PROXIED + c2 - c1))
+done
+python3 -c "
+ticks=$TOTAL_PROXIED; tck=$TCK; calls=$CALLS*$RUNS
+print(f'callgate CPU: {ticks/tck:.2f} s for {calls} proxied calls = {ticks/tck/calls*10000:.2f} CPU-s per 10,000 calls ({ticks/tck/calls*1e6:.0f} us/call)')
+"
+curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null | grep -E '^callgate_decisions_total.* [1-9]|^callgate_audit_records_written_total|^callgate_send_errors_total' || true
+kill -TERM $CG_PID; wait $CG_PID 2>/dev/null || true
+pkill -f "sipp -sn uas -i 127.0.0.1 -p $UAS_PORT" || true
