@@ -25,7 +25,9 @@ fn numbers(n: usize, seed: u64) -> Vec<u64> {
     let mut x = seed;
     (0..n)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let npa = 200 + (x >> 33) % 800;
             let nxx = 200 + (x >> 17) % 800;
             let line = (x >> 3) % 10_000;
@@ -81,7 +83,10 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let national: String = numbers(1_000_000, 7).iter().map(|n| format!("{}\n", n - 10_000_000_000)).collect();
+    let national: String = numbers(1_000_000, 7)
+        .iter()
+        .map(|n| format!("{}\n", n - 10_000_000_000))
+        .collect();
     std::fs::write(data.join("national.txt"), national).unwrap();
     std::fs::write(data.join("internal.txt"), "2025550177\n").unwrap();
     let downloaded = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
@@ -91,10 +96,20 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     let clock = callgate::clock::system();
-    let cfg = ListsConfig { data_dir: data, manifest: "lists.toml".into(), optout_journal: dir.path().join("optouts.jsonl") };
+    let cfg = ListsConfig {
+        data_dir: data,
+        manifest: "lists.toml".into(),
+        optout_journal: dir.path().join("optouts.jsonl"),
+    };
     let lists = Arc::new(ListStore::open(&cfg, clock.clone()).unwrap());
     let metrics = Arc::new(Metrics::new());
-    let (writer, sink) = AuditWriter::start(&dir.path().join("audit"), 1 << 20, Duration::from_millis(100), metrics.clone()).unwrap();
+    let (writer, sink) = AuditWriter::start(
+        &dir.path().join("audit"),
+        1 << 20,
+        Duration::from_millis(100),
+        metrics.clone(),
+    )
+    .unwrap();
     let settings = ProxySettings {
         advertise_host: "192.0.2.10".into(),
         advertise_port: 5060,
@@ -111,15 +126,38 @@ fn fixture() -> Fixture {
     };
     let normalizer = Normalizer::new(&[], &["911".into()]);
     let policy = Policy::new(PolicyConfig::default());
-    let proxy = Proxy::new(settings, normalizer.clone(), Policy::new(PolicyConfig::default()), lists.clone(), sink, metrics, clock);
-    Fixture { proxy, _writer: writer, _dir: dir, normalizer, policy, lists }
+    let proxy = Proxy::new(
+        settings,
+        normalizer.clone(),
+        Policy::new(PolicyConfig::default()),
+        lists.clone(),
+        sink,
+        metrics,
+        clock,
+    );
+    Fixture {
+        proxy,
+        _writer: writer,
+        _dir: dir,
+        normalizer,
+        policy,
+        lists,
+    }
 }
 
 fn bench(c: &mut Criterion) {
     let nums = numbers(1_000_000, 7);
     let set = BloomSortedSet::from_numbers(nums.clone());
-    let hits: Vec<E164> = nums.iter().step_by(97).map(|n| E164::from_digits_unchecked(*n)).collect();
-    let misses: Vec<E164> = numbers(10_000, 99).into_iter().map(E164::from_digits_unchecked).filter(|n| !set.contains(*n)).collect();
+    let hits: Vec<E164> = nums
+        .iter()
+        .step_by(97)
+        .map(|n| E164::from_digits_unchecked(*n))
+        .collect();
+    let misses: Vec<E164> = numbers(10_000, 99)
+        .into_iter()
+        .map(E164::from_digits_unchecked)
+        .filter(|n| !set.contains(*n))
+        .collect();
     let mut i = 0usize;
     c.bench_function("lookup_hit_1M", |b| {
         b.iter(|| {
@@ -137,14 +175,28 @@ fn bench(c: &mut Criterion) {
 
     let f = fixture();
     let invite = Bytes::from_static(INVITE.as_bytes());
-    c.bench_function("parse_invite_900B", |b| b.iter(|| black_box(Message::parse(invite.clone()).unwrap())));
+    c.bench_function("parse_invite_900B", |b| {
+        b.iter(|| black_box(Message::parse(invite.clone()).unwrap()))
+    });
     c.bench_function("extract_and_decide_900B_invite", |b| {
         b.iter(|| {
             let m = Message::parse(invite.clone()).unwrap();
             m.validate_request().unwrap();
             let uri = Uri::parse(m.bytes(m.request_uri().unwrap())).unwrap();
-            let called = f.normalizer.normalize(&dial_string(&uri).unwrap()).map_err(callgate::policy::NumberProblem::Normalize);
-            black_box(f.policy.decide(called, f.lists.snapshot(), &f.lists.optouts, chrono::Utc::now()).verdict)
+            let called = f
+                .normalizer
+                .normalize(&dial_string(&uri).unwrap())
+                .map_err(callgate::policy::NumberProblem::Normalize);
+            black_box(
+                f.policy
+                    .decide(
+                        called,
+                        f.lists.snapshot(),
+                        &f.lists.optouts,
+                        chrono::Utc::now(),
+                    )
+                    .verdict,
+            )
         })
     });
     // The whole message path: each iteration is a new call (new branch and Call-ID), so it is
@@ -155,7 +207,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("proxy_handle_new_invite_900B", |b| {
         b.iter(|| {
             n += 1;
-            let text = INVITE.replace("77ba8a2c7f2e4c1d", &format!("{n:016x}")).replace("8d3f1b2c", &format!("{:08x}", n as u32));
+            let text = INVITE
+                .replace("77ba8a2c7f2e4c1d", &format!("{n:016x}"))
+                .replace("8d3f1b2c", &format!("{:08x}", n as u32));
             f.proxy.handle(Bytes::from(text), src, &mut out);
             black_box(out.len());
             out.clear();
