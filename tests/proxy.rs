@@ -623,3 +623,20 @@ fn large_message_over_tcp_is_forwarded_whole() {
     let got = h.recv_carrier().expect("forwarded over UDP to the carrier");
     assert!(got.len() > 20_000 && got.ends_with("m=audio 6000 RTP/AVP 0\r\n"));
 }
+
+#[test]
+fn forwarded_invite_parses_in_an_independent_sip_stack() {
+    // rsip is an outside opinion on our splicing: the message we emit must be well formed.
+    let h = Harness::start();
+    h.send_dialer(&h.invite("4155550100", "rsip-1"));
+    let fwd = h.recv_carrier().unwrap();
+    let parsed =
+        rsip::SipMessage::try_from(fwd.as_str()).expect("rsip parses what callgate forwards");
+    let rsip::SipMessage::Request(req) = parsed else {
+        panic!("not a request")
+    };
+    assert_eq!(req.method, rsip::Method::Invite);
+    use rsip::prelude::{HeadersExt, UntypedHeader};
+    assert_eq!(req.call_id_header().unwrap().value(), "rsip-1");
+    assert_eq!(req.max_forwards_header().unwrap().value(), "69");
+}
