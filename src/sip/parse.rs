@@ -302,9 +302,12 @@ impl Message {
         while pos < b.len() && (b[pos] == b'\r' || b[pos] == b'\n') {
             pos += 1;
         }
-        let (headers_end, body_start) = find_headers_end(&b[pos..])
-            .map(|(a, c)| (a + pos, c + pos))
-            .ok_or(err("truncated", 400, "no end of headers"))?;
+        let (headers_end, body_start) = match find_headers_end(&b[pos..]) {
+            Some((a, c)) => (a + pos, c + pos),
+            // Lenient: a datagram without the blank line is all headers.
+            None if !strict => (b.len(), b.len()),
+            None => return Err(err("truncated", 400, "no end of headers")),
+        };
 
         let line_end = memchr(b'\n', &b[pos..headers_end])
             .map(|i| i + pos)
@@ -314,7 +317,16 @@ impl Message {
         } else {
             line_end
         };
-        let start = parse_start_line(b, pos, sl_end)?;
+        let start = match parse_start_line(b, pos, sl_end) {
+            Ok(s) => s,
+            // Lenient: a placeholder start line, so the headers can still answer a bad request.
+            Err(e) if !strict && e.status != 0 => StartLine::Request {
+                method: Method::Other,
+                method_span: Span::new(pos, pos),
+                uri: Span::new(pos, pos),
+            },
+            Err(e) => return Err(e),
+        };
         let headers_start = line_end + 1;
 
         let mut headers: Vec<Header> = Vec::with_capacity(20);
@@ -917,7 +929,7 @@ pub fn valid_name_addr(v: &[u8]) -> bool {
         }
         None => {
             let end = memchr(b';', v).unwrap_or(v.len());
-            let uri = &v[..end];
+            let uri = trim_slice(&v[..end]);
             memchr(b':', uri).is_some()
                 && !uri
                     .iter()

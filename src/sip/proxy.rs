@@ -262,7 +262,7 @@ impl Proxy {
             if let Ok(m) = Message::parse_lenient(buf) {
                 if m.is_request()
                     && m.method() != Some(Method::Ack)
-                    && m.top_via().is_some()
+                    && m.header(HeaderName::Via).is_some()
                     && m.header(HeaderName::CSeq).is_some()
                 {
                     let warning = format!("399 {} \"{}\"", self.s.advertise_host, e.detail);
@@ -347,14 +347,14 @@ impl Proxy {
         self.metrics.count_sip(Direction::In, method, None);
         let Some(side) = side else {
             self.metrics.unauthorized.inc();
-            if method != Method::Ack && msg.top_via().is_some() {
+            if method != Method::Ack && msg.header(HeaderName::Via).is_some() {
                 self.respond(msg, 403, src, &[], out);
             }
             return;
         };
         if let Err(e) = msg.validate_request() {
             self.metrics.parse_errors.with_label_values(&[e.kind]).inc();
-            if method != Method::Ack && msg.top_via().is_some() {
+            if method != Method::Ack && msg.header(HeaderName::Via).is_some() {
                 let warning = format!("399 {} \"{}\"", self.s.advertise_host, e.detail);
                 self.respond(
                     msg,
