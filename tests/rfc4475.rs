@@ -19,8 +19,6 @@ enum Expect {
 use Expect::*;
 
 const CASES: &[(&str, Expect)] = &[
-    ("TC_WSINV", Valid),
-    ("TC_INTMETH", Valid),
     ("TC_ESC01_V", Valid),
     ("TC_ESCNULL_V", Valid),
     ("TC_ESC02_V", Valid),
