@@ -6,13 +6,13 @@
 
 use ipnet::IpNet;
 use serde::Deserialize;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The repository's `config/callgate.toml`, built in: `callgate run` without `--config` uses it.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config/callgate.toml");
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub sip: SipConfig,
@@ -175,6 +175,17 @@ pub struct RejectConfig {
     pub status_by_reason: std::collections::BTreeMap<String, u16>,
 }
 
+impl RejectConfig {
+    /// The status a block with this primary reason is answered with.
+    pub fn status_for(&self, primary: Option<crate::policy::Reason>) -> u16 {
+        let code = primary.map(|r| r.code()).unwrap_or("");
+        self.status_by_reason
+            .get(code)
+            .copied()
+            .unwrap_or(self.status)
+    }
+}
+
 impl Default for RejectConfig {
     fn default() -> Self {
         RejectConfig {
@@ -250,23 +261,6 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: "info".into(),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            sip: Default::default(),
-            upstream: Default::default(),
-            dialers: Default::default(),
-            numbers: Default::default(),
-            policy: Default::default(),
-            reject: Default::default(),
-            lists: Default::default(),
-            audit: Default::default(),
-            admin: Default::default(),
-            log: Default::default(),
         }
     }
 }
@@ -389,14 +383,8 @@ impl Config {
         if self.upstream.address.trim().is_empty() {
             return fail("upstream.address", "must be host:port".into());
         }
-        if !is_loopback(self.admin.listen.ip()) && self.admin_token().is_none() {
-            return fail(
-                "admin.listen",
-                format!(
-                    "{} is not a loopback address: set admin.token (or CALLGATE_ADMIN_TOKEN) so the API is not open",
-                    self.admin.listen
-                ),
-            );
+        if let Some(why) = self.admin_exposure_error() {
+            return fail("admin.listen", why);
         }
         if self.policy.national_max_age_days == 0 {
             return fail("policy.national_max_age_days", "must be at least 1".into());
@@ -428,8 +416,17 @@ impl Config {
     }
 }
 
-pub fn is_loopback(ip: IpAddr) -> bool {
-    ip.is_loopback()
+impl Config {
+    /// An admin API reachable from the network must have a token. Checked at load and again
+    /// after command-line overrides.
+    pub fn admin_exposure_error(&self) -> Option<String> {
+        (!self.admin.listen.ip().is_loopback() && self.admin_token().is_none()).then(|| {
+            format!(
+                "{} is not a loopback address: set admin.token (or CALLGATE_ADMIN_TOKEN) so the API is not open",
+                self.admin.listen
+            )
+        })
+    }
 }
 
 #[cfg(test)]

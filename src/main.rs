@@ -100,10 +100,10 @@ fn main() -> anyhow::Result<()> {
                 cfg.upstream.address = u;
             }
             if let Some(a) = admin_listen {
-                if !a.ip().is_loopback() && cfg.admin_token().is_none() {
-                    anyhow::bail!("--admin-listen {a} is not loopback: set admin.token or CALLGATE_ADMIN_TOKEN");
-                }
                 cfg.admin.listen = a;
+                if let Some(why) = cfg.admin_exposure_error() {
+                    anyhow::bail!("--admin-listen: {why}");
+                }
             }
             init_logging(&cfg.log.level);
             if common.config.is_none() {

@@ -140,39 +140,19 @@ fn admin_token_is_required_when_configured() {
     let mut cfg = config_for(tmp.path(), carrier.local_addr().unwrap(), "");
     cfg.admin.token = Some("s3cret".into());
     let running = callgate::server::start(cfg, callgate::clock::system()).unwrap();
-    assert_eq!(
+    let check = |token| {
         http(
             running.admin_addr,
             "GET",
             "/v1/check?number=4155550100",
             "",
-            None
+            token,
         )
-        .0,
-        401
-    );
-    assert_eq!(
-        http(
-            running.admin_addr,
-            "GET",
-            "/v1/check?number=4155550100",
-            "",
-            Some("wrong")
-        )
-        .0,
-        401
-    );
-    assert_eq!(
-        http(
-            running.admin_addr,
-            "GET",
-            "/v1/check?number=4155550100",
-            "",
-            Some("s3cret")
-        )
-        .0,
-        200
-    );
+        .0
+    };
+    assert_eq!(check(None), 401);
+    assert_eq!(check(Some("wrong")), 401);
+    assert_eq!(check(Some("s3cret")), 200);
     assert_eq!(http(running.admin_addr, "GET", "/healthz", "", None).0, 200);
     running.shutdown();
 }

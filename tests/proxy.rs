@@ -231,21 +231,7 @@ fn cancel_follows_its_invite_and_the_487_comes_back() {
     h.send_dialer(&inv_text);
     let inv = h.recv_carrier().unwrap();
     let _trying = h.recv_dialer().unwrap();
-    let cancel = inv_text
-        .replacen("INVITE sip:", "CANCEL sip:", 1)
-        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
-    let cancel = cancel
-        .split("\r\n\r\n")
-        .next()
-        .unwrap()
-        .replace("Content-Type: application/sdp\r\n", "")
-        .replace(&format!("Content-Length: {}", 91), "Content-Length: 0");
-    let cancel = format!(
-        "{}\r\n\r\n",
-        cancel.split("\r\nContent-Length").next().unwrap()
-    )
-    .replace("\r\n\r\n", "\r\nContent-Length: 0\r\n\r\n");
-    h.send_dialer(&cancel);
+    h.send_dialer(&cancel_for(&inv_text));
     let got = h.recv_carrier().unwrap();
     assert!(got.starts_with("CANCEL "), "{got}");
     assert_eq!(

@@ -84,19 +84,10 @@ fn outcome(h: &Harness, file: &str) -> (Option<String>, Option<String>) {
     let sender = if is_response { &h.carrier } else { &h.dialer };
     sender.send_to(&data, h.proxy_addr()).unwrap();
     // Collect: what the sender got back (first non-100), what the other side got.
-    let back = {
-        sender
-            .set_read_timeout(Some(std::time::Duration::from_millis(300)))
-            .unwrap();
-        let mut r = None;
-        while let Some(m) = recv(sender) {
-            if !m.starts_with("SIP/2.0 100") {
-                r = Some(m);
-                break;
-            }
-        }
-        r
-    };
+    sender
+        .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    let back = recv_final(sender);
     let other = if is_response { &h.dialer } else { &h.carrier };
     other
         .set_read_timeout(Some(std::time::Duration::from_millis(200)))

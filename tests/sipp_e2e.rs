@@ -181,6 +181,13 @@ fn dialer(scenario: &str, numbers: &[&str], target: SocketAddr, work: &Path) -> 
     status.code().unwrap_or(-1)
 }
 
+/// A sipp carrier, callgate in front of it, and a scratch directory for the dialer.
+fn setup() -> (Carrier, Callgate, tempfile::TempDir) {
+    let carrier = Carrier::start();
+    let cg = Callgate::start(carrier.port);
+    (carrier, cg, tempfile::tempdir().unwrap())
+}
+
 const ALLOWED: [&str; 5] = [
     "4155550100",
     "+14155550101",
@@ -197,9 +204,7 @@ const BLOCKED: [&str; 4] = [
 
 #[test]
 fn allowed_calls_complete_invite_to_bye_through_callgate() {
-    let carrier = Carrier::start();
-    let cg = Callgate::start(carrier.port);
-    let work = tempfile::tempdir().unwrap();
+    let (carrier, cg, work) = setup();
     assert_eq!(
         dialer("uac_allow.xml", &ALLOWED, cg.sip, work.path()),
         0,
@@ -210,9 +215,7 @@ fn allowed_calls_complete_invite_to_bye_through_callgate() {
 
 #[test]
 fn listed_numbers_get_the_rejection_and_the_carrier_receives_none() {
-    let carrier = Carrier::start();
-    let cg = Callgate::start(carrier.port);
-    let work = tempfile::tempdir().unwrap();
+    let (carrier, cg, work) = setup();
     assert_eq!(
         dialer("uac_expect_reject.xml", &BLOCKED, cg.sip, work.path()),
         0,
@@ -239,9 +242,7 @@ fn listed_numbers_get_the_rejection_and_the_carrier_receives_none() {
 
 #[test]
 fn optout_posted_while_sipp_runs_takes_effect_on_the_next_call() {
-    let carrier = Carrier::start();
-    let cg = Callgate::start(carrier.port);
-    let work = tempfile::tempdir().unwrap();
+    let (carrier, cg, work) = setup();
     assert_eq!(
         dialer("uac_allow.xml", &["4155550142"], cg.sip, work.path()),
         0
@@ -270,9 +271,7 @@ fn optout_posted_while_sipp_runs_takes_effect_on_the_next_call() {
 #[test]
 fn negative_control_a_listed_number_fails_the_allow_scenario() {
     // Guards the test setup itself: if this passed, the scenarios would prove nothing.
-    let carrier = Carrier::start();
-    let cg = Callgate::start(carrier.port);
-    let work = tempfile::tempdir().unwrap();
+    let (_carrier, cg, work) = setup();
     assert_ne!(
         dialer("uac_allow.xml", &["2125550143"], cg.sip, work.path()),
         0

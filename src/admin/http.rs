@@ -129,19 +129,8 @@ pub fn decision_json(app: &App, input: &str, d: &Decision) -> Value {
         .iter()
         .map(|r| json!({"code": r.code(), "text": r.text()}))
         .collect();
-    let sip_status = match d.verdict {
-        Verdict::Blocked => {
-            let code = d.reasons.primary().map(|r| r.code()).unwrap_or("");
-            Some(
-                *app.cfg
-                    .reject
-                    .status_by_reason
-                    .get(code)
-                    .unwrap_or(&app.cfg.reject.status),
-            )
-        }
-        _ => None,
-    };
+    let sip_status =
+        (d.verdict == Verdict::Blocked).then(|| app.cfg.reject.status_for(d.reasons.primary()));
     let hits: Vec<Value> = d
         .lists
         .lists

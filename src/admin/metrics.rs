@@ -25,7 +25,6 @@ const STATUS_SLOTS: usize = 601; // 0 = request, 1..=600 = status 100..=699
 
 pub struct Metrics {
     pub registry: Registry,
-    decisions: IntCounterVec,
     decision_handles: Vec<IntCounter>, // [verdict][reason or none]
     reason_handles: Vec<IntCounter>,
     pub decision_seconds: Histogram,
@@ -142,7 +141,6 @@ impl Metrics {
             .expect("register");
 
         Metrics {
-            decisions,
             decision_handles,
             reason_handles,
             decision_seconds,
@@ -205,14 +203,15 @@ impl Metrics {
     #[inline]
     pub fn count_decision(&self, verdict: Verdict, reasons: crate::policy::Reasons) {
         let v = VERDICTS.iter().position(|x| *x == verdict).unwrap_or(0);
+        // Reasons are declared in `Reason::ALL` order, so a discriminant is an index; the slot
+        // after the last reason is "none".
         let primary = reasons
             .primary()
             .map(|r| r as usize)
             .unwrap_or(Reason::ALL.len());
-        let idx = v * (Reason::ALL.len() + 1) + primary_index(primary);
-        self.decision_handles[idx].inc();
+        self.decision_handles[v * (Reason::ALL.len() + 1) + primary].inc();
         for r in reasons.iter() {
-            self.reason_handles[Reason::ALL.iter().position(|x| *x == r).unwrap_or(0)].inc();
+            self.reason_handles[r as usize].inc();
         }
     }
 
@@ -240,20 +239,4 @@ impl Metrics {
             .expect("encode");
         String::from_utf8(buf).unwrap_or_default()
     }
-
-    pub fn decisions_vec(&self) -> &IntCounterVec {
-        &self.decisions
-    }
-}
-
-/// Reason::ALL is in precedence order, which is also the `repr(u8)` order except for the two
-/// list-failure reasons; map a `repr` value to its position in ALL.
-fn primary_index(repr: usize) -> usize {
-    if repr >= Reason::ALL.len() {
-        return Reason::ALL.len();
-    }
-    Reason::ALL
-        .iter()
-        .position(|r| *r as usize == repr)
-        .unwrap_or(Reason::ALL.len())
 }

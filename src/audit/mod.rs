@@ -64,8 +64,9 @@ impl AuditSink {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub fn instance(&self) -> &str {
-        &self.instance
+    /// The id a decision is known by, in the audit record and the `X-Callgate-Decision` header.
+    pub fn decision_id(&self, seq: u64) -> String {
+        decision_id(&self.instance, seq)
     }
 
     pub fn instance_arc(&self) -> Arc<str> {
@@ -164,23 +165,69 @@ fn sync(file: &mut Option<DayFile>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn run_writer(dir: PathBuf, rx: Receiver<Msg>, interval: Duration, metrics: Arc<Metrics>) {
-    let mut file: Option<DayFile> = None;
-    let mut pending: u64 = 0;
-    let mut last_sync = Instant::now();
-    let mut line = Vec::with_capacity(2048);
-    let commit = |file: &mut Option<DayFile>, pending: &mut u64, last_sync: &mut Instant| {
-        if *pending > 0 {
-            match sync(file) {
-                Ok(()) => metrics.audit_records_written.inc_by(*pending),
+/// The writer thread's open file and its unsynced records.
+struct Writer {
+    dir: PathBuf,
+    file: Option<DayFile>,
+    pending: u64,
+    last_sync: Instant,
+    line: Vec<u8>,
+    metrics: Arc<Metrics>,
+}
+
+impl Writer {
+    /// Serialize and append one record, rotating at UTC midnight.
+    fn append(&mut self, ev: &AuditEvent) {
+        self.metrics.audit_queue_depth.dec();
+        let day = ev.ts.date_naive();
+        if self.file.as_ref().map(|f| f.day) != Some(day) {
+            self.commit();
+            match open_day(&self.dir, day) {
+                Ok(f) => self.file = Some(f),
                 Err(e) => {
-                    metrics.audit_write_errors.inc();
+                    self.metrics.audit_write_errors.inc();
+                    tracing::error!(error = %e, dir = %self.dir.display(), "cannot open audit file");
+                }
+            }
+        }
+        self.line.clear();
+        write_record(&mut self.line, ev);
+        self.line.push(b'\n');
+        if let Some(f) = &mut self.file {
+            match f.out.write_all(&self.line) {
+                Ok(()) => self.pending += 1,
+                Err(e) => {
+                    self.metrics.audit_write_errors.inc();
+                    tracing::error!(error = %e, "audit write failed");
+                }
+            }
+        }
+    }
+
+    /// Flush and fsync what was appended; only then are the records counted as written.
+    fn commit(&mut self) {
+        if self.pending > 0 {
+            match sync(&mut self.file) {
+                Ok(()) => self.metrics.audit_records_written.inc_by(self.pending),
+                Err(e) => {
+                    self.metrics.audit_write_errors.inc();
                     tracing::error!(error = %e, "audit fsync failed");
                 }
             }
-            *pending = 0;
+            self.pending = 0;
         }
-        *last_sync = Instant::now();
+        self.last_sync = Instant::now();
+    }
+}
+
+fn run_writer(dir: PathBuf, rx: Receiver<Msg>, interval: Duration, metrics: Arc<Metrics>) {
+    let mut w = Writer {
+        dir,
+        file: None,
+        pending: 0,
+        last_sync: Instant::now(),
+        line: Vec::with_capacity(2048),
+        metrics,
     };
     // The writer drains the queue on a short tick instead of blocking in recv: a blocked
     // receiver must be woken (futex + context switch) for every record, which measured as a
@@ -191,77 +238,43 @@ fn run_writer(dir: PathBuf, rx: Receiver<Msg>, interval: Duration, metrics: Arc<
         if idle {
             std::thread::sleep(tick);
         }
-        let msg = match rx.try_recv() {
-            Ok(m) => {
+        match rx.try_recv() {
+            Ok(Msg::Record(ev)) => {
                 idle = false;
-                Some(m)
+                w.append(&ev);
             }
-            Err(mpsc::TryRecvError::Empty) => {
-                idle = true;
-                None
-            }
-            Err(mpsc::TryRecvError::Disconnected) => {
-                commit(&mut file, &mut pending, &mut last_sync);
-                return;
-            }
-        };
-        match msg {
-            Some(Msg::Record(ev)) => {
-                metrics.audit_queue_depth.dec();
-                let day = ev.ts.date_naive();
-                if file.as_ref().map(|f| f.day) != Some(day) {
-                    commit(&mut file, &mut pending, &mut last_sync);
-                    match open_day(&dir, day) {
-                        Ok(f) => file = Some(f),
-                        Err(e) => {
-                            metrics.audit_write_errors.inc();
-                            tracing::error!(error = %e, dir = %dir.display(), "cannot open audit file");
-                        }
-                    }
-                }
-                line.clear();
-                write_record(&mut line, &ev);
-                line.push(b'\n');
-                if let Some(f) = &mut file {
-                    if let Err(e) = f.out.write_all(&line) {
-                        metrics.audit_write_errors.inc();
-                        tracing::error!(error = %e, "audit write failed");
-                    } else {
-                        pending += 1;
-                    }
-                }
-            }
-            Some(Msg::Flush(done)) => {
-                commit(&mut file, &mut pending, &mut last_sync);
+            Ok(Msg::Flush(done)) => {
+                idle = false;
+                w.commit();
                 let _ = done.send(());
             }
-            Some(Msg::Shutdown) => {
+            Ok(Msg::Shutdown) => {
                 // Drain whatever is still queued, then commit.
                 while let Ok(m) = rx.try_recv() {
                     if let Msg::Record(ev) = m {
-                        metrics.audit_queue_depth.dec();
-                        line.clear();
-                        write_record(&mut line, &ev);
-                        line.push(b'\n');
-                        if let Some(f) = &mut file {
-                            if f.out.write_all(&line).is_ok() {
-                                pending += 1;
-                            }
-                        }
+                        w.append(&ev);
                     }
                 }
-                commit(&mut file, &mut pending, &mut last_sync);
+                w.commit();
                 return;
             }
-            None => {}
+            Err(mpsc::TryRecvError::Empty) => idle = true,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                w.commit();
+                return;
+            }
         }
-        if last_sync.elapsed() >= interval {
-            commit(&mut file, &mut pending, &mut last_sync);
+        if w.last_sync.elapsed() >= interval {
+            w.commit();
         }
-        metrics
+        w.metrics
             .audit_last_sync_age
-            .set(last_sync.elapsed().as_secs_f64());
+            .set(w.last_sync.elapsed().as_secs_f64());
     }
+}
+
+fn decision_id(instance: &str, seq: u64) -> String {
+    format!("{instance}-{seq}")
 }
 
 fn lossy(b: &Bytes) -> std::borrow::Cow<'_, str> {
@@ -315,7 +328,7 @@ pub fn write_record(out: &mut Vec<u8>, ev: &AuditEvent) {
     let d = &ev.decision;
     let service;
     let rec = Record {
-        id: format!("{}-{}", ev.instance, ev.seq),
+        id: decision_id(&ev.instance, ev.seq),
         ts: ev.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
         call_id: lossy(&ev.call_id),
         source: ev.source.to_string(),

@@ -8,7 +8,7 @@ use dashmap::DashSet;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -24,7 +24,6 @@ pub struct OptOutRecord {
 pub struct OptOuts {
     set: DashSet<E164>,
     journal: Mutex<File>,
-    path: PathBuf,
     seq: AtomicU64,
     clock: SharedClock,
 }
@@ -88,7 +87,6 @@ impl OptOuts {
         Ok(OptOuts {
             set,
             journal: Mutex::new(file),
-            path: path.to_owned(),
             seq: AtomicU64::new(seq),
             clock,
         })
@@ -128,10 +126,6 @@ impl OptOuts {
         self.set.insert(n);
         self.seq.store(rec.seq, Ordering::Release);
         Ok(rec)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

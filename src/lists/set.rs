@@ -42,7 +42,7 @@ impl BlockedBloom {
     fn locate(&self, key: u64) -> (usize, u64) {
         let h = mix(key);
         // High bits pick the block (fast range reduction); low bits pick the bits within it.
-        let block = ((h >> 32) * self.blocks.len() as u64 >> 32) as usize;
+        let block = (((h >> 32) * self.blocks.len() as u64) >> 32) as usize;
         (block, h)
     }
 

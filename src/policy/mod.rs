@@ -17,13 +17,14 @@ use std::sync::Arc;
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum Reason {
+    // Declared in precedence order: `r as usize` is the index into `Reason::ALL`.
     UnparseableNumber = 0,
     InternalDnc,
     NationalDnc,
     StateDnc,
     CustomDnc,
-    StaleList,
     ListUnavailable,
+    StaleList,
     ServiceNumber,
     Inbound,
 }
@@ -68,10 +69,6 @@ impl Reason {
             Reason::ServiceNumber => "emergency or service number",
             Reason::Inbound => "inbound call from the upstream",
         }
-    }
-
-    pub fn from_code(s: &str) -> Option<Reason> {
-        Reason::ALL.iter().copied().find(|r| r.code() == s)
     }
 
     fn dnc_for(kind: ListKind) -> Reason {
@@ -191,6 +188,27 @@ impl Policy {
 
     pub fn config(&self) -> &PolicyConfig {
         &self.cfg
+    }
+
+    /// A request from the upstream toward the dialers: the outbound policy does not apply, but
+    /// the record still says what was called and which lists were in service.
+    pub fn inbound(
+        &self,
+        called: Result<Called, NumberProblem>,
+        lists: Arc<ListSet>,
+        optouts: &OptOuts,
+    ) -> Decision {
+        let mut reasons = Reasons::default();
+        reasons.insert(Reason::Inbound);
+        Decision {
+            verdict: Verdict::Inbound,
+            reasons,
+            called,
+            fail_open: false,
+            lists,
+            list_hits: 0,
+            optouts_seq: optouts.seq(),
+        }
     }
 
     /// Decide an outbound call. Pure apart from reading the lists: the caller passes the time.
@@ -315,7 +333,7 @@ pub fn check_number(
     number: &str,
     now: DateTime<Utc>,
 ) -> Decision {
-    use crate::sip::uri::{dial_string, Scheme, Uri};
+    use crate::sip::uri::{Scheme, Uri};
     let uri = Uri {
         scheme: Scheme::Tel,
         user: Some(number.trim().as_bytes()),
@@ -324,8 +342,10 @@ pub fn check_number(
         params: b"",
         headers: None,
     };
-    let called = dial_string(&uri)
-        .map_err(NumberProblem::Dial)
-        .and_then(|d| normalizer.normalize(&d).map_err(NumberProblem::Normalize));
-    policy.decide(called, lists.snapshot(), &lists.optouts, now)
+    policy.decide(
+        normalizer.called(&uri),
+        lists.snapshot(),
+        &lists.optouts,
+        now,
+    )
 }

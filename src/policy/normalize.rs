@@ -1,6 +1,7 @@
 //! From dialled digits to an E.164 number (or an emergency/service code).
 
-use crate::sip::uri::DialString;
+use super::NumberProblem;
+use crate::sip::uri::{dial_string, DialString, Uri};
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -125,6 +126,13 @@ impl Normalizer {
             return national_form(digits).map(Called::Number);
         }
         global_form(digits).map(Called::Number)
+    }
+
+    /// The called number of a URI: its dial string, normalized. The one path from a URI to a
+    /// number, shared by the SIP path, the admin check and the CLI.
+    pub fn called(&self, uri: &Uri<'_>) -> Result<Called, NumberProblem> {
+        let d = dial_string(uri).map_err(NumberProblem::Dial)?;
+        self.normalize(&d).map_err(NumberProblem::Normalize)
     }
 
     fn service_code(&self, digits: &[u8]) -> Option<ServiceCode> {

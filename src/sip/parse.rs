@@ -113,8 +113,9 @@ impl Method {
         Method::Other,
     ];
 
+    /// Index into `Method::ALL` (declared in the same order).
     pub fn index(self) -> usize {
-        Method::ALL.iter().position(|m| *m == self).unwrap_or(14)
+        self as usize
     }
 }
 
@@ -393,7 +394,7 @@ impl Message {
         let body = Span::new(body_start, body_start + body_len);
 
         Ok(Message {
-            buf: buf.clone(),
+            buf,
             start,
             headers_start: headers_start as u32,
             headers,
@@ -438,16 +439,6 @@ impl Message {
 
     pub fn header_value(&self, name: HeaderName) -> Option<&[u8]> {
         self.header(name).map(|h| self.bytes(h.value))
-    }
-
-    pub fn header_by_name(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find_map(|h| {
-            let line = self.bytes(h.line);
-            let colon = memchr(b':', line)?;
-            let n = trim_slice(&line[..colon]);
-            n.eq_ignore_ascii_case(name.as_bytes())
-                .then(|| self.bytes(h.value))
-        })
     }
 
     pub fn call_id(&self) -> &[u8] {
@@ -560,10 +551,8 @@ impl Message {
         }
         for h in &self.headers {
             match h.name {
-                HeaderName::From | HeaderName::To => {
-                    if !valid_name_addr(self.bytes(h.value)) {
-                        return Err(err("bad_address", 400, "invalid To or From"));
-                    }
+                HeaderName::From | HeaderName::To if !valid_name_addr(self.bytes(h.value)) => {
+                    return Err(err("bad_address", 400, "invalid To or From"));
                 }
                 HeaderName::Contact => {
                     let v = self.bytes(h.value);
@@ -574,13 +563,13 @@ impl Message {
                         return Err(err("bad_address", 400, "invalid Contact"));
                     }
                 }
-                HeaderName::Route | HeaderName::RecordRoute => {
+                HeaderName::Route | HeaderName::RecordRoute
                     if !CommaSplit::new(&self.buf, h.value).all(|s| {
                         let v = self.bytes(s);
                         v.first() == Some(&b'<') || v.first() == Some(&b'"')
-                    }) {
-                        return Err(err("bad_route", 400, "Route values must be name-addr"));
-                    }
+                    }) =>
+                {
+                    return Err(err("bad_route", 400, "Route values must be name-addr"));
                 }
                 _ => {}
             }

@@ -13,15 +13,16 @@ use super::edit::{build_response, ExtraHeader, Splicer};
 use super::parse::{
     name_addr_uri, CommaSplit, HeaderName, Message, Method, ParseError, Span, StartLine, Via,
 };
-use super::uri::{dial_string, Scheme, Uri};
+use super::uri::{Scheme, Uri};
 use crate::admin::metrics::{Direction, Metrics};
 use crate::audit::{AuditEvent, AuditSink};
 use crate::clock::SharedClock;
 use crate::config::{RejectConfig, Transport};
 use crate::lists::ListStore;
 use crate::policy::normalize::{Called, Normalizer};
-use crate::policy::{Decision, NumberProblem, Policy, Reason, Reasons, Verdict};
+use crate::policy::{Decision, NumberProblem, Policy, Reason};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use ipnet::IpNet;
 use std::hash::{Hash, Hasher};
@@ -50,7 +51,7 @@ impl Peer {
             Peer::Tcp(_) => Transport::Tcp,
         }
     }
-    fn new(t: Transport, a: SocketAddr) -> Peer {
+    pub fn new(t: Transport, a: SocketAddr) -> Peer {
         match t {
             Transport::Udp => Peer::Udp(a),
             Transport::Tcp => Peer::Tcp(a),
@@ -101,9 +102,16 @@ pub struct ProxySettings {
     pub reject: RejectConfig,
 }
 
+#[derive(Clone)]
 enum TxPhase {
-    Forwarded { dest: Peer },
-    Rejected { response: Bytes, to: Peer },
+    Forwarded {
+        dest: Peer,
+    },
+    Rejected {
+        response: Bytes,
+        status: u16,
+        to: Peer,
+    },
 }
 
 struct Tx {
@@ -205,16 +213,8 @@ impl Proxy {
         }
     }
 
-    pub fn settings(&self) -> &ProxySettings {
-        &self.s
-    }
-
     pub fn policy(&self) -> &Policy {
         &self.policy
-    }
-
-    pub fn normalizer(&self) -> &Normalizer {
-        &self.normalizer
     }
 
     /// Forget transactions older than the transaction timeout (64*T1 by default).
@@ -234,6 +234,10 @@ impl Proxy {
             return Some(Side::Dialer);
         }
         None
+    }
+
+    fn dropped(&self, reason: &str) {
+        self.metrics.dropped.with_label_values(&[reason]).inc();
     }
 
     /// Handle one received message; what to send is appended to `out` in order.
@@ -265,26 +269,11 @@ impl Proxy {
                     && m.header(HeaderName::Via).is_some()
                     && m.header(HeaderName::CSeq).is_some()
                 {
-                    let warning = format!("399 {} \"{}\"", self.s.advertise_host, e.detail);
-                    let extra = [ExtraHeader {
-                        name: "Warning",
-                        value: warning.as_bytes(),
-                    }];
-                    let r = build_response(
-                        &m,
-                        e.status,
-                        status_phrase(e.status),
-                        Some("cgerr"),
-                        &extra,
-                    );
-                    return self.send_local(src, Method::from_bytes(b""), e.status, r, out);
+                    return self.respond_warning(&m, e.status, e.detail, src, out);
                 }
             }
         }
-        self.metrics
-            .dropped
-            .with_label_values(&["unparseable"])
-            .inc();
+        self.dropped("unparseable");
     }
 
     fn send_local(
@@ -316,6 +305,28 @@ impl Proxy {
         self.send_local(src, method, status, r, out);
     }
 
+    /// A response that says why in `Warning: 399`.
+    fn respond_warning(
+        &self,
+        req: &Message,
+        status: u16,
+        why: &str,
+        src: Peer,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let w = format!("399 {} \"{why}\"", self.s.advertise_host);
+        self.respond(
+            req,
+            status,
+            src,
+            &[ExtraHeader {
+                name: "Warning",
+                value: w.as_bytes(),
+            }],
+            out,
+        );
+    }
+
     /// Transaction key: the branch and sent-by for RFC 3261 branches; for RFC 2543 peers the
     /// fields section 17.2.3 falls back to. CSeq method is left out so that ACK and CANCEL map
     /// to their INVITE.
@@ -333,6 +344,49 @@ impl Proxy {
 
     fn our_branch(&self, key: u64) -> u64 {
         mix(key ^ self.branch_salt)
+    }
+
+    /// A copy of the transaction's state: no map lock is held while the caller forwards.
+    fn tx_phase(&self, key: u64) -> Option<TxPhase> {
+        self.txns.get(&key).map(|tx| tx.phase.clone())
+    }
+
+    fn remember(&self, key: u64, phase: TxPhase) {
+        self.txns.insert(
+            key,
+            Tx {
+                created: Instant::now(),
+                phase,
+            },
+        );
+    }
+
+    /// Forward within an existing transaction (retransmitted INVITE, hop-by-hop ACK, CANCEL):
+    /// to where the INVITE went, with the branch derived from the same key.
+    #[allow(clippy::too_many_arguments)]
+    fn relay_in_tx(
+        &self,
+        msg: &Message,
+        via: &Via,
+        src: Peer,
+        key: u64,
+        dest: Peer,
+        record_route: bool,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let removals = self.our_routes(msg);
+        let upstream = dest.addr() == self.s.upstream;
+        self.forward(
+            msg,
+            via,
+            src,
+            key,
+            &Dest::Peer(dest),
+            &removals,
+            record_route,
+            upstream,
+            out,
+        );
     }
 
     fn on_request(
@@ -354,20 +408,12 @@ impl Proxy {
         };
         if let Err(e) = msg.validate_request() {
             self.metrics.parse_errors.with_label_values(&[e.kind]).inc();
+            // Via is copied verbatim and the answer goes to the source address, so even a
+            // request with an unparseable Via can be told why it was refused.
             if method != Method::Ack && msg.header(HeaderName::Via).is_some() {
-                let warning = format!("399 {} \"{}\"", self.s.advertise_host, e.detail);
-                self.respond(
-                    msg,
-                    e.status,
-                    src,
-                    &[ExtraHeader {
-                        name: "Warning",
-                        value: warning.as_bytes(),
-                    }],
-                    out,
-                );
+                self.respond_warning(msg, e.status, e.detail, src, out);
             } else {
-                self.metrics.dropped.with_label_values(&["invalid"]).inc();
+                self.dropped("invalid");
             }
             return;
         }
@@ -384,37 +430,30 @@ impl Proxy {
         }
         if method != Method::Ack && method != Method::Cancel {
             if let Some(h) = msg.header(HeaderName::ProxyRequire) {
-                let unsupported = msg.bytes(h.value).to_vec();
                 self.metrics
                     .parse_errors
                     .with_label_values(&["bad_extension"])
                     .inc();
-                return self.respond(
-                    msg,
-                    420,
-                    src,
-                    &[ExtraHeader {
-                        name: "Unsupported",
-                        value: &unsupported,
-                    }],
-                    out,
-                );
+                let unsupported = [ExtraHeader {
+                    name: "Unsupported",
+                    value: msg.bytes(h.value),
+                }];
+                return self.respond(msg, 420, src, &unsupported, out);
             }
         }
         let key = self.tx_key(msg, &via);
         match method {
             Method::Ack => return self.on_ack(msg, &via, &ruri, side, key, src, out),
-            Method::Cancel => return self.on_cancel(msg, &via, &ruri, side, key, src, out),
+            Method::Cancel => return self.on_cancel(msg, &via, key, src, out),
             Method::Invite => {
-                if let Some(tx) = self.txns.get(&key) {
-                    return self.on_invite_retransmission(msg, &via, &tx.phase, key, src, out);
+                if let Some(phase) = self.tx_phase(key) {
+                    return self.on_invite_retransmission(msg, &via, phase, key, src, out);
                 }
             }
             _ => {}
         }
         let removals = self.our_routes(msg);
-        let route = self.route(msg, method, &ruri, side, &removals);
-        let (dest, upstream) = match route {
+        let (dest, upstream) = match self.route(msg, method, &ruri, side, &removals) {
             Route::Local => {
                 let allow = [ExtraHeader {
                     name: "Allow",
@@ -423,19 +462,7 @@ impl Proxy {
                 let r = build_response(msg, 200, "OK", Some("cgping"), &allow);
                 return self.send_local(src, method, 200, r, out);
             }
-            Route::Refuse(status, why) => {
-                let w = format!("399 {} \"{why}\"", self.s.advertise_host);
-                return self.respond(
-                    msg,
-                    status,
-                    src,
-                    &[ExtraHeader {
-                        name: "Warning",
-                        value: w.as_bytes(),
-                    }],
-                    out,
-                );
-            }
+            Route::Refuse(status, why) => return self.respond_warning(msg, status, why, src, out),
             Route::Forward { dest, upstream } => (dest, upstream),
         };
         match msg.max_forwards() {
@@ -444,82 +471,63 @@ impl Proxy {
             _ => {}
         }
         let initial_invite = method == Method::Invite && msg.tag(HeaderName::To).is_none();
-        if initial_invite {
-            let decision = if side == Side::Dialer {
-                let (called, _) = self.called_number(msg, &ruri);
-                self.policy.decide(
-                    called,
-                    self.lists.snapshot(),
-                    &self.lists.optouts,
-                    self.clock.now(),
-                )
-            } else {
-                let (called, _) = self.called_number(msg, &ruri);
-                Decision {
-                    verdict: Verdict::Inbound,
-                    reasons: {
-                        let mut r = Reasons::default();
-                        r.insert(Reason::Inbound);
-                        r
-                    },
-                    called,
-                    fail_open: false,
-                    lists: self.lists.snapshot(),
-                    list_hits: 0,
-                    optouts_seq: self.lists.optouts.seq(),
-                }
-            };
-            let latency = received.elapsed();
-            self.metrics.decision_seconds.observe(latency.as_secs_f64());
-            self.metrics
-                .count_decision(decision.verdict, decision.reasons);
-            let seq = self.audit.next_seq();
-            let mut sip_status = 0;
-            if decision.verdict.forwards() {
-                if self.s.send_100 {
-                    let r = build_response(msg, 100, "Trying", None, &[]);
-                    self.send_local(src, method, 100, r, out);
-                }
-                self.forward(msg, &via, src, key, &dest, &removals, true, upstream, out);
-                if let Dest::Peer(p) = dest {
-                    self.txns.insert(
-                        key,
-                        Tx {
-                            created: Instant::now(),
-                            phase: TxPhase::Forwarded { dest: p },
-                        },
-                    );
-                }
-            } else {
-                let resp = self.rejection(msg, &decision, key, seq);
-                sip_status = self.reject_status(&decision);
-                self.send_local(src, method, sip_status, resp.clone(), out);
-                self.txns.insert(
-                    key,
-                    Tx {
-                        created: Instant::now(),
-                        phase: TxPhase::Rejected {
-                            response: resp,
-                            to: src,
-                        },
-                    },
-                );
+        if !initial_invite {
+            self.forward(msg, &via, src, key, &dest, &removals, false, upstream, out);
+            if let (Method::Invite, Dest::Peer(p)) = (method, &dest) {
+                self.remember(key, TxPhase::Forwarded { dest: *p });
             }
-            self.audit_decision(msg, &ruri, src, decision, sip_status, seq, latency);
             return;
         }
-        self.forward(msg, &via, src, key, &dest, &removals, false, upstream, out);
-        if method == Method::Invite {
-            if let Dest::Peer(p) = dest {
-                self.txns.insert(
-                    key,
-                    Tx {
-                        created: Instant::now(),
-                        phase: TxPhase::Forwarded { dest: p },
-                    },
-                );
+        let (called, called_span) = self.called_number(msg, &ruri);
+        let now = self.clock.now();
+        let decision = match side {
+            Side::Dialer => {
+                self.policy
+                    .decide(called, self.lists.snapshot(), &self.lists.optouts, now)
             }
+            Side::Upstream => {
+                self.policy
+                    .inbound(called, self.lists.snapshot(), &self.lists.optouts)
+            }
+        };
+        let latency = received.elapsed();
+        self.metrics.decision_seconds.observe(latency.as_secs_f64());
+        self.metrics
+            .count_decision(decision.verdict, decision.reasons);
+        let seq = self.audit.next_seq();
+        let mut sip_status = 0;
+        if decision.verdict.forwards() {
+            if self.s.send_100 {
+                let r = build_response(msg, 100, "Trying", None, &[]);
+                self.send_local(src, method, 100, r, out);
+            }
+            self.forward(msg, &via, src, key, &dest, &removals, true, upstream, out);
+            if let Dest::Peer(p) = dest {
+                self.remember(key, TxPhase::Forwarded { dest: p });
+            }
+        } else {
+            let (status, response) = self.rejection(msg, &decision, key, seq);
+            sip_status = status;
+            self.send_local(src, method, status, response.clone(), out);
+            self.remember(
+                key,
+                TxPhase::Rejected {
+                    response,
+                    status,
+                    to: src,
+                },
+            );
         }
+        self.audit_decision(
+            msg,
+            called_span,
+            src,
+            decision,
+            sip_status,
+            seq,
+            now,
+            latency,
+        );
     }
 
     fn refuse(
@@ -531,11 +539,7 @@ impl Proxy {
         out: &mut Vec<Outgoing>,
     ) {
         if method == Method::Ack {
-            self.metrics
-                .dropped
-                .with_label_values(&["invalid_ack"])
-                .inc();
-            return;
+            return self.dropped("invalid_ack");
         }
         self.respond(msg, status, src, &[], out)
     }
@@ -544,25 +548,23 @@ impl Proxy {
         &self,
         msg: &Message,
         via: &Via,
-        phase: &TxPhase,
+        phase: TxPhase,
         key: u64,
         src: Peer,
         out: &mut Vec<Outgoing>,
     ) {
         match phase {
-            TxPhase::Rejected { response, to } => {
+            TxPhase::Rejected {
+                response,
+                status,
+                to,
+            } => {
                 // Section 17.2.1: a retransmitted request gets the final response again.
                 self.metrics
                     .retransmissions
                     .with_label_values(&["INVITE", "answered"])
                     .inc();
-                self.send_local(
-                    *to,
-                    Method::Invite,
-                    self.status_of(response),
-                    response.clone(),
-                    out,
-                );
+                self.send_local(to, Method::Invite, status, response, out);
             }
             TxPhase::Forwarded { dest } => {
                 // Stateless relay of the retransmission (same branch): exactly one copy out.
@@ -570,29 +572,10 @@ impl Proxy {
                     .retransmissions
                     .with_label_values(&["INVITE", "relayed"])
                     .inc();
-                let removals = self.our_routes(msg);
-                let upstream = dest.addr() == self.s.upstream;
                 let initial = msg.tag(HeaderName::To).is_none();
-                self.forward(
-                    msg,
-                    via,
-                    src,
-                    key,
-                    &Dest::Peer(*dest),
-                    &removals,
-                    initial,
-                    upstream,
-                    out,
-                );
+                self.relay_in_tx(msg, via, src, key, dest, initial, out);
             }
         }
-    }
-
-    fn status_of(&self, response: &Bytes) -> u16 {
-        std::str::from_utf8(response.get(8..11).unwrap_or(b"0"))
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -606,88 +589,49 @@ impl Proxy {
         src: Peer,
         out: &mut Vec<Outgoing>,
     ) {
-        let removals = self.our_routes(msg);
-        if let Some(tx) = self.txns.get(&key) {
-            match &tx.phase {
-                TxPhase::Rejected { .. } => {
-                    // The ACK to our own non-2xx final response ends here (section 17.2.1).
-                    self.metrics
-                        .retransmissions
-                        .with_label_values(&["ACK", "absorbed"])
-                        .inc();
-                }
-                TxPhase::Forwarded { dest } => {
-                    // ACK for a non-2xx response from downstream: same hop, same branch.
-                    let up = dest.addr() == self.s.upstream;
-                    self.forward(
-                        msg,
-                        via,
-                        src,
-                        key,
-                        &Dest::Peer(*dest),
-                        &removals,
-                        false,
-                        up,
-                        out,
-                    );
+        match self.tx_phase(key) {
+            // The ACK to our own non-2xx final response ends here (section 17.2.1).
+            Some(TxPhase::Rejected { .. }) => {
+                self.metrics
+                    .retransmissions
+                    .with_label_values(&["ACK", "absorbed"])
+                    .inc();
+            }
+            // ACK for a non-2xx response from downstream: same hop, same branch.
+            Some(TxPhase::Forwarded { dest }) => {
+                self.relay_in_tx(msg, via, src, key, dest, false, out)
+            }
+            // ACK for a 2xx: its own transaction, routed like any in-dialog request.
+            None => {
+                let removals = self.our_routes(msg);
+                match self.route(msg, Method::Ack, ruri, side, &removals) {
+                    Route::Forward { dest, upstream } => {
+                        if !matches!(msg.max_forwards(), Some(Ok(0))) {
+                            self.forward(
+                                msg, via, src, key, &dest, &removals, false, upstream, out,
+                            );
+                        }
+                    }
+                    _ => self.dropped("ack_unroutable"),
                 }
             }
-            return;
-        }
-        // ACK for a 2xx: its own transaction, routed like any in-dialog request.
-        match self.route(msg, Method::Ack, ruri, side, &removals) {
-            Route::Forward { dest, upstream } => {
-                if !matches!(msg.max_forwards(), Some(Ok(0))) {
-                    self.forward(msg, via, src, key, &dest, &removals, false, upstream, out);
-                }
-            }
-            _ => self
-                .metrics
-                .dropped
-                .with_label_values(&["ack_unroutable"])
-                .inc(),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_cancel(
-        &self,
-        msg: &Message,
-        via: &Via,
-        _ruri: &Uri<'_>,
-        _side: Side,
-        key: u64,
-        src: Peer,
-        out: &mut Vec<Outgoing>,
-    ) {
-        let phase = self.txns.get(&key).map(|tx| match &tx.phase {
-            TxPhase::Forwarded { dest } => Some(*dest),
-            TxPhase::Rejected { .. } => None,
-        });
-        match phase {
-            Some(Some(dest)) => {
-                // CANCEL goes where its INVITE went, with the INVITE's branch (section 9.1).
-                let removals = self.our_routes(msg);
-                let up = dest.addr() == self.s.upstream;
-                self.forward(
-                    msg,
-                    via,
-                    src,
-                    key,
-                    &Dest::Peer(dest),
-                    &removals,
-                    false,
-                    up,
-                    out,
-                );
+    fn on_cancel(&self, msg: &Message, via: &Via, key: u64, src: Peer, out: &mut Vec<Outgoing>) {
+        match self.tx_phase(key) {
+            // CANCEL goes where its INVITE went, with the INVITE's branch (section 9.1).
+            Some(TxPhase::Forwarded { dest }) => {
+                self.relay_in_tx(msg, via, src, key, dest, false, out)
             }
             // Already answered with a final response: the CANCEL has nothing left to cancel.
-            Some(None) => self.respond(msg, 200, src, &[], out),
+            Some(TxPhase::Rejected { .. }) => self.respond(msg, 200, src, &[], out),
             None => self.respond(msg, 481, src, &[], out),
         }
     }
 
-    /// The called number: Request-URI user part, or To when the Request-URI has none.
+    /// The called number and the span of the URI it was taken from: the Request-URI's user
+    /// part, or To when the Request-URI has none.
     fn called_number(
         &self,
         msg: &Message,
@@ -695,15 +639,7 @@ impl Proxy {
     ) -> (Result<Called, NumberProblem>, Span) {
         let ruri_span = msg.request_uri().expect("request");
         if ruri.user.is_some() || ruri.scheme == Scheme::Tel {
-            let r = dial_string(ruri).map_err(NumberProblem::Dial);
-            return (
-                r.and_then(|d| {
-                    self.normalizer
-                        .normalize(&d)
-                        .map_err(NumberProblem::Normalize)
-                }),
-                ruri_span,
-            );
+            return (self.normalizer.called(ruri), ruri_span);
         }
         let Some(to) = msg.header(HeaderName::To) else {
             return (Err(NumberProblem::NoRequestUri), ruri_span);
@@ -713,12 +649,7 @@ impl Proxy {
         let span = Span::new(start, start + to_uri.len());
         let r = Uri::parse(to_uri)
             .ok_or(NumberProblem::NoRequestUri)
-            .and_then(|u| dial_string(&u).map_err(NumberProblem::Dial))
-            .and_then(|d| {
-                self.normalizer
-                    .normalize(&d)
-                    .map_err(NumberProblem::Normalize)
-            });
+            .and_then(|u| self.normalizer.called(&u));
         (r, span)
     }
 
@@ -991,15 +922,11 @@ impl Proxy {
         self.metrics.count_sip(Direction::In, method, Some(code));
         if side.is_none() {
             self.metrics.unauthorized.inc();
-            return self
-                .metrics
-                .dropped
-                .with_label_values(&["unauthorized_response"])
-                .inc();
+            return self.dropped("unauthorized_response");
         }
         let mut vias = msg.vias();
         let (Some(top), second) = (vias.next(), vias.next()) else {
-            return self.metrics.dropped.with_label_values(&["no_via"]).inc();
+            return self.dropped("no_via");
         };
         let ours = Via::parse(&msg.buf, top).is_some_and(|v| {
             v.branch
@@ -1007,31 +934,17 @@ impl Proxy {
                 && self.is_us(msg.bytes(v.host), v.port)
         });
         if !ours {
-            return self
-                .metrics
-                .dropped
-                .with_label_values(&["via_not_ours"])
-                .inc();
+            return self.dropped("via_not_ours");
         }
         let Some(next) = second.and_then(|s| Via::parse(&msg.buf, s)) else {
-            return self.metrics.dropped.with_label_values(&["no_via"]).inc();
+            return self.dropped("no_via");
         };
-        if method == Method::Invite {
-            if code == 100 && self.s.send_100 {
-                // We already sent our own 100 (section 16.7 step 5: 100s are not forwarded).
-                return self
-                    .metrics
-                    .dropped
-                    .with_label_values(&["100_absorbed"])
-                    .inc();
-            }
+        if method == Method::Invite && code == 100 && self.s.send_100 {
+            // We already sent our own 100 (section 16.7 step 5: 100s are not forwarded).
+            return self.dropped("100_absorbed");
         }
         let Some(dest) = response_dest(msg, &next) else {
-            return self
-                .metrics
-                .dropped
-                .with_label_values(&["bad_destination"])
-                .inc();
+            return self.dropped("bad_destination");
         };
         // Remove our Via: the whole line when it holds only ours, else our value and its comma.
         let mut s = Splicer::new(msg);
@@ -1057,21 +970,11 @@ impl Proxy {
         });
     }
 
-    fn reject_status(&self, d: &Decision) -> u16 {
-        let code = d.reasons.primary().map(|r| r.code()).unwrap_or("");
-        *self
-            .s
-            .reject
-            .status_by_reason
-            .get(code)
-            .unwrap_or(&self.s.reject.status)
-    }
-
     /// The final response for a blocked call: configured status, a Q.850 `Reason` and a
-    /// `Warning: 399` naming the reason code.
-    fn rejection(&self, msg: &Message, d: &Decision, key: u64, seq: u64) -> Bytes {
-        let status = self.reject_status(d);
+    /// `Warning: 399` naming the reason code. Returns the status with the bytes.
+    fn rejection(&self, msg: &Message, d: &Decision, key: u64, seq: u64) -> (u16, Bytes) {
         let primary = d.reasons.primary().unwrap_or(Reason::NationalDnc);
+        let status = self.s.reject.status_for(Some(primary));
         let phrase = if status == self.s.reject.status {
             self.s.reject.reason_phrase.as_str()
         } else {
@@ -1092,7 +995,7 @@ impl Proxy {
             primary.code(),
             primary.text()
         );
-        let id = format!("{}-{}", self.audit.instance(), seq);
+        let id = self.audit.decision_id(seq);
         let mut extra = Vec::with_capacity(3);
         if self.s.reject.reason_header {
             extra.push(ExtraHeader {
@@ -1111,30 +1014,29 @@ impl Proxy {
             value: id.as_bytes(),
         });
         let tag = format!("cg{:x}", key & 0xffff_ffff);
-        build_response(msg, status, phrase, Some(&tag), &extra)
+        (
+            status,
+            build_response(msg, status, phrase, Some(&tag), &extra),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
     fn audit_decision(
         &self,
         msg: &Message,
-        ruri: &Uri<'_>,
+        called_span: Span,
         src: Peer,
         decision: Decision,
         sip_status: u16,
         seq: u64,
+        ts: DateTime<Utc>,
         latency: Duration,
     ) {
-        let called_span = if ruri.user.is_some() || ruri.scheme == Scheme::Tel {
-            msg.request_uri().expect("request")
-        } else {
-            self.called_number(msg, ruri).1
-        };
         let slice = |h: HeaderName| msg.header(h).map(|h| msg.buf.slice(h.value.range()));
         self.audit.submit(AuditEvent {
             seq,
             instance: self.audit.instance_arc(),
-            ts: self.clock.now(),
+            ts,
             call_id: slice(HeaderName::CallId).unwrap_or_default(),
             source: src.addr(),
             transport: src.transport().lower(),
@@ -1156,10 +1058,6 @@ impl Proxy {
             number,
             self.clock.now(),
         )
-    }
-
-    pub fn lists(&self) -> &Arc<ListStore> {
-        &self.lists
     }
 }
 

@@ -242,10 +242,7 @@ impl Transport {
                         .and_then(|mut a| a.next())
                     {
                         Some(addr) => {
-                            let peer = match transport {
-                                crate::config::Transport::Udp => Peer::Udp(addr),
-                                crate::config::Transport::Tcp => Peer::Tcp(addr),
-                            };
+                            let peer = Peer::new(transport, addr);
                             me.send(Outgoing {
                                 dest: Dest::Peer(peer),
                                 data: o.data,

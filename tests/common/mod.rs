@@ -129,12 +129,7 @@ impl Harness {
 
     /// Next message at the dialer that is not a 100 Trying.
     pub fn recv_dialer_final(&self) -> Option<String> {
-        loop {
-            let m = self.recv_dialer()?;
-            if !m.starts_with("SIP/2.0 100") {
-                return Some(m);
-            }
-        }
+        recv_final(&self.dialer)
     }
 
     pub fn invite(&self, ruri_user: &str, call_id: &str) -> String {
@@ -181,6 +176,39 @@ pub fn recv(sock: &UdpSocket) -> Option<String> {
     let mut buf = [0u8; 65536];
     let (n, _) = sock.recv_from(&mut buf).ok()?;
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Next message that is not a 100 Trying.
+pub fn recv_final(sock: &UdpSocket) -> Option<String> {
+    loop {
+        let m = recv(sock)?;
+        if !m.starts_with("SIP/2.0 100") {
+            return Some(m);
+        }
+    }
+}
+
+/// The CANCEL for an INVITE as a UAC builds it (RFC 3261 section 9.1): same Request-URI, Via,
+/// From, To, Call-ID and CSeq number, method CANCEL, no body.
+pub fn cancel_for(invite: &str) -> String {
+    let head = invite.split("\r\n\r\n").next().unwrap();
+    let mut out = String::new();
+    for (i, line) in head.split("\r\n").enumerate() {
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match name.as_str() {
+            _ if i == 0 => out += &line.replacen("INVITE ", "CANCEL ", 1),
+            "cseq" => out += &line.replace("INVITE", "CANCEL"),
+            "content-type" | "content-length" | "contact" => continue,
+            _ => out += line,
+        }
+        out += "\r\n";
+    }
+    out + "Content-Length: 0\r\n\r\n"
 }
 
 pub fn invite_msg(ruri: &str, call_id: &str, from: SocketAddr, branch: &str) -> String {
