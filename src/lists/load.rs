@@ -1,12 +1,12 @@
 //! Reading list files. A file is accepted whole or rejected whole: one bad line rejects it, and
 //! the error names the file and the line.
 
-use super::set::BloomSortedSet;
+use super::compact::SetBuilder;
+use super::snapshot;
 use super::{ListId, ListKind, ListMeta, LoadedList};
 use crate::config::{parse_toml, ConfigError};
-use crate::policy::normalize::E164;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,14 +18,17 @@ pub enum ListError {
         file: String,
         source: std::io::Error,
     },
-    #[error("{file}:{line}: not a phone number: `{text}` (the whole file is rejected)")]
+    #[error("{file}:{line}: not a {expected}: `{text}` (the whole file is rejected)")]
     BadLine {
         file: String,
         line: usize,
+        expected: &'static str,
         text: String,
     },
     #[error(transparent)]
     Manifest(#[from] ConfigError),
+    #[error(transparent)]
+    Snapshot(#[from] super::snapshot::SnapshotError),
     #[error("{file}: list `{id}`: {message}")]
     Meta {
         file: String,
@@ -56,6 +59,9 @@ pub struct ManifestEntry {
     pub source_date: Option<String>,
     /// Two-letter state code, for `kind = "state"`.
     pub state: Option<String>,
+    /// Days after `downloaded` at which the list is stale (default: `policy.national_max_age_days`,
+    /// the FTC's 31-day rule).
+    pub max_age_days: Option<u32>,
 }
 
 pub const SAMPLE_MARKER: &str = "sample-data";
@@ -123,14 +129,40 @@ pub fn load_entry(
 ) -> Result<LoadedList, ListError> {
     let path = data_dir.join(&e.file);
     let file = path.display().to_string();
-    let bytes = std::fs::read(&path).map_err(|source| ListError::Io {
+    let stamp = FileStamp::of(&path).map_err(|source| ListError::Io {
         file: file.clone(),
         source,
     })?;
-    let numbers = parse_numbers(&file, &bytes)?;
-    let sha256 = hex(&Sha256::digest(&bytes));
+    let meta_err = |message: String| ListError::Meta {
+        file: file.clone(),
+        id: e.id.clone(),
+        message,
+    };
+    let (set, sha256, source_date, snapshot) = if snapshot::is_snapshot(&path) {
+        let snap = snapshot::read(&path)?;
+        if snap.meta.id != e.id || snap.meta.kind != e.kind {
+            return Err(meta_err(format!(
+                "the snapshot holds list `{}` ({:?}), the manifest expects `{}` ({:?})",
+                snap.meta.id, snap.meta.kind, e.id, e.kind
+            )));
+        }
+        let source_date = e.source_date.clone().or(snap.meta.source_date.clone());
+        (snap.set, snap.sha256, source_date, Some(snap.meta))
+    } else {
+        let bytes = std::fs::read(&path).map_err(|source| ListError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        let numbers = parse_numbers(&file, &bytes)?;
+        let set = numbers.into_iter().collect::<SetBuilder>().build();
+        (
+            set,
+            hex(&Sha256::digest(&bytes)),
+            e.source_date.clone(),
+            None,
+        )
+    };
     let sample = e.downloaded.as_deref() == Some(SAMPLE_MARKER);
-    let set = BloomSortedSet::from_numbers(numbers);
     use super::NumberSet;
     let meta = ListMeta {
         id: ListId(e.id.as_str().into()),
@@ -138,11 +170,14 @@ pub fn load_entry(
         file: path,
         sha256,
         entries: set.len(),
-        source_date: e.source_date.clone(),
+        source_date,
         downloaded: e.downloaded.as_deref().and_then(parse_date),
         sample,
         loaded_at: now,
         state: e.state.clone(),
+        max_age_days: e.max_age_days,
+        snapshot,
+        stamp,
     };
     Ok(LoadedList {
         meta,
@@ -150,57 +185,45 @@ pub fn load_entry(
     })
 }
 
+/// Identity of a file on disk: a reload reuses a list whose file has not changed instead of
+/// reading (and briefly holding twice) a 250-million-number snapshot again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileStamp {
+    pub len: u64,
+    pub modified_ns: i128,
+    pub inode: u64,
+}
+
+impl FileStamp {
+    pub fn of(path: &Path) -> std::io::Result<FileStamp> {
+        let m = std::fs::metadata(path)?;
+        let modified_ns = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(-1);
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Ok(FileStamp {
+            len: m.len(),
+            modified_ns,
+            inode,
+        })
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Parse a list file. Accepted per line: the FTC flat forms `NPANXXXXXX` and `NPA,NXXXXXX`, and
-/// any form an operator writes (`+1...`, `1...`, separators). Blank lines and `#` comments are
-/// skipped.
+/// Parse a whole list file held in memory (see `ftc` for the accepted forms).
 pub fn parse_numbers(file: &str, bytes: &[u8]) -> Result<Vec<u64>, ListError> {
     let mut out = Vec::with_capacity(bytes.len() / 11);
-    for (i, raw) in bytes.split(|c| *c == b'\n').enumerate() {
-        let line = trim(raw);
-        if line.is_empty() || line[0] == b'#' {
-            continue;
-        }
-        let bad = || ListError::BadLine {
-            file: file.into(),
-            line: i + 1,
-            text: String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned(),
-        };
-        let n = if line.len() == 10 && line.iter().all(u8::is_ascii_digit) {
-            E164::nanp(digits(line))
-        } else if line.len() == 11
-            && line[3] == b','
-            && line[..3].iter().chain(&line[4..]).all(u8::is_ascii_digit)
-        {
-            E164::nanp(digits(&line[..3]) * 10_000_000 + digits(&line[4..]))
-        } else {
-            std::str::from_utf8(line)
-                .ok()
-                .and_then(|s| s.parse::<E164>().ok())
-        };
-        out.push(n.ok_or_else(bad)?.as_u64());
-    }
+    super::ftc::read_lines(file, bytes, super::ftc::FileRole::Full, |n, _| out.push(n))?;
     Ok(out)
-}
-
-fn digits(b: &[u8]) -> u64 {
-    b.iter().fold(0, |a, c| a * 10 + (c - b'0') as u64)
-}
-
-fn trim(b: &[u8]) -> &[u8] {
-    let s = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let e = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map(|e| e + 1)
-        .unwrap_or(s);
-    &b[s..e.max(s)]
 }
 
 #[cfg(test)]

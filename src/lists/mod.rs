@@ -2,9 +2,14 @@
 //! (`ListMeta`), and how a new snapshot replaces the old one (`ListStore::reload`, one atomic
 //! pointer swap: a call sees the old lists or the new ones, never a mix).
 
+pub mod compact;
+pub mod compile;
+pub mod ftc;
 pub mod load;
 pub mod optouts;
 pub mod set;
+pub mod snapshot;
+pub mod synth;
 
 use crate::clock::SharedClock;
 use crate::config::ListsConfig;
@@ -58,6 +63,12 @@ pub struct ListMeta {
     pub sample: bool,
     pub loaded_at: DateTime<Utc>,
     pub state: Option<String>,
+    pub max_age_days: Option<u32>,
+    /// The snapshot's own metadata, when the list was loaded from one.
+    #[serde(skip)]
+    pub snapshot: Option<snapshot::SnapshotMeta>,
+    #[serde(skip)]
+    pub stamp: load::FileStamp,
 }
 
 impl ListMeta {
@@ -79,7 +90,36 @@ impl ListMeta {
 
 pub struct LoadedList {
     pub meta: ListMeta,
-    pub set: Arc<dyn NumberSet>,
+    pub set: Arc<compact::CompactSet>,
+}
+
+impl LoadedList {
+    /// A list with no file behind it (benchmarks, tests, `callgate lists` tools).
+    pub fn in_memory(id: &str, kind: ListKind, set: compact::CompactSet) -> LoadedList {
+        let now = Utc::now();
+        LoadedList {
+            meta: ListMeta {
+                id: ListId(id.into()),
+                kind,
+                file: PathBuf::new(),
+                sha256: String::new(),
+                entries: set.len(),
+                source_date: None,
+                downloaded: Some(now),
+                sample: false,
+                loaded_at: now,
+                state: None,
+                max_age_days: None,
+                snapshot: None,
+                stamp: load::FileStamp {
+                    len: 0,
+                    modified_ns: -1,
+                    inode: 0,
+                },
+            },
+            set: Arc::new(set),
+        }
+    }
 }
 
 /// A configured list that could not be loaded and has no earlier version in service.
@@ -95,16 +135,90 @@ pub struct ListSet {
     pub generation: u64,
     pub lists: Vec<LoadedList>,
     pub unavailable: Vec<Unavailable>,
+    prefilter: Prefilter,
+}
+
+/// Which lists hold anything in each NPA-NXX block: 2.5 MB, so it stays in cache, and a number
+/// in a block no list touches is answered with this one probe however many lists are loaded.
+/// A set bit is only a "maybe": the list's exact container decides.
+struct Prefilter {
+    masks: Box<[u32]>,
+    /// Lists holding numbers outside the NANP block space (probed for such numbers only).
+    other: u64,
+}
+
+/// Lists beyond this are probed whenever bit 31 (`OVERFLOW`) is set in the block's mask.
+pub const PREFILTERED_LISTS: usize = 31;
+const OVERFLOW: u32 = 1 << 31;
+pub const MAX_LISTS: usize = 64;
+
+impl Prefilter {
+    fn build(lists: &[LoadedList]) -> Prefilter {
+        let mut masks = vec![0u32; compact::BLOCKS].into_boxed_slice();
+        let mut other = 0u64;
+        for (i, l) in lists.iter().enumerate().take(MAX_LISTS) {
+            if i >= PREFILTERED_LISTS {
+                masks.iter_mut().for_each(|m| *m |= OVERFLOW);
+            } else {
+                for (b, m) in masks.iter_mut().enumerate() {
+                    if !l.set.block_is_empty(b) {
+                        *m |= 1 << i;
+                    }
+                }
+            }
+            if l.set.has_other() {
+                other |= 1 << i;
+            }
+        }
+        Prefilter { masks, other }
+    }
 }
 
 impl ListSet {
-    /// Bit i set = `lists[i]` contains the number. (At most 64 lists in the core structure.)
+    pub fn new(generation: u64, lists: Vec<LoadedList>, unavailable: Vec<Unavailable>) -> ListSet {
+        let prefilter = Prefilter::build(&lists);
+        ListSet {
+            generation,
+            lists,
+            unavailable,
+            prefilter,
+        }
+    }
+
+    /// Bit i set = `lists[i]` contains the number. The common case, a number in no list's
+    /// block, costs one probe of the prefilter; otherwise only the lists whose block is
+    /// populated are asked, each with one exact container probe.
     #[inline]
     pub fn lookup(&self, n: E164) -> u64 {
         let mut hits = 0u64;
-        for (i, l) in self.lists.iter().enumerate().take(64) {
-            if l.set.contains(n) {
-                hits |= 1 << i;
+        match compact::split(n.as_u64()) {
+            Some((block, suffix)) => {
+                let mask = self.prefilter.masks[block];
+                if mask == 0 {
+                    return 0;
+                }
+                let mut m = (mask & !OVERFLOW) as u64;
+                if mask & OVERFLOW != 0 {
+                    m |= u64::MAX << PREFILTERED_LISTS;
+                }
+                while m != 0 {
+                    let i = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    match self.lists.get(i) {
+                        Some(l) if l.set.block_contains(block, suffix) => hits |= 1 << i,
+                        _ => {}
+                    }
+                }
+            }
+            None => {
+                let mut m = self.prefilter.other;
+                while m != 0 {
+                    let i = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    if self.lists[i].set.contains(n) {
+                        hits |= 1 << i;
+                    }
+                }
             }
         }
         hits
@@ -151,11 +265,7 @@ impl ListStore {
         let manifest_path = cfg.data_dir.join(&cfg.manifest);
         let optouts = OptOuts::open(&cfg.optout_journal, clock.clone())?;
         let store = ListStore {
-            current: ArcSwap::from_pointee(ListSet {
-                generation: 0,
-                lists: vec![],
-                unavailable: vec![],
-            }),
+            current: ArcSwap::from_pointee(ListSet::new(0, vec![], vec![])),
             optouts,
             manifest_path,
             data_dir: cfg.data_dir.clone(),
@@ -199,6 +309,15 @@ impl ListStore {
         let mut lists = Vec::new();
         let mut unavailable = Vec::new();
         for entry in &manifest.entries {
+            if let Some(same) = self.unchanged(&old, entry) {
+                report.kept.push(format!(
+                    "{} (unchanged, {})",
+                    same.meta.id,
+                    same.meta.version()
+                ));
+                lists.push(same);
+                continue;
+            }
             match load::load_entry(&self.data_dir, entry, now) {
                 Ok(l) => {
                     if l.meta.sample {
@@ -242,11 +361,34 @@ impl ListStore {
                 }
             }
         }
-        self.current.store(Arc::new(ListSet {
-            generation,
-            lists,
-            unavailable,
-        }));
+        self.current
+            .store(Arc::new(ListSet::new(generation, lists, unavailable)));
         report
+    }
+
+    /// The list in service, if its file is the very file the manifest names now (same inode,
+    /// size and mtime): reused without reading it again, with the manifest's current metadata.
+    fn unchanged(&self, old: &ListSet, entry: &ManifestEntry) -> Option<LoadedList> {
+        let path = self.data_dir.join(&entry.file);
+        let stamp = load::FileStamp::of(&path).ok()?;
+        let prev = old
+            .lists
+            .iter()
+            .find(|l| *l.meta.id.0 == *entry.id && l.meta.kind == entry.kind)?;
+        if prev.meta.stamp != stamp || prev.meta.file != path {
+            return None;
+        }
+        let mut meta = prev.meta.clone();
+        meta.downloaded = entry.downloaded.as_deref().and_then(load::parse_date);
+        meta.sample = entry.downloaded.as_deref() == Some(load::SAMPLE_MARKER);
+        meta.state = entry.state.clone();
+        meta.max_age_days = entry.max_age_days;
+        if entry.source_date.is_some() {
+            meta.source_date = entry.source_date.clone();
+        }
+        Some(LoadedList {
+            meta,
+            set: prev.set.clone(),
+        })
     }
 }
