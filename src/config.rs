@@ -149,6 +149,8 @@ pub struct PolicyConfig {
     pub on_unparseable_number: FailMode,
     pub on_stale_national_list: FailMode,
     pub on_unavailable_list: FailMode,
+    /// Any other list with a download date older than its `max_age_days`.
+    pub on_stale_list: FailMode,
     pub national_max_age_days: u32,
 }
 
@@ -158,6 +160,7 @@ impl Default for PolicyConfig {
             on_unparseable_number: FailMode::Reject,
             on_stale_national_list: FailMode::Reject,
             on_unavailable_list: FailMode::Reject,
+            on_stale_list: FailMode::Reject,
             national_max_age_days: 31,
         }
     }

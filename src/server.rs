@@ -84,10 +84,10 @@ impl App {
         }
         let (fresh, _, _) = self.proxy.policy().national_status(&lists, now);
         m.national_fresh.set(fresh as i64);
-        if let Some(n) = lists.national() {
+        for l in &lists.lists {
             m.list_fresh
-                .with_label_values(&[n.meta.id.0.as_ref()])
-                .set(fresh as i64);
+                .with_label_values(&[l.meta.id.0.as_ref()])
+                .set(self.proxy.policy().list_fresh(l, now) as i64);
         }
         m.optouts_entries.set(self.lists.optouts.len() as i64);
     }
@@ -107,6 +107,20 @@ impl App {
         }
         for u in &lists.unavailable {
             tracing::error!(list = %u.id, error = %u.error, "list unavailable");
+        }
+        let policy = self.proxy.policy();
+        for l in lists
+            .lists
+            .iter()
+            .filter(|l| l.meta.kind != crate::lists::ListKind::National)
+        {
+            if !policy.list_fresh(l, self.clock.now()) {
+                let mode = self.cfg.policy.on_stale_list;
+                tracing::error!(list = %l.meta.id, age_days = ?l.meta.age(self.clock.now()).map(|a| a.num_days()),
+                    max_age_days = policy.max_age_days(l), on_stale = ?mode,
+                    "list is older than its max_age_days: outbound calls are {} with reason stale_list",
+                    if mode == crate::config::FailMode::Reject { "REJECTED (fail closed)" } else { "ALLOWED (fail open, as configured)" });
+            }
         }
     }
 }

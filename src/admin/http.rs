@@ -90,6 +90,8 @@ pub fn lists_json(app: &App) -> Value {
             "source_date": l.meta.source_date, "downloaded": l.meta.downloaded,
             "sample_data": l.meta.sample, "loaded_at": l.meta.loaded_at,
             "age_seconds": l.meta.age(now).map(|a| a.num_seconds()),
+            "max_age_days": app.proxy.policy().max_age_days(l),
+            "fresh": app.proxy.policy().list_fresh(l, now),
         })).collect::<Vec<_>>(),
         "unavailable": lists.unavailable,
         "optouts": {"entries": app.lists.optouts.len(), "seq": app.lists.optouts.seq()},
@@ -98,8 +100,16 @@ pub fn lists_json(app: &App) -> Value {
 
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     let lists = app.lists.current();
-    let (fresh, _, why) = app.proxy.policy().national_status(&lists, app.clock.now());
-    let ready = fresh && lists.unavailable.is_empty();
+    let now = app.clock.now();
+    let policy = app.proxy.policy();
+    let (fresh, _, why) = policy.national_status(&lists, now);
+    let stale: Vec<&str> = lists
+        .lists
+        .iter()
+        .filter(|l| !policy.list_fresh(l, now))
+        .map(|l| &*l.meta.id.0)
+        .collect();
+    let ready = fresh && lists.unavailable.is_empty() && stale.is_empty();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -109,9 +119,11 @@ async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     body["ready"] = json!(ready);
     if !ready {
         body["why"] = json!(if !fresh {
-            why
+            why.to_string()
+        } else if !lists.unavailable.is_empty() {
+            "a configured list is unavailable".to_string()
         } else {
-            "a configured list is unavailable"
+            format!("stale lists: {}", stale.join(", "))
         });
     }
     (status, Json(body))

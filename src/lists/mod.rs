@@ -10,6 +10,7 @@ pub mod optouts;
 pub mod set;
 pub mod snapshot;
 pub mod synth;
+pub mod tools;
 
 use crate::clock::SharedClock;
 use crate::config::ListsConfig;

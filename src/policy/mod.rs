@@ -5,7 +5,7 @@
 pub mod normalize;
 
 use crate::config::{FailMode, PolicyConfig};
-use crate::lists::{ListKind, ListSet, OptOuts};
+use crate::lists::{ListKind, ListSet, LoadedList, OptOuts};
 use chrono::{DateTime, Utc};
 use normalize::{Called, E164};
 use serde::Serialize;
@@ -261,17 +261,20 @@ impl Policy {
                     reasons.insert(Reason::InternalDnc);
                     dnc = true;
                 }
-                let max_age = chrono::Duration::days(self.cfg.national_max_age_days as i64);
-                let national_fresh = lists
-                    .national()
-                    .and_then(|l| l.meta.age(now))
-                    .is_some_and(|a| a <= max_age);
+                let national_fresh = lists.national().is_some_and(|l| self.list_fresh(l, now));
                 if !national_fresh {
                     apply_failure(
                         &mut reasons,
                         Reason::StaleList,
                         self.cfg.on_stale_national_list,
                     );
+                }
+                if lists
+                    .lists
+                    .iter()
+                    .any(|l| l.meta.kind != ListKind::National && !self.list_fresh(l, now))
+                {
+                    apply_failure(&mut reasons, Reason::StaleList, self.cfg.on_stale_list);
                 }
                 if lists
                     .unavailable
@@ -302,6 +305,31 @@ impl Policy {
         }
     }
 
+    /// Days after its download date at which a list is stale: its own `max_age_days`, else the
+    /// FTC's 31-day rule (`policy.national_max_age_days`).
+    pub fn max_age_days(&self, l: &LoadedList) -> u32 {
+        let own = l
+            .meta
+            .max_age_days
+            .unwrap_or(self.cfg.national_max_age_days);
+        match l.meta.kind {
+            // The federal rule is a ceiling a manifest cannot raise.
+            ListKind::National => own.min(self.cfg.national_max_age_days),
+            _ => own,
+        }
+    }
+
+    /// A list without a download date (an internal list) is never stale; one with a date is
+    /// fresh for `max_age_days` after it.
+    pub fn list_fresh(&self, l: &LoadedList, now: DateTime<Utc>) -> bool {
+        if l.meta.downloaded.is_none() && !l.meta.sample {
+            return true;
+        }
+        l.meta
+            .age(now)
+            .is_some_and(|a| a <= chrono::Duration::days(self.max_age_days(l) as i64))
+    }
+
     /// Freshness of the national list right now: (is fresh, age in seconds if known, why not).
     pub fn national_status(
         &self,
@@ -313,7 +341,7 @@ impl Policy {
             None => (false, None, "no national list configured"),
             Some(l) => match l.meta.age(now) {
                 None => (false, None, "national list has no download date"),
-                Some(a) if a > chrono::Duration::days(self.cfg.national_max_age_days as i64) => (
+                Some(a) if a > chrono::Duration::days(self.max_age_days(l) as i64) => (
                     false,
                     Some(a.num_seconds()),
                     "national list is older than policy.national_max_age_days",
