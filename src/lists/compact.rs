@@ -18,6 +18,7 @@
 //! other:  other_len u64, sorted (numbers outside the NANP block space)
 //! ```
 
+use super::mem::HugeBuf;
 use super::set::NumberSet;
 use crate::policy::normalize::E164;
 
@@ -75,7 +76,7 @@ pub enum LayoutError {
 }
 
 pub struct CompactSet {
-    words: Box<[u64]>,
+    words: HugeBuf<u64>,
     index_at: usize,
     data_at: usize,
     data_len: usize,
@@ -91,7 +92,7 @@ fn index_words() -> usize {
 impl CompactSet {
     /// Adopt a body buffer (from a snapshot file) after checking every structural invariant the
     /// lookup relies on, so a corrupt file can never make `contains` lie or panic.
-    pub fn from_words(words: Box<[u64]>) -> Result<CompactSet, LayoutError> {
+    pub fn from_words(words: HugeBuf<u64>) -> Result<CompactSet, LayoutError> {
         let have = words.len();
         if have < HEADER_WORDS {
             return Err(LayoutError::Truncated {
@@ -200,6 +201,32 @@ impl CompactSet {
     #[inline]
     pub fn block_contains(&self, block: usize, suffix: u16) -> bool {
         container_contains(self.block(block), suffix)
+    }
+
+    /// Every member in the NANP block space, ascending, without allocating.
+    pub fn for_each_in_blocks(&self, mut f: impl FnMut(u64)) {
+        for b in 0..BLOCKS {
+            let c = self.block(b);
+            let base = join(b, 0);
+            if c.len() == BITMAP_LEN {
+                for (w, &word) in c.iter().enumerate() {
+                    let mut word = word;
+                    while word != 0 {
+                        f(base + (w * 16) as u64 + word.trailing_zeros() as u64);
+                        word &= word - 1;
+                    }
+                }
+            } else {
+                for &s in c {
+                    f(base + s as u64);
+                }
+            }
+        }
+    }
+
+    /// Members in the NANP block space (all but the side array).
+    pub fn len_in_blocks(&self) -> usize {
+        self.entries - self.other_len
     }
 
     pub fn has_other(&self) -> bool {
@@ -341,7 +368,7 @@ impl SetBuilder {
         let other_len = self.other.len();
         let data_at = HEADER_WORDS + index_words();
         let other_at = data_at + data_len.div_ceil(4);
-        let mut words = vec![0u64; other_at + other_len].into_boxed_slice();
+        let mut words = HugeBuf::<u64>::zeroed(other_at + other_len);
         let entries = counts.iter().map(|&c| c as u64).sum::<u64>() + other_len as u64;
         words[..HEADER_WORDS].copy_from_slice(&[
             BLOCKS as u64,

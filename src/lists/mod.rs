@@ -6,6 +6,7 @@ pub mod compact;
 pub mod compile;
 pub mod ftc;
 pub mod load;
+pub mod mem;
 pub mod optouts;
 pub mod set;
 pub mod snapshot;
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 pub use load::{ListError, Manifest, ManifestEntry};
 pub use optouts::OptOuts;
+use set::BlockedBloom;
 pub use set::NumberSet;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -137,12 +139,27 @@ pub struct ListSet {
     pub lists: Vec<LoadedList>,
     pub unavailable: Vec<Unavailable>,
     prefilter: Prefilter,
+    /// When lists go stale, worked out once per generation by the policy (keyed by its default
+    /// maximum age) rather than per call.
+    pub stale_cache: std::sync::OnceLock<(u32, StaleTimes)>,
 }
 
-/// Which lists hold anything in each NPA-NXX block: 2.5 MB, so it stays in cache, and a number
-/// in a block no list touches is answered with this one probe however many lists are loaded.
-/// A set bit is only a "maybe": the list's exact container decides.
+/// The instants at which the lists stop being fresh.
+#[derive(Clone, Copy, Debug)]
+pub struct StaleTimes {
+    /// `None`: no national list (always stale).
+    pub national: Option<DateTime<Utc>>,
+    /// The earliest over the other lists with a download date; `None`: none can go stale.
+    pub others: Option<DateTime<Utc>>,
+}
+
+/// The one probe every call pays: a blocked bloom filter over the union of all lists (one
+/// cache line, ~1% false positives), so a number on no list costs the same however many lists
+/// are loaded. Only on a "maybe" are the lists asked, and only those holding anything in the
+/// number's NPA-NXX block (`masks`, 2.5 MB); their exact containers decide and say which lists
+/// matched.
 struct Prefilter {
+    bloom: BlockedBloom,
     masks: Box<[u32]>,
     /// Lists holding numbers outside the NANP block space (probed for such numbers only).
     other: u64,
@@ -157,21 +174,35 @@ impl Prefilter {
     fn build(lists: &[LoadedList]) -> Prefilter {
         let mut masks = vec![0u32; compact::BLOCKS].into_boxed_slice();
         let mut other = 0u64;
+        let keys: usize = lists.iter().map(|l| l.set.len_in_blocks()).sum();
+        let mut bloom = BlockedBloom::with_capacity(keys);
+        let mut ins = bloom.inserter();
         for (i, l) in lists.iter().enumerate().take(MAX_LISTS) {
-            if i >= PREFILTERED_LISTS {
-                masks.iter_mut().for_each(|m| *m |= OVERFLOW);
+            let bit = if i >= PREFILTERED_LISTS {
+                OVERFLOW
             } else {
-                for (b, m) in masks.iter_mut().enumerate() {
-                    if !l.set.block_is_empty(b) {
-                        *m |= 1 << i;
-                    }
+                1 << i
+            };
+            for (b, m) in masks.iter_mut().enumerate() {
+                if !l.set.block_is_empty(b) {
+                    *m |= bit;
                 }
             }
             if l.set.has_other() {
                 other |= 1 << i;
             }
+            l.set.for_each_in_blocks(|n| ins.push(n));
         }
-        Prefilter { masks, other }
+        drop(ins);
+        Prefilter {
+            bloom,
+            masks,
+            other,
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.bloom.memory_bytes() + self.masks.len() * 4
     }
 }
 
@@ -183,21 +214,27 @@ impl ListSet {
             lists,
             unavailable,
             prefilter,
+            stale_cache: std::sync::OnceLock::new(),
         }
     }
 
-    /// Bit i set = `lists[i]` contains the number. The common case, a number in no list's
-    /// block, costs one probe of the prefilter; otherwise only the lists whose block is
-    /// populated are asked, each with one exact container probe.
+    /// Bytes held by the prefilter (the lists' own structures are counted per list).
+    pub fn prefilter_bytes(&self) -> usize {
+        self.prefilter.memory_bytes()
+    }
+
+    /// Bit i set = `lists[i]` contains the number. The common case, a number on no list, costs
+    /// one probe of the prefilter; otherwise only the lists holding numbers in the number's
+    /// block are asked, each with one exact container probe.
     #[inline]
     pub fn lookup(&self, n: E164) -> u64 {
         let mut hits = 0u64;
         match compact::split(n.as_u64()) {
             Some((block, suffix)) => {
-                let mask = self.prefilter.masks[block];
-                if mask == 0 {
+                if !self.prefilter.bloom.may_contain(n.as_u64()) {
                     return 0;
                 }
+                let mask = self.prefilter.masks[block];
                 let mut m = (mask & !OVERFLOW) as u64;
                 if mask & OVERFLOW != 0 {
                     m |= u64::MAX << PREFILTERED_LISTS;

@@ -94,7 +94,9 @@ impl OptOuts {
 
     #[inline]
     pub fn contains(&self, n: E164) -> bool {
-        !self.set.is_empty() && self.set.contains(&n)
+        // `seq` is 0 exactly when nothing was ever added; it is published after the insert.
+        // (DashSet::is_empty would lock every shard on every call.)
+        self.seq.load(Ordering::Acquire) != 0 && self.set.contains(&n)
     }
 
     pub fn len(&self) -> usize {

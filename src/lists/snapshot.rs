@@ -192,7 +192,7 @@ pub fn read(path: &Path) -> Result<Loaded, SnapshotError> {
     }
     let mut meta_bytes = vec![0u8; meta_len as usize];
     f.read_exact(&mut meta_bytes).map_err(io)?;
-    let mut body = vec![0u64; body_words as usize].into_boxed_slice();
+    let mut body = super::mem::HugeBuf::<u64>::zeroed(body_words as usize);
     f.read_exact(bytemuck::cast_slice_mut(&mut body[..]))
         .map_err(io)?;
     let mut h = Sha256::new();

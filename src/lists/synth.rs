@@ -14,13 +14,21 @@ const NANPA_CSV: &str = include_str!("../../config/reference/nanpa_npa_report.cs
 
 /// The 375 US geographic NPAs in service (from the embedded NANPA report).
 pub fn us_geographic_npas() -> Vec<u16> {
-    let mut v: Vec<u16> = NANPA_CSV
+    us_geographic_npa_states()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// Those NPAs with their state (the report's LOCATION column).
+pub fn us_geographic_npa_states() -> Vec<(u16, String)> {
+    let mut v: Vec<(u16, String)> = NANPA_CSV
         .lines()
         .skip(2)
         .filter_map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             (f.len() > 10 && f[7] == "G" && f[9] == "US" && f[10] == "Y")
-                .then(|| f[0].parse().ok())
+                .then(|| Some((f[0].parse().ok()?, f[8].to_string())))
                 .flatten()
         })
         .collect();

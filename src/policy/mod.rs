@@ -5,7 +5,13 @@
 pub mod normalize;
 
 use crate::config::{FailMode, PolicyConfig};
-use crate::lists::{ListKind, ListSet, LoadedList, OptOuts};
+use crate::lists::{ListKind, ListSet, LoadedList, OptOuts, StaleTimes};
+
+enum Stale {
+    Never,
+    At(DateTime<Utc>),
+    Always,
+}
 use chrono::{DateTime, Utc};
 use normalize::{Called, E164};
 use serde::Serialize;
@@ -261,7 +267,8 @@ impl Policy {
                     reasons.insert(Reason::InternalDnc);
                     dnc = true;
                 }
-                let national_fresh = lists.national().is_some_and(|l| self.list_fresh(l, now));
+                let stale = self.stale_times(&lists);
+                let national_fresh = stale.national.is_some_and(|t| now <= t);
                 if !national_fresh {
                     apply_failure(
                         &mut reasons,
@@ -269,11 +276,7 @@ impl Policy {
                         self.cfg.on_stale_national_list,
                     );
                 }
-                if lists
-                    .lists
-                    .iter()
-                    .any(|l| l.meta.kind != ListKind::National && !self.list_fresh(l, now))
-                {
+                if stale.others.is_some_and(|t| now > t) {
                     apply_failure(&mut reasons, Reason::StaleList, self.cfg.on_stale_list);
                 }
                 if lists
@@ -322,12 +325,55 @@ impl Policy {
     /// A list without a download date (an internal list) is never stale; one with a date is
     /// fresh for `max_age_days` after it.
     pub fn list_fresh(&self, l: &LoadedList, now: DateTime<Utc>) -> bool {
-        if l.meta.downloaded.is_none() && !l.meta.sample {
-            return true;
+        match self.stale_at(l) {
+            Stale::Never => true,
+            Stale::At(t) => now <= t,
+            Stale::Always => false,
         }
-        l.meta
-            .age(now)
-            .is_some_and(|a| a <= chrono::Duration::days(self.max_age_days(l) as i64))
+    }
+
+    fn stale_at(&self, l: &LoadedList) -> Stale {
+        if l.meta.downloaded.is_none() && !l.meta.sample {
+            return if l.meta.kind == ListKind::National {
+                Stale::Always
+            } else {
+                Stale::Never
+            };
+        }
+        let from = if l.meta.sample {
+            l.meta.loaded_at
+        } else {
+            l.meta.downloaded.expect("checked above")
+        };
+        Stale::At(from + chrono::Duration::days(self.max_age_days(l) as i64))
+    }
+
+    /// When the national list and the earliest other list go stale, cached per list generation.
+    pub fn stale_times(&self, lists: &ListSet) -> StaleTimes {
+        let key = self.cfg.national_max_age_days;
+        if let Some((k, t)) = lists.stale_cache.get() {
+            if *k == key {
+                return *t;
+            }
+        }
+        let national = lists.national().and_then(|l| match self.stale_at(l) {
+            Stale::At(t) => Some(t),
+            Stale::Never => Some(DateTime::<Utc>::MAX_UTC),
+            Stale::Always => None,
+        });
+        let others = lists
+            .lists
+            .iter()
+            .filter(|l| l.meta.kind != ListKind::National)
+            .filter_map(|l| match self.stale_at(l) {
+                Stale::At(t) => Some(t),
+                Stale::Never => None,
+                Stale::Always => Some(DateTime::<Utc>::MIN_UTC),
+            })
+            .min();
+        let t = StaleTimes { national, others };
+        let _ = lists.stale_cache.set((key, t));
+        t
     }
 
     /// Freshness of the national list right now: (is fresh, age in seconds if known, why not).
