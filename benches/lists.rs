@@ -23,6 +23,15 @@ use criterion::{black_box, Criterion};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+fn huge_pages() -> String {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("AnonHugePages"))
+        .unwrap_or("?")
+        .to_string()
+}
+
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -144,14 +153,7 @@ fn main() {
         set.memory_bytes() as f64 * 8.0 / n as f64,
         (rss1.saturating_sub(rss0)) >> 20
     );
-    eprintln!(
-        "huge pages in use: {}",
-        std::fs::read_to_string("/proc/self/smaps_rollup")
-            .unwrap_or_default()
-            .lines()
-            .find(|l| l.starts_with("AnonHugePages"))
-            .unwrap_or("?")
-    );
+    eprintln!("huge pages in use: {}", huge_pages());
     let populated: Vec<u32> = (0..BLOCKS)
         .filter(|&b| !set.block_is_empty(b))
         .map(|b| b as u32)
@@ -274,6 +276,27 @@ fn main() {
         rss_bytes() >> 20,
         rss_bytes().saturating_sub(rss_before) >> 20
     );
+    eprintln!("huge pages in use: {}", huge_pages());
+    for (name, qs) in [
+        ("misses in populated blocks", &misses),
+        ("any NANP numbers", &uniform),
+    ] {
+        let fp = qs
+            .iter()
+            .filter(|&&x| {
+                listset.prefilter_maybe(E164::from_digits_unchecked(x))
+                    && listset.lookup(E164::from_digits_unchecked(x)) == 0
+            })
+            .count();
+        let neg = qs
+            .iter()
+            .filter(|&&x| listset.lookup(E164::from_digits_unchecked(x)) == 0)
+            .count();
+        eprintln!(
+            "prefilter false positives on {name}: {:.2}%",
+            100.0 * fp as f64 / neg.max(1) as f64
+        );
+    }
     cycle(&mut c, "14_lists/miss_in_populated_block", &misses, |x| {
         listset.lookup(E164::from_digits_unchecked(x)) != 0
     });
@@ -308,7 +331,7 @@ fn main() {
 
     // Alternatives, side by side on the same queries.
     let t = Instant::now();
-    let mut bloom = BlockedBloom::with_capacity(n);
+    let mut bloom = BlockedBloom::with_bits_per_key(n, 12);
     for b in &populated {
         for s in compact::suffixes(set.block(*b as usize)) {
             bloom.insert(compact::join(*b as usize, s));
@@ -323,6 +346,12 @@ fn main() {
         &mut c,
         "alternative/blocked_bloom_probe_miss",
         &misses,
+        |x| bloom.may_contain(x),
+    );
+    cycle(
+        &mut c,
+        "alternative/blocked_bloom_probe_any_nanp_number",
+        &uniform,
         |x| bloom.may_contain(x),
     );
     drop(bloom);

@@ -81,13 +81,15 @@ impl BlockedBloom {
         }
     }
 
+    /// Stops at the first clear bit. (A branch-free test of all eight words measured twice as
+    /// slow here: more work waits on the cache miss, so fewer lookups overlap.)
     #[inline]
     pub fn may_contain(&self, key: u64) -> bool {
         let (b, mut h) = self.locate(key);
-        let block = &self.blocks[b];
+        let block = &self.blocks[b].0;
         for _ in 0..K {
             let bit = (h & 511) as usize;
-            if block.0[bit / 64] & (1 << (bit % 64)) == 0 {
+            if block[bit / 64] & (1 << (bit % 64)) == 0 {
                 return false;
             }
             h = h.rotate_right(9);
