@@ -127,7 +127,7 @@ fn sample(set: &CompactSet, populated: &[u32], rng: &mut Rng, member: bool) -> u
     }
 }
 
-fn cycle<'a>(c: &mut Criterion, name: &str, queries: &'a [u64], f: impl Fn(u64) -> bool) {
+fn cycle(c: &mut Criterion, name: &str, queries: &[u64], f: impl Fn(u64) -> bool) {
     c.bench_function(name, |b| {
         let mut i = 0usize;
         b.iter(|| {

@@ -113,8 +113,11 @@ for f in glob.glob(f"{d}/*_rtt.csv"):
             pass
 rtts.sort()
 q = lambda p: rtts[min(len(rtts) - 1, int(p * len(rtts)))] if rtts else float("nan")
+# sipp's response times have millisecond resolution: 0 means under 1 ms.
+slow = lambda ms: 100 * sum(1 for r in rtts if r >= ms) / max(1, len(rtts))
 print(f"{label:10s} ok={col('SuccessfulCall(C)')} failed={col('FailedCall(C)')} retrans={col('Retransmissions(C)')} "
-      f"INVITE->200 ms: p50={q(0.5):.3f} p99={q(0.99):.3f} p99.9={q(0.999):.3f} max={rtts[-1] if rtts else 0:.3f} (n={len(rtts)})")
+      f"INVITE->200 ms (1 ms resolution): p50={q(0.5):.0f} p99={q(0.99):.0f} p99.9={q(0.999):.0f} max={rtts[-1] if rtts else 0:.0f}; "
+      f">=1 ms {slow(1):.2f}%, >=10 ms {slow(10):.3f}% (n={len(rtts)})")
 PY
 }
 
@@ -146,7 +149,7 @@ peak = max(int(x) for x in open(f"{w}/rss2.txt").read().split() if x.strip())
 after = [int(x) for x in open(f"{w}/rss2.txt").read().split() if x.strip()][-1]
 print(f"reload: {r1 - r0:.2f} s (load + verify + prefilter rebuild); RSS steady {steady // 1024} MB, "
       f"peak {peak // 1024} MB ({peak / steady:.2f}x), after {after // 1024} MB")
-print("reload report:", json.load(open(f"{w}/reload.json")).get("loaded"))
+print("reload report:", json.dumps(json.load(open(f"{w}/reload.json"))))
 PY
 echo -n "number $ADDED (added by the change list) now: "
 curl -s "http://127.0.0.1:$ADMIN_PORT/v1/check?number=$ADDED" | python3 -c "import json,sys; v=json.load(sys.stdin); print(v['verdict'], [l['version'] for l in v.get('matched_lists', [])])"

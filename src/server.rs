@@ -62,11 +62,15 @@ impl App {
         let lists = self.lists.current();
         let m = &self.metrics;
         m.list_generation.set(lists.generation as i64);
+        m.prefilter_memory.set(lists.prefilter_bytes() as i64);
         for l in &lists.lists {
             let id = l.meta.id.0.as_ref();
             m.list_entries
                 .with_label_values(&[id])
                 .set(l.meta.entries as i64);
+            m.list_memory
+                .with_label_values(&[id])
+                .set(crate::lists::NumberSet::memory_bytes(&*l.set) as i64);
             m.list_sample
                 .with_label_values(&[id])
                 .set(l.meta.sample as i64);

@@ -10,7 +10,10 @@ use crate::policy::normalize::E164;
 pub trait NumberSet: Send + Sync {
     fn contains(&self, n: E164) -> bool;
     fn len(&self) -> usize;
-    /// Heap bytes held, for the `callgate_list_memory_bytes` gauge.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Bytes held, for the `callgate_list_memory_bytes` gauge.
     fn memory_bytes(&self) -> usize;
 }
 

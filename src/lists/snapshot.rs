@@ -93,7 +93,7 @@ pub fn hex(b: &[u8]) -> String {
 
 fn padded_meta(meta: &SnapshotMeta) -> Vec<u8> {
     let mut m = serde_json::to_vec(meta).expect("metadata serializes");
-    while m.len() % 8 != 0 {
+    while !m.len().is_multiple_of(8) {
         m.push(b' ');
     }
     m
@@ -183,7 +183,7 @@ pub fn read(path: &Path) -> Result<Loaded, SnapshotError> {
     let expected = (HEADER as u64)
         .saturating_add(meta_len)
         .saturating_add(body_words.saturating_mul(8));
-    if meta_len % 8 != 0 || meta_len as usize > MAX_META || expected != actual {
+    if !meta_len.is_multiple_of(8) || meta_len as usize > MAX_META || expected != actual {
         return Err(SnapshotError::Size {
             file,
             actual,

@@ -121,7 +121,7 @@ pub fn generate(spec: &Spec, sink: &mut dyn Sink) -> std::io::Result<u64> {
     let total: f64 = blocks.iter().map(|b| b.weight).sum();
     let (adds, dels) = (spec.changes / 2, spec.changes - spec.changes / 2);
     let dels = dels.min(spec.count);
-    let change_seed = mix(spec.seed ^ 0xc4a9_6e);
+    let change_seed = mix(spec.seed ^ 0x00c4_a96e);
     let (mut emitted, mut added, mut deleted) = (0u64, 0u64, 0u64);
     let mut cum = 0.0f64;
     let (mut members, mut add, mut del) = ([0u64; 16], [0u64; 16], [0u64; 16]);
@@ -270,7 +270,7 @@ impl<W: Write> Sink for FtcWriter<W> {
     fn change(&mut self, national: u64, add: bool) -> std::io::Result<()> {
         if let Some(w) = &mut self.changes {
             write_number(w, national, false)?;
-            write!(w, ",{},{}\n", self.date, if add { 'A' } else { 'D' })?;
+            writeln!(w, ",{},{}", self.date, if add { 'A' } else { 'D' })?;
         }
         Ok(())
     }
