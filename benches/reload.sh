@@ -144,12 +144,15 @@ kill $S2 2>/dev/null || true
 report reload
 python3 - "$WORK" "$STEADY" "$R0" "$R1" <<'PY'
 import json, sys
-w, steady, r0, r1 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-peak = max(int(x) for x in open(f"{w}/rss2.txt").read().split() if x.strip())
-after = [int(x) for x in open(f"{w}/rss2.txt").read().split() if x.strip()][-1]
-print(f"reload: {r1 - r0:.2f} s (load + verify + prefilter rebuild); RSS steady {steady // 1024} MB, "
-      f"peak {peak // 1024} MB ({peak / steady:.2f}x), after {after // 1024} MB")
-print("reload report:", json.dumps(json.load(open(f"{w}/reload.json"))))
+w, idle, r0, r1 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+load = lambda f: [int(x) for x in open(f"{w}/{f}").read().split() if x.strip()]
+run1, run2 = load("rss1.txt"), load("rss2.txt")
+steady = max(run1)  # serving 1,000 calls/s without a reload
+peak, after = max(run2), run2[-1]
+print(f"reload: {r1 - r0:.2f} s (load + verify + prefilter rebuild)")
+print(f"RSS: idle {idle // 1024} MB; steady under load (run 1 max) {steady // 1024} MB; "
+      f"peak during the reload {peak // 1024} MB = {peak / steady:.2f}x steady; after {after // 1024} MB")
+print("reload report:", json.dumps(json.load(open(f"{w}/reload.json"))["report"]))
 PY
 echo -n "number $ADDED (added by the change list) now: "
 curl -s "http://127.0.0.1:$ADMIN_PORT/v1/check?number=$ADDED" | python3 -c "import json,sys; v=json.load(sys.stdin); print(v['verdict'], [l['version'] for l in v.get('matched_lists', [])])"
