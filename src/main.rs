@@ -64,6 +64,43 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ListsCmd,
     },
+    /// Check and export the audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the hash chain through the given files (or directories of audit-*.jsonl, oldest
+    /// first); report the first bad record. Exit status 1 when the chain is broken.
+    Verify {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Write the records that match, as JSON lines (default) or CSV, to standard output.
+    Export {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// From this time on (RFC 3339 or YYYY-MM-DD, UTC).
+        #[arg(long)]
+        from: Option<String>,
+        /// Before this time.
+        #[arg(long)]
+        to: Option<String>,
+        /// Called number, in any form (+1 212 555 0143, 2125550143...).
+        #[arg(long)]
+        number: Option<String>,
+        #[arg(long)]
+        campaign: Option<String>,
+        /// allowed, blocked, emergency or inbound.
+        #[arg(long)]
+        verdict: Option<String>,
+        /// json (one record per line, as logged) or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -181,6 +218,7 @@ fn main() -> anyhow::Result<()> {
             run(cfg)
         }
         Cmd::Lists { cmd } => lists_cmd(cmd),
+        Cmd::Audit { cmd } => audit_cmd(cmd),
         Cmd::Check { common, number } => {
             let cfg = load_config(&common)?;
             init_logging("warn");
@@ -295,6 +333,86 @@ fn lists_cmd(cmd: ListsCmd) -> anyhow::Result<()> {
     };
     print!("{report}");
     Ok(())
+}
+
+fn audit_cmd(cmd: AuditCmd) -> anyhow::Result<()> {
+    use callgate::audit::verify;
+    match cmd {
+        AuditCmd::Verify { paths } => {
+            let files = verify::expand(&paths)?;
+            anyhow::ensure!(!files.is_empty(), "no audit files found in the given paths");
+            match verify::verify(&files) {
+                Ok(v) => {
+                    println!(
+                        "OK: {} records in {} files ({} sealed); chain {} and ends at {}{}",
+                        v.records,
+                        v.files,
+                        v.seals,
+                        if v.starts_from == callgate::audit::chain::GENESIS {
+                            "starts at genesis".to_string()
+                        } else {
+                            format!("continues from {}", &v.starts_from[..16])
+                        },
+                        &v.head[..16],
+                        if v.torn_tail {
+                            "; the newest file ends in a torn record (a crash mid-write, cut at the next start)"
+                        } else {
+                            ""
+                        }
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    println!("FAIL: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        AuditCmd::Export {
+            paths,
+            from,
+            to,
+            number,
+            campaign,
+            verdict,
+            format,
+        } => {
+            let date = |s: Option<String>, what: &str| -> anyhow::Result<_> {
+                s.map(|s| {
+                    callgate::lists::load::parse_date(&s).ok_or_else(|| {
+                        anyhow::anyhow!("--{what} `{s}`: expected RFC 3339 or YYYY-MM-DD")
+                    })
+                })
+                .transpose()
+            };
+            let number = number
+                .map(|n| {
+                    n.parse::<callgate::policy::normalize::E164>()
+                        .map(|e| e.to_string())
+                        .map_err(|e| anyhow::anyhow!("--number `{n}`: {e}"))
+                })
+                .transpose()?;
+            let csv = match format.as_str() {
+                "json" => false,
+                "csv" => true,
+                f => anyhow::bail!("--format `{f}`: expected json or csv"),
+            };
+            let filter = verify::Filter {
+                from: date(from, "from")?,
+                to: date(to, "to")?,
+                number,
+                campaign,
+                verdict,
+            };
+            let files = verify::expand(&paths)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let n = verify::export(&files, &filter, csv, &mut out)?;
+            std::io::Write::flush(&mut out)?;
+            eprintln!("{n} records exported");
+            Ok(())
+        }
+    }
 }
 
 fn run(cfg: Config) -> anyhow::Result<()> {

@@ -51,6 +51,7 @@ pub struct Metrics {
     pub audit_queue_depth: IntGauge,
     pub audit_records_written: IntCounter,
     pub audit_write_errors: IntCounter,
+    pub audit_torn_records: IntCounter,
     pub audit_backpressure: IntCounter,
     pub audit_last_sync_age: Gauge,
     pub optouts_added: IntCounter,
@@ -192,6 +193,7 @@ impl Metrics {
             audit_queue_depth: gauge(&r, "callgate_audit_queue_depth", "Decision records waiting to be written."),
             audit_records_written: counter(&r, "callgate_audit_records_written_total", "Decision records written and fsynced."),
             audit_write_errors: counter(&r, "callgate_audit_write_errors_total", "Audit log write or fsync failures."),
+            audit_torn_records: counter(&r, "callgate_audit_torn_records_total", "Torn final audit records (a crash mid-write) cut off at start."),
             audit_backpressure: counter(
                 &r,
                 "callgate_audit_backpressure_total",

@@ -1,10 +1,15 @@
-//! The decision log: one JSON line per decision, written by a dedicated thread.
+//! The decision log: one JSON line per decision, written by a dedicated thread, each line
+//! linked to the one before by a hash chain (`chain`), checked by `callgate audit verify`
+//! (`verify`).
 //!
 //! The hot path hands over an `AuditEvent` (slices of the received message plus the decision,
 //! no formatting) through a bounded queue. When the queue is full the caller waits: records
 //! are never dropped, and back-pressure is counted. The writer batches records and covers each
 //! batch with one fdatasync at least every `flush_interval_ms`, and on shutdown. Files rotate at
 //! UTC midnight: `audit-YYYY-MM-DD.jsonl`.
+
+pub mod chain;
+pub mod verify;
 
 use crate::admin::metrics::Metrics;
 use crate::policy::normalize::Called;
@@ -113,13 +118,19 @@ impl AuditWriter {
         std::fs::create_dir_all(dir).map_err(|e| {
             anyhow::anyhow!("{}: cannot create audit directory: {e}", dir.display())
         })?;
+        let recovered = chain::recover(dir).map_err(|e| {
+            anyhow::anyhow!("{}: cannot resume the audit hash chain: {e}", dir.display())
+        })?;
+        if recovered.torn_bytes > 0 {
+            metrics.audit_torn_records.inc();
+        }
         let (tx, rx) = mpsc::sync_channel(capacity.max(1));
         let instance: Arc<str> = format!("{:x}", Utc::now().timestamp_millis()).into();
         let m = metrics.clone();
         let dir = dir.to_owned();
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run_writer(dir, rx, flush_interval, m))?;
+            .spawn(move || run_writer(dir, recovered, rx, flush_interval, m))?;
         Ok((
             AuditWriter {
                 handle: Some(handle),
@@ -148,9 +159,15 @@ struct DayFile {
     out: BufWriter<File>,
 }
 
+fn day_path(dir: &Path, day: NaiveDate) -> PathBuf {
+    dir.join(format!("audit-{day}.jsonl"))
+}
+
 fn open_day(dir: &Path, day: NaiveDate) -> std::io::Result<DayFile> {
-    let path: PathBuf = dir.join(format!("audit-{day}.jsonl"));
-    let f = OpenOptions::new().create(true).append(true).open(&path)?;
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(day_path(dir, day))?;
     Ok(DayFile {
         day,
         out: BufWriter::with_capacity(256 * 1024, f),
@@ -169,6 +186,11 @@ fn sync(file: &mut Option<DayFile>) -> std::io::Result<()> {
 struct Writer {
     dir: PathBuf,
     file: Option<DayFile>,
+    /// Hash of the last line written (or recovered): the next line's `prev`.
+    head: String,
+    /// The newest file written to (or found at start), and whether it is sealed.
+    last_file: Option<PathBuf>,
+    last_sealed: bool,
     pending: u64,
     last_sync: Instant,
     line: Vec<u8>,
@@ -182,8 +204,15 @@ impl Writer {
         let day = ev.ts.date_naive();
         if self.file.as_ref().map(|f| f.day) != Some(day) {
             self.commit();
+            self.file = None;
+            let path = day_path(&self.dir, day);
+            self.seal_previous(&path, ev.ts);
             match open_day(&self.dir, day) {
-                Ok(f) => self.file = Some(f),
+                Ok(f) => {
+                    self.file = Some(f);
+                    self.last_file = Some(path);
+                    self.last_sealed = false;
+                }
                 Err(e) => {
                     self.metrics.audit_write_errors.inc();
                     tracing::error!(error = %e, dir = %self.dir.display(), "cannot open audit file");
@@ -192,6 +221,7 @@ impl Writer {
         }
         self.line.clear();
         write_record(&mut self.line, ev);
+        self.head = chain::link(&mut self.line, &self.head);
         self.line.push(b'\n');
         if let Some(f) = &mut self.file {
             match f.out.write_all(&self.line) {
@@ -200,6 +230,32 @@ impl Writer {
                     self.metrics.audit_write_errors.inc();
                     tracing::error!(error = %e, "audit write failed");
                 }
+            }
+        }
+    }
+
+    /// Close the chain of the previous file with a seal line before the first record of
+    /// `next` (at rotation, or at start when the newest file is from an earlier day).
+    fn seal_previous(&mut self, next: &Path, ts: DateTime<Utc>) {
+        let Some(prev) = self.last_file.clone() else {
+            return;
+        };
+        if prev == next || self.last_sealed {
+            return;
+        }
+        let next_name = next
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ts = ts.to_rfc3339_opts(SecondsFormat::Millis, true);
+        match chain::seal(&prev, &self.head, &next_name, &ts) {
+            Ok(h) => {
+                self.head = h;
+                self.last_sealed = true;
+            }
+            Err(e) => {
+                self.metrics.audit_write_errors.inc();
+                tracing::error!(error = %e, file = %prev.display(), "cannot seal audit file");
             }
         }
     }
@@ -220,10 +276,19 @@ impl Writer {
     }
 }
 
-fn run_writer(dir: PathBuf, rx: Receiver<Msg>, interval: Duration, metrics: Arc<Metrics>) {
+fn run_writer(
+    dir: PathBuf,
+    recovered: chain::Recovered,
+    rx: Receiver<Msg>,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+) {
     let mut w = Writer {
         dir,
         file: None,
+        head: recovered.head,
+        last_file: recovered.file,
+        last_sealed: recovered.sealed,
         pending: 0,
         last_sync: Instant::now(),
         line: Vec::with_capacity(2048),

@@ -1,0 +1,303 @@
+//! `callgate audit verify` and `callgate audit export`: read audit files back, check the hash
+//! chain, and filter records for an auditor.
+
+use super::chain::{audit_files, line_hash, GENESIS};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// Expand directories to their audit files; keep files as given; oldest first.
+pub fn expand(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            out.extend(audit_files(p)?);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Default)]
+pub struct Verified {
+    pub files: usize,
+    pub records: u64,
+    pub seals: usize,
+    /// `prev` of the very first line checked (64 zeros when the chain starts there).
+    pub starts_from: String,
+    pub head: String,
+    /// A final line without its newline in the newest file (a crash mid-write; callgate cuts
+    /// it at its next start). Not part of the verified chain.
+    pub torn_tail: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {why}")]
+    Broken {
+        file: String,
+        line: u64,
+        why: String,
+    },
+}
+
+/// Check the chain through `files` in order. The first bad line is reported with its file and
+/// line number; a changed, deleted, inserted or moved record breaks the link of the line after.
+pub fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
+    let mut v = Verified::default();
+    let mut prev_hash: Option<String> = None;
+    let mut last_seal_next: Option<String> = None;
+    for (fi, path) in files.iter().enumerate() {
+        let file = path.display().to_string();
+        let last_file = fi + 1 == files.len();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(next) = last_seal_next.take() {
+            if next != name {
+                return Err(VerifyError::Broken {
+                    file,
+                    line: 0,
+                    why: format!("the previous file's seal names `{next}` as the next file"),
+                });
+            }
+        }
+        let f = std::fs::File::open(path).map_err(|source| VerifyError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        let mut r = BufReader::with_capacity(1 << 20, f);
+        let mut buf = Vec::new();
+        let mut lineno = 0u64;
+        let mut sealed = false;
+        loop {
+            buf.clear();
+            let n = r
+                .read_until(b'\n', &mut buf)
+                .map_err(|source| VerifyError::Io {
+                    file: file.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                break;
+            }
+            lineno += 1;
+            let broken = |why: String| VerifyError::Broken {
+                file: file.clone(),
+                line: lineno,
+                why,
+            };
+            if buf.last() != Some(&b'\n') {
+                if last_file {
+                    v.torn_tail = true;
+                    break;
+                }
+                return Err(broken(
+                    "incomplete line in a file that is not the newest".into(),
+                ));
+            }
+            let line = &buf[..buf.len() - 1];
+            if sealed {
+                return Err(broken("a line after the file's seal".into()));
+            }
+            let json: serde_json::Value = serde_json::from_slice(line)
+                .map_err(|e| broken(format!("not a JSON record: {e}")))?;
+            let prev = json
+                .get("prev")
+                .and_then(|p| p.as_str())
+                .ok_or_else(|| broken("no `prev` hash: not a chained record".into()))?;
+            match &prev_hash {
+                None => v.starts_from = prev.to_string(),
+                Some(h) if h != prev => {
+                    return Err(broken(format!(
+                        "`prev` does not match the hash of the line before: a record at or \
+                         before this line was changed, deleted, inserted or moved \
+                         (expected {}, found {})",
+                        &h[..16],
+                        &prev[..prev.len().min(16)]
+                    )))
+                }
+                Some(_) => {}
+            }
+            prev_hash = Some(line_hash(line));
+            if let Some(seal) = json.get("seal") {
+                sealed = true;
+                v.seals += 1;
+                last_seal_next = seal
+                    .get("next")
+                    .and_then(|n| n.as_str())
+                    .map(str::to_string);
+            } else {
+                v.records += 1;
+            }
+        }
+        if !sealed && !last_file && lineno > 0 {
+            return Err(VerifyError::Broken {
+                file,
+                line: lineno,
+                why: "file ends without a seal but is not the newest: its tail may be missing"
+                    .into(),
+            });
+        }
+        v.files += 1;
+    }
+    v.head = prev_hash.unwrap_or_else(|| GENESIS.to_string());
+    Ok(v)
+}
+
+/// What `export` keeps.
+#[derive(Default)]
+pub struct Filter {
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// E.164 with `+`, compared with `called_e164`.
+    pub number: Option<String>,
+    pub campaign: Option<String>,
+    pub verdict: Option<String>,
+}
+
+impl Filter {
+    fn keeps(&self, r: &serde_json::Value) -> bool {
+        let s = |k: &str| r.get(k).and_then(|v| v.as_str());
+        let ts = s("ts").and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        self.from.is_none_or(|f| ts.is_some_and(|t| t >= f))
+            && self.to.is_none_or(|to| ts.is_some_and(|t| t < to))
+            && self
+                .number
+                .as_deref()
+                .is_none_or(|n| s("called_e164") == Some(n))
+            && self
+                .campaign
+                .as_deref()
+                .is_none_or(|c| s("campaign") == Some(c))
+            && self
+                .verdict
+                .as_deref()
+                .is_none_or(|v| s("verdict") == Some(v))
+    }
+}
+
+pub const CSV_COLUMNS: &[&str] = &[
+    "id",
+    "ts",
+    "call_id",
+    "source",
+    "from",
+    "called_raw",
+    "called_e164",
+    "campaign",
+    "verdict",
+    "reasons",
+    "sip_status",
+    "fail_open",
+    "lists_hit",
+    "list_versions",
+    "optouts_seq",
+];
+
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
+}
+
+fn csv_row(r: &serde_json::Value) -> String {
+    let lists = r.get("lists").and_then(|l| l.as_array());
+    let cell = |k: &str| -> String {
+        match k {
+            "reasons" => r
+                .get("reasons")
+                .and_then(|a| a.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default(),
+            "lists_hit" => lists
+                .map(|l| {
+                    l.iter()
+                        .filter(|x| x.get("hit").and_then(|h| h.as_bool()) == Some(true))
+                        .filter_map(|x| x.get("id").and_then(|i| i.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default(),
+            "list_versions" => lists
+                .map(|l| {
+                    l.iter()
+                        .map(|x| {
+                            format!(
+                                "{}={}",
+                                x.get("id").and_then(|i| i.as_str()).unwrap_or(""),
+                                x.get("version").and_then(|i| i.as_str()).unwrap_or("")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default(),
+            k => match r.get(k) {
+                None | Some(serde_json::Value::Null) => String::new(),
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+            },
+        }
+    };
+    CSV_COLUMNS
+        .iter()
+        .map(|k| csv_field(&cell(k)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Write the records of `files` that `filter` keeps, as JSON lines (unchanged, chain fields
+/// included) or CSV. Seal lines are not records and are skipped. Returns the count written.
+pub fn export(
+    files: &[PathBuf],
+    filter: &Filter,
+    csv: bool,
+    out: &mut dyn Write,
+) -> Result<u64, VerifyError> {
+    let io = |file: &Path| {
+        let file = file.display().to_string();
+        move |source| VerifyError::Io { file, source }
+    };
+    if csv {
+        writeln!(out, "{}", CSV_COLUMNS.join(",")).map_err(io(Path::new("<stdout>")))?;
+    }
+    let mut n = 0;
+    for path in files {
+        let f = std::fs::File::open(path).map_err(io(path))?;
+        for (i, line) in BufReader::new(f).lines().enumerate() {
+            let line = line.map_err(io(path))?;
+            let Ok(r) = serde_json::from_str::<serde_json::Value>(&line) else {
+                return Err(VerifyError::Broken {
+                    file: path.display().to_string(),
+                    line: i as u64 + 1,
+                    why: "not a JSON record".into(),
+                });
+            };
+            if r.get("seal").is_some() || !filter.keeps(&r) {
+                continue;
+            }
+            if csv {
+                writeln!(out, "{}", csv_row(&r))
+            } else {
+                writeln!(out, "{line}")
+            }
+            .map_err(io(Path::new("<stdout>")))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
