@@ -125,6 +125,7 @@ fn fixture() -> Fixture {
         inbound_target: None,
         tx_timeout: Duration::from_secs(64),
         reject: RejectConfig::default(),
+        drain_retry_after_secs: 30,
     };
     let normalizer = Normalizer::new(&[], &["911".into()]);
     let policy = Policy::new(PolicyConfig::default());

@@ -63,6 +63,10 @@ pub struct SipConfig {
     pub tcp_idle_timeout_secs: u64,
     pub transaction_timeout_secs: u64,
     pub inbound_target: Option<SocketAddr>,
+    /// On SIGTERM: how long forwarded INVITEs may take to get their final response.
+    pub drain_timeout_secs: u64,
+    /// `Retry-After` on the 503 that new INVITEs get while draining.
+    pub drain_retry_after_secs: u32,
 }
 
 impl Default for SipConfig {
@@ -79,6 +83,8 @@ impl Default for SipConfig {
             tcp_idle_timeout_secs: 600,
             transaction_timeout_secs: 64,
             inbound_target: None,
+            drain_timeout_secs: 10,
+            drain_retry_after_secs: 30,
         }
     }
 }

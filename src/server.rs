@@ -18,7 +18,7 @@ use anyhow::{anyhow, Context};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Shared by the SIP thread and the admin API.
@@ -238,6 +238,7 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         send_100: cfg.sip.send_100_trying,
         inbound_target: cfg.sip.inbound_target,
         tx_timeout: Duration::from_secs(cfg.sip.transaction_timeout_secs.max(1)),
+        drain_retry_after_secs: cfg.sip.drain_retry_after_secs,
         reject: cfg.reject.clone(),
     };
     let proxy = Arc::new(Proxy::new(
@@ -315,7 +316,30 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
 
 impl Running {
     /// Stop SIP and admin, then drain and fsync the audit log.
+    /// Graceful stop (SIGTERM): new INVITEs get 503 + Retry-After, forwarded INVITEs get up
+    /// to `sip.drain_timeout_secs` for their final response, then the SIP and admin threads
+    /// stop and the audit log is drained and fsynced.
     pub fn shutdown(mut self) {
+        let proxy = &self.app.proxy;
+        proxy.start_draining();
+        let deadline = Instant::now() + Duration::from_secs(self.app.cfg.sip.drain_timeout_secs);
+        let waiting = proxy.pending_invites();
+        if waiting > 0 {
+            tracing::info!(
+                pending = waiting,
+                "draining: waiting for forwarded INVITEs to be answered"
+            );
+        }
+        while proxy.pending_invites() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = proxy.pending_invites();
+        if left > 0 {
+            tracing::warn!(
+                pending = left,
+                "drain timeout: stopping with INVITEs still unanswered"
+            );
+        }
         self.stop();
     }
 

@@ -626,3 +626,48 @@ fn forwarded_invite_parses_in_an_independent_sip_stack() {
     assert_eq!(req.call_id_header().unwrap().value(), "rsip-1");
     assert_eq!(req.max_forwards_header().unwrap().value(), "69");
 }
+
+/// Run `Running::shutdown` (SIGTERM's path) on another thread; returns how long it took.
+fn shutdown_in_background(h: &mut Harness) -> std::thread::JoinHandle<Duration> {
+    let running = h.take_running();
+    std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        running.shutdown();
+        t.elapsed()
+    })
+}
+
+#[test]
+fn draining_answers_new_invites_503_with_retry_after_and_finishes_calls_in_flight() {
+    let mut h = Harness::start();
+    let first = h.invite("4155550100", "drain-inflight");
+    h.send_dialer(&first);
+    let at_carrier = h.recv_carrier().unwrap();
+    let stopping = shutdown_in_background(&mut h);
+    std::thread::sleep(Duration::from_millis(200));
+    h.send_dialer(
+        &h.invite("4155550101", "drain-new")
+            .replace("z9hG4bK-1", "z9hG4bK-new"),
+    );
+    let r = h.recv_dialer_final().unwrap();
+    assert!(r.starts_with("SIP/2.0 503"), "{r}");
+    assert_eq!(header(&r, "Retry-After"), Some("30"));
+    // The call in flight still gets its answer through, and then the drain ends at once.
+    h.send_carrier(&reply(&at_carrier, 200, "OK", ""));
+    let answer = h.recv_dialer_final().unwrap();
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    let took = stopping.join().unwrap();
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+}
+
+#[test]
+fn draining_gives_up_on_unanswered_invites_after_the_timeout() {
+    let mut h = Harness::start();
+    h.send_dialer(&h.invite("4155550100", "drain-silent"));
+    h.recv_carrier().unwrap();
+    let took = shutdown_in_background(&mut h).join().unwrap();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+}

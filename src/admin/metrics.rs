@@ -52,6 +52,7 @@ pub struct Metrics {
     pub audit_records_written: IntCounter,
     pub audit_write_errors: IntCounter,
     pub audit_torn_records: IntCounter,
+    pub drain_rejections: IntCounter,
     pub audit_backpressure: IntCounter,
     pub audit_last_sync_age: Gauge,
     pub optouts_added: IntCounter,
@@ -193,6 +194,7 @@ impl Metrics {
             audit_queue_depth: gauge(&r, "callgate_audit_queue_depth", "Decision records waiting to be written."),
             audit_records_written: counter(&r, "callgate_audit_records_written_total", "Decision records written and fsynced."),
             audit_write_errors: counter(&r, "callgate_audit_write_errors_total", "Audit log write or fsync failures."),
+            drain_rejections: counter(&r, "callgate_drain_rejections_total", "New INVITEs answered 503 while draining for shutdown."),
             audit_torn_records: counter(&r, "callgate_audit_torn_records_total", "Torn final audit records (a crash mid-write) cut off at start."),
             audit_backpressure: counter(
                 &r,

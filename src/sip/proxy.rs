@@ -28,6 +28,7 @@ use ipnet::IpNet;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,6 +101,7 @@ pub struct ProxySettings {
     pub inbound_target: Option<SocketAddr>,
     pub tx_timeout: Duration,
     pub reject: RejectConfig,
+    pub drain_retry_after_secs: u32,
 }
 
 #[derive(Clone)]
@@ -128,6 +130,10 @@ pub struct Proxy {
     metrics: Arc<Metrics>,
     clock: SharedClock,
     txns: DashMap<u64, Tx>,
+    /// New INVITEs forwarded and not yet answered finally, by our branch: what a SIGTERM
+    /// drain waits for.
+    pending: DashMap<u64, Instant>,
+    draining: AtomicBool,
     branch_salt: u64,
 }
 
@@ -209,6 +215,8 @@ impl Proxy {
             metrics,
             clock,
             txns: DashMap::new(),
+            pending: DashMap::new(),
+            draining: AtomicBool::new(false),
             branch_salt,
         }
     }
@@ -217,10 +225,21 @@ impl Proxy {
         &self.policy
     }
 
+    /// Stop taking new INVITEs (503 + Retry-After); everything else still flows.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Forwarded INVITEs still waiting for a final response.
+    pub fn pending_invites(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Forget transactions older than the transaction timeout (64*T1 by default).
     pub fn sweep(&self) {
         let timeout = self.s.tx_timeout;
         self.txns.retain(|_, tx| tx.created.elapsed() < timeout);
+        self.pending.retain(|_, t| t.elapsed() < timeout);
         self.metrics.transactions.set(self.txns.len() as i64);
     }
 
@@ -478,6 +497,15 @@ impl Proxy {
             }
             return;
         }
+        if self.draining.load(Ordering::Acquire) {
+            self.metrics.drain_rejections.inc();
+            let secs = self.s.drain_retry_after_secs.to_string();
+            let retry = [ExtraHeader {
+                name: "Retry-After",
+                value: secs.as_bytes(),
+            }];
+            return self.respond(msg, 503, src, &retry, out);
+        }
         let (called, called_span) = self.called_number(msg, &ruri);
         let now = self.clock.now();
         let decision = match side {
@@ -504,6 +532,7 @@ impl Proxy {
             self.forward(msg, &via, src, key, &dest, &removals, true, upstream, out);
             if let Dest::Peer(p) = dest {
                 self.remember(key, TxPhase::Forwarded { dest: p });
+                self.pending.insert(self.our_branch(key), Instant::now());
             }
         } else {
             let (status, response) = self.rejection(msg, &decision, key, seq);
@@ -946,6 +975,17 @@ impl Proxy {
         let Some(dest) = response_dest(msg, &next) else {
             return self.dropped("bad_destination");
         };
+        if method == Method::Invite && code >= 200 {
+            if let Some(b) = Via::parse(&msg.buf, top).and_then(|v| v.branch) {
+                let hex = &msg.bytes(b)[OUR_BRANCH_PREFIX.len()..];
+                if let Some(ours) = std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                {
+                    self.pending.remove(&ours);
+                }
+            }
+        }
         // Remove our Via: the whole line when it holds only ours, else our value and its comma.
         let mut s = Splicer::new(msg);
         let via_hdr = msg

@@ -19,6 +19,8 @@ pub struct Harness {
     pub carrier: UdpSocket,
     pub clock: Arc<OffsetClock>,
     pub cfg: Config,
+    /// Kept so messages can still be sent while `running` is being shut down elsewhere.
+    sip_addr: SocketAddr,
 }
 
 pub fn days_ago(d: i64) -> String {
@@ -45,7 +47,7 @@ pub fn write_data(dir: &Path, national_age_days: Option<i64>) {
 
 pub fn config_for(dir: &Path, carrier: SocketAddr, extra: &str) -> Config {
     let text = format!(
-        "[sip]\nlisten = \"127.0.0.1:0\"\n{extra}\n[upstream]\naddress = \"{carrier}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\n[audit]\ndir = \"{d}/audit\"\nflush_interval_ms = 20\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+        "[sip]\nlisten = \"127.0.0.1:0\"\ndrain_timeout_secs = 2\n{extra}\n[upstream]\naddress = \"{carrier}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\n[audit]\ndir = \"{d}/audit\"\nflush_interval_ms = 20\n[admin]\nlisten = \"127.0.0.1:0\"\n",
         d = dir.display(),
     );
     Config::from_str_named("test.toml", &text).unwrap()
@@ -79,6 +81,7 @@ impl Harness {
         let clock = Arc::new(OffsetClock::default());
         let running = start(cfg.clone(), clock.clone()).unwrap();
         Harness {
+            sip_addr: running.sip_addr,
             running: Some(running),
             dir,
             _tmp: None,
@@ -94,7 +97,12 @@ impl Harness {
     }
 
     pub fn proxy_addr(&self) -> SocketAddr {
-        self.run().sip_addr
+        self.sip_addr
+    }
+
+    /// Hand the running proxy to the caller (to shut it down on another thread).
+    pub fn take_running(&mut self) -> Running {
+        self.running.take().expect("running")
     }
 
     pub fn send_dialer(&self, msg: &str) {
