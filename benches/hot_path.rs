@@ -126,6 +126,8 @@ fn fixture() -> Fixture {
         tx_timeout: Duration::from_secs(64),
         reject: RejectConfig::default(),
         drain_retry_after_secs: 30,
+        max_calls_per_second: 0,
+        burst: 0,
     };
     let normalizer = Normalizer::new(&[], &["911".into()]);
     let policy = Policy::new(PolicyConfig::default());

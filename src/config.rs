@@ -109,12 +109,18 @@ impl Default for UpstreamConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DialersConfig {
     pub allow: Vec<IpNet>,
+    /// New calls (initial INVITEs) per second allowed from one source address; 0 = no limit.
+    pub max_calls_per_second: u32,
+    /// How many calls above the rate a source may send at once.
+    pub burst: u32,
 }
 
 impl Default for DialersConfig {
     fn default() -> Self {
         DialersConfig {
             allow: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            max_calls_per_second: 0,
+            burst: 100,
         }
     }
 }

@@ -239,6 +239,8 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         inbound_target: cfg.sip.inbound_target,
         tx_timeout: Duration::from_secs(cfg.sip.transaction_timeout_secs.max(1)),
         drain_retry_after_secs: cfg.sip.drain_retry_after_secs,
+        max_calls_per_second: cfg.dialers.max_calls_per_second,
+        burst: cfg.dialers.burst,
         reject: cfg.reject.clone(),
     };
     let proxy = Arc::new(Proxy::new(

@@ -671,3 +671,42 @@ fn draining_gives_up_on_unanswered_invites_after_the_timeout() {
         "{took:?}"
     );
 }
+
+#[test]
+fn a_source_over_its_call_rate_gets_503_with_retry_after() {
+    let h = Harness::with(
+        Some(2),
+        "[dialers]\nallow = [\"127.0.0.0/8\"]\nmax_calls_per_second = 2\nburst = 0\n",
+    );
+    for i in 0..5 {
+        h.send_dialer(
+            &h.invite("4155550100", &format!("rate-{i}"))
+                .replace("z9hG4bK-1", &format!("z9hG4bK-rate-{i}")),
+        );
+    }
+    let mut limited = 0;
+    while let Some(r) = h.recv_dialer() {
+        if r.starts_with("SIP/2.0 503") {
+            assert_eq!(header(&r, "Retry-After"), Some("1"));
+            limited += 1;
+        }
+    }
+    assert_eq!(limited, 3, "two calls pass, three are over the rate");
+    let (_, metrics) = h.http("GET", "/metrics", "");
+    assert!(
+        metrics.contains("callgate_rate_limited_total 3"),
+        "{metrics}"
+    );
+    // The bucket refills at the configured rate.
+    std::thread::sleep(Duration::from_millis(600));
+    h.send_dialer(
+        &h.invite("4155550100", "rate-later")
+            .replace("z9hG4bK-1", "z9hG4bK-rate-later"),
+    );
+    while let Some(m) = h.recv_carrier() {
+        if m.contains("rate-later") {
+            return;
+        }
+    }
+    panic!("the call after the refill did not reach the carrier");
+}

@@ -53,6 +53,7 @@ pub struct Metrics {
     pub audit_write_errors: IntCounter,
     pub audit_torn_records: IntCounter,
     pub drain_rejections: IntCounter,
+    pub rate_limited: IntCounter,
     pub audit_backpressure: IntCounter,
     pub audit_last_sync_age: Gauge,
     pub optouts_added: IntCounter,
@@ -194,6 +195,7 @@ impl Metrics {
             audit_queue_depth: gauge(&r, "callgate_audit_queue_depth", "Decision records waiting to be written."),
             audit_records_written: counter(&r, "callgate_audit_records_written_total", "Decision records written and fsynced."),
             audit_write_errors: counter(&r, "callgate_audit_write_errors_total", "Audit log write or fsync failures."),
+            rate_limited: counter(&r, "callgate_rate_limited_total", "New INVITEs answered 503 because their source exceeded dialers.max_calls_per_second."),
             drain_rejections: counter(&r, "callgate_drain_rejections_total", "New INVITEs answered 503 while draining for shutdown."),
             audit_torn_records: counter(&r, "callgate_audit_torn_records_total", "Torn final audit records (a crash mid-write) cut off at start."),
             audit_backpressure: counter(

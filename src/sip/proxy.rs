@@ -102,6 +102,9 @@ pub struct ProxySettings {
     pub tx_timeout: Duration,
     pub reject: RejectConfig,
     pub drain_retry_after_secs: u32,
+    /// Per-source new-call rate (0 = none) and burst.
+    pub max_calls_per_second: u32,
+    pub burst: u32,
 }
 
 #[derive(Clone)]
@@ -134,7 +137,15 @@ pub struct Proxy {
     /// drain waits for.
     pending: DashMap<u64, Instant>,
     draining: AtomicBool,
+    /// Token buckets of new calls per source address.
+    buckets: DashMap<std::net::IpAddr, Bucket>,
     branch_salt: u64,
+}
+
+/// A token bucket: `tokens` refill at the configured rate up to rate + burst.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
 }
 
 const OUR_BRANCH_PREFIX: &[u8] = b"z9hG4bKcg";
@@ -217,6 +228,7 @@ impl Proxy {
             txns: DashMap::new(),
             pending: DashMap::new(),
             draining: AtomicBool::new(false),
+            buckets: DashMap::new(),
             branch_salt,
         }
     }
@@ -230,6 +242,28 @@ impl Proxy {
         self.draining.store(true, Ordering::Release);
     }
 
+    /// Take one new-call token for `ip`; false when its rate is exceeded.
+    fn admit(&self, ip: std::net::IpAddr) -> bool {
+        let rate = self.s.max_calls_per_second as f64;
+        if rate == 0.0 {
+            return true;
+        }
+        let cap = rate + self.s.burst as f64;
+        let now = Instant::now();
+        let mut b = self.buckets.entry(ip).or_insert(Bucket {
+            tokens: cap,
+            at: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(cap);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Forwarded INVITEs still waiting for a final response.
     pub fn pending_invites(&self) -> usize {
         self.pending.len()
@@ -240,6 +274,9 @@ impl Proxy {
         let timeout = self.s.tx_timeout;
         self.txns.retain(|_, tx| tx.created.elapsed() < timeout);
         self.pending.retain(|_, t| t.elapsed() < timeout);
+        // An idle source's bucket is full again after a few seconds: forget it.
+        self.buckets
+            .retain(|_, b| b.at.elapsed() < Duration::from_secs(60));
         self.metrics.transactions.set(self.txns.len() as i64);
     }
 
@@ -496,6 +533,14 @@ impl Proxy {
                 self.remember(key, TxPhase::Forwarded { dest: *p });
             }
             return;
+        }
+        if side == Side::Dialer && !self.admit(normalize_ip(src.addr().ip())) {
+            self.metrics.rate_limited.inc();
+            let retry = [ExtraHeader {
+                name: "Retry-After",
+                value: b"1",
+            }];
+            return self.respond(msg, 503, src, &retry, out);
         }
         if self.draining.load(Ordering::Acquire) {
             self.metrics.drain_rejections.inc();
