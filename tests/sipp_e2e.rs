@@ -3,35 +3,13 @@
 //! FAIL (never skip) when sipp is not installed: `scripts/test.sh` installs it.
 
 mod common;
-use common::{http, write_data};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use common::{free_port, http, sipp, write_data};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp");
-
-fn sipp() -> &'static str {
-    let ok = Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(ok, "sipp is not installed: these end-to-end tests need it. Run scripts/test.sh (it runs `apt-get install -y sip-tester`).");
-    "sipp"
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1.
-fn free_port() -> u16 {
-    loop {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let p = u.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
 
 struct Callgate {
     child: Child,

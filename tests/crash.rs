@@ -1,0 +1,207 @@
+//! Nothing acknowledged is lost: the `callgate` binary runs under sipp call load and opt-out API
+//! traffic and is killed with SIGKILL at pseudo-random moments, then restarted. Every opt-out
+//! that got a 201 must be in force after the restarts, and the audit hash chain must verify
+//! (a torn final record is cut at restart).
+//!
+//! CI runs a few cycles; `CALLGATE_CRASH_CYCLES=1000 cargo test --release --test crash -- --nocapture`
+//! is the long run. FAILS (never skips) when sipp is not installed.
+
+mod common;
+
+use callgate::audit::chain::audit_files;
+use callgate::audit::verify::verify;
+use common::{free_port, sipp, try_http, write_data};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp");
+
+struct Ports {
+    sip: u16,
+    admin: u16,
+    carrier: u16,
+}
+
+fn spawn_callgate(dir: &Path, p: &Ports) -> Child {
+    let d = dir.display();
+    let cfg = format!(
+        "[sip]\nlisten = \"127.0.0.1:{}\"\n[upstream]\naddress = \"127.0.0.1:{}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\n[audit]\ndir = \"{d}/audit\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+        p.sip, p.carrier, p.admin
+    );
+    std::fs::write(dir.join("callgate.toml"), cfg).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("callgate.log"))
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["run", "--config"])
+        .arg(dir.join("callgate.toml"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", p.admin).parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while try_http(admin, "GET", "/healthz", "", None).is_err() {
+        assert!(Instant::now() < deadline, "callgate did not come back up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn sipp_bg(args: &[&str], dir: &Path) -> Child {
+    Command::new("timeout")
+        .arg("600")
+        .arg(sipp())
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn kill9(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[test]
+fn acknowledged_optouts_and_the_audit_chain_survive_sigkill() {
+    let cycles: u64 = std::env::var("CALLGATE_CRASH_CYCLES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(4);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_data(dir, Some(2));
+    let p = Ports {
+        sip: free_port(),
+        admin: free_port(),
+        carrier: free_port(),
+    };
+    let admin: SocketAddr = format!("127.0.0.1:{}", p.admin).parse().unwrap();
+    let mut carrier = sipp_bg(
+        &[
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &p.carrier.to_string(),
+            "-nostdin",
+        ],
+        dir,
+    );
+    std::fs::write(
+        dir.join("numbers.csv"),
+        (0..500).fold("SEQUENTIAL\n".to_string(), |s, i| {
+            s + &format!("415{:07}\n", 2_000_000 + i)
+        }),
+    )
+    .unwrap();
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut next_number = 0u64;
+    let mut rng = 0x5eed_u64;
+    for cycle in 0..cycles {
+        let mut cg = spawn_callgate(dir, &p);
+        let target = format!("127.0.0.1:{}", p.sip);
+        let uac_port = free_port().to_string();
+        let mut uac = sipp_bg(
+            &[
+                "-sf",
+                &format!("{SCENARIOS}/uac_allow.xml"),
+                "-inf",
+                "numbers.csv",
+                &target,
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &uac_port,
+                "-r",
+                "200",
+                "-m",
+                "1000000",
+                "-nostdin",
+            ],
+            dir,
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let poster = {
+            let (stop, acked) = (stop.clone(), acked.clone());
+            let first = next_number;
+            std::thread::spawn(move || {
+                let mut n = first;
+                while !stop.load(Ordering::Relaxed) {
+                    let number = format!("+1202555{:04}", n % 10_000);
+                    let body = format!("{{\"number\":\"{number}\",\"source\":\"crash-test\"}}");
+                    n += 1;
+                    match try_http(admin, "POST", "/v1/optouts", &body, None) {
+                        Ok((201, _)) => acked.lock().unwrap().push(number),
+                        Ok(_) | Err(_) => {}
+                    }
+                }
+                n
+            })
+        };
+        // Kill at a pseudo-random moment 150-650 ms in, while calls and opt-outs are flowing.
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(150 + (rng >> 33) % 500));
+        kill9(&mut cg);
+        stop.store(true, Ordering::Relaxed);
+        next_number = poster.join().unwrap();
+        kill9(&mut uac);
+        eprintln!(
+            "cycle {cycle}: killed; {} opt-outs acknowledged so far",
+            acked.lock().unwrap().len()
+        );
+    }
+    // A last start: everything acknowledged before any of the kills must be in force.
+    let mut cg = spawn_callgate(dir, &p);
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        !acked.is_empty(),
+        "no opt-out was acknowledged: the test did nothing"
+    );
+    let mut lost = vec![];
+    for number in &acked {
+        let (_, body) = try_http(
+            admin,
+            "GET",
+            &format!("/v1/check?number={}", number.replace('+', "%2B")),
+            "",
+            None,
+        )
+        .unwrap();
+        if !body.contains("internal_dnc") {
+            lost.push(number.clone());
+        }
+    }
+    let files = audit_files(&dir.join("audit")).unwrap();
+    let chain = verify(&files);
+    kill9(&mut cg);
+    kill9(&mut carrier);
+    let chain = chain.unwrap_or_else(|e| panic!("audit chain broken after SIGKILLs: {e}"));
+    let torn = std::fs::read_to_string(dir.join("callgate.log"))
+        .unwrap_or_default()
+        .matches("cut a torn final record")
+        .count();
+    eprintln!(
+        "{cycles} SIGKILL cycles: {} opt-outs acknowledged, {} lost; audit chain verifies: {} records in {} files; {torn} torn final records cut at restart",
+        acked.len(),
+        lost.len(),
+        chain.records,
+        chain.files
+    );
+    assert!(lost.is_empty(), "acknowledged opt-outs lost: {lost:?}");
+    assert!(chain.records > 0, "no decision records at all");
+}
