@@ -431,7 +431,7 @@ fn run(cfg: Config) -> anyhow::Result<()> {
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading lists");
                     let a = app.clone();
-                    let _ = tokio::task::spawn_blocking(move || { let _ = a.reload(); a.log_list_health(); }).await;
+                    let _ = tokio::task::spawn_blocking(move || { let _ = a.reload("SIGHUP".into()); a.log_list_health(); }).await;
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,

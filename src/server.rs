@@ -32,9 +32,23 @@ pub struct App {
 }
 
 impl App {
-    /// Reload lists and refresh list metrics; used by SIGHUP and `POST /v1/reload`.
-    pub fn reload(&self) -> Result<crate::lists::ReloadReport, crate::lists::ListError> {
+    /// Reload lists and refresh list metrics; used by SIGHUP and `POST /v1/reload`. `who`
+    /// (peer and authorization, or the signal) goes into the audit log with the outcome.
+    pub fn reload(
+        &self,
+        who: String,
+    ) -> Result<crate::lists::ReloadReport, crate::lists::ListError> {
         let r = self.lists.reload();
+        self.audit.admin(crate::audit::AdminEvent {
+            ts: self.clock.now(),
+            action: "lists_reload",
+            who,
+            detail: match &r {
+                Ok(rep) => serde_json::json!({"generation": rep.generation, "loaded": rep.loaded,
+                    "kept": rep.kept, "failed": rep.failed}),
+                Err(e) => serde_json::json!({"refused": e.to_string()}),
+            },
+        });
         match &r {
             Ok(rep) if rep.failed.is_empty() => {
                 self.metrics.list_reloads.with_label_values(&["ok"]).inc()

@@ -156,3 +156,23 @@ fn export_keeps_only_the_records_asked_for() {
     assert!(lines.next().unwrap().starts_with("id,ts,call_id,"));
     assert!(lines.all(|l| l.contains("+12125550143") && l.contains("blocked")));
 }
+
+#[test]
+fn admin_changes_are_chained_records_naming_who_made_them() {
+    let h = Harness::start();
+    let (status, _) = h.http(
+        "POST",
+        "/v1/optouts",
+        r#"{"number":"+1 202 555 0199","source":"agent 7"}"#,
+    );
+    assert_eq!(status, 201);
+    assert_eq!(h.http("POST", "/v1/reload", "").0, 200);
+    let lines = h.audit_lines();
+    let admin: Vec<&serde_json::Value> = lines.iter().filter_map(|l| l.get("admin")).collect();
+    assert_eq!(admin.len(), 2, "{lines:?}");
+    assert_eq!(admin[0]["action"], "optout_add");
+    assert_eq!(admin[0]["detail"]["number"], "+12025550199");
+    assert!(admin[0]["who"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(admin[1]["action"], "lists_reload");
+    assert!(verify(&files(&h)).is_ok());
+}

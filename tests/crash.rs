@@ -54,10 +54,11 @@ fn spawn_callgate(dir: &Path, p: &Ports) -> Child {
     child
 }
 
+/// sipp itself (not under `timeout`, whose child would survive a SIGKILL of it), bounded by
+/// its own global `-timeout`.
 fn sipp_bg(args: &[&str], dir: &Path) -> Child {
-    Command::new("timeout")
-        .arg("600")
-        .arg(sipp())
+    Command::new(sipp())
+        .args(["-timeout", "600s"])
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::null())

@@ -5,7 +5,7 @@
 use crate::policy::normalize::E164;
 use crate::policy::{Decision, Verdict};
 use crate::server::App;
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -23,11 +23,14 @@ pub async fn serve(
 ) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("admin listener");
     let router = router(app);
-    let _ = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        })
-        .await;
+    let _ = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = shutdown.changed().await;
+    })
+    .await;
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -179,8 +182,19 @@ struct OptOutBody {
     source: Option<String>,
 }
 
+/// Who made an admin change, for the audit log: the peer and how it was let in.
+fn who(app: &App, peer: std::net::SocketAddr) -> String {
+    let how = if app.cfg.admin_token().is_some() {
+        "bearer token"
+    } else {
+        "loopback, no token configured"
+    };
+    format!("{peer} ({how})")
+}
+
 async fn add_optout(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: Result<Json<OptOutBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Json(body) = match body {
@@ -213,6 +227,12 @@ async fn add_optout(
                 .optouts_entries
                 .set(app.lists.optouts.len() as i64);
             tracing::info!(number = %n, seq = rec.seq, "opt-out recorded");
+            app.audit.admin(crate::audit::AdminEvent {
+                ts: app.clock.now(),
+                action: "optout_add",
+                who: who(&app, peer),
+                detail: json!({"number": rec.number, "seq": rec.seq, "source": rec.source}),
+            });
             (
                 StatusCode::CREATED,
                 Json(json!({"number": rec.number, "seq": rec.seq, "at": rec.at, "durable": true})),
@@ -235,9 +255,13 @@ async fn add_optout(
     }
 }
 
-async fn reload(State(app): State<Arc<App>>) -> Response {
+async fn reload(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+) -> Response {
     let app2 = app.clone();
-    match tokio::task::spawn_blocking(move || app2.reload()).await {
+    let who = who(&app, peer);
+    match tokio::task::spawn_blocking(move || app2.reload(who)).await {
         Ok(Ok(report)) => {
             let status = if report.failed.is_empty() {
                 StatusCode::OK

@@ -44,8 +44,19 @@ pub struct AuditEvent {
     pub latency_us: u32,
 }
 
+/// A change made through the admin API: who did what, in the same chained log.
+pub struct AdminEvent {
+    pub ts: DateTime<Utc>,
+    /// `optout_add`, `lists_reload`...
+    pub action: &'static str,
+    /// The peer address and how it was authorized.
+    pub who: String,
+    pub detail: serde_json::Value,
+}
+
 enum Msg {
     Record(Box<AuditEvent>),
+    Admin(Box<AdminEvent>),
     Flush(mpsc::Sender<()>),
     Shutdown,
 }
@@ -95,6 +106,16 @@ impl AuditSink {
                 self.metrics.audit_write_errors.inc();
                 tracing::error!("audit writer has stopped: decision record lost");
             }
+        }
+    }
+
+    /// Queue an admin-change record (same queue, order and chain as decisions).
+    pub fn admin(&self, ev: AdminEvent) {
+        self.metrics.audit_queue_depth.inc();
+        if self.tx.send(Msg::Admin(Box::new(ev))).is_err() {
+            self.metrics.audit_queue_depth.dec();
+            self.metrics.audit_write_errors.inc();
+            tracing::error!("audit writer has stopped: admin record lost");
         }
     }
 
@@ -201,12 +222,18 @@ impl Writer {
     /// Serialize and append one record, rotating at UTC midnight.
     fn append(&mut self, ev: &AuditEvent) {
         self.metrics.audit_queue_depth.dec();
-        let day = ev.ts.date_naive();
+        self.append_line(ev.ts, |out| write_record(out, ev));
+    }
+
+    /// Append one line: rotate if the day changed, link it into the chain, write it. The chain
+    /// head moves only when the line was handed to the file.
+    fn append_line(&mut self, ts: DateTime<Utc>, serialize: impl FnOnce(&mut Vec<u8>)) {
+        let day = ts.date_naive();
         if self.file.as_ref().map(|f| f.day) != Some(day) {
             self.commit();
             self.file = None;
             let path = day_path(&self.dir, day);
-            self.seal_previous(&path, ev.ts);
+            self.seal_previous(&path, ts);
             match open_day(&self.dir, day) {
                 Ok(f) => {
                     self.file = Some(f);
@@ -220,18 +247,34 @@ impl Writer {
             }
         }
         self.line.clear();
-        write_record(&mut self.line, ev);
-        self.head = chain::link(&mut self.line, &self.head);
+        serialize(&mut self.line);
+        let head = chain::link(&mut self.line, &self.head);
         self.line.push(b'\n');
         if let Some(f) = &mut self.file {
             match f.out.write_all(&self.line) {
-                Ok(()) => self.pending += 1,
+                Ok(()) => {
+                    self.pending += 1;
+                    self.head = head;
+                }
                 Err(e) => {
                     self.metrics.audit_write_errors.inc();
                     tracing::error!(error = %e, "audit write failed");
                 }
             }
         }
+    }
+
+    fn append_admin(&mut self, ev: &AdminEvent) {
+        self.metrics.audit_queue_depth.dec();
+        self.append_line(ev.ts, |out| {
+            let _ = serde_json::to_writer(
+                &mut *out,
+                &serde_json::json!({
+                    "ts": ev.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
+                    "admin": {"action": ev.action, "who": ev.who, "detail": ev.detail},
+                }),
+            );
+        });
     }
 
     /// Close the chain of the previous file with a seal line before the first record of
@@ -308,6 +351,10 @@ fn run_writer(
                 idle = false;
                 w.append(&ev);
             }
+            Ok(Msg::Admin(ev)) => {
+                idle = false;
+                w.append_admin(&ev);
+            }
             Ok(Msg::Flush(done)) => {
                 idle = false;
                 w.commit();
@@ -316,8 +363,10 @@ fn run_writer(
             Ok(Msg::Shutdown) => {
                 // Drain whatever is still queued, then commit.
                 while let Ok(m) = rx.try_recv() {
-                    if let Msg::Record(ev) = m {
-                        w.append(&ev);
+                    match m {
+                        Msg::Record(ev) => w.append(&ev),
+                        Msg::Admin(ev) => w.append_admin(&ev),
+                        _ => {}
                     }
                 }
                 w.commit();

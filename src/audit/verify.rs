@@ -287,7 +287,8 @@ pub fn export(
                     why: "not a JSON record".into(),
                 });
             };
-            if r.get("seal").is_some() || !filter.keeps(&r) {
+            // Seal lines are not records; admin changes have no call columns for a CSV row.
+            if r.get("seal").is_some() || (csv && r.get("admin").is_some()) || !filter.keeps(&r) {
                 continue;
             }
             if csv {
