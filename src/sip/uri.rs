@@ -48,11 +48,11 @@ impl<'a> Uri<'a> {
                 headers: None,
             });
         };
-        let (rest, headers) = match memchr(b'?', rest) {
-            Some(q) => (&rest[..q], Some(&rest[q + 1..])),
-            None => (rest, None),
-        };
         if scheme == Scheme::Tel {
+            let (rest, headers) = match memchr(b'?', rest) {
+                Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+                None => (rest, None),
+            };
             return Some(Uri {
                 scheme,
                 user: Some(rest),
@@ -62,9 +62,15 @@ impl<'a> Uri<'a> {
                 headers,
             });
         }
-        let (user, hostpart) = match memchr(b'@', rest) {
+        // The userinfo ends at the first `@` (it cannot hold one unescaped) and may contain
+        // `?` (RFC 3261 user-unreserved), so the headers' `?` is looked for after it only.
+        let (user, rest) = match memchr(b'@', rest) {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
+        };
+        let (hostpart, headers) = match memchr(b'?', rest) {
+            Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+            None => (rest, None),
         };
         let (hostport, params) = match memchr(b';', hostpart) {
             Some(sc) => (&hostpart[..sc], &hostpart[sc + 1..]),
@@ -231,6 +237,16 @@ fn hex(c: u8) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn question_mark_in_the_user_part_is_not_the_headers() {
+        let u = Uri::parse(b"sip:a?b@example.com;lr?subject=x").unwrap();
+        assert_eq!(u.user, Some(&b"a?b"[..]));
+        assert_eq!(u.host, b"example.com");
+        assert_eq!(u.params, b"lr");
+        assert_eq!(u.headers, Some(&b"subject=x"[..]));
+    }
+
     use super::*;
 
     fn ds(s: &str) -> Result<String, DialError> {
