@@ -710,3 +710,24 @@ fn a_source_over_its_call_rate_gets_503_with_retry_after() {
     }
     panic!("the call after the refill did not reach the carrier");
 }
+
+#[test]
+fn an_in_dialog_request_from_a_dialer_never_goes_anywhere_but_the_upstream() {
+    let h = Harness::start();
+    // A To tag and a Route to some other host: a relay attempt, or a broken dialer.
+    let bye = in_dialog(
+        "BYE",
+        2,
+        "sip:victim@192.0.2.99:5060",
+        h.dialer.local_addr().unwrap(),
+        Some("<sip:198.51.100.7;lr>".into()),
+        "<sip:a@example.com>;tag=1",
+        "<sip:b@example.com>;tag=2",
+        "relay-attempt",
+    );
+    h.send_dialer(&bye);
+    let got = h
+        .recv_carrier()
+        .expect("forwarded to the configured upstream");
+    assert!(got.starts_with("BYE "), "{got}");
+}

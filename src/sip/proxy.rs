@@ -784,10 +784,12 @@ impl Proxy {
             dest: Dest::Peer(Peer::new(self.s.upstream_transport, self.s.upstream)),
             upstream: true,
         };
-        // Out-of-dialog requests from dialers go only to the configured upstream: callgate is
-        // not an open relay, whatever the Request-URI or a pre-loaded Route says.
-        if side == Side::Dialer && !in_dialog {
+        // Requests from dialers go only to the configured upstream, in a dialog or not: every
+        // dialog a dialer has runs through callgate to the upstream, and callgate is not a
+        // relay to wherever a Request-URI or a Route header points.
+        if side == Side::Dialer {
             if method == Method::Options
+                && !in_dialog
                 && ruri.user.is_none()
                 && edits.next.is_none()
                 && self.is_us(ruri.host, ruri.port)
