@@ -61,6 +61,8 @@ pub struct SipConfig {
     pub max_message_bytes: usize,
     pub tcp_max_connections: usize,
     pub tcp_idle_timeout_secs: u64,
+    /// A message must arrive whole within this many seconds of its first byte (slow-loris).
+    pub tcp_message_timeout_secs: u64,
     pub transaction_timeout_secs: u64,
     pub inbound_target: Option<SocketAddr>,
     /// On SIGTERM: how long forwarded INVITEs may take to get their final response.
@@ -81,6 +83,7 @@ impl Default for SipConfig {
             max_message_bytes: 65_535,
             tcp_max_connections: 1024,
             tcp_idle_timeout_secs: 600,
+            tcp_message_timeout_secs: 10,
             transaction_timeout_secs: 64,
             inbound_target: None,
             drain_timeout_secs: 10,

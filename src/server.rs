@@ -280,11 +280,12 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let sip_addr = bound;
     let tcp_addr = tcp.as_ref().map(|_| bound);
-    let (max_msg, idle, max_conns) = (
-        cfg.sip.max_message_bytes,
-        Duration::from_secs(cfg.sip.tcp_idle_timeout_secs.max(1)),
-        cfg.sip.tcp_max_connections,
-    );
+    let limits = crate::sip::transport::Limits {
+        max_message: cfg.sip.max_message_bytes,
+        idle: Duration::from_secs(cfg.sip.tcp_idle_timeout_secs.max(1)),
+        message_timeout: Duration::from_secs(cfg.sip.tcp_message_timeout_secs.max(1)),
+        max_conns: cfg.sip.tcp_max_connections,
+    };
     let rx = shutdown_rx.clone();
     let sip_thread = std::thread::Builder::new()
         .name("sip".into())
@@ -296,7 +297,7 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
             rt.block_on(async move {
                 let udp = udp.map(|u| Arc::new(tokio::net::UdpSocket::from_std(u).expect("udp")));
                 let tcp = tcp.map(|l| tokio::net::TcpListener::from_std(l).expect("tcp"));
-                let t = Transport::new(udp, proxy, metrics, max_msg, idle, max_conns);
+                let t = Transport::new(udp, proxy, metrics, limits);
                 t.run(tcp, rx).await;
             });
         })?;

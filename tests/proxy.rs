@@ -731,3 +731,22 @@ fn an_in_dialog_request_from_a_dialer_never_goes_anywhere_but_the_upstream() {
         .expect("forwarded to the configured upstream");
     assert!(got.starts_with("BYE "), "{got}");
 }
+
+#[test]
+fn a_tcp_peer_dribbling_a_message_is_cut_off_and_counted() {
+    let h = Harness::with(Some(2), "tcp_message_timeout_secs = 1\n");
+    let mut s = std::net::TcpStream::connect(h.run().tcp_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let inv = h.invite("4155550100", "slow-loris");
+    s.write_all(&inv.as_bytes()[..40]).unwrap();
+    let t = std::time::Instant::now();
+    let mut b = [0u8; 64];
+    let n = s.read(&mut b).unwrap_or(0);
+    assert_eq!(n, 0, "the server closes the connection");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let (_, metrics) = h.http("GET", "/metrics", "");
+    assert!(
+        metrics.contains("callgate_dropped_messages_total{reason=\"tcp_slow_message\"} 1"),
+        "{metrics}"
+    );
+}

@@ -70,9 +70,19 @@ pub struct Transport {
     conns: DashMap<SocketAddr, mpsc::Sender<Bytes>>,
     proxy: Arc<Proxy>,
     metrics: Arc<Metrics>,
-    max_message: usize,
-    idle: Duration,
-    max_conns: usize,
+    limits: Limits,
+}
+
+/// Bounds on what one peer can hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_message: usize,
+    /// A TCP connection with no bytes for this long is closed.
+    pub idle: Duration,
+    /// A message whose first bytes arrived this long ago and is still incomplete is a
+    /// slow-loris: the connection is closed.
+    pub message_timeout: Duration,
+    pub max_conns: usize,
 }
 
 impl Transport {
@@ -80,18 +90,14 @@ impl Transport {
         udp: Option<Arc<UdpSocket>>,
         proxy: Arc<Proxy>,
         metrics: Arc<Metrics>,
-        max_message: usize,
-        idle: Duration,
-        max_conns: usize,
+        limits: Limits,
     ) -> Arc<Transport> {
         Arc::new(Transport {
             udp,
             conns: DashMap::new(),
             proxy,
             metrics,
-            max_message,
-            idle,
-            max_conns,
+            limits,
         })
     }
 
@@ -122,7 +128,7 @@ impl Transport {
                         _ = shutdown.changed() => break,
                         r = sock.recv_from(&mut buf) => match r {
                             Ok((n, src)) => {
-                                if n > self.max_message {
+                                if n > self.limits.max_message {
                                     self.metrics.dropped.with_label_values(&["too_large"]).inc();
                                     continue;
                                 }
@@ -149,7 +155,7 @@ impl Transport {
                 _ = shutdown.changed() => return,
                 r = l.accept() => match r {
                     Ok((stream, peer)) => {
-                        if self.conns.len() >= self.max_conns {
+                        if self.conns.len() >= self.limits.max_conns {
                             self.metrics.dropped.with_label_values(&["tcp_connection_limit"]).inc();
                             continue;
                         }
@@ -184,27 +190,46 @@ impl Transport {
         });
         let mut buf = BytesMut::with_capacity(8192);
         let mut outs = Vec::with_capacity(4);
+        // When the bytes of an incomplete message started arriving.
+        let mut partial_since: Option<tokio::time::Instant> = None;
         'conn: loop {
-            match tokio::time::timeout(self.idle, rd.read_buf(&mut buf)).await {
+            let (wait, why) = match partial_since {
+                Some(t) => (
+                    self.limits
+                        .message_timeout
+                        .saturating_sub(t.elapsed())
+                        .min(self.limits.idle),
+                    "tcp_slow_message",
+                ),
+                None => (self.limits.idle, "tcp_idle_timeout"),
+            };
+            match tokio::time::timeout(wait, rd.read_buf(&mut buf)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => break,
                 Err(_) => {
-                    self.metrics
-                        .dropped
-                        .with_label_values(&["tcp_idle_timeout"])
-                        .inc();
+                    self.metrics.dropped.with_label_values(&[why]).inc();
                     break;
                 }
                 Ok(Ok(_)) => {}
             }
             loop {
-                match next_frame(&mut buf, self.max_message) {
+                match next_frame(&mut buf, self.limits.max_message) {
                     Ok(Some(frame)) => {
+                        partial_since = None;
                         self.proxy.handle(frame, Peer::Tcp(peer), &mut outs);
                         for o in outs.drain(..) {
                             self.send(o);
                         }
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        // Blank keep-alive lines are not the start of a message.
+                        let pending = buf.iter().any(|c| !matches!(c, b'\r' | b'\n'));
+                        partial_since = match (pending, partial_since) {
+                            (false, _) => None,
+                            (true, None) => Some(tokio::time::Instant::now()),
+                            (true, Some(t)) => Some(t),
+                        };
+                        break;
+                    }
                     Err(e) => {
                         // Framing is lost: nothing after this point can be trusted.
                         let label = if e == FrameError::TooLarge {
