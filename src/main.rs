@@ -215,7 +215,7 @@ fn main() -> anyhow::Result<()> {
             if common.config.is_none() {
                 tracing::warn!("running on the BUILT-IN DEFAULT configuration with SAMPLE lists: not for production");
             }
-            run(cfg)
+            run(cfg, common.config)
         }
         Cmd::Lists { cmd } => lists_cmd(cmd),
         Cmd::Audit { cmd } => audit_cmd(cmd),
@@ -415,7 +415,7 @@ fn audit_cmd(cmd: AuditCmd) -> anyhow::Result<()> {
     }
 }
 
-fn run(cfg: Config) -> anyhow::Result<()> {
+fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let running = callgate::server::start(cfg, callgate::clock::system())?;
     let app = running.app.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -429,9 +429,17 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading lists");
-                    let a = app.clone();
-                    let _ = tokio::task::spawn_blocking(move || { let _ = a.reload("SIGHUP".into()); a.log_list_health(); }).await;
+                    tracing::info!("SIGHUP: reloading the configuration and the lists");
+                    let (a, path) = (app.clone(), config_path.clone());
+                    let _ = tokio::task::spawn_blocking(move || {
+                        // An error keeps the running configuration (and is logged and audited).
+                        if let Some(p) = &path {
+                            let _ = a.reload_config(p, "SIGHUP".into());
+                        }
+                        let _ = a.reload("SIGHUP".into());
+                        a.log_list_health();
+                    })
+                    .await;
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,

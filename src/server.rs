@@ -70,6 +70,50 @@ impl App {
         r
     }
 
+    /// Re-read the configuration file. The settings that can change while calls flow
+    /// (`dialers`, `policy`, `reject`, `sip.drain_retry_after_secs`) are swapped in; sections
+    /// whose other settings changed are returned as needing a restart. A file with an error
+    /// changes nothing, and the error names the file, line and key.
+    pub fn reload_config(
+        &self,
+        path: &std::path::Path,
+        who: String,
+    ) -> anyhow::Result<Vec<&'static str>> {
+        let result = Config::from_file(path);
+        let outcome = match &result {
+            Ok(new) => {
+                self.proxy.set_live(live_settings(new));
+                let restart = restart_needed(&self.cfg, new);
+                if restart.is_empty() {
+                    tracing::info!(file = %path.display(), "configuration reloaded");
+                } else {
+                    tracing::warn!(file = %path.display(), sections = ?restart,
+                        "configuration reloaded; changes in these sections take effect only after a restart");
+                }
+                self.metrics.config_reloads.with_label_values(&["ok"]).inc();
+                Ok(restart)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
+                self.metrics
+                    .config_reloads
+                    .with_label_values(&["error"])
+                    .inc();
+                Err(anyhow::anyhow!("{e}"))
+            }
+        };
+        self.audit.admin(crate::audit::AdminEvent {
+            ts: self.clock.now(),
+            action: "config_reload",
+            who,
+            detail: match &outcome {
+                Ok(r) => serde_json::json!({"file": path.display().to_string(), "restart_needed": r}),
+                Err(e) => serde_json::json!({"file": path.display().to_string(), "refused": e.to_string()}),
+            },
+        });
+        outcome
+    }
+
     /// Gauges that describe state rather than count events: set on scrape and after reloads.
     pub fn refresh_metrics(&self) {
         let now = self.clock.now();
@@ -100,12 +144,12 @@ impl App {
                 .with_label_values(&[u.id.0.as_ref()])
                 .set(1);
         }
-        let (fresh, _, _) = self.proxy.policy().national_status(&lists, now);
+        let (fresh, _, _) = self.proxy.live().policy.national_status(&lists, now);
         m.national_fresh.set(fresh as i64);
         for l in &lists.lists {
             m.list_fresh
                 .with_label_values(&[l.meta.id.0.as_ref()])
-                .set(self.proxy.policy().list_fresh(l, now) as i64);
+                .set(self.proxy.live().policy.list_fresh(l, now) as i64);
         }
         m.optouts_entries.set(self.lists.optouts.len() as i64);
     }
@@ -113,12 +157,10 @@ impl App {
     /// Log once, loudly, when marketing calls will fail closed (or open) because of the lists.
     pub fn log_list_health(&self) {
         let lists = self.lists.current();
-        let (fresh, age, why) = self
-            .proxy
-            .policy()
-            .national_status(&lists, self.clock.now());
+        let live = self.proxy.live();
+        let (fresh, age, why) = live.policy.national_status(&lists, self.clock.now());
         if !fresh {
-            let mode = self.cfg.policy.on_stale_national_list;
+            let mode = live.policy.config().on_stale_national_list;
             tracing::error!(reason = why, age_seconds = ?age, on_stale = ?mode,
                 "national DNC list is not usable: outbound calls are {} with reason stale_list",
                 if mode == crate::config::FailMode::Reject { "REJECTED (fail closed)" } else { "ALLOWED (fail open, as configured)" });
@@ -126,14 +168,15 @@ impl App {
         for u in &lists.unavailable {
             tracing::error!(list = %u.id, error = %u.error, "list unavailable");
         }
-        let policy = self.proxy.policy();
+        let live = self.proxy.live();
+        let policy = &live.policy;
         for l in lists
             .lists
             .iter()
             .filter(|l| l.meta.kind != crate::lists::ListKind::National)
         {
             if !policy.list_fresh(l, self.clock.now()) {
-                let mode = self.cfg.policy.on_stale_list;
+                let mode = policy.config().on_stale_list;
                 tracing::error!(list = %l.meta.id, age_days = ?l.meta.age(self.clock.now()).map(|a| a.num_days()),
                     max_age_days = policy.max_age_days(l), on_stale = ?mode,
                     "list is older than its max_age_days: outbound calls are {} with reason stale_list",
@@ -195,6 +238,38 @@ fn advertise(cfg: &Config, bound: SocketAddr, upstream: SocketAddr) -> (String, 
         v4 => v4.to_string(),
     };
     (host, bound.port())
+}
+
+/// The settings a reload swaps in (see `Proxy::set_live`).
+fn live_settings(cfg: &Config) -> crate::sip::proxy::Live {
+    crate::sip::proxy::Live {
+        dialers: cfg.dialers.allow.clone(),
+        max_calls_per_second: cfg.dialers.max_calls_per_second,
+        burst: cfg.dialers.burst,
+        drain_retry_after_secs: cfg.sip.drain_retry_after_secs,
+        reject: cfg.reject.clone(),
+        policy: Policy::new(cfg.policy.clone()),
+    }
+}
+
+/// Sections whose changed settings only a restart applies.
+fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut sip = new.sip.clone();
+    sip.drain_retry_after_secs = running.sip.drain_retry_after_secs;
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    [
+        ("sip", differs(&running.sip, &sip)),
+        ("upstream", differs(&running.upstream, &new.upstream)),
+        ("lists", differs(&running.lists, &new.lists)),
+        ("audit", differs(&running.audit, &new.audit)),
+        ("admin", differs(&running.admin, &new.admin)),
+        ("numbers", differs(&running.numbers, &new.numbers)),
+        ("log", differs(&running.log, &new.log)),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
 }
 
 pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {

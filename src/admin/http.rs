@@ -82,19 +82,19 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
 pub fn lists_json(app: &App) -> Value {
     let lists = app.lists.current();
     let now = app.clock.now();
-    let (fresh, age, why) = app.proxy.policy().national_status(&lists, now);
+    let (fresh, age, why) = app.proxy.live().policy.national_status(&lists, now);
     json!({
         "generation": lists.generation,
         "national": {"fresh": fresh, "age_seconds": age, "status": why,
-                      "max_age_days": app.cfg.policy.national_max_age_days},
+                      "max_age_days": app.proxy.live().policy.config().national_max_age_days},
         "lists": lists.lists.iter().map(|l| json!({
             "id": l.meta.id, "kind": l.meta.kind, "version": l.meta.version(),
             "sha256": l.meta.sha256, "entries": l.meta.entries, "file": l.meta.file,
             "source_date": l.meta.source_date, "downloaded": l.meta.downloaded,
             "sample_data": l.meta.sample, "loaded_at": l.meta.loaded_at,
             "age_seconds": l.meta.age(now).map(|a| a.num_seconds()),
-            "max_age_days": app.proxy.policy().max_age_days(l),
-            "fresh": app.proxy.policy().list_fresh(l, now),
+            "max_age_days": app.proxy.live().policy.max_age_days(l),
+            "fresh": app.proxy.live().policy.list_fresh(l, now),
         })).collect::<Vec<_>>(),
         "unavailable": lists.unavailable,
         "optouts": {"entries": app.lists.optouts.len(), "seq": app.lists.optouts.seq()},
@@ -104,7 +104,8 @@ pub fn lists_json(app: &App) -> Value {
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     let lists = app.lists.current();
     let now = app.clock.now();
-    let policy = app.proxy.policy();
+    let live = app.proxy.live();
+    let policy = &live.policy;
     let (fresh, _, why) = policy.national_status(&lists, now);
     let stale: Vec<&str> = lists
         .lists
@@ -144,8 +145,8 @@ pub fn decision_json(app: &App, input: &str, d: &Decision) -> Value {
         .iter()
         .map(|r| json!({"code": r.code(), "text": r.text()}))
         .collect();
-    let sip_status =
-        (d.verdict == Verdict::Blocked).then(|| app.cfg.reject.status_for(d.reasons.primary()));
+    let sip_status = (d.verdict == Verdict::Blocked)
+        .then(|| app.proxy.live().reject.status_for(d.reasons.primary()));
     let hits: Vec<Value> = d
         .lists
         .lists

@@ -47,6 +47,7 @@ pub struct Metrics {
     pub list_unavailable: IntGaugeVec,
     pub list_generation: IntGauge,
     pub list_reloads: IntCounterVec,
+    pub config_reloads: IntCounterVec,
     pub national_fresh: IntGauge,
     pub audit_queue_depth: IntGauge,
     pub audit_records_written: IntCounter,
@@ -187,6 +188,7 @@ impl Metrics {
             ),
             list_generation: gauge(&r, "callgate_list_generation", "Generation number of the list set in service."),
             list_reloads: counter_vec(&r, "callgate_list_reloads_total", "List reloads by result.", &["result"]),
+            config_reloads: counter_vec(&r, "callgate_config_reloads_total", "Configuration file reloads (SIGHUP) by result: ok or error (running configuration kept).", &["result"]),
             national_fresh: gauge(
                 &r,
                 "callgate_national_list_fresh",

@@ -127,7 +127,6 @@ struct Tx {
 pub struct Proxy {
     s: ProxySettings,
     normalizer: Normalizer,
-    policy: Policy,
     lists: Arc<ListStore>,
     audit: AuditSink,
     metrics: Arc<Metrics>,
@@ -137,9 +136,21 @@ pub struct Proxy {
     /// drain waits for.
     pending: DashMap<u64, Instant>,
     draining: AtomicBool,
+    /// What a configuration reload may change while calls flow; read once per use.
+    live: arc_swap::ArcSwap<Live>,
     /// Token buckets of new calls per source address.
     buckets: DashMap<std::net::IpAddr, Bucket>,
     branch_salt: u64,
+}
+
+/// The settings a configuration reload (SIGHUP) swaps in without a restart.
+pub struct Live {
+    pub dialers: Vec<IpNet>,
+    pub max_calls_per_second: u32,
+    pub burst: u32,
+    pub drain_retry_after_secs: u32,
+    pub reject: RejectConfig,
+    pub policy: Policy,
 }
 
 /// A token bucket: `tokens` refill at the configured rate up to rate + burst.
@@ -217,10 +228,17 @@ impl Proxy {
         clock: SharedClock,
     ) -> Proxy {
         let branch_salt = hash_of(&[s.advertise_host.as_bytes(), &s.advertise_port.to_be_bytes()]);
+        let live = Live {
+            dialers: s.dialers.clone(),
+            max_calls_per_second: s.max_calls_per_second,
+            burst: s.burst,
+            drain_retry_after_secs: s.drain_retry_after_secs,
+            reject: s.reject.clone(),
+            policy,
+        };
         Proxy {
             s,
             normalizer,
-            policy,
             lists,
             audit,
             metrics,
@@ -228,13 +246,20 @@ impl Proxy {
             txns: DashMap::new(),
             pending: DashMap::new(),
             draining: AtomicBool::new(false),
+            live: arc_swap::ArcSwap::from_pointee(live),
             buckets: DashMap::new(),
             branch_salt,
         }
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// The policy in force (it changes on a configuration reload).
+    pub fn live(&self) -> arc_swap::Guard<Arc<Live>> {
+        self.live.load()
+    }
+
+    /// Swap in reloaded settings; calls already being handled finish with the old ones.
+    pub fn set_live(&self, live: Live) {
+        self.live.store(Arc::new(live));
     }
 
     /// Stop taking new INVITEs (503 + Retry-After); everything else still flows.
@@ -244,11 +269,12 @@ impl Proxy {
 
     /// Take one new-call token for `ip`; false when its rate is exceeded.
     fn admit(&self, ip: std::net::IpAddr) -> bool {
-        let rate = self.s.max_calls_per_second as f64;
+        let live = self.live.load();
+        let rate = live.max_calls_per_second as f64;
         if rate == 0.0 {
             return true;
         }
-        let cap = rate + self.s.burst as f64;
+        let cap = rate + live.burst as f64;
         let now = Instant::now();
         let mut b = self.buckets.entry(ip).or_insert(Bucket {
             tokens: cap,
@@ -286,7 +312,7 @@ impl Proxy {
             return Some(Side::Upstream);
         }
         let ip = normalize_ip(a.ip());
-        if self.s.dialers.iter().any(|n| n.contains(&ip)) {
+        if self.live.load().dialers.iter().any(|n| n.contains(&ip)) {
             return Some(Side::Dialer);
         }
         None
@@ -544,7 +570,7 @@ impl Proxy {
         }
         if self.draining.load(Ordering::Acquire) {
             self.metrics.drain_rejections.inc();
-            let secs = self.s.drain_retry_after_secs.to_string();
+            let secs = self.live.load().drain_retry_after_secs.to_string();
             let retry = [ExtraHeader {
                 name: "Retry-After",
                 value: secs.as_bytes(),
@@ -554,12 +580,16 @@ impl Proxy {
         let (called, called_span) = self.called_number(msg, &ruri);
         let now = self.clock.now();
         let decision = match side {
-            Side::Dialer => {
-                self.policy
-                    .decide(called, self.lists.snapshot(), &self.lists.optouts, now)
-            }
+            Side::Dialer => self.live.load().policy.decide(
+                called,
+                self.lists.snapshot(),
+                &self.lists.optouts,
+                now,
+            ),
             Side::Upstream => {
-                self.policy
+                self.live
+                    .load()
+                    .policy
                     .inbound(called, self.lists.snapshot(), &self.lists.optouts)
             }
         };
@@ -1061,16 +1091,18 @@ impl Proxy {
     /// `Warning: 399` naming the reason code. Returns the status with the bytes.
     fn rejection(&self, msg: &Message, d: &Decision, key: u64, seq: u64) -> (u16, Bytes) {
         let primary = d.reasons.primary().unwrap_or(Reason::NationalDnc);
-        let status = self.s.reject.status_for(Some(primary));
-        let phrase = if status == self.s.reject.status {
-            self.s.reject.reason_phrase.as_str()
+        let live = self.live.load();
+        let reject = &live.reject;
+        let status = reject.status_for(Some(primary));
+        let phrase = if status == reject.status {
+            reject.reason_phrase.as_str()
         } else {
             status_phrase(status)
         };
         let cause = if primary == Reason::UnparseableNumber {
             28
         } else {
-            self.s.reject.q850_cause
+            reject.q850_cause
         };
         let mut reason = Vec::with_capacity(64);
         let _ = write!(reason, "Q.850;cause={cause};text=\"{}\"", primary.code());
@@ -1084,13 +1116,13 @@ impl Proxy {
         );
         let id = self.audit.decision_id(seq);
         let mut extra = Vec::with_capacity(3);
-        if self.s.reject.reason_header {
+        if reject.reason_header {
             extra.push(ExtraHeader {
                 name: "Reason",
                 value: &reason,
             });
         }
-        if self.s.reject.warning_header {
+        if reject.warning_header {
             extra.push(ExtraHeader {
                 name: "Warning",
                 value: &warning,
@@ -1140,7 +1172,7 @@ impl Proxy {
     pub fn check(&self, number: &str) -> Decision {
         crate::policy::check_number(
             &self.normalizer,
-            &self.policy,
+            &self.live.load().policy,
             &self.lists,
             number,
             self.clock.now(),

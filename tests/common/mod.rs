@@ -46,11 +46,16 @@ pub fn write_data(dir: &Path, national_age_days: Option<i64>) {
 }
 
 pub fn config_for(dir: &Path, carrier: SocketAddr, extra: &str) -> Config {
-    let text = format!(
+    let text = config_text(dir, carrier, extra);
+    Config::from_str_named("test.toml", &text).unwrap()
+}
+
+/// The configuration text `config_for` parses (tests write it to a file to reload it).
+pub fn config_text(dir: &Path, carrier: SocketAddr, extra: &str) -> String {
+    format!(
         "[sip]\nlisten = \"127.0.0.1:0\"\ndrain_timeout_secs = 2\n{extra}\n[upstream]\naddress = \"{carrier}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\n[audit]\ndir = \"{d}/audit\"\nflush_interval_ms = 20\n[admin]\nlisten = \"127.0.0.1:0\"\n",
         d = dir.display(),
-    );
-    Config::from_str_named("test.toml", &text).unwrap()
+    )
 }
 
 impl Harness {

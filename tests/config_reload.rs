@@ -1,0 +1,80 @@
+//! SIGHUP re-reads the configuration: live settings change at once, a broken file changes
+//! nothing and says where it is broken, settings that need a restart are named.
+
+mod common;
+
+use common::*;
+
+fn reload_with(h: &Harness, extra: &str) -> anyhow::Result<Vec<&'static str>> {
+    let path = h.dir.join("callgate.toml");
+    let carrier = h.carrier.local_addr().unwrap();
+    std::fs::write(&path, config_text(&h.dir, carrier, extra)).unwrap();
+    h.run().app.reload_config(&path, "test".into())
+}
+
+fn new_invites(h: &Harness, tag: &str, n: usize) -> usize {
+    for i in 0..n {
+        h.send_dialer(
+            &h.invite("4155550100", &format!("{tag}-{i}"))
+                .replace("z9hG4bK-1", &format!("z9hG4bK-{tag}-{i}")),
+        );
+    }
+    let mut rejected = 0;
+    while let Some(r) = h.recv_dialer() {
+        if r.starts_with("SIP/2.0 503") {
+            rejected += 1;
+        }
+    }
+    rejected
+}
+
+#[test]
+fn a_reloaded_rate_limit_applies_to_the_next_calls() {
+    let h = Harness::start();
+    assert_eq!(new_invites(&h, "before", 3), 0);
+    let restart = reload_with(
+        &h,
+        "[dialers]\nallow = [\"127.0.0.0/8\"]\nmax_calls_per_second = 1\nburst = 0\n",
+    )
+    .unwrap();
+    assert!(restart.is_empty(), "{restart:?}");
+    assert_eq!(new_invites(&h, "after", 3), 2);
+}
+
+#[test]
+fn a_broken_file_keeps_the_running_configuration_and_says_where() {
+    let h = Harness::start();
+    let e = reload_with(&h, "[policy]\non_stale_list = \"maybe\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("callgate.toml:") && e.contains("policy.on_stale_list"),
+        "{e}"
+    );
+    assert_eq!(new_invites(&h, "kept", 2), 0);
+    let (_, metrics) = h.http("GET", "/metrics", "");
+    assert!(
+        metrics.contains("callgate_config_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn settings_that_need_a_restart_are_named() {
+    let h = Harness::start();
+    let restart = reload_with(&h, "tcp = false\n").unwrap();
+    assert_eq!(restart, vec!["sip"]);
+}
+
+#[test]
+fn a_config_reload_is_an_audited_admin_change() {
+    let h = Harness::start();
+    reload_with(&h, "").unwrap();
+    let lines = h.audit_lines();
+    let admin = lines
+        .iter()
+        .find_map(|l| l.get("admin"))
+        .expect("an admin record");
+    assert_eq!(admin["action"], "config_reload");
+    assert_eq!(admin["who"], "test");
+}
