@@ -173,8 +173,11 @@ fn acknowledged_optouts_and_the_audit_chain_survive_sigkill() {
         !acked.is_empty(),
         "no opt-out was acknowledged: the test did nothing"
     );
+    let mut distinct = acked.clone();
+    distinct.sort();
+    distinct.dedup();
     let mut lost = vec![];
-    for number in &acked {
+    for number in &distinct {
         let (_, body) = try_http(
             admin,
             "GET",
@@ -197,8 +200,9 @@ fn acknowledged_optouts_and_the_audit_chain_survive_sigkill() {
         .matches("cut a torn final record")
         .count();
     eprintln!(
-        "{cycles} SIGKILL cycles: {} opt-outs acknowledged, {} lost; audit chain verifies: {} records in {} files; {torn} torn final records cut at restart",
+        "{cycles} SIGKILL cycles: {} opt-outs acknowledged ({} numbers), {} lost; audit chain verifies: {} records in {} files; {torn} torn final records cut at restart",
         acked.len(),
+        distinct.len(),
         lost.len(),
         chain.records,
         chain.files
