@@ -82,10 +82,12 @@ impl Carrier {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = dir.path().join("uas_messages.log");
-        let child = Command::new("timeout")
+        // sipp itself, bounded by its own -timeout: a `timeout` wrapper killed by Drop would
+        // leave its sipp child running.
+        let child = Command::new(sipp())
             .args([
-                "120",
-                sipp(),
+                "-timeout",
+                "120s",
                 "-sn",
                 "uas",
                 "-i",
