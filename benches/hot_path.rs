@@ -120,6 +120,7 @@ fn fixture() -> Fixture {
         upstream_host: "127.0.0.1".into(),
         upstream_transport: Transport::Udp,
         dialers: vec!["192.0.2.0/24".parse().unwrap()],
+        upstream_sources: vec![],
         record_route: true,
         send_100: true,
         inbound_target: None,

@@ -97,6 +97,9 @@ impl Default for SipConfig {
 pub struct UpstreamConfig {
     pub address: String,
     pub transport: Transport,
+    /// Further source addresses of the upstream side (a carrier sending from several IPs, or
+    /// over TCP from ephemeral ports).
+    pub sources: Vec<IpNet>,
 }
 
 impl Default for UpstreamConfig {
@@ -104,6 +107,7 @@ impl Default for UpstreamConfig {
         UpstreamConfig {
             address: "127.0.0.1:5080".into(),
             transport: Transport::Udp,
+            sources: vec![],
         }
     }
 }

@@ -244,6 +244,7 @@ fn advertise(cfg: &Config, bound: SocketAddr, upstream: SocketAddr) -> (String, 
 fn live_settings(cfg: &Config) -> crate::sip::proxy::Live {
     crate::sip::proxy::Live {
         dialers: cfg.dialers.allow.clone(),
+        upstream_sources: cfg.upstream.sources.clone(),
         max_calls_per_second: cfg.dialers.max_calls_per_second,
         burst: cfg.dialers.burst,
         drain_retry_after_secs: cfg.sip.drain_retry_after_secs,
@@ -256,11 +257,13 @@ fn live_settings(cfg: &Config) -> crate::sip::proxy::Live {
 fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     let mut sip = new.sip.clone();
     sip.drain_retry_after_secs = running.sip.drain_retry_after_secs;
+    let mut upstream = new.upstream.clone();
+    upstream.sources = running.upstream.sources.clone();
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     [
         ("sip", differs(&running.sip, &sip)),
-        ("upstream", differs(&running.upstream, &new.upstream)),
+        ("upstream", differs(&running.upstream, &upstream)),
         ("lists", differs(&running.lists, &new.lists)),
         ("audit", differs(&running.audit, &new.audit)),
         ("admin", differs(&running.admin, &new.admin)),
@@ -323,6 +326,7 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         upstream_host,
         upstream_transport: cfg.upstream.transport,
         dialers: cfg.dialers.allow.clone(),
+        upstream_sources: cfg.upstream.sources.clone(),
         record_route: cfg.sip.record_route,
         send_100: cfg.sip.send_100_trying,
         inbound_target: cfg.sip.inbound_target,

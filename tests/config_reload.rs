@@ -78,3 +78,34 @@ fn a_config_reload_is_an_audited_admin_change() {
     assert_eq!(admin["action"], "config_reload");
     assert_eq!(admin["who"], "test");
 }
+
+#[test]
+fn upstream_sources_are_treated_as_the_upstream_side() {
+    let h = Harness::start();
+    // A second carrier address, inside the dialers' 127.0.0.0/8.
+    let other = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    other
+        .set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .unwrap();
+    let send = |call: &str| {
+        let inv = invite_msg(
+            &format!("sip:2125550143@{}", h.proxy_addr()),
+            call,
+            other.local_addr().unwrap(),
+            &format!("z9hG4bK-{call}"),
+        );
+        other.send_to(inv.as_bytes(), h.proxy_addr()).unwrap();
+        recv_final(&other).unwrap()
+    };
+    // As a dialer: the outbound policy blocks the listed number.
+    assert!(send("as-dialer").starts_with("SIP/2.0 603"));
+    let carrier = h.carrier.local_addr().unwrap();
+    let text = config_text(&h.dir, carrier, "")
+        .replace("[upstream]\n", "[upstream]\nsources = [\"127.0.0.2/32\"]\n");
+    let path = h.dir.join("callgate.toml");
+    std::fs::write(&path, text).unwrap();
+    let restart = h.run().app.reload_config(&path, "test".into()).unwrap();
+    assert!(restart.is_empty(), "{restart:?}");
+    // As the upstream: an inbound call, no outbound policy (addressed to callgate: 404 here).
+    assert!(send("as-upstream").starts_with("SIP/2.0 404"));
+}

@@ -96,6 +96,7 @@ pub struct ProxySettings {
     pub upstream_host: String,
     pub upstream_transport: Transport,
     pub dialers: Vec<IpNet>,
+    pub upstream_sources: Vec<IpNet>,
     pub record_route: bool,
     pub send_100: bool,
     pub inbound_target: Option<SocketAddr>,
@@ -146,6 +147,7 @@ pub struct Proxy {
 /// The settings a configuration reload (SIGHUP) swaps in without a restart.
 pub struct Live {
     pub dialers: Vec<IpNet>,
+    pub upstream_sources: Vec<IpNet>,
     pub max_calls_per_second: u32,
     pub burst: u32,
     pub drain_retry_after_secs: u32,
@@ -230,6 +232,7 @@ impl Proxy {
         let branch_salt = hash_of(&[s.advertise_host.as_bytes(), &s.advertise_port.to_be_bytes()]);
         let live = Live {
             dialers: s.dialers.clone(),
+            upstream_sources: s.upstream_sources.clone(),
             max_calls_per_second: s.max_calls_per_second,
             burst: s.burst,
             drain_retry_after_secs: s.drain_retry_after_secs,
@@ -308,11 +311,12 @@ impl Proxy {
 
     fn side_of(&self, src: Peer) -> Option<Side> {
         let a = src.addr();
-        if a == self.s.upstream {
+        let ip = normalize_ip(a.ip());
+        let live = self.live.load();
+        if a == self.s.upstream || live.upstream_sources.iter().any(|n| n.contains(&ip)) {
             return Some(Side::Upstream);
         }
-        let ip = normalize_ip(a.ip());
-        if self.live.load().dialers.iter().any(|n| n.contains(&ip)) {
+        if live.dialers.iter().any(|n| n.contains(&ip)) {
             return Some(Side::Dialer);
         }
         None
