@@ -17,7 +17,7 @@ use callgate::lists::ListStore;
 use callgate::policy::normalize::{Normalizer, E164};
 use callgate::policy::Policy;
 use callgate::sip::parse::Message;
-use callgate::sip::proxy::{Peer, Proxy, ProxySettings};
+use callgate::sip::proxy::{Live, Peer, Proxy, ProxySettings};
 use callgate::sip::uri::{dial_string, Uri};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::sync::Arc;
@@ -119,23 +119,26 @@ fn fixture() -> Fixture {
         upstream: "127.0.0.1:9".parse().unwrap(),
         upstream_host: "127.0.0.1".into(),
         upstream_transport: Transport::Udp,
-        dialers: vec!["192.0.2.0/24".parse().unwrap()],
-        upstream_sources: vec![],
         record_route: true,
         send_100: true,
         inbound_target: None,
         tx_timeout: Duration::from_secs(64),
-        reject: RejectConfig::default(),
-        drain_retry_after_secs: 30,
+    };
+    let live = Live {
+        dialers: vec!["192.0.2.0/24".parse().unwrap()],
+        upstream_sources: vec![],
         max_calls_per_second: 0,
         burst: 0,
+        drain_retry_after_secs: 30,
+        reject: RejectConfig::default(),
+        policy: Policy::new(PolicyConfig::default()),
     };
     let normalizer = Normalizer::new(&[], &["911".into()]);
     let policy = Policy::new(PolicyConfig::default());
     let proxy = Proxy::new(
         settings,
         normalizer.clone(),
-        Policy::new(PolicyConfig::default()),
+        live,
         lists.clone(),
         sink,
         metrics,

@@ -240,7 +240,7 @@ fn advertise(cfg: &Config, bound: SocketAddr, upstream: SocketAddr) -> (String, 
     (host, bound.port())
 }
 
-/// The settings a reload swaps in (see `Proxy::set_live`).
+/// The settings a reload swaps in (see `Proxy::set_live`), also the initial ones.
 fn live_settings(cfg: &Config) -> crate::sip::proxy::Live {
     crate::sip::proxy::Live {
         dialers: cfg.dialers.allow.clone(),
@@ -325,21 +325,15 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         upstream,
         upstream_host,
         upstream_transport: cfg.upstream.transport,
-        dialers: cfg.dialers.allow.clone(),
-        upstream_sources: cfg.upstream.sources.clone(),
         record_route: cfg.sip.record_route,
         send_100: cfg.sip.send_100_trying,
         inbound_target: cfg.sip.inbound_target,
         tx_timeout: Duration::from_secs(cfg.sip.transaction_timeout_secs.max(1)),
-        drain_retry_after_secs: cfg.sip.drain_retry_after_secs,
-        max_calls_per_second: cfg.dialers.max_calls_per_second,
-        burst: cfg.dialers.burst,
-        reject: cfg.reject.clone(),
     };
     let proxy = Arc::new(Proxy::new(
         settings,
         Normalizer::new(&cfg.numbers.strip_prefixes, &cfg.numbers.service_codes),
-        Policy::new(cfg.policy.clone()),
+        live_settings(&cfg),
         lists.clone(),
         sink.clone(),
         metrics.clone(),

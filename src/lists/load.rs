@@ -157,7 +157,7 @@ pub fn load_entry(
         let set = numbers.into_iter().collect::<SetBuilder>().build();
         (
             set,
-            hex(&Sha256::digest(&bytes)),
+            snapshot::hex(&Sha256::digest(&bytes)),
             e.source_date.clone(),
             None,
         )
@@ -213,10 +213,6 @@ impl FileStamp {
             inode,
         })
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Parse a whole list file held in memory (see `ftc` for the accepted forms).

@@ -31,8 +31,9 @@ pub struct BlockedBloom {
     blocks: HugeBuf<Block>,
 }
 
+/// The splitmix64 finalizer: a cheap, well-spread hash of a `u64` (numbers, transaction keys).
 #[inline]
-fn mix(mut x: u64) -> u64 {
+pub fn mix(mut x: u64) -> u64 {
     // splitmix64 finalizer: numbers are dense and sequential, so they need a real mix.
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);

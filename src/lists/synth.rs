@@ -36,12 +36,7 @@ pub fn us_geographic_npa_states() -> Vec<(u16, String)> {
     v
 }
 
-#[inline]
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);
-    x ^ (x >> 31)
-}
+use super::set::mix;
 
 fn unit(seed: u64, key: u64, salt: u64) -> f64 {
     (mix(seed ^ mix(key.wrapping_mul(31).wrapping_add(salt))) >> 11) as f64 / (1u64 << 53) as f64

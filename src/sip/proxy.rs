@@ -18,6 +18,7 @@ use crate::admin::metrics::{Direction, Metrics};
 use crate::audit::{AuditEvent, AuditSink};
 use crate::clock::SharedClock;
 use crate::config::{RejectConfig, Transport};
+use crate::lists::set::mix;
 use crate::lists::ListStore;
 use crate::policy::normalize::{Called, Normalizer};
 use crate::policy::{Decision, NumberProblem, Policy, Reason};
@@ -95,17 +96,10 @@ pub struct ProxySettings {
     pub upstream: SocketAddr,
     pub upstream_host: String,
     pub upstream_transport: Transport,
-    pub dialers: Vec<IpNet>,
-    pub upstream_sources: Vec<IpNet>,
     pub record_route: bool,
     pub send_100: bool,
     pub inbound_target: Option<SocketAddr>,
     pub tx_timeout: Duration,
-    pub reject: RejectConfig,
-    pub drain_retry_after_secs: u32,
-    /// Per-source new-call rate (0 = none) and burst.
-    pub max_calls_per_second: u32,
-    pub burst: u32,
 }
 
 #[derive(Clone)]
@@ -184,12 +178,6 @@ fn hash_of(parts: &[&[u8]]) -> u64 {
     h.finish()
 }
 
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);
-    x ^ (x >> 31)
-}
-
 pub fn status_phrase(status: u16) -> &'static str {
     match status {
         100 => "Trying",
@@ -223,22 +211,13 @@ impl Proxy {
     pub fn new(
         s: ProxySettings,
         normalizer: Normalizer,
-        policy: Policy,
+        live: Live,
         lists: Arc<ListStore>,
         audit: AuditSink,
         metrics: Arc<Metrics>,
         clock: SharedClock,
     ) -> Proxy {
         let branch_salt = hash_of(&[s.advertise_host.as_bytes(), &s.advertise_port.to_be_bytes()]);
-        let live = Live {
-            dialers: s.dialers.clone(),
-            upstream_sources: s.upstream_sources.clone(),
-            max_calls_per_second: s.max_calls_per_second,
-            burst: s.burst,
-            drain_retry_after_secs: s.drain_retry_after_secs,
-            reject: s.reject.clone(),
-            policy,
-        };
         Proxy {
             s,
             normalizer,
@@ -1038,14 +1017,14 @@ impl Proxy {
         let (Some(top), second) = (vias.next(), vias.next()) else {
             return self.dropped("no_via");
         };
-        let ours = Via::parse(&msg.buf, top).is_some_and(|v| {
-            v.branch
-                .is_some_and(|b| msg.bytes(b).starts_with(OUR_BRANCH_PREFIX))
-                && self.is_us(msg.bytes(v.host), v.port)
-        });
-        if !ours {
+        // Our Via: its branch carries the transaction's id in hex after our prefix.
+        let our_branch = Via::parse(&msg.buf, top)
+            .filter(|v| self.is_us(msg.bytes(v.host), v.port))
+            .and_then(|v| v.branch)
+            .and_then(|b| msg.bytes(b).strip_prefix(OUR_BRANCH_PREFIX));
+        let Some(our_branch) = our_branch else {
             return self.dropped("via_not_ours");
-        }
+        };
         let Some(next) = second.and_then(|s| Via::parse(&msg.buf, s)) else {
             return self.dropped("no_via");
         };
@@ -1057,14 +1036,11 @@ impl Proxy {
             return self.dropped("bad_destination");
         };
         if method == Method::Invite && code >= 200 {
-            if let Some(b) = Via::parse(&msg.buf, top).and_then(|v| v.branch) {
-                let hex = &msg.bytes(b)[OUR_BRANCH_PREFIX.len()..];
-                if let Some(ours) = std::str::from_utf8(hex)
-                    .ok()
-                    .and_then(|h| u64::from_str_radix(h, 16).ok())
-                {
-                    self.pending.remove(&ours);
-                }
+            if let Some(id) = std::str::from_utf8(our_branch)
+                .ok()
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+            {
+                self.pending.remove(&id);
             }
         }
         // Remove our Via: the whole line when it holds only ours, else our value and its comma.

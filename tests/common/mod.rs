@@ -207,12 +207,7 @@ pub fn cancel_for(invite: &str) -> String {
     let head = invite.split("\r\n\r\n").next().unwrap();
     let mut out = String::new();
     for (i, line) in head.split("\r\n").enumerate() {
-        let name = line
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let name = header_name(line);
         match name.as_str() {
             _ if i == 0 => out += &line.replacen("INVITE ", "CANCEL ", 1),
             "cseq" => out += &line.replace("INVITE", "CANCEL"),
@@ -247,16 +242,20 @@ pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     headers(msg, name).into_iter().next()
 }
 
+/// The lower-case name of a header line (the whole line when it has no colon).
+fn header_name(line: &str) -> String {
+    line.split(':')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// A UAS reply to `req`: Vias, From, Call-ID, CSeq copied, To with a tag, optional extras.
 pub fn reply(req: &str, status: u16, phrase: &str, extra: &str) -> String {
     let mut out = format!("SIP/2.0 {status} {phrase}\r\n");
     for l in req.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
-        let name = l
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let name = header_name(l);
         match name.as_str() {
             "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq" | "record-route" => {
                 out += l;
