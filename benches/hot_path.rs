@@ -12,10 +12,11 @@
 use bytes::Bytes;
 use callgate::admin::metrics::Metrics;
 use callgate::audit::AuditWriter;
-use callgate::config::{ListsConfig, PolicyConfig, RejectConfig, Transport};
+use callgate::config::{Config, ListsConfig, RejectConfig, Transport};
 use callgate::lists::ListStore;
+use callgate::policy::context::CallerId;
 use callgate::policy::normalize::{Normalizer, E164};
-use callgate::policy::Policy;
+use callgate::policy::{Policy, PolicyState};
 use callgate::sip::parse::Message;
 use callgate::sip::proxy::{Live, Peer, Proxy, ProxySettings};
 use callgate::sip::uri::{dial_string, Uri};
@@ -73,6 +74,7 @@ a=sendrecv\r
 ";
 
 struct Fixture {
+    state: PolicyState,
     proxy: Proxy,
     _writer: AuditWriter,
     _dir: tempfile::TempDir,
@@ -102,6 +104,7 @@ fn fixture() -> Fixture {
         data_dir: data,
         manifest: "lists.toml".into(),
         optout_journal: dir.path().join("optouts.jsonl"),
+        ..Default::default()
     };
     let lists = Arc::new(ListStore::open(&cfg, clock.clone()).unwrap());
     let metrics = Arc::new(Metrics::new());
@@ -131,10 +134,10 @@ fn fixture() -> Fixture {
         burst: 0,
         drain_retry_after_secs: 30,
         reject: RejectConfig::default(),
-        policy: Policy::new(PolicyConfig::default()),
+        policy: Arc::new(Policy::new(&Config::default()).unwrap()),
     };
     let normalizer = Normalizer::new(&[], &["911".into()]);
-    let policy = Policy::new(PolicyConfig::default());
+    let policy = Policy::new(&Config::default()).unwrap();
     let proxy = Proxy::new(
         settings,
         normalizer.clone(),
@@ -143,6 +146,7 @@ fn fixture() -> Fixture {
         sink,
         metrics,
         clock,
+        Arc::new(PolicyState::in_memory()),
     );
     Fixture {
         proxy,
@@ -151,6 +155,7 @@ fn fixture() -> Fixture {
         normalizer,
         policy,
         lists,
+        state: PolicyState::in_memory(),
     }
 }
 
@@ -196,18 +201,109 @@ fn bench(c: &mut Criterion) {
                 .normalizer
                 .normalize(&dial_string(&uri).unwrap())
                 .map_err(callgate::policy::NumberProblem::Normalize);
+            let ctx = f.policy.campaigns.classify(
+                None,
+                None,
+                None,
+                CallerId::Number(E164::from_digits_unchecked(12025550100)),
+            );
             black_box(
                 f.policy
                     .decide(
+                        ctx,
                         called,
                         f.lists.snapshot(),
                         &f.lists.optouts,
+                        &f.state,
                         chrono::Utc::now(),
+                        false,
                     )
                     .verdict,
             )
         })
     });
+    // The whole policy evaluation with every rule kind on: an 850 (Florida, two zones) wireless
+    // number called by an autodialed campaign: federal and FL hours in both zones, PEWC found
+    // in the consent records, the FL cap counted, state-list scope, caller ID.
+    {
+        use callgate::lists::compact::SetBuilder;
+        use callgate::lists::{ListKind, ListSet, LoadedList};
+        let cfg = Config::from_str_named(
+            "bench.toml",
+            "[[campaign]]\nid = \"default\"\nseller = \"Acme\"\nmethod = \"autodialed\"\ncaller_ids = [\"+12025550100\"]\n",
+        )
+        .unwrap();
+        let policy = Policy::new(&cfg).unwrap();
+        let set = |ns: &[u64]| {
+            let mut b = SetBuilder::new();
+            ns.iter().for_each(|n| b.insert(*n));
+            b.build()
+        };
+        let mut fl = LoadedList::in_memory("fl", ListKind::State, set(&[18505550111]));
+        fl.meta.state_code = callgate::policy::geo::State::parse("FL");
+        let ls = Arc::new(ListSet::new(
+            1,
+            vec![
+                LoadedList::in_memory("national", ListKind::National, set(&[18505550143])),
+                fl,
+                LoadedList::in_memory("wireless", ListKind::Wireless, set(&[18505550100])),
+            ],
+            vec![],
+        ));
+        let state = PolicyState::in_memory();
+        state
+            .consent
+            .add(
+                vec![callgate::policy::consent::ConsentInput {
+                    number: "+18505550100".into(),
+                    kind: "pewc".into(),
+                    seller: Some("Acme".into()),
+                    campaign: None,
+                    captured: "2026-01-01".into(),
+                    expires: None,
+                    evidence: None,
+                    address_state: None,
+                    time_zone: None,
+                }],
+                chrono::Utc::now(),
+            )
+            .unwrap();
+        let n = E164::from_digits_unchecked(18505550100);
+        let caller = CallerId::Number(E164::from_digits_unchecked(12025550100));
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-24T16:00:00Z".parse().unwrap();
+        c.bench_function("policy_decide_all_rules", |b| {
+            b.iter(|| {
+                let ctx = policy.campaigns.classify(None, None, None, caller);
+                let d = policy.decide(
+                    ctx,
+                    Ok(callgate::policy::normalize::Called::Number(n)),
+                    ls.clone(),
+                    &f.lists.optouts,
+                    &state,
+                    at,
+                    false,
+                );
+                black_box(d.verdict)
+            })
+        });
+        let at_night: chrono::DateTime<chrono::Utc> = "2026-11-24T11:00:00Z".parse().unwrap();
+        c.bench_function("policy_decide_outside_hours_with_retry_after", |b| {
+            b.iter(|| {
+                let ctx = policy.campaigns.classify(None, None, None, caller);
+                let d = policy.decide(
+                    ctx,
+                    Ok(callgate::policy::normalize::Called::Number(n)),
+                    ls.clone(),
+                    &f.lists.optouts,
+                    &state,
+                    at_night,
+                    false,
+                );
+                black_box(d.retry_after)
+            })
+        });
+    }
+
     // The whole message path: each iteration is a new call (new branch and Call-ID), so it is
     // decided, audited and forwarded, not answered as a retransmission.
     let src = Peer::Udp("192.0.2.20:5061".parse().unwrap());

@@ -311,7 +311,8 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let clock: SharedClock = Arc::new(OffsetClock::default());
     let optouts = OptOuts::open(&dir.path().join("optouts.jsonl"), clock.clone()).unwrap();
-    let policy = Policy::new(Default::default());
+    let policy = Policy::new(&Default::default()).unwrap();
+    let state = callgate::policy::PolicyState::in_memory();
     let now = clock.now();
     for (name, qs) in [
         ("decision/all_lists_miss", &misses),
@@ -319,11 +320,22 @@ fn main() {
     ] {
         let ls = listset.clone();
         cycle(&mut c, name, qs, |x| {
+            let ctx = policy.campaigns.classify(
+                None,
+                None,
+                None,
+                callgate::policy::context::CallerId::Number(E164::from_digits_unchecked(
+                    12025550100,
+                )),
+            );
             let d = policy.decide(
+                ctx,
                 Ok(Called::Number(E164::from_digits_unchecked(x))),
                 ls.clone(),
                 &optouts,
+                &state,
                 now,
+                false,
             );
             d.list_hits != 0
         });

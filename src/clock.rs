@@ -29,6 +29,29 @@ impl OffsetClock {
     }
 }
 
+impl OffsetClock {
+    /// A clock that reads today's date (UTC) at `hour`:00 UTC, then runs in real time. Tests
+    /// use it so that calling-hours rules do not depend on when they run, while list download
+    /// dates written relative to the real date stay valid.
+    pub fn today_at_utc_hour(hour: u32) -> OffsetClock {
+        let now = Utc::now();
+        let target = now.date_naive().and_hms_opt(hour, 0, 0).unwrap().and_utc();
+        let c = OffsetClock::default();
+        c.advance(target - now);
+        c
+    }
+}
+
+/// Today's date at `hour`:00 UTC, RFC 3339 (for `CALLGATE_FAKE_NOW` in tests).
+pub fn today_at_utc_hour_rfc3339(hour: u32) -> String {
+    Utc::now()
+        .date_naive()
+        .and_hms_opt(hour, 0, 0)
+        .unwrap()
+        .and_utc()
+        .to_rfc3339()
+}
+
 impl Clock for OffsetClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))

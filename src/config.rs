@@ -25,6 +25,65 @@ pub struct Config {
     pub audit: AuditConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    pub campaigns: CampaignsConfig,
+    #[serde(rename = "campaign")]
+    pub campaign: Vec<CampaignConfig>,
+    /// Where this configuration came from (file name, text), to locate errors found later.
+    #[serde(skip)]
+    pub origin: (String, std::sync::Arc<str>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignsConfig {
+    /// Header a dialer may set to name the campaign of a call.
+    pub campaign_header: String,
+    /// Header a dialer may set to name the call type (purpose and/or method), within the
+    /// campaign's `allowed_call_types`.
+    pub call_type_header: String,
+    pub default: String,
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> Self {
+        CampaignsConfig {
+            campaign_header: "X-Callgate-Campaign".into(),
+            call_type_header: "X-Callgate-Call-Type".into(),
+            default: "default".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignConfig {
+    pub id: String,
+    pub seller: Option<String>,
+    pub subject: Option<String>,
+    pub purpose: String,
+    pub method: String,
+    pub allowed_call_types: Vec<String>,
+    pub shadow: bool,
+    pub caller_ids: Vec<String>,
+    pub require_caller_id: bool,
+    pub sources: Vec<IpNet>,
+}
+
+impl Default for CampaignConfig {
+    fn default() -> Self {
+        CampaignConfig {
+            id: "default".into(),
+            seller: None,
+            subject: None,
+            purpose: "marketing".into(),
+            method: "manual".into(),
+            allowed_call_types: vec![],
+            shadow: false,
+            caller_ids: vec![],
+            require_caller_id: true,
+            sources: vec![],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
@@ -171,6 +230,17 @@ pub struct PolicyConfig {
     /// Any other list with a download date older than its `max_age_days`.
     pub on_stale_list: FailMode,
     pub national_max_age_days: u32,
+    /// The compliance rules (`config/rules.toml`) and the holiday calendars, one file a year.
+    pub rules: PathBuf,
+    pub holidays_dir: PathBuf,
+    /// A +1 number whose area code has no known place (a marketing call cannot be timed).
+    pub on_unknown_location: FailMode,
+    /// A rule about wireless numbers applies but no list of kind "wireless" is loaded.
+    pub on_unknown_line_type: FailMode,
+    /// A rule with a holiday window applies in a year no calendar file covers.
+    pub on_missing_calendar: FailMode,
+    /// Add `Retry-After` (seconds until the calling window opens) to outside-hours rejections.
+    pub retry_after_hours: bool,
 }
 
 impl Default for PolicyConfig {
@@ -181,6 +251,12 @@ impl Default for PolicyConfig {
             on_unavailable_list: FailMode::Reject,
             on_stale_list: FailMode::Reject,
             national_max_age_days: 31,
+            rules: "config/rules.toml".into(),
+            holidays_dir: "config/holidays".into(),
+            on_unknown_location: FailMode::Reject,
+            on_unknown_line_type: FailMode::Reject,
+            on_missing_calendar: FailMode::Reject,
+            retry_after_hours: true,
         }
     }
 }
@@ -227,6 +303,12 @@ pub struct ListsConfig {
     pub data_dir: PathBuf,
     pub manifest: String,
     pub optout_journal: PathBuf,
+    /// Consent / EBR / address records: append-only, fsynced before the API answers.
+    pub consent_journal: PathBuf,
+    /// Frequency-cap counters.
+    pub caps_journal: PathBuf,
+    /// State-of-emergency closures set through the API.
+    pub emergency_file: PathBuf,
 }
 
 impl Default for ListsConfig {
@@ -235,6 +317,9 @@ impl Default for ListsConfig {
             data_dir: "config/sample-data".into(),
             manifest: "lists.toml".into(),
             optout_journal: "var/optouts.jsonl".into(),
+            consent_journal: "var/consent.jsonl".into(),
+            caps_journal: "var/caps.bin".into(),
+            emergency_file: "var/emergency.json".into(),
         }
     }
 }
@@ -352,6 +437,33 @@ fn locate(src: &str, offset: usize) -> (usize, usize, String) {
     (line, column, path)
 }
 
+/// An error about `key` (dotted; its last part is searched for as `leaf =`), located at the
+/// first such line after `anchor` (e.g. `id = "X"` for one entry of an array of tables).
+pub fn error_at_key(
+    file: &str,
+    src: &str,
+    anchor: Option<&str>,
+    key: &str,
+    message: String,
+) -> ConfigError {
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let base = anchor.and_then(|a| src.find(a)).unwrap_or(0);
+    let rest = &src[base..];
+    let offset = base
+        + rest
+            .find(&format!("{leaf} ="))
+            .or_else(|| rest.find(leaf))
+            .unwrap_or(0);
+    let (line, column, _) = locate(src, offset);
+    ConfigError::Invalid {
+        file: file.into(),
+        line,
+        column,
+        key: key.into(),
+        message,
+    }
+}
+
 impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
@@ -363,28 +475,15 @@ impl Config {
     }
 
     pub fn from_str_named(file: &str, src: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = parse_toml(file, src)?;
+        let mut cfg: Config = parse_toml(file, src)?;
+        cfg.origin = (file.to_string(), src.into());
         cfg.validate(file, src)?;
         Ok(cfg)
     }
 
     /// Checks that need more than a type: named by key, located by searching for the key.
     fn validate(&self, file: &str, src: &str) -> Result<(), ConfigError> {
-        let fail = |key: &str, message: String| {
-            let leaf = key.rsplit('.').next().unwrap_or(key);
-            let offset = src
-                .find(&format!("{leaf} ="))
-                .or_else(|| src.find(leaf))
-                .unwrap_or(0);
-            let (line, column, _) = locate(src, offset);
-            Err(ConfigError::Invalid {
-                file: file.into(),
-                line,
-                column,
-                key: key.into(),
-                message,
-            })
-        };
+        let fail = |key: &str, message: String| Err(error_at_key(file, src, None, key, message));
         if !(300..=699).contains(&self.reject.status) {
             return fail(
                 "reject.status",
@@ -405,6 +504,7 @@ impl Config {
         if self.upstream.address.trim().is_empty() {
             return fail("upstream.address", "must be host:port".into());
         }
+        crate::policy::context::Campaigns::from_config(file, src, &self.campaigns, &self.campaign)?;
         if let Some(why) = self.admin_exposure_error() {
             return fail("admin.listen", why);
         }

@@ -58,6 +58,21 @@ enum Cmd {
         common: Common,
         /// The number as a dialer would send it (10 digits, +1..., 1-212-555-0143, 911...).
         number: String,
+        /// When the call would be placed (RFC 3339, e.g. 2026-11-24T15:00:00Z); default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Campaign id (default: the configured default campaign).
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Purpose and/or method, e.g. "marketing,autodialed" (as X-Callgate-Call-Type).
+        #[arg(long)]
+        call_type: Option<String>,
+        /// Caller ID presented ("anonymous" to test the caller-ID rule).
+        #[arg(long)]
+        caller_id: Option<String>,
+        /// Print every check evaluated, as JSON.
+        #[arg(long)]
+        explain: bool,
     },
     /// Build and inspect list snapshots (offline; a running callgate picks them up on reload).
     Lists {
@@ -219,16 +234,56 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Lists { cmd } => lists_cmd(cmd),
         Cmd::Audit { cmd } => audit_cmd(cmd),
-        Cmd::Check { common, number } => {
+        Cmd::Check {
+            common,
+            number,
+            at,
+            campaign,
+            call_type,
+            caller_id,
+            explain,
+        } => {
             let cfg = load_config(&common)?;
             init_logging("warn");
             let clock = callgate::clock::system();
             let lists = ListStore::open(&cfg.lists, clock.clone()).context("loading lists")?;
-            let policy = Policy::new(cfg.policy.clone());
+            let policy = Policy::new(&cfg)?;
             let normalizer =
                 Normalizer::new(&cfg.numbers.strip_prefixes, &cfg.numbers.service_codes);
-            let d =
-                callgate::policy::check_number(&normalizer, &policy, &lists, &number, clock.now());
+            // Read-only views of the daemon's records (a copy is never written here).
+            let state = callgate::policy::PolicyState {
+                consent: callgate::policy::consent::ConsentStore::open_read_only(
+                    &cfg.lists.consent_journal,
+                )?,
+                caps: callgate::policy::caps::CapStore::in_memory(),
+                emergency: callgate::policy::emergency::Emergency::open(&cfg.lists.emergency_file)?,
+            };
+            let req = callgate::policy::CheckRequest {
+                number: number.clone(),
+                at,
+                campaign,
+                call_type,
+                caller_id,
+            };
+            let d = callgate::policy::check_number(
+                &normalizer,
+                &policy,
+                &lists,
+                &state,
+                &req,
+                clock.now(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            if explain {
+                let v = serde_json::json!({
+                    "verdict": d.verdict.as_str(),
+                    "reasons": d.reasons,
+                    "context": callgate::policy::explain::context(&d),
+                    "checks": callgate::policy::explain::checks(&d),
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
             let reasons: Vec<String> = d
                 .reasons
                 .iter()
@@ -281,6 +336,9 @@ fn main() -> anyhow::Result<()> {
                 lists.optouts.len(),
                 lists.optouts.seq()
             );
+            let ctx = callgate::policy::explain::context(&d);
+            println!("context:  {ctx}");
+            println!("(--explain prints every check evaluated)");
             Ok(())
         }
     }
@@ -416,7 +474,7 @@ fn audit_cmd(cmd: AuditCmd) -> anyhow::Result<()> {
 }
 
 fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    let running = callgate::server::start(cfg, callgate::clock::system())?;
+    let running = callgate::server::start(cfg, clock_from_env()?)?;
     let app = running.app.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -450,4 +508,19 @@ fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!("shutting down: draining the audit log");
     running.shutdown();
     Ok(())
+}
+
+/// The system clock, unless `CALLGATE_FAKE_NOW` (RFC 3339) sets where it starts: for tests
+/// and drills that must not depend on the time of day (calling hours). Logged loudly.
+fn clock_from_env() -> anyhow::Result<callgate::clock::SharedClock> {
+    let Ok(v) = std::env::var("CALLGATE_FAKE_NOW") else {
+        return Ok(callgate::clock::system());
+    };
+    let t = chrono::DateTime::parse_from_rfc3339(v.trim())
+        .map_err(|e| anyhow::anyhow!("CALLGATE_FAKE_NOW `{v}`: {e}"))?
+        .with_timezone(&chrono::Utc);
+    let c = callgate::clock::OffsetClock::default();
+    c.advance(t - chrono::Utc::now());
+    tracing::warn!(start = %t, "clock set by CALLGATE_FAKE_NOW: for tests and drills only, decisions are NOT made at the real time");
+    Ok(std::sync::Arc::new(c))
 }

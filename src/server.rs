@@ -10,8 +10,11 @@ use crate::audit::{AuditSink, AuditWriter};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::lists::ListStore;
+use crate::policy::caps::CapStore;
+use crate::policy::consent::ConsentStore;
+use crate::policy::emergency::Emergency;
 use crate::policy::normalize::Normalizer;
-use crate::policy::Policy;
+use crate::policy::{Policy, PolicyState};
 use crate::sip::proxy::{Proxy, ProxySettings};
 use crate::sip::transport::Transport;
 use anyhow::{anyhow, Context};
@@ -79,10 +82,19 @@ impl App {
         path: &std::path::Path,
         who: String,
     ) -> anyhow::Result<Vec<&'static str>> {
-        let result = Config::from_file(path);
+        let result = Config::from_file(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| {
+                let live = live_settings(&c)?;
+                Ok((c, live))
+            });
         let outcome = match &result {
-            Ok(new) => {
-                self.proxy.set_live(live_settings(new));
+            Ok((new, live)) => {
+                self.proxy.set_live(live.clone());
+                self.proxy
+                    .state
+                    .caps
+                    .set_retain_secs(live.policy.longest_cap_secs());
                 let restart = restart_needed(&self.cfg, new);
                 if restart.is_empty() {
                     tracing::info!(file = %path.display(), "configuration reloaded");
@@ -241,16 +253,16 @@ fn advertise(cfg: &Config, bound: SocketAddr, upstream: SocketAddr) -> (String, 
 }
 
 /// The settings a reload swaps in (see `Proxy::set_live`), also the initial ones.
-fn live_settings(cfg: &Config) -> crate::sip::proxy::Live {
-    crate::sip::proxy::Live {
+fn live_settings(cfg: &Config) -> anyhow::Result<crate::sip::proxy::Live> {
+    Ok(crate::sip::proxy::Live {
         dialers: cfg.dialers.allow.clone(),
         upstream_sources: cfg.upstream.sources.clone(),
         max_calls_per_second: cfg.dialers.max_calls_per_second,
         burst: cfg.dialers.burst,
         drain_retry_after_secs: cfg.sip.drain_retry_after_secs,
         reject: cfg.reject.clone(),
-        policy: Policy::new(cfg.policy.clone()),
-    }
+        policy: Arc::new(Policy::new(cfg)?),
+    })
 }
 
 /// Sections whose changed settings only a restart applies.
@@ -275,6 +287,26 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     .collect()
 }
 
+/// Drops expired frequency-cap counters once a minute (memory stays bounded).
+fn spawn_cap_sweeper(state: Arc<PolicyState>, clock: SharedClock) {
+    let weak = Arc::downgrade(&state);
+    drop(state);
+    let _ = std::thread::Builder::new()
+        .name("cap-sweeper".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(60));
+            let Some(s) = weak.upgrade() else { return };
+            let n = s.caps.sweep(clock.now().timestamp());
+            if n > 0 {
+                tracing::debug!(
+                    expired = n,
+                    keys = s.caps.len(),
+                    "frequency-cap counters swept"
+                );
+            }
+        });
+}
+
 pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let lists = Arc::new(ListStore::open(&cfg.lists, clock.clone())?);
@@ -285,6 +317,17 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         metrics.clone(),
     )?;
     let (upstream, upstream_host) = resolve_upstream(&cfg)?;
+    let live = live_settings(&cfg)?;
+    let state = Arc::new(PolicyState {
+        consent: ConsentStore::open(&cfg.lists.consent_journal)?,
+        caps: CapStore::open(
+            &cfg.lists.caps_journal,
+            clock.now().timestamp(),
+            Duration::from_millis(cfg.audit.flush_interval_ms.max(1)),
+        )?,
+        emergency: Emergency::open(&cfg.lists.emergency_file)?,
+    });
+    state.caps.set_retain_secs(live.policy.longest_cap_secs());
 
     let udp = if cfg.sip.udp {
         let s = std::net::UdpSocket::bind(cfg.sip.listen)
@@ -333,12 +376,14 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
     let proxy = Arc::new(Proxy::new(
         settings,
         Normalizer::new(&cfg.numbers.strip_prefixes, &cfg.numbers.service_codes),
-        live_settings(&cfg),
+        live,
         lists.clone(),
         sink.clone(),
         metrics.clone(),
         clock.clone(),
+        state.clone(),
     ));
+    spawn_cap_sweeper(state.clone(), clock.clone());
     let app = Arc::new(App {
         cfg: cfg.clone(),
         proxy: proxy.clone(),

@@ -139,7 +139,11 @@ fn admin_token_is_required_when_configured() {
     let carrier = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut cfg = config_for(tmp.path(), carrier.local_addr().unwrap(), "");
     cfg.admin.token = Some("s3cret".into());
-    let running = callgate::server::start(cfg, callgate::clock::system()).unwrap();
+    let running = callgate::server::start(
+        cfg,
+        std::sync::Arc::new(callgate::clock::OffsetClock::today_at_utc_hour(19)),
+    )
+    .unwrap();
     let check = |token| {
         http(
             running.admin_addr,

@@ -29,7 +29,7 @@ struct Ports {
 fn spawn_callgate(dir: &Path, p: &Ports) -> Child {
     let d = dir.display();
     let cfg = format!(
-        "[sip]\nlisten = \"127.0.0.1:{}\"\n[upstream]\naddress = \"127.0.0.1:{}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\n[audit]\ndir = \"{d}/audit\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+        "[sip]\nlisten = \"127.0.0.1:{}\"\n[upstream]\naddress = \"127.0.0.1:{}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\nconsent_journal = \"{d}/consent.jsonl\"\ncaps_journal = \"{d}/caps.bin\"\nemergency_file = \"{d}/emergency.json\"\n[audit]\ndir = \"{d}/audit\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
         p.sip, p.carrier, p.admin
     );
     std::fs::write(dir.join("callgate.toml"), cfg).unwrap();
@@ -39,6 +39,10 @@ fn spawn_callgate(dir: &Path, p: &Ports) -> Child {
         .open(dir.join("callgate.log"))
         .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .env(
+            "CALLGATE_FAKE_NOW",
+            callgate::clock::today_at_utc_hour_rfc3339(19),
+        )
         .args(["run", "--config"])
         .arg(dir.join("callgate.toml"))
         .stdout(Stdio::null())

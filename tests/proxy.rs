@@ -154,6 +154,7 @@ fn establish(h: &Harness, call_id: &str) -> (String, String) {
     (inv, ok)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn in_dialog(
     method: &str,
     cseq: u32,
@@ -535,9 +536,9 @@ fn tcp_dialer_pipelined_and_split_messages_are_framed() {
     // Two messages in one write, the second split across writes.
     let both = format!("{a}{b}");
     let cut = a.len() + 40;
-    s.write_all(both[..cut].as_bytes()).unwrap();
+    s.write_all(&both.as_bytes()[..cut]).unwrap();
     std::thread::sleep(Duration::from_millis(50));
-    s.write_all(both[cut..].as_bytes()).unwrap();
+    s.write_all(&both.as_bytes()[cut..]).unwrap();
     let mut got = String::new();
     let mut buf = [0u8; 8192];
     while got.matches("SIP/2.0 603").count() < 2 {
@@ -556,7 +557,11 @@ fn tcp_upstream_receives_forwarded_invites() {
     write_data(tmp.path(), Some(2));
     let mut cfg = config_for(tmp.path(), up, "");
     cfg.upstream.transport = callgate::config::Transport::Tcp;
-    let running = callgate::server::start(cfg, callgate::clock::system()).unwrap();
+    let running = callgate::server::start(
+        cfg,
+        std::sync::Arc::new(callgate::clock::OffsetClock::today_at_utc_hour(19)),
+    )
+    .unwrap();
     let dialer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     dialer
         .set_read_timeout(Some(Duration::from_secs(2)))

@@ -25,12 +25,16 @@ impl Callgate {
         let (sip, admin) = (free_port(), free_port());
         let d = dir.path().display();
         let cfg = format!(
-            "[sip]\nlisten = \"127.0.0.1:{sip}\"\n[upstream]\naddress = \"127.0.0.1:{upstream_port}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\n[audit]\ndir = \"{d}/audit\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n"
+            "[sip]\nlisten = \"127.0.0.1:{sip}\"\n[upstream]\naddress = \"127.0.0.1:{upstream_port}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\nconsent_journal = \"{d}/consent.jsonl\"\ncaps_journal = \"{d}/caps.bin\"\nemergency_file = \"{d}/emergency.json\"\n[audit]\ndir = \"{d}/audit\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n"
         );
         let path = dir.path().join("callgate.toml");
         std::fs::write(&path, cfg).unwrap();
         let log = std::fs::File::create(dir.path().join("callgate.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_callgate"))
+            .env(
+                "CALLGATE_FAKE_NOW",
+                callgate::clock::today_at_utc_hour_rfc3339(19),
+            )
             .args(["run", "--config"])
             .arg(&path)
             .stdout(Stdio::null())

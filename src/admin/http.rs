@@ -41,6 +41,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/check", get(check))
         .route("/v1/optouts", post(add_optout))
         .route("/v1/reload", post(reload))
+        .route("/v1/consent", post(add_consent))
+        .route("/v1/emergency", get(get_emergency).put(set_emergency))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app)
 }
@@ -133,11 +135,6 @@ async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-#[derive(Deserialize)]
-struct CheckQuery {
-    number: String,
-}
-
 /// Describe a decision for people: verdict, reasons with text, what SIP answer it would get.
 pub fn decision_json(app: &App, input: &str, d: &Decision) -> Value {
     let reasons: Vec<Value> = d
@@ -167,13 +164,21 @@ pub fn decision_json(app: &App, input: &str, d: &Decision) -> Value {
         "matched_lists": hits,
         "optout": d.number().is_some_and(|n| app.lists.optouts.contains(n)),
         "optouts_seq": d.optouts_seq,
+        "context": crate::policy::explain::context(d),
+        "checks": crate::policy::explain::checks(d),
         "lists": lists_json(app),
     })
 }
 
-async fn check(State(app): State<Arc<App>>, Query(q): Query<CheckQuery>) -> impl IntoResponse {
-    let d = app.proxy.check(&q.number);
-    Json(decision_json(&app, &q.number, &d))
+/// `GET /v1/check?number=...&at=...&campaign=...&call_type=...&caller_id=...`
+async fn check(
+    State(app): State<Arc<App>>,
+    Query(q): Query<crate::policy::CheckRequest>,
+) -> Response {
+    match app.proxy.check(&q) {
+        Ok(d) => Json(decision_json(&app, &q.number, &d)).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -279,6 +284,118 @@ async fn reload(
         Ok(Err(e)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({"error": e.to_string(), "kept": "the lists in service are unchanged"})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /v1/consent`: a JSON array of records (or one object), or CSV (`Content-Type: text/csv`)
+/// with a header line. All or nothing; 201 once fsynced.
+async fn add_consent(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use crate::policy::consent::{parse_csv, ConsentInput};
+    let bad = |e: String| (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response();
+    let csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv") || v.starts_with("text/plain"))
+        || !matches!(
+            body.iter().find(|b| !b.is_ascii_whitespace()),
+            Some(b'[' | b'{')
+        );
+    let inputs: Vec<ConsentInput> = if csv {
+        match std::str::from_utf8(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|t| parse_csv("body", t).map_err(|e| e.to_string()))
+        {
+            Ok(v) => v,
+            Err(e) => return bad(e),
+        }
+    } else {
+        match serde_json::from_slice::<Vec<ConsentInput>>(&body)
+            .or_else(|_| serde_json::from_slice::<ConsentInput>(&body).map(|r| vec![r]))
+        {
+            Ok(v) => v,
+            Err(e) => return bad(format!("expected a JSON record or array of records: {e}")),
+        }
+    };
+    if inputs.is_empty() {
+        return bad("no records".into());
+    }
+    let app2 = app.clone();
+    let now = app.clock.now();
+    let res = tokio::task::spawn_blocking(move || app2.proxy.state.consent.add(inputs, now)).await;
+    match res {
+        Ok(Ok(recs)) => {
+            let first = recs.first().map(|r| r.seq).unwrap_or(0);
+            let last = recs.last().map(|r| r.seq).unwrap_or(0);
+            app.audit.admin(crate::audit::AdminEvent {
+                ts: now,
+                action: "consent_add",
+                who: who(&app, peer),
+                detail: json!({"records": recs.len(), "seq_first": first, "seq_last": last}),
+            });
+            (
+                StatusCode::CREATED,
+                Json(json!({"records": recs.len(), "seq_first": first, "seq_last": last, "durable": true})),
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => bad(e.to_string()),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn get_emergency(State(app): State<Arc<App>>) -> Response {
+    Json(app.proxy.state.emergency.current()).into_response()
+}
+
+/// `PUT /v1/emergency {"states": ["LA"], "npas": [504]}`: replaces the closures (an empty
+/// body object reopens everything). Durable before 200.
+async fn set_emergency(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Result<Json<crate::policy::emergency::Closed>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(closed) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.body_text()})),
+            )
+                .into_response()
+        }
+    };
+    let app2 = app.clone();
+    let c2 = closed.clone();
+    match tokio::task::spawn_blocking(move || app2.proxy.state.emergency.set(&c2)).await {
+        Ok(Ok(())) => {
+            tracing::warn!(states = ?closed.states, npas = ?closed.npas, "state-of-emergency closures changed");
+            app.audit.admin(crate::audit::AdminEvent {
+                ts: app.clock.now(),
+                action: "emergency_set",
+                who: who(&app, peer),
+                detail: json!(closed),
+            });
+            Json(app.proxy.state.emergency.current()).into_response()
+        }
+        Ok(Err(e)) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e.to_string()})),
         )
             .into_response(),
         Err(e) => (

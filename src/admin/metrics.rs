@@ -15,7 +15,8 @@ pub enum Direction {
     Out,
 }
 
-const VERDICTS: [Verdict; 4] = [
+const VERDICTS: [Verdict; 5] = [
+    Verdict::WouldBlock,
     Verdict::Allowed,
     Verdict::Blocked,
     Verdict::Emergency,

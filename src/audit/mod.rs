@@ -434,6 +434,13 @@ struct Record<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     lists_unavailable: Vec<&'a str>,
     optouts_seq: u64,
+    /// Campaign, call type, caller ID, place, binding zone and local time, consent record
+    /// used, data versions (see `policy::explain::context`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<serde_json::Value>,
+    /// Every check evaluated: `id=outcome[:reason]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    checks: Vec<String>,
     latency_us: u32,
 }
 
@@ -484,6 +491,23 @@ pub fn write_record(out: &mut Vec<u8>, ev: &AuditEvent) {
             .collect(),
         lists_unavailable: d.lists.unavailable.iter().map(|u| &*u.id.0).collect(),
         optouts_seq: d.optouts_seq,
+        policy: d
+            .context
+            .is_some()
+            .then(|| crate::policy::explain::context(d)),
+        checks: crate::policy::explain::checks(d)
+            .into_iter()
+            .map(|c| {
+                let mut s = c["check"].as_str().unwrap_or("?").to_string();
+                s.push('=');
+                s.push_str(c["outcome"].as_str().unwrap_or("?"));
+                if let Some(r) = c["reason"].as_str() {
+                    s.push(':');
+                    s.push_str(r);
+                }
+                s
+            })
+            .collect(),
         latency_us: ev.latency_us,
     };
     let _ = serde_json::to_writer(&mut *out, &rec);

@@ -62,6 +62,10 @@ pub struct ManifestEntry {
     /// Days after `downloaded` at which the list is stale (default: `policy.national_max_age_days`,
     /// the FTC's 31-day rule).
     pub max_age_days: Option<u32>,
+    /// Entries take effect this many days after they first appear (MA, WY: 60).
+    pub effective_after_days: Option<u32>,
+    /// CSV `number,YYYY-MM-DD` of entries' first appearance (with `effective_after_days`).
+    pub first_seen: Option<PathBuf>,
 }
 
 pub const SAMPLE_MARKER: &str = "sample-data";
@@ -90,6 +94,16 @@ impl Manifest {
                         "downloaded = `{d}` is not YYYY-MM-DD or RFC 3339"
                     )));
                 }
+            }
+            if e.kind == ListKind::State
+                && e.state
+                    .as_deref()
+                    .and_then(crate::policy::geo::State::parse)
+                    .is_none()
+            {
+                return Err(meta_err(
+                    "a state list needs `state` (a two-letter code): it applies to that state's numbers".into(),
+                ));
             }
             if e.kind == ListKind::National && e.downloaded.is_none() {
                 return Err(meta_err(
@@ -175,7 +189,16 @@ pub fn load_entry(
         sample,
         loaded_at: now,
         state: e.state.clone(),
+        state_code: e
+            .state
+            .as_deref()
+            .and_then(crate::policy::geo::State::parse),
         max_age_days: e.max_age_days,
+        effective_after_days: e.effective_after_days,
+        first_seen: match &e.first_seen {
+            Some(f) => Some(std::sync::Arc::new(read_first_seen(&data_dir.join(f))?)),
+            None => None,
+        },
         snapshot,
         stamp,
     };
@@ -219,6 +242,32 @@ impl FileStamp {
 pub fn parse_numbers(file: &str, bytes: &[u8]) -> Result<Vec<u64>, ListError> {
     let mut out = Vec::with_capacity(bytes.len() / 11);
     super::ftc::read_lines(file, bytes, super::ftc::FileRole::Full, |n, _| out.push(n))?;
+    Ok(out)
+}
+
+/// `number,YYYY-MM-DD` lines: when each entry first appeared on its list.
+fn read_first_seen(path: &Path) -> Result<std::collections::HashMap<u64, NaiveDate>, ListError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ListError::Io {
+        file: file.clone(),
+        source,
+    })?;
+    let mut out = std::collections::HashMap::new();
+    for (i, l) in text.lines().enumerate() {
+        let l = l.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let bad = || ListError::Meta {
+            file: format!("{file}:{}", i + 1),
+            id: "first_seen".into(),
+            message: format!("`{l}` is not number,YYYY-MM-DD"),
+        };
+        let (n, d) = l.split_once(',').ok_or_else(bad)?;
+        let n: crate::policy::normalize::E164 = n.trim().parse().map_err(|_| bad())?;
+        let d = NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| bad())?;
+        out.insert(n.as_u64(), d);
+    }
     Ok(out)
 }
 

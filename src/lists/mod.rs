@@ -49,6 +49,9 @@ pub enum ListKind {
     Internal,
     /// Anything else: litigators, partner suppression lists.
     Custom,
+    /// Not a do-not-call list: wireless numbers (line type for the PEWC and wireless no-call
+    /// rules).
+    Wireless,
 }
 
 /// Where a loaded list came from, for decision records and `/readyz`.
@@ -66,7 +69,14 @@ pub struct ListMeta {
     pub sample: bool,
     pub loaded_at: DateTime<Utc>,
     pub state: Option<String>,
+    #[serde(skip)]
+    pub state_code: Option<crate::policy::geo::State>,
     pub max_age_days: Option<u32>,
+    /// Entries take effect this many days after they first appear (MA, WY: 60).
+    pub effective_after_days: Option<u32>,
+    /// First-appearance dates of entries (from the manifest's `first_seen` file).
+    #[serde(skip)]
+    pub first_seen: Option<Arc<std::collections::HashMap<u64, chrono::NaiveDate>>>,
     /// The snapshot's own metadata, when the list was loaded from one.
     #[serde(skip)]
     pub snapshot: Option<snapshot::SnapshotMeta>,
@@ -112,7 +122,10 @@ impl LoadedList {
                 sample: false,
                 loaded_at: now,
                 state: None,
+                state_code: None,
                 max_age_days: None,
+                effective_after_days: None,
+                first_seen: None,
                 snapshot: None,
                 stamp: load::FileStamp {
                     len: 0,
@@ -121,6 +134,19 @@ impl LoadedList {
                 },
             },
             set: Arc::new(set),
+        }
+    }
+}
+
+impl LoadedList {
+    /// An entry not yet in force: it first appeared less than `effective_after_days` ago.
+    /// Entries without a known first appearance are in force (the safe side).
+    pub fn pending(&self, n: E164, now: DateTime<Utc>) -> bool {
+        match (self.meta.effective_after_days, &self.meta.first_seen) {
+            (Some(days), Some(seen)) => seen
+                .get(&n.as_u64())
+                .is_some_and(|d| now.date_naive() < *d + chrono::Duration::days(days as i64)),
+            _ => false,
         }
     }
 }
@@ -282,6 +308,20 @@ impl ListSet {
         self.lists
             .iter()
             .find(|l| l.meta.kind == ListKind::National)
+    }
+
+    /// Whether a wireless list is in service (else line type is unknown).
+    pub fn has_wireless(&self) -> bool {
+        self.wireless_mask() != 0
+    }
+
+    /// Bit i set: `lists[i]` is a wireless list.
+    pub fn wireless_mask(&self) -> u64 {
+        self.lists
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.meta.kind == ListKind::Wireless)
+            .fold(0, |m, (i, _)| m | 1 << i)
     }
 
     pub fn national_unavailable(&self) -> bool {

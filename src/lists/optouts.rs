@@ -4,7 +4,7 @@
 use crate::clock::SharedClock;
 use crate::policy::normalize::E164;
 use anyhow::Context;
-use dashmap::DashSet;
+use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -22,7 +22,8 @@ pub struct OptOutRecord {
 }
 
 pub struct OptOuts {
-    set: DashSet<E164>,
+    /// Number -> time of its latest opt-out.
+    set: DashMap<E164, chrono::DateTime<chrono::Utc>>,
     journal: Mutex<File>,
     seq: AtomicU64,
     clock: SharedClock,
@@ -43,7 +44,7 @@ impl OptOuts {
             .create(true)
             .open(path)
             .with_context(|| format!("{}: cannot open opt-out journal", path.display()))?;
-        let set = DashSet::new();
+        let set = DashMap::new();
         let mut seq = 0;
         let mut good_len = 0u64;
         let mut reader = BufReader::new(&mut file);
@@ -73,7 +74,7 @@ impl OptOuts {
                     rec.number
                 )
             })?;
-            set.insert(n);
+            set.insert(n, rec.at);
             seq = seq.max(rec.seq);
             good_len += line.len() as u64;
         }
@@ -96,7 +97,15 @@ impl OptOuts {
     pub fn contains(&self, n: E164) -> bool {
         // `seq` is 0 exactly when nothing was ever added; it is published after the insert.
         // (DashSet::is_empty would lock every shard on every call.)
-        self.seq.load(Ordering::Acquire) != 0 && self.set.contains(&n)
+        self.seq.load(Ordering::Acquire) != 0 && self.set.contains_key(&n)
+    }
+
+    /// When the number opted out (latest), if it did.
+    pub fn when(&self, n: E164) -> Option<chrono::DateTime<chrono::Utc>> {
+        if self.seq.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.set.get(&n).map(|t| *t)
     }
 
     pub fn len(&self) -> usize {
@@ -125,7 +134,7 @@ impl OptOuts {
         line.push(b'\n');
         f.write_all(&line)?;
         f.sync_data()?;
-        self.set.insert(n);
+        self.set.insert(n, rec.at);
         self.seq.store(rec.seq, Ordering::Release);
         Ok(rec)
     }

@@ -927,6 +927,23 @@ pub fn valid_name_addr(v: &[u8]) -> bool {
     }
 }
 
+impl Message {
+    /// The value of the first header with this (long-form) name that the parser does not
+    /// classify (`X-Callgate-Campaign`, `Privacy`...), case-insensitive.
+    pub fn other_header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|h| h.name == HeaderName::Other)
+            .find(|h| {
+                let line = self.bytes(h.line);
+                line.len() > name.len()
+                    && line[..name.len()].eq_ignore_ascii_case(name)
+                    && matches!(line[name.len()], b':' | b' ' | b'\t')
+            })
+            .map(|h| self.bytes(h.value))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,8 @@
 
 use super::edit::{build_response, ExtraHeader, Splicer};
 use super::parse::{
-    name_addr_uri, CommaSplit, HeaderName, Message, Method, ParseError, Span, StartLine, Via,
+    name_addr_uri, trim_slice, CommaSplit, HeaderName, Message, Method, ParseError, Span,
+    StartLine, Via,
 };
 use super::uri::{Scheme, Uri};
 use crate::admin::metrics::{Direction, Metrics};
@@ -20,8 +21,9 @@ use crate::clock::SharedClock;
 use crate::config::{RejectConfig, Transport};
 use crate::lists::set::mix;
 use crate::lists::ListStore;
+use crate::policy::context::{CallContext, CallerId};
 use crate::policy::normalize::{Called, Normalizer};
-use crate::policy::{Decision, NumberProblem, Policy, Reason};
+use crate::policy::{Decision, NumberProblem, Policy, PolicyState, Reason};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -123,6 +125,8 @@ pub struct Proxy {
     s: ProxySettings,
     normalizer: Normalizer,
     lists: Arc<ListStore>,
+    /// Consent, frequency-cap counters and emergency closures.
+    pub state: Arc<PolicyState>,
     audit: AuditSink,
     metrics: Arc<Metrics>,
     clock: SharedClock,
@@ -139,6 +143,7 @@ pub struct Proxy {
 }
 
 /// The settings a configuration reload (SIGHUP) swaps in without a restart.
+#[derive(Clone)]
 pub struct Live {
     pub dialers: Vec<IpNet>,
     pub upstream_sources: Vec<IpNet>,
@@ -146,7 +151,7 @@ pub struct Live {
     pub burst: u32,
     pub drain_retry_after_secs: u32,
     pub reject: RejectConfig,
-    pub policy: Policy,
+    pub policy: Arc<Policy>,
 }
 
 /// A token bucket: `tokens` refill at the configured rate up to rate + burst.
@@ -216,12 +221,14 @@ impl Proxy {
         audit: AuditSink,
         metrics: Arc<Metrics>,
         clock: SharedClock,
+        state: Arc<PolicyState>,
     ) -> Proxy {
         let branch_salt = hash_of(&[s.advertise_host.as_bytes(), &s.advertise_port.to_be_bytes()]);
         Proxy {
             s,
             normalizer,
             lists,
+            state,
             audit,
             metrics,
             clock,
@@ -563,12 +570,19 @@ impl Proxy {
         let (called, called_span) = self.called_number(msg, &ruri);
         let now = self.clock.now();
         let decision = match side {
-            Side::Dialer => self.live.load().policy.decide(
-                called,
-                self.lists.snapshot(),
-                &self.lists.optouts,
-                now,
-            ),
+            Side::Dialer => {
+                let live = self.live.load();
+                let ctx = self.call_context(msg, src, &live.policy);
+                live.policy.decide(
+                    ctx,
+                    called,
+                    self.lists.snapshot(),
+                    &self.lists.optouts,
+                    &self.state,
+                    now,
+                    true,
+                )
+            }
             Side::Upstream => {
                 self.live
                     .load()
@@ -738,6 +752,41 @@ impl Proxy {
             .ok_or(NumberProblem::NoRequestUri)
             .and_then(|u| self.normalizer.called(&u));
         (r, span)
+    }
+
+    /// Campaign, call type and caller ID of a new call from a dialer.
+    fn call_context(&self, msg: &Message, src: Peer, policy: &Policy) -> CallContext {
+        let campaigns = &policy.campaigns;
+        let withheld = msg.other_header(b"privacy").is_some_and(|p| {
+            p.split(|c| *c == b';' || *c == b',')
+                .any(|t| trim_slice(t).eq_ignore_ascii_case(b"id"))
+        });
+        let header = msg
+            .header(HeaderName::PAssertedIdentity)
+            .or_else(|| msg.header(HeaderName::From));
+        let caller_id = match header
+            .map(|h| name_addr_uri(msg.bytes(h.value)))
+            .and_then(Uri::parse)
+        {
+            _ if withheld => CallerId::Anonymous,
+            Some(u)
+                if u.user.is_some_and(|x| x.eq_ignore_ascii_case(b"anonymous"))
+                    || u.host.eq_ignore_ascii_case(b"anonymous.invalid") =>
+            {
+                CallerId::Anonymous
+            }
+            Some(u) => match self.normalizer.called(&u) {
+                Ok(crate::policy::normalize::Called::Number(n)) => CallerId::Number(n),
+                _ => CallerId::Missing,
+            },
+            None => CallerId::Missing,
+        };
+        campaigns.classify(
+            Some(normalize_ip(src.addr().ip())),
+            msg.other_header(campaigns.campaign_header.as_bytes()),
+            msg.other_header(campaigns.call_type_header.as_bytes()),
+            caller_id,
+        )
     }
 
     fn is_us(&self, host: &[u8], port: Option<u16>) -> bool {
@@ -1095,7 +1144,8 @@ impl Proxy {
             primary.text()
         );
         let id = self.audit.decision_id(seq);
-        let mut extra = Vec::with_capacity(3);
+        let retry = d.retry_after.map(|s| s.to_string());
+        let mut extra = Vec::with_capacity(4);
         if reject.reason_header {
             extra.push(ExtraHeader {
                 name: "Reason",
@@ -1112,6 +1162,12 @@ impl Proxy {
             name: "X-Callgate-Decision",
             value: id.as_bytes(),
         });
+        if let Some(r) = &retry {
+            extra.push(ExtraHeader {
+                name: "Retry-After",
+                value: r.as_bytes(),
+            });
+        }
         let tag = format!("cg{:x}", key & 0xffff_ffff);
         (
             status,
@@ -1148,13 +1204,14 @@ impl Proxy {
         });
     }
 
-    /// What would happen to a call to `number` right now (admin API and CLI).
-    pub fn check(&self, number: &str) -> Decision {
+    /// What would happen to a call (admin API and CLI). Counts nothing.
+    pub fn check(&self, req: &crate::policy::CheckRequest) -> Result<Decision, String> {
         crate::policy::check_number(
             &self.normalizer,
             &self.live.load().policy,
             &self.lists,
-            number,
+            &self.state,
+            req,
             self.clock.now(),
         )
     }

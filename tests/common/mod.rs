@@ -40,7 +40,10 @@ pub fn write_data(dir: &Path, national_age_days: Option<i64>) {
         )
         .unwrap();
     }
-    manifest += "[[list]]\nid = \"internal\"\nkind = \"internal\"\nfile = \"internal.txt\"\n";
+    manifest += "[[list]]\nid = \"internal\"\nkind = \"internal\"\nfile = \"internal.txt\"\n\n";
+    // Line type for the wireless rules (PEWC, wireless no-call states).
+    manifest += "[[list]]\nid = \"wireless\"\nkind = \"wireless\"\nfile = \"wireless.txt\"\n";
+    std::fs::write(dir.join("data/wireless.txt"), "5125550199\n").unwrap();
     std::fs::write(dir.join("data/internal.txt"), "+1 202 555 0177\n").unwrap();
     std::fs::write(dir.join("data/lists.toml"), manifest).unwrap();
 }
@@ -53,7 +56,7 @@ pub fn config_for(dir: &Path, carrier: SocketAddr, extra: &str) -> Config {
 /// The configuration text `config_for` parses (tests write it to a file to reload it).
 pub fn config_text(dir: &Path, carrier: SocketAddr, extra: &str) -> String {
     format!(
-        "[sip]\nlisten = \"127.0.0.1:0\"\ndrain_timeout_secs = 2\n{extra}\n[upstream]\naddress = \"{carrier}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\n[audit]\ndir = \"{d}/audit\"\nflush_interval_ms = 20\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+        "[sip]\nlisten = \"127.0.0.1:0\"\ndrain_timeout_secs = 2\n{extra}\n[upstream]\naddress = \"{carrier}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\nconsent_journal = \"{d}/consent.jsonl\"\ncaps_journal = \"{d}/caps.bin\"\nemergency_file = \"{d}/emergency.json\"\n[audit]\ndir = \"{d}/audit\"\nflush_interval_ms = 20\n[admin]\nlisten = \"127.0.0.1:0\"\n",
         d = dir.display(),
     )
 }
@@ -83,7 +86,8 @@ impl Harness {
             .set_read_timeout(Some(Duration::from_millis(1500)))
             .unwrap();
         let cfg = config_for(&dir, carrier.local_addr().unwrap(), extra);
-        let clock = Arc::new(OffsetClock::default());
+        // 19:00 UTC: inside every US calling window (and every test number's state) today.
+        let clock = Arc::new(OffsetClock::today_at_utc_hour(19));
         let running = start(cfg.clone(), clock.clone()).unwrap();
         Harness {
             sip_addr: running.sip_addr,

@@ -1,0 +1,158 @@
+//! Holidays on which some states ban telephone solicitation: one file per year
+//! (`config/holidays/YYYY.toml`), because the dates move (Easter, observed days, elections).
+
+use super::geo::{State, StateSet};
+use crate::config::{parse_toml, ConfigError};
+use chrono::{Datelike, NaiveDate};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Clone, Debug, Default)]
+pub struct Calendar {
+    /// Sorted by date; one entry per date (states merged).
+    days: Vec<(NaiveDate, StateSet)>,
+    /// Years with a calendar file (a rule with a holiday window cannot be checked outside them).
+    years: Vec<i32>,
+    /// For the policy version: the files' contents hashed.
+    pub digest: String,
+}
+
+impl Calendar {
+    pub fn covers(&self, year: i32) -> bool {
+        self.years.binary_search(&year).is_ok()
+    }
+
+    pub fn years(&self) -> &[i32] {
+        &self.years
+    }
+
+    /// Whether `date` is a holiday in any of `states`.
+    pub fn is_holiday(&self, date: NaiveDate, states: StateSet) -> bool {
+        match self.days.binary_search_by_key(&date, |d| d.0) {
+            Ok(i) => self.days[i].1 .0 & states.0 != 0,
+            Err(_) => false,
+        }
+    }
+
+    /// The holiday's name, for explanations.
+    pub fn load(dir: &Path) -> Result<Calendar, ConfigError> {
+        let io = |source| ConfigError::Io {
+            file: dir.display().to_string(),
+            source,
+        };
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        let mut cal = Calendar::default();
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for path in files {
+            let file = path.display().to_string();
+            let src = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+                file: file.clone(),
+                source,
+            })?;
+            h.update(src.as_bytes());
+            cal.add_file(&file, &src)?;
+        }
+        cal.digest = crate::lists::snapshot::hex(&h.finalize());
+        Ok(cal)
+    }
+
+    pub fn add_file(&mut self, file: &str, src: &str) -> Result<(), ConfigError> {
+        let raw: RawYear = parse_toml(file, src)?;
+        let fail = |key: &str, anchor: Option<&str>, m: String| {
+            crate::config::error_at_key(file, src, anchor, key, m)
+        };
+        if self.covers(raw.year) {
+            return Err(fail(
+                "year",
+                None,
+                format!("{} is given by two files", raw.year),
+            ));
+        }
+        for h in &raw.holiday {
+            let anchor = format!("date = \"{}\"", h.date);
+            let date = NaiveDate::parse_from_str(&h.date, "%Y-%m-%d").map_err(|_| {
+                fail(
+                    "date",
+                    Some(&anchor),
+                    format!("`{}` is not YYYY-MM-DD", h.date),
+                )
+            })?;
+            if date.year() != raw.year {
+                return Err(fail(
+                    "date",
+                    Some(&anchor),
+                    format!("{date} is not in year {}", raw.year),
+                ));
+            }
+            let mut states = StateSet::default();
+            for s in &h.states {
+                states.insert(State::parse(s).ok_or_else(|| {
+                    fail("states", Some(&anchor), format!("unknown state `{s}`"))
+                })?);
+            }
+            match self.days.binary_search_by_key(&date, |d| d.0) {
+                Ok(i) => self.days[i].1 .0 |= states.0,
+                Err(i) => self.days.insert(i, (date, states)),
+            }
+        }
+        let i = self.years.binary_search(&raw.year).unwrap_err();
+        self.years.insert(i, raw.year);
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawYear {
+    year: i32,
+    #[serde(default)]
+    holiday: Vec<RawHoliday>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHoliday {
+    date: String,
+    #[allow(dead_code)]
+    name: String,
+    states: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_calendars_load() {
+        let c = Calendar::load(Path::new("config/holidays")).unwrap();
+        assert!(c.covers(2026) && c.covers(2027));
+        let pa = {
+            let mut s = StateSet::default();
+            s.insert(State::parse("PA").unwrap());
+            s
+        };
+        // Good Friday 2026 and Election Day 2026 in Pennsylvania.
+        assert!(c.is_holiday(NaiveDate::from_ymd_opt(2026, 4, 3).unwrap(), pa));
+        assert!(c.is_holiday(NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(), pa));
+        assert!(!c.is_holiday(NaiveDate::from_ymd_opt(2026, 4, 6).unwrap(), pa));
+    }
+
+    #[test]
+    fn a_date_outside_its_year_is_refused_with_its_line() {
+        let mut c = Calendar::default();
+        let e = c
+            .add_file(
+                "2026.toml",
+                "year = 2026\n\n[[holiday]]\ndate = \"2027-01-01\"\nname = \"x\"\nstates = [\"PA\"]\n",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("2026.toml:4:"), "{e}");
+    }
+}

@@ -1,0 +1,121 @@
+//! The state-of-emergency switch: an operator closes a state or an area code to telephone
+//! solicitation at runtime (La. R.S. 45:844.31), through the admin API. Persisted (written
+//! atomically before the API answers) so that a restart does not reopen a closed state.
+
+use super::geo::{State, StateSet};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Default, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Closed {
+    #[serde(default)]
+    pub states: Vec<String>,
+    #[serde(default)]
+    pub npas: Vec<u16>,
+}
+
+pub struct Emergency {
+    states: AtomicU64,
+    /// 1000 bits, one per area code.
+    npas: [AtomicU64; 16],
+    path: Option<PathBuf>,
+    write: Mutex<()>,
+}
+
+impl Emergency {
+    pub fn in_memory() -> Emergency {
+        Emergency {
+            states: AtomicU64::new(0),
+            npas: Default::default(),
+            path: None,
+            write: Mutex::new(()),
+        }
+    }
+
+    pub fn open(path: &Path) -> anyhow::Result<Emergency> {
+        let mut e = Emergency::in_memory();
+        e.path = Some(path.to_path_buf());
+        match std::fs::read_to_string(path) {
+            Ok(s) => {
+                let c: Closed = serde_json::from_str(&s).with_context(|| {
+                    format!("{}: corrupt state-of-emergency file", path.display())
+                })?;
+                e.apply(&c)
+                    .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+                if c != Closed::default() {
+                    tracing::warn!(states = ?c.states, npas = ?c.npas, "state-of-emergency closures in force");
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).with_context(|| format!("{}", path.display())),
+        }
+        Ok(e)
+    }
+
+    fn apply(&self, c: &Closed) -> Result<(), String> {
+        let mut states = StateSet::default();
+        for s in &c.states {
+            states.insert(State::parse(s).ok_or_else(|| format!("unknown state `{s}`"))?);
+        }
+        let mut npas = [0u64; 16];
+        for n in &c.npas {
+            if !(200..1000).contains(n) {
+                return Err(format!("`{n}` is not an area code"));
+            }
+            npas[*n as usize / 64] |= 1 << (n % 64);
+        }
+        self.states.store(states.0, Ordering::Release);
+        for (a, v) in self.npas.iter().zip(npas) {
+            a.store(v, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Replace the closures; durable before it returns (blocking: call off the async runtime).
+    pub fn set(&self, c: &Closed) -> anyhow::Result<()> {
+        let _g = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        // Validate before writing, so a bad request changes nothing.
+        Emergency::in_memory()
+            .apply(c)
+            .map_err(anyhow::Error::msg)?;
+        if let Some(path) = &self.path {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("tmp");
+            {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&serde_json::to_vec_pretty(c)?)?;
+                f.sync_all()?;
+            }
+            std::fs::rename(&tmp, path)?;
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+            }
+        }
+        self.apply(c).map_err(anyhow::Error::msg)
+    }
+
+    pub fn current(&self) -> Closed {
+        let states = StateSet(self.states.load(Ordering::Acquire));
+        Closed {
+            states: states.iter().map(|s| s.code().to_string()).collect(),
+            npas: (200..1000u16).filter(|n| self.npa_closed(*n)).collect(),
+        }
+    }
+
+    #[inline]
+    pub fn npa_closed(&self, npa: u16) -> bool {
+        let n = npa as usize % 1024;
+        self.npas[n / 64].load(Ordering::Relaxed) & (1 << (n % 64)) != 0
+    }
+
+    #[inline]
+    pub fn state_closed(&self, s: State) -> bool {
+        StateSet(self.states.load(Ordering::Relaxed)).contains(s)
+    }
+}

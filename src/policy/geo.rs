@@ -1,0 +1,499 @@
+//! From a number to a place and a time: the US state and the candidate IANA time zones of each
+//! area code, built from NANPA's area-code file (shipped in `config/reference/`) repaired with
+//! the multi-zone table (overlays take the union of their complex; Arizona has no DST).
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// The NANPA area-code file and the multi-zone table as shipped (see `config/reference/README.md`).
+pub const EMBEDDED_NANPA: &str = include_str!("../../config/reference/nanpa_npa_report.csv");
+pub const EMBEDDED_MULTI_ZONE: &str =
+    include_str!("../../config/reference/multi_timezone_npas.csv");
+
+/// The US states, DC and territories that have area codes. The index is the state's id in
+/// bitsets (`StateSet`).
+pub const STATES: [&str; 56] = [
+    "AK", "AL", "AR", "AZ", "CA", "CO", "CT", "DC", "DE", "FL", "GA", "HI", "IA", "ID", "IL", "IN",
+    "KS", "KY", "LA", "MA", "MD", "ME", "MI", "MN", "MO", "MS", "MT", "NC", "ND", "NE", "NH", "NJ",
+    "NM", "NV", "NY", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VA", "VT", "WA",
+    "WI", "WV", "WY", "PR", "VI", "GU", "AS", "MP",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct State(u8);
+
+impl State {
+    pub fn parse(code: &str) -> Option<State> {
+        let code = code.trim();
+        let code = if code.eq_ignore_ascii_case("CNMI") {
+            "MP"
+        } else {
+            code
+        };
+        STATES
+            .iter()
+            .position(|s| s.eq_ignore_ascii_case(code))
+            .map(|i| State(i as u8))
+    }
+    pub fn code(self) -> &'static str {
+        STATES[self.0 as usize]
+    }
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+/// A set of states (empty = "every US number" where a rule uses it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateSet(pub u64);
+
+impl StateSet {
+    pub fn insert(&mut self, s: State) {
+        self.0 |= 1 << s.0;
+    }
+    pub fn contains(self, s: State) -> bool {
+        self.0 & (1 << s.0) != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = State> {
+        (0..STATES.len() as u8)
+            .map(State)
+            .filter(move |s| self.contains(*s))
+    }
+}
+
+/// The time zones US area codes span, as IANA zones (never fixed offsets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Zone {
+    Eastern = 0,
+    Central,
+    Mountain,
+    /// Mountain without daylight saving time.
+    Arizona,
+    Pacific,
+    Alaska,
+    HawaiiAleutian,
+    Hawaii,
+    Atlantic,
+    Chamorro,
+    Samoa,
+}
+
+impl Zone {
+    pub const ALL: [Zone; 11] = [
+        Zone::Eastern,
+        Zone::Central,
+        Zone::Mountain,
+        Zone::Arizona,
+        Zone::Pacific,
+        Zone::Alaska,
+        Zone::HawaiiAleutian,
+        Zone::Hawaii,
+        Zone::Atlantic,
+        Zone::Chamorro,
+        Zone::Samoa,
+    ];
+
+    pub fn tz(self) -> Tz {
+        match self {
+            Zone::Eastern => chrono_tz::America::New_York,
+            Zone::Central => chrono_tz::America::Chicago,
+            Zone::Mountain => chrono_tz::America::Denver,
+            Zone::Arizona => chrono_tz::America::Phoenix,
+            Zone::Pacific => chrono_tz::America::Los_Angeles,
+            Zone::Alaska => chrono_tz::America::Anchorage,
+            Zone::HawaiiAleutian => chrono_tz::America::Adak,
+            Zone::Hawaii => chrono_tz::Pacific::Honolulu,
+            Zone::Atlantic => chrono_tz::America::Puerto_Rico,
+            Zone::Chamorro => chrono_tz::Pacific::Guam,
+            Zone::Samoa => chrono_tz::Pacific::Pago_Pago,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.tz().name()
+    }
+
+    /// An IANA name (as a CRM import gives it) to one of the zones callgate knows.
+    pub fn from_iana(name: &str) -> Option<Zone> {
+        let tz: Tz = name.trim().parse().ok()?;
+        // Zones that behave like one of ours today (e.g. America/Indiana/Indianapolis).
+        let probe = [
+            "2026-01-15T12:00:00Z",
+            "2026-07-15T12:00:00Z",
+            "2026-03-08T12:00:00Z",
+            "2026-11-01T12:00:00Z",
+        ]
+        .map(|t| t.parse::<DateTime<Utc>>().unwrap());
+        Zone::ALL.into_iter().find(|z| {
+            z.name() == tz.name()
+                || probe.iter().all(|t| {
+                    use chrono::Offset;
+                    t.with_timezone(&z.tz()).offset().fix() == t.with_timezone(&tz).offset().fix()
+                })
+        })
+    }
+
+    /// Local wall-clock time in this zone.
+    pub fn local(self, t: DateTime<Utc>) -> NaiveDateTime {
+        t.with_timezone(&self.tz()).naive_local()
+    }
+}
+
+impl Serialize for Zone {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Zones(pub u16);
+
+impl Zones {
+    pub fn insert(&mut self, z: Zone) {
+        self.0 |= 1 << z as u8;
+    }
+    pub fn union(self, o: Zones) -> Zones {
+        Zones(self.0 | o.0)
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = Zone> {
+        Zone::ALL
+            .into_iter()
+            .filter(move |z| self.0 & (1 << *z as u8) != 0)
+    }
+    pub fn single(z: Zone) -> Zones {
+        Zones(1 << z as u8)
+    }
+}
+
+impl Serialize for Zones {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+/// What is known about one area code.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NpaInfo {
+    /// Set for US (incl. territories) area codes.
+    pub state: Option<State>,
+    /// Candidate time zones; empty when unknown (not a US/Canadian geographic code).
+    pub zones: Zones,
+    /// Assigned to any NANP country (US or not).
+    pub assigned: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct GeoError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// NPA -> state and zones, indexed by the three-digit code.
+pub struct NpaTable {
+    npa: Box<[NpaInfo; 1000]>,
+    /// "File Date" of the NANPA file, for decision records.
+    pub file_date: String,
+}
+
+impl NpaTable {
+    pub fn embedded() -> NpaTable {
+        Self::parse("nanpa_npa_report.csv", EMBEDDED_NANPA, EMBEDDED_MULTI_ZONE)
+            .expect("the shipped area-code files parse (checked by a test)")
+    }
+
+    pub fn get(&self, npa: u16) -> &NpaInfo {
+        &self.npa[npa as usize % 1000]
+    }
+
+    /// Build from the NANPA report (`file` names it in errors) and the multi-zone table.
+    pub fn parse(file: &str, nanpa: &str, multi_zone: &str) -> Result<NpaTable, GeoError> {
+        let err = |line: usize, message: String| GeoError {
+            file: file.into(),
+            line,
+            message,
+        };
+        let mut lines = nanpa.lines().enumerate();
+        let mut file_date = String::new();
+        let header = loop {
+            let Some((i, l)) = lines.next() else {
+                return Err(err(0, "no NPA_ID header line".into()));
+            };
+            if let Some(d) = l.strip_prefix("File Date,") {
+                file_date = d.trim().to_string();
+            }
+            if l.starts_with("NPA_ID,") {
+                break (i, l);
+            }
+        };
+        let cols: Vec<&str> = header.1.split(',').collect();
+        let col = |name: &str| {
+            cols.iter()
+                .position(|c| *c == name)
+                .ok_or_else(|| err(header.0 + 1, format!("no `{name}` column")))
+        };
+        let (c_npa, c_loc, c_country, c_tz, c_overlay) = (
+            col("NPA_ID")?,
+            col("LOCATION")?,
+            col("COUNTRY")?,
+            col("TIME_ZONE")?,
+            col("OVERLAY_COMPLEX")?,
+        );
+        let mut npa = Box::new([NpaInfo::default(); 1000]);
+        let mut complexes: Vec<Vec<u16>> = Vec::new();
+        for (i, l) in lines {
+            if l.trim().is_empty() {
+                continue;
+            }
+            let f = split_csv(l);
+            let get = |c: usize| f.get(c).map(|s| s.trim()).unwrap_or("");
+            let Ok(code) = get(c_npa).parse::<u16>() else {
+                return Err(err(
+                    i + 1,
+                    format!("NPA_ID `{}` is not a number", get(c_npa)),
+                ));
+            };
+            if code >= 1000 {
+                return Err(err(i + 1, format!("NPA_ID {code} has more than 3 digits")));
+            }
+            let country = get(c_country);
+            if country.is_empty() {
+                continue;
+            }
+            let info = &mut npa[code as usize];
+            info.assigned = true;
+            if get(c_loc).is_empty() || get(c_loc) == "NANP AREA" {
+                // Non-geographic (5XX, 710) or reserved codes: no place, so no zones either.
+                continue;
+            }
+            if country == "US" {
+                info.state = State::parse(get(c_loc));
+                if info.state.is_none() {
+                    return Err(err(i + 1, format!("unknown US location `{}`", get(c_loc))));
+                }
+            }
+            // US rules need the zones of US codes; elsewhere (Newfoundland's `N`...) they are
+            // informative only.
+            info.zones = match parse_zones(get(c_tz), info.state) {
+                Ok(z) => z,
+                Err(_) if info.state.is_none() => Zones::default(),
+                Err(m) => return Err(err(i + 1, format!("NPA {code}: TIME_ZONE {m}"))),
+            };
+            let complex: Vec<u16> = get(c_overlay)
+                .split('/')
+                .filter_map(|s| s.trim().parse().ok())
+                .collect();
+            if complex.len() > 1 {
+                complexes.push(complex);
+            }
+        }
+        // The multi-zone table: both NANPA's and libphonenumber's zones count (a call must be
+        // legal in every candidate zone, so a spurious extra zone only narrows the window).
+        for (i, l) in multi_zone.lines().enumerate().skip(1) {
+            if l.trim().is_empty() {
+                continue;
+            }
+            let f = split_csv(l);
+            let code: u16 = f[0].trim().parse().map_err(|_| GeoError {
+                file: "multi_timezone_npas.csv".into(),
+                line: i + 1,
+                message: format!("npa `{}` is not a number", f[0]),
+            })?;
+            let state = State::parse(f.get(1).copied().unwrap_or(""));
+            let mut zones = npa[code as usize].zones;
+            for c in [2, 4] {
+                if let Some(v) = f.get(c) {
+                    zones = zones.union(parse_zones(v, state).map_err(|m| GeoError {
+                        file: "multi_timezone_npas.csv".into(),
+                        line: i + 1,
+                        message: format!("npa {code}: {m}"),
+                    })?);
+                }
+            }
+            npa[code as usize].zones = zones;
+            if let Some(c) = f.get(3) {
+                let complex: Vec<u16> =
+                    c.split('/').filter_map(|s| s.trim().parse().ok()).collect();
+                if complex.len() > 1 {
+                    complexes.push(complex);
+                }
+            }
+        }
+        // An overlay serves the same area as its complex: union the zones (NANPA lists 986 as
+        // P only although it overlays 208, M and P).
+        for complex in &complexes {
+            let all = complex.iter().fold(Zones::default(), |z, c| {
+                z.union(npa[*c as usize % 1000].zones)
+            });
+            for c in complex {
+                npa[*c as usize % 1000].zones = all;
+            }
+        }
+        Ok(NpaTable { npa, file_date })
+    }
+}
+
+/// NANPA's TIME_ZONE forms: letter runs ("E", "EC", "MP", "A", "AK"), "(UTC-10)", "UTC-11",
+/// "(UTC+10)", free text naming "PT/MT", and libphonenumber's "AK/H/HA", "M(noDST)", "-".
+fn parse_zones(v: &str, state: Option<State>) -> Result<Zones, String> {
+    let v = v.trim();
+    let mut z = Zones::default();
+    // In Arizona plain "M" is Phoenix time, unless the value also names "M(noDST)": then "M"
+    // is the DST-observing Navajo Nation.
+    let az_no_dst = state.map(|s| s.code()) == Some("AZ") && !v.contains("noDST");
+    let mountain = |z: &mut Zones| {
+        if az_no_dst {
+            z.insert(Zone::Arizona)
+        } else {
+            z.insert(Zone::Mountain)
+        }
+    };
+    match v {
+        "" | "-" => return Ok(z),
+        "(UTC-10)" => z.insert(Zone::Hawaii),
+        "(UTC+10)" => z.insert(Zone::Chamorro),
+        "UTC-11" | "(UTC-11)" => z.insert(Zone::Samoa),
+        _ => {
+            for part in v.split(['/', ' ']) {
+                let part = part.trim();
+                match part {
+                    "AK" => z.insert(Zone::Alaska),
+                    "HA" => z.insert(Zone::HawaiiAleutian),
+                    "H" => z.insert(Zone::Hawaii),
+                    "PT" => z.insert(Zone::Pacific),
+                    "MT" => mountain(&mut z),
+                    "M(noDST)" => z.insert(Zone::Arizona),
+                    p if !p.is_empty() && p.chars().all(|c| "ECMPA".contains(c)) => {
+                        for c in p.chars() {
+                            match c {
+                                'E' => z.insert(Zone::Eastern),
+                                'C' => z.insert(Zone::Central),
+                                'M' => mountain(&mut z),
+                                'P' => z.insert(Zone::Pacific),
+                                _ => z.insert(Zone::Atlantic),
+                            }
+                        }
+                    }
+                    // Free text around the zone names ("only for W Wendover").
+                    _ if z.0 != 0 => {}
+                    other => return Err(format!("`{v}`: cannot read `{other}`")),
+                }
+            }
+        }
+    }
+    Ok(z)
+}
+
+/// Split one CSV line, honouring double quotes.
+fn split_csv(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(line[start..i].trim_matches('"'));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(line[start..].trim_matches('"'));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zones(npa: u16) -> Vec<&'static str> {
+        NpaTable::embedded()
+            .get(npa)
+            .zones
+            .iter()
+            .map(|z| z.name())
+            .collect()
+    }
+
+    #[test]
+    fn shipped_files_parse_with_every_us_npa_located() {
+        let t = NpaTable::embedded();
+        let us: Vec<_> = (0..1000).filter(|n| t.get(*n).state.is_some()).collect();
+        assert!(us.len() >= 375, "{}", us.len());
+        for n in us {
+            assert!(!t.get(n).zones.is_empty(), "NPA {n} has no zone");
+        }
+        assert_eq!(t.file_date, "11/26/2025");
+    }
+
+    #[test]
+    fn overlay_986_takes_the_zones_of_208() {
+        assert_eq!(zones(986), ["America/Denver", "America/Los_Angeles"]);
+        assert_eq!(zones(208), zones(986));
+    }
+
+    #[test]
+    fn overlay_930_takes_the_zones_of_812() {
+        assert_eq!(zones(930), ["America/New_York", "America/Chicago"]);
+    }
+
+    #[test]
+    fn arizona_has_no_dst_but_928_includes_the_navajo_nation() {
+        assert_eq!(zones(602), ["America/Phoenix"]);
+        assert_eq!(zones(928), ["America/Denver", "America/Phoenix"]);
+    }
+
+    #[test]
+    fn hawaii_alaska_and_territories() {
+        assert_eq!(zones(808), ["Pacific/Honolulu"]);
+        assert!(zones(907).contains(&"America/Anchorage"));
+        assert_eq!(zones(787), ["America/Puerto_Rico"]);
+        assert_eq!(NpaTable::embedded().get(671).state.unwrap().code(), "GU");
+    }
+
+    #[test]
+    fn canada_has_zones_but_no_state() {
+        let t = NpaTable::embedded();
+        assert!(t.get(416).state.is_none());
+        assert!(t.get(416).assigned);
+    }
+
+    #[test]
+    fn iana_names_map_to_known_zones() {
+        assert_eq!(
+            Zone::from_iana("America/Indiana/Indianapolis"),
+            Some(Zone::Eastern)
+        );
+        assert_eq!(Zone::from_iana("America/Phoenix"), Some(Zone::Arizona));
+        assert_eq!(Zone::from_iana("Europe/Paris"), None);
+    }
+}

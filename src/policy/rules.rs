@@ -1,0 +1,528 @@
+//! The compliance rules as data (`config/rules.toml`): parsed once per (re)load into a
+//! `RuleBook` whose per-state bitmasks let a call find its rules without allocating.
+
+use super::calendar::Calendar;
+use super::geo::{State, StateSet};
+use crate::config::{parse_toml, ConfigError};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Why a call is placed (what the law cares about first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    Marketing = 0,
+    Informational,
+    DebtCollection,
+}
+
+/// How it is placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Manual = 0,
+    Autodialed,
+    Prerecorded,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentKind {
+    /// Prior express written consent.
+    Pewc = 0,
+    EbrPurchase,
+    EbrInquiry,
+    /// Prior express (not written) consent.
+    Pec,
+    /// Not a consent: a known address (state / time zone) from a CRM import.
+    Address,
+}
+
+impl Purpose {
+    pub fn parse(s: &str) -> Option<Purpose> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "marketing" | "sales" | "telemarketing" => Some(Purpose::Marketing),
+            "informational" => Some(Purpose::Informational),
+            "debt_collection" => Some(Purpose::DebtCollection),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Marketing => "marketing",
+            Purpose::Informational => "informational",
+            Purpose::DebtCollection => "debt_collection",
+        }
+    }
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Option<Method> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "manual" => Some(Method::Manual),
+            "autodialed" | "autodialer" | "predictive" => Some(Method::Autodialed),
+            "prerecorded" | "artificial_voice" | "ai_voice" => Some(Method::Prerecorded),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Manual => "manual",
+            Method::Autodialed => "autodialed",
+            Method::Prerecorded => "prerecorded",
+        }
+    }
+}
+
+impl ConsentKind {
+    pub fn parse(s: &str) -> Option<ConsentKind> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "pewc" => Some(ConsentKind::Pewc),
+            "ebr_purchase" => Some(ConsentKind::EbrPurchase),
+            "ebr_inquiry" => Some(ConsentKind::EbrInquiry),
+            "pec" => Some(ConsentKind::Pec),
+            "address" => Some(ConsentKind::Address),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentKind::Pewc => "pewc",
+            ConsentKind::EbrPurchase => "ebr_purchase",
+            ConsentKind::EbrInquiry => "ebr_inquiry",
+            ConsentKind::Pec => "pec",
+            ConsentKind::Address => "address",
+        }
+    }
+}
+
+/// A small bitset over one of the enums above (bit = discriminant).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bits(pub u8);
+
+impl Bits {
+    pub const ALL: Bits = Bits(0xff);
+    pub fn has(self, i: u8) -> bool {
+        self.0 & (1 << i) != 0
+    }
+    pub fn with(self, i: u8) -> Bits {
+        Bits(self.0 | (1 << i))
+    }
+}
+
+/// A day's window in local minutes since midnight, `open..close`; `None` = no calls that day.
+pub type DayWindow = Option<(u16, u16)>;
+
+#[derive(Clone, Debug)]
+pub struct Hours {
+    pub weekday: DayWindow,
+    pub saturday: DayWindow,
+    pub sunday: DayWindow,
+    /// The window on the rule's states' holidays (from the calendar); `None` in the outer
+    /// option: holidays are ordinary days for this rule.
+    pub holiday: Option<DayWindow>,
+}
+
+pub const WHOLE_DAY: DayWindow = Some((0, 24 * 60));
+
+#[derive(Clone, Debug)]
+pub enum RuleKind {
+    Hours(Hours),
+    ConsentRequired {
+        consent: Bits,
+    },
+    NoCall,
+    Cap {
+        calls: u8,
+        window_secs: u32,
+        per_subject: bool,
+    },
+    OptoutNoContact {
+        days: u32,
+    },
+}
+
+impl RuleKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RuleKind::Hours(_) => "hours",
+            RuleKind::ConsentRequired { .. } => "consent_required",
+            RuleKind::NoCall => "no_call",
+            RuleKind::Cap { .. } => "cap",
+            RuleKind::OptoutNoContact { .. } => "optout_no_contact",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub id: String,
+    pub kind: RuleKind,
+    /// Empty: every US number.
+    pub states: StateSet,
+    pub purposes: Bits,
+    pub methods: Bits,
+    pub wireless_only: bool,
+    pub unless_consent: Bits,
+    pub source: String,
+    pub confidence: String,
+    pub note: Option<String>,
+}
+
+impl Rule {
+    pub fn applies_to(&self, purpose: Purpose, method: Method) -> bool {
+        self.purposes.has(purpose as u8) && self.methods.has(method as u8)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsentDefaults {
+    pub ebr_purchase_months: u32,
+    pub ebr_inquiry_months: u32,
+    pub registry_exemptions: Bits,
+    pub source: String,
+}
+
+/// At most this many rules (they are indexed by a u128 bitmask).
+pub const MAX_RULES: usize = 128;
+
+pub struct RuleBook {
+    pub rules: Vec<Rule>,
+    /// Rules for every US number.
+    federal: u128,
+    /// Rules per state, by `State::index`.
+    by_state: Vec<u128>,
+    pub consent: ConsentDefaults,
+    pub calendar: Calendar,
+    /// SHA-256 prefix of the rules file and the calendar: the policy version in decisions.
+    pub version: String,
+    pub file: String,
+}
+
+impl RuleBook {
+    /// The rules that concern a number in `states` (no state: not a US number, no rules).
+    pub fn mask_for(&self, states: &[State]) -> u128 {
+        if states.is_empty() {
+            return 0;
+        }
+        states
+            .iter()
+            .fold(self.federal, |m, s| m | self.by_state[s.index()])
+    }
+
+    pub fn load(rules_path: &Path, holidays_dir: &Path) -> Result<RuleBook, ConfigError> {
+        let file = rules_path.display().to_string();
+        let src = std::fs::read_to_string(rules_path).map_err(|source| ConfigError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        let calendar = Calendar::load(holidays_dir)?;
+        Self::parse(&file, &src, calendar)
+    }
+
+    pub fn parse(file: &str, src: &str, calendar: Calendar) -> Result<RuleBook, ConfigError> {
+        let raw: RawBook = parse_toml(file, src)?;
+        let fail = |id: &str, key: &str, message: String| {
+            crate::config::error_at_key(file, src, Some(&format!("id = \"{id}\"")), key, message)
+        };
+        let mut rules = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for r in raw.rule {
+            if r.id.is_empty() || !seen.insert(r.id.clone()) {
+                return Err(fail(
+                    &r.id,
+                    "id",
+                    "rule ids must be unique and not empty".into(),
+                ));
+            }
+            let id = r.id.clone();
+            let f = |key: &str, m: String| fail(&id, key, m);
+            let mut states = StateSet::default();
+            for s in r.states.iter().flatten() {
+                states.insert(
+                    State::parse(s).ok_or_else(|| f("states", format!("unknown state `{s}`")))?,
+                );
+            }
+            let purposes = bits(r.purposes.as_deref(), Purpose::parse, |p| p as u8)
+                .map_err(|v| f("purposes", format!("unknown purpose `{v}`")))?
+                .unwrap_or(Bits(1 << Purpose::Marketing as u8));
+            let methods = bits(r.methods.as_deref(), Method::parse, |m| m as u8)
+                .map_err(|v| f("methods", format!("unknown method `{v}`")))?
+                .unwrap_or(Bits::ALL);
+            let unless_consent = bits(r.unless_consent.as_deref(), ConsentKind::parse, |c| c as u8)
+                .map_err(|v| f("unless_consent", format!("unknown consent type `{v}`")))?
+                .unwrap_or_default();
+            let wireless_only = match r.line.as_deref() {
+                None | Some("any") => false,
+                Some("wireless") => true,
+                Some(o) => return Err(f("line", format!("`{o}` is not \"any\" or \"wireless\""))),
+            };
+            let kind = match r.kind.as_str() {
+                "hours" => {
+                    let day =
+                        |key: &str, v: &Option<String>| -> Result<Option<DayWindow>, ConfigError> {
+                            v.as_deref()
+                                .map(|s| parse_window(s).map_err(|m| f(key, m)))
+                                .transpose()
+                        };
+                    let all = day("all_days", &r.all_days)?;
+                    let or_all = |d: Option<DayWindow>| d.or(all).unwrap_or(WHOLE_DAY);
+                    RuleKind::Hours(Hours {
+                        weekday: or_all(day("weekday", &r.weekday)?),
+                        saturday: or_all(day("saturday", &r.saturday)?),
+                        sunday: or_all(day("sunday", &r.sunday)?),
+                        holiday: day("holiday", &r.holiday)?,
+                    })
+                }
+                "consent_required" => RuleKind::ConsentRequired {
+                    consent: bits(r.consent.as_deref(), ConsentKind::parse, |c| c as u8)
+                        .map_err(|v| f("consent", format!("unknown consent type `{v}`")))?
+                        .ok_or_else(|| {
+                            f("consent", "required for kind = \"consent_required\"".into())
+                        })?,
+                },
+                "no_call" => RuleKind::NoCall,
+                "cap" => {
+                    let calls = r
+                        .calls
+                        .ok_or_else(|| f("calls", "required for kind = \"cap\"".into()))?;
+                    if !(1..=crate::policy::caps::MAX_CAP as u32).contains(&calls) {
+                        return Err(f(
+                            "calls",
+                            format!("must be 1-{}", crate::policy::caps::MAX_CAP),
+                        ));
+                    }
+                    let hours = r
+                        .window_hours
+                        .ok_or_else(|| f("window_hours", "required for kind = \"cap\"".into()))?;
+                    if hours == 0 || hours > 24 * 366 {
+                        return Err(f("window_hours", "must be 1-8784".into()));
+                    }
+                    RuleKind::Cap {
+                        calls: calls as u8,
+                        window_secs: hours * 3600,
+                        per_subject: match r.per.as_deref() {
+                            None | Some("number") => false,
+                            Some("subject") => true,
+                            Some(o) => {
+                                return Err(f(
+                                    "per",
+                                    format!("`{o}` is not \"number\" or \"subject\""),
+                                ))
+                            }
+                        },
+                    }
+                }
+                "optout_no_contact" => RuleKind::OptoutNoContact {
+                    days: r.days.ok_or_else(|| {
+                        f("days", "required for kind = \"optout_no_contact\"".into())
+                    })?,
+                },
+                o => {
+                    return Err(f(
+                        "kind",
+                        format!(
+                        "`{o}` is not hours, consent_required, no_call, cap or optout_no_contact"
+                    ),
+                    ))
+                }
+            };
+            if let RuleKind::Hours(h) = &kind {
+                if h.holiday.is_some() && states.is_empty() {
+                    return Err(f(
+                        "holiday",
+                        "a holiday window needs `states` (holidays are per state)".into(),
+                    ));
+                }
+            }
+            rules.push(Rule {
+                id: r.id,
+                kind,
+                states,
+                purposes,
+                methods,
+                wireless_only,
+                unless_consent,
+                source: r.source.unwrap_or_default(),
+                confidence: r.confidence.unwrap_or_default(),
+                note: r.note,
+            });
+        }
+        if rules.len() > MAX_RULES {
+            return Err(fail("", "rule", format!("more than {MAX_RULES} rules")));
+        }
+        let mut federal = 0u128;
+        let mut by_state = vec![0u128; super::geo::STATES.len()];
+        for (i, r) in rules.iter().enumerate() {
+            if r.states.is_empty() {
+                federal |= 1 << i;
+            }
+            for s in r.states.iter() {
+                by_state[s.index()] |= 1 << i;
+            }
+        }
+        let c = raw.consent;
+        let consent = ConsentDefaults {
+            ebr_purchase_months: c.ebr_purchase_months.unwrap_or(18),
+            ebr_inquiry_months: c.ebr_inquiry_months.unwrap_or(3),
+            registry_exemptions: bits(c.registry_exemptions.as_deref(), ConsentKind::parse, |k| {
+                k as u8
+            })
+            .map_err(|v| {
+                crate::config::error_at_key(
+                    file,
+                    src,
+                    None,
+                    "consent.registry_exemptions",
+                    format!("unknown consent type `{v}`"),
+                )
+            })?
+            .unwrap_or(Bits(0b111)),
+            source: c.source.unwrap_or_default(),
+        };
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(src.as_bytes());
+        h.update(calendar.digest.as_bytes());
+        let version = format!(
+            "sha256:{}",
+            &crate::lists::snapshot::hex(&h.finalize())[..16]
+        );
+        Ok(RuleBook {
+            rules,
+            federal,
+            by_state,
+            consent,
+            calendar,
+            version,
+            file: file.into(),
+        })
+    }
+}
+
+fn bits<T>(
+    v: Option<&[String]>,
+    parse: impl Fn(&str) -> Option<T>,
+    idx: impl Fn(T) -> u8,
+) -> Result<Option<Bits>, String> {
+    let Some(v) = v else { return Ok(None) };
+    let mut b = Bits::default();
+    for s in v {
+        b = b.with(idx(parse(s).ok_or_else(|| s.clone())?));
+    }
+    Ok(Some(b))
+}
+
+/// "HH:MM-HH:MM" (24:00 allowed as an end) or "closed".
+pub fn parse_window(s: &str) -> Result<DayWindow, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("closed") {
+        return Ok(None);
+    }
+    let bad = || format!("`{s}` is not HH:MM-HH:MM or \"closed\"");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let hm = |t: &str| -> Option<u16> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
+    };
+    let (open, close) = (hm(a).ok_or_else(bad)?, hm(b).ok_or_else(bad)?);
+    if open >= close {
+        return Err(format!("`{s}`: the window must open before it closes"));
+    }
+    Ok(Some((open, close)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBook {
+    #[serde(default)]
+    consent: RawConsent,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConsent {
+    ebr_purchase_months: Option<u32>,
+    ebr_inquiry_months: Option<u32>,
+    registry_exemptions: Option<Vec<String>>,
+    source: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    kind: String,
+    states: Option<Vec<String>>,
+    purposes: Option<Vec<String>>,
+    methods: Option<Vec<String>>,
+    line: Option<String>,
+    unless_consent: Option<Vec<String>>,
+    source: Option<String>,
+    confidence: Option<String>,
+    note: Option<String>,
+    all_days: Option<String>,
+    weekday: Option<String>,
+    saturday: Option<String>,
+    sunday: Option<String>,
+    holiday: Option<String>,
+    consent: Option<Vec<String>>,
+    calls: Option<u32>,
+    window_hours: Option<u32>,
+    per: Option<String>,
+    days: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(src: &str) -> Result<RuleBook, ConfigError> {
+        RuleBook::parse("rules.toml", src, Calendar::default())
+    }
+
+    #[test]
+    fn shipped_rules_parse() {
+        let b =
+            RuleBook::load(Path::new("config/rules.toml"), Path::new("config/holidays")).unwrap();
+        assert!(b.rules.len() > 20);
+        let tx = State::parse("TX").unwrap();
+        let ids: Vec<_> = (0..b.rules.len())
+            .filter(|i| b.mask_for(&[tx]) & (1 << i) != 0)
+            .map(|i| b.rules[i].id.as_str())
+            .collect();
+        assert!(
+            ids.contains(&"federal.hours") && ids.contains(&"TX.hours"),
+            "{ids:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_window_names_file_line_and_key() {
+        let e = book("[[rule]]\nid = \"X\"\nkind = \"hours\"\nall_days = \"9-5\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("rules.toml:4:"), "{e}");
+        assert!(e.contains("all_days"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_state_is_refused() {
+        let e = book("[[rule]]\nid = \"X\"\nkind = \"no_call\"\nstates = [\"ZZ\"]\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("unknown state `ZZ`"), "{e}");
+    }
+
+    #[test]
+    fn windows_parse() {
+        assert_eq!(parse_window("08:00-21:00"), Ok(Some((480, 1260))));
+        assert_eq!(parse_window("closed"), Ok(None));
+        assert!(parse_window("21:00-08:00").is_err());
+    }
+}

@@ -1,0 +1,541 @@
+//! The policy engine's conformance table: one row per case (called number, time in UTC,
+//! campaign, call type, caller ID, records present) and the expected verdict and reasons. The
+//! rules come from the shipped `config/rules.toml` and `config/holidays/`, so a change there
+//! that alters behaviour shows up here. All times are fixed instants (no dependence on when the
+//! tests run); the national list's age limit is raised so that fixed dates never go stale.
+
+use callgate::clock::{OffsetClock, SharedClock};
+use callgate::config::Config;
+use callgate::lists::compact::SetBuilder;
+use callgate::lists::{ListKind, ListSet, LoadedList, OptOuts};
+use callgate::policy::consent::ConsentInput;
+use callgate::policy::context::CallerId;
+use callgate::policy::emergency::Closed;
+use callgate::policy::normalize::{Normalizer, E164};
+use callgate::policy::{Policy, PolicyState};
+use callgate::sip::uri::{Scheme, Uri};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+const CONFIG: &str = r#"
+[policy]
+national_max_age_days = 36500
+
+[[campaign]]
+id = "default"
+seller = "Acme"
+purpose = "marketing"
+method = "manual"
+allowed_call_types = ["autodialed"]
+
+[[campaign]]
+id = "robo"
+seller = "Acme"
+subject = "solar"
+method = "autodialed"
+allowed_call_types = ["prerecorded"]
+
+[[campaign]]
+id = "other"
+seller = "Acme"
+subject = "roofing"
+
+[[campaign]]
+id = "info"
+purpose = "informational"
+method = "prerecorded"
+
+[[campaign]]
+id = "collect"
+purpose = "debt_collection"
+
+[[campaign]]
+id = "shadow"
+seller = "Acme"
+shadow = true
+
+[[campaign]]
+id = "cid"
+seller = "Acme"
+caller_ids = ["+12025550100"]
+"#;
+
+// number | utc | campaign | call type header | caller ID | records | verdict | reasons
+const TABLE: &str = r#"
+# --- federal calling hours, in the called party's zone, across DST ---
++12125550100 | 2026-11-24T15:00:00Z | default |  |  |  | allowed |
++12125550100 | 2026-11-24T13:00:00Z | default |  |  |  | allowed |
++12125550100 | 2026-11-24T12:59:00Z | default |  |  |  | blocked | outside_hours
++12125550100 | 2026-11-25T01:59:00Z | default |  |  |  | allowed |
++12125550100 | 2026-11-25T02:00:00Z | default |  |  |  | blocked | outside_hours
++12125550100 | 2026-07-15T12:30:00Z | default |  |  |  | allowed |
++12125550100 | 2026-01-15T12:30:00Z | default |  |  |  | blocked | outside_hours
++12125550100 | 2026-03-08T12:30:00Z | default |  |  |  | allowed |
++12125550100 | 2026-03-07T12:30:00Z | default |  |  |  | blocked | outside_hours
++12125550100 | 2026-10-31T12:30:00Z | default |  |  |  | allowed |
++12125550100 | 2026-11-01T12:30:00Z | default |  |  |  | blocked | outside_hours
++18085550100 | 2026-11-24T18:30:00Z | default |  |  |  | allowed |
++18085550100 | 2026-11-24T17:30:00Z | default |  |  |  | blocked | outside_hours
+# --- multi-zone area codes: inside the window in EVERY candidate zone ---
++18505550100 | 2026-11-24T13:30:00Z | default |  |  |  | blocked | outside_hours
++18505550100 | 2026-11-24T14:30:00Z | default |  |  |  | allowed |
++18505550100 | 2026-11-25T00:30:00Z | default |  |  |  | allowed |
++18505550100 | 2026-11-25T01:00:00Z | default |  |  |  | blocked | outside_hours
++19865550100 | 2026-11-24T15:30:00Z | default |  |  |  | blocked | outside_hours
++19865550100 | 2026-11-24T16:30:00Z | default |  |  |  | allowed |
++19305550100 | 2026-11-24T13:30:00Z | default |  |  |  | blocked | outside_hours
+# --- Arizona: no DST, but 928 includes the Navajo Nation (DST) ---
++16025550100 | 2026-07-15T15:30:00Z | default |  |  |  | allowed |
++16025550100 | 2026-07-15T14:30:00Z | default |  |  |  | blocked | outside_hours
++16025550100 | 2026-07-16T03:30:00Z | default |  |  |  | allowed |
++19285550100 | 2026-07-16T03:30:00Z | default |  |  |  | blocked | outside_hours
++19285550100 | 2026-07-15T15:30:00Z | default |  |  |  | allowed |
+# --- state hours: weekday / Saturday / Sunday ---
++15125550142 | 2026-11-22T17:30:00Z | default |  |  |  | blocked | outside_hours
++15125550142 | 2026-11-22T18:30:00Z | default |  |  |  | allowed |
++15125550142 | 2026-11-24T14:30:00Z | default |  |  |  | blocked | outside_hours
++14015550100 | 2026-11-21T14:30:00Z | default |  |  |  | blocked | outside_hours
++14015550100 | 2026-11-21T15:30:00Z | default |  |  |  | allowed |
++14015550100 | 2026-11-22T17:00:00Z | default |  |  |  | blocked | outside_hours
++14015550100 | 2026-11-24T23:30:00Z | default |  |  |  | blocked | outside_hours
++13055550100 | 2026-11-25T01:00:00Z | default |  |  |  | blocked | outside_hours
++13055550100 | 2026-11-25T00:30:00Z | default |  |  |  | allowed |
+# --- holidays from the per-year calendar ---
++12155550100 | 2026-11-26T16:00:00Z | default |  |  |  | blocked | holiday
++12155550100 | 2026-11-27T16:00:00Z | default |  |  |  | allowed |
++12155550100 | 2026-04-03T16:00:00Z | default |  |  |  | blocked | holiday
++15045550100 | 2026-02-17T16:00:00Z | default |  |  |  | blocked | holiday
++18015550100 | 2026-07-24T16:00:00Z | default |  |  |  | blocked | holiday
++18015550100 | 2026-07-24T16:00:00Z | default |  |  | pec@2026-01-01 | allowed |
++12155550100 | 2099-03-05T16:00:00Z | default |  |  |  | blocked | calendar_missing
+# --- debt collection: federal hours, no registry ban; informational: neither ---
++12125550143 | 2026-11-24T15:00:00Z | collect |  |  |  | allowed |
++12125550100 | 2026-11-24T12:00:00Z | collect |  |  |  | blocked | outside_hours
++12125550100 | 2026-11-24T05:00:00Z | info |  |  |  | allowed |
+# --- national registry and its exemptions (EBR expiry to the day) ---
++12125550143 | 2026-11-24T15:00:00Z | default |  |  |  | blocked | national_dnc
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | ebr_purchase@2025-05-25 | allowed |
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | ebr_purchase@2025-05-24 | blocked | national_dnc
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | ebr_inquiry@2026-08-25 | allowed |
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | ebr_inquiry@2026-08-24 | blocked | national_dnc
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-11-25 | blocked | national_dnc
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-01-01 | allowed |
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-01-01/other | blocked | national_dnc
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-01-01;optout | blocked | national_dnc internal_dnc
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | pec@2026-01-01 | blocked | national_dnc
+# --- state lists apply to their state's numbers (area code, or known address) ---
++13055550111 | 2026-11-24T15:00:00Z | default |  |  |  | blocked | state_dnc
++12125550111 | 2026-11-24T15:00:00Z | default |  |  |  | allowed |
++12125550111 | 2026-11-24T15:00:00Z | default |  |  | address=FL | blocked | state_dnc
++16175550100 | 2026-11-24T15:00:00Z | default |  |  |  | allowed |
++16175550100 | 2027-01-05T15:00:00Z | default |  |  |  | blocked | state_dnc
++16175550101 | 2026-11-24T15:00:00Z | default |  |  |  | blocked | state_dnc
+# --- a known address adds its zone: legal at both places ---
++12125550100 | 2026-11-24T14:30:00Z | default |  |  | tz=America/Los_Angeles | blocked | outside_hours
+# --- wireless: PEWC for autodialed/prerecorded; no-call states ---
++12125550199 | 2026-11-24T15:00:00Z | robo |  |  |  | blocked | consent_required
++12125550199 | 2026-11-24T15:00:00Z | robo |  |  | pewc@2026-01-01 | allowed |
++12125550199 | 2026-11-24T15:00:00Z | default |  |  |  | allowed |
++12125550100 | 2026-11-24T15:00:00Z | robo |  |  |  | allowed |
++12125550199 | 2026-11-24T15:00:00Z | default | autodialed |  |  | blocked | consent_required
++15125550199 | 2026-11-24T18:00:00Z | default |  |  |  | blocked | wireless_no_call
++15125550142 | 2026-11-24T18:00:00Z | default |  |  |  | allowed |
+# --- prerecorded and state automated-call consent ---
++12125550100 | 2026-11-24T15:00:00Z | robo | prerecorded |  |  | blocked | consent_required
++13055550100 | 2026-11-24T15:00:00Z | robo |  |  |  | blocked | consent_required
++13055550100 | 2026-11-24T15:00:00Z | robo |  |  | pewc@2026-01-01 | allowed |
++12035550100 | 2026-11-24T15:00:00Z | default |  |  |  | blocked | consent_required
+# --- frequency caps (rolling windows) ---
++13055550100 | 2026-11-24T15:00:00Z | default |  |  | calls=3@-23h | blocked | frequency_cap
++13055550100 | 2026-11-24T15:00:00Z | default |  |  | calls=3@-24h | allowed |
++13055550100 | 2026-11-24T15:00:00Z | default |  |  | calls=2@-1h | allowed |
++13055550100 | 2026-11-24T15:00:00Z | default |  |  | calls=3@-1h/other | allowed |
++12125550100 | 2026-11-24T15:00:00Z | default |  |  | calls=3@-1h | allowed |
++12125550100 | 2026-11-24T15:00:00Z | info |  |  | calls=3@-29d | blocked | frequency_cap
++12125550100 | 2026-11-24T15:00:00Z | info |  |  | calls=3@-30d | allowed |
+# --- WA: no contact within a year of an opt-out ---
++12065550100 | 2026-11-24T18:00:00Z | default |  |  | optout | blocked | internal_dnc optout_no_contact
+# --- caller ID ---
++12125550100 | 2026-11-24T15:00:00Z | default |  | anonymous |  | blocked | caller_id_missing
++12125550100 | 2026-11-24T15:00:00Z | cid |  | +13125550100 |  | blocked | caller_id_unlisted
++12125550100 | 2026-11-24T15:00:00Z | cid |  | +12025550100 |  | allowed |
++12125550100 | 2026-11-24T05:00:00Z | info |  | anonymous |  | allowed |
+# --- campaign and call type from headers ---
++12125550100 | 2026-11-24T15:00:00Z | nope |  |  |  | blocked | unknown_campaign
++12125550100 | 2026-11-24T15:00:00Z | default | prerecorded |  |  | blocked | call_type_not_allowed
+# --- shadow mode: evaluate, record, forward ---
++12125550143 | 2026-11-24T15:00:00Z | shadow |  |  |  | would_block | national_dnc
+# --- state of emergency (state or area code) ---
++15045550100 | 2026-11-24T16:00:00Z | default |  |  | emergency=LA | blocked | state_of_emergency
++12125550100 | 2026-11-24T15:00:00Z | default |  |  | emergency=212 | blocked | state_of_emergency
++16465550100 | 2026-11-24T15:00:00Z | default |  |  | emergency=212 | allowed |
+# --- places callgate cannot time; places US rules do not cover; service codes ---
++19995550100 | 2026-11-24T15:00:00Z | default |  |  |  | blocked | unknown_location
++14165550100 | 2026-11-24T05:00:00Z | default |  |  |  | allowed |
+911 | 2026-11-24T05:00:00Z | default |  |  |  | emergency | service_number
+"#;
+
+fn set(numbers: &[u64]) -> callgate::lists::compact::CompactSet {
+    let mut b = SetBuilder::new();
+    for n in numbers {
+        b.insert(*n);
+    }
+    b.build()
+}
+
+fn lists() -> Arc<ListSet> {
+    let mut fl = LoadedList::in_memory("fl", ListKind::State, set(&[13055550111, 12125550111]));
+    fl.meta.state = Some("FL".into());
+    fl.meta.state_code = callgate::policy::geo::State::parse("FL");
+    let mut ma = LoadedList::in_memory("ma", ListKind::State, set(&[16175550100, 16175550101]));
+    ma.meta.state = Some("MA".into());
+    ma.meta.state_code = callgate::policy::geo::State::parse("MA");
+    ma.meta.effective_after_days = Some(60);
+    ma.meta.first_seen = Some(Arc::new(
+        [(
+            16175550100u64,
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        )]
+        .into(),
+    ));
+    Arc::new(ListSet::new(
+        1,
+        vec![
+            LoadedList::in_memory(
+                "national",
+                ListKind::National,
+                set(&[12125550143, 15125550100]),
+            ),
+            fl,
+            ma,
+            LoadedList::in_memory(
+                "wireless",
+                ListKind::Wireless,
+                set(&[12125550199, 15125550199]),
+            ),
+        ],
+        vec![],
+    ))
+}
+
+struct Row<'a> {
+    line: usize,
+    number: &'a str,
+    at: DateTime<Utc>,
+    campaign: &'a str,
+    call_type: &'a str,
+    caller: &'a str,
+    records: &'a str,
+    verdict: &'a str,
+    reasons: BTreeSet<String>,
+}
+
+fn rows() -> Vec<Row<'static>> {
+    TABLE
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| {
+            let f: Vec<&str> = l.split('|').map(str::trim).collect();
+            assert_eq!(f.len(), 8, "table line {}: {l}", i + 1);
+            Row {
+                line: i + 1,
+                number: f[0],
+                at: f[1].parse().unwrap(),
+                campaign: f[2],
+                call_type: f[3],
+                caller: f[4],
+                records: f[5],
+                verdict: f[6],
+                reasons: f[7].split_whitespace().map(String::from).collect(),
+            }
+        })
+        .collect()
+}
+
+fn ago(spec: &str) -> Duration {
+    let (n, unit) = spec.trim_start_matches('-').split_at(spec.len() - 2);
+    let n: i64 = n.parse().unwrap();
+    match unit {
+        "h" => Duration::hours(n),
+        "d" => Duration::days(n),
+        _ => panic!("unit in {spec}"),
+    }
+}
+
+fn evaluate(policy: &Policy, lists: &Arc<ListSet>, row: &Row) -> (String, BTreeSet<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(OffsetClock::default());
+    clock.advance(row.at - Duration::days(30) - Utc::now());
+    let shared: SharedClock = clock.clone();
+    let optouts = OptOuts::open(&dir.path().join("optouts.jsonl"), shared).unwrap();
+    let state = PolicyState::in_memory();
+    let normalizer = Normalizer::new(&[], &["911".into()]);
+    let number: Option<E164> = row.number.parse().ok();
+    for rec in row
+        .records
+        .split(';')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        if rec == "optout" {
+            optouts.add(number.unwrap(), None).unwrap();
+        } else if let Some(s) = rec.strip_prefix("address=") {
+            add(
+                &state,
+                row.number,
+                "address",
+                "2020-01-01",
+                None,
+                Some(s),
+                None,
+            );
+        } else if let Some(z) = rec.strip_prefix("tz=") {
+            add(
+                &state,
+                row.number,
+                "address",
+                "2020-01-01",
+                None,
+                None,
+                Some(z),
+            );
+        } else if let Some(e) = rec.strip_prefix("emergency=") {
+            let c = match e.parse::<u16>() {
+                Ok(npa) => Closed {
+                    states: vec![],
+                    npas: vec![npa],
+                },
+                Err(_) => Closed {
+                    states: vec![e.into()],
+                    npas: vec![],
+                },
+            };
+            state.emergency.set(&c).unwrap();
+        } else if let Some(c) = rec.strip_prefix("calls=") {
+            let (n, when) = c.split_once('@').unwrap();
+            // `calls=N@-AGE[/campaign]`: N earlier calls under that campaign's subject.
+            let (when, campaign) = when.split_once('/').unwrap_or((when, row.campaign));
+            let subject = policy
+                .campaigns
+                .get(campaign)
+                .map(|c| c.subject_key)
+                .unwrap_or(0);
+            let t = (row.at - ago(when)).timestamp();
+            for _ in 0..n.parse::<u32>().unwrap() {
+                for key in [
+                    (number.unwrap().as_u64(), subject),
+                    (number.unwrap().as_u64(), 0),
+                ] {
+                    state.caps.record(key, t);
+                }
+            }
+        } else {
+            let (kind, rest) = rec.split_once('@').unwrap();
+            let (date, campaign) = match rest.split_once('/') {
+                Some((d, c)) => (d, Some(c)),
+                None => (rest, None),
+            };
+            add(&state, row.number, kind, date, campaign, None, None);
+        }
+    }
+    let caller_id = match row.caller {
+        "" => CallerId::Number("+12025550100".parse().unwrap()),
+        "anonymous" => CallerId::Anonymous,
+        n => CallerId::Number(n.parse().unwrap()),
+    };
+    let header =
+        (!row.campaign.is_empty() && row.campaign != "default").then_some(row.campaign.as_bytes());
+    let ctx = policy.campaigns.classify(
+        None,
+        header,
+        (!row.call_type.is_empty()).then_some(row.call_type.as_bytes()),
+        caller_id,
+    );
+    let uri = Uri {
+        scheme: Scheme::Tel,
+        user: Some(row.number.as_bytes()),
+        host: b"",
+        port: None,
+        params: b"",
+        headers: None,
+    };
+    let d = policy.decide(
+        ctx,
+        normalizer.called(&uri),
+        lists.clone(),
+        &optouts,
+        &state,
+        row.at,
+        false,
+    );
+    (
+        d.verdict.as_str().to_string(),
+        d.reasons.iter().map(|r| r.code().to_string()).collect(),
+    )
+}
+
+fn add(
+    state: &PolicyState,
+    number: &str,
+    kind: &str,
+    captured: &str,
+    campaign: Option<&str>,
+    address_state: Option<&str>,
+    time_zone: Option<&str>,
+) {
+    state
+        .consent
+        .add(
+            vec![ConsentInput {
+                number: number.into(),
+                kind: kind.into(),
+                seller: Some("Acme".into()),
+                campaign: campaign.map(String::from),
+                captured: captured.into(),
+                expires: None,
+                evidence: Some("test".into()),
+                address_state: address_state.map(String::from),
+                time_zone: time_zone.map(String::from),
+            }],
+            Utc::now(),
+        )
+        .unwrap();
+}
+
+fn policy() -> Policy {
+    Policy::new(&Config::from_str_named("conformance.toml", CONFIG).unwrap()).unwrap()
+}
+
+#[test]
+fn every_row_of_the_table_gets_its_verdict_and_reasons() {
+    let policy = policy();
+    let lists = lists();
+    let mut failures = Vec::new();
+    for row in rows() {
+        let (verdict, reasons) = evaluate(&policy, &lists, &row);
+        if verdict != row.verdict || reasons != row.reasons {
+            failures.push(format!(
+                "line {}: {} at {} ({}): got {verdict} {reasons:?}, expected {} {:?}",
+                row.line, row.number, row.at, row.campaign, row.verdict, row.reasons
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn an_outside_hours_rejection_says_when_the_window_opens() {
+    let policy = policy();
+    let lists = lists();
+    let state = PolicyState::in_memory();
+    let dir = tempfile::tempdir().unwrap();
+    let optouts = OptOuts::open(&dir.path().join("o.jsonl"), callgate::clock::system()).unwrap();
+    let decide = |number: &str, at: &str| {
+        let ctx = policy.campaigns.classify(
+            None,
+            None,
+            None,
+            CallerId::Number("+12025550100".parse().unwrap()),
+        );
+        let n: E164 = number.parse().unwrap();
+        policy.decide(
+            ctx,
+            Ok(callgate::policy::normalize::Called::Number(n)),
+            lists.clone(),
+            &optouts,
+            &state,
+            at.parse().unwrap(),
+            false,
+        )
+    };
+    // 07:00 EST: opens at 08:00.
+    assert_eq!(
+        decide("+12125550100", "2026-11-24T12:00:00Z").retry_after,
+        Some(3600)
+    );
+    // Rhode Island, Sunday noon: closed until Monday 09:00 EST.
+    assert_eq!(
+        decide("+14015550100", "2026-11-22T17:00:00Z").retry_after,
+        Some(21 * 3600)
+    );
+    // 850 spans Eastern and Central: the later opening (08:00 CST = 14:00 UTC) binds.
+    let d = decide("+18505550100", "2026-11-24T12:00:00Z");
+    assert_eq!(d.retry_after, Some(2 * 3600));
+    assert_eq!(d.place.binding.unwrap().0.name(), "America/New_York");
+}
+
+#[test]
+fn the_binding_zone_and_local_time_are_recorded() {
+    let policy = policy();
+    let lists = lists();
+    let state = PolicyState::in_memory();
+    let dir = tempfile::tempdir().unwrap();
+    let optouts = OptOuts::open(&dir.path().join("o.jsonl"), callgate::clock::system()).unwrap();
+    let ctx = policy.campaigns.classify(
+        None,
+        None,
+        None,
+        CallerId::Number("+12025550100".parse().unwrap()),
+    );
+    let n: E164 = "+18505550100".parse().unwrap();
+    // 13:30 UTC: 08:30 in New York, 07:30 in Chicago: Chicago binds.
+    let d = policy.decide(
+        ctx,
+        Ok(callgate::policy::normalize::Called::Number(n)),
+        lists,
+        &optouts,
+        &state,
+        "2026-11-24T13:30:00Z".parse().unwrap(),
+        false,
+    );
+    let (zone, local) = d.place.binding.unwrap();
+    assert_eq!(zone.name(), "America/Chicago");
+    assert_eq!(local.format("%H:%M").to_string(), "07:30");
+}
+
+#[test]
+fn allowed_calls_are_counted_and_the_fourth_in_24_hours_is_capped() {
+    let policy = policy();
+    let lists = lists();
+    let state = PolicyState::in_memory();
+    let dir = tempfile::tempdir().unwrap();
+    let optouts = OptOuts::open(&dir.path().join("o.jsonl"), callgate::clock::system()).unwrap();
+    let n: E164 = "+13055550100".parse().unwrap();
+    let start: DateTime<Utc> = "2026-11-24T14:00:00Z".parse().unwrap();
+    let verdicts: Vec<&str> = (0..5)
+        .map(|i| {
+            let ctx = policy.campaigns.classify(
+                None,
+                None,
+                None,
+                CallerId::Number("+12025550100".parse().unwrap()),
+            );
+            let at = start + Duration::hours(if i == 4 { 24 } else { i });
+            policy
+                .decide(
+                    ctx,
+                    Ok(callgate::policy::normalize::Called::Number(n)),
+                    lists.clone(),
+                    &optouts,
+                    &state,
+                    at,
+                    true,
+                )
+                .verdict
+                .as_str()
+        })
+        .collect();
+    // Calls at 14:00, 15:00, 16:00 allowed; 17:00 capped; the next day at 14:00 the first
+    // call has left the window.
+    assert_eq!(
+        verdicts,
+        ["allowed", "allowed", "allowed", "blocked", "allowed"]
+    );
+}
