@@ -36,6 +36,9 @@ address = "127.0.0.1:$UAS_PORT"
 [lists]
 data_dir = "$PWD/config/sample-data"
 optout_journal = "$WORK/var/optouts.jsonl"
+consent_journal = "$WORK/var/consent.jsonl"
+caps_journal = "$WORK/var/caps.bin"
+emergency_file = "$WORK/var/emergency.json"
 [audit]
 dir = "$WORK/var/audit"
 [admin]
@@ -45,7 +48,7 @@ level = "warn"
 EOF
 
 timeout 900 sipp -sn uas -i 127.0.0.1 -p $UAS_PORT -nostdin -bg > /dev/null 2>&1 || true
-"$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/callgate.log" &
+CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/callgate.log" &
 CG_PID=$!
 sleep 1
 

@@ -437,10 +437,10 @@ struct Record<'a> {
     /// Campaign, call type, caller ID, place, binding zone and local time, consent record
     /// used, data versions (see `policy::explain::context`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    policy: Option<serde_json::Value>,
+    policy: Option<crate::policy::explain::AuditContext<'a>>,
     /// Every check evaluated: `id=outcome[:reason]`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    checks: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checks: Option<crate::policy::explain::AuditChecks<'a>>,
     latency_us: u32,
 }
 
@@ -494,20 +494,8 @@ pub fn write_record(out: &mut Vec<u8>, ev: &AuditEvent) {
         policy: d
             .context
             .is_some()
-            .then(|| crate::policy::explain::context(d)),
-        checks: crate::policy::explain::checks(d)
-            .into_iter()
-            .map(|c| {
-                let mut s = c["check"].as_str().unwrap_or("?").to_string();
-                s.push('=');
-                s.push_str(c["outcome"].as_str().unwrap_or("?"));
-                if let Some(r) = c["reason"].as_str() {
-                    s.push(':');
-                    s.push_str(r);
-                }
-                s
-            })
-            .collect(),
+            .then_some(crate::policy::explain::AuditContext(d)),
+        checks: (d.trace.iter().next().is_some()).then_some(crate::policy::explain::AuditChecks(d)),
         latency_us: ev.latency_us,
     };
     let _ = serde_json::to_writer(&mut *out, &rec);

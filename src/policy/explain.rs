@@ -76,3 +76,93 @@ pub fn context(d: &Decision) -> Value {
         },
     })
 }
+
+/// The audit record's view of a decision's context: the same fields as `context`, serialized
+/// straight from the decision (the writer thread does this once per call).
+pub struct AuditContext<'a>(pub &'a Decision);
+
+impl serde::Serialize for AuditContext<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let d = self.0;
+        let ctx = d.context.as_ref();
+        let mut m = s.serialize_map(None)?;
+        if let Some(c) = ctx {
+            m.serialize_entry("campaign", &*c.campaign.id)?;
+            if let Some(seller) = &c.campaign.seller {
+                m.serialize_entry("seller", seller)?;
+            }
+            m.serialize_entry("purpose", c.purpose.as_str())?;
+            m.serialize_entry("method", c.method.as_str())?;
+            m.serialize_entry("caller_id", &c.caller_id.describe())?;
+            if c.campaign.shadow {
+                m.serialize_entry("shadow", &true)?;
+            }
+        }
+        if let Some(st) = d.place.npa_state {
+            m.serialize_entry("npa_state", &st)?;
+        }
+        if let Some(st) = d.place.address_state {
+            m.serialize_entry("address_state", &st)?;
+        }
+        m.serialize_entry("zones", &d.place.zones)?;
+        if let Some((z, t)) = d.place.binding {
+            m.serialize_entry("binding_zone", &z)?;
+            m.serialize_entry(
+                "local_time",
+                &format_args!("{}", t.format("%Y-%m-%dT%H:%M:%S")).to_string(),
+            )?;
+        }
+        if let Some(w) = d.wireless {
+            m.serialize_entry("wireless", &w)?;
+        }
+        if let Some(r) = d.retry_after {
+            m.serialize_entry("retry_after_secs", &r)?;
+        }
+        if let Some(c) = &d.consent {
+            m.serialize_entry("consent_seq", &c.seq)?;
+            m.serialize_entry("consent_type", &c.kind)?;
+            if let Some(e) = &c.evidence {
+                m.serialize_entry("consent_evidence", e)?;
+            }
+        }
+        m.serialize_entry("rules_version", &d.rules.version)?;
+        m.serialize_entry("consent_data_seq", &d.consent_seq)?;
+        m.end()
+    }
+}
+
+/// The audit record's compact list of checks: `id=outcome[:reason]`.
+pub struct AuditChecks<'a>(pub &'a Decision);
+
+impl serde::Serialize for AuditChecks<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        struct One<'a>(&'a Decision, Check, Outcome);
+        impl std::fmt::Display for One<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let d = self.0;
+                match self.1 {
+                    Check::Rule(i) => f.write_str(&d.rules.rules[i as usize].id)?,
+                    Check::List(i) => write!(f, "list:{}", d.lists.lists[i as usize].meta.id)?,
+                    Check::OptOuts => f.write_str("optouts")?,
+                    Check::Campaign => f.write_str("campaign")?,
+                    Check::CallerId => f.write_str("caller_id")?,
+                    Check::Emergency => f.write_str("state_of_emergency")?,
+                    Check::Location => f.write_str("data")?,
+                }
+                let (out, reason) = outcome(self.2);
+                write!(f, "={out}")?;
+                if let Some(r) = reason {
+                    write!(f, ":{r}")?;
+                }
+                Ok(())
+            }
+        }
+        let mut seq = s.serialize_seq(None)?;
+        for (c, o) in self.0.trace.iter() {
+            seq.serialize_element(&format_args!("{}", One(self.0, c, o)))?;
+        }
+        seq.end()
+    }
+}
