@@ -113,6 +113,7 @@ fn acknowledged_optouts_and_the_audit_chain_survive_sigkill() {
     )
     .unwrap();
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let acked_consent: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut next_number = 0u64;
     let mut rng = 0x5eed_u64;
     for cycle in 0..cycles {
@@ -140,14 +141,23 @@ fn acknowledged_optouts_and_the_audit_chain_survive_sigkill() {
         );
         let stop = Arc::new(AtomicBool::new(false));
         let poster = {
-            let (stop, acked) = (stop.clone(), acked.clone());
+            let (stop, acked, acked_consent) = (stop.clone(), acked.clone(), acked_consent.clone());
             let first = next_number;
             std::thread::spawn(move || {
                 let mut n = first;
                 while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    if n % 2 == 0 {
+                        // Consent records are durable like opt-outs.
+                        let number = format!("+1305555{:04}", n % 10_000);
+                        let body = format!("{{\"number\":\"{number}\",\"type\":\"pewc\",\"captured\":\"2026-01-01\",\"evidence\":\"crash-test\"}}");
+                        if let Ok((201, _)) = try_http(admin, "POST", "/v1/consent", &body, None) {
+                            acked_consent.lock().unwrap().push(number);
+                        }
+                        continue;
+                    }
                     let number = format!("+1202555{:04}", n % 10_000);
                     let body = format!("{{\"number\":\"{number}\",\"source\":\"crash-test\"}}");
-                    n += 1;
                     // Only a 201 is a promise; refused or cut requests promise nothing.
                     if let Ok((201, _)) = try_http(admin, "POST", "/v1/optouts", &body, None) {
                         acked.lock().unwrap().push(number);
@@ -194,6 +204,32 @@ fn acknowledged_optouts_and_the_audit_chain_survive_sigkill() {
             lost.push(number.clone());
         }
     }
+    let mut consents = acked_consent.lock().unwrap().clone();
+    consents.sort();
+    consents.dedup();
+    assert!(!consents.is_empty(), "no consent record was acknowledged");
+    let mut lost_consent = vec![];
+    for number in &consents {
+        let (_, body) = try_http(
+            admin,
+            "GET",
+            &format!("/v1/consent?number={}", number.replace('+', "%2B")),
+            "",
+            None,
+        )
+        .unwrap();
+        if !body.contains("\"pewc\"") {
+            lost_consent.push(number.clone());
+        }
+    }
+    assert!(
+        lost_consent.is_empty(),
+        "{} of {} acknowledged consent records lost: {:?}",
+        lost_consent.len(),
+        consents.len(),
+        &lost_consent[..lost_consent.len().min(10)]
+    );
+    eprintln!("{} consent records acknowledged, none lost", consents.len());
     let files = audit_files(&dir.join("audit")).unwrap();
     let chain = verify(&files);
     kill9(&mut cg);

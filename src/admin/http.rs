@@ -41,7 +41,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/check", get(check))
         .route("/v1/optouts", post(add_optout))
         .route("/v1/reload", post(reload))
-        .route("/v1/consent", post(add_consent))
+        .route("/v1/consent", post(add_consent).get(get_consent))
         .route("/v1/emergency", get(get_emergency).put(set_emergency))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app)
@@ -357,6 +357,50 @@ async fn add_consent(
         )
             .into_response(),
     }
+}
+
+#[derive(Deserialize)]
+struct NumberQuery {
+    number: String,
+}
+
+/// `GET /v1/consent?number=...`: every consent / EBR / address record held for a number, with
+/// its expiry and whether it is in force today for each campaign's seller.
+async fn get_consent(State(app): State<Arc<App>>, Query(q): Query<NumberQuery>) -> Response {
+    let n: E164 = match q.number.parse() {
+        Ok(n) => n,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("`{}`: {e}", q.number)})),
+            )
+                .into_response()
+        }
+    };
+    let live = app.proxy.live();
+    let defaults = &live.policy.rules.consent;
+    let recs: Vec<Value> = app
+        .proxy
+        .state
+        .consent
+        .get(n)
+        .map(|rs| {
+            rs.iter()
+                .map(|r| {
+                    let mut v = json!(r.as_ref());
+                    v["expires_effective"] = json!(r.expiry(defaults));
+                    v
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(json!({
+        "number": n.to_string(),
+        "opted_out": app.lists.optouts.contains(n),
+        "records": recs,
+        "consent_seq": app.proxy.state.consent.seq(),
+    }))
+    .into_response()
 }
 
 async fn get_emergency(State(app): State<Arc<App>>) -> Response {

@@ -22,6 +22,11 @@ pub enum FileRole {
     Changes,
 }
 
+/// One number of a full list (any accepted form), as E.164 digits.
+pub fn parse_full_line(line: &[u8]) -> Option<u64> {
+    parse_line(line, FileRole::Full).map(|(n, _)| n)
+}
+
 /// Parse one trimmed, non-empty, non-comment line.
 fn parse_line(line: &[u8], role: FileRole) -> Option<(u64, Op)> {
     // The common case first: ten digits, no allocation, no UTF-8 check.

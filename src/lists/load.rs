@@ -167,7 +167,11 @@ pub fn load_entry(
             file: file.clone(),
             source,
         })?;
-        let numbers = parse_numbers(&file, &bytes)?;
+        let numbers = if e.kind == ListKind::Wireless {
+            parse_with_blocks(&file, &bytes)?
+        } else {
+            parse_numbers(&file, &bytes)?
+        };
         let set = numbers.into_iter().collect::<SetBuilder>().build();
         (
             set,
@@ -245,6 +249,45 @@ pub fn parse_numbers(file: &str, bytes: &[u8]) -> Result<Vec<u64>, ListError> {
     Ok(out)
 }
 
+/// A wireless list: numbers (any full-list form), and NPA-NXX (6 digits: 10,000 numbers) or
+/// NPA-NXX-X (7 digits: 1,000 numbers) blocks, as carriers' line-type data comes. The compact
+/// set stores a whole block as one bitmap.
+pub fn parse_with_blocks(file: &str, bytes: &[u8]) -> Result<Vec<u64>, ListError> {
+    let mut out = Vec::new();
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line = super::ftc::trim(raw);
+        if line.is_empty() || line[0] == b'#' {
+            continue;
+        }
+        let digits: Vec<u8> = line
+            .iter()
+            .copied()
+            .filter(|c| !matches!(c, b'-' | b' ' | b'.'))
+            .collect();
+        let block =
+            (digits.len() == 6 || digits.len() == 7) && digits.iter().all(u8::is_ascii_digit);
+        if block {
+            let prefix = digits.iter().fold(0u64, |v, d| v * 10 + (d - b'0') as u64);
+            let size = 10u64.pow(10 - digits.len() as u32);
+            let first = prefix * size;
+            if crate::policy::normalize::E164::nanp(first).is_some() {
+                out.extend((first..first + size).map(|n| 10_000_000_000 + n));
+                continue;
+            }
+        } else if let Some(n) = super::ftc::parse_full_line(line) {
+            out.push(n);
+            continue;
+        }
+        return Err(ListError::BadLine {
+            file: file.to_string(),
+            line: i + 1,
+            expected: "phone number or NPA-NXX(-X) block",
+            text: String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned(),
+        });
+    }
+    Ok(out)
+}
+
 /// `number,YYYY-MM-DD` lines: when each entry first appeared on its list.
 fn read_first_seen(path: &Path) -> Result<std::collections::HashMap<u64, NaiveDate>, ListError> {
     let file = path.display().to_string();
@@ -274,6 +317,18 @@ fn read_first_seen(path: &Path) -> Result<std::collections::HashMap<u64, NaiveDa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wireless_lists_take_numbers_and_blocks() {
+        let v = parse_with_blocks("w", b"2125550143\n415-555\n310555-9\n").unwrap();
+        assert_eq!(v.len(), 1 + 10_000 + 1_000);
+        assert!(v.contains(&14155550000) && v.contains(&14155559999));
+        assert!(v.contains(&13105559000) && !v.contains(&13105558999));
+        let e = parse_with_blocks("w", b"2125550143\n12345\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("w:2:"), "{e}");
+    }
 
     #[test]
     fn ftc_ten_digit_and_comma_forms() {
