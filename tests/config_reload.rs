@@ -109,3 +109,47 @@ fn upstream_sources_are_treated_as_the_upstream_side() {
     // As the upstream: an inbound call, no outbound policy (addressed to callgate: 404 here).
     assert!(send("as-upstream").starts_with("SIP/2.0 404"));
 }
+
+/// Rules are data: a state rule added to the rules file applies after a reload, no code change;
+/// a broken rules file is refused with its file, line and key, and the rules in force stay.
+#[test]
+fn a_state_rule_added_to_the_rules_file_applies_after_a_reload() {
+    let h = Harness::start();
+    let rules = h.dir.join("rules.toml");
+    let shipped = std::fs::read_to_string("config/rules.toml").unwrap();
+    std::fs::write(&rules, &shipped).unwrap();
+    let holidays = std::fs::canonicalize("config/holidays").unwrap();
+    let policy = format!(
+        "[policy]\nrules = \"{}\"\nholidays_dir = \"{}\"\n",
+        rules.display(),
+        holidays.display()
+    );
+    reload_with(&h, &policy).unwrap();
+    let send = |tag: &str| {
+        h.send_dialer(
+            &h.invite("4155550100", tag)
+                .replace("z9hG4bK-1", &format!("z9hG4bK-{tag}")),
+        );
+    };
+    let call = |tag: &str| {
+        send(tag);
+        h.recv_dialer_final().unwrap()
+    };
+    send("r0");
+    assert!(h.recv_carrier().unwrap().starts_with("INVITE "));
+    std::fs::write(
+        &rules,
+        format!("{shipped}\n[[rule]]\nid = \"CA.test_closure\"\nkind = \"no_call\"\nstates = [\"CA\"]\nsource = \"test\"\n"),
+    )
+    .unwrap();
+    reload_with(&h, &policy).unwrap();
+    let r = call("r1");
+    assert!(r.contains("no_call_rule"), "{r}");
+    std::fs::write(&rules, format!("{shipped}\n[[rule]]\nid = \"X\"\nkind = \"hours\"\nstates = [\"CA\"]\nall_days = \"late\"\n")).unwrap();
+    let e = reload_with(&h, &policy).unwrap_err().to_string();
+    assert!(e.contains("rules.toml:") && e.contains("all_days"), "{e}");
+    assert!(
+        call("r2").contains("no_call_rule"),
+        "the rules in force stay"
+    );
+}
