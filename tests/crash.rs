@@ -147,7 +147,7 @@ fn acknowledged_optouts_and_the_audit_chain_survive_sigkill() {
                 let mut n = first;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
-                    if n % 2 == 0 {
+                    if n.is_multiple_of(2) {
                         // Consent records are durable like opt-outs.
                         let number = format!("+1305555{:04}", n % 10_000);
                         let body = format!("{{\"number\":\"{number}\",\"type\":\"pewc\",\"captured\":\"2026-01-01\",\"evidence\":\"crash-test\"}}");
