@@ -430,71 +430,79 @@ fn every_row_of_the_table_gets_its_verdict_and_reasons() {
     );
 }
 
-#[test]
-fn an_outside_hours_rejection_says_when_the_window_opens() {
-    let policy = policy();
-    let lists = lists();
-    let state = PolicyState::in_memory();
-    let dir = tempfile::tempdir().unwrap();
-    let optouts = OptOuts::open(&dir.path().join("o.jsonl"), callgate::clock::system()).unwrap();
-    let decide = |number: &str, at: &str| {
-        let ctx = policy.campaigns.classify(
+/// The default campaign's calls against the table's lists, with fresh records.
+struct Calls {
+    policy: Policy,
+    lists: Arc<ListSet>,
+    state: PolicyState,
+    optouts: OptOuts,
+    _dir: tempfile::TempDir,
+}
+
+impl Calls {
+    fn new() -> Calls {
+        let dir = tempfile::tempdir().unwrap();
+        let optouts =
+            OptOuts::open(&dir.path().join("o.jsonl"), callgate::clock::system()).unwrap();
+        Calls {
+            policy: policy(),
+            lists: lists(),
+            state: PolicyState::in_memory(),
+            optouts,
+            _dir: dir,
+        }
+    }
+
+    /// `commit`: count an allowed call toward frequency caps, as the SIP path does.
+    fn decide(&self, number: &str, at: DateTime<Utc>, commit: bool) -> callgate::policy::Decision {
+        let ctx = self.policy.campaigns.classify(
             None,
             None,
             None,
             CallerId::Number("+12025550100".parse().unwrap()),
         );
         let n: E164 = number.parse().unwrap();
-        policy.decide(
+        self.policy.decide(
             ctx,
             Ok(callgate::policy::normalize::Called::Number(n)),
-            lists.clone(),
-            &optouts,
-            &state,
-            at.parse().unwrap(),
-            false,
+            self.lists.clone(),
+            &self.optouts,
+            &self.state,
+            at,
+            commit,
         )
-    };
+    }
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+#[test]
+fn an_outside_hours_rejection_says_when_the_window_opens() {
+    let c = Calls::new();
     // 07:00 EST: opens at 08:00.
     assert_eq!(
-        decide("+12125550100", "2026-11-24T12:00:00Z").retry_after,
+        c.decide("+12125550100", t("2026-11-24T12:00:00Z"), false)
+            .retry_after,
         Some(3600)
     );
     // Rhode Island, Sunday noon: closed until Monday 09:00 EST.
     assert_eq!(
-        decide("+14015550100", "2026-11-22T17:00:00Z").retry_after,
+        c.decide("+14015550100", t("2026-11-22T17:00:00Z"), false)
+            .retry_after,
         Some(21 * 3600)
     );
-    // 850 spans Eastern and Central: the later opening (08:00 CST = 14:00 UTC) binds.
-    let d = decide("+18505550100", "2026-11-24T12:00:00Z");
+    // 850 spans Eastern and Central: the later opening (08:00 CST = 14:00 UTC) counts.
+    let d = c.decide("+18505550100", t("2026-11-24T12:00:00Z"), false);
     assert_eq!(d.retry_after, Some(2 * 3600));
     assert_eq!(d.place.binding.unwrap().0.name(), "America/New_York");
 }
 
 #[test]
 fn the_binding_zone_and_local_time_are_recorded() {
-    let policy = policy();
-    let lists = lists();
-    let state = PolicyState::in_memory();
-    let dir = tempfile::tempdir().unwrap();
-    let optouts = OptOuts::open(&dir.path().join("o.jsonl"), callgate::clock::system()).unwrap();
-    let ctx = policy.campaigns.classify(
-        None,
-        None,
-        None,
-        CallerId::Number("+12025550100".parse().unwrap()),
-    );
-    let n: E164 = "+18505550100".parse().unwrap();
     // 13:30 UTC: 08:30 in New York, 07:30 in Chicago: Chicago binds.
-    let d = policy.decide(
-        ctx,
-        Ok(callgate::policy::normalize::Called::Number(n)),
-        lists,
-        &optouts,
-        &state,
-        "2026-11-24T13:30:00Z".parse().unwrap(),
-        false,
-    );
+    let d = Calls::new().decide("+18505550100", t("2026-11-24T13:30:00Z"), false);
     let (zone, local) = d.place.binding.unwrap();
     assert_eq!(zone.name(), "America/Chicago");
     assert_eq!(local.format("%H:%M").to_string(), "07:30");
@@ -502,40 +510,32 @@ fn the_binding_zone_and_local_time_are_recorded() {
 
 #[test]
 fn allowed_calls_are_counted_and_the_fourth_in_24_hours_is_capped() {
-    let policy = policy();
-    let lists = lists();
-    let state = PolicyState::in_memory();
-    let dir = tempfile::tempdir().unwrap();
-    let optouts = OptOuts::open(&dir.path().join("o.jsonl"), callgate::clock::system()).unwrap();
-    let n: E164 = "+13055550100".parse().unwrap();
-    let start: DateTime<Utc> = "2026-11-24T14:00:00Z".parse().unwrap();
-    let verdicts: Vec<&str> = (0..5)
-        .map(|i| {
-            let ctx = policy.campaigns.classify(
-                None,
-                None,
-                None,
-                CallerId::Number("+12025550100".parse().unwrap()),
-            );
-            let at = start + Duration::hours(if i == 4 { 24 } else { i });
-            policy
-                .decide(
-                    ctx,
-                    Ok(callgate::policy::normalize::Called::Number(n)),
-                    lists.clone(),
-                    &optouts,
-                    &state,
-                    at,
-                    true,
-                )
+    let c = Calls::new();
+    let start = t("2026-11-24T14:00:00Z");
+    let verdicts: Vec<&str> = [0, 1, 2, 3, 24]
+        .into_iter()
+        .map(|h| {
+            c.decide("+13055550100", start + Duration::hours(h), true)
                 .verdict
                 .as_str()
         })
         .collect();
-    // Calls at 14:00, 15:00, 16:00 allowed; 17:00 capped; the next day at 14:00 the first
-    // call has left the window.
+    // Calls at 14:00, 15:00, 16:00 allowed; 17:00 capped (and not counted); the next day at
+    // 14:00 the first call has left the rolling window.
     assert_eq!(
         verdicts,
         ["allowed", "allowed", "allowed", "blocked", "allowed"]
     );
+}
+
+#[test]
+fn a_check_counts_nothing() {
+    let c = Calls::new();
+    let at = t("2026-11-24T14:00:00Z");
+    for _ in 0..5 {
+        assert_eq!(
+            c.decide("+13055550100", at, false).verdict.as_str(),
+            "allowed"
+        );
+    }
 }

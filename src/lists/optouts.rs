@@ -3,11 +3,10 @@
 
 use crate::clock::SharedClock;
 use crate::policy::normalize::E164;
-use anyhow::Context;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -34,56 +33,17 @@ impl OptOuts {
     /// torn by a crash before fsync — never acknowledged — and is cut off. Any other bad line is
     /// an error: silently dropping an acknowledged opt-out is worse than not starting.
     pub fn open(path: &Path, clock: SharedClock) -> anyhow::Result<OptOuts> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("{}: cannot create directory", dir.display()))?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .with_context(|| format!("{}: cannot open opt-out journal", path.display()))?;
         let set = DashMap::new();
         let mut seq = 0;
-        let mut good_len = 0u64;
-        let mut reader = BufReader::new(&mut file);
-        let mut line = String::new();
-        let mut lineno = 0;
-        loop {
-            line.clear();
-            let n = reader
-                .read_line(&mut line)
-                .with_context(|| format!("{}: read error", path.display()))?;
-            if n == 0 {
-                break;
-            }
-            lineno += 1;
-            if !line.ends_with('\n') {
-                tracing::warn!(file = %path.display(), line = lineno, "cutting a torn final opt-out record (never acknowledged)");
-                break;
-            }
-            let rec: OptOutRecord = serde_json::from_str(line.trim_end()).with_context(|| {
-                format!("{}:{}: corrupt opt-out record", path.display(), lineno)
-            })?;
-            let n: E164 = rec.number.parse().map_err(|e| {
-                anyhow::anyhow!(
-                    "{}:{}: bad number `{}`: {e}",
-                    path.display(),
-                    lineno,
-                    rec.number
-                )
-            })?;
+        let file = crate::journal::open_replay(path, "opt-out", |rec: OptOutRecord, _| {
+            let n: E164 = rec
+                .number
+                .parse()
+                .map_err(|e| anyhow::anyhow!("bad number `{}`: {e}", rec.number))?;
             set.insert(n, rec.at);
             seq = seq.max(rec.seq);
-            good_len += line.len() as u64;
-        }
-        drop(reader);
-        if file.metadata()?.len() != good_len {
-            file.set_len(good_len)?;
-            file.sync_all()?;
-        }
-        file.seek(SeekFrom::End(0))?;
+            Ok(())
+        })?;
         tracing::info!(file = %path.display(), entries = set.len(), "opt-out journal replayed");
         Ok(OptOuts {
             set,

@@ -4,11 +4,10 @@
 use super::geo::{State, Zone};
 use super::normalize::E164;
 use super::rules::{ConsentDefaults, ConsentKind};
-use anyhow::Context;
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -252,47 +251,14 @@ impl ConsentStore {
     /// Open (creating) the journal and replay it; a torn final line (never acknowledged) is cut,
     /// any other bad line stops the start (an acknowledged record must not vanish silently).
     pub fn open(path: &Path) -> anyhow::Result<ConsentStore> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("{}: cannot create directory", dir.display()))?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .with_context(|| format!("{}: cannot open consent journal", path.display()))?;
         let store = ConsentStore::in_memory();
-        let mut good = 0u64;
-        let mut reader = BufReader::new(&mut file);
-        let mut line = String::new();
-        let mut n = 0;
         let mut recs = Vec::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                break;
-            }
-            n += 1;
-            if !line.ends_with('\n') {
-                tracing::warn!(file = %path.display(), line = n, "cutting a torn final consent record (never acknowledged)");
-                break;
-            }
-            let j: JournalLine = serde_json::from_str(line.trim_end())
-                .with_context(|| format!("{}:{n}: corrupt consent record", path.display()))?;
-            let rec = j
-                .rec
-                .validate(j.seq)
-                .map_err(|m| anyhow::anyhow!("{}:{n}: {m}", path.display()))?;
+        let file = crate::journal::open_replay(path, "consent", |j: JournalLine, _| {
+            let rec = j.rec.validate(j.seq).map_err(anyhow::Error::msg)?;
             store.seq.fetch_max(j.seq, Ordering::AcqRel);
             recs.push(rec);
-            good += line.len() as u64;
-        }
-        drop(reader);
-        if file.metadata()?.len() != good {
-            file.set_len(good)?;
-            file.sync_all()?;
-        }
+            Ok(())
+        })?;
         store.publish(recs);
         *store.journal.lock().unwrap() = Some(file);
         tracing::info!(file = %path.display(), numbers = store.map.len(), "consent journal replayed");
