@@ -486,6 +486,8 @@ impl Running {
         if let Some(t) = self.admin_thread.take() {
             let _ = t.join();
         }
+        // No more decisions: write out the frequency-cap counts still queued.
+        self.app.proxy.state.caps.shutdown();
         if let Some(w) = self.audit.take() {
             w.shutdown();
         }

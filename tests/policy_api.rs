@@ -197,3 +197,30 @@ fn the_audit_record_carries_campaign_place_and_checks() {
         .iter()
         .any(|c| c == "federal.hours=pass"));
 }
+
+#[test]
+fn frequency_cap_counts_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(tmp.path(), Some(2));
+    let mut h = Harness::in_dir(tmp.path().to_path_buf(), "");
+    // Florida: 3 calls per rolling 24 hours per subject.
+    for i in 0..3 {
+        let tag = format!("cap-{i}");
+        h.send_dialer(
+            &h.invite("3055550100", &tag)
+                .replace("z9hG4bK-1", &format!("z9hG4bK-{tag}")),
+        );
+        assert!(
+            h.recv_carrier().unwrap().starts_with("INVITE "),
+            "call {i} allowed"
+        );
+    }
+    h.stop();
+    let h2 = Harness::in_dir(tmp.path().to_path_buf(), "");
+    h2.send_dialer(
+        &h2.invite("3055550100", "cap-3")
+            .replace("z9hG4bK-1", "z9hG4bK-cap-3"),
+    );
+    let r = h2.recv_dialer_final().unwrap();
+    assert!(r.contains("frequency_cap"), "{r}");
+}
