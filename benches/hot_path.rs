@@ -116,6 +116,7 @@ fn fixture() -> Fixture {
         1 << 20,
         Duration::from_millis(100),
         metrics.clone(),
+        false,
     )
     .unwrap();
     let settings = ProxySettings {
@@ -129,6 +130,7 @@ fn fixture() -> Fixture {
         send_100: true,
         inbound_target: None,
         tx_timeout: Duration::from_secs(64),
+        before_forward: false,
     };
     let live = Live {
         dialers: vec!["192.0.2.0/24".parse().unwrap()],

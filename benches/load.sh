@@ -41,6 +41,7 @@ caps_journal = "$WORK/var/caps.bin"
 emergency_file = "$WORK/var/emergency.json"
 [audit]
 dir = "$WORK/var/audit"
+durability = "${DURABILITY:-async}"
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
 [log]

@@ -17,3 +17,5 @@ echo "== cargo test (unit, in-process proxy, admin, RFC 4475 corpus, sipp end-to
 cargo test --locked --all-targets --no-fail-fast
 echo "== benches compile"
 cargo bench --locked --no-run -q
+echo "== fuzz smoke run (every target, 10 s; the corpora also ran above as tests/fuzz_corpora.rs)"
+bash scripts/fuzz.sh 10

@@ -330,6 +330,17 @@ pub struct AuditConfig {
     pub dir: PathBuf,
     pub queue_capacity: usize,
     pub flush_interval_ms: u64,
+    /// "async": records are fsynced within `flush_interval_ms`, calls do not wait.
+    /// "before-forward": an allowed INVITE is forwarded only once its record is on disk
+    /// (group commit: one fsync covers every record that arrived meanwhile).
+    pub durability: Durability,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    Async,
+    BeforeForward,
 }
 
 impl Default for AuditConfig {
@@ -338,6 +349,7 @@ impl Default for AuditConfig {
             dir: "var/audit".into(),
             queue_capacity: 65_536,
             flush_interval_ms: 100,
+            durability: Durability::Async,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod fuzzing;
 pub mod journal;
 pub mod lists;
 pub mod policy;

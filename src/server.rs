@@ -315,7 +315,9 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         cfg.audit.queue_capacity,
         Duration::from_millis(cfg.audit.flush_interval_ms.max(1)),
         metrics.clone(),
+        cfg.audit.durability == crate::config::Durability::BeforeForward,
     )?;
+    let durable = writer.durable();
     let (upstream, upstream_host) = resolve_upstream(&cfg)?;
     let live = live_settings(&cfg)?;
     let state = Arc::new(PolicyState {
@@ -372,6 +374,7 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         send_100: cfg.sip.send_100_trying,
         inbound_target: cfg.sip.inbound_target,
         tx_timeout: Duration::from_secs(cfg.sip.transaction_timeout_secs.max(1)),
+        before_forward: cfg.audit.durability == crate::config::Durability::BeforeForward,
     };
     let proxy = Arc::new(Proxy::new(
         settings,
@@ -415,7 +418,7 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
             rt.block_on(async move {
                 let udp = udp.map(|u| Arc::new(tokio::net::UdpSocket::from_std(u).expect("udp")));
                 let tcp = tcp.map(|l| tokio::net::TcpListener::from_std(l).expect("tcp"));
-                let t = Transport::new(udp, proxy, metrics, limits);
+                let t = Transport::new(udp, proxy, metrics, limits, durable);
                 t.run(tcp, rx).await;
             });
         })?;

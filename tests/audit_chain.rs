@@ -176,3 +176,29 @@ fn admin_changes_are_chained_records_naming_who_made_them() {
     assert_eq!(admin[1]["action"], "lists_reload");
     assert!(verify(&files(&h)).is_ok());
 }
+
+/// `audit.durability = "before-forward"`: by the time the carrier sees an allowed INVITE, its
+/// decision record is already on disk.
+#[test]
+fn before_forward_the_record_is_on_disk_when_the_carrier_sees_the_invite() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(tmp.path(), Some(2));
+    let h = Harness::in_dir_with(tmp.path().to_path_buf(), "", |c| {
+        c.audit.durability = callgate::config::Durability::BeforeForward;
+        // A long async interval: only the group commit can have written the record.
+        c.audit.flush_interval_ms = 60_000;
+    });
+    for i in 0..5 {
+        let id = format!("bf-{i}");
+        h.send_dialer(
+            &h.invite("4155550100", &id)
+                .replace("z9hG4bK-1", &format!("z9hG4bK-{id}")),
+        );
+        let got = h.recv_carrier().expect("forwarded");
+        assert!(got.starts_with("INVITE "));
+        let on_disk = audit_lines(&tmp.path().join("audit"))
+            .iter()
+            .any(|r| r["call_id"] == id.as_str());
+        assert!(on_disk, "record of {id} on disk before the INVITE left");
+    }
+}

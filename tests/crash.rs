@@ -26,10 +26,10 @@ struct Ports {
     carrier: u16,
 }
 
-fn spawn_callgate(dir: &Path, p: &Ports) -> Child {
+fn spawn_callgate(dir: &Path, p: &Ports, durability: &str) -> Child {
     let d = dir.display();
     let cfg = format!(
-        "[sip]\nlisten = \"127.0.0.1:{}\"\n[upstream]\naddress = \"127.0.0.1:{}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\nconsent_journal = \"{d}/consent.jsonl\"\ncaps_journal = \"{d}/caps.bin\"\nemergency_file = \"{d}/emergency.json\"\n[audit]\ndir = \"{d}/audit\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+        "[sip]\nlisten = \"127.0.0.1:{}\"\n[upstream]\naddress = \"127.0.0.1:{}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\nconsent_journal = \"{d}/consent.jsonl\"\ncaps_journal = \"{d}/caps.bin\"\nemergency_file = \"{d}/emergency.json\"\n[audit]\ndir = \"{d}/audit\"\ndurability = \"{durability}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
         p.sip, p.carrier, p.admin
     );
     std::fs::write(dir.join("callgate.toml"), cfg).unwrap();
@@ -80,6 +80,34 @@ fn kill9(child: &mut Child) {
 
 #[test]
 fn acknowledged_optouts_and_the_audit_chain_survive_sigkill() {
+    crash_cycles("async");
+}
+
+/// Before-forward durability: besides the above, every INVITE the carrier received has its
+/// decision record in the audit log, whatever moment the process was killed at.
+#[test]
+fn before_forward_every_invite_the_carrier_saw_has_its_record_after_sigkill() {
+    crash_cycles("before-forward");
+}
+
+/// Call-IDs of the INVITEs in a sipp `-trace_msg` log.
+fn invites_received(log: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.split("message received")
+        .filter(|m| {
+            m.lines()
+                .find(|l| !l.trim().is_empty() && !l.contains("bytes"))
+                .is_some_and(|l| l.starts_with("INVITE "))
+        })
+        .filter_map(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("Call-ID:").or_else(|| l.strip_prefix("i:")))
+                .map(|v| v.trim().to_string())
+        })
+        .collect()
+}
+
+fn crash_cycles(durability: &str) {
     let cycles: u64 = std::env::var("CALLGATE_CRASH_CYCLES")
         .ok()
         .and_then(|c| c.parse().ok())
@@ -102,6 +130,9 @@ fn acknowledged_optouts_and_the_audit_chain_survive_sigkill() {
             "-p",
             &p.carrier.to_string(),
             "-nostdin",
+            "-trace_msg",
+            "-message_file",
+            "carrier_messages.log",
         ],
         dir,
     );
@@ -117,7 +148,7 @@ fn acknowledged_optouts_and_the_audit_chain_survive_sigkill() {
     let mut next_number = 0u64;
     let mut rng = 0x5eed_u64;
     for cycle in 0..cycles {
-        let mut cg = spawn_callgate(dir, &p);
+        let mut cg = spawn_callgate(dir, &p, durability);
         let target = format!("127.0.0.1:{}", p.sip);
         let uac_port = free_port().to_string();
         let mut uac = sipp_bg(
@@ -181,7 +212,7 @@ fn acknowledged_optouts_and_the_audit_chain_survive_sigkill() {
         );
     }
     // A last start: everything acknowledged before any of the kills must be in force.
-    let mut cg = spawn_callgate(dir, &p);
+    let mut cg = spawn_callgate(dir, &p, durability);
     let acked = acked.lock().unwrap().clone();
     assert!(
         !acked.is_empty(),
@@ -234,6 +265,36 @@ fn acknowledged_optouts_and_the_audit_chain_survive_sigkill() {
     let chain = verify(&files);
     kill9(&mut cg);
     kill9(&mut carrier);
+    if durability == "before-forward" {
+        let recorded: std::collections::HashSet<String> = files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+            .filter_map(|r| r["call_id"].as_str().map(String::from))
+            .collect();
+        let seen = invites_received(&dir.join("carrier_messages.log"));
+        assert!(
+            !seen.is_empty(),
+            "the carrier received no INVITE: the test did nothing"
+        );
+        let missing: Vec<&String> = seen.iter().filter(|c| !recorded.contains(*c)).collect();
+        eprintln!(
+            "before-forward: the carrier received {} INVITEs, {} without a record",
+            seen.len(),
+            missing.len()
+        );
+        assert!(
+            missing.is_empty(),
+            "INVITEs forwarded without a durable record: {:?}",
+            &missing[..missing.len().min(10)]
+        );
+    }
     let chain = chain.unwrap_or_else(|e| panic!("audit chain broken after SIGKILLs: {e}"));
     let torn = std::fs::read_to_string(dir.join("callgate.log"))
         .unwrap_or_default()

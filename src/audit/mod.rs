@@ -73,6 +73,7 @@ pub struct AuditSink {
 pub struct AuditWriter {
     handle: Option<JoinHandle<()>>,
     tx: SyncSender<Msg>,
+    durable: tokio::sync::watch::Receiver<u64>,
 }
 
 impl AuditSink {
@@ -135,6 +136,7 @@ impl AuditWriter {
         capacity: usize,
         flush_interval: Duration,
         metrics: Arc<Metrics>,
+        group_commit: bool,
     ) -> anyhow::Result<(AuditWriter, AuditSink)> {
         std::fs::create_dir_all(dir).map_err(|e| {
             anyhow::anyhow!("{}: cannot create audit directory: {e}", dir.display())
@@ -149,13 +151,25 @@ impl AuditWriter {
         let instance: Arc<str> = format!("{:x}", Utc::now().timestamp_millis()).into();
         let m = metrics.clone();
         let dir = dir.to_owned();
+        let (durable_tx, durable) = tokio::sync::watch::channel(0u64);
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run_writer(dir, recovered, rx, flush_interval, m))?;
+            .spawn(move || {
+                run_writer(
+                    dir,
+                    recovered,
+                    rx,
+                    flush_interval,
+                    m,
+                    group_commit,
+                    durable_tx,
+                )
+            })?;
         Ok((
             AuditWriter {
                 handle: Some(handle),
                 tx: tx.clone(),
+                durable,
             },
             AuditSink {
                 tx,
@@ -164,6 +178,11 @@ impl AuditWriter {
                 instance,
             },
         ))
+    }
+
+    /// The sequence number of the last decision record known to be on disk (fsynced).
+    pub fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.durable.clone()
     }
 
     /// Drain the queue, fsync, stop the thread.
@@ -216,13 +235,21 @@ struct Writer {
     last_sync: Instant,
     line: Vec<u8>,
     metrics: Arc<Metrics>,
+    /// The last decision record handed to the file, and where fsynced ones are announced
+    /// (before-forward durability releases forwarded INVITEs up to it).
+    last_seq: u64,
+    durable: tokio::sync::watch::Sender<u64>,
 }
 
 impl Writer {
     /// Serialize and append one record, rotating at UTC midnight.
     fn append(&mut self, ev: &AuditEvent) {
         self.metrics.audit_queue_depth.dec();
+        let before = self.pending;
         self.append_line(ev.ts, |out| write_record(out, ev));
+        if self.pending > before {
+            self.last_seq = self.last_seq.max(ev.seq);
+        }
     }
 
     /// Append one line: rotate if the day changed, link it into the chain, write it. The chain
@@ -307,7 +334,10 @@ impl Writer {
     fn commit(&mut self) {
         if self.pending > 0 {
             match sync(&mut self.file) {
-                Ok(()) => self.metrics.audit_records_written.inc_by(self.pending),
+                Ok(()) => {
+                    self.metrics.audit_records_written.inc_by(self.pending);
+                    self.durable.send_replace(self.last_seq);
+                }
                 Err(e) => {
                     self.metrics.audit_write_errors.inc();
                     tracing::error!(error = %e, "audit fsync failed");
@@ -325,6 +355,8 @@ fn run_writer(
     rx: Receiver<Msg>,
     interval: Duration,
     metrics: Arc<Metrics>,
+    group_commit: bool,
+    durable_tx: tokio::sync::watch::Sender<u64>,
 ) {
     let mut w = Writer {
         dir,
@@ -336,11 +368,20 @@ fn run_writer(
         last_sync: Instant::now(),
         line: Vec::with_capacity(2048),
         metrics,
+        last_seq: 0,
+        durable: durable_tx,
     };
     // The writer drains the queue on a short tick instead of blocking in recv: a blocked
     // receiver must be woken (futex + context switch) for every record, which measured as a
     // large share of the per-call CPU. The tick keeps the fsync bound of `interval`.
-    let tick = (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(20));
+    // Before-forward durability: forwarded INVITEs wait for their records, so the queue is
+    // committed (one fsync for everything that arrived) as soon as it runs empty, and the tick
+    // is short. Async: fsync at least every `interval`.
+    let tick = if group_commit {
+        Duration::from_micros(500)
+    } else {
+        (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(20))
+    };
     let mut idle = true;
     loop {
         if idle {
@@ -372,7 +413,12 @@ fn run_writer(
                 w.commit();
                 return;
             }
-            Err(mpsc::TryRecvError::Empty) => idle = true,
+            Err(mpsc::TryRecvError::Empty) => {
+                idle = true;
+                if group_commit && w.pending > 0 {
+                    w.commit();
+                }
+            }
             Err(mpsc::TryRecvError::Disconnected) => {
                 w.commit();
                 return;

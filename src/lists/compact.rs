@@ -137,7 +137,9 @@ impl CompactSet {
         let mut count = 0u64;
         for b in 0..BLOCKS {
             let (lo, hi) = (index[b] as usize, index[b + 1] as usize);
-            if hi < lo {
+            // Found by fuzzing (snapshot_body): an offset past the data in mid-index, even if
+            // the last one is right, must be refused before it is used to slice.
+            if hi < lo || hi > self.data_len {
                 return Err(LayoutError::Index(b));
             }
             let c = &data[lo..hi];

@@ -77,7 +77,13 @@ impl Manifest {
             file: file.clone(),
             source,
         })?;
-        let m: Manifest = parse_toml(&file, &src)?;
+        Self::parse(&file, &src)
+    }
+
+    /// Parse and check manifest text (`file` names it in errors).
+    pub fn parse(file: &str, src: &str) -> Result<Manifest, ListError> {
+        let file = file.to_string();
+        let m: Manifest = parse_toml(&file, src)?;
         let mut seen = std::collections::HashSet::new();
         for e in &m.entries {
             let meta_err = |message: String| ListError::Meta {

@@ -494,7 +494,8 @@ impl Message {
     }
 
     /// Semantic checks RFC 3261 demands of a request before a proxy may act on it (sections
-    /// 8.2 and 16.3). Returns the status the request earns.
+    /// 8.2 and 16.3). Returns the status the request earns. Only for requests (panics on a
+    /// response: a caller's bug, not an input's).
     pub fn validate_request(&self) -> Result<(), ParseError> {
         let method = self.method().expect("request");
         let mut counts = [0usize; 6];

@@ -80,6 +80,9 @@ pub struct Outgoing {
     pub data: Bytes,
     /// Counted as upstream traffic (send errors go to `callgate_upstream_send_errors_total`).
     pub to_upstream: bool,
+    /// Before-forward durability: send only once the audit record with this sequence number
+    /// is on disk (0: no wait). Later messages queue behind it, so order is kept.
+    pub after_record: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +105,9 @@ pub struct ProxySettings {
     pub send_100: bool,
     pub inbound_target: Option<SocketAddr>,
     pub tx_timeout: Duration,
+    /// `audit.durability = "before-forward"`: hold a forwarded new INVITE until its record is
+    /// on disk.
+    pub before_forward: bool,
 }
 
 #[derive(Clone)]
@@ -361,6 +367,7 @@ impl Proxy {
             dest: Dest::Peer(to),
             data,
             to_upstream: false,
+            after_record: 0,
         });
     }
 
@@ -602,6 +609,12 @@ impl Proxy {
                 self.send_local(src, method, 100, r, out);
             }
             self.forward(msg, &via, src, key, &dest, &removals, true, upstream, out);
+            if self.s.before_forward {
+                // The forwarded INVITE is the last message pushed: it waits for its record.
+                if let Some(o) = out.last_mut() {
+                    o.after_record = seq;
+                }
+            }
             if let Dest::Peer(p) = dest {
                 self.remember(key, TxPhase::Forwarded { dest: p });
                 self.pending.insert(self.our_branch(key), Instant::now());
@@ -1052,6 +1065,7 @@ impl Proxy {
             dest: dest.clone(),
             data,
             to_upstream: upstream,
+            after_record: 0,
         });
     }
 
@@ -1113,6 +1127,7 @@ impl Proxy {
             dest,
             data,
             to_upstream: false,
+            after_record: 0,
         });
     }
 

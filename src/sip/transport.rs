@@ -71,6 +71,9 @@ pub struct Transport {
     proxy: Arc<Proxy>,
     metrics: Arc<Metrics>,
     limits: Limits,
+    /// Messages waiting for their audit record to be durable (before-forward), in order.
+    held: std::sync::Mutex<std::collections::VecDeque<Outgoing>>,
+    durable: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Bounds on what one peer can hold.
@@ -91,6 +94,7 @@ impl Transport {
         proxy: Arc<Proxy>,
         metrics: Arc<Metrics>,
         limits: Limits,
+        durable: tokio::sync::watch::Receiver<u64>,
     ) -> Arc<Transport> {
         Arc::new(Transport {
             udp,
@@ -98,7 +102,31 @@ impl Transport {
             proxy,
             metrics,
             limits,
+            held: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            durable,
         })
+    }
+
+    /// Before-forward durability: send what waits for audit records as they reach the disk, in
+    /// the order it was queued.
+    async fn release_held(self: Arc<Self>) {
+        let mut durable = self.durable.clone();
+        while durable.changed().await.is_ok() {
+            let upto = *durable.borrow_and_update();
+            loop {
+                let next = {
+                    let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                    match held.front() {
+                        Some(o) if o.after_record <= upto => held.pop_front(),
+                        _ => None,
+                    }
+                };
+                match next {
+                    Some(o) => self.send_now(o),
+                    None => break,
+                }
+            }
+        }
     }
 
     /// Run until `shutdown` flips: the UDP loop, the TCP acceptor and the transaction sweeper.
@@ -110,6 +138,7 @@ impl Transport {
         if let Some(l) = tcp {
             tokio::spawn(self.clone().accept_loop(l, shutdown.clone()));
         }
+        tokio::spawn(self.clone().release_held());
         let sweeper = self.clone();
         tokio::spawn(async move {
             let mut t = tokio::time::interval(Duration::from_secs(1));
@@ -251,6 +280,18 @@ impl Transport {
     /// Send one message. UDP sends complete synchronously in practice; when the socket buffer
     /// is full the send waits in a task. TCP goes through the connection's FIFO.
     pub fn send(self: &Arc<Self>, o: Outgoing) {
+        {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            // Anything behind a held message waits too: one call's messages keep their order.
+            if !held.is_empty() || (o.after_record > 0 && o.after_record > *self.durable.borrow()) {
+                held.push_back(o);
+                return;
+            }
+        }
+        self.send_now(o)
+    }
+
+    fn send_now(self: &Arc<Self>, o: Outgoing) {
         match o.dest {
             Dest::Peer(Peer::Udp(addr)) => self.send_udp(addr, o.data, o.to_upstream),
             Dest::Peer(Peer::Tcp(addr)) => self.send_tcp(addr, o.data, o.to_upstream),
@@ -268,10 +309,11 @@ impl Transport {
                     {
                         Some(addr) => {
                             let peer = Peer::new(transport, addr);
-                            me.send(Outgoing {
+                            me.send_now(Outgoing {
                                 dest: Dest::Peer(peer),
                                 data: o.data,
                                 to_upstream: o.to_upstream,
+                                after_record: 0,
                             });
                         }
                         None => {

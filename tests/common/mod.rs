@@ -77,6 +77,12 @@ impl Harness {
     }
 
     pub fn in_dir(dir: PathBuf, extra: &str) -> Harness {
+        Self::in_dir_with(dir, extra, |_| {})
+    }
+
+    /// `in_dir`, with a last change to the parsed configuration (settings of tables the
+    /// harness text already has, such as `[audit]`).
+    pub fn in_dir_with(dir: PathBuf, extra: &str, edit: impl FnOnce(&mut Config)) -> Harness {
         let dialer = UdpSocket::bind("127.0.0.1:0").unwrap();
         let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
         dialer
@@ -85,7 +91,8 @@ impl Harness {
         carrier
             .set_read_timeout(Some(Duration::from_millis(1500)))
             .unwrap();
-        let cfg = config_for(&dir, carrier.local_addr().unwrap(), extra);
+        let mut cfg = config_for(&dir, carrier.local_addr().unwrap(), extra);
+        edit(&mut cfg);
         // 19:00 UTC: inside every US calling window (and every test number's state) today.
         let clock = Arc::new(OffsetClock::today_at_utc_hour(19));
         let running = start(cfg.clone(), clock.clone()).unwrap();
