@@ -211,7 +211,7 @@ fn legal_calls_succeed_through_a_garbage_and_unauthorized_invite_flood() {
         metric(&m, "callgate_dropped_messages_total") + metric(&m, "callgate_parse_errors_total");
     eprintln!(
         "{calls} legal calls: {ok} ok, {failed} failed (sipp exit {:?}); flood {flood} datagrams at {pps}/s: \
-         {unauthorized} unauthorized requests refused, {dropped} garbage dropped/answered 400; \
+         {unauthorized} requests from the stranger (403 at most 100/s, the rest dropped unparsed), {dropped} dropped or answered 400; \
          callgate RSS {rss_before} -> {rss_after} KiB",
         status.code()
     );

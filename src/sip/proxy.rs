@@ -144,6 +144,7 @@ pub struct Proxy {
     /// What a configuration reload may change while calls flow; read once per use.
     live: arc_swap::ArcSwap<Live>,
     /// Token buckets of new calls per source address.
+    stranger_budget: std::sync::Mutex<Bucket>,
     buckets: DashMap<std::net::IpAddr, Bucket>,
     branch_salt: u64,
 }
@@ -166,6 +167,9 @@ struct Bucket {
     at: Instant,
 }
 
+/// Requests from sources that may not send are answered 403 at most this often (all sources
+/// together); the rest are dropped unparsed and counted.
+const STRANGER_ANSWERS_PER_SEC: f64 = 100.0;
 const OUR_BRANCH_PREFIX: &[u8] = b"z9hG4bKcg";
 const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
 const ALLOW: &[u8] =
@@ -243,6 +247,10 @@ impl Proxy {
             draining: AtomicBool::new(false),
             live: arc_swap::ArcSwap::from_pointee(live),
             buckets: DashMap::new(),
+            stranger_budget: std::sync::Mutex::new(Bucket {
+                tokens: STRANGER_ANSWERS_PER_SEC,
+                at: Instant::now(),
+            }),
             branch_salt,
         }
     }
@@ -276,6 +284,24 @@ impl Proxy {
             at: now,
         });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(cap);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The global budget for answering sources that may not send (`STRANGER_ANSWERS_PER_SEC`).
+    fn may_answer_stranger(&self) -> bool {
+        let mut b = self
+            .stranger_budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let rate = STRANGER_ANSWERS_PER_SEC;
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(rate);
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
@@ -324,11 +350,18 @@ impl Proxy {
         if buf.iter().all(|c| matches!(c, b'\r' | b'\n' | 0)) {
             return; // keep-alive
         }
+        let side = self.side_of(src);
+        // A source that may not send anything is answered (403, for a misconfigured dialer to
+        // see) only up to a small global rate: beyond it, a flood costs no parsing and earns
+        // no reply (no reflection), and legal traffic keeps the CPU.
+        if side.is_none() && !self.may_answer_stranger() {
+            self.metrics.unauthorized.inc();
+            return self.dropped("unauthorized_unanswered");
+        }
         let msg = match Message::parse(buf.clone()) {
             Ok(m) => m,
             Err(e) => return self.on_unparseable(buf, e, src, out),
         };
-        let side = self.side_of(src);
         match msg.start {
             StartLine::Response { code, .. } => self.on_response(&msg, code, side, out),
             StartLine::Request { method, .. } => {
