@@ -10,13 +10,13 @@ mod common;
 
 use callgate::audit::chain::audit_files;
 use callgate::audit::verify::verify;
-use common::{free_port, sipp, try_http, write_data};
+use common::{free_port, sipp, spawn_binary, try_http, write_data};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp");
 
@@ -33,29 +33,8 @@ fn spawn_callgate(dir: &Path, p: &Ports, durability: &str) -> Child {
         p.sip, p.carrier, p.admin
     );
     std::fs::write(dir.join("callgate.toml"), cfg).unwrap();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("callgate.log"))
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_callgate"))
-        .env(
-            "CALLGATE_FAKE_NOW",
-            callgate::clock::today_at_utc_hour_rfc3339(19),
-        )
-        .args(["run", "--config"])
-        .arg(dir.join("callgate.toml"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{}", p.admin).parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while try_http(admin, "GET", "/healthz", "", None).is_err() {
-        assert!(Instant::now() < deadline, "callgate did not come back up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+    spawn_binary(&dir.join("callgate.toml"), &dir.join("callgate.log"), admin)
 }
 
 /// sipp itself (not under `timeout`, whose child would survive a SIGKILL of it), bounded by

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{free_port, sipp, try_http, write_data};
+use common::{free_port, sipp, spawn_binary, try_http, write_data};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -83,25 +83,12 @@ fn legal_calls_succeed_through_a_garbage_and_unauthorized_invite_flood() {
         ),
     )
     .unwrap();
-    let cg = Kill(
-        Command::new(env!("CARGO_BIN_EXE_callgate"))
-            .env(
-                "CALLGATE_FAKE_NOW",
-                callgate::clock::today_at_utc_hour_rfc3339(19),
-            )
-            .args(["run", "--config"])
-            .arg(dir.join("callgate.toml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
     let admin_addr: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while try_http(admin_addr, "GET", "/healthz", "", None).is_err() {
-        assert!(Instant::now() < deadline, "callgate did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let cg = Kill(spawn_binary(
+        &dir.join("callgate.toml"),
+        &dir.join("callgate.log"),
+        admin_addr,
+    ));
     let _uas = Kill(
         Command::new(sipp())
             .args([

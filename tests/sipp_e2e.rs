@@ -29,24 +29,8 @@ impl Callgate {
         );
         let path = dir.path().join("callgate.toml");
         std::fs::write(&path, cfg).unwrap();
-        let log = std::fs::File::create(dir.path().join("callgate.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_callgate"))
-            .env(
-                "CALLGATE_FAKE_NOW",
-                callgate::clock::today_at_utc_hour_rfc3339(19),
-            )
-            .args(["run", "--config"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(admin).is_err() {
-            assert!(Instant::now() < deadline, "callgate did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = common::spawn_binary(&path, &dir.path().join("callgate.log"), admin);
         Callgate {
             child,
             sip: format!("127.0.0.1:{sip}").parse().unwrap(),

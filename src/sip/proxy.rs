@@ -167,6 +167,21 @@ struct Bucket {
     at: Instant,
 }
 
+impl Bucket {
+    /// Refill for the time since the last take (at `rate` per second, up to `cap`), then take
+    /// one token if there is one.
+    fn take(&mut self, rate: f64, cap: f64, now: Instant) -> bool {
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * rate).min(cap);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Requests from sources that may not send are answered 403 at most this often (all sources
 /// together); the rest are dropped unparsed and counted.
 const STRANGER_ANSWERS_PER_SEC: f64 = 100.0;
@@ -279,36 +294,22 @@ impl Proxy {
         }
         let cap = rate + live.burst as f64;
         let now = Instant::now();
-        let mut b = self.buckets.entry(ip).or_insert(Bucket {
-            tokens: cap,
-            at: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(cap);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.buckets
+            .entry(ip)
+            .or_insert(Bucket {
+                tokens: cap,
+                at: now,
+            })
+            .take(rate, cap, now)
     }
 
     /// The global budget for answering sources that may not send (`STRANGER_ANSWERS_PER_SEC`).
     fn may_answer_stranger(&self) -> bool {
-        let mut b = self
-            .stranger_budget
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
         let rate = STRANGER_ANSWERS_PER_SEC;
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(rate);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.stranger_budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(rate, rate, Instant::now())
     }
 
     /// Forwarded INVITEs still waiting for a final response.

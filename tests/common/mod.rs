@@ -351,3 +351,35 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// The callgate binary on `config`, its stderr appended to `log`, with its clock at today
+/// 19:00 UTC (inside every US calling window whenever the test runs); returns once its admin
+/// API at `admin` answers.
+pub fn spawn_binary(config: &Path, log: &Path, admin: SocketAddr) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .env(
+            "CALLGATE_FAKE_NOW",
+            callgate::clock::today_at_utc_hour_rfc3339(19),
+        )
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while try_http(admin, "GET", "/healthz", "", None).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "callgate did not start (see {})",
+            config.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
