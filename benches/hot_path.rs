@@ -21,6 +21,9 @@ use callgate::sip::parse::Message;
 use callgate::sip::proxy::{Live, Peer, Proxy, ProxySettings};
 use callgate::sip::uri::{dial_string, Uri};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+
+#[path = "../tests/support/all_rules.rs"]
+mod all_rules;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -231,50 +234,9 @@ fn bench(c: &mut Criterion) {
     // number called by an autodialed campaign: federal and FL hours in both zones, PEWC found
     // in the consent records, the FL cap counted, state-list scope, caller ID.
     {
-        use callgate::lists::compact::SetBuilder;
-        use callgate::lists::{ListKind, ListSet, LoadedList};
-        let cfg = Config::from_str_named(
-            "bench.toml",
-            "[[campaign]]\nid = \"default\"\nseller = \"Acme\"\nmethod = \"autodialed\"\ncaller_ids = [\"+12025550100\"]\n",
-        )
-        .unwrap();
-        let policy = Policy::new(&cfg).unwrap();
-        let set = |ns: &[u64]| {
-            let mut b = SetBuilder::new();
-            ns.iter().for_each(|n| b.insert(*n));
-            b.build()
-        };
-        let mut fl = LoadedList::in_memory("fl", ListKind::State, set(&[18505550111]));
-        fl.meta.state_code = callgate::policy::geo::State::parse("FL");
-        let ls = Arc::new(ListSet::new(
-            1,
-            vec![
-                LoadedList::in_memory("national", ListKind::National, set(&[18505550143])),
-                fl,
-                LoadedList::in_memory("wireless", ListKind::Wireless, set(&[18505550100])),
-            ],
-            vec![],
-        ));
-        let state = PolicyState::in_memory();
-        state
-            .consent
-            .add(
-                vec![callgate::policy::consent::ConsentInput {
-                    number: "+18505550100".into(),
-                    kind: "pewc".into(),
-                    seller: Some("Acme".into()),
-                    campaign: None,
-                    captured: "2026-01-01".into(),
-                    expires: None,
-                    evidence: None,
-                    address_state: None,
-                    time_zone: None,
-                }],
-                chrono::Utc::now(),
-            )
-            .unwrap();
-        let n = E164::from_digits_unchecked(18505550100);
-        let caller = CallerId::Number(E164::from_digits_unchecked(12025550100));
+        let (policy, ls, state) = all_rules::fixture();
+        let n: E164 = all_rules::WIRELESS_WITH_PEWC.parse().unwrap();
+        let caller = CallerId::Number(all_rules::CALLER_ID.parse().unwrap());
         for (name, at) in [
             ("policy_decide_all_rules", "2026-11-24T16:00:00Z"),
             // Outside the window: the rejection also computes Retry-After.

@@ -516,7 +516,6 @@ impl Config {
         if self.upstream.address.trim().is_empty() {
             return fail("upstream.address", "must be host:port".into());
         }
-        crate::policy::context::Campaigns::from_config(file, src, &self.campaigns, &self.campaign)?;
         if let Some(why) = self.admin_exposure_error() {
             return fail("admin.listen", why);
         }

@@ -91,10 +91,6 @@ impl App {
         let outcome = match &result {
             Ok((new, live)) => {
                 self.proxy.set_live(live.clone());
-                self.proxy
-                    .state
-                    .caps
-                    .set_retain_secs(live.policy.longest_cap_secs());
                 let restart = restart_needed(&self.cfg, new);
                 if restart.is_empty() {
                     tracing::info!(file = %path.display(), "configuration reloaded");
@@ -310,12 +306,13 @@ fn spawn_cap_sweeper(state: Arc<PolicyState>, clock: SharedClock) {
 pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let lists = Arc::new(ListStore::open(&cfg.lists, clock.clone())?);
+    let before_forward = cfg.audit.durability == crate::config::Durability::BeforeForward;
     let (writer, sink) = AuditWriter::start(
         &cfg.audit.dir,
         cfg.audit.queue_capacity,
         Duration::from_millis(cfg.audit.flush_interval_ms.max(1)),
         metrics.clone(),
-        cfg.audit.durability == crate::config::Durability::BeforeForward,
+        before_forward,
     )?;
     let durable = writer.durable();
     let (upstream, upstream_host) = resolve_upstream(&cfg)?;
@@ -329,7 +326,6 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         )?,
         emergency: Emergency::open(&cfg.lists.emergency_file)?,
     });
-    state.caps.set_retain_secs(live.policy.longest_cap_secs());
 
     let udp = if cfg.sip.udp {
         let s = std::net::UdpSocket::bind(cfg.sip.listen)
@@ -374,7 +370,7 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         send_100: cfg.sip.send_100_trying,
         inbound_target: cfg.sip.inbound_target,
         tx_timeout: Duration::from_secs(cfg.sip.transaction_timeout_secs.max(1)),
-        before_forward: cfg.audit.durability == crate::config::Durability::BeforeForward,
+        before_forward,
     };
     let proxy = Arc::new(Proxy::new(
         settings,

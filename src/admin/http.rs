@@ -57,11 +57,7 @@ async fn auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
             if !ok {
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    Json(json!({"error": "missing or wrong bearer token"})),
-                )
-                    .into_response();
+                return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
             }
         }
     }
@@ -177,7 +173,7 @@ async fn check(
 ) -> Response {
     match app.proxy.check(&q) {
         Ok(d) => Json(decision_json(&app, &q.number, &d)).into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
 
@@ -186,6 +182,11 @@ struct OptOutBody {
     number: String,
     #[serde(default)]
     source: Option<String>,
+}
+
+/// An error answer: `{"error": "..."}` with the status.
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({"error": message.to_string()}))).into_response()
 }
 
 /// Who made an admin change, for the audit log: the peer and how it was let in.
@@ -205,23 +206,11 @@ async fn add_optout(
 ) -> Response {
     let Json(body) = match body {
         Ok(b) => b,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": e.body_text()})),
-            )
-                .into_response()
-        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
     let n: E164 = match body.number.parse() {
         Ok(n) => n,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": format!("`{}`: {e}", body.number)})),
-            )
-                .into_response()
-        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("`{}`: {e}", body.number)),
     };
     let app2 = app.clone();
     // The fsync blocks: keep it off the async executor.
@@ -247,17 +236,12 @@ async fn add_optout(
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "opt-out journal write failed");
-            (
+            error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"error": format!("not recorded: {e}")})),
+                format!("not recorded: {e}"),
             )
-                .into_response()
         }
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -286,11 +270,7 @@ async fn reload(
             Json(json!({"error": e.to_string(), "kept": "the lists in service are unchanged"})),
         )
             .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -303,7 +283,7 @@ async fn add_consent(
     body: axum::body::Bytes,
 ) -> Response {
     use crate::policy::consent::{parse_csv, ConsentInput};
-    let bad = |e: String| (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response();
+    let bad = |e: String| error(StatusCode::BAD_REQUEST, e);
     let csv = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -351,11 +331,7 @@ async fn add_consent(
                 .into_response()
         }
         Ok(Err(e)) => bad(e.to_string()),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -369,13 +345,7 @@ struct NumberQuery {
 async fn get_consent(State(app): State<Arc<App>>, Query(q): Query<NumberQuery>) -> Response {
     let n: E164 = match q.number.parse() {
         Ok(n) => n,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": format!("`{}`: {e}", q.number)})),
-            )
-                .into_response()
-        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("`{}`: {e}", q.number)),
     };
     let live = app.proxy.live();
     let defaults = &live.policy.rules.consent;
@@ -416,13 +386,7 @@ async fn set_emergency(
 ) -> Response {
     let Json(closed) = match body {
         Ok(b) => b,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": e.body_text()})),
-            )
-                .into_response()
-        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
     let app2 = app.clone();
     let c2 = closed.clone();
@@ -437,15 +401,7 @@ async fn set_emergency(
             });
             Json(app.proxy.state.emergency.current()).into_response()
         }
-        Ok(Err(e)) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

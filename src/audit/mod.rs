@@ -481,9 +481,9 @@ struct Record<'a> {
     lists_unavailable: Vec<&'a str>,
     optouts_seq: u64,
     /// Campaign, call type, caller ID, place, binding zone and local time, consent record
-    /// used, data versions (see `policy::explain::context`).
+    /// used, data versions (see `policy::explain::Context`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    policy: Option<crate::policy::explain::AuditContext<'a>>,
+    policy: Option<crate::policy::explain::Context<'a>>,
     /// Every check evaluated: `id=outcome[:reason]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     checks: Option<crate::policy::explain::AuditChecks<'a>>,
@@ -540,7 +540,7 @@ pub fn write_record(out: &mut Vec<u8>, ev: &AuditEvent) {
         policy: d
             .context
             .is_some()
-            .then_some(crate::policy::explain::AuditContext(d)),
+            .then_some(crate::policy::explain::Context(d)),
         checks: (d.trace.iter().next().is_some()).then_some(crate::policy::explain::AuditChecks(d)),
         latency_us: ev.latency_us,
     };

@@ -165,6 +165,8 @@ pub struct ListSet {
     pub lists: Vec<LoadedList>,
     pub unavailable: Vec<Unavailable>,
     prefilter: Prefilter,
+    /// Bit i set: `lists[i]` is a wireless (line-type) list; 0: line type unknown.
+    pub wireless_mask: u64,
     /// When lists go stale, worked out once per generation by the policy (keyed by its default
     /// maximum age) rather than per call.
     pub stale_cache: std::sync::OnceLock<(u32, StaleTimes)>,
@@ -235,11 +237,17 @@ impl Prefilter {
 impl ListSet {
     pub fn new(generation: u64, lists: Vec<LoadedList>, unavailable: Vec<Unavailable>) -> ListSet {
         let prefilter = Prefilter::build(&lists);
+        let wireless_mask = lists
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.meta.kind == ListKind::Wireless)
+            .fold(0, |m, (i, _)| m | 1 << i);
         ListSet {
             generation,
             lists,
             unavailable,
             prefilter,
+            wireless_mask,
             stale_cache: std::sync::OnceLock::new(),
         }
     }
@@ -308,20 +316,6 @@ impl ListSet {
         self.lists
             .iter()
             .find(|l| l.meta.kind == ListKind::National)
-    }
-
-    /// Whether a wireless list is in service (else line type is unknown).
-    pub fn has_wireless(&self) -> bool {
-        self.wireless_mask() != 0
-    }
-
-    /// Bit i set: `lists[i]` is a wireless list.
-    pub fn wireless_mask(&self) -> u64 {
-        self.lists
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.meta.kind == ListKind::Wireless)
-            .fold(0, |m, (i, _)| m | 1 << i)
     }
 
     pub fn national_unavailable(&self) -> bool {

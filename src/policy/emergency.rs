@@ -114,8 +114,9 @@ impl Emergency {
         self.npas[n / 64].load(Ordering::Relaxed) & (1 << (n % 64)) != 0
     }
 
+    /// Whether any of `states` is closed.
     #[inline]
-    pub fn state_closed(&self, s: State) -> bool {
-        StateSet(self.states.load(Ordering::Relaxed)).contains(s)
+    pub fn any_closed(&self, states: StateSet) -> bool {
+        self.states.load(Ordering::Relaxed) & states.0 != 0
     }
 }

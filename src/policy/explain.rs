@@ -1,9 +1,13 @@
 //! A decision told in full: every check evaluated with its outcome and source, the place and
 //! local time that bound it, the consent record used, and the versions of the data behind it.
-//! What a compliance officer needs to answer "why was this call blocked (or allowed)?".
+//! What a compliance officer needs to answer "why was this call blocked (or allowed)?". The
+//! audit record, `/v1/check` and `callgate check` all use these views.
 
 use super::{Check, Decision, Outcome};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
+use std::fmt;
 
 fn outcome(o: Outcome) -> (&'static str, Option<&'static str>) {
     match o {
@@ -16,27 +20,50 @@ fn outcome(o: Outcome) -> (&'static str, Option<&'static str>) {
     }
 }
 
-/// Each evaluated check, in evaluation order.
+/// A check's name: the rule id, `list:<id>`, or the built-in check's name.
+struct Name<'a>(&'a Decision, Check);
+
+impl fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        match self.1 {
+            Check::Rule(i) => f.write_str(&d.rules.rules[i as usize].id),
+            Check::List(i) => write!(f, "list:{}", d.lists.lists[i as usize].meta.id),
+            Check::OptOuts => f.write_str("optouts"),
+            Check::Campaign => f.write_str("campaign"),
+            Check::CallerId => f.write_str("caller_id"),
+            Check::Emergency => f.write_str("state_of_emergency"),
+            Check::Location => f.write_str("data"),
+        }
+    }
+}
+
+/// Each evaluated check, in evaluation order, with its kind, source and outcome.
 pub fn checks(d: &Decision) -> Vec<Value> {
     d.trace
         .iter()
         .map(|(c, o)| {
-            let (out, reason) = outcome(o);
             let mut v = match c {
                 Check::Rule(i) => {
                     let r = &d.rules.rules[i as usize];
-                    json!({"check": r.id, "kind": r.kind.name(), "source": r.source, "confidence": r.confidence})
+                    json!({"kind": r.kind.name(), "source": r.source, "confidence": r.confidence})
                 }
                 Check::List(i) => {
                     let l = &d.lists.lists[i as usize].meta;
-                    json!({"check": format!("list:{}", l.id), "kind": "list", "list_kind": l.kind, "version": l.version()})
+                    json!({"kind": "list", "list_kind": l.kind, "version": l.version()})
                 }
-                Check::OptOuts => json!({"check": "optouts", "kind": "list", "version": d.optouts_seq}),
-                Check::Campaign => json!({"check": "campaign", "kind": "context"}),
-                Check::CallerId => json!({"check": "caller_id", "kind": "caller_id", "source": "47 CFR 64.1601(e); 16 CFR 310.4(a)(8)"}),
-                Check::Emergency => json!({"check": "state_of_emergency", "kind": "emergency", "source": "La. R.S. 45:844.31 (operator switch)"}),
-                Check::Location => json!({"check": "data", "kind": "data"}),
+                Check::OptOuts => json!({"kind": "list", "version": d.optouts_seq}),
+                Check::Campaign => json!({"kind": "context"}),
+                Check::CallerId => {
+                    json!({"kind": "caller_id", "source": "47 CFR 64.1601(e); 16 CFR 310.4(a)(8)"})
+                }
+                Check::Emergency => {
+                    json!({"kind": "emergency", "source": "La. R.S. 45:844.31 (operator switch)"})
+                }
+                Check::Location => json!({"kind": "data"}),
             };
+            let (out, reason) = outcome(o);
+            v["check"] = json!(Name(d, c).to_string());
             v["outcome"] = json!(out);
             if let Some(r) = reason {
                 v["reason"] = json!(r);
@@ -46,48 +73,22 @@ pub fn checks(d: &Decision) -> Vec<Value> {
         .collect()
 }
 
-/// The context, place and versions of a decision (shared by the audit record and explain).
+/// The context, place and versions of a decision, serialized straight from it (the audit
+/// writer does this once per call): campaign, call type, caller ID, states, zones, binding zone
+/// and local time, line type, Retry-After, the consent record used, data versions. Fields
+/// without a value are left out.
+pub struct Context<'a>(pub &'a Decision);
+
+/// As a JSON value (the admin API and the CLI).
 pub fn context(d: &Decision) -> Value {
-    let ctx = d.context.as_ref();
-    json!({
-        "campaign": ctx.map(|c| &*c.campaign.id),
-        "seller": ctx.and_then(|c| c.campaign.seller.as_deref()),
-        "purpose": ctx.map(|c| c.purpose.as_str()),
-        "method": ctx.map(|c| c.method.as_str()),
-        "caller_id": ctx.map(|c| c.caller_id.describe()),
-        "shadow": ctx.is_some_and(|c| c.campaign.shadow),
-        "npa_state": d.place.npa_state,
-        "address_state": d.place.address_state,
-        "zones": d.place.zones,
-        "binding_zone": d.place.binding.map(|b| b.0),
-        "local_time": d.place.binding.map(|b| b.1.format("%Y-%m-%dT%H:%M:%S").to_string()),
-        "wireless": d.wireless,
-        "retry_after_secs": d.retry_after,
-        "consent_used": d.consent.as_ref().map(|c| json!({
-            "seq": c.seq, "type": c.kind, "seller": c.seller, "campaign": c.campaign,
-            "captured": c.captured, "expires": c.expiry(&d.rules.consent), "evidence": c.evidence,
-        })),
-        "versions": {
-            "rules": d.rules.version,
-            "holiday_years": d.rules.calendar.years(),
-            "consent_seq": d.consent_seq,
-            "optouts_seq": d.optouts_seq,
-            "list_generation": d.lists.generation,
-        },
-    })
+    serde_json::to_value(Context(d)).unwrap_or(Value::Null)
 }
 
-/// The audit record's view of a decision's context: the same fields as `context`, serialized
-/// straight from the decision (the writer thread does this once per call).
-pub struct AuditContext<'a>(pub &'a Decision);
-
-impl serde::Serialize for AuditContext<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
+impl Serialize for Context<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let d = self.0;
-        let ctx = d.context.as_ref();
         let mut m = s.serialize_map(None)?;
-        if let Some(c) = ctx {
+        if let Some(c) = &d.context {
             m.serialize_entry("campaign", &*c.campaign.id)?;
             if let Some(seller) = &c.campaign.seller {
                 m.serialize_entry("seller", seller)?;
@@ -95,9 +96,7 @@ impl serde::Serialize for AuditContext<'_> {
             m.serialize_entry("purpose", c.purpose.as_str())?;
             m.serialize_entry("method", c.method.as_str())?;
             m.serialize_entry("caller_id", &c.caller_id.describe())?;
-            if c.campaign.shadow {
-                m.serialize_entry("shadow", &true)?;
-            }
+            m.serialize_entry("shadow", &c.campaign.shadow)?;
         }
         if let Some(st) = d.place.npa_state {
             m.serialize_entry("npa_state", &st)?;
@@ -108,10 +107,7 @@ impl serde::Serialize for AuditContext<'_> {
         m.serialize_entry("zones", &d.place.zones)?;
         if let Some((z, t)) = d.place.binding {
             m.serialize_entry("binding_zone", &z)?;
-            m.serialize_entry(
-                "local_time",
-                &format_args!("{}", t.format("%Y-%m-%dT%H:%M:%S")).to_string(),
-            )?;
+            m.serialize_entry("local_time", &t.format("%Y-%m-%dT%H:%M:%S").to_string())?;
         }
         if let Some(w) = d.wireless {
             m.serialize_entry("wireless", &w)?;
@@ -120,14 +116,25 @@ impl serde::Serialize for AuditContext<'_> {
             m.serialize_entry("retry_after_secs", &r)?;
         }
         if let Some(c) = &d.consent {
-            m.serialize_entry("consent_seq", &c.seq)?;
-            m.serialize_entry("consent_type", &c.kind)?;
-            if let Some(e) = &c.evidence {
-                m.serialize_entry("consent_evidence", e)?;
-            }
+            m.serialize_entry(
+                "consent_used",
+                &json!({
+                    "seq": c.seq, "type": c.kind, "seller": c.seller, "campaign": c.campaign,
+                    "captured": c.captured, "expires": c.expiry(&d.rules.consent),
+                    "evidence": c.evidence,
+                }),
+            )?;
         }
-        m.serialize_entry("rules_version", &d.rules.version)?;
-        m.serialize_entry("consent_data_seq", &d.consent_seq)?;
+        m.serialize_entry(
+            "versions",
+            &json!({
+                "rules": d.rules.version,
+                "holiday_years": d.rules.calendar.years(),
+                "consent_seq": d.consent_seq,
+                "optouts_seq": d.optouts_seq,
+                "list_generation": d.lists.generation,
+            }),
+        )?;
         m.end()
     }
 }
@@ -135,24 +142,13 @@ impl serde::Serialize for AuditContext<'_> {
 /// The audit record's compact list of checks: `id=outcome[:reason]`.
 pub struct AuditChecks<'a>(pub &'a Decision);
 
-impl serde::Serialize for AuditChecks<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
+impl Serialize for AuditChecks<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         struct One<'a>(&'a Decision, Check, Outcome);
-        impl std::fmt::Display for One<'_> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                let d = self.0;
-                match self.1 {
-                    Check::Rule(i) => f.write_str(&d.rules.rules[i as usize].id)?,
-                    Check::List(i) => write!(f, "list:{}", d.lists.lists[i as usize].meta.id)?,
-                    Check::OptOuts => f.write_str("optouts")?,
-                    Check::Campaign => f.write_str("campaign")?,
-                    Check::CallerId => f.write_str("caller_id")?,
-                    Check::Emergency => f.write_str("state_of_emergency")?,
-                    Check::Location => f.write_str("data")?,
-                }
+        impl fmt::Display for One<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 let (out, reason) = outcome(self.2);
-                write!(f, "={out}")?;
+                write!(f, "{}={out}", Name(self.0, self.1))?;
                 if let Some(r) = reason {
                     write!(f, ":{r}")?;
                 }

@@ -68,6 +68,11 @@ impl Serialize for State {
 pub struct StateSet(pub u64);
 
 impl StateSet {
+    pub fn of(states: &[State]) -> StateSet {
+        let mut set = StateSet::default();
+        states.iter().for_each(|s| set.insert(*s));
+        set
+    }
     pub fn insert(&mut self, s: State) {
         self.0 |= 1 << s.0;
     }
@@ -78,9 +83,14 @@ impl StateSet {
         self.0 == 0
     }
     pub fn iter(self) -> impl Iterator<Item = State> {
-        (0..STATES.len() as u8)
-            .map(State)
-            .filter(move |s| self.contains(*s))
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let i = bits.trailing_zeros() as u8;
+                bits &= bits - 1;
+                State(i)
+            })
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! holiday), and when does the window next open in every candidate zone (`Retry-After`).
 
 use super::calendar::Calendar;
-use super::geo::{State, StateSet};
+use super::geo::StateSet;
 use super::rules::{DayWindow, Hours, Method, Purpose, RuleBook, RuleKind};
 use super::Place;
 use chrono::{
@@ -64,16 +64,12 @@ pub fn check(h: &Hours, cal: &Calendar, states: StateSet, local: NaiveDateTime) 
 pub fn next_open(
     book: &RuleBook,
     place: &Place,
-    states: &[State],
+    set: StateSet,
     purpose: Purpose,
     method: Method,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let mut set = StateSet::default();
-    for s in states {
-        set.insert(*s);
-    }
-    let mask = book.mask_for(states);
+    let mask = book.mask_for(set);
     // The applicable hours rules, without collecting them (no allocation on the call path).
     let hours = || {
         (0..book.rules.len())

@@ -301,6 +301,13 @@ struct Flags {
 }
 
 impl Flags {
+    /// A check that blocks the call.
+    fn block(&mut self, d: &mut Decision, c: Check, r: Reason) {
+        d.reasons.insert(r);
+        d.trace.push(c, Outcome::Block(r));
+        self.block = true;
+    }
+
     /// A check that could not be made: fail closed or open as configured.
     fn fail(&mut self, d: &mut Decision, c: Check, r: Reason, mode: FailMode) {
         d.reasons.insert(r);
@@ -498,9 +505,7 @@ impl Policy {
             Ok(Called::Number(n)) => Some(n),
         };
         if let Some(r) = ctx.problem {
-            d.reasons.insert(r);
-            d.trace.push(Check::Campaign, Outcome::Block(r));
-            st.block = true;
+            st.block(&mut d, Check::Campaign, r);
         }
         let marketing = ctx.purpose == Purpose::Marketing;
         // Caller ID (F10).
@@ -516,11 +521,7 @@ impl Policy {
                 CallerId::Number(_) => None,
             };
             match r {
-                Some(r) => {
-                    d.reasons.insert(r);
-                    d.trace.push(Check::CallerId, Outcome::Block(r));
-                    st.block = true;
-                }
+                Some(r) => st.block(&mut d, Check::CallerId, r),
                 None => d.trace.push(Check::CallerId, Outcome::Pass),
             }
         }
@@ -545,9 +546,8 @@ impl Policy {
                     .cloned()
             };
             // Place: area-code state and zones, plus the address a CRM import gave.
-            let info = n
-                .nanp_national()
-                .map(|nat| *self.npas.get((nat / 10_000_000) as u16));
+            let npa = n.nanp_national().map(|nat| (nat / 10_000_000) as u16);
+            let info = npa.map(|a| *self.npas.get(a));
             let mut place = Place {
                 npa_state: info.and_then(|i| i.state),
                 zones: info.map(|i| i.zones).unwrap_or_default(),
@@ -566,20 +566,10 @@ impl Policy {
                     }
                 }
             }
-            let mut states_buf = [place.npa_state, place.address_state];
-            if states_buf[0] == states_buf[1] {
-                states_buf[1] = None;
-            }
-            let mut states_arr = [State::parse("AK").expect("known"); 2];
-            let mut ns = 0;
-            for s in states_buf.into_iter().flatten() {
-                states_arr[ns] = s;
-                ns += 1;
-            }
-            let states = &states_arr[..ns];
-            let mut state_set = StateSet::default();
-            for s in states {
-                state_set.insert(*s);
+            // The states whose rules apply: the area code's and the known address's.
+            let mut states = StateSet::default();
+            for s in [place.npa_state, place.address_state].into_iter().flatten() {
+                states.insert(s);
             }
             // Lists.
             let mut opted_out = optouts.contains(n);
@@ -588,9 +578,6 @@ impl Policy {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let l = &lists.lists[i];
-                if l.meta.kind == ListKind::Wireless {
-                    continue;
-                }
                 let c = Check::List(i as u8);
                 let r = Reason::dnc_for(l.meta.kind);
                 match l.meta.kind {
@@ -599,7 +586,7 @@ impl Policy {
                             continue;
                         }
                         if l.meta.kind == ListKind::State
-                            && l.meta.state_code.is_some_and(|s| !state_set.contains(s))
+                            && l.meta.state_code.is_some_and(|s| !states.contains(s))
                         {
                             d.trace.push(c, Outcome::OutOfScope);
                             continue;
@@ -613,36 +600,23 @@ impl Policy {
                                 d.trace.push(c, Outcome::Exempt);
                                 d.consent.get_or_insert(rec);
                             }
-                            _ => {
-                                d.reasons.insert(r);
-                                d.trace.push(c, Outcome::Block(r));
-                                st.block = true;
-                            }
+                            _ => st.block(&mut d, c, r),
                         }
                     }
                     ListKind::Internal => {
                         opted_out = true;
-                        d.reasons.insert(r);
-                        d.trace.push(c, Outcome::Block(r));
-                        st.block = true;
+                        st.block(&mut d, c, r);
                     }
-                    ListKind::Custom => {
-                        d.reasons.insert(r);
-                        d.trace.push(c, Outcome::Block(r));
-                        st.block = true;
-                    }
+                    ListKind::Custom => st.block(&mut d, c, r),
+                    // Line type, not a ban: read below.
                     ListKind::Wireless => {}
                 }
             }
             if optouts.contains(n) {
-                d.reasons.insert(Reason::InternalDnc);
-                d.trace
-                    .push(Check::OptOuts, Outcome::Block(Reason::InternalDnc));
-                st.block = true;
+                st.block(&mut d, Check::OptOuts, Reason::InternalDnc);
             }
-            d.wireless = lists
-                .has_wireless()
-                .then_some(d.list_hits & lists.wireless_mask() != 0);
+            d.wireless =
+                (lists.wireless_mask != 0).then_some(d.list_hits & lists.wireless_mask != 0);
             // An opt-out revokes consent and ends an EBR (F4, F5): no record counts after one.
             let find_consent =
                 |kinds: rules::Bits| if opted_out { None } else { find_consent(kinds) };
@@ -677,8 +651,7 @@ impl Policy {
                 );
             }
             // Place-based rules.
-            let known = info.is_some_and(|i| i.assigned);
-            if n.nanp_national().is_some() && !known && marketing {
+            if npa.is_some() && !info.is_some_and(|i| i.assigned) && marketing {
                 st.fail(
                     &mut d,
                     Check::Location,
@@ -687,29 +660,17 @@ impl Policy {
                 );
             }
             if marketing
-                && (info.is_some_and(|_| {
-                    state
-                        .emergency
-                        .npa_closed((n.nanp_national().unwrap_or(0) / 10_000_000) as u16)
-                }) || states.iter().any(|s| state.emergency.state_closed(*s)))
+                && (npa.is_some_and(|a| state.emergency.npa_closed(a))
+                    || state.emergency.any_closed(states))
             {
-                d.reasons.insert(Reason::StateOfEmergency);
-                d.trace
-                    .push(Check::Emergency, Outcome::Block(Reason::StateOfEmergency));
-                st.block = true;
+                st.block(&mut d, Check::Emergency, Reason::StateOfEmergency);
             }
             let mut mask = self.rules.mask_for(states);
             let mut hours_block = false;
             let mut ncap = 0;
-            let local: [(Zone, chrono::NaiveDateTime); 11] = {
-                let mut a = [(Zone::Eastern, chrono::NaiveDateTime::default()); 11];
-                for (i, z) in place.zones.iter().enumerate() {
-                    a[i] = (z, z.local(now));
-                }
-                a
-            };
-            let nz = place.zones.iter().count();
-            let local = &local[..nz];
+            // Local times in the candidate zones, computed at the first hours rule (a call no
+            // hours rule concerns never converts a time).
+            let mut local: Option<([(Zone, chrono::NaiveDateTime); 11], usize)> = None;
             let mut best_slack = i32::MAX;
             while mask != 0 {
                 let i = mask.trailing_zeros() as usize;
@@ -744,12 +705,21 @@ impl Policy {
                 let outcome = match &rule.kind {
                     RuleKind::Hours(h) => {
                         let rule_states = if rule.states.is_empty() {
-                            state_set
+                            states
                         } else {
-                            StateSet(rule.states.0 & state_set.0)
+                            StateSet(rule.states.0 & states.0)
                         };
+                        let (times, nz) = local.get_or_insert_with(|| {
+                            let mut a = [(Zone::Eastern, chrono::NaiveDateTime::default()); 11];
+                            let mut n = 0;
+                            for z in place.zones.iter() {
+                                a[n] = (z, z.local(now));
+                                n += 1;
+                            }
+                            (a, n)
+                        });
                         let mut out = Outcome::Pass;
-                        for &(z, t) in local {
+                        for &(z, t) in &times[..*nz] {
                             match hours::check(h, &self.rules.calendar, rule_states, t) {
                                 hours::HoursCheck::Inside { slack } => {
                                     if out == Outcome::Pass
@@ -832,11 +802,10 @@ impl Policy {
                         _ => Outcome::Pass,
                     },
                 };
-                if let Outcome::Block(r) = outcome {
-                    d.reasons.insert(r);
-                    st.block = true;
+                match outcome {
+                    Outcome::Block(r) => st.block(&mut d, c, r),
+                    o => d.trace.push(c, o),
                 }
-                d.trace.push(c, outcome);
             }
             d.place = place;
             if hours_block && self.cfg.retry_after_hours {

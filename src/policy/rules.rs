@@ -201,7 +201,7 @@ pub struct RuleBook {
 
 impl RuleBook {
     /// The rules that concern a number in `states` (no state: not a US number, no rules).
-    pub fn mask_for(&self, states: &[State]) -> u128 {
+    pub fn mask_for(&self, states: StateSet) -> u128 {
         if states.is_empty() {
             return 0;
         }
@@ -491,7 +491,7 @@ mod tests {
         assert!(b.rules.len() > 20);
         let tx = State::parse("TX").unwrap();
         let ids: Vec<_> = (0..b.rules.len())
-            .filter(|i| b.mask_for(&[tx]) & (1 << i) != 0)
+            .filter(|i| b.mask_for(StateSet::of(&[tx])) & (1 << i) != 0)
             .map(|i| b.rules[i].id.as_str())
             .collect();
         assert!(

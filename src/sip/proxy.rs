@@ -248,6 +248,7 @@ impl Proxy {
         clock: SharedClock,
         state: Arc<PolicyState>,
     ) -> Proxy {
+        state.caps.set_retain_secs(live.policy.longest_cap_secs());
         let branch_salt = hash_of(&[s.advertise_host.as_bytes(), &s.advertise_port.to_be_bytes()]);
         Proxy {
             s,
@@ -276,7 +277,12 @@ impl Proxy {
     }
 
     /// Swap in reloaded settings; calls already being handled finish with the old ones.
+    /// Swap in reloaded settings. The policy decides how long frequency-cap counters must be
+    /// kept, so the store learns it here.
     pub fn set_live(&self, live: Live) {
+        self.state
+            .caps
+            .set_retain_secs(live.policy.longest_cap_secs());
         self.live.store(Arc::new(live));
     }
 
