@@ -125,6 +125,7 @@ fn fixture() -> Fixture {
     let settings = ProxySettings {
         advertise_host: "192.0.2.10".into(),
         advertise_port: 5060,
+        advertise_tls_port: None,
         local_hosts: vec!["192.0.2.10".into()],
         upstream: "127.0.0.1:9".parse().unwrap(),
         upstream_host: "127.0.0.1".into(),
@@ -143,6 +144,7 @@ fn fixture() -> Fixture {
         drain_retry_after_secs: 30,
         reject: RejectConfig::default(),
         policy: Arc::new(Policy::new(&Config::default()).unwrap()),
+        tls_dialer_names: vec![],
     };
     let normalizer = Normalizer::new(&[], &["911".into()]);
     let policy = Policy::new(&Config::default()).unwrap();

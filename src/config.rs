@@ -16,6 +16,7 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("../config/callgate.toml");
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub sip: SipConfig,
+    pub tls: TlsConfig,
     pub upstream: UpstreamConfig,
     pub dialers: DialersConfig,
     pub numbers: NumbersConfig,
@@ -91,6 +92,7 @@ impl Default for CampaignConfig {
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Transport {
@@ -98,12 +100,14 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
     pub fn lower(self) -> &'static str {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         }
     }
 }
@@ -151,6 +155,37 @@ impl Default for SipConfig {
     }
 }
 
+/// SIP over TLS toward dialers (the listener) and who may call by client certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Address of the SIP-over-TLS listener; unset: none.
+    pub listen: Option<SocketAddr>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// CAs that dialers' client certificates are verified against; unset: none asked for.
+    pub client_ca: Option<PathBuf>,
+    pub require_client_cert: bool,
+    /// Client-certificate identities (DNS name or subject CN) that may place calls from any
+    /// source address.
+    pub dialer_names: Vec<String>,
+    pub handshake_timeout_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            listen: None,
+            cert: None,
+            key: None,
+            client_ca: None,
+            require_client_cert: false,
+            dialer_names: vec![],
+            handshake_timeout_secs: 10,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
@@ -159,6 +194,13 @@ pub struct UpstreamConfig {
     /// Further source addresses of the upstream side (a carrier sending from several IPs, or
     /// over TCP from ephemeral ports).
     pub sources: Vec<IpNet>,
+    /// With `transport = "tls"`: the CAs the upstream's certificate must chain to.
+    pub tls_ca: Option<PathBuf>,
+    /// The name the upstream's certificate must carry; default: the host of `address`.
+    pub tls_server_name: Option<String>,
+    /// A client certificate to present to the upstream (mutual TLS), with its key.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for UpstreamConfig {
@@ -167,6 +209,10 @@ impl Default for UpstreamConfig {
             address: "127.0.0.1:5080".into(),
             transport: Transport::Udp,
             sources: vec![],
+            tls_ca: None,
+            tls_server_name: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -359,6 +405,11 @@ impl Default for AuditConfig {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub token: Option<String>,
+    /// HTTPS for the admin API: certificate chain and key (PEM).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: every client must present a certificate from these CAs.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -366,6 +417,9 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: "127.0.0.1:8080".parse().unwrap(),
             token: None,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
         }
     }
 }
@@ -519,6 +573,7 @@ impl Config {
         if let Some(why) = self.admin_exposure_error() {
             return fail("admin.listen", why);
         }
+        self.validate_tls(&fail)?;
         if self.policy.national_max_age_days == 0 {
             return fail("policy.national_max_age_days", "must be at least 1".into());
         }
@@ -533,6 +588,103 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// TLS settings that only make sense together.
+    fn validate_tls(
+        &self,
+        fail: &dyn Fn(&str, String) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
+        let t = &self.tls;
+        let uses_client_certs = t.require_client_cert || !t.dialer_names.is_empty();
+        if t.listen.is_some() && (t.cert.is_none() || t.key.is_none()) {
+            let key = if t.cert.is_none() {
+                "tls.cert"
+            } else {
+                "tls.key"
+            };
+            return fail(
+                key,
+                "the TLS listener (tls.listen) needs a certificate and key".into(),
+            );
+        }
+        if uses_client_certs && t.client_ca.is_none() {
+            return fail(
+                "tls.client_ca",
+                "require_client_cert and dialer_names need the CAs to verify client certificates against".into(),
+            );
+        }
+        if let Some(n) = t.dialer_names.iter().find(|n| n.trim().is_empty()) {
+            return fail("tls.dialer_names", format!("`{n}` is not a name"));
+        }
+        let u = &self.upstream;
+        if u.transport == Transport::Tls && u.tls_ca.is_none() {
+            return fail(
+                "upstream.tls_ca",
+                "transport = \"tls\" needs the CA file the upstream's certificate chains to (e.g. /etc/ssl/certs/ca-certificates.crt)".into(),
+            );
+        }
+        if u.tls_cert.is_some() != u.tls_key.is_some() {
+            let key = if u.tls_cert.is_none() {
+                "upstream.tls_cert"
+            } else {
+                "upstream.tls_key"
+            };
+            return fail(
+                key,
+                "a client certificate needs both tls_cert and tls_key".into(),
+            );
+        }
+        let a = &self.admin;
+        if a.tls_cert.is_some() != a.tls_key.is_some() {
+            let key = if a.tls_cert.is_none() {
+                "admin.tls_cert"
+            } else {
+                "admin.tls_key"
+            };
+            return fail(key, "HTTPS needs both tls_cert and tls_key".into());
+        }
+        if a.client_ca.is_some() && a.tls_cert.is_none() {
+            return fail(
+                "admin.client_ca",
+                "mutual TLS needs admin.tls_cert and admin.tls_key".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The SIP listener's TLS files, when it has one.
+    pub fn sip_tls_files(&self) -> Option<crate::tls::ServerFiles> {
+        let t = &self.tls;
+        t.listen?;
+        Some(crate::tls::ServerFiles {
+            cert: t.cert.clone()?,
+            key: t.key.clone()?,
+            client_ca: t.client_ca.clone(),
+            require_client_cert: t.require_client_cert,
+        })
+    }
+
+    /// What the upstream TLS client trusts and presents, when the upstream is over TLS.
+    pub fn upstream_tls_files(&self) -> Option<crate::tls::ClientFiles> {
+        let u = &self.upstream;
+        (u.transport == Transport::Tls).then_some(())?;
+        Some(crate::tls::ClientFiles {
+            ca: u.tls_ca.clone()?,
+            cert: u.tls_cert.clone(),
+            key: u.tls_key.clone(),
+        })
+    }
+
+    /// The admin API's HTTPS files, when it serves HTTPS.
+    pub fn admin_tls_files(&self) -> Option<crate::tls::ServerFiles> {
+        let a = &self.admin;
+        Some(crate::tls::ServerFiles {
+            cert: a.tls_cert.clone()?,
+            key: a.tls_key.clone()?,
+            client_ca: a.client_ca.clone(),
+            require_client_cert: a.client_ca.is_some(),
+        })
     }
 
     /// The admin token from the config or, if unset there, from `CALLGATE_ADMIN_TOKEN`.
@@ -550,12 +702,13 @@ impl Config {
 }
 
 impl Config {
-    /// An admin API reachable from the network must have a token. Checked at load and again
-    /// after command-line overrides.
+    /// An admin API reachable from the network must have a token or require client
+    /// certificates. Checked at load and again after command-line overrides.
     pub fn admin_exposure_error(&self) -> Option<String> {
-        (!self.admin.listen.ip().is_loopback() && self.admin_token().is_none()).then(|| {
+        let guarded = self.admin_token().is_some() || self.admin.client_ca.is_some();
+        (!self.admin.listen.ip().is_loopback() && !guarded).then(|| {
             format!(
-                "{} is not a loopback address: set admin.token (or CALLGATE_ADMIN_TOKEN) so the API is not open",
+                "{} is not a loopback address: set admin.token (or CALLGATE_ADMIN_TOKEN) or admin.client_ca (mutual TLS) so the API is not open",
                 self.admin.listen
             )
         })
@@ -593,6 +746,40 @@ mod tests {
         let e =
             Config::from_str_named("x.toml", "[admin]\nlisten = \"0.0.0.0:8080\"\n").unwrap_err();
         assert!(e.to_string().contains("admin.listen"), "{e}");
+    }
+
+    #[test]
+    fn a_tls_listener_needs_a_certificate() {
+        let e =
+            Config::from_str_named("x.toml", "[tls]\nlisten = \"127.0.0.1:5061\"\n").unwrap_err();
+        assert!(e.to_string().contains("tls.cert"), "{e}");
+    }
+
+    #[test]
+    fn dialer_names_need_the_client_ca() {
+        let e = Config::from_str_named("x.toml", "[tls]\ndialer_names = [\"d.example\"]\n")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("x.toml:"), "{e}");
+        assert!(e.to_string().contains("tls.client_ca"), "{e}");
+    }
+
+    #[test]
+    fn an_upstream_over_tls_needs_its_ca() {
+        let e = Config::from_str_named("x.toml", "[upstream]\ntransport = \"tls\"\n").unwrap_err();
+        assert!(e.to_string().contains("upstream.tls_ca"), "{e}");
+    }
+
+    #[test]
+    fn a_network_admin_api_may_be_guarded_by_client_certificates_instead_of_a_token() {
+        let src = "[admin]\nlisten = \"0.0.0.0:8443\"\ntls_cert = \"a.crt\"\ntls_key = \"a.key\"\nclient_ca = \"ca.crt\"\n";
+        Config::from_str_named("x.toml", src).unwrap();
+    }
+
+    #[test]
+    fn admin_client_ca_needs_https() {
+        let e = Config::from_str_named("x.toml", "[admin]\nclient_ca = \"ca.crt\"\n").unwrap_err();
+        assert!(e.to_string().contains("x.toml:2:"), "{e}");
+        assert!(e.to_string().contains("admin.client_ca"), "{e}");
     }
 
     #[test]

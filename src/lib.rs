@@ -15,3 +15,4 @@ pub mod lists;
 pub mod policy;
 pub mod server;
 pub mod sip;
+pub mod tls;

@@ -487,7 +487,7 @@ fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading the configuration and the lists");
+                    tracing::info!("SIGHUP: reloading the configuration, the lists and the TLS certificates");
                     let (a, path) = (app.clone(), config_path.clone());
                     let _ = tokio::task::spawn_blocking(move || {
                         // An error keeps the running configuration (and is logged and audited).
@@ -495,6 +495,7 @@ fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
                             let _ = a.reload_config(p, "SIGHUP".into());
                         }
                         let _ = a.reload("SIGHUP".into());
+                        let _ = a.reload_tls("SIGHUP".into());
                         a.log_list_health();
                     })
                     .await;

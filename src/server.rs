@@ -32,6 +32,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub audit: AuditSink,
     pub clock: SharedClock,
+    /// Certificates in service, re-read by `reload_tls`.
+    pub tls: crate::tls::TlsSet,
 }
 
 impl App {
@@ -122,11 +124,50 @@ impl App {
         outcome
     }
 
+    /// Re-read every certificate and key (SIP listener, upstream client, admin API). New
+    /// connections get the new ones; open connections keep theirs. A file that does not load
+    /// leaves that role's certificate in service. Returns the errors by role.
+    pub fn reload_tls(&self, who: String) -> Vec<(&'static str, String)> {
+        let mut errors = Vec::new();
+        for (role, t) in self.tls.roles() {
+            let r = t.reload();
+            let result = if r.is_ok() { "ok" } else { "error" };
+            self.metrics
+                .tls_reloads
+                .with_label_values(&[role, result])
+                .inc();
+            match r {
+                Ok(()) => tracing::info!(role, "TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(role, error = %e, "TLS reload refused; the certificate in service stays");
+                    errors.push((role, e.to_string()));
+                }
+            }
+        }
+        if !self.tls.roles().is_empty() {
+            self.audit.admin(crate::audit::AdminEvent {
+                ts: self.clock.now(),
+                action: "tls_reload",
+                who,
+                detail: serde_json::json!({"refused": errors.iter()
+                    .map(|(role, e)| serde_json::json!({"role": role, "error": e}))
+                    .collect::<Vec<_>>()}),
+            });
+        }
+        self.refresh_metrics();
+        errors
+    }
+
     /// Gauges that describe state rather than count events: set on scrape and after reloads.
     pub fn refresh_metrics(&self) {
         let now = self.clock.now();
         let lists = self.lists.current();
         let m = &self.metrics;
+        for (role, t) in self.tls.roles() {
+            m.tls_cert_expiry
+                .with_label_values(&[role])
+                .set(t.expires());
+        }
         m.list_generation.set(lists.generation as i64);
         m.prefilter_memory.set(lists.prefilter_bytes() as i64);
         for l in &lists.lists {
@@ -198,6 +239,7 @@ pub struct Running {
     pub app: Arc<App>,
     pub sip_addr: SocketAddr,
     pub tcp_addr: Option<SocketAddr>,
+    pub tls_addr: Option<SocketAddr>,
     pub admin_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     sip_thread: Option<JoinHandle<()>>,
@@ -258,6 +300,12 @@ fn live_settings(cfg: &Config) -> anyhow::Result<crate::sip::proxy::Live> {
         drain_retry_after_secs: cfg.sip.drain_retry_after_secs,
         reject: cfg.reject.clone(),
         policy: Arc::new(Policy::new(cfg)?),
+        tls_dialer_names: cfg
+            .tls
+            .dialer_names
+            .iter()
+            .map(|n| n.trim().to_ascii_lowercase())
+            .collect(),
     })
 }
 
@@ -349,6 +397,47 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
     } else {
         None
     };
+    let tls = crate::tls::TlsSet {
+        sip: cfg
+            .sip_tls_files()
+            .map(crate::tls::ServerTls::load)
+            .transpose()
+            .context("tls")?,
+        upstream: cfg
+            .upstream_tls_files()
+            .map(crate::tls::ClientTls::load)
+            .transpose()
+            .context("upstream TLS")?,
+        admin: cfg
+            .admin_tls_files()
+            .map(crate::tls::ServerTls::load)
+            .transpose()
+            .context("admin TLS")?,
+    };
+    let tls_listener = match cfg.tls.listen {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("tls.listen {addr}: cannot bind"))?;
+            l.set_nonblocking(true)?;
+            Some(l)
+        }
+        None => None,
+    };
+    let tls_addr = tls_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let upstream_tls_name = match cfg.upstream.tls_server_name.as_deref() {
+        Some(n) => n.to_string(),
+        None => upstream_host.clone(),
+    };
+    let upstream_tls_name = rustls::pki_types::ServerName::try_from(upstream_tls_name.clone())
+        .with_context(|| {
+            format!("upstream.tls_server_name `{upstream_tls_name}`: not a DNS name or IP address")
+        })?;
+    let tls_sides = crate::sip::transport::TlsSides {
+        server: tls.sip.clone(),
+        client: tls.upstream.clone(),
+        upstream: Some((upstream, upstream_tls_name)),
+        handshake_timeout: Duration::from_secs(cfg.tls.handshake_timeout_secs.max(1)),
+    };
     let bound = SocketAddr::new(cfg.sip.listen.ip(), port);
     let (adv_host, adv_port) = advertise(&cfg, bound, upstream);
     let mut local_hosts = vec![adv_host.to_ascii_lowercase()];
@@ -362,6 +451,7 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
     let settings = ProxySettings {
         advertise_host: adv_host,
         advertise_port: adv_port,
+        advertise_tls_port: tls_addr.map(|a| a.port()),
         local_hosts,
         upstream,
         upstream_host,
@@ -390,6 +480,7 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         metrics: metrics.clone(),
         audit: sink,
         clock,
+        tls,
     });
     app.refresh_metrics();
     app.log_list_health();
@@ -414,8 +505,9 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
             rt.block_on(async move {
                 let udp = udp.map(|u| Arc::new(tokio::net::UdpSocket::from_std(u).expect("udp")));
                 let tcp = tcp.map(|l| tokio::net::TcpListener::from_std(l).expect("tcp"));
-                let t = Transport::new(udp, proxy, metrics, limits, durable);
-                t.run(tcp, rx).await;
+                let tls = tls_listener.map(|l| tokio::net::TcpListener::from_std(l).expect("tls"));
+                let t = Transport::new(udp, proxy, metrics, limits, durable, tls_sides);
+                t.run(tcp, tls, rx).await;
             });
         })?;
 
@@ -435,11 +527,12 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
             rt.block_on(http::serve(app2, admin_listener, rx));
         })?;
 
-    tracing::info!(sip = %sip_addr, admin = %admin_addr, upstream = %upstream, "callgate running");
+    tracing::info!(sip = %sip_addr, tls = ?tls_addr, admin = %admin_addr, upstream = %upstream, "callgate running");
     Ok(Running {
         app,
         sip_addr,
         tcp_addr,
+        tls_addr,
         admin_addr,
         shutdown,
         sip_thread: Some(sip_thread),

@@ -1,7 +1,9 @@
 //! The admin HTTP API: metrics, health, the "what would happen to this number" check,
 //! opt-outs and reload. Loopback by default; with a token configured every endpoint but
-//! `/healthz` requires `Authorization: Bearer <token>`.
+//! `/healthz` requires `Authorization: Bearer <token>`; with `admin.tls_cert` it serves HTTPS,
+//! and with `admin.client_ca` only clients with a certificate from those CAs get in.
 
+use super::listener::{AdminPeer, HttpsListener};
 use crate::policy::normalize::E164;
 use crate::policy::{Decision, Verdict};
 use crate::server::App;
@@ -22,15 +24,24 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("admin listener");
-    let router = router(app);
-    let _ = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let tls = app.tls.admin.clone();
+    let service = router(app).into_make_service_with_connect_info::<AdminPeer>();
+    let stop = async move {
         let _ = shutdown.changed().await;
-    })
-    .await;
+    };
+    let _ = match tls {
+        Some(tls) => {
+            let https = HttpsListener::new(listener, tls).expect("admin listener address");
+            axum::serve(https, service)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    };
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -190,18 +201,19 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
 }
 
 /// Who made an admin change, for the audit log: the peer and how it was let in.
-fn who(app: &App, peer: std::net::SocketAddr) -> String {
-    let how = if app.cfg.admin_token().is_some() {
-        "bearer token"
-    } else {
-        "loopback, no token configured"
+fn who(app: &App, peer: &AdminPeer) -> String {
+    let how = match (&peer.cert, app.cfg.admin_token().is_some()) {
+        (Some(c), true) => format!("client certificate {c}, bearer token"),
+        (Some(c), false) => format!("client certificate {c}"),
+        (None, true) => "bearer token".into(),
+        (None, false) => "loopback, no token configured".into(),
     };
-    format!("{peer} ({how})")
+    format!("{} ({how})", peer.addr)
 }
 
 async fn add_optout(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<AdminPeer>,
     body: Result<Json<OptOutBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Json(body) = match body {
@@ -225,7 +237,7 @@ async fn add_optout(
             app.audit.admin(crate::audit::AdminEvent {
                 ts: app.clock.now(),
                 action: "optout_add",
-                who: who(&app, peer),
+                who: who(&app, &peer),
                 detail: json!({"number": rec.number, "seq": rec.seq, "source": rec.source}),
             });
             (
@@ -247,13 +259,25 @@ async fn add_optout(
 
 async fn reload(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<AdminPeer>,
 ) -> Response {
     let app2 = app.clone();
-    let who = who(&app, peer);
-    match tokio::task::spawn_blocking(move || app2.reload(who)).await {
-        Ok(Ok(report)) => {
-            let status = if report.failed.is_empty() {
+    let who = who(&app, &peer);
+    let reloaded = tokio::task::spawn_blocking(move || {
+        let tls = app2.reload_tls(who.clone());
+        (app2.reload(who), tls)
+    });
+    let (lists, tls) = match reloaded.await {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let tls_refused: Vec<Value> = tls
+        .iter()
+        .map(|(role, e)| json!({"role": role, "error": e, "kept": "the certificate in service"}))
+        .collect();
+    match lists {
+        Ok(report) => {
+            let status = if report.failed.is_empty() && tls_refused.is_empty() {
                 StatusCode::OK
             } else {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -261,16 +285,18 @@ async fn reload(
             app.log_list_health();
             (
                 status,
-                Json(json!({"report": report, "lists": lists_json(&app)})),
+                Json(json!({"report": report, "lists": lists_json(&app), "tls_refused": tls_refused})),
             )
                 .into_response()
         }
-        Ok(Err(e)) => (
+        Err(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": e.to_string(), "kept": "the lists in service are unchanged"})),
+            Json(
+                json!({"error": e.to_string(), "kept": "the lists in service are unchanged",
+                "tls_refused": tls_refused}),
+            ),
         )
             .into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -278,7 +304,7 @@ async fn reload(
 /// with a header line. All or nothing; 201 once fsynced.
 async fn add_consent(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<AdminPeer>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -321,7 +347,7 @@ async fn add_consent(
             app.audit.admin(crate::audit::AdminEvent {
                 ts: now,
                 action: "consent_add",
-                who: who(&app, peer),
+                who: who(&app, &peer),
                 detail: json!({"records": recs.len(), "seq_first": first, "seq_last": last}),
             });
             (
@@ -381,7 +407,7 @@ async fn get_emergency(State(app): State<Arc<App>>) -> Response {
 /// body object reopens everything). Durable before 200.
 async fn set_emergency(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<AdminPeer>,
     body: Result<Json<crate::policy::emergency::Closed>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Json(closed) = match body {
@@ -396,7 +422,7 @@ async fn set_emergency(
             app.audit.admin(crate::audit::AdminEvent {
                 ts: app.clock.now(),
                 action: "emergency_set",
-                who: who(&app, peer),
+                who: who(&app, &peer),
                 detail: json!(closed),
             });
             Json(app.proxy.state.emergency.current()).into_response()

@@ -35,30 +35,33 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A transport-level peer: the address plus how we talk to it. For TCP the address names the
-/// connection (its remote address).
+/// A transport-level peer: the address plus how we talk to it. For TCP and TLS the address
+/// names the connection (its remote address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Peer {
     Udp(SocketAddr),
     Tcp(SocketAddr),
+    Tls(SocketAddr),
 }
 
 impl Peer {
     pub fn addr(self) -> SocketAddr {
         match self {
-            Peer::Udp(a) | Peer::Tcp(a) => a,
+            Peer::Udp(a) | Peer::Tcp(a) | Peer::Tls(a) => a,
         }
     }
     pub fn transport(self) -> Transport {
         match self {
             Peer::Udp(_) => Transport::Udp,
             Peer::Tcp(_) => Transport::Tcp,
+            Peer::Tls(_) => Transport::Tls,
         }
     }
     pub fn new(t: Transport, a: SocketAddr) -> Peer {
         match t {
             Transport::Udp => Peer::Udp(a),
             Transport::Tcp => Peer::Tcp(a),
+            Transport::Tls => Peer::Tls(a),
         }
     }
 }
@@ -96,6 +99,8 @@ pub enum Side {
 pub struct ProxySettings {
     pub advertise_host: String,
     pub advertise_port: u16,
+    /// The port written into Via and Record-Route for TLS (the TLS listener's).
+    pub advertise_tls_port: Option<u16>,
     /// Lower-case host strings that name this proxy (in Route, Request-URI).
     pub local_hosts: Vec<String>,
     pub upstream: SocketAddr,
@@ -147,6 +152,9 @@ pub struct Proxy {
     stranger_budget: std::sync::Mutex<Bucket>,
     buckets: DashMap<std::net::IpAddr, Bucket>,
     branch_salt: u64,
+    /// The certificate identities of open TLS connections that presented a verified client
+    /// certificate, by remote address.
+    tls_names: DashMap<SocketAddr, Box<[String]>>,
 }
 
 /// The settings a configuration reload (SIGHUP) swaps in without a restart.
@@ -159,6 +167,8 @@ pub struct Live {
     pub drain_retry_after_secs: u32,
     pub reject: RejectConfig,
     pub policy: Arc<Policy>,
+    /// Client-certificate identities (lower case) that make a TLS peer a dialer.
+    pub tls_dialer_names: Vec<String>,
 }
 
 /// A token bucket: `tokens` refill at the configured rate up to rate + burst.
@@ -268,6 +278,7 @@ impl Proxy {
                 at: Instant::now(),
             }),
             branch_salt,
+            tls_names: DashMap::new(),
         }
     }
 
@@ -344,7 +355,24 @@ impl Proxy {
         if live.dialers.iter().any(|n| n.contains(&ip)) {
             return Some(Side::Dialer);
         }
+        if let (Peer::Tls(_), false) = (src, live.tls_dialer_names.is_empty()) {
+            let names = self.tls_names.get(&a)?;
+            if names.iter().any(|n| live.tls_dialer_names.contains(n)) {
+                return Some(Side::Dialer);
+            }
+        }
         None
+    }
+
+    /// A TLS connection from `addr` presented a verified certificate naming `names`.
+    pub fn tls_peer_connected(&self, addr: SocketAddr, names: Vec<String>) {
+        if !names.is_empty() {
+            self.tls_names.insert(addr, names.into_boxed_slice());
+        }
+    }
+
+    pub fn tls_peer_closed(&self, addr: SocketAddr) {
+        self.tls_names.remove(&addr);
     }
 
     fn dropped(&self, reason: &str) {
@@ -458,6 +486,14 @@ impl Proxy {
             let cseq = msg.cseq().map(|c| c.0).unwrap_or(0).to_be_bytes();
             let from_tag = msg.tag(HeaderName::From).unwrap_or(b"");
             hash_of(&[msg.call_id(), &cseq, from_tag, msg.bytes(via.value)])
+        }
+    }
+
+    /// Our port for `t` in Via and Record-Route.
+    fn port_for(&self, t: Transport) -> u16 {
+        match (t, self.s.advertise_tls_port) {
+            (Transport::Tls, Some(p)) => p,
+            _ => self.s.advertise_port,
         }
     }
 
@@ -843,7 +879,8 @@ impl Proxy {
     }
 
     fn is_us(&self, host: &[u8], port: Option<u16>) -> bool {
-        let port_ok = port.unwrap_or(5060) == self.s.advertise_port;
+        let port = port.unwrap_or(5060);
+        let port_ok = port == self.s.advertise_port || Some(port) == self.s.advertise_tls_port;
         port_ok
             && self
                 .s
@@ -945,6 +982,8 @@ impl Proxy {
         let transport = match u.param(b"transport") {
             Some(t) if t.eq_ignore_ascii_case(b"tcp") => Some(Transport::Tcp),
             Some(t) if t.eq_ignore_ascii_case(b"udp") => Some(Transport::Udp),
+            Some(t) if t.eq_ignore_ascii_case(b"tls") => Some(Transport::Tls),
+            _ if u.scheme == Scheme::Sips => Some(Transport::Tls),
             _ => None,
         };
         let host = u
@@ -1018,11 +1057,8 @@ impl Proxy {
             .find(|h| h.name == HeaderName::Via)
             .expect("validated");
         let at = first_via.line.start as usize;
-        let (host, port, branch) = (
-            &self.s.advertise_host,
-            self.s.advertise_port,
-            self.our_branch(key),
-        );
+        let (host, branch) = (&self.s.advertise_host, self.our_branch(key));
+        let port = self.port_for(out_transport);
         s.insert(at, |t| {
             let _ = write!(
                 t,
@@ -1046,12 +1082,12 @@ impl Proxy {
                 // its own transport (RFC 3261 section 16.6 step 4; RFC 5658).
                 rr_line(t, host, port, out_transport);
                 if in_t != out_transport {
-                    rr_line(t, host, port, in_t);
+                    rr_line(t, host, self.port_for(in_t), in_t);
                 }
             });
         }
-        // received / rport on the sender's Via (section 18.2.1, RFC 3581). Over TCP rport is
-        // always filled in: it names the connection the responses must go back on.
+        // received / rport on the sender's Via (section 18.2.1, RFC 3581). Over TCP and TLS
+        // rport is always filled in: it names the connection the responses must go back on.
         let src_ip = normalize_ip(src.addr().ip());
         let sent_by_ip = std::str::from_utf8(msg.bytes(via.host)).ok().and_then(|h| {
             h.trim_matches(|c| c == '[' || c == ']')
@@ -1066,7 +1102,7 @@ impl Proxy {
                     let _ = write!(t, "rport={src_port}");
                 })
             }
-            None if src.transport() == Transport::Tcp => s.insert(via.value.end as usize, |t| {
+            None if src.transport() != Transport::Udp => s.insert(via.value.end as usize, |t| {
                 let _ = write!(t, ";rport={src_port}");
             }),
             _ => {}
@@ -1275,7 +1311,11 @@ impl Proxy {
 fn rr_line(t: &mut Vec<u8>, host: &str, port: u16, transport: Transport) {
     let _ = match transport {
         Transport::Udp => write!(t, "Record-Route: <sip:{host}:{port};lr>\r\n"),
-        Transport::Tcp => write!(t, "Record-Route: <sip:{host}:{port};transport=tcp;lr>\r\n"),
+        Transport::Tcp | Transport::Tls => write!(
+            t,
+            "Record-Route: <sip:{host}:{port};transport={};lr>\r\n",
+            transport.lower()
+        ),
     };
 }
 
@@ -1316,8 +1356,11 @@ fn deliverable(ip: IpAddr) -> bool {
 
 /// Where a response goes: the next Via's `received`/`rport` or sent-by (section 18.2.2).
 fn response_dest(msg: &Message, via: &Via) -> Option<Dest> {
-    let transport = if via.transport(&msg.buf).eq_ignore_ascii_case(b"TCP") {
+    let t = via.transport(&msg.buf);
+    let transport = if t.eq_ignore_ascii_case(b"TCP") {
         Transport::Tcp
+    } else if t.eq_ignore_ascii_case(b"TLS") {
+        Transport::Tls
     } else {
         Transport::Udp
     };

@@ -1,17 +1,23 @@
 //! Sockets. One UDP receive loop handles each datagram to completion before reading the next,
 //! so the messages of a call leave in the order they arrived; no task is spawned per message.
-//! Each TCP connection has one reader (framing by Content-Length, pipelining and partial reads)
-//! and one writer fed by a FIFO channel, so order is kept per connection too.
+//! Each TCP or TLS connection has one reader (framing by Content-Length, pipelining and partial
+//! reads) and one writer fed by a FIFO channel, so order is kept per connection too.
+//!
+//! Connections are found by remote address whatever their protocol: a response goes back on
+//! the connection its request came in on (RFC 3261 section 18.2.2), even when the Via says TCP
+//! for a hop that a TLS terminator wrapped.
 
 use super::parse::{find_headers_end, memchr, trim_slice};
 use super::proxy::{Dest, Outgoing, Peer, Proxy};
 use crate::admin::metrics::Metrics;
+use crate::tls::{ClientTls, ServerTls};
 use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
+use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
@@ -74,6 +80,17 @@ pub struct Transport {
     /// Messages waiting for their audit record to be durable (before-forward), in order.
     held: std::sync::Mutex<std::collections::VecDeque<Outgoing>>,
     durable: tokio::sync::watch::Receiver<u64>,
+    tls: TlsSides,
+}
+
+/// TLS toward dialers (the listener's certificate) and toward the upstream (what we trust).
+#[derive(Default)]
+pub struct TlsSides {
+    pub server: Option<Arc<ServerTls>>,
+    pub client: Option<Arc<ClientTls>>,
+    /// The upstream's address and the name its certificate must carry.
+    pub upstream: Option<(SocketAddr, ServerName<'static>)>,
+    pub handshake_timeout: Duration,
 }
 
 /// Bounds on what one peer can hold.
@@ -95,6 +112,7 @@ impl Transport {
         metrics: Arc<Metrics>,
         limits: Limits,
         durable: tokio::sync::watch::Receiver<u64>,
+        tls: TlsSides,
     ) -> Arc<Transport> {
         Arc::new(Transport {
             udp,
@@ -104,6 +122,7 @@ impl Transport {
             limits,
             held: std::sync::Mutex::new(std::collections::VecDeque::new()),
             durable,
+            tls,
         })
     }
 
@@ -129,14 +148,19 @@ impl Transport {
         }
     }
 
-    /// Run until `shutdown` flips: the UDP loop, the TCP acceptor and the transaction sweeper.
+    /// Run until `shutdown` flips: the UDP loop, the TCP and TLS acceptors and the
+    /// transaction sweeper.
     pub async fn run(
         self: Arc<Self>,
         tcp: Option<TcpListener>,
+        tls: Option<TcpListener>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         if let Some(l) = tcp {
-            tokio::spawn(self.clone().accept_loop(l, shutdown.clone()));
+            tokio::spawn(self.clone().accept_loop(l, false, shutdown.clone()));
+        }
+        if let Some(l) = tls {
+            tokio::spawn(self.clone().accept_loop(l, true, shutdown.clone()));
         }
         tokio::spawn(self.clone().release_held());
         let sweeper = self.clone();
@@ -178,19 +202,33 @@ impl Transport {
         }
     }
 
-    async fn accept_loop(self: Arc<Self>, l: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    async fn accept_loop(
+        self: Arc<Self>,
+        l: TcpListener,
+        tls: bool,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 r = l.accept() => match r {
                     Ok((stream, peer)) => {
+                        // Connections still in their TLS handshake count against the limit.
                         if self.conns.len() >= self.limits.max_conns {
                             self.metrics.dropped.with_label_values(&["tcp_connection_limit"]).inc();
                             continue;
                         }
                         let (tx, rx) = mpsc::channel(1024);
                         self.conns.insert(peer, tx);
-                        tokio::spawn(self.clone().run_conn(stream, peer, rx));
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            if tls {
+                                me.serve_tls(stream, peer, rx).await
+                            } else {
+                                let (rd, wr) = stream.into_split();
+                                me.run_conn(rd, wr, Peer::Tcp(peer), rx).await
+                            }
+                        });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "tcp accept failed");
@@ -201,15 +239,61 @@ impl Transport {
         }
     }
 
-    async fn run_conn(
+    /// An accepted connection on the TLS listener: handshake (bounded in time), note the
+    /// client certificate's names for the dialer check, then read and write SIP.
+    async fn serve_tls(
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
-        mut rx: mpsc::Receiver<Bytes>,
+        rx: mpsc::Receiver<Bytes>,
     ) {
+        let Some(server) = &self.tls.server else {
+            self.conns.remove(&peer);
+            return;
+        };
         let _ = stream.set_nodelay(true);
+        let acceptor = tokio_rustls::TlsAcceptor::from(server.current());
+        let stream =
+            match tokio::time::timeout(self.tls.handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    self.conns.remove(&peer);
+                    return self.dropped("tls_handshake_failed");
+                }
+                Err(_) => {
+                    self.conns.remove(&peer);
+                    return self.dropped("tls_handshake_timeout");
+                }
+            };
+        let names = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|leaf| crate::tls::cert_names(leaf))
+            .unwrap_or_default();
+        self.proxy.tls_peer_connected(peer, names);
+        let (rd, wr) = tokio::io::split(stream);
+        self.clone().run_conn(rd, wr, Peer::Tls(peer), rx).await;
+        self.proxy.tls_peer_closed(peer);
+    }
+
+    fn dropped(&self, reason: &str) {
+        self.metrics.dropped.with_label_values(&[reason]).inc();
+    }
+
+    async fn run_conn<R, W>(
+        self: Arc<Self>,
+        mut rd: R,
+        mut wr: W,
+        peer: Peer,
+        mut rx: mpsc::Receiver<Bytes>,
+    ) where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         self.metrics.tcp_connections.inc();
-        let (mut rd, mut wr) = stream.into_split();
         let writer = tokio::spawn(async move {
             while let Some(b) = rx.recv().await {
                 if wr.write_all(&b).await.is_err() {
@@ -244,7 +328,7 @@ impl Transport {
                 match next_frame(&mut buf, self.limits.max_message) {
                     Ok(Some(frame)) => {
                         partial_since = None;
-                        self.proxy.handle(frame, Peer::Tcp(peer), &mut outs);
+                        self.proxy.handle(frame, peer, &mut outs);
                         for o in outs.drain(..) {
                             self.send(o);
                         }
@@ -272,7 +356,7 @@ impl Transport {
                 }
             }
         }
-        self.conns.remove(&peer);
+        self.conns.remove(&peer.addr());
         writer.abort();
         self.metrics.tcp_connections.dec();
     }
@@ -294,7 +378,11 @@ impl Transport {
     fn send_now(self: &Arc<Self>, o: Outgoing) {
         match o.dest {
             Dest::Peer(Peer::Udp(addr)) => self.send_udp(addr, o.data, o.to_upstream),
-            Dest::Peer(Peer::Tcp(addr)) => self.send_tcp(addr, o.data, o.to_upstream),
+            Dest::Peer(Peer::Tcp(addr)) => self.send_stream(addr, o.data, o.to_upstream, None),
+            Dest::Peer(Peer::Tls(addr)) => {
+                let name = self.tls_name_for(addr, None);
+                self.send_stream(addr, o.data, o.to_upstream, Some(name))
+            }
             Dest::Resolve {
                 host,
                 port,
@@ -307,6 +395,10 @@ impl Transport {
                         .ok()
                         .and_then(|mut a| a.next())
                     {
+                        Some(addr) if transport == crate::config::Transport::Tls => {
+                            let name = me.tls_name_for(addr, Some(&host));
+                            me.send_stream(addr, o.data, o.to_upstream, Some(name));
+                        }
                         Some(addr) => {
                             let peer = Peer::new(transport, addr);
                             me.send_now(Outgoing {
@@ -355,25 +447,77 @@ impl Transport {
         }
     }
 
-    fn send_tcp(self: &Arc<Self>, addr: SocketAddr, data: Bytes, upstream: bool) {
+    /// The name a TLS server at `addr` must prove: the upstream's configured name, else the
+    /// host name we resolved, else its IP address.
+    fn tls_name_for(&self, addr: SocketAddr, host: Option<&str>) -> ServerName<'static> {
+        match (&self.tls.upstream, host) {
+            (Some((up, name)), _) if *up == addr => name.clone(),
+            (_, Some(h)) => ServerName::try_from(h.to_string())
+                .unwrap_or_else(|_| ServerName::IpAddress(addr.ip().into())),
+            _ => ServerName::IpAddress(addr.ip().into()),
+        }
+    }
+
+    /// Send over the open connection to `addr` (TCP or TLS, whichever it is), or open one:
+    /// TLS when `tls` names the server to verify.
+    fn send_stream(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        data: Bytes,
+        upstream: bool,
+        tls: Option<ServerName<'static>>,
+    ) {
         if let Some(tx) = self.conns.get(&addr) {
             if tx.try_send(data).is_err() {
                 self.send_error(upstream);
             }
             return;
         }
+        let connector = match (&tls, &self.tls.client) {
+            (None, _) => None,
+            (Some(_), Some(c)) => Some(tokio_rustls::TlsConnector::from(c.current())),
+            (Some(_), None) => {
+                tracing::warn!(%addr, "cannot open TLS: no TLS client configuration (upstream.tls_ca)");
+                return self.send_error(upstream);
+            }
+        };
         // No connection yet: open one. Messages sent meanwhile queue in its channel, in order.
         let (tx, rx) = mpsc::channel(1024);
         let _ = tx.try_send(data);
         self.conns.insert(addr, tx);
         let me = self.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => me.run_conn(stream, addr, rx).await,
+            let connect = async {
+                let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+                let _ = stream.set_nodelay(true);
+                Ok::<_, String>(stream)
+            };
+            let failed = |me: &Arc<Self>, why: String| {
+                tracing::warn!(%addr, error = %why, "connection to peer failed");
+                me.conns.remove(&addr);
+                me.send_error(upstream);
+            };
+            let stream = match tokio::time::timeout(Duration::from_secs(5), connect).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return failed(&me, e),
+                Err(_) => return failed(&me, "connect timed out".into()),
+            };
+            match (connector, tls) {
+                (Some(c), Some(name)) => {
+                    let hs =
+                        tokio::time::timeout(me.tls.handshake_timeout, c.connect(name, stream));
+                    match hs.await {
+                        Ok(Ok(s)) => {
+                            let (rd, wr) = tokio::io::split(s);
+                            me.run_conn(rd, wr, Peer::Tls(addr), rx).await
+                        }
+                        Ok(Err(e)) => failed(&me, format!("TLS handshake: {e}")),
+                        Err(_) => failed(&me, "TLS handshake timed out".into()),
+                    }
+                }
                 _ => {
-                    tracing::warn!(%addr, "tcp connect failed");
-                    me.conns.remove(&addr);
-                    me.send_error(upstream);
+                    let (rd, wr) = stream.into_split();
+                    me.run_conn(rd, wr, Peer::Tcp(addr), rx).await
                 }
             }
         });

@@ -341,6 +341,19 @@ pub fn sipp() -> &'static str {
     "sipp"
 }
 
+/// The stunnel binary (TLS for sipp, which Debian builds without TLS); FAILS (never skips)
+/// when it is not installed.
+pub fn stunnel() -> &'static str {
+    let ok = std::process::Command::new("stunnel4")
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    assert!(ok, "stunnel is not installed: the SIP-over-TLS end-to-end test needs it. Run scripts/test.sh (it runs `apt-get install -y stunnel4`).");
+    "stunnel4"
+}
+
 /// A port free for both UDP and TCP on 127.0.0.1.
 pub fn free_port() -> u16 {
     loop {

@@ -1,0 +1,188 @@
+//! SIP over TLS end to end with real peers. Debian's sipp has no TLS, so stunnel wraps it:
+//!
+//!   sipp UAC --TCP--> stunnel (client, presents the dialer's certificate)
+//!       --TLS--> callgate --TLS--> stunnel (server, the carrier's certificate) --TCP--> sipp UAS
+//!
+//! callgate knows the dialer only by its client certificate (no dialer address is allowed),
+//! verifies the carrier's certificate, and relays every call's responses and in-dialog
+//! requests on the right connections. FAILS (never skips) when sipp or stunnel is missing.
+
+mod common;
+#[path = "support/pki.rs"]
+mod pki;
+
+use common::{free_port, sipp, stunnel, write_data};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp");
+
+/// Kills and reaps a child process when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(addr: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start listening on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sipp_calls_cross_tls_on_both_sides_with_a_certificate_for_a_dialer() {
+    let (sipp, stunnel) = (sipp(), stunnel());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_data(dir, Some(2));
+    let pki = pki::Pki::new("Test CA");
+    let ca = pki.write_ca(dir, "ca.crt");
+    let sip_leaf = pki.leaf(dir, "callgate", &["callgate.test", "127.0.0.1"]);
+    let carrier_leaf = pki.leaf(dir, "carrier", &["carrier.test"]);
+    let dialer_leaf = pki.leaf(dir, "dialer", &["dialer-7.callcentre.test"]);
+    let [uas, carrier_tls, dialer_plain, cg_udp, cg_tls, admin, uac] = [(); 7].map(|_| free_port());
+
+    // The carrier: sipp's built-in UAS over TCP, behind stunnel's TLS.
+    let log = dir.join("uas_messages.log");
+    let _uas = Proc(
+        Command::new(sipp)
+            .args([
+                "-timeout",
+                "120s",
+                "-sn",
+                "uas",
+                "-t",
+                "t1",
+                "-i",
+                "127.0.0.1",
+            ])
+            .args([
+                "-p",
+                &uas.to_string(),
+                "-nostdin",
+                "-trace_msg",
+                "-message_file",
+            ])
+            .arg(&log)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let conf = dir.join("stunnel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "foreground = yes\npid =\ndebug = 5\noutput = {d}/stunnel.log\n\n\
+             [carrier]\naccept = 127.0.0.1:{carrier_tls}\nconnect = 127.0.0.1:{uas}\ncert = {cc}\nkey = {ck}\n\n\
+             [dialer]\nclient = yes\naccept = 127.0.0.1:{dialer_plain}\nconnect = 127.0.0.1:{cg_tls}\n\
+             CAfile = {ca}\nverifyChain = yes\ncheckHost = callgate.test\ncert = {dc}\nkey = {dk}\n",
+            d = dir.display(),
+            cc = carrier_leaf.cert.display(),
+            ck = carrier_leaf.key.display(),
+            ca = ca.display(),
+            dc = dialer_leaf.cert.display(),
+            dk = dialer_leaf.key.display(),
+        ),
+    )
+    .unwrap();
+    let _stunnel = Proc(
+        Command::new(stunnel)
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // callgate: no dialer address allowed; the certificate name is the only way in.
+    let d = dir.display();
+    let cfg = format!(
+        "[sip]\nlisten = \"127.0.0.1:{cg_udp}\"\n\
+         [tls]\nlisten = \"127.0.0.1:{cg_tls}\"\ncert = \"{sc}\"\nkey = \"{sk}\"\nclient_ca = \"{ca}\"\n\
+         dialer_names = [\"dialer-7.callcentre.test\"]\n\
+         [dialers]\nallow = [\"10.255.0.0/16\"]\n\
+         [upstream]\naddress = \"127.0.0.1:{carrier_tls}\"\ntransport = \"tls\"\ntls_ca = \"{ca}\"\n\
+         tls_server_name = \"carrier.test\"\n\
+         [lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\n\
+         consent_journal = \"{d}/consent.jsonl\"\ncaps_journal = \"{d}/caps.bin\"\n\
+         emergency_file = \"{d}/emergency.json\"\n[audit]\ndir = \"{d}/audit\"\n\
+         [admin]\nlisten = \"127.0.0.1:{admin}\"\n",
+        sc = sip_leaf.cert.display(),
+        sk = sip_leaf.key.display(),
+        ca = ca.display(),
+    );
+    let path = dir.join("callgate.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
+    let _callgate = Proc(common::spawn_binary(
+        &path,
+        &dir.join("callgate.log"),
+        admin,
+    ));
+    wait_for_port(
+        format!("127.0.0.1:{carrier_tls}").parse().unwrap(),
+        "stunnel",
+    );
+    wait_for_port(
+        format!("127.0.0.1:{dialer_plain}").parse().unwrap(),
+        "stunnel",
+    );
+
+    let numbers = [
+        "4155550100",
+        "+14155550101",
+        "9175551234",
+        "4155550102",
+        "4155550103",
+    ];
+    let csv = dir.join("numbers.csv");
+    std::fs::write(&csv, format!("SEQUENTIAL\n{}\n", numbers.join("\n"))).unwrap();
+    let status = Command::new("timeout")
+        .args(["90", sipp, "-sf"])
+        .arg(Path::new(SCENARIOS).join("uac_allow.xml"))
+        .arg("-inf")
+        .arg(&csv)
+        .arg(format!("127.0.0.1:{dialer_plain}"))
+        .args(["-t", "t1", "-i", "127.0.0.1", "-p", &uac.to_string()])
+        .args(["-m", &numbers.len().to_string(), "-r", "10"])
+        .args(["-timeout", "60s", "-recv_timeout", "5000", "-nostdin"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let logs = || {
+        format!(
+            "callgate log:\n{}\nstunnel log:\n{}",
+            std::fs::read_to_string(dir.join("callgate.log")).unwrap_or_default(),
+            std::fs::read_to_string(dir.join("stunnel.log")).unwrap_or_default()
+        )
+    };
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "every call connects and hangs up\n{}",
+        logs()
+    );
+    let carrier_saw = std::fs::read_to_string(&log).unwrap_or_default();
+    let count = |m: &str| carrier_saw.lines().filter(|l| l.starts_with(m)).count();
+    assert_eq!(count("INVITE sip:"), numbers.len(), "{}", logs());
+    assert_eq!(count("BYE sip:"), numbers.len());
+    assert!(
+        carrier_saw.contains("Via: SIP/2.0/TLS 127.0.0.1:"),
+        "callgate's hop to the carrier is TLS"
+    );
+}

@@ -1,0 +1,435 @@
+//! SIP over TLS on both sides, client certificates as the "who may call" check, certificate
+//! reload, and the admin API over mutual TLS. Certificates come from a CA made per test.
+
+mod common;
+#[path = "support/pki.rs"]
+mod pki;
+
+use callgate::config::Transport;
+use common::{header, headers, invite_msg, reply, Harness};
+use pki::{connect, read_final, read_sip, send, server_cert_cn, Leaf, Pki};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+
+const SIP_NAME: &str = "callgate.test";
+
+/// A harness whose SIP side also listens on TLS with a certificate for `SIP_NAME`; `tls_extra`
+/// adds keys to `[tls]`.
+fn tls_harness(
+    dir: &Path,
+    pki: &Pki,
+    tls_extra: &str,
+    edit: impl FnOnce(&mut callgate::config::Config),
+) -> Harness {
+    common::write_data(dir, Some(2));
+    let leaf = pki.leaf(dir, "sip", &[SIP_NAME, "127.0.0.1"]);
+    let ca = pki.write_ca(dir, "ca.crt");
+    let extra = format!(
+        "[tls]\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n{tls_extra}\n",
+        leaf.cert.display(),
+        leaf.key.display(),
+        ca.display()
+    );
+    Harness::in_dir_with(dir.to_path_buf(), &extra, edit)
+}
+
+fn tls_addr(h: &Harness) -> SocketAddr {
+    h.run().tls_addr.expect("tls listener")
+}
+
+/// An INVITE as a TLS dialer sends it (its Via names TLS and the connection's address).
+fn tls_invite(h: &Harness, from: SocketAddr, user: &str, call_id: &str) -> String {
+    invite_msg(
+        &format!("sip:{user}@{}", tls_addr(h)),
+        call_id,
+        from,
+        &format!("z9hG4bK-{call_id}"),
+    )
+    .replace("SIP/2.0/UDP", "SIP/2.0/TLS")
+}
+
+fn metric(h: &Harness, line_start: &str) -> f64 {
+    let (_, body) = h.http("GET", "/metrics", "");
+    body.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn a_call_crosses_tls_on_both_sides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let carrier_leaf = pki.leaf(tmp.path(), "carrier", &["carrier.test"]);
+    let carrier = TcpListener::bind("127.0.0.1:0").unwrap();
+    let carrier_addr = carrier.local_addr().unwrap();
+    let ca = pki.write_ca(tmp.path(), "carrier-ca.crt");
+    let h = tls_harness(tmp.path(), &pki, "", |c| {
+        c.upstream.address = carrier_addr.to_string();
+        c.upstream.transport = Transport::Tls;
+        c.upstream.tls_ca = Some(ca);
+        c.upstream.tls_server_name = Some("carrier.test".into());
+    });
+    let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
+    let from = dialer.sock.local_addr().unwrap();
+    send(
+        &mut dialer,
+        &tls_invite(&h, from, "4155550100", "tls-both-1"),
+    );
+
+    let mut up = pki::accept(&carrier, pki.server_config(&carrier_leaf));
+    let inv = read_sip(&mut up).unwrap();
+    assert!(inv.starts_with("INVITE "), "{inv}");
+    let port = tls_addr(&h).port();
+    let vias = headers(&inv, "Via");
+    assert!(
+        vias[0].starts_with(&format!("SIP/2.0/TLS 127.0.0.1:{port};")),
+        "our Via names TLS and the TLS port: {vias:?}"
+    );
+    assert!(
+        vias[1].contains(&format!("rport={}", from.port())),
+        "{vias:?}"
+    );
+    assert_eq!(
+        headers(&inv, "Record-Route"),
+        vec![format!("<sip:127.0.0.1:{port};transport=tls;lr>")],
+        "one Record-Route: both sides are TLS"
+    );
+    send(&mut up, &reply(&inv, 180, "Ringing", ""));
+    send(&mut up, &reply(&inv, 200, "OK", ""));
+
+    assert!(read_sip(&mut dialer).unwrap().starts_with("SIP/2.0 100"));
+    assert!(read_sip(&mut dialer).unwrap().starts_with("SIP/2.0 180"));
+    let ok = read_sip(&mut dialer).unwrap();
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert_eq!(header(&ok, "Call-ID"), Some("tls-both-1"));
+}
+
+#[test]
+fn transport_change_records_the_route_twice() {
+    // Dialer on TLS, carrier on UDP: each side must reach callgate on its own transport.
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = tls_harness(tmp.path(), &pki, "", |_| {});
+    let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
+    let from = dialer.sock.local_addr().unwrap();
+    send(
+        &mut dialer,
+        &tls_invite(&h, from, "4155550100", "tls-udp-1"),
+    );
+    let inv = h.recv_carrier().expect("forwarded over UDP");
+    let (udp, tls) = (h.proxy_addr().port(), tls_addr(&h).port());
+    assert_eq!(
+        headers(&inv, "Record-Route"),
+        vec![
+            format!("<sip:127.0.0.1:{udp};lr>"),
+            format!("<sip:127.0.0.1:{tls};transport=tls;lr>")
+        ]
+    );
+    h.send_carrier(&reply(&inv, 200, "OK", ""));
+    let ok = read_final(&mut dialer).unwrap();
+    assert!(
+        ok.starts_with("SIP/2.0 200"),
+        "the answer comes back on the TLS connection: {ok}"
+    );
+}
+
+fn dialer_by_cert(dir: &Path, pki: &Pki) -> Harness {
+    // No source address is a dialer: only the certificate can make one.
+    tls_harness(dir, pki, "dialer_names = [\"dialer-a.test\"]\n", |c| {
+        c.dialers.allow = vec!["10.255.0.0/16".parse().unwrap()];
+    })
+}
+
+#[test]
+fn a_client_certificate_named_in_dialer_names_may_call() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = dialer_by_cert(tmp.path(), &pki);
+    let a = pki.leaf(tmp.path(), "dialer-a", &["dialer-a.test"]);
+    let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(Some(&a))).unwrap();
+    let from = dialer.sock.local_addr().unwrap();
+    send(
+        &mut dialer,
+        &tls_invite(&h, from, "4155550100", "cert-ok-1"),
+    );
+    let inv = h.recv_carrier().expect("forwarded");
+    h.send_carrier(&reply(&inv, 200, "OK", ""));
+    assert!(read_final(&mut dialer).unwrap().starts_with("SIP/2.0 200"));
+}
+
+#[test]
+fn a_certificate_with_another_name_is_refused_403() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = dialer_by_cert(tmp.path(), &pki);
+    let b = pki.leaf(tmp.path(), "dialer-b", &["dialer-b.test"]);
+    let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(Some(&b))).unwrap();
+    let from = dialer.sock.local_addr().unwrap();
+    send(
+        &mut dialer,
+        &tls_invite(&h, from, "4155550100", "cert-other-1"),
+    );
+    assert!(read_final(&mut dialer).unwrap().starts_with("SIP/2.0 403"));
+    assert!(h.nothing_at(&h.carrier), "nothing reaches the carrier");
+}
+
+#[test]
+fn no_client_certificate_is_refused_403() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = dialer_by_cert(tmp.path(), &pki);
+    let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
+    let from = dialer.sock.local_addr().unwrap();
+    send(
+        &mut dialer,
+        &tls_invite(&h, from, "4155550100", "cert-none-1"),
+    );
+    assert!(read_final(&mut dialer).unwrap().starts_with("SIP/2.0 403"));
+    assert!(h.nothing_at(&h.carrier));
+}
+
+#[test]
+fn a_certificate_from_another_ca_fails_the_handshake() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = dialer_by_cert(tmp.path(), &pki);
+    let rogue = Pki::new("Rogue CA");
+    let forged = rogue.leaf(tmp.path(), "forged", &["dialer-a.test"]);
+    // Trusts callgate's CA, presents a certificate for the right name from the wrong CA.
+    let r = connect(tls_addr(&h), SIP_NAME, pki.client_config(Some(&forged))).and_then(|mut s| {
+        let from = s.sock.local_addr()?;
+        send(&mut s, &tls_invite(&h, from, "4155550100", "rogue-1"));
+        read_sip(&mut s)
+    });
+    assert!(r.is_err(), "no SIP answer over a refused handshake: {r:?}");
+    assert!(h.nothing_at(&h.carrier));
+    assert_eq!(
+        metric(
+            &h,
+            "callgate_dropped_messages_total{reason=\"tls_handshake_failed\"}"
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn require_client_cert_refuses_a_connection_without_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = tls_harness(tmp.path(), &pki, "require_client_cert = true\n", |_| {});
+    let r = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).and_then(|mut s| {
+        send(&mut s, "OPTIONS sip:127.0.0.1 SIP/2.0\r\n\r\n");
+        read_sip(&mut s)
+    });
+    assert!(r.is_err(), "{r:?}");
+}
+
+#[test]
+fn reload_serves_the_new_certificate_to_new_connections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = tls_harness(tmp.path(), &pki, "", |_| {});
+    let before = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
+    assert_eq!(server_cert_cn(&before), SIP_NAME);
+
+    // The renewed certificate is written over the files in service, then a reload.
+    let renewed = pki.leaf(tmp.path(), "renewed", &["renewed.callgate.test", SIP_NAME]);
+    std::fs::copy(&renewed.cert, tmp.path().join("sip.crt")).unwrap();
+    std::fs::copy(&renewed.key, tmp.path().join("sip.key")).unwrap();
+    let (status, body) = h.http("POST", "/v1/reload", "");
+    assert_eq!(status, 200, "{body}");
+
+    let after = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
+    assert_eq!(server_cert_cn(&after), "renewed.callgate.test");
+    assert_eq!(
+        metric(&h, "callgate_tls_reloads_total{result=\"ok\",role=\"sip\"}"),
+        1.0
+    );
+    let lines = h.audit_lines();
+    assert!(
+        lines
+            .iter()
+            .filter_map(|l| l.get("admin"))
+            .any(|a| a["action"] == "tls_reload"),
+        "the reload is in the audit log"
+    );
+}
+
+#[test]
+fn open_connections_keep_working_across_a_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = tls_harness(tmp.path(), &pki, "", |_| {});
+    let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
+    let renewed = pki.leaf(tmp.path(), "renewed", &[SIP_NAME]);
+    std::fs::copy(&renewed.cert, tmp.path().join("sip.crt")).unwrap();
+    std::fs::copy(&renewed.key, tmp.path().join("sip.key")).unwrap();
+    assert!(h.run().app.reload_tls("test".into()).is_empty());
+    let from = dialer.sock.local_addr().unwrap();
+    send(
+        &mut dialer,
+        &tls_invite(&h, from, "4155550100", "reload-open-1"),
+    );
+    let inv = h.recv_carrier().expect("forwarded");
+    h.send_carrier(&reply(&inv, 200, "OK", ""));
+    assert!(read_final(&mut dialer).unwrap().starts_with("SIP/2.0 200"));
+}
+
+#[test]
+fn a_bad_certificate_file_is_refused_and_the_one_in_service_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = tls_harness(tmp.path(), &pki, "", |_| {});
+    std::fs::write(
+        tmp.path().join("sip.crt"),
+        "-----BEGIN CERTIFICATE-----\ngarbage\n",
+    )
+    .unwrap();
+    let (status, body) = h.http("POST", "/v1/reload", "");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("sip.crt"), "the error names the file: {body}");
+    let s = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
+    assert_eq!(
+        server_cert_cn(&s),
+        SIP_NAME,
+        "the certificate in service stays"
+    );
+    assert_eq!(
+        metric(
+            &h,
+            "callgate_tls_reloads_total{result=\"error\",role=\"sip\"}"
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn a_key_that_does_not_match_the_certificate_is_refused_at_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = tls_harness(tmp.path(), &pki, "", |_| {});
+    let other = pki.leaf(tmp.path(), "other", &[SIP_NAME]);
+    std::fs::copy(&other.key, tmp.path().join("sip.key")).unwrap();
+    let errors = h.run().app.reload_tls("test".into());
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].1.contains("sip.key"), "{errors:?}");
+    let s = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
+    assert_eq!(server_cert_cn(&s), SIP_NAME);
+}
+
+#[test]
+fn certificate_expiry_is_a_metric() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = tls_harness(tmp.path(), &pki, "", |_| {});
+    // rcgen's default validity ends on 4096-01-01.
+    let expiry = metric(
+        &h,
+        "callgate_tls_cert_expiry_timestamp_seconds{role=\"sip\"}",
+    );
+    assert_eq!(expiry, 67_090_118_400.0);
+}
+
+/// A harness whose admin API is HTTPS and requires a client certificate.
+fn admin_mtls(dir: &Path, pki: &Pki) -> (Harness, Leaf) {
+    common::write_data(dir, Some(2));
+    let server = pki.leaf(dir, "admin", &["admin.callgate.test", "127.0.0.1"]);
+    let ca = pki.write_ca(dir, "ops-ca.crt");
+    let h = Harness::in_dir_with(dir.to_path_buf(), "", |c| {
+        c.admin.tls_cert = Some(server.cert.clone());
+        c.admin.tls_key = Some(server.key.clone());
+        c.admin.client_ca = Some(ca);
+    });
+    let ops = pki.leaf(dir, "ops", &["ops.example.test"]);
+    (h, ops)
+}
+
+fn https(
+    h: &Harness,
+    pki: &Pki,
+    cert: Option<&Leaf>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = connect(
+        h.run().admin_addr,
+        "admin.callgate.test",
+        pki.client_config(cert),
+    )?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    s.flush()?;
+    let mut out = String::new();
+    match s.read_to_string(&mut out) {
+        Ok(_) => {}
+        // Servers that close without close_notify: what was read is the answer.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP answer: {out:?}")))?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("")
+        .to_string();
+    Ok((status, body))
+}
+
+#[test]
+fn admin_over_mutual_tls_serves_a_client_with_a_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Ops CA");
+    let (h, ops) = admin_mtls(tmp.path(), &pki);
+    let (status, body) = https(&h, &pki, Some(&ops), "GET", "/metrics", "").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("callgate_decisions_total"), "{body}");
+}
+
+#[test]
+fn admin_over_mutual_tls_refuses_a_client_without_a_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Ops CA");
+    let (h, _) = admin_mtls(tmp.path(), &pki);
+    let r = https(&h, &pki, None, "GET", "/metrics", "");
+    assert!(r.is_err(), "{r:?}");
+}
+
+#[test]
+fn admin_changes_over_mutual_tls_name_the_certificate_in_the_audit_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Ops CA");
+    let (h, ops) = admin_mtls(tmp.path(), &pki);
+    let (status, body) = https(
+        &h,
+        &pki,
+        Some(&ops),
+        "POST",
+        "/v1/optouts",
+        r#"{"number":"+14155550123"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let who: Vec<String> = h
+        .audit_lines()
+        .iter()
+        .filter_map(|l| l.get("admin"))
+        .filter(|a| a["action"] == "optout_add")
+        .map(|a| a["who"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        who.iter()
+            .any(|w| w.contains("client certificate ops.example.test")),
+        "{who:?}"
+    );
+}
