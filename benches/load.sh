@@ -5,7 +5,14 @@
 #
 #   benches/load.sh [CALLS] [RATE] [RUNS]      defaults: 5000 calls at 1000 calls/s, 3 runs each
 #
-# Loopback only; every sipp run is bounded by -m and a timeout. Needs sipp (sip-tester).
+# DURABILITY=before-forward measures that audit mode. TRANSPORT=tcp runs sipp and callgate's
+# upstream over TCP (one connection each way). TRANSPORT=tls runs every call over TLS
+# (Debian's sipp has no TLS, so stunnel wraps it; certificates are made with openssl per run):
+#   direct:  sipp UAC -TCP-> stunnel -TLS-> stunnel -TCP-> sipp UAS
+#   proxied: sipp UAC -TCP-> stunnel -TLS-> callgate -TLS-> stunnel -TCP-> sipp UAS
+#
+# KEEP=1 keeps the work directory (configs, callgate.log). Loopback only; every sipp run is
+# bounded by -m and a timeout. Needs sipp (sip-tester), and for TLS stunnel4 and openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CALLS=${1:-5000}
@@ -15,8 +22,68 @@ command -v sipp >/dev/null || { echo "sipp missing: apt-get install -y sip-teste
 cargo build --release -q
 BIN=target/release/callgate
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 UAS_PORT=25080; CG_PORT=25060; ADMIN_PORT=25081
+cleanup() { # also on early exit: sipp -bg and stunnel outlive the script's jobs
+  kill $(jobs -p) 2>/dev/null || true
+  [ -f "$WORK/stunnel.pid" ] && kill "$(cat "$WORK/stunnel.pid")" 2>/dev/null
+  pkill -f "sipp -sn uas .*-p $UAS_PORT" || true
+  [ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+TRANSPORT=${TRANSPORT:-udp}
+SIPP_T=(); DIRECT="127.0.0.1:$UAS_PORT"; PROXIED="127.0.0.1:$CG_PORT"; TLS_CFG=""
+UP_CFG="address = \"127.0.0.1:$UAS_PORT\""
+if [ "$TRANSPORT" = tcp ]; then
+  SIPP_T=(-t t1)
+  UP_CFG="address = \"127.0.0.1:$UAS_PORT\"
+transport = \"tcp\""
+elif [ "$TRANSPORT" = tls ]; then
+  command -v stunnel4 >/dev/null || { echo "stunnel missing: apt-get install -y stunnel4" >&2; exit 1; }
+  CG_TLS=25061; ST_CARRIER=25090; ST_DIRECT=25091; ST_DIALER=25092
+  leaf() { # $1 = name
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/$1.key" \
+      -out "$WORK/$1.csr" -subj "/CN=$1" 2>/dev/null
+    openssl x509 -req -in "$WORK/$1.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -CAcreateserial \
+      -out "$WORK/$1.crt" -days 2 -extfile <(printf "subjectAltName=DNS:%s" "$1") 2>/dev/null
+  }
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/ca.key" \
+    -out "$WORK/ca.crt" -days 2 -subj "/CN=bench CA" 2>/dev/null
+  leaf callgate.test; leaf carrier.test
+  cat > "$WORK/stunnel.conf" <<STUNNEL
+foreground = no
+pid = $WORK/stunnel.pid
+output = $WORK/stunnel.log
+[carrier]
+accept = 127.0.0.1:$ST_CARRIER
+connect = 127.0.0.1:$UAS_PORT
+cert = $WORK/carrier.test.crt
+key = $WORK/carrier.test.key
+[direct]
+client = yes
+accept = 127.0.0.1:$ST_DIRECT
+connect = 127.0.0.1:$ST_CARRIER
+CAfile = $WORK/ca.crt
+verifyChain = yes
+checkHost = carrier.test
+[dialer]
+client = yes
+accept = 127.0.0.1:$ST_DIALER
+connect = 127.0.0.1:$CG_TLS
+CAfile = $WORK/ca.crt
+verifyChain = yes
+checkHost = callgate.test
+STUNNEL
+  stunnel4 "$WORK/stunnel.conf"
+  SIPP_T=(-t t1); DIRECT="127.0.0.1:$ST_DIRECT"; PROXIED="127.0.0.1:$ST_DIALER"
+  TLS_CFG="[tls]
+listen = \"127.0.0.1:$CG_TLS\"
+cert = \"$WORK/callgate.test.crt\"
+key = \"$WORK/callgate.test.key\""
+  UP_CFG="transport = \"tls\"
+tls_ca = \"$WORK/ca.crt\"
+tls_server_name = \"carrier.test\"
+address = \"127.0.0.1:$ST_CARRIER\""
+fi
 
 # Allowed numbers (not on the sample lists).
 python3 - "$WORK/numbers.csv" <<'PY'
@@ -31,8 +98,9 @@ mkdir -p "$WORK/var"
 cat > "$WORK/callgate.toml" <<EOF
 [sip]
 listen = "127.0.0.1:$CG_PORT"
+$TLS_CFG
 [upstream]
-address = "127.0.0.1:$UAS_PORT"
+$UP_CFG
 [lists]
 data_dir = "$PWD/config/sample-data"
 optout_journal = "$WORK/var/optouts.jsonl"
@@ -48,7 +116,7 @@ listen = "127.0.0.1:$ADMIN_PORT"
 level = "warn"
 EOF
 
-timeout 900 sipp -sn uas -i 127.0.0.1 -p $UAS_PORT -nostdin -bg > /dev/null 2>&1 || true
+timeout 900 sipp -sn uas "${SIPP_T[@]}" -i 127.0.0.1 -p $UAS_PORT -nostdin -bg > /dev/null 2>&1 || true
 CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/callgate.log" &
 CG_PID=$!
 sleep 1
@@ -60,7 +128,7 @@ run_uac() { # $1 = target, $2 = label, $3 = run
   local stf="$WORK/$2_$3.csv" port=$((26000 + RANDOM % 2000))
   local t0 t1
   t0=$(date +%s.%N)
-  timeout 600 sipp -sf tests/sipp/uac_allow.xml -inf "$WORK/numbers.csv" "$1" -i 127.0.0.1 -p $port \
+  timeout 600 sipp -sf tests/sipp/uac_allow.xml -inf "$WORK/numbers.csv" "$1" "${SIPP_T[@]}" -i 127.0.0.1 -p $port \
     -m "$CALLS" -r "$RATE" -l 2000 -timeout 300s -recv_timeout 10000 -nostdin \
     -trace_stat -stf "$stf" -fd 1 > /dev/null 2>&1 || true
   t1=$(date +%s.%N)
@@ -82,13 +150,13 @@ print(f"{sys.argv[4]:8s} ok={ok} failed={failed} elapsed={elapsed:.2f}s calls/s=
 PY
 }
 
-echo "calls=$CALLS rate=$RATE runs=$RUNS (alternating direct / proxied)"
+echo "calls=$CALLS rate=$RATE runs=$RUNS transport=$TRANSPORT (alternating direct / proxied)"
 TOTAL_PROXIED=0
 C0=$(cpu_ticks)
 for r in $(seq 1 "$RUNS"); do
-  run_uac "127.0.0.1:$UAS_PORT" direct "$r"
+  run_uac "$DIRECT" direct "$r"
   c1=$(cpu_ticks)
-  run_uac "127.0.0.1:$CG_PORT" proxied "$r"
+  run_uac "$PROXIED" proxied "$r"
   c2=$(cpu_ticks)
   TOTAL_PROXIED=$((TOTAL_PROXIED + c2 - c1))
 done
@@ -98,4 +166,3 @@ print(f'callgate CPU: {ticks/tck:.2f} s for {calls} proxied calls = {ticks/tck/c
 "
 curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null | grep -E '^callgate_decisions_total.* [1-9]|^callgate_audit_records_written_total|^callgate_send_errors_total' || true
 kill -TERM $CG_PID; wait $CG_PID 2>/dev/null || true
-pkill -f "sipp -sn uas -i 127.0.0.1 -p $UAS_PORT" || true

@@ -315,10 +315,13 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     sip.drain_retry_after_secs = running.sip.drain_retry_after_secs;
     let mut upstream = new.upstream.clone();
     upstream.sources = running.upstream.sources.clone();
+    let mut tls = new.tls.clone();
+    tls.dialer_names = running.tls.dialer_names.clone();
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     [
         ("sip", differs(&running.sip, &sip)),
+        ("tls", differs(&running.tls, &tls)),
         ("upstream", differs(&running.upstream, &upstream)),
         ("lists", differs(&running.lists, &new.lists)),
         ("audit", differs(&running.audit, &new.audit)),

@@ -46,6 +46,10 @@ fn tls_invite(h: &Harness, from: SocketAddr, user: &str, call_id: &str) -> Strin
         &format!("z9hG4bK-{call_id}"),
     )
     .replace("SIP/2.0/UDP", "SIP/2.0/TLS")
+    .replace(
+        &format!("<sip:dialer@{from}>"),
+        &format!("<sip:dialer@{from};transport=tls>"),
+    )
 }
 
 fn metric(h: &Harness, line_start: &str) -> f64 {
@@ -107,6 +111,41 @@ fn a_call_crosses_tls_on_both_sides() {
 }
 
 #[test]
+fn the_carrier_s_bye_reaches_the_tls_dialer_on_its_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = tls_harness(tmp.path(), &pki, "", |_| {});
+    let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
+    let from = dialer.sock.local_addr().unwrap();
+    send(
+        &mut dialer,
+        &tls_invite(&h, from, "4155550100", "tls-bye-1"),
+    );
+    let inv = h.recv_carrier().expect("forwarded over UDP");
+    h.send_carrier(&reply(&inv, 200, "OK", ""));
+    assert!(read_final(&mut dialer).unwrap().starts_with("SIP/2.0 200"));
+
+    // The carrier hangs up: Route from the Record-Route it saw, Request-URI the dialer's
+    // Contact (which names the dialer's end of its TLS connection).
+    let carrier = h.carrier.local_addr().unwrap();
+    let routes = headers(&inv, "Record-Route").join(", ");
+    let bye = format!(
+        "BYE sip:dialer@{from};transport=tls SIP/2.0\r\nVia: SIP/2.0/UDP {carrier};branch=z9hG4bK-bye1\r\nRoute: {routes}\r\nFrom: <sip:4155550100@carrier>;tag=uas1\r\nTo: \"Dialer\" <sip:+12025550100@{from}>;tag=d1\r\nCall-ID: tls-bye-1\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    h.send_carrier(&bye);
+    let got = read_sip(&mut dialer).unwrap();
+    assert!(got.starts_with("BYE sip:dialer@"), "{got}");
+    let port = tls_addr(&h).port();
+    assert!(
+        headers(&got, "Via")[0].starts_with(&format!("SIP/2.0/TLS 127.0.0.1:{port};")),
+        "{got}"
+    );
+    send(&mut dialer, &reply(&got, 200, "OK", ""));
+    let ok = h.recv_carrier().expect("the 200 for the BYE");
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+}
+
+#[test]
 fn transport_change_records_the_route_twice() {
     // Dialer on TLS, carrier on UDP: each side must reach callgate on its own transport.
     let tmp = tempfile::tempdir().unwrap();
@@ -157,6 +196,28 @@ fn a_client_certificate_named_in_dialer_names_may_call() {
     let inv = h.recv_carrier().expect("forwarded");
     h.send_carrier(&reply(&inv, 200, "OK", ""));
     assert!(read_final(&mut dialer).unwrap().starts_with("SIP/2.0 200"));
+}
+
+#[test]
+fn the_decision_record_names_the_dialer_s_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = dialer_by_cert(tmp.path(), &pki);
+    let a = pki.leaf(tmp.path(), "dialer-a", &["dialer-a.test"]);
+    let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(Some(&a))).unwrap();
+    let from = dialer.sock.local_addr().unwrap();
+    send(
+        &mut dialer,
+        &tls_invite(&h, from, "4155550100", "cert-audit-1"),
+    );
+    assert!(h.recv_carrier().is_some());
+    let lines = h.audit_lines();
+    let rec = lines
+        .iter()
+        .find(|r| r["call_id"] == "cert-audit-1")
+        .expect("a decision record");
+    assert_eq!(rec["transport"], "tls");
+    assert_eq!(rec["source_cert"], "dialer-a.test");
 }
 
 #[test]

@@ -35,6 +35,9 @@ pub struct AuditEvent {
     pub call_id: Bytes,
     pub source: SocketAddr,
     pub transport: &'static str,
+    /// The names on the verified client certificate of the TLS connection the request came
+    /// on (the first is recorded).
+    pub source_cert: Option<Arc<[String]>>,
     pub from: Bytes,
     pub pai: Option<Bytes>,
     pub called_raw: Bytes,
@@ -461,6 +464,8 @@ struct Record<'a> {
     call_id: std::borrow::Cow<'a, str>,
     source: String,
     transport: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_cert: Option<&'a str>,
     from: std::borrow::Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pai: Option<std::borrow::Cow<'a, str>>,
@@ -500,6 +505,11 @@ pub fn write_record(out: &mut Vec<u8>, ev: &AuditEvent) {
         call_id: lossy(&ev.call_id),
         source: ev.source.to_string(),
         transport: ev.transport,
+        source_cert: ev
+            .source_cert
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(String::as_str),
         from: lossy(&ev.from),
         pai: ev.pai.as_ref().map(lossy),
         called_raw: lossy(&ev.called_raw),

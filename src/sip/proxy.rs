@@ -154,7 +154,7 @@ pub struct Proxy {
     branch_salt: u64,
     /// The certificate identities of open TLS connections that presented a verified client
     /// certificate, by remote address.
-    tls_names: DashMap<SocketAddr, Box<[String]>>,
+    tls_names: DashMap<SocketAddr, Arc<[String]>>,
 }
 
 /// The settings a configuration reload (SIGHUP) swaps in without a restart.
@@ -367,7 +367,7 @@ impl Proxy {
     /// A TLS connection from `addr` presented a verified certificate naming `names`.
     pub fn tls_peer_connected(&self, addr: SocketAddr, names: Vec<String>) {
         if !names.is_empty() {
-            self.tls_names.insert(addr, names.into_boxed_slice());
+            self.tls_names.insert(addr, names.into());
         }
     }
 
@@ -1286,6 +1286,10 @@ impl Proxy {
             call_id: slice(HeaderName::CallId).unwrap_or_default(),
             source: src.addr(),
             transport: src.transport().lower(),
+            source_cert: match src {
+                Peer::Tls(a) => self.tls_names.get(&a).map(|n| n.value().clone()),
+                _ => None,
+            },
             from: slice(HeaderName::From).unwrap_or_default(),
             pai: slice(HeaderName::PAssertedIdentity),
             called_raw: msg.buf.slice(called_span.range()),

@@ -218,6 +218,8 @@ impl Transport {
                             self.metrics.dropped.with_label_values(&["tcp_connection_limit"]).inc();
                             continue;
                         }
+                        // SIP messages are small and answered at once: no Nagle delay.
+                        let _ = stream.set_nodelay(true);
                         let (tx, rx) = mpsc::channel(1024);
                         self.conns.insert(peer, tx);
                         let me = self.clone();
@@ -251,7 +253,6 @@ impl Transport {
             self.conns.remove(&peer);
             return;
         };
-        let _ = stream.set_nodelay(true);
         let acceptor = tokio_rustls::TlsAcceptor::from(server.current());
         let stream =
             match tokio::time::timeout(self.tls.handshake_timeout, acceptor.accept(stream)).await {
