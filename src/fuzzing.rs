@@ -125,8 +125,9 @@ pub fn snapshot_body(data: &[u8]) {
 }
 
 /// Configuration text: callgate.toml, lists.toml, the rules, a holiday calendar, a consent CSV,
-/// the area-code file. Errors must name where; nothing may panic.
+/// the area-code file, TLS certificates and keys. Errors must name where; nothing may panic.
 pub fn config_text(data: &[u8]) {
+    tls_material(data);
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
@@ -143,4 +144,16 @@ pub fn config_text(data: &[u8]) {
     let _ = crate::policy::calendar::Calendar::default().add_file("2026.toml", s);
     let _ = crate::policy::consent::parse_csv("consent.csv", s);
     let _ = crate::policy::geo::NpaTable::parse("npa.csv", s, s);
+}
+
+/// PEM certificates and keys as the TLS loader reads them, and the certificate-name reader
+/// (which also sees raw DER from peers' handshakes).
+fn tls_material(data: &[u8]) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    for der in CertificateDer::pem_slice_iter(data).flatten() {
+        let _ = crate::tls::cert_names(&der);
+    }
+    let _ = PrivateKeyDer::from_pem_slice(data);
+    let _ = crate::tls::cert_names(data);
 }

@@ -111,6 +111,78 @@ fn a_call_crosses_tls_on_both_sides() {
 }
 
 #[test]
+fn callgate_presents_its_client_certificate_to_a_carrier_that_wants_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let carrier_leaf = pki.leaf(tmp.path(), "carrier", &["carrier.test"]);
+    let ours = pki.leaf(tmp.path(), "trunk-client", &["trunk-17.callcentre.test"]);
+    let carrier = TcpListener::bind("127.0.0.1:0").unwrap();
+    let carrier_addr = carrier.local_addr().unwrap();
+    let ca = pki.write_ca(tmp.path(), "carrier-ca.crt");
+    let h = tls_harness(tmp.path(), &pki, "", |c| {
+        c.upstream.address = carrier_addr.to_string();
+        c.upstream.transport = Transport::Tls;
+        c.upstream.tls_ca = Some(ca);
+        c.upstream.tls_server_name = Some("carrier.test".into());
+        c.upstream.tls_cert = Some(ours.cert.clone());
+        c.upstream.tls_key = Some(ours.key.clone());
+    });
+    h.send_dialer(&h.invite("4155550100", "upstream-mtls-1"));
+    let mut up = pki::accept(&carrier, pki.server_config_requiring_clients(&carrier_leaf));
+    let inv = read_sip(&mut up).unwrap();
+    assert!(inv.starts_with("INVITE "), "{inv}");
+    assert_eq!(
+        pki::client_cert_cn(&up).as_deref(),
+        Some("trunk-17.callcentre.test")
+    );
+}
+
+#[test]
+fn a_carrier_certificate_with_the_wrong_name_gets_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let impostor = pki.leaf(tmp.path(), "impostor", &["not-the-carrier.test"]);
+    let carrier = TcpListener::bind("127.0.0.1:0").unwrap();
+    let carrier_addr = carrier.local_addr().unwrap();
+    let ca = pki.write_ca(tmp.path(), "carrier-ca.crt");
+    let h = tls_harness(tmp.path(), &pki, "", |c| {
+        c.upstream.address = carrier_addr.to_string();
+        c.upstream.transport = Transport::Tls;
+        c.upstream.tls_ca = Some(ca);
+        c.upstream.tls_server_name = Some("carrier.test".into());
+    });
+    h.send_dialer(&h.invite("4155550100", "wrong-carrier-1"));
+    let mut up = pki::accept(&carrier, pki.server_config(&impostor));
+    let r = read_sip(&mut up);
+    assert!(
+        r.is_err(),
+        "the INVITE must not be sent to an unverified carrier: {r:?}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(metric(&h, "callgate_upstream_send_errors_total"), 1.0);
+}
+
+#[test]
+fn a_handshake_that_never_comes_is_cut_at_the_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = tls_harness(tmp.path(), &pki, "handshake_timeout_secs = 1\n", |_| {});
+    let mut idle = std::net::TcpStream::connect(tls_addr(&h)).unwrap();
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut idle, &mut buf);
+    assert!(matches!(n, Ok(0) | Err(_)), "closed by callgate: {n:?}");
+    assert_eq!(
+        metric(
+            &h,
+            "callgate_dropped_messages_total{reason=\"tls_handshake_timeout\"}"
+        ),
+        1.0
+    );
+}
+
+#[test]
 fn the_carrier_s_bye_reaches_the_tls_dialer_on_its_connection() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::new("Test CA");

@@ -94,15 +94,33 @@ impl Pki {
 
     /// A server presenting `leaf`, no client certificates asked.
     pub fn server_config(&self, leaf: &Leaf) -> Arc<rustls::ServerConfig> {
-        Arc::new(
-            rustls::ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
+        self.server_config_with(leaf, false)
+    }
+
+    /// A server presenting `leaf` that requires a client certificate from this CA.
+    pub fn server_config_requiring_clients(&self, leaf: &Leaf) -> Arc<rustls::ServerConfig> {
+        self.server_config_with(leaf, true)
+    }
+
+    fn server_config_with(&self, leaf: &Leaf, clients: bool) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let b = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs(&leaf.cert), key(&leaf.key))
-            .unwrap(),
+            .unwrap();
+        let b = if clients {
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(self.roots()),
+                provider,
+            )
+            .build()
+            .unwrap();
+            b.with_client_cert_verifier(v)
+        } else {
+            b.with_no_client_auth()
+        };
+        Arc::new(
+            b.with_single_cert(certs(&leaf.cert), key(&leaf.key))
+                .unwrap(),
         )
     }
 }
@@ -154,6 +172,14 @@ pub fn server_cert_cn(s: &TlsClient) -> String {
         .unwrap()
         .to_string();
     cn
+}
+
+/// The names on the client certificate a server connection was shown.
+pub fn client_cert_cn(s: &TlsServer) -> Option<String> {
+    let der = s.conn.peer_certificates()?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    Some(cn.to_string())
 }
 
 /// Accept one TLS connection on `l`.
