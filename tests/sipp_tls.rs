@@ -11,23 +11,13 @@ mod common;
 #[path = "support/pki.rs"]
 mod pki;
 
-use common::{free_port, sipp, stunnel, write_data};
+use common::{free_port, sipp, stunnel, write_data, Kill};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp");
-
-/// Kills and reaps a child process when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn wait_for_port(addr: SocketAddr, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -43,9 +33,9 @@ fn wait_for_port(addr: SocketAddr, what: &str) {
 /// The carrier (sipp UAS behind stunnel), the dialer's stunnel, and callgate between them.
 /// Fields drop in declaration order: callgate first, then stunnel, then the UAS.
 struct Bed {
-    callgate: Proc,
-    _stunnel: Proc,
-    _uas: Proc,
+    callgate: Kill,
+    _stunnel: Kill,
+    _uas: Kill,
     pki: pki::Pki,
     sip_leaf: pki::Leaf,
     /// Where sipp as the dialer connects (stunnel's plain side).
@@ -70,7 +60,7 @@ impl Bed {
 
         // The carrier: sipp's built-in UAS over TCP, behind stunnel's TLS.
         let uas_log = dir.join("uas_messages.log");
-        let uas_proc = Proc(
+        let uas_proc = Kill(
             Command::new(sipp)
                 .args([
                     "-timeout",
@@ -113,7 +103,7 @@ impl Bed {
             ),
         )
         .unwrap();
-        let stunnel_proc = Proc(
+        let stunnel_proc = Kill(
             Command::new(stunnel)
                 .arg(&conf)
                 .stdout(Stdio::null())
@@ -142,7 +132,7 @@ impl Bed {
         let path = dir.join("callgate.toml");
         std::fs::write(&path, cfg).unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
-        let callgate = Proc(common::spawn_binary(
+        let callgate = Kill(common::spawn_binary(
             &path,
             &dir.join("callgate.log"),
             admin,

@@ -7,7 +7,7 @@ mod pki;
 
 use callgate::config::Transport;
 use common::{header, headers, invite_msg, reply, Harness};
-use pki::{connect, read_final, read_sip, send, server_cert_cn, Leaf, Pki};
+use pki::{connect, read_final, read_sip, send, server_cert_cn, Leaf, Pki, TlsClient};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 
@@ -52,6 +52,41 @@ fn tls_invite(h: &Harness, from: SocketAddr, user: &str, call_id: &str) -> Strin
     )
 }
 
+/// Send an INVITE for an allowed number over the dialer's TLS connection.
+fn dial(h: &Harness, dialer: &mut TlsClient, call_id: &str) {
+    let from = dialer.sock.local_addr().unwrap();
+    send(dialer, &tls_invite(h, from, "4155550100", call_id));
+}
+
+/// The UDP carrier receives the forwarded INVITE and answers 200, which reaches the dialer.
+fn answer_over_udp(h: &Harness, dialer: &mut TlsClient) -> String {
+    let inv = h.recv_carrier().expect("forwarded to the carrier");
+    h.send_carrier(&reply(&inv, 200, "OK", ""));
+    let ok = read_final(dialer).unwrap();
+    assert!(
+        ok.starts_with("SIP/2.0 200"),
+        "the answer comes back on the TLS connection: {ok}"
+    );
+    inv
+}
+
+/// Write a renewed certificate for `names` over the SIP listener's files in service.
+fn renew(dir: &Path, pki: &Pki, names: &[&str]) {
+    let renewed = pki.leaf(dir, "renewed", names);
+    std::fs::copy(&renewed.cert, dir.join("sip.crt")).unwrap();
+    std::fs::copy(&renewed.key, dir.join("sip.key")).unwrap();
+}
+
+/// Wait (up to 3 s) for a counter to reach `want`: a peer may see a connection end a moment
+/// before callgate has counted why.
+fn wait_metric(h: &Harness, line_start: &str, want: f64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while metric(h, line_start) < want && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(metric(h, line_start), want, "{line_start}");
+}
+
 fn metric(h: &Harness, line_start: &str) -> f64 {
     let (_, body) = h.http("GET", "/metrics", "");
     body.lines()
@@ -76,11 +111,7 @@ fn a_call_crosses_tls_on_both_sides() {
         c.upstream.tls_server_name = Some("carrier.test".into());
     });
     let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
-    let from = dialer.sock.local_addr().unwrap();
-    send(
-        &mut dialer,
-        &tls_invite(&h, from, "4155550100", "tls-both-1"),
-    );
+    dial(&h, &mut dialer, "tls-both-1");
 
     let mut up = pki::accept(&carrier, pki.server_config(&carrier_leaf));
     let inv = read_sip(&mut up).unwrap();
@@ -92,7 +123,10 @@ fn a_call_crosses_tls_on_both_sides() {
         "our Via names TLS and the TLS port: {vias:?}"
     );
     assert!(
-        vias[1].contains(&format!("rport={}", from.port())),
+        vias[1].contains(&format!(
+            "rport={}",
+            dialer.sock.local_addr().unwrap().port()
+        )),
         "{vias:?}"
     );
     assert_eq!(
@@ -158,8 +192,7 @@ fn a_carrier_certificate_with_the_wrong_name_gets_nothing() {
         r.is_err(),
         "the INVITE must not be sent to an unverified carrier: {r:?}"
     );
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    assert_eq!(metric(&h, "callgate_upstream_send_errors_total"), 1.0);
+    wait_metric(&h, "callgate_upstream_send_errors_total", 1.0);
 }
 
 #[test]
@@ -173,12 +206,10 @@ fn a_handshake_that_never_comes_is_cut_at_the_timeout() {
     let mut buf = [0u8; 16];
     let n = std::io::Read::read(&mut idle, &mut buf);
     assert!(matches!(n, Ok(0) | Err(_)), "closed by callgate: {n:?}");
-    assert_eq!(
-        metric(
-            &h,
-            "callgate_dropped_messages_total{reason=\"tls_handshake_timeout\"}"
-        ),
-        1.0
+    wait_metric(
+        &h,
+        "callgate_dropped_messages_total{reason=\"tls_handshake_timeout\"}",
+        1.0,
     );
 }
 
@@ -188,17 +219,12 @@ fn the_carrier_s_bye_reaches_the_tls_dialer_on_its_connection() {
     let pki = Pki::new("Test CA");
     let h = tls_harness(tmp.path(), &pki, "", |_| {});
     let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
-    let from = dialer.sock.local_addr().unwrap();
-    send(
-        &mut dialer,
-        &tls_invite(&h, from, "4155550100", "tls-bye-1"),
-    );
-    let inv = h.recv_carrier().expect("forwarded over UDP");
-    h.send_carrier(&reply(&inv, 200, "OK", ""));
-    assert!(read_final(&mut dialer).unwrap().starts_with("SIP/2.0 200"));
+    dial(&h, &mut dialer, "tls-bye-1");
+    let inv = answer_over_udp(&h, &mut dialer);
 
     // The carrier hangs up: Route from the Record-Route it saw, Request-URI the dialer's
     // Contact (which names the dialer's end of its TLS connection).
+    let from = dialer.sock.local_addr().unwrap();
     let carrier = h.carrier.local_addr().unwrap();
     let routes = headers(&inv, "Record-Route").join(", ");
     let bye = format!(
@@ -224,12 +250,8 @@ fn transport_change_records_the_route_twice() {
     let pki = Pki::new("Test CA");
     let h = tls_harness(tmp.path(), &pki, "", |_| {});
     let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
-    let from = dialer.sock.local_addr().unwrap();
-    send(
-        &mut dialer,
-        &tls_invite(&h, from, "4155550100", "tls-udp-1"),
-    );
-    let inv = h.recv_carrier().expect("forwarded over UDP");
+    dial(&h, &mut dialer, "tls-udp-1");
+    let inv = answer_over_udp(&h, &mut dialer);
     let (udp, tls) = (h.proxy_addr().port(), tls_addr(&h).port());
     assert_eq!(
         headers(&inv, "Record-Route"),
@@ -237,12 +259,6 @@ fn transport_change_records_the_route_twice() {
             format!("<sip:127.0.0.1:{udp};lr>"),
             format!("<sip:127.0.0.1:{tls};transport=tls;lr>")
         ]
-    );
-    h.send_carrier(&reply(&inv, 200, "OK", ""));
-    let ok = read_final(&mut dialer).unwrap();
-    assert!(
-        ok.starts_with("SIP/2.0 200"),
-        "the answer comes back on the TLS connection: {ok}"
     );
 }
 
@@ -260,14 +276,8 @@ fn a_client_certificate_named_in_dialer_names_may_call() {
     let h = dialer_by_cert(tmp.path(), &pki);
     let a = pki.leaf(tmp.path(), "dialer-a", &["dialer-a.test"]);
     let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(Some(&a))).unwrap();
-    let from = dialer.sock.local_addr().unwrap();
-    send(
-        &mut dialer,
-        &tls_invite(&h, from, "4155550100", "cert-ok-1"),
-    );
-    let inv = h.recv_carrier().expect("forwarded");
-    h.send_carrier(&reply(&inv, 200, "OK", ""));
-    assert!(read_final(&mut dialer).unwrap().starts_with("SIP/2.0 200"));
+    dial(&h, &mut dialer, "cert-ok-1");
+    answer_over_udp(&h, &mut dialer);
 }
 
 #[test]
@@ -277,11 +287,7 @@ fn the_decision_record_names_the_dialer_s_certificate() {
     let h = dialer_by_cert(tmp.path(), &pki);
     let a = pki.leaf(tmp.path(), "dialer-a", &["dialer-a.test"]);
     let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(Some(&a))).unwrap();
-    let from = dialer.sock.local_addr().unwrap();
-    send(
-        &mut dialer,
-        &tls_invite(&h, from, "4155550100", "cert-audit-1"),
-    );
+    dial(&h, &mut dialer, "cert-audit-1");
     assert!(h.recv_carrier().is_some());
     let lines = h.audit_lines();
     let rec = lines
@@ -299,11 +305,7 @@ fn a_certificate_with_another_name_is_refused_403() {
     let h = dialer_by_cert(tmp.path(), &pki);
     let b = pki.leaf(tmp.path(), "dialer-b", &["dialer-b.test"]);
     let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(Some(&b))).unwrap();
-    let from = dialer.sock.local_addr().unwrap();
-    send(
-        &mut dialer,
-        &tls_invite(&h, from, "4155550100", "cert-other-1"),
-    );
+    dial(&h, &mut dialer, "cert-other-1");
     assert!(read_final(&mut dialer).unwrap().starts_with("SIP/2.0 403"));
     assert!(h.nothing_at(&h.carrier), "nothing reaches the carrier");
 }
@@ -314,11 +316,7 @@ fn no_client_certificate_is_refused_403() {
     let pki = Pki::new("Test CA");
     let h = dialer_by_cert(tmp.path(), &pki);
     let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
-    let from = dialer.sock.local_addr().unwrap();
-    send(
-        &mut dialer,
-        &tls_invite(&h, from, "4155550100", "cert-none-1"),
-    );
+    dial(&h, &mut dialer, "cert-none-1");
     assert!(read_final(&mut dialer).unwrap().starts_with("SIP/2.0 403"));
     assert!(h.nothing_at(&h.carrier));
 }
@@ -338,12 +336,10 @@ fn a_certificate_from_another_ca_fails_the_handshake() {
     });
     assert!(r.is_err(), "no SIP answer over a refused handshake: {r:?}");
     assert!(h.nothing_at(&h.carrier));
-    assert_eq!(
-        metric(
-            &h,
-            "callgate_dropped_messages_total{reason=\"tls_handshake_failed\"}"
-        ),
-        1.0
+    wait_metric(
+        &h,
+        "callgate_dropped_messages_total{reason=\"tls_handshake_failed\"}",
+        1.0,
     );
 }
 
@@ -368,9 +364,7 @@ fn reload_serves_the_new_certificate_to_new_connections() {
     assert_eq!(server_cert_cn(&before), SIP_NAME);
 
     // The renewed certificate is written over the files in service, then a reload.
-    let renewed = pki.leaf(tmp.path(), "renewed", &["renewed.callgate.test", SIP_NAME]);
-    std::fs::copy(&renewed.cert, tmp.path().join("sip.crt")).unwrap();
-    std::fs::copy(&renewed.key, tmp.path().join("sip.key")).unwrap();
+    renew(tmp.path(), &pki, &["renewed.callgate.test", SIP_NAME]);
     let (status, body) = h.http("POST", "/v1/reload", "");
     assert_eq!(status, 200, "{body}");
 
@@ -396,18 +390,10 @@ fn open_connections_keep_working_across_a_reload() {
     let pki = Pki::new("Test CA");
     let h = tls_harness(tmp.path(), &pki, "", |_| {});
     let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
-    let renewed = pki.leaf(tmp.path(), "renewed", &[SIP_NAME]);
-    std::fs::copy(&renewed.cert, tmp.path().join("sip.crt")).unwrap();
-    std::fs::copy(&renewed.key, tmp.path().join("sip.key")).unwrap();
+    renew(tmp.path(), &pki, &[SIP_NAME]);
     assert!(h.run().app.reload_tls("test".into()).is_empty());
-    let from = dialer.sock.local_addr().unwrap();
-    send(
-        &mut dialer,
-        &tls_invite(&h, from, "4155550100", "reload-open-1"),
-    );
-    let inv = h.recv_carrier().expect("forwarded");
-    h.send_carrier(&reply(&inv, 200, "OK", ""));
-    assert!(read_final(&mut dialer).unwrap().starts_with("SIP/2.0 200"));
+    dial(&h, &mut dialer, "reload-open-1");
+    answer_over_udp(&h, &mut dialer);
 }
 
 #[test]

@@ -329,6 +329,16 @@ pub fn try_http(
     Ok((status, body))
 }
 
+/// A child process (sipp, stunnel, callgate) killed and reaped when dropped.
+pub struct Kill(pub std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The sipp binary; FAILS (never skips) when it is not installed.
 pub fn sipp() -> &'static str {
     let ok = std::process::Command::new("sipp")
