@@ -474,9 +474,9 @@ impl Transport {
             }
             return;
         }
-        let connector = match (&tls, &self.tls.client) {
+        let tls = match (tls, &self.tls.client) {
             (None, _) => None,
-            (Some(_), Some(c)) => Some(tokio_rustls::TlsConnector::from(c.current())),
+            (Some(name), Some(c)) => Some((tokio_rustls::TlsConnector::from(c.current()), name)),
             (Some(_), None) => {
                 tracing::warn!(%addr, "cannot open TLS: no TLS client configuration (upstream.tls_ca)");
                 return self.send_error(upstream);
@@ -503,8 +503,8 @@ impl Transport {
                 Ok(Err(e)) => return failed(&me, e),
                 Err(_) => return failed(&me, "connect timed out".into()),
             };
-            match (connector, tls) {
-                (Some(c), Some(name)) => {
+            match tls {
+                Some((c, name)) => {
                     let hs =
                         tokio::time::timeout(me.tls.handshake_timeout, c.connect(name, stream));
                     match hs.await {
@@ -516,7 +516,7 @@ impl Transport {
                         Err(_) => failed(&me, "TLS handshake timed out".into()),
                     }
                 }
-                _ => {
+                None => {
                     let (rd, wr) = stream.into_split();
                     me.run_conn(rd, wr, Peer::Tcp(addr), rx).await
                 }
