@@ -163,10 +163,13 @@ impl App {
         let now = self.clock.now();
         let lists = self.lists.current();
         let m = &self.metrics;
+        // An upstream client without a certificate of its own has no expiry to report.
         for (role, t) in self.tls.roles() {
-            m.tls_cert_expiry
-                .with_label_values(&[role])
-                .set(t.expires());
+            if t.expires() > 0 {
+                m.tls_cert_expiry
+                    .with_label_values(&[role])
+                    .set(t.expires());
+            }
         }
         m.list_generation.set(lists.generation as i64);
         m.prefilter_memory.set(lists.prefilter_bytes() as i64);

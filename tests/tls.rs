@@ -451,6 +451,28 @@ fn certificate_expiry_is_a_metric() {
     assert_eq!(expiry, 67_090_118_400.0);
 }
 
+#[test]
+fn an_upstream_client_without_a_certificate_reports_no_expiry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let ca = pki.write_ca(tmp.path(), "carrier-ca.crt");
+    let h = tls_harness(tmp.path(), &pki, "", |c| {
+        c.upstream.transport = Transport::Tls;
+        c.upstream.tls_ca = Some(ca);
+    });
+    let (_, body) = h.http("GET", "/metrics", "");
+    let expiry: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("callgate_tls_cert_expiry_timestamp_seconds{"))
+        .collect();
+    assert_eq!(
+        expiry.len(),
+        1,
+        "only the SIP listener presents one: {expiry:?}"
+    );
+    assert!(expiry[0].contains("role=\"sip\""), "{expiry:?}");
+}
+
 /// A harness whose admin API is HTTPS and requires a client certificate.
 fn admin_mtls(dir: &Path, pki: &Pki) -> (Harness, Leaf) {
     common::write_data(dir, Some(2));
