@@ -299,6 +299,37 @@ fn the_decision_record_names_the_dialer_s_certificate() {
 }
 
 #[test]
+fn the_csv_export_has_the_dialer_s_certificate() {
+    use callgate::audit::verify::{export, Filter};
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Test CA");
+    let h = dialer_by_cert(tmp.path(), &pki);
+    let a = pki.leaf(tmp.path(), "dialer-a", &["dialer-a.test"]);
+    let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(Some(&a))).unwrap();
+    dial(&h, &mut dialer, "cert-csv-1");
+    assert!(h.recv_carrier().is_some());
+    h.run().app.audit.flush();
+    let mut files: Vec<_> = std::fs::read_dir(tmp.path().join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    export(&files, &Filter::default(), true, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = head
+        .iter()
+        .position(|c| *c == "source_cert")
+        .expect("a source_cert column");
+    let row = lines
+        .find(|l| l.contains("cert-csv-1"))
+        .expect("the call's row");
+    assert_eq!(row.split(',').nth(col), Some("dialer-a.test"));
+}
+
+#[test]
 fn a_certificate_with_another_name_is_refused_403() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::new("Test CA");

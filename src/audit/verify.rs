@@ -188,6 +188,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "ts",
     "call_id",
     "source",
+    "source_cert",
     "from",
     "called_raw",
     "called_e164",
