@@ -254,19 +254,21 @@ impl Transport {
             return;
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(server.current());
-        let stream =
-            match tokio::time::timeout(self.tls.handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    self.conns.remove(&peer);
-                    return self.dropped("tls_handshake_failed");
-                }
-                Err(_) => {
-                    self.conns.remove(&peer);
-                    return self.dropped("tls_handshake_timeout");
-                }
-            };
+        // Count a failed handshake before the socket closes, so a peer that sees the close
+        // finds it counted.
+        let mut handshake = std::pin::pin!(acceptor.accept(stream).into_fallible());
+        let stream = match tokio::time::timeout(self.tls.handshake_timeout, &mut handshake).await {
+            Ok(Ok(s)) => s,
+            Ok(Err((e, _socket))) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                self.conns.remove(&peer);
+                return self.dropped("tls_handshake_failed");
+            }
+            Err(_) => {
+                self.conns.remove(&peer);
+                return self.dropped("tls_handshake_timeout");
+            }
+        };
         let names = stream
             .get_ref()
             .1
