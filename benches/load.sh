@@ -11,6 +11,9 @@
 #   direct:  sipp UAC -TCP-> stunnel -TLS-> stunnel -TCP-> sipp UAS
 #   proxied: sipp UAC -TCP-> stunnel -TLS-> callgate -TLS-> stunnel -TCP-> sipp UAS
 #
+# RELAY=null puts benches/null_relay.rs (one recv and one send per datagram, no SIP work) in
+# callgate's place: the syscall floor, to set callgate's CPU per call against (UDP only).
+#
 # KEEP=1 keeps the work directory (configs, callgate.log). Loopback only; every sipp run is
 # bounded by -m and a timeout. Needs sipp (sip-tester), and for TLS stunnel4 and openssl.
 set -euo pipefail
@@ -117,7 +120,18 @@ level = "warn"
 EOF
 
 timeout 900 sipp -sn uas "${SIPP_T[@]}" -i 127.0.0.1 -p $UAS_PORT -nostdin -bg > /dev/null 2>&1 || true
-CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/callgate.log" &
+if [ "${RELAY:-callgate}" = null ]; then
+  [ "$TRANSPORT" = udp ] || { echo "RELAY=null is UDP only" >&2; exit 1; }
+  RELAY_BIN=$(cargo bench --bench null_relay --no-run --message-format=json 2>/dev/null | python3 -c '
+import sys, json
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "null_relay":
+        print(m["executable"])')
+  NULL_RELAY_LISTEN="127.0.0.1:$CG_PORT" NULL_RELAY_UPSTREAM="127.0.0.1:$UAS_PORT" "$RELAY_BIN" &
+else
+  CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/callgate.log" &
+fi
 CG_PID=$!
 sleep 1
 
@@ -150,7 +164,7 @@ print(f"{sys.argv[4]:8s} ok={ok} failed={failed} elapsed={elapsed:.2f}s calls/s=
 PY
 }
 
-echo "calls=$CALLS rate=$RATE runs=$RUNS transport=$TRANSPORT (alternating direct / proxied)"
+echo "calls=$CALLS rate=$RATE runs=$RUNS transport=$TRANSPORT relay=${RELAY:-callgate} (alternating direct / proxied)"
 TOTAL_PROXIED=0
 C0=$(cpu_ticks)
 for r in $(seq 1 "$RUNS"); do
@@ -162,7 +176,7 @@ for r in $(seq 1 "$RUNS"); do
 done
 python3 -c "
 ticks=$TOTAL_PROXIED; tck=$TCK; calls=$CALLS*$RUNS
-print(f'callgate CPU: {ticks/tck:.2f} s for {calls} proxied calls = {ticks/tck/calls*10000:.2f} CPU-s per 10,000 calls ({ticks/tck/calls*1e6:.0f} us/call)')
+print(f'${RELAY:-callgate} CPU: {ticks/tck:.2f} s for {calls} proxied calls = {ticks/tck/calls*10000:.2f} CPU-s per 10,000 calls ({ticks/tck/calls*1e6:.0f} us/call)')
 "
 curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null | grep -E '^callgate_decisions_total.* [1-9]|^callgate_audit_records_written_total|^callgate_send_errors_total' || true
 kill -TERM $CG_PID; wait $CG_PID 2>/dev/null || true
