@@ -16,7 +16,9 @@ fn main() {
         std::env::var("NULL_RELAY_LISTEN"),
         std::env::var("NULL_RELAY_UPSTREAM"),
     ) else {
-        println!("null_relay: set NULL_RELAY_LISTEN and NULL_RELAY_UPSTREAM (used by benches/load.sh)");
+        println!(
+            "null_relay: set NULL_RELAY_LISTEN and NULL_RELAY_UPSTREAM (used by benches/load.sh)"
+        );
         return;
     };
     let upstream: SocketAddr = upstream.parse().expect("NULL_RELAY_UPSTREAM: ip:port");

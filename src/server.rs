@@ -358,6 +358,24 @@ fn spawn_cap_sweeper(state: Arc<PolicyState>, clock: SharedClock) {
 }
 
 pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
+    // Certificates first: a missing or broken file stops the start before anything is opened.
+    let tls = crate::tls::TlsSet {
+        sip: cfg
+            .sip_tls_files()
+            .map(crate::tls::ServerTls::load)
+            .transpose()
+            .context("the SIP listener's certificate (tls.cert, tls.key, tls.client_ca)")?,
+        upstream: cfg
+            .upstream_tls_files()
+            .map(crate::tls::ClientTls::load)
+            .transpose()
+            .context("TLS toward the upstream (upstream.tls_ca, tls_cert, tls_key)")?,
+        admin: cfg
+            .admin_tls_files()
+            .map(crate::tls::ServerTls::load)
+            .transpose()
+            .context("the admin API's certificate (admin.tls_cert, tls_key, client_ca)")?,
+    };
     let metrics = Arc::new(Metrics::new());
     let lists = Arc::new(ListStore::open(&cfg.lists, clock.clone())?);
     let before_forward = cfg.audit.durability == crate::config::Durability::BeforeForward;
@@ -402,23 +420,6 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         Some(l)
     } else {
         None
-    };
-    let tls = crate::tls::TlsSet {
-        sip: cfg
-            .sip_tls_files()
-            .map(crate::tls::ServerTls::load)
-            .transpose()
-            .context("tls")?,
-        upstream: cfg
-            .upstream_tls_files()
-            .map(crate::tls::ClientTls::load)
-            .transpose()
-            .context("upstream TLS")?,
-        admin: cfg
-            .admin_tls_files()
-            .map(crate::tls::ServerTls::load)
-            .transpose()
-            .context("admin TLS")?,
     };
     let tls_listener = match cfg.tls.listen {
         Some(addr) => {

@@ -470,6 +470,26 @@ fn a_key_that_does_not_match_the_certificate_is_refused_at_reload() {
 }
 
 #[test]
+fn a_missing_certificate_stops_the_start_and_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_data(tmp.path(), Some(2));
+    let missing = tmp.path().join("nowhere.crt");
+    let extra = format!(
+        "[tls]\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        missing.display(),
+        missing.display()
+    );
+    let cfg = common::config_for(tmp.path(), "127.0.0.1:9".parse().unwrap(), &extra);
+    let clock = std::sync::Arc::new(callgate::clock::OffsetClock::today_at_utc_hour(19));
+    let err = match callgate::server::start(cfg, clock) {
+        Ok(_) => panic!("started without its certificate"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("tls.cert"), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+}
+
+#[test]
 fn certificate_expiry_is_a_metric() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::new("Test CA");
