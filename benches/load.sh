@@ -5,7 +5,8 @@
 #
 #   benches/load.sh [CALLS] [RATE] [RUNS]      defaults: 5000 calls at 1000 calls/s, 3 runs each
 #
-# DURABILITY=before-forward measures that audit mode. TRANSPORT=tcp runs sipp and callgate's
+# DURABILITY=before-forward measures that audit mode. UDP_RCVBUF sets
+# sip.udp_receive_buffer_bytes (0: the kernel default). TRANSPORT=tcp runs sipp and callgate's
 # upstream over TCP (one connection each way). TRANSPORT=tls runs every call over TLS
 # (Debian's sipp has no TLS, so stunnel wraps it; certificates are made with openssl per run):
 #   direct:  sipp UAC -TCP-> stunnel -TLS-> stunnel -TCP-> sipp UAS
@@ -101,6 +102,7 @@ mkdir -p "$WORK/var"
 cat > "$WORK/callgate.toml" <<EOF
 [sip]
 listen = "127.0.0.1:$CG_PORT"
+udp_receive_buffer_bytes = ${UDP_RCVBUF:-4194304}
 $TLS_CFG
 [upstream]
 $UP_CFG
@@ -144,7 +146,7 @@ run_uac() { # $1 = target, $2 = label, $3 = run
   t0=$(date +%s.%N)
   timeout 600 sipp -sf tests/sipp/uac_allow.xml -inf "$WORK/numbers.csv" "$1" "${SIPP_T[@]}" -i 127.0.0.1 -p $port \
     -m "$CALLS" -r "$RATE" -l 2000 -timeout 300s -recv_timeout 10000 -nostdin \
-    -trace_stat -stf "$stf" -fd 1 > /dev/null 2>&1 || true
+    -trace_stat -stf "$stf" -fd 1 -trace_err -error_file "$WORK/$2_$3_errors.log" > /dev/null 2>&1 || true
   t1=$(date +%s.%N)
   python3 - "$stf" "$t0" "$t1" "$2" <<'PY'
 import csv, sys
@@ -179,4 +181,14 @@ ticks=$TOTAL_PROXIED; tck=$TCK; calls=$CALLS*$RUNS
 print(f'${RELAY:-callgate} CPU: {ticks/tck:.2f} s for {calls} proxied calls = {ticks/tck/calls*10000:.2f} CPU-s per 10,000 calls ({ticks/tck/calls*1e6:.0f} us/call)')
 "
 curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null | grep -E '^callgate_decisions_total.* [1-9]|^callgate_audit_records_written_total|^callgate_send_errors_total' || true
+# Datagrams the kernel dropped because a UDP receive buffer was full (/proc/net/udp): the
+# proxy's port, and any other socket (sipp's) that dropped some.
+python3 - "$CG_PORT" <<'PY'
+import sys
+for line in open("/proc/net/udp").readlines()[1:]:
+    f = line.split()
+    port, drops = int(f[1].split(":")[1], 16), int(f[-1])
+    if port == int(sys.argv[1]) or drops:
+        print(f"udp receive-buffer drops at port {port}: {drops}")
+PY
 kill -TERM $CG_PID; wait $CG_PID 2>/dev/null || true

@@ -122,6 +122,8 @@ pub struct SipConfig {
     pub record_route: bool,
     pub send_100_trying: bool,
     pub max_message_bytes: usize,
+    /// Kernel receive buffer of the UDP socket (SO_RCVBUF); 0 keeps the system default.
+    pub udp_receive_buffer_bytes: usize,
     pub tcp_max_connections: usize,
     pub tcp_idle_timeout_secs: u64,
     /// A message must arrive whole within this many seconds of its first byte (slow-loris).
@@ -144,6 +146,7 @@ impl Default for SipConfig {
             record_route: true,
             send_100_trying: true,
             max_message_bytes: 65_535,
+            udp_receive_buffer_bytes: 4 << 20,
             tcp_max_connections: 1024,
             tcp_idle_timeout_secs: 600,
             tcp_message_timeout_secs: 10,

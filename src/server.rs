@@ -337,6 +337,66 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     .collect()
 }
 
+/// A larger UDP receive buffer absorbs bursts (a dialer's campaign start, a retransmission
+/// storm) that would otherwise be dropped by the kernel while the SIP thread is busy. The kernel
+/// caps SO_RCVBUF at net.core.rmem_max; with CAP_NET_ADMIN SO_RCVBUFFORCE goes past it.
+/// Whatever the kernel grants is logged.
+fn set_receive_buffer(sock: &std::net::UdpSocket, bytes: usize) -> usize {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let want = bytes.min(i32::MAX as usize) as libc::c_int;
+    let set = |opt| {
+        // SAFETY: fd is an open socket; the option value is a c_int of the size given.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&want as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    let got = || {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: fd is an open socket; v and len are valid for the kernel to write.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        // The kernel reports double the value set (its bookkeeping overhead).
+        if r == 0 {
+            v as usize / 2
+        } else {
+            0
+        }
+    };
+    if bytes == 0 {
+        return got();
+    }
+    let _ = set(libc::SO_RCVBUF);
+    if got() < bytes {
+        let _ = set(libc::SO_RCVBUFFORCE);
+    }
+    let granted = got();
+    if granted < bytes {
+        tracing::warn!(
+            requested = bytes,
+            granted,
+            "UDP receive buffer smaller than sip.udp_receive_buffer_bytes: raise net.core.rmem_max"
+        );
+    } else {
+        tracing::debug!(bytes = granted, "UDP receive buffer");
+    }
+    granted
+}
+
 /// Drops expired frequency-cap counters once a minute (memory stays bounded).
 fn spawn_cap_sweeper(state: Arc<PolicyState>, clock: SharedClock) {
     let weak = Arc::downgrade(&state);
@@ -403,6 +463,8 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         let s = std::net::UdpSocket::bind(cfg.sip.listen)
             .with_context(|| format!("sip.listen {}: cannot bind UDP", cfg.sip.listen))?;
         s.set_nonblocking(true)?;
+        let granted = set_receive_buffer(&s, cfg.sip.udp_receive_buffer_bytes);
+        metrics.udp_receive_buffer.set(granted as i64);
         Some(s)
     } else {
         None

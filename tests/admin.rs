@@ -111,6 +111,19 @@ fn readyz_is_200_with_fresh_lists() {
 }
 
 #[test]
+fn the_udp_receive_buffer_is_raised_and_shown() {
+    // 1 MiB: below the usual net.core.rmem_max, so granted without privileges.
+    let h = Harness::with(Some(2), "udp_receive_buffer_bytes = 1048576\n");
+    let (_, m) = h.http("GET", "/metrics", "");
+    let granted: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("callgate_udp_receive_buffer_bytes "))
+        .and_then(|v| v.parse().ok())
+        .expect("the gauge");
+    assert!(granted >= 1_048_576.0, "{granted}");
+}
+
+#[test]
 fn metrics_use_prometheus_names() {
     let h = Harness::start();
     h.send_dialer(&h.invite("2125550143", "m-1"));
