@@ -33,6 +33,27 @@ fn tls_harness(
     Harness::in_dir_with(dir.to_path_buf(), &extra, edit)
 }
 
+/// A harness whose upstream is a TLS carrier listening on the returned socket, whose
+/// certificate must chain to `pki` and name `carrier.test`; `more` changes the configuration
+/// further.
+fn with_tls_carrier(
+    dir: &Path,
+    pki: &Pki,
+    more: impl FnOnce(&mut callgate::config::Config),
+) -> (Harness, TcpListener) {
+    let carrier = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = carrier.local_addr().unwrap();
+    let ca = pki.write_ca(dir, "carrier-ca.crt");
+    let h = tls_harness(dir, pki, "", |c| {
+        c.upstream.address = addr.to_string();
+        c.upstream.transport = Transport::Tls;
+        c.upstream.tls_ca = Some(ca);
+        c.upstream.tls_server_name = Some("carrier.test".into());
+        more(c);
+    });
+    (h, carrier)
+}
+
 fn tls_addr(h: &Harness) -> SocketAddr {
     h.run().tls_addr.expect("tls listener")
 }
@@ -101,15 +122,7 @@ fn a_call_crosses_tls_on_both_sides() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::new("Test CA");
     let carrier_leaf = pki.leaf(tmp.path(), "carrier", &["carrier.test"]);
-    let carrier = TcpListener::bind("127.0.0.1:0").unwrap();
-    let carrier_addr = carrier.local_addr().unwrap();
-    let ca = pki.write_ca(tmp.path(), "carrier-ca.crt");
-    let h = tls_harness(tmp.path(), &pki, "", |c| {
-        c.upstream.address = carrier_addr.to_string();
-        c.upstream.transport = Transport::Tls;
-        c.upstream.tls_ca = Some(ca);
-        c.upstream.tls_server_name = Some("carrier.test".into());
-    });
+    let (h, carrier) = with_tls_carrier(tmp.path(), &pki, |_| {});
     let mut dialer = connect(tls_addr(&h), SIP_NAME, pki.client_config(None)).unwrap();
     dial(&h, &mut dialer, "tls-both-1");
 
@@ -150,14 +163,7 @@ fn callgate_presents_its_client_certificate_to_a_carrier_that_wants_one() {
     let pki = Pki::new("Test CA");
     let carrier_leaf = pki.leaf(tmp.path(), "carrier", &["carrier.test"]);
     let ours = pki.leaf(tmp.path(), "trunk-client", &["trunk-17.callcentre.test"]);
-    let carrier = TcpListener::bind("127.0.0.1:0").unwrap();
-    let carrier_addr = carrier.local_addr().unwrap();
-    let ca = pki.write_ca(tmp.path(), "carrier-ca.crt");
-    let h = tls_harness(tmp.path(), &pki, "", |c| {
-        c.upstream.address = carrier_addr.to_string();
-        c.upstream.transport = Transport::Tls;
-        c.upstream.tls_ca = Some(ca);
-        c.upstream.tls_server_name = Some("carrier.test".into());
+    let (h, carrier) = with_tls_carrier(tmp.path(), &pki, |c| {
         c.upstream.tls_cert = Some(ours.cert.clone());
         c.upstream.tls_key = Some(ours.key.clone());
     });
@@ -176,15 +182,7 @@ fn a_carrier_certificate_with_the_wrong_name_gets_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::new("Test CA");
     let impostor = pki.leaf(tmp.path(), "impostor", &["not-the-carrier.test"]);
-    let carrier = TcpListener::bind("127.0.0.1:0").unwrap();
-    let carrier_addr = carrier.local_addr().unwrap();
-    let ca = pki.write_ca(tmp.path(), "carrier-ca.crt");
-    let h = tls_harness(tmp.path(), &pki, "", |c| {
-        c.upstream.address = carrier_addr.to_string();
-        c.upstream.transport = Transport::Tls;
-        c.upstream.tls_ca = Some(ca);
-        c.upstream.tls_server_name = Some("carrier.test".into());
-    });
+    let (h, carrier) = with_tls_carrier(tmp.path(), &pki, |_| {});
     h.send_dialer(&h.invite("4155550100", "wrong-carrier-1"));
     let mut up = pki::accept(&carrier, pki.server_config(&impostor));
     let r = read_sip(&mut up);
