@@ -96,6 +96,13 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// A transport named in SIP (a Via's protocol, a URI's `transport=`), any case.
+    pub fn from_token(t: &[u8]) -> Option<Transport> {
+        [Transport::Udp, Transport::Tcp, Transport::Tls]
+            .into_iter()
+            .find(|x| t.eq_ignore_ascii_case(x.lower().as_bytes()))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
@@ -506,8 +513,10 @@ fn locate(src: &str, offset: usize) -> (usize, usize, String) {
     (line, column, path)
 }
 
-/// An error about `key` (dotted; its last part is searched for as `leaf =`), located at the
-/// first such line after `anchor` (e.g. `id = "X"` for one entry of an array of tables).
+/// An error about `key` (dotted; its last part is searched for as a `leaf =` line), located
+/// at the first such line after `anchor` (e.g. `id = "X"` for one entry of an array of
+/// tables), or without an anchor after the key's `[table]` header. A key the file does not
+/// have points at that anchor or header.
 pub fn error_at_key(
     file: &str,
     src: &str,
@@ -515,14 +524,21 @@ pub fn error_at_key(
     key: &str,
     message: String,
 ) -> ConfigError {
-    let leaf = key.rsplit('.').next().unwrap_or(key);
-    let base = anchor.and_then(|a| src.find(a)).unwrap_or(0);
+    let (table, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+    let header = format!("[{table}]");
+    let base = match anchor {
+        Some(a) => src.find(a),
+        None if !table.is_empty() => line_starting(src, &header),
+        None => None,
+    }
+    .unwrap_or(0);
     let rest = &src[base..];
-    let offset = base
-        + rest
-            .find(&format!("{leaf} ="))
-            .or_else(|| rest.find(leaf))
-            .unwrap_or(0);
+    // `leaf =` at the start of a line, so `cert` does not find `tls_cert =`.
+    let assignment = line_starting_with(rest, |l| {
+        l.strip_prefix(leaf)
+            .is_some_and(|after| after.trim_start().starts_with('='))
+    });
+    let offset = base + assignment.or_else(|| rest.find(leaf)).unwrap_or(0);
     let (line, column, _) = locate(src, offset);
     ConfigError::Invalid {
         file: file.into(),
@@ -531,6 +547,24 @@ pub fn error_at_key(
         key: key.into(),
         message,
     }
+}
+
+/// Offset of the first line of `src` that is `text` once trimmed.
+fn line_starting(src: &str, text: &str) -> Option<usize> {
+    line_starting_with(src, |l| l.trim_end() == text)
+}
+
+/// Offset of the first line of `src` (leading blanks skipped) that `pred` accepts.
+fn line_starting_with(src: &str, pred: impl Fn(&str) -> bool) -> Option<usize> {
+    let mut at = 0;
+    for line in src.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if pred(trimmed) {
+            return Some(at + (line.len() - trimmed.len()));
+        }
+        at += line.len();
+    }
+    None
 }
 
 impl Config {
@@ -756,6 +790,16 @@ mod tests {
         let e =
             Config::from_str_named("x.toml", "[tls]\nlisten = \"127.0.0.1:5061\"\n").unwrap_err();
         assert!(e.to_string().contains("tls.cert"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_key_points_at_its_table_not_at_a_longer_key_elsewhere() {
+        let src = "[admin]\ntls_cert = \"a.crt\"\ntls_key = \"a.key\"\n[tls]\nlisten = \"127.0.0.1:5061\"\nkey = \"k.key\"\n";
+        let e = Config::from_str_named("x.toml", src)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:4:"), "the [tls] header: {e}");
+        assert!(e.contains("tls.cert"), "{e}");
     }
 
     #[test]

@@ -494,8 +494,7 @@ fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
                         if let Some(p) = &path {
                             let _ = a.reload_config(p, "SIGHUP".into());
                         }
-                        let _ = a.reload("SIGHUP".into());
-                        let _ = a.reload_tls("SIGHUP".into());
+                        let _ = a.reload_files("SIGHUP".into());
                         a.log_list_health();
                     })
                     .await;

@@ -37,6 +37,29 @@ pub struct App {
 }
 
 impl App {
+    /// An admin change (who did what) into the audit chain, stamped now.
+    pub fn record_admin(&self, action: &'static str, who: String, detail: serde_json::Value) {
+        self.audit.admin(crate::audit::AdminEvent {
+            ts: self.clock.now(),
+            action,
+            who,
+            detail,
+        });
+    }
+
+    /// What SIGHUP and `POST /v1/reload` re-read besides the configuration file: the lists,
+    /// then every TLS certificate (the TLS errors by role).
+    pub fn reload_files(
+        &self,
+        who: String,
+    ) -> (
+        Result<crate::lists::ReloadReport, crate::lists::ListError>,
+        Vec<(&'static str, String)>,
+    ) {
+        let lists = self.reload(who.clone());
+        (lists, self.reload_tls(who))
+    }
+
     /// Reload lists and refresh list metrics; used by SIGHUP and `POST /v1/reload`. `who`
     /// (peer and authorization, or the signal) goes into the audit log with the outcome.
     pub fn reload(
@@ -44,16 +67,15 @@ impl App {
         who: String,
     ) -> Result<crate::lists::ReloadReport, crate::lists::ListError> {
         let r = self.lists.reload();
-        self.audit.admin(crate::audit::AdminEvent {
-            ts: self.clock.now(),
-            action: "lists_reload",
+        self.record_admin(
+            "lists_reload",
             who,
-            detail: match &r {
+            match &r {
                 Ok(rep) => serde_json::json!({"generation": rep.generation, "loaded": rep.loaded,
                     "kept": rep.kept, "failed": rep.failed}),
                 Err(e) => serde_json::json!({"refused": e.to_string()}),
             },
-        });
+        );
         match &r {
             Ok(rep) if rep.failed.is_empty() => {
                 self.metrics.list_reloads.with_label_values(&["ok"]).inc()
@@ -112,15 +134,14 @@ impl App {
                 Err(anyhow::anyhow!("{e}"))
             }
         };
-        self.audit.admin(crate::audit::AdminEvent {
-            ts: self.clock.now(),
-            action: "config_reload",
+        self.record_admin(
+            "config_reload",
             who,
-            detail: match &outcome {
+            match &outcome {
                 Ok(r) => serde_json::json!({"file": path.display().to_string(), "restart_needed": r}),
                 Err(e) => serde_json::json!({"file": path.display().to_string(), "refused": e.to_string()}),
             },
-        });
+        );
         outcome
     }
 
@@ -128,8 +149,12 @@ impl App {
     /// connections get the new ones; open connections keep theirs. A file that does not load
     /// leaves that role's certificate in service. Returns the errors by role.
     pub fn reload_tls(&self, who: String) -> Vec<(&'static str, String)> {
+        let roles = self.tls.roles();
+        if roles.is_empty() {
+            return vec![];
+        }
         let mut errors = Vec::new();
-        for (role, t) in self.tls.roles() {
+        for (role, t) in roles {
             let r = t.reload();
             let result = if r.is_ok() { "ok" } else { "error" };
             self.metrics
@@ -144,16 +169,13 @@ impl App {
                 }
             }
         }
-        if !self.tls.roles().is_empty() {
-            self.audit.admin(crate::audit::AdminEvent {
-                ts: self.clock.now(),
-                action: "tls_reload",
-                who,
-                detail: serde_json::json!({"refused": errors.iter()
-                    .map(|(role, e)| serde_json::json!({"role": role, "error": e}))
-                    .collect::<Vec<_>>()}),
-            });
-        }
+        self.record_admin(
+            "tls_reload",
+            who,
+            serde_json::json!({"refused": errors.iter()
+                .map(|(role, e)| serde_json::json!({"role": role, "error": e}))
+                .collect::<Vec<_>>()}),
+        );
         self.refresh_metrics();
         errors
     }
@@ -493,18 +515,26 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
         None => None,
     };
     let tls_addr = tls_listener.as_ref().map(|l| l.local_addr()).transpose()?;
-    let upstream_tls_name = match cfg.upstream.tls_server_name.as_deref() {
-        Some(n) => n.to_string(),
-        None => upstream_host.clone(),
+    // The name the upstream's certificate must carry; only a TLS upstream has one to check.
+    let upstream_tls_name = match tls.upstream {
+        Some(_) => {
+            let name = cfg
+                .upstream
+                .tls_server_name
+                .clone()
+                .unwrap_or_else(|| upstream_host.clone());
+            let checked =
+                rustls::pki_types::ServerName::try_from(name.clone()).with_context(|| {
+                    format!("upstream.tls_server_name `{name}`: not a DNS name or IP address")
+                })?;
+            Some((upstream, checked))
+        }
+        None => None,
     };
-    let upstream_tls_name = rustls::pki_types::ServerName::try_from(upstream_tls_name.clone())
-        .with_context(|| {
-            format!("upstream.tls_server_name `{upstream_tls_name}`: not a DNS name or IP address")
-        })?;
     let tls_sides = crate::sip::transport::TlsSides {
         server: tls.sip.clone(),
         client: tls.upstream.clone(),
-        upstream: Some((upstream, upstream_tls_name)),
+        upstream: upstream_tls_name,
         handshake_timeout: Duration::from_secs(cfg.tls.handshake_timeout_secs.max(1)),
     };
     let bound = SocketAddr::new(cfg.sip.listen.ip(), port);

@@ -234,12 +234,11 @@ async fn add_optout(
                 .optouts_entries
                 .set(app.lists.optouts.len() as i64);
             tracing::info!(number = %n, seq = rec.seq, "opt-out recorded");
-            app.audit.admin(crate::audit::AdminEvent {
-                ts: app.clock.now(),
-                action: "optout_add",
-                who: who(&app, &peer),
-                detail: json!({"number": rec.number, "seq": rec.seq, "source": rec.source}),
-            });
+            app.record_admin(
+                "optout_add",
+                who(&app, &peer),
+                json!({"number": rec.number, "seq": rec.seq, "source": rec.source}),
+            );
             (
                 StatusCode::CREATED,
                 Json(json!({"number": rec.number, "seq": rec.seq, "at": rec.at, "durable": true})),
@@ -263,10 +262,7 @@ async fn reload(
 ) -> Response {
     let app2 = app.clone();
     let who = who(&app, &peer);
-    let reloaded = tokio::task::spawn_blocking(move || {
-        let tls = app2.reload_tls(who.clone());
-        (app2.reload(who), tls)
-    });
+    let reloaded = tokio::task::spawn_blocking(move || app2.reload_files(who));
     let (lists, tls) = match reloaded.await {
         Ok(r) => r,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -344,12 +340,11 @@ async fn add_consent(
         Ok(Ok(recs)) => {
             let first = recs.first().map(|r| r.seq).unwrap_or(0);
             let last = recs.last().map(|r| r.seq).unwrap_or(0);
-            app.audit.admin(crate::audit::AdminEvent {
-                ts: now,
-                action: "consent_add",
-                who: who(&app, &peer),
-                detail: json!({"records": recs.len(), "seq_first": first, "seq_last": last}),
-            });
+            app.record_admin(
+                "consent_add",
+                who(&app, &peer),
+                json!({"records": recs.len(), "seq_first": first, "seq_last": last}),
+            );
             (
                 StatusCode::CREATED,
                 Json(json!({"records": recs.len(), "seq_first": first, "seq_last": last, "durable": true})),
@@ -419,12 +414,7 @@ async fn set_emergency(
     match tokio::task::spawn_blocking(move || app2.proxy.state.emergency.set(&c2)).await {
         Ok(Ok(())) => {
             tracing::warn!(states = ?closed.states, npas = ?closed.npas, "state-of-emergency closures changed");
-            app.audit.admin(crate::audit::AdminEvent {
-                ts: app.clock.now(),
-                action: "emergency_set",
-                who: who(&app, &peer),
-                detail: json!(closed),
-            });
+            app.record_admin("emergency_set", who(&app, &peer), json!(closed));
             Json(app.proxy.state.emergency.current()).into_response()
         }
         Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),

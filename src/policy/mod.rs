@@ -572,7 +572,8 @@ impl Policy {
                 states.insert(s);
             }
             // Lists.
-            let mut opted_out = optouts.contains(n);
+            let on_optouts = optouts.contains(n);
+            let mut opted_out = on_optouts;
             let mut bits = d.list_hits;
             while bits != 0 {
                 let i = bits.trailing_zeros() as usize;
@@ -612,7 +613,7 @@ impl Policy {
                     ListKind::Wireless => {}
                 }
             }
-            if optouts.contains(n) {
+            if on_optouts {
                 st.block(&mut d, Check::OptOuts, Reason::InternalDnc);
             }
             d.wireless =

@@ -287,9 +287,8 @@ impl Proxy {
         self.live.load()
     }
 
-    /// Swap in reloaded settings; calls already being handled finish with the old ones.
-    /// Swap in reloaded settings. The policy decides how long frequency-cap counters must be
-    /// kept, so the store learns it here.
+    /// Swap in reloaded settings; calls already being handled finish with the old ones. The
+    /// policy decides how long frequency-cap counters must be kept, so the store learns it here.
     pub fn set_live(&self, live: Live) {
         self.state
             .caps
@@ -865,7 +864,7 @@ impl Proxy {
                 CallerId::Anonymous
             }
             Some(u) => match self.normalizer.called(&u) {
-                Ok(crate::policy::normalize::Called::Number(n)) => CallerId::Number(n),
+                Ok(Called::Number(n)) => CallerId::Number(n),
                 _ => CallerId::Missing,
             },
             None => CallerId::Missing,
@@ -979,12 +978,10 @@ impl Proxy {
         let port = u
             .port
             .unwrap_or(if u.scheme == Scheme::Sips { 5061 } else { 5060 });
-        let transport = match u.param(b"transport") {
-            Some(t) if t.eq_ignore_ascii_case(b"tcp") => Some(Transport::Tcp),
-            Some(t) if t.eq_ignore_ascii_case(b"udp") => Some(Transport::Udp),
-            Some(t) if t.eq_ignore_ascii_case(b"tls") => Some(Transport::Tls),
-            _ if u.scheme == Scheme::Sips => Some(Transport::Tls),
-            _ => None,
+        let transport = match u.param(b"transport").and_then(Transport::from_token) {
+            Some(t) => Some(t),
+            None if u.scheme == Scheme::Sips => Some(Transport::Tls),
+            None => None,
         };
         let host = u
             .host
@@ -1360,14 +1357,7 @@ fn deliverable(ip: IpAddr) -> bool {
 
 /// Where a response goes: the next Via's `received`/`rport` or sent-by (section 18.2.2).
 fn response_dest(msg: &Message, via: &Via) -> Option<Dest> {
-    let t = via.transport(&msg.buf);
-    let transport = if t.eq_ignore_ascii_case(b"TCP") {
-        Transport::Tcp
-    } else if t.eq_ignore_ascii_case(b"TLS") {
-        Transport::Tls
-    } else {
-        Transport::Udp
-    };
+    let transport = Transport::from_token(via.transport(&msg.buf)).unwrap_or(Transport::Udp);
     let host_bytes = via
         .received
         .map(|r| msg.bytes(r))

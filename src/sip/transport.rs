@@ -84,7 +84,6 @@ pub struct Transport {
 }
 
 /// TLS toward dialers (the listener's certificate) and toward the upstream (what we trust).
-#[derive(Default)]
 pub struct TlsSides {
     pub server: Option<Arc<ServerTls>>,
     pub client: Option<Arc<ClientTls>>,
