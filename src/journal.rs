@@ -2,6 +2,9 @@
 //! fsynced before an API acknowledges. A final line without its newline is a write torn by a
 //! crash before the fsync, never acknowledged, and is cut; any other bad line stops the start,
 //! because silently dropping an acknowledged record is worse than not starting.
+//!
+//! Files rewritten whole (snapshots, the emergency closures, the compacted cap journal) are
+//! replaced atomically by `replace_file`.
 
 use anyhow::Context;
 use serde::de::DeserializeOwned;
@@ -56,4 +59,28 @@ pub fn open_replay<T: DeserializeOwned>(
     }
     file.seek(SeekFrom::End(0))?;
     Ok(file)
+}
+
+/// Replace the file at `path` with `parts`, written one after the other: a temporary file
+/// beside it, fsynced, renamed over it, then the directory fsynced, so a crash leaves the old
+/// file or the new one, never half of one. The temporary file is removed on failure.
+pub fn replace_file(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        for p in parts {
+            f.write_all(p)?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

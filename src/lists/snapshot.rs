@@ -21,7 +21,7 @@ use super::ListKind;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 pub const MAGIC: &[u8; 8] = b"CGSNAP\r\n";
@@ -123,23 +123,8 @@ pub fn write(path: &Path, meta: &SnapshotMeta, set: &CompactSet) -> std::io::Res
     header[12..16].copy_from_slice(&(meta_bytes.len() as u32).to_le_bytes());
     header[16..24].copy_from_slice(&(set.words().len() as u64).to_le_bytes());
     header[24..56].copy_from_slice(&sum);
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&header)?;
-        f.write_all(&meta_bytes)?;
-        f.write_all(body)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(hex(&sum))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::journal::replace_file(path, &[&header, &meta_bytes, body])?;
+    Ok(hex(&sum))
 }
 
 /// A snapshot read and validated.

@@ -96,13 +96,8 @@ impl CapStore {
                 kept.extend_from_slice(r);
             }
         }
-        let tmp = path.with_extension("tmp");
-        {
-            let mut f = File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
-            f.write_all(&kept)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path).with_context(|| format!("{}", path.display()))?;
+        crate::journal::replace_file(path, &[&kept])
+            .with_context(|| format!("{}", path.display()))?;
         let file = OpenOptions::new().append(true).open(path)?;
         let (tx, rx) = mpsc::channel::<[u8; RECORD]>();
         let handle = std::thread::Builder::new()

@@ -85,17 +85,7 @@ impl Emergency {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            let tmp = path.with_extension("tmp");
-            {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&serde_json::to_vec_pretty(c)?)?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-            }
+            crate::journal::replace_file(path, &[&serde_json::to_vec_pretty(c)?])?;
         }
         self.apply(c).map_err(anyhow::Error::msg)
     }
