@@ -10,16 +10,19 @@
 //! `benches/lists.rs` measures the list structures at registry scale.
 
 use bytes::Bytes;
-use callgate::admin::metrics::Metrics;
 use callgate::audit::AuditWriter;
-use callgate::config::{Config, ListsConfig, RejectConfig, Transport};
+use callgate::config::{Config, ListsConfig, RejectConfig};
+use callgate::gate::{Compliance, Parts, Rules};
 use callgate::lists::ListStore;
+use callgate::metrics::Metrics;
+use callgate::number::{dial_string, Normalizer, E164};
 use callgate::policy::context::CallerId;
-use callgate::policy::normalize::{Normalizer, E164};
 use callgate::policy::{Policy, PolicyState};
+use callgate::sip::metrics::SipMetrics;
 use callgate::sip::parse::Message;
-use callgate::sip::proxy::{Live, Peer, Proxy, ProxySettings};
-use callgate::sip::uri::{dial_string, Uri};
+use callgate::sip::peer::{Peer, Transport};
+use callgate::sip::proxy::{Access, Proxy, ProxySettings};
+use callgate::sip::uri::Uri;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 #[path = "../tests/support/all_rules.rs"]
@@ -134,30 +137,33 @@ fn fixture() -> Fixture {
         send_100: true,
         inbound_target: None,
         tx_timeout: Duration::from_secs(64),
-        before_forward: false,
     };
-    let live = Live {
+    let access = Access {
         dialers: vec!["192.0.2.0/24".parse().unwrap()],
-        upstream_sources: vec![],
-        max_calls_per_second: 0,
-        burst: 0,
         drain_retry_after_secs: 30,
+        ..Access::default()
+    };
+    let rules = Rules {
         reject: RejectConfig::default(),
         policy: Arc::new(Policy::new(&Config::default()).unwrap()),
-        tls_dialer_names: vec![],
     };
     let normalizer = Normalizer::new(&[], &["911".into()]);
     let policy = Policy::new(&Config::default()).unwrap();
-    let proxy = Proxy::new(
-        settings,
-        normalizer.clone(),
-        live,
-        lists.clone(),
-        sink,
-        metrics,
-        clock,
-        Arc::new(PolicyState::in_memory()),
+    let sip_metrics = Arc::new(SipMetrics::register(&metrics.registry));
+    let gate = Compliance::new(
+        Parts {
+            normalizer: normalizer.clone(),
+            lists: lists.clone(),
+            state: Arc::new(PolicyState::in_memory()),
+            audit: sink,
+            metrics,
+            clock,
+            host: settings.advertise_host.clone(),
+            before_forward: false,
+        },
+        rules,
     );
+    let proxy = Proxy::new(settings, access, Arc::new(gate), sip_metrics);
     Fixture {
         proxy,
         _writer: writer,
@@ -209,8 +215,8 @@ fn bench(c: &mut Criterion) {
             let uri = Uri::parse(m.bytes(m.request_uri().unwrap())).unwrap();
             let called = f
                 .normalizer
-                .normalize(&dial_string(&uri).unwrap())
-                .map_err(callgate::policy::NumberProblem::Normalize);
+                .normalize(&dial_string(uri.user).unwrap())
+                .map_err(callgate::number::NumberProblem::Normalize);
             let ctx = f.policy.campaigns.classify(
                 None,
                 None,
@@ -222,10 +228,12 @@ fn bench(c: &mut Criterion) {
                     .decide(
                         ctx,
                         called,
-                        f.lists.snapshot(),
-                        &f.lists.optouts,
-                        &f.state,
-                        chrono::Utc::now(),
+                        callgate::policy::Against {
+                            lists: f.lists.snapshot(),
+                            optouts: &f.lists.optouts,
+                            state: &f.state,
+                            now: chrono::Utc::now(),
+                        },
                         false,
                     )
                     .verdict,
@@ -253,11 +261,13 @@ fn bench(c: &mut Criterion) {
                     let ctx = policy.campaigns.classify(None, None, None, caller);
                     let d = policy.decide(
                         ctx,
-                        Ok(callgate::policy::normalize::Called::Number(n)),
-                        ls.clone(),
-                        &f.lists.optouts,
-                        &state,
-                        at,
+                        Ok(callgate::number::Called::Number(n)),
+                        callgate::policy::Against {
+                            lists: ls.clone(),
+                            optouts: &f.lists.optouts,
+                            state: &state,
+                            now: at,
+                        },
                         false,
                     );
                     black_box((d.verdict, d.retry_after))

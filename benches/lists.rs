@@ -17,7 +17,7 @@ use callgate::lists::compact::{self, CompactSet, SetBuilder, BITMAP_LEN, BLOCKS}
 use callgate::lists::set::{BlockedBloom, BloomSortedSet, NumberSet};
 use callgate::lists::synth::{self, Sink, Spec};
 use callgate::lists::{snapshot, ListKind, ListSet, LoadedList, OptOuts};
-use callgate::policy::normalize::{Called, E164};
+use callgate::number::{Called, E164};
 use callgate::policy::Policy;
 use criterion::{black_box, Criterion};
 use std::sync::Arc;
@@ -331,10 +331,12 @@ fn main() {
             let d = policy.decide(
                 ctx,
                 Ok(Called::Number(E164::from_digits_unchecked(x))),
-                ls.clone(),
-                &optouts,
-                &state,
-                now,
+                callgate::policy::Against {
+                    lists: ls.clone(),
+                    optouts: &optouts,
+                    state: &state,
+                    now,
+                },
                 false,
             );
             d.list_hits != 0

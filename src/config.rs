@@ -4,6 +4,8 @@
 //! from a service manager with a working directory), so the repository's sample config works
 //! when callgate is started from the repository root.
 
+use crate::call::{CallMethod, CallType, Purpose, Reason};
+pub use crate::sip::peer::Transport;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -61,9 +63,9 @@ pub struct CampaignConfig {
     pub id: String,
     pub seller: Option<String>,
     pub subject: Option<String>,
-    pub purpose: String,
-    pub method: String,
-    pub allowed_call_types: Vec<String>,
+    pub purpose: Purpose,
+    pub method: CallMethod,
+    pub allowed_call_types: Vec<CallType>,
     pub shadow: bool,
     pub caller_ids: Vec<String>,
     pub require_caller_id: bool,
@@ -76,45 +78,13 @@ impl Default for CampaignConfig {
             id: "default".into(),
             seller: None,
             subject: None,
-            purpose: "marketing".into(),
-            method: "manual".into(),
+            purpose: Purpose::Marketing,
+            method: CallMethod::Manual,
             allowed_call_types: vec![],
             shadow: false,
             caller_ids: vec![],
             require_caller_id: true,
             sources: vec![],
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-}
-
-impl Transport {
-    /// A transport named in SIP (a Via's protocol, a URI's `transport=`), any case.
-    pub fn from_token(t: &[u8]) -> Option<Transport> {
-        [Transport::Udp, Transport::Tcp, Transport::Tls]
-            .into_iter()
-            .find(|x| t.eq_ignore_ascii_case(x.lower().as_bytes()))
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-            Transport::Tls => "TLS",
-        }
-    }
-    pub fn lower(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
         }
     }
 }
@@ -326,15 +296,14 @@ pub struct RejectConfig {
     pub reason_header: bool,
     pub warning_header: bool,
     /// Per reason code: a different status (e.g. `unparseable_number = 484`).
-    pub status_by_reason: std::collections::BTreeMap<String, u16>,
+    pub status_by_reason: std::collections::BTreeMap<Reason, u16>,
 }
 
 impl RejectConfig {
     /// The status a block with this primary reason is answered with.
-    pub fn status_for(&self, primary: Option<crate::policy::Reason>) -> u16 {
-        let code = primary.map(|r| r.code()).unwrap_or("");
-        self.status_by_reason
-            .get(code)
+    pub fn status_for(&self, primary: Option<Reason>) -> u16 {
+        primary
+            .and_then(|r| self.status_by_reason.get(&r))
             .copied()
             .unwrap_or(self.status)
     }
@@ -600,7 +569,7 @@ impl Config {
             if !(300..=699).contains(status) {
                 return fail(
                     "reject.status_by_reason",
-                    format!("{reason} = {status} is not 300-699"),
+                    format!("{} = {status} is not 300-699", reason.code()),
                 );
             }
         }
@@ -833,5 +802,64 @@ mod tests {
     fn reject_status_must_be_an_error() {
         let e = Config::from_str_named("x.toml", "[reject]\nstatus = 200\n").unwrap_err();
         assert!(e.to_string().contains("x.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelled_reason_in_status_by_reason_names_file_line_and_key() {
+        let text = "[reject.status_by_reason]\nnational_dnc = 607\nnatinal_dnc = 484\n";
+        let e = Config::from_str_named("x.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:3:"), "{e}");
+        assert!(e.contains("reject.status_by_reason"), "{e}");
+        assert!(e.contains("unknown reason code `natinal_dnc`"), "{e}");
+    }
+
+    #[test]
+    fn status_by_reason_applies_to_its_reason_only() {
+        let text = "[reject.status_by_reason]\nunparseable_number = 484\n";
+        let r = Config::from_str_named("x.toml", text).unwrap().reject;
+        assert_eq!(r.status_for(Some(Reason::UnparseableNumber)), 484);
+        assert_eq!(r.status_for(Some(Reason::NationalDnc)), 603);
+    }
+
+    #[test]
+    fn a_misspelled_campaign_purpose_names_file_line_and_key() {
+        let text = "[[campaign]]\nid = \"default\"\npurpose = \"marketting\"\n";
+        let e = Config::from_str_named("x.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:3:"), "{e}");
+        assert!(e.contains("campaign.purpose"), "{e}");
+        assert!(e.contains("`marketting` is not marketing"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelled_campaign_method_names_file_line_and_key() {
+        let text = "[[campaign]]\nid = \"default\"\nmethod = \"robo\"\n";
+        let e = Config::from_str_named("x.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:3:"), "{e}");
+        assert!(e.contains("campaign.method"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_allowed_call_type_names_file_line_and_key() {
+        let text =
+            "[[campaign]]\nid = \"default\"\nallowed_call_types = [\"informational\", \"sms\"]\n";
+        let e = Config::from_str_named("x.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:3:"), "{e}");
+        assert!(e.contains("campaign.allowed_call_types"), "{e}");
+    }
+
+    #[test]
+    fn call_types_read_as_the_call_type_header_does() {
+        let text = "[[campaign]]\nid = \"default\"\npurpose = \"Sales\"\nmethod = \"predictive\"\n";
+        let c = Config::from_str_named("x.toml", text).unwrap();
+        assert_eq!(c.campaign[0].purpose, Purpose::Marketing);
+        assert_eq!(c.campaign[0].method, CallMethod::Autodialed);
     }
 }

@@ -2,12 +2,14 @@
 //! (`tests/fuzz_corpora.rs`, stable toolchain). Each takes arbitrary bytes and must never
 //! panic: parsers and loaders answer bad input with an error, never a crash.
 
+use crate::gate::number_of;
 use crate::lists::compact::CompactSet;
 use crate::lists::ftc::{read_lines, FileRole};
 use crate::lists::mem::HugeBuf;
-use crate::policy::normalize::Normalizer;
+use crate::number::dial_string;
+use crate::number::Normalizer;
 use crate::sip::parse::{name_addr_uri, HeaderName, Message};
-use crate::sip::uri::{dial_string, Uri};
+use crate::sip::uri::Uri;
 use bytes::Bytes;
 
 /// The SIP parser and everything the proxy derives from a request: validation, the Request-URI,
@@ -40,10 +42,10 @@ pub fn sip_message(data: &[u8]) {
         let _ = m.other_header(b"privacy");
         if let Some(uri) = m.request_uri().and_then(|s| Uri::parse(m.bytes(s))) {
             let _ = uri.param(b"user");
-            if let Ok(d) = dial_string(&uri) {
+            if let Ok(d) = dial_string(uri.user) {
                 let _ = normalizer.normalize(&d);
             }
-            let _ = normalizer.called(&uri);
+            let _ = number_of(&normalizer, &uri);
         }
         for h in [
             HeaderName::From,
@@ -52,7 +54,7 @@ pub fn sip_message(data: &[u8]) {
         ] {
             if let Some(v) = m.header_value(h) {
                 if let Some(u) = Uri::parse(name_addr_uri(v)) {
-                    let _ = normalizer.called(&u);
+                    let _ = number_of(&normalizer, &u);
                 }
             }
         }
@@ -79,7 +81,7 @@ pub fn list_file(data: &[u8]) {
 pub fn snapshot_body(data: &[u8]) {
     use crate::lists::compact::SetBuilder;
     use crate::lists::NumberSet;
-    use crate::policy::normalize::E164;
+    use crate::number::E164;
     let Some((&count, rest)) = data.split_first() else {
         return;
     };
@@ -143,7 +145,7 @@ pub fn config_text(data: &[u8]) {
     let _ = crate::policy::rules::RuleBook::parse("rules.toml", s, Default::default());
     let _ = crate::policy::calendar::Calendar::default().add_file("2026.toml", s);
     let _ = crate::policy::consent::parse_csv("consent.csv", s);
-    let _ = crate::policy::geo::NpaTable::parse("npa.csv", s, s);
+    let _ = crate::number::geo::NpaTable::parse("npa.csv", s, s);
 }
 
 /// PEM certificates and keys as the TLS loader reads them, and the certificate-name reader

@@ -1,17 +1,26 @@
 //! callgate: a SIP proxy that enforces US telemarketing rules on every outbound INVITE.
 //!
-//! The pipeline, one module per stage: `sip` (transport, parse, proxy logic) → `policy`
-//! (normalize the called number, classify the call, place and time it, decide against the
-//! lists and the rules) → `audit` (decision records) and `admin` (HTTP API, metrics). `lists`
-//! owns the number sets; `journal` the append-only record files; `server` wires it together.
+//! The pipeline, one module per stage (see "Architecture" in the README for the map):
+//! `sip` (transport, parse, proxy logic; knows nothing of compliance) puts every new call to a
+//! `sip::gate::CallGate`; `gate` is the compliance side of that door (number and context from
+//! the INVITE, the decision, its record, the rejection); `policy` decides against `lists` and
+//! the rules; `audit` chains and writes the records; `admin` serves the HTTP API on top of
+//! `app` (the running application); `server` builds and runs it all. `number`, `call`,
+//! `metrics`, `clock`, `journal`, `hashing` and `tls` are the shared basics underneath.
 
 pub mod admin;
+pub mod app;
 pub mod audit;
+pub mod call;
 pub mod clock;
 pub mod config;
 pub mod fuzzing;
+pub mod gate;
+pub mod hashing;
 pub mod journal;
 pub mod lists;
+pub mod metrics;
+pub mod number;
 pub mod policy;
 pub mod server;
 pub mod sip;

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use callgate::config::{Config, EMBEDDED_DEFAULT};
 use callgate::lists::ListStore;
-use callgate::policy::normalize::Normalizer;
+use callgate::number::Normalizer;
 use callgate::policy::Policy;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -36,44 +36,50 @@ struct Common {
     data_dir: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Override sip.listen (UDP and TCP), e.g. 0.0.0.0:5060.
+    #[arg(long)]
+    sip_listen: Option<SocketAddr>,
+    /// Override upstream.address (carrier or PBX), host:port.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Override admin.listen (HTTP API and /metrics).
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The number as a dialer would send it (10 digits, +1..., 1-212-555-0143, 911...).
+    number: String,
+    /// When the call would be placed (RFC 3339, e.g. 2026-11-24T15:00:00Z); default now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Campaign id (default: the configured default campaign).
+    #[arg(long)]
+    campaign: Option<String>,
+    /// Purpose and/or method, e.g. "marketing,autodialed" (as X-Callgate-Call-Type).
+    #[arg(long)]
+    call_type: Option<String>,
+    /// Caller ID presented ("anonymous" to test the caller-ID rule).
+    #[arg(long)]
+    caller_id: Option<String>,
+    /// Print every check evaluated, as JSON.
+    #[arg(long)]
+    explain: bool,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the proxy until SIGTERM/SIGINT. SIGHUP reloads the lists.
-    Run {
-        #[command(flatten)]
-        common: Common,
-        /// Override sip.listen (UDP and TCP), e.g. 0.0.0.0:5060.
-        #[arg(long)]
-        sip_listen: Option<SocketAddr>,
-        /// Override upstream.address (carrier or PBX), host:port.
-        #[arg(long)]
-        upstream: Option<String>,
-        /// Override admin.listen (HTTP API and /metrics).
-        #[arg(long)]
-        admin_listen: Option<SocketAddr>,
-    },
+    Run(RunArgs),
     /// Print what would happen right now to a call to NUMBER, from the same config and lists.
-    Check {
-        #[command(flatten)]
-        common: Common,
-        /// The number as a dialer would send it (10 digits, +1..., 1-212-555-0143, 911...).
-        number: String,
-        /// When the call would be placed (RFC 3339, e.g. 2026-11-24T15:00:00Z); default now.
-        #[arg(long)]
-        at: Option<String>,
-        /// Campaign id (default: the configured default campaign).
-        #[arg(long)]
-        campaign: Option<String>,
-        /// Purpose and/or method, e.g. "marketing,autodialed" (as X-Callgate-Call-Type).
-        #[arg(long)]
-        call_type: Option<String>,
-        /// Caller ID presented ("anonymous" to test the caller-ID rule).
-        #[arg(long)]
-        caller_id: Option<String>,
-        /// Print every check evaluated, as JSON.
-        #[arg(long)]
-        explain: bool,
-    },
+    Check(CheckArgs),
     /// Build and inspect list snapshots (offline; a running callgate picks them up on reload).
     Lists {
         #[command(subcommand)]
@@ -205,143 +211,127 @@ fn init_logging(level: &str) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.cmd {
-        Cmd::Run {
-            common,
-            sip_listen,
-            upstream,
-            admin_listen,
-        } => {
-            let mut cfg = load_config(&common)?;
-            if let Some(a) = sip_listen {
-                cfg.sip.listen = a;
-            }
-            if let Some(u) = upstream {
-                cfg.upstream.address = u;
-            }
-            if let Some(a) = admin_listen {
-                cfg.admin.listen = a;
-                if let Some(why) = cfg.admin_exposure_error() {
-                    anyhow::bail!("--admin-listen: {why}");
-                }
-            }
-            init_logging(&cfg.log.level);
-            if common.config.is_none() {
-                tracing::warn!("running on the BUILT-IN DEFAULT configuration with SAMPLE lists: not for production");
-            }
-            run(cfg, common.config)
-        }
+    match Cli::parse().cmd {
+        Cmd::Run(args) => run_cmd(args),
+        Cmd::Check(args) => check_cmd(args),
         Cmd::Lists { cmd } => lists_cmd(cmd),
         Cmd::Audit { cmd } => audit_cmd(cmd),
-        Cmd::Check {
-            common,
-            number,
-            at,
-            campaign,
-            call_type,
-            caller_id,
-            explain,
-        } => {
-            let cfg = load_config(&common)?;
-            init_logging("warn");
-            let clock = callgate::clock::system();
-            let lists = ListStore::open(&cfg.lists, clock.clone()).context("loading lists")?;
-            let policy = Policy::new(&cfg)?;
-            let normalizer =
-                Normalizer::new(&cfg.numbers.strip_prefixes, &cfg.numbers.service_codes);
-            // Read-only views of the daemon's records (a copy is never written here).
-            let state = callgate::policy::PolicyState {
-                consent: callgate::policy::consent::ConsentStore::open_read_only(
-                    &cfg.lists.consent_journal,
-                )?,
-                caps: callgate::policy::caps::CapStore::in_memory(),
-                emergency: callgate::policy::emergency::Emergency::open(&cfg.lists.emergency_file)?,
-            };
-            let req = callgate::policy::CheckRequest {
-                number: number.clone(),
-                at,
-                campaign,
-                call_type,
-                caller_id,
-            };
-            let d = callgate::policy::check_number(
-                &normalizer,
-                &policy,
-                &lists,
-                &state,
-                &req,
-                clock.now(),
-            )
-            .map_err(anyhow::Error::msg)?;
-            if explain {
-                let v = serde_json::json!({
-                    "verdict": d.verdict.as_str(),
-                    "reasons": d.reasons,
-                    "context": callgate::policy::explain::context(&d),
-                    "checks": callgate::policy::explain::checks(&d),
-                });
-                println!("{}", serde_json::to_string_pretty(&v)?);
-                return Ok(());
-            }
-            let reasons: Vec<String> = d
-                .reasons
-                .iter()
-                .map(|r| format!("{} ({})", r.code(), r.text()))
-                .collect();
-            println!("number:   {number}");
-            match (&d.called, d.number()) {
-                (_, Some(n)) => println!("e164:     {n}"),
-                (Err(e), None) => println!("e164:     - ({e})"),
-                (Ok(_), None) => println!("e164:     - (service code)"),
-            }
-            println!(
-                "verdict:  {}{}",
-                d.verdict.as_str(),
-                if d.fail_open { " (fail-open)" } else { "" }
-            );
-            println!(
-                "reasons:  {}",
-                if reasons.is_empty() {
-                    "none".to_string()
-                } else {
-                    reasons.join(", ")
-                }
-            );
-            for (i, l) in d.lists.lists.iter().enumerate() {
-                let hit = if d.list_hits & (1 << i) != 0 {
-                    "HIT "
-                } else {
-                    "    "
-                };
-                let age = l
-                    .meta
-                    .age(clock.now())
-                    .map(|a| format!("{}d old", a.num_days()))
-                    .unwrap_or_default();
-                let sample = if l.meta.sample { " SAMPLE DATA" } else { "" };
-                println!(
-                    "list:     {hit}{} ({:?}, {} entries, {}, {age}{sample})",
-                    l.meta.id,
-                    l.meta.kind,
-                    l.meta.entries,
-                    l.meta.version()
-                );
-            }
-            for u in &d.lists.unavailable {
-                println!("list:     UNAVAILABLE {} ({})", u.id, u.error);
-            }
-            println!(
-                "optouts:  {} (seq {})",
-                lists.optouts.len(),
-                lists.optouts.seq()
-            );
-            let ctx = callgate::policy::explain::context(&d);
-            println!("context:  {ctx}");
-            println!("(--explain prints every check evaluated)");
-            Ok(())
+    }
+}
+
+fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
+    let mut cfg = load_config(&args.common)?;
+    if let Some(a) = args.sip_listen {
+        cfg.sip.listen = a;
+    }
+    if let Some(u) = args.upstream {
+        cfg.upstream.address = u;
+    }
+    if let Some(a) = args.admin_listen {
+        cfg.admin.listen = a;
+        if let Some(why) = cfg.admin_exposure_error() {
+            anyhow::bail!("--admin-listen: {why}");
         }
     }
+    init_logging(&cfg.log.level);
+    if args.common.config.is_none() {
+        tracing::warn!(
+            "running on the BUILT-IN DEFAULT configuration with SAMPLE lists: not for production"
+        );
+    }
+    run(cfg, args.common.config)
+}
+
+fn check_cmd(args: CheckArgs) -> anyhow::Result<()> {
+    let cfg = load_config(&args.common)?;
+    init_logging("warn");
+    let clock = callgate::clock::system();
+    let lists = ListStore::open(&cfg.lists, clock.clone()).context("loading lists")?;
+    let policy = Policy::new(&cfg)?;
+    let normalizer = Normalizer::new(&cfg.numbers.strip_prefixes, &cfg.numbers.service_codes);
+    // Read-only views of the daemon's records (a copy is never written here).
+    let state = callgate::policy::PolicyState {
+        consent: callgate::policy::consent::ConsentStore::open_read_only(
+            &cfg.lists.consent_journal,
+        )?,
+        caps: callgate::policy::caps::CapStore::in_memory(),
+        emergency: callgate::policy::emergency::Emergency::open(&cfg.lists.emergency_file)?,
+    };
+    let req = callgate::policy::CheckRequest {
+        number: args.number.clone(),
+        at: args.at,
+        campaign: args.campaign,
+        call_type: args.call_type,
+        caller_id: args.caller_id,
+    };
+    let now = clock.now();
+    let d = callgate::policy::check_number(&normalizer, &policy, &lists, &state, &req, now)
+        .map_err(anyhow::Error::msg)?;
+    if args.explain {
+        let v = serde_json::json!({
+            "verdict": d.verdict.as_str(),
+            "reasons": d.reasons,
+            "context": callgate::policy::explain::context(&d),
+            "checks": callgate::policy::explain::checks(&d),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    print_check(&args.number, &d, &lists, now);
+    Ok(())
+}
+
+/// The human summary of `callgate check`.
+fn print_check(
+    number: &str,
+    d: &callgate::policy::Decision,
+    lists: &ListStore,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let reasons: Vec<String> = d
+        .reasons
+        .iter()
+        .map(|r| format!("{} ({})", r.code(), r.text()))
+        .collect();
+    println!("number:   {number}");
+    match (&d.called, d.number()) {
+        (_, Some(n)) => println!("e164:     {n}"),
+        (Err(e), None) => println!("e164:     - ({e})"),
+        (Ok(_), None) => println!("e164:     - (service code)"),
+    }
+    let fail_open = if d.fail_open { " (fail-open)" } else { "" };
+    println!("verdict:  {}{fail_open}", d.verdict.as_str());
+    match reasons.is_empty() {
+        true => println!("reasons:  none"),
+        false => println!("reasons:  {}", reasons.join(", ")),
+    }
+    for (i, l) in d.lists.lists.iter().enumerate() {
+        let hit = if d.list_hits & (1 << i) != 0 {
+            "HIT "
+        } else {
+            "    "
+        };
+        let age = l
+            .meta
+            .age(now)
+            .map(|a| format!("{}d old", a.num_days()))
+            .unwrap_or_default();
+        let sample = if l.meta.sample { " SAMPLE DATA" } else { "" };
+        println!(
+            "list:     {hit}{} ({:?}, {} entries, {}, {age}{sample})",
+            l.meta.id,
+            l.meta.kind,
+            l.meta.entries,
+            l.meta.version()
+        );
+    }
+    for u in &d.lists.unavailable {
+        println!("list:     UNAVAILABLE {} ({})", u.id, u.error);
+    }
+    let optouts = &lists.optouts;
+    println!("optouts:  {} (seq {})", optouts.len(), optouts.seq());
+    println!("context:  {}", callgate::policy::explain::context(d));
+    println!("(--explain prints every check evaluated)");
 }
 
 fn lists_cmd(cmd: ListsCmd) -> anyhow::Result<()> {
@@ -445,7 +435,7 @@ fn audit_cmd(cmd: AuditCmd) -> anyhow::Result<()> {
             };
             let number = number
                 .map(|n| {
-                    n.parse::<callgate::policy::normalize::E164>()
+                    n.parse::<callgate::number::E164>()
                         .map(|e| e.to_string())
                         .map_err(|e| anyhow::anyhow!("--number `{n}`: {e}"))
                 })

@@ -5,7 +5,7 @@ use callgate::lists::compact::{CompactSet, SetBuilder};
 use callgate::lists::compile::{compile, CompileSpec};
 use callgate::lists::snapshot::{self, SnapshotMeta};
 use callgate::lists::{ListKind, ListSet, LoadedList, NumberSet};
-use callgate::policy::normalize::E164;
+use callgate::number::E164;
 use proptest::prelude::*;
 use std::collections::HashSet;
 use std::io::Write;

@@ -2,8 +2,8 @@
 //! with every rule on (hours in two zones, consent, caps, state lists, wireless).
 
 use callgate::lists::OptOuts;
+use callgate::number::{Called, E164};
 use callgate::policy::context::CallerId;
-use callgate::policy::normalize::{Called, E164};
 #[path = "support/all_rules.rs"]
 mod all_rules;
 
@@ -69,10 +69,12 @@ fn deciding_allocates_nothing() {
         let d = policy.decide(
             ctx,
             Ok(Called::Number(n)),
-            snapshot,
-            &optouts,
-            &state,
-            at,
+            callgate::policy::Against {
+                lists: snapshot,
+                optouts: &optouts,
+                state: &state,
+                now: at,
+            },
             false,
         );
         let allocs = ALLOCS.load(Ordering::Relaxed) - before;

@@ -8,10 +8,10 @@ use callgate::clock::{OffsetClock, SharedClock};
 use callgate::config::Config;
 use callgate::lists::compact::SetBuilder;
 use callgate::lists::{ListKind, ListSet, LoadedList, OptOuts};
+use callgate::number::{Normalizer, E164};
 use callgate::policy::consent::ConsentInput;
 use callgate::policy::context::CallerId;
 use callgate::policy::emergency::Closed;
-use callgate::policy::normalize::{Normalizer, E164};
 use callgate::policy::{Policy, PolicyState};
 use callgate::sip::uri::{Scheme, Uri};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -187,10 +187,10 @@ fn set(numbers: &[u64]) -> callgate::lists::compact::CompactSet {
 fn lists() -> Arc<ListSet> {
     let mut fl = LoadedList::in_memory("fl", ListKind::State, set(&[13055550111, 12125550111]));
     fl.meta.state = Some("FL".into());
-    fl.meta.state_code = callgate::policy::geo::State::parse("FL");
+    fl.meta.state_code = callgate::number::geo::State::parse("FL");
     let mut ma = LoadedList::in_memory("ma", ListKind::State, set(&[16175550100, 16175550101]));
     ma.meta.state = Some("MA".into());
-    ma.meta.state_code = callgate::policy::geo::State::parse("MA");
+    ma.meta.state_code = callgate::number::geo::State::parse("MA");
     ma.meta.effective_after_days = Some(60);
     ma.meta.first_seen = Some(Arc::new(
         [(
@@ -363,11 +363,13 @@ fn evaluate(policy: &Policy, lists: &Arc<ListSet>, row: &Row) -> (String, BTreeS
     };
     let d = policy.decide(
         ctx,
-        normalizer.called(&uri),
-        lists.clone(),
-        &optouts,
-        &state,
-        row.at,
+        callgate::gate::number_of(&normalizer, &uri),
+        callgate::policy::Against {
+            lists: lists.clone(),
+            optouts: &optouts,
+            state: &state,
+            now: row.at,
+        },
         false,
     );
     (
@@ -464,11 +466,13 @@ impl Calls {
         let n: E164 = number.parse().unwrap();
         self.policy.decide(
             ctx,
-            Ok(callgate::policy::normalize::Called::Number(n)),
-            self.lists.clone(),
-            &self.optouts,
-            &self.state,
-            at,
+            Ok(callgate::number::Called::Number(n)),
+            callgate::policy::Against {
+                lists: self.lists.clone(),
+                optouts: &self.optouts,
+                state: &self.state,
+                now: at,
+            },
             commit,
         )
     }

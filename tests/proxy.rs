@@ -556,7 +556,7 @@ fn tcp_upstream_receives_forwarded_invites() {
     let tmp = tempfile::tempdir().unwrap();
     write_data(tmp.path(), Some(2));
     let mut cfg = config_for(tmp.path(), up, "");
-    cfg.upstream.transport = callgate::config::Transport::Tcp;
+    cfg.upstream.transport = callgate::sip::peer::Transport::Tcp;
     let running = callgate::server::start(
         cfg,
         std::sync::Arc::new(callgate::clock::OffsetClock::today_at_utc_hour(19)),

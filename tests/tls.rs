@@ -5,7 +5,7 @@ mod common;
 #[path = "support/pki.rs"]
 mod pki;
 
-use callgate::config::Transport;
+use callgate::sip::peer::Transport;
 use common::{header, headers, invite_msg, reply, Harness};
 use pki::{connect, read_final, read_sip, send, server_cert_cn, Leaf, Pki, TlsClient};
 use std::net::{SocketAddr, TcpListener};

@@ -4,9 +4,10 @@
 //! and with `admin.client_ca` only clients with a certificate from those CAs get in.
 
 use super::listener::{AdminPeer, HttpsListener};
-use crate::policy::normalize::E164;
-use crate::policy::{Decision, Verdict};
-use crate::server::App;
+use crate::app::App;
+use crate::call::Verdict;
+use crate::number::E164;
+use crate::policy::Decision;
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -91,19 +92,19 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
 pub fn lists_json(app: &App) -> Value {
     let lists = app.lists.current();
     let now = app.clock.now();
-    let (fresh, age, why) = app.proxy.live().policy.national_status(&lists, now);
+    let (fresh, age, why) = app.gate.rules().policy.national_status(&lists, now);
     json!({
         "generation": lists.generation,
         "national": {"fresh": fresh, "age_seconds": age, "status": why,
-                      "max_age_days": app.proxy.live().policy.config().national_max_age_days},
+                      "max_age_days": app.gate.rules().policy.config().national_max_age_days},
         "lists": lists.lists.iter().map(|l| json!({
             "id": l.meta.id, "kind": l.meta.kind, "version": l.meta.version(),
             "sha256": l.meta.sha256, "entries": l.meta.entries, "file": l.meta.file,
             "source_date": l.meta.source_date, "downloaded": l.meta.downloaded,
             "sample_data": l.meta.sample, "loaded_at": l.meta.loaded_at,
             "age_seconds": l.meta.age(now).map(|a| a.num_seconds()),
-            "max_age_days": app.proxy.live().policy.max_age_days(l),
-            "fresh": app.proxy.live().policy.list_fresh(l, now),
+            "max_age_days": app.gate.rules().policy.max_age_days(l),
+            "fresh": app.gate.rules().policy.list_fresh(l, now),
         })).collect::<Vec<_>>(),
         "unavailable": lists.unavailable,
         "optouts": {"entries": app.lists.optouts.len(), "seq": app.lists.optouts.seq()},
@@ -113,7 +114,7 @@ pub fn lists_json(app: &App) -> Value {
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     let lists = app.lists.current();
     let now = app.clock.now();
-    let live = app.proxy.live();
+    let live = app.gate.rules();
     let policy = &live.policy;
     let (fresh, _, why) = policy.national_status(&lists, now);
     let stale: Vec<&str> = lists
@@ -150,7 +151,7 @@ pub fn decision_json(app: &App, input: &str, d: &Decision) -> Value {
         .map(|r| json!({"code": r.code(), "text": r.text()}))
         .collect();
     let sip_status = (d.verdict == Verdict::Blocked)
-        .then(|| app.proxy.live().reject.status_for(d.reasons.primary()));
+        .then(|| app.gate.rules().reject.status_for(d.reasons.primary()));
     let hits: Vec<Value> = d
         .lists
         .lists
@@ -182,7 +183,7 @@ async fn check(
     State(app): State<Arc<App>>,
     Query(q): Query<crate::policy::CheckRequest>,
 ) -> Response {
-    match app.proxy.check(&q) {
+    match app.gate.check(&q) {
         Ok(d) => Json(decision_json(&app, &q.number, &d)).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
@@ -335,7 +336,7 @@ async fn add_consent(
     }
     let app2 = app.clone();
     let now = app.clock.now();
-    let res = tokio::task::spawn_blocking(move || app2.proxy.state.consent.add(inputs, now)).await;
+    let res = tokio::task::spawn_blocking(move || app2.gate.state.consent.add(inputs, now)).await;
     match res {
         Ok(Ok(recs)) => {
             let first = recs.first().map(|r| r.seq).unwrap_or(0);
@@ -368,10 +369,10 @@ async fn get_consent(State(app): State<Arc<App>>, Query(q): Query<NumberQuery>) 
         Ok(n) => n,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("`{}`: {e}", q.number)),
     };
-    let live = app.proxy.live();
+    let live = app.gate.rules();
     let defaults = &live.policy.rules.consent;
     let recs: Vec<Value> = app
-        .proxy
+        .gate
         .state
         .consent
         .get(n)
@@ -389,13 +390,13 @@ async fn get_consent(State(app): State<Arc<App>>, Query(q): Query<NumberQuery>) 
         "number": n.to_string(),
         "opted_out": app.lists.optouts.contains(n),
         "records": recs,
-        "consent_seq": app.proxy.state.consent.seq(),
+        "consent_seq": app.gate.state.consent.seq(),
     }))
     .into_response()
 }
 
 async fn get_emergency(State(app): State<Arc<App>>) -> Response {
-    Json(app.proxy.state.emergency.current()).into_response()
+    Json(app.gate.state.emergency.current()).into_response()
 }
 
 /// `PUT /v1/emergency {"states": ["LA"], "npas": [504]}`: replaces the closures (an empty
@@ -411,11 +412,11 @@ async fn set_emergency(
     };
     let app2 = app.clone();
     let c2 = closed.clone();
-    match tokio::task::spawn_blocking(move || app2.proxy.state.emergency.set(&c2)).await {
+    match tokio::task::spawn_blocking(move || app2.gate.state.emergency.set(&c2)).await {
         Ok(Ok(())) => {
             tracing::warn!(states = ?closed.states, npas = ?closed.npas, "state-of-emergency closures changed");
             app.record_admin("emergency_set", who(&app, &peer), json!(closed));
-            Json(app.proxy.state.emergency.current()).into_response()
+            Json(app.gate.state.emergency.current()).into_response()
         }
         Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

@@ -1,5 +1,5 @@
-//! The operator's side: HTTP API and Prometheus metrics.
+//! The operator's side: the HTTP API (checks, opt-outs, consent, emergency closures, reloads,
+//! audit export, `/metrics`) over the running `app::App`.
 
 pub mod http;
 pub mod listener;
-pub mod metrics;

@@ -11,8 +11,8 @@
 pub mod chain;
 pub mod verify;
 
-use crate::admin::metrics::Metrics;
-use crate::policy::normalize::Called;
+use crate::metrics::Metrics;
+use crate::number::Called;
 use crate::policy::Decision;
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -42,8 +42,8 @@ pub struct AuditEvent {
     pub pai: Option<Bytes>,
     pub called_raw: Bytes,
     pub decision: Decision,
-    /// Status callgate answered with (blocks), or 0 when the request was forwarded.
-    pub sip_status: u16,
+    /// Status callgate answered with (blocks); `None` when the request was forwarded.
+    pub sip_status: Option<u16>,
     pub latency_us: u32,
 }
 
@@ -476,7 +476,7 @@ struct Record<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     number_problem: Option<String>,
     verdict: &'a str,
-    reasons: crate::policy::Reasons,
+    reasons: crate::call::Reasons,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     fail_open: bool,
     sip_status: Option<u16>,
@@ -525,7 +525,7 @@ pub fn write_record(out: &mut Vec<u8>, ev: &AuditEvent) {
         verdict: d.verdict.as_str(),
         reasons: d.reasons,
         fail_open: d.fail_open,
-        sip_status: (ev.sip_status != 0).then_some(ev.sip_status),
+        sip_status: ev.sip_status,
         list_generation: d.lists.generation,
         lists: d
             .lists

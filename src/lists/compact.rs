@@ -20,7 +20,7 @@
 
 use super::mem::HugeBuf;
 use super::set::NumberSet;
-use crate::policy::normalize::E164;
+use crate::number::E164;
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("the snapshot layout is little-endian; big-endian hosts are not supported");

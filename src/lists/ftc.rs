@@ -4,7 +4,7 @@
 //! the first bad line stops the read and names the file and line.
 
 use super::load::ListError;
-use crate::policy::normalize::E164;
+use crate::number::E164;
 use std::io::BufRead;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -104,7 +104,7 @@ impl Manifest {
             if e.kind == ListKind::State
                 && e.state
                     .as_deref()
-                    .and_then(crate::policy::geo::State::parse)
+                    .and_then(crate::number::geo::State::parse)
                     .is_none()
             {
                 return Err(meta_err(
@@ -202,7 +202,7 @@ pub fn load_entry(
         state_code: e
             .state
             .as_deref()
-            .and_then(crate::policy::geo::State::parse),
+            .and_then(crate::number::geo::State::parse),
         max_age_days: e.max_age_days,
         effective_after_days: e.effective_after_days,
         first_seen: match &e.first_seen {
@@ -276,7 +276,7 @@ pub fn parse_with_blocks(file: &str, bytes: &[u8]) -> Result<Vec<u64>, ListError
             let prefix = digits.iter().fold(0u64, |v, d| v * 10 + (d - b'0') as u64);
             let size = 10u64.pow(10 - digits.len() as u32);
             let first = prefix * size;
-            if crate::policy::normalize::E164::nanp(first).is_some() {
+            if crate::number::E164::nanp(first).is_some() {
                 out.extend((first..first + size).map(|n| 10_000_000_000 + n));
                 continue;
             }
@@ -313,7 +313,7 @@ fn read_first_seen(path: &Path) -> Result<std::collections::HashMap<u64, NaiveDa
             message: format!("`{l}` is not number,YYYY-MM-DD"),
         };
         let (n, d) = l.split_once(',').ok_or_else(bad)?;
-        let n: crate::policy::normalize::E164 = n.trim().parse().map_err(|_| bad())?;
+        let n: crate::number::E164 = n.trim().parse().map_err(|_| bad())?;
         let d = NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| bad())?;
         out.insert(n.as_u64(), d);
     }

@@ -15,7 +15,7 @@ pub mod tools;
 
 use crate::clock::SharedClock;
 use crate::config::ListsConfig;
-use crate::policy::normalize::E164;
+use crate::number::E164;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -70,7 +70,7 @@ pub struct ListMeta {
     pub loaded_at: DateTime<Utc>,
     pub state: Option<String>,
     #[serde(skip)]
-    pub state_code: Option<crate::policy::geo::State>,
+    pub state_code: Option<crate::number::geo::State>,
     pub max_age_days: Option<u32>,
     /// Entries take effect this many days after they first appear (MA, WY: 60).
     pub effective_after_days: Option<u32>,

@@ -2,7 +2,7 @@
 //! start. A record is in memory (and so honoured by the next INVITE) before `add` returns.
 
 use crate::clock::SharedClock;
-use crate::policy::normalize::E164;
+use crate::number::E164;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use std::fs::File;

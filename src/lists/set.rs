@@ -4,7 +4,7 @@
 //! say "yes", so a false positive costs an exact probe, never a wrong block.
 
 use super::mem::HugeBuf;
-use crate::policy::normalize::E164;
+use crate::number::E164;
 
 /// A set of numbers. Issue "registry scale" swaps the implementation, not the callers.
 pub trait NumberSet: Send + Sync {
@@ -31,14 +31,7 @@ pub struct BlockedBloom {
     blocks: HugeBuf<Block>,
 }
 
-/// The splitmix64 finalizer: a cheap, well-spread hash of a `u64` (numbers, transaction keys).
-#[inline]
-pub fn mix(mut x: u64) -> u64 {
-    // splitmix64 finalizer: numbers are dense and sequential, so they need a real mix.
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);
-    x ^ (x >> 31)
-}
+use crate::hashing::mix;
 
 impl BlockedBloom {
     pub fn with_capacity(n: usize) -> Self {

@@ -36,7 +36,7 @@ pub fn us_geographic_npa_states() -> Vec<(u16, String)> {
     v
 }
 
-use super::set::mix;
+use crate::hashing::mix;
 
 fn unit(seed: u64, key: u64, salt: u64) -> f64 {
     (mix(seed ^ mix(key.wrapping_mul(31).wrapping_add(salt))) >> 11) as f64 / (1u64 << 53) as f64
@@ -324,10 +324,7 @@ mod tests {
         let a = run(50_000, 7, 0);
         assert_eq!(a.0.len(), 50_000);
         assert!(a.0.windows(2).all(|w| w[0] < w[1]));
-        assert!(a
-            .0
-            .iter()
-            .all(|&n| crate::policy::normalize::E164::nanp(n).is_some()));
+        assert!(a.0.iter().all(|&n| crate::number::E164::nanp(n).is_some()));
         assert_eq!(a.0, run(50_000, 7, 0).0);
         assert_ne!(a.0, run(50_000, 8, 0).0);
     }

@@ -1,8 +1,8 @@
 //! Holidays on which some states ban telephone solicitation: one file per year
 //! (`config/holidays/YYYY.toml`), because the dates move (Easter, observed days, elections).
 
-use super::geo::{State, StateSet};
 use crate::config::{parse_toml, ConfigError};
+use crate::number::geo::{State, StateSet};
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use std::path::Path;

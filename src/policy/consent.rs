@@ -1,9 +1,9 @@
 //! Consent and EBR records (and known addresses) per number: imported from CSV or posted to the
 //! admin API, journaled and fsynced before they are acknowledged, replayed at start.
 
-use super::geo::{State, Zone};
-use super::normalize::E164;
 use super::rules::{ConsentDefaults, ConsentKind};
+use crate::number::geo::{State, Zone};
+use crate::number::E164;
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};

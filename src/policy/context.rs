@@ -2,10 +2,11 @@
 //! or the `X-Callgate-Campaign` header), its purpose and method (campaign default, or the
 //! `X-Callgate-Call-Type` header within what the campaign allows), and the caller ID presented.
 
-use super::normalize::E164;
-use super::rules::{Bits, Method, Purpose};
+use super::rules::Bits;
 use super::Reason;
+use crate::call::{CallMethod, CallType, Purpose};
 use crate::config::{CampaignConfig, CampaignsConfig, ConfigError};
+use crate::number::E164;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ pub struct Campaign {
     pub subject: String,
     pub subject_key: u64,
     pub purpose: Purpose,
-    pub method: Method,
+    pub method: CallMethod,
     pub allowed_purposes: Bits,
     pub allowed_methods: Bits,
     /// Evaluate and record everything, forward anyway ("would_block").
@@ -55,7 +56,7 @@ impl CallerId {
 pub struct CallContext {
     pub campaign: Arc<Campaign>,
     pub purpose: Purpose,
-    pub method: Method,
+    pub method: CallMethod,
     pub caller_id: CallerId,
     /// Set when the classification itself failed (unknown campaign, call type not allowed).
     pub problem: Option<Reason>,
@@ -89,32 +90,12 @@ impl Campaigns {
                     "campaign ids must be unique and not empty".into(),
                 ));
             }
-            let purpose = Purpose::parse(&c.purpose).ok_or_else(|| {
-                fail(
-                    "campaign.purpose",
-                    format!(
-                        "`{}` is not marketing, informational or debt_collection",
-                        c.purpose
-                    ),
-                )
-            })?;
-            let method = Method::parse(&c.method).ok_or_else(|| {
-                fail(
-                    "campaign.method",
-                    format!("`{}` is not manual, autodialed or prerecorded", c.method),
-                )
-            })?;
+            let (purpose, method) = (c.purpose, c.method);
             let (mut ap, mut am) = (Bits(0).with(purpose as u8), Bits(0).with(method as u8));
             for t in &c.allowed_call_types {
-                match (Purpose::parse(t), Method::parse(t)) {
-                    (Some(p), _) => ap = ap.with(p as u8),
-                    (_, Some(m)) => am = am.with(m as u8),
-                    _ => {
-                        return Err(fail(
-                            "campaign.allowed_call_types",
-                            format!("unknown call type `{t}`"),
-                        ))
-                    }
+                match *t {
+                    CallType::Purpose(p) => ap = ap.with(p as u8),
+                    CallType::Method(m) => am = am.with(m as u8),
                 }
             }
             let mut caller_ids = Vec::new();
@@ -129,7 +110,7 @@ impl Campaigns {
             out.push(Arc::new(Campaign {
                 id: c.id.as_str().into(),
                 seller: c.seller.clone(),
-                subject_key: crate::lists::set::mix(fnv(subject.as_bytes())) | 1,
+                subject_key: crate::hashing::mix(fnv(subject.as_bytes())) | 1,
                 subject,
                 purpose,
                 method,
@@ -203,7 +184,7 @@ impl Campaigns {
                 .split([',', ' ', ';'])
                 .filter(|t| !t.is_empty())
             {
-                match (Purpose::parse(tok), Method::parse(tok)) {
+                match (Purpose::parse(tok), CallMethod::parse(tok)) {
                     (Some(p), _) if campaign.allowed_purposes.has(p as u8) => purpose = p,
                     (_, Some(m)) if campaign.allowed_methods.has(m as u8) => method = m,
                     _ => problem = problem.or(Some(Reason::CallTypeNotAllowed)),

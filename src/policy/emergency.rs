@@ -2,7 +2,7 @@
 //! solicitation at runtime (La. R.S. 45:844.31), through the admin API. Persisted (written
 //! atomically before the API answers) so that a restart does not reopen a closed state.
 
-use super::geo::{State, StateSet};
+use crate::number::geo::{State, StateSet};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

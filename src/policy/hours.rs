@@ -2,9 +2,10 @@
 //! holiday), and when does the window next open in every candidate zone (`Retry-After`).
 
 use super::calendar::Calendar;
-use super::geo::StateSet;
-use super::rules::{DayWindow, Hours, Method, Purpose, RuleBook, RuleKind};
+use super::rules::{DayWindow, Hours, RuleBook, RuleKind};
 use super::Place;
+use crate::call::{CallMethod, Purpose};
+use crate::number::geo::StateSet;
 use chrono::{
     DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc, Weekday,
 };
@@ -66,7 +67,7 @@ pub fn next_open(
     place: &Place,
     set: StateSet,
     purpose: Purpose,
-    method: Method,
+    method: CallMethod,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     let mask = book.mask_for(set);

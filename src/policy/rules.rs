@@ -2,28 +2,11 @@
 //! `RuleBook` whose per-state bitmasks let a call find its rules without allocating.
 
 use super::calendar::Calendar;
-use super::geo::{State, StateSet};
+use crate::call::{CallMethod, Purpose};
 use crate::config::{parse_toml, ConfigError};
+use crate::number::geo::{State, StateSet};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-/// Why a call is placed (what the law cares about first).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Purpose {
-    Marketing = 0,
-    Informational,
-    DebtCollection,
-}
-
-/// How it is placed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    Manual = 0,
-    Autodialed,
-    Prerecorded,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,42 +19,6 @@ pub enum ConsentKind {
     Pec,
     /// Not a consent: a known address (state / time zone) from a CRM import.
     Address,
-}
-
-impl Purpose {
-    pub fn parse(s: &str) -> Option<Purpose> {
-        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
-            "marketing" | "sales" | "telemarketing" => Some(Purpose::Marketing),
-            "informational" => Some(Purpose::Informational),
-            "debt_collection" => Some(Purpose::DebtCollection),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Marketing => "marketing",
-            Purpose::Informational => "informational",
-            Purpose::DebtCollection => "debt_collection",
-        }
-    }
-}
-
-impl Method {
-    pub fn parse(s: &str) -> Option<Method> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "manual" => Some(Method::Manual),
-            "autodialed" | "autodialer" | "predictive" => Some(Method::Autodialed),
-            "prerecorded" | "artificial_voice" | "ai_voice" => Some(Method::Prerecorded),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Manual => "manual",
-            Method::Autodialed => "autodialed",
-            Method::Prerecorded => "prerecorded",
-        }
-    }
 }
 
 impl ConsentKind {
@@ -170,7 +117,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub fn applies_to(&self, purpose: Purpose, method: Method) -> bool {
+    pub fn applies_to(&self, purpose: Purpose, method: CallMethod) -> bool {
         self.purposes.has(purpose as u8) && self.methods.has(method as u8)
     }
 }
@@ -229,165 +176,21 @@ impl RuleBook {
         let mut seen = std::collections::HashSet::new();
         for r in raw.rule {
             if r.id.is_empty() || !seen.insert(r.id.clone()) {
-                return Err(fail(
-                    &r.id,
-                    "id",
-                    "rule ids must be unique and not empty".into(),
-                ));
+                let why = "rule ids must be unique and not empty".into();
+                return Err(fail(&r.id, "id", why));
             }
             let id = r.id.clone();
-            let f = |key: &str, m: String| fail(&id, key, m);
-            let mut states = StateSet::default();
-            for s in r.states.iter().flatten() {
-                states.insert(
-                    State::parse(s).ok_or_else(|| f("states", format!("unknown state `{s}`")))?,
-                );
-            }
-            let purposes = bits(r.purposes.as_deref(), Purpose::parse, |p| p as u8)
-                .map_err(|v| f("purposes", format!("unknown purpose `{v}`")))?
-                .unwrap_or(Bits(1 << Purpose::Marketing as u8));
-            let methods = bits(r.methods.as_deref(), Method::parse, |m| m as u8)
-                .map_err(|v| f("methods", format!("unknown method `{v}`")))?
-                .unwrap_or(Bits::ALL);
-            let unless_consent = bits(r.unless_consent.as_deref(), ConsentKind::parse, |c| c as u8)
-                .map_err(|v| f("unless_consent", format!("unknown consent type `{v}`")))?
-                .unwrap_or_default();
-            let wireless_only = match r.line.as_deref() {
-                None | Some("any") => false,
-                Some("wireless") => true,
-                Some(o) => return Err(f("line", format!("`{o}` is not \"any\" or \"wireless\""))),
-            };
-            let kind = match r.kind.as_str() {
-                "hours" => {
-                    let day =
-                        |key: &str, v: &Option<String>| -> Result<Option<DayWindow>, ConfigError> {
-                            v.as_deref()
-                                .map(|s| parse_window(s).map_err(|m| f(key, m)))
-                                .transpose()
-                        };
-                    let all = day("all_days", &r.all_days)?;
-                    let or_all = |d: Option<DayWindow>| d.or(all).unwrap_or(WHOLE_DAY);
-                    RuleKind::Hours(Hours {
-                        weekday: or_all(day("weekday", &r.weekday)?),
-                        saturday: or_all(day("saturday", &r.saturday)?),
-                        sunday: or_all(day("sunday", &r.sunday)?),
-                        holiday: day("holiday", &r.holiday)?,
-                    })
-                }
-                "consent_required" => RuleKind::ConsentRequired {
-                    consent: bits(r.consent.as_deref(), ConsentKind::parse, |c| c as u8)
-                        .map_err(|v| f("consent", format!("unknown consent type `{v}`")))?
-                        .ok_or_else(|| {
-                            f("consent", "required for kind = \"consent_required\"".into())
-                        })?,
-                },
-                "no_call" => RuleKind::NoCall,
-                "cap" => {
-                    let calls = r
-                        .calls
-                        .ok_or_else(|| f("calls", "required for kind = \"cap\"".into()))?;
-                    if !(1..=crate::policy::caps::MAX_CAP as u32).contains(&calls) {
-                        return Err(f(
-                            "calls",
-                            format!("must be 1-{}", crate::policy::caps::MAX_CAP),
-                        ));
-                    }
-                    let hours = r
-                        .window_hours
-                        .ok_or_else(|| f("window_hours", "required for kind = \"cap\"".into()))?;
-                    if hours == 0 || hours > 24 * 366 {
-                        return Err(f("window_hours", "must be 1-8784".into()));
-                    }
-                    RuleKind::Cap {
-                        calls: calls as u8,
-                        window_secs: hours * 3600,
-                        per_subject: match r.per.as_deref() {
-                            None | Some("number") => false,
-                            Some("subject") => true,
-                            Some(o) => {
-                                return Err(f(
-                                    "per",
-                                    format!("`{o}` is not \"number\" or \"subject\""),
-                                ))
-                            }
-                        },
-                    }
-                }
-                "optout_no_contact" => RuleKind::OptoutNoContact {
-                    days: r.days.ok_or_else(|| {
-                        f("days", "required for kind = \"optout_no_contact\"".into())
-                    })?,
-                },
-                o => {
-                    return Err(f(
-                        "kind",
-                        format!(
-                        "`{o}` is not hours, consent_required, no_call, cap or optout_no_contact"
-                    ),
-                    ))
-                }
-            };
-            if let RuleKind::Hours(h) = &kind {
-                if h.holiday.is_some() && states.is_empty() {
-                    return Err(f(
-                        "holiday",
-                        "a holiday window needs `states` (holidays are per state)".into(),
-                    ));
-                }
-            }
-            rules.push(Rule {
-                id: r.id,
-                kind,
-                states,
-                purposes,
-                methods,
-                wireless_only,
-                unless_consent,
-                source: r.source.unwrap_or_default(),
-                confidence: r.confidence.unwrap_or_default(),
-                note: r.note,
-            });
+            rules.push(rule(r, &|key: &str, m: String| fail(&id, key, m))?);
         }
         if rules.len() > MAX_RULES {
             return Err(fail("", "rule", format!("more than {MAX_RULES} rules")));
         }
-        let mut federal = 0u128;
-        let mut by_state = vec![0u128; super::geo::STATES.len()];
-        for (i, r) in rules.iter().enumerate() {
-            if r.states.is_empty() {
-                federal |= 1 << i;
-            }
-            for s in r.states.iter() {
-                by_state[s.index()] |= 1 << i;
-            }
-        }
-        let c = raw.consent;
-        let consent = ConsentDefaults {
-            ebr_purchase_months: c.ebr_purchase_months.unwrap_or(18),
-            ebr_inquiry_months: c.ebr_inquiry_months.unwrap_or(3),
-            registry_exemptions: bits(c.registry_exemptions.as_deref(), ConsentKind::parse, |k| {
-                k as u8
-            })
-            .map_err(|v| {
-                crate::config::error_at_key(
-                    file,
-                    src,
-                    None,
-                    "consent.registry_exemptions",
-                    format!("unknown consent type `{v}`"),
-                )
-            })?
-            .unwrap_or(Bits(0b111)),
-            source: c.source.unwrap_or_default(),
-        };
-        use sha2::Digest;
-        let mut h = sha2::Sha256::new();
-        h.update(src.as_bytes());
-        h.update(calendar.digest.as_bytes());
-        let version = format!(
-            "sha256:{}",
-            &crate::lists::snapshot::hex(&h.finalize())[..16]
-        );
+        let (federal, by_state) = index_by_state(&rules);
+        let consent = consent_defaults(raw.consent).map_err(|v| {
+            let why = format!("unknown consent type `{v}`");
+            crate::config::error_at_key(file, src, None, "consent.registry_exemptions", why)
+        })?;
+        let version = version_of(src, &calendar);
         Ok(RuleBook {
             rules,
             federal,
@@ -398,6 +201,156 @@ impl RuleBook {
             file: file.into(),
         })
     }
+}
+
+/// A config error at `key` of the rule being read.
+type Fail<'a> = dyn Fn(&str, String) -> ConfigError + 'a;
+
+/// One `[[rule]]`: whom and what it concerns, and what it does.
+fn rule(r: RawRule, f: &Fail<'_>) -> Result<Rule, ConfigError> {
+    let mut states = StateSet::default();
+    for s in r.states.iter().flatten() {
+        let state = State::parse(s).ok_or_else(|| f("states", format!("unknown state `{s}`")))?;
+        states.insert(state);
+    }
+    let purposes = bits(r.purposes.as_deref(), Purpose::parse, |p| p as u8)
+        .map_err(|v| f("purposes", format!("unknown purpose `{v}`")))?
+        .unwrap_or(Bits(1 << Purpose::Marketing as u8));
+    let methods = bits(r.methods.as_deref(), CallMethod::parse, |m| m as u8)
+        .map_err(|v| f("methods", format!("unknown method `{v}`")))?
+        .unwrap_or(Bits::ALL);
+    let unless_consent = bits(r.unless_consent.as_deref(), ConsentKind::parse, |c| c as u8)
+        .map_err(|v| f("unless_consent", format!("unknown consent type `{v}`")))?
+        .unwrap_or_default();
+    let wireless_only = match r.line.as_deref() {
+        None | Some("any") => false,
+        Some("wireless") => true,
+        Some(o) => return Err(f("line", format!("`{o}` is not \"any\" or \"wireless\""))),
+    };
+    let kind = rule_kind(&r, f)?;
+    if let RuleKind::Hours(h) = &kind {
+        if h.holiday.is_some() && states.is_empty() {
+            let why = "a holiday window needs `states` (holidays are per state)".into();
+            return Err(f("holiday", why));
+        }
+    }
+    Ok(Rule {
+        id: r.id,
+        kind,
+        states,
+        purposes,
+        methods,
+        wireless_only,
+        unless_consent,
+        source: r.source.unwrap_or_default(),
+        confidence: r.confidence.unwrap_or_default(),
+        note: r.note,
+    })
+}
+
+fn rule_kind(r: &RawRule, f: &Fail<'_>) -> Result<RuleKind, ConfigError> {
+    let required = |key: &str| f(key, format!("required for kind = \"{}\"", r.kind));
+    Ok(match r.kind.as_str() {
+        "hours" => RuleKind::Hours(hours_of(r, f)?),
+        "consent_required" => RuleKind::ConsentRequired {
+            consent: bits(r.consent.as_deref(), ConsentKind::parse, |c| c as u8)
+                .map_err(|v| f("consent", format!("unknown consent type `{v}`")))?
+                .ok_or_else(|| required("consent"))?,
+        },
+        "no_call" => RuleKind::NoCall,
+        "cap" => cap_of(r, f)?,
+        "optout_no_contact" => RuleKind::OptoutNoContact {
+            days: r.days.ok_or_else(|| required("days"))?,
+        },
+        o => {
+            let why =
+                format!("`{o}` is not hours, consent_required, no_call, cap or optout_no_contact");
+            return Err(f("kind", why));
+        }
+    })
+}
+
+/// The windows of an hours rule: per day type, `all_days` where a day has none of its own.
+fn hours_of(r: &RawRule, f: &Fail<'_>) -> Result<Hours, ConfigError> {
+    let day = |key: &str, v: &Option<String>| -> Result<Option<DayWindow>, ConfigError> {
+        v.as_deref()
+            .map(|s| parse_window(s).map_err(|m| f(key, m)))
+            .transpose()
+    };
+    let all = day("all_days", &r.all_days)?;
+    let or_all = |d: Option<DayWindow>| d.or(all).unwrap_or(WHOLE_DAY);
+    Ok(Hours {
+        weekday: or_all(day("weekday", &r.weekday)?),
+        saturday: or_all(day("saturday", &r.saturday)?),
+        sunday: or_all(day("sunday", &r.sunday)?),
+        holiday: day("holiday", &r.holiday)?,
+    })
+}
+
+fn cap_of(r: &RawRule, f: &Fail<'_>) -> Result<RuleKind, ConfigError> {
+    let max = crate::policy::caps::MAX_CAP;
+    let calls = r
+        .calls
+        .ok_or_else(|| f("calls", "required for kind = \"cap\"".into()))?;
+    if !(1..=max as u32).contains(&calls) {
+        return Err(f("calls", format!("must be 1-{max}")));
+    }
+    let hours = r
+        .window_hours
+        .ok_or_else(|| f("window_hours", "required for kind = \"cap\"".into()))?;
+    if hours == 0 || hours > 24 * 366 {
+        return Err(f("window_hours", "must be 1-8784".into()));
+    }
+    let per_subject = match r.per.as_deref() {
+        None | Some("number") => false,
+        Some("subject") => true,
+        Some(o) => return Err(f("per", format!("`{o}` is not \"number\" or \"subject\""))),
+    };
+    Ok(RuleKind::Cap {
+        calls: calls as u8,
+        window_secs: hours * 3600,
+        per_subject,
+    })
+}
+
+/// Bit masks of the rules for every US number and for each state.
+fn index_by_state(rules: &[Rule]) -> (u128, Vec<u128>) {
+    let mut federal = 0u128;
+    let mut by_state = vec![0u128; crate::number::geo::STATES.len()];
+    for (i, r) in rules.iter().enumerate() {
+        if r.states.is_empty() {
+            federal |= 1 << i;
+        }
+        for s in r.states.iter() {
+            by_state[s.index()] |= 1 << i;
+        }
+    }
+    (federal, by_state)
+}
+
+/// The `[consent]` table; the error is an unknown consent type.
+fn consent_defaults(c: RawConsent) -> Result<ConsentDefaults, String> {
+    let exemptions = bits(c.registry_exemptions.as_deref(), ConsentKind::parse, |k| {
+        k as u8
+    })?;
+    Ok(ConsentDefaults {
+        ebr_purchase_months: c.ebr_purchase_months.unwrap_or(18),
+        ebr_inquiry_months: c.ebr_inquiry_months.unwrap_or(3),
+        registry_exemptions: exemptions.unwrap_or(Bits(0b111)),
+        source: c.source.unwrap_or_default(),
+    })
+}
+
+/// SHA-256 prefix of the rules file and the calendar: the policy version in decisions.
+fn version_of(src: &str, calendar: &Calendar) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(src.as_bytes());
+    h.update(calendar.digest.as_bytes());
+    format!(
+        "sha256:{}",
+        &crate::lists::snapshot::hex(&h.finalize())[..16]
+    )
 }
 
 fn bits<T>(

@@ -1,8 +1,12 @@
-//! SIP: parsing (`parse`, `uri`), editing (`edit`), proxy behaviour (`proxy`) and sockets
-//! (`transport`).
+//! The SIP core: parsing (`parse`, `uri`), editing (`edit`), proxy behaviour (`proxy`),
+//! sockets (`transport`), its counters (`metrics`) and who is who (`peer`). It knows nothing of
+//! compliance: a new call is put to the `gate::CallGate` it is given.
 
 pub mod edit;
+pub mod gate;
+pub mod metrics;
 pub mod parse;
+pub mod peer;
 pub mod proxy;
 pub mod transport;
 pub mod uri;

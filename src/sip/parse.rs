@@ -494,10 +494,16 @@ impl Message {
     }
 
     /// Semantic checks RFC 3261 demands of a request before a proxy may act on it (sections
-    /// 8.2 and 16.3). Returns the status the request earns. Only for requests (panics on a
-    /// response: a caller's bug, not an input's).
-    pub fn validate_request(&self) -> Result<(), ParseError> {
-        let method = self.method().expect("request");
+    /// 8.2 and 16.3). Returns what they proved, or the status the request earns.
+    pub fn validate_request(&self) -> Result<ValidRequest<'_>, ParseError> {
+        let StartLine::Request {
+            method,
+            method_span,
+            uri,
+        } = self.start
+        else {
+            return Err(err("not_a_request", 400, "not a request"));
+        };
         let mut counts = [0usize; 6];
         for h in &self.headers {
             let idx = match h.name {
@@ -521,32 +527,32 @@ impl Message {
                 "single-valued header repeated",
             ));
         }
-        match self.cseq() {
-            None => return Err(err("bad_cseq", 400, "invalid CSeq")),
-            Some((_, m)) => {
-                let cseq_method = split_ws(self.header_value(HeaderName::CSeq).unwrap())
-                    .map(|(_, r)| trim_slice(r))
-                    .unwrap_or(b"");
-                let StartLine::Request { method_span, .. } = self.start else {
-                    unreachable!()
-                };
-                if m != method || cseq_method != self.bytes(method_span) {
-                    return Err(err(
-                        "bad_cseq",
-                        400,
-                        "CSeq method does not match the request",
-                    ));
-                }
-            }
+        let bad_cseq = || err("bad_cseq", 400, "invalid CSeq");
+        let cseq_value = self.header_value(HeaderName::CSeq).ok_or_else(bad_cseq)?;
+        let (cseq, cseq_method) = self.cseq().ok_or_else(bad_cseq)?;
+        let cseq_method_text = split_ws(cseq_value)
+            .map(|(_, r)| trim_slice(r))
+            .unwrap_or(b"");
+        if cseq_method != method || cseq_method_text != self.bytes(method_span) {
+            return Err(err(
+                "bad_cseq",
+                400,
+                "CSeq method does not match the request",
+            ));
         }
-        if let Some(Err(())) = self.max_forwards() {
-            return Err(err("bad_max_forwards", 400, "invalid Max-Forwards"));
-        }
+        let max_forwards = match self.max_forwards() {
+            Some(Err(())) => return Err(err("bad_max_forwards", 400, "invalid Max-Forwards")),
+            Some(Ok(n)) => Some(n),
+            None => None,
+        };
         for s in self.vias() {
             if Via::parse(&self.buf, s).is_none() {
                 return Err(err("bad_via", 400, "invalid Via"));
             }
         }
+        let missing_via = || err("missing_header", 400, "missing required header");
+        let via_header = *self.header(HeaderName::Via).ok_or_else(missing_via)?;
+        let via = self.top_via().ok_or_else(missing_via)?;
         if self.call_id().is_empty() || self.call_id().iter().any(|c| is_ws(*c)) {
             return Err(err("bad_call_id", 400, "invalid Call-ID"));
         }
@@ -575,7 +581,39 @@ impl Message {
                 _ => {}
             }
         }
-        Ok(())
+        Ok(ValidRequest {
+            msg: self,
+            method,
+            uri,
+            via,
+            via_header,
+            cseq,
+            max_forwards,
+        })
+    }
+}
+
+/// A request that passed `Message::validate_request`, with what validation proved, so that
+/// nothing later re-derives it (or assumes it).
+#[derive(Clone, Copy, Debug)]
+pub struct ValidRequest<'m> {
+    pub msg: &'m Message,
+    pub method: Method,
+    /// The Request-URI.
+    pub uri: Span,
+    /// The top Via value, parsed.
+    pub via: Via,
+    /// The first Via header line (it holds the top Via value).
+    pub via_header: Header,
+    pub cseq: u32,
+    /// `None` when the request has no Max-Forwards header.
+    pub max_forwards: Option<u8>,
+}
+
+impl ValidRequest<'_> {
+    /// An initial request: no To tag yet.
+    pub fn is_initial(&self) -> bool {
+        self.msg.tag(HeaderName::To).is_none()
     }
 }
 

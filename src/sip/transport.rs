@@ -7,9 +7,10 @@
 //! the connection its request came in on (RFC 3261 section 18.2.2), even when the Via says TCP
 //! for a hop that a TLS terminator wrapped.
 
+use super::metrics::SipMetrics;
 use super::parse::{find_headers_end, memchr, trim_slice};
-use super::proxy::{Dest, Outgoing, Peer, Proxy};
-use crate::admin::metrics::Metrics;
+use super::peer::{Dest, Outgoing, Peer, Transport};
+use super::proxy::Proxy;
 use crate::tls::{ClientTls, ServerTls};
 use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
@@ -71,11 +72,11 @@ pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, Frame
     Ok(Some(buf.split_to(total).freeze()))
 }
 
-pub struct Transport {
+pub struct SipIo {
     udp: Option<Arc<UdpSocket>>,
     conns: DashMap<SocketAddr, mpsc::Sender<Bytes>>,
     proxy: Arc<Proxy>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<SipMetrics>,
     limits: Limits,
     /// Messages waiting for their audit record to be durable (before-forward), in order.
     held: std::sync::Mutex<std::collections::VecDeque<Outgoing>>,
@@ -104,16 +105,16 @@ pub struct Limits {
     pub max_conns: usize,
 }
 
-impl Transport {
+impl SipIo {
     pub fn new(
         udp: Option<Arc<UdpSocket>>,
         proxy: Arc<Proxy>,
-        metrics: Arc<Metrics>,
+        metrics: Arc<SipMetrics>,
         limits: Limits,
         durable: tokio::sync::watch::Receiver<u64>,
         tls: TlsSides,
-    ) -> Arc<Transport> {
-        Arc::new(Transport {
+    ) -> Arc<SipIo> {
+        Arc::new(SipIo {
             udp,
             conns: DashMap::new(),
             proxy,
@@ -135,7 +136,7 @@ impl Transport {
                 let next = {
                     let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
                     match held.front() {
-                        Some(o) if o.after_record <= upto => held.pop_front(),
+                        Some(o) if o.after_record.is_none_or(|seq| seq <= upto) => held.pop_front(),
                         _ => None,
                     }
                 };
@@ -369,7 +370,11 @@ impl Transport {
         {
             let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
             // Anything behind a held message waits too: one call's messages keep their order.
-            if !held.is_empty() || (o.after_record > 0 && o.after_record > *self.durable.borrow()) {
+            if !held.is_empty()
+                || (o
+                    .after_record
+                    .is_some_and(|seq| seq > *self.durable.borrow()))
+            {
                 held.push_back(o);
                 return;
             }
@@ -397,7 +402,7 @@ impl Transport {
                         .ok()
                         .and_then(|mut a| a.next())
                     {
-                        Some(addr) if transport == crate::config::Transport::Tls => {
+                        Some(addr) if transport == Transport::Tls => {
                             let name = me.tls_name_for(addr, Some(&host));
                             me.send_stream(addr, o.data, o.to_upstream, Some(name));
                         }
@@ -407,7 +412,7 @@ impl Transport {
                                 dest: Dest::Peer(peer),
                                 data: o.data,
                                 to_upstream: o.to_upstream,
-                                after_record: 0,
+                                after_record: None,
                             });
                         }
                         None => {

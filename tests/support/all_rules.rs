@@ -30,7 +30,7 @@ pub fn fixture() -> (Policy, Arc<ListSet>, PolicyState) {
         b.build()
     };
     let mut fl = LoadedList::in_memory("fl", ListKind::State, set(&[18505550111]));
-    fl.meta.state_code = callgate::policy::geo::State::parse("FL");
+    fl.meta.state_code = callgate::number::geo::State::parse("FL");
     let lists = Arc::new(ListSet::new(
         1,
         vec![

@@ -1,7 +1,11 @@
-//! From dialled digits to an E.164 number (or an emergency/service code).
+//! Telephone numbers: from the dialled string of a URI's user part to an E.164 number (or an
+//! emergency/service code), and where a NANP number is (`geo`). Shared by the lists, the
+//! policy and the admin side; knows nothing of SIP messages or of the rules.
 
-use super::NumberProblem;
-use crate::sip::uri::{dial_string, DialString, Uri};
+pub mod dial;
+pub mod geo;
+
+pub use dial::{dial_string, DialError, DialString};
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -128,10 +132,11 @@ impl Normalizer {
         global_form(digits).map(Called::Number)
     }
 
-    /// The called number of a URI: its dial string, normalized. The one path from a URI to a
-    /// number, shared by the SIP path, the admin check and the CLI.
-    pub fn called(&self, uri: &Uri<'_>) -> Result<Called, NumberProblem> {
-        let d = dial_string(uri).map_err(NumberProblem::Dial)?;
+    /// The called number of a URI's user part (or a number as an operator types it): its dial
+    /// string, normalized. The one path to a number, shared by the SIP path, the admin check
+    /// and the CLI.
+    pub fn called(&self, user: Option<&[u8]>) -> Result<Called, NumberProblem> {
+        let d = dial_string(user).map_err(NumberProblem::Dial)?;
         self.normalize(&d).map_err(NumberProblem::Normalize)
     }
 
@@ -203,10 +208,28 @@ impl FromStr for E164 {
     }
 }
 
+/// Why the number could not be used, kept for the audit record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumberProblem {
+    Dial(DialError),
+    Normalize(NormalizeError),
+    NoRequestUri,
+}
+
+impl fmt::Display for NumberProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NumberProblem::Dial(e) => e.fmt(f),
+            NumberProblem::Normalize(e) => e.fmt(f),
+            NumberProblem::NoRequestUri => f.write_str("no usable Request-URI or To"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::uri::{dial_string, Uri};
+    use crate::sip::uri::Uri;
 
     fn norm(uri: &str) -> Result<Called, NormalizeError> {
         let n = Normalizer::new(
@@ -214,7 +237,7 @@ mod tests {
             &["911".into(), "988".into(), "933".into()],
         );
         let u = Uri::parse(uri.as_bytes()).unwrap();
-        n.normalize(&dial_string(&u).unwrap())
+        n.normalize(&dial_string(u.user).unwrap())
     }
 
     fn e(s: &str) -> Called {
@@ -268,7 +291,7 @@ mod tests {
         let n = Normalizer::new(&["1010".into()], &[]);
         let u = Uri::parse(b"sip:10102125550143@h").unwrap();
         assert_eq!(
-            n.normalize(&dial_string(&u).unwrap()),
+            n.normalize(&dial_string(u.user).unwrap()),
             Ok(e("+12125550143"))
         );
     }

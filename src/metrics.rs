@@ -1,19 +1,11 @@
 //! Prometheus metrics. Labelled children are resolved once and kept, so counting on the hot path
 //! is an atomic add, not a label hash and a lock.
 
-use crate::policy::{Reason, Verdict};
-use crate::sip::parse::Method;
+use crate::call::{Reason, Reasons, Verdict};
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use std::sync::OnceLock;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    In,
-    Out,
-}
 
 const VERDICTS: [Verdict; 5] = [
     Verdict::WouldBlock,
@@ -22,24 +14,12 @@ const VERDICTS: [Verdict; 5] = [
     Verdict::Emergency,
     Verdict::Inbound,
 ];
-const STATUS_SLOTS: usize = 601; // 0 = request, 1..=600 = status 100..=699
 
 pub struct Metrics {
     pub registry: Registry,
     decision_handles: Vec<IntCounter>, // [verdict][reason or none]
     reason_handles: Vec<IntCounter>,
     pub decision_seconds: Histogram,
-    sip_messages: IntCounterVec,
-    sip_handles: Box<[OnceLock<IntCounter>]>,
-    pub parse_errors: IntCounterVec,
-    pub dropped: IntCounterVec,
-    pub upstream_send_errors: IntCounter,
-    pub send_errors: IntCounter,
-    pub unauthorized: IntCounter,
-    pub retransmissions: IntCounterVec,
-    pub transactions: IntGauge,
-    pub tcp_connections: IntGauge,
-    pub udp_receive_buffer: IntGauge,
     pub list_entries: IntGaugeVec,
     pub list_memory: IntGaugeVec,
     pub prefilter_memory: IntGauge,
@@ -57,33 +37,31 @@ pub struct Metrics {
     pub audit_records_written: IntCounter,
     pub audit_write_errors: IntCounter,
     pub audit_torn_records: IntCounter,
-    pub drain_rejections: IntCounter,
-    pub rate_limited: IntCounter,
     pub audit_backpressure: IntCounter,
     pub audit_last_sync_age: Gauge,
     pub optouts_added: IntCounter,
     pub optouts_entries: IntGauge,
 }
 
-fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+pub(crate) fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
     r.register(Box::new(c.clone())).expect("register");
     c
 }
 
-fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+pub(crate) fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("metric");
     r.register(Box::new(c.clone())).expect("register");
     c
 }
 
-fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+pub(crate) fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("metric");
     r.register(Box::new(g.clone())).expect("register");
     g
 }
 
-fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+pub(crate) fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric");
     r.register(Box::new(g.clone())).expect("register");
     g
@@ -154,31 +132,6 @@ impl Metrics {
             decision_handles,
             reason_handles,
             decision_seconds,
-            sip_messages: counter_vec(
-                &r,
-                "callgate_sip_messages_total",
-                "SIP messages received (in) and sent (out), by method (CSeq method for responses) and status.",
-                &["direction", "method", "status"],
-            ),
-            sip_handles: (0..2 * Method::ALL.len() * STATUS_SLOTS).map(|_| OnceLock::new()).collect(),
-            parse_errors: counter_vec(&r, "callgate_parse_errors_total", "Messages that failed to parse or validate.", &["kind"]),
-            dropped: counter_vec(&r, "callgate_dropped_messages_total", "Messages dropped without a response.", &["reason"]),
-            upstream_send_errors: counter(&r, "callgate_upstream_send_errors_total", "Failures sending to the upstream."),
-            send_errors: counter(&r, "callgate_send_errors_total", "Failures sending to any peer."),
-            unauthorized: counter(
-                &r,
-                "callgate_unauthorized_requests_total",
-                "Requests from sources that are neither a configured dialer nor the upstream (answered 403).",
-            ),
-            retransmissions: counter_vec(
-                &r,
-                "callgate_retransmissions_total",
-                "Retransmitted requests recognised by transaction.",
-                &["method", "action"],
-            ),
-            transactions: gauge(&r, "callgate_transactions", "INVITE server transactions being tracked."),
-            udp_receive_buffer: gauge(&r, "callgate_udp_receive_buffer_bytes", "The UDP socket's kernel receive buffer as granted (compare with sip.udp_receive_buffer_bytes)."),
-            tcp_connections: gauge(&r, "callgate_tcp_connections", "Open SIP TCP and TLS connections (including TLS handshakes in progress on the listener)."),
             list_entries: gauge_vec(&r, "callgate_list_entries", "Numbers in each list in service.", &["list"]),
             list_memory: gauge_vec(&r, "callgate_list_memory_bytes", "Bytes held by each list's exact set.", &["list"]),
             prefilter_memory: gauge(&r, "callgate_list_prefilter_memory_bytes", "Bytes held by the prefilter in front of all lists (bloom filter and block masks)."),
@@ -204,8 +157,6 @@ impl Metrics {
             audit_queue_depth: gauge(&r, "callgate_audit_queue_depth", "Decision records waiting to be written."),
             audit_records_written: counter(&r, "callgate_audit_records_written_total", "Decision records written and fsynced."),
             audit_write_errors: counter(&r, "callgate_audit_write_errors_total", "Audit log write or fsync failures."),
-            rate_limited: counter(&r, "callgate_rate_limited_total", "New INVITEs answered 503 because their source exceeded dialers.max_calls_per_second."),
-            drain_rejections: counter(&r, "callgate_drain_rejections_total", "New INVITEs answered 503 while draining for shutdown."),
             audit_torn_records: counter(&r, "callgate_audit_torn_records_total", "Torn final audit records (a crash mid-write) cut off at start."),
             audit_backpressure: counter(
                 &r,
@@ -220,7 +171,7 @@ impl Metrics {
     }
 
     #[inline]
-    pub fn count_decision(&self, verdict: Verdict, reasons: crate::policy::Reasons) {
+    pub fn count_decision(&self, verdict: Verdict, reasons: Reasons) {
         let v = VERDICTS.iter().position(|x| *x == verdict).unwrap_or(0);
         // Reasons are declared in `Reason::ALL` order, so a discriminant is an index; the slot
         // after the last reason is "none".
@@ -232,23 +183,6 @@ impl Metrics {
         for r in reasons.iter() {
             self.reason_handles[r as usize].inc();
         }
-    }
-
-    /// Count a SIP message; `status` is None for requests.
-    #[inline]
-    pub fn count_sip(&self, dir: Direction, method: Method, status: Option<u16>) {
-        let slot = status
-            .map(|s| (s.clamp(100, 699) - 99) as usize)
-            .unwrap_or(0);
-        let idx = ((dir as usize) * Method::ALL.len() + method.index()) * STATUS_SLOTS + slot;
-        self.sip_handles[idx]
-            .get_or_init(|| {
-                let d = if dir == Direction::In { "in" } else { "out" };
-                let st = status.map(|s| s.to_string()).unwrap_or_default();
-                self.sip_messages
-                    .with_label_values(&[d, method.as_str(), &st])
-            })
-            .inc();
     }
 
     pub fn render(&self) -> String {

@@ -1,0 +1,299 @@
+//! The running application as the admin API and the signal handlers see it: the proxy, the
+//! compliance gate, the lists, the metrics and the audit sink, and the reloads that change
+//! them while calls flow.
+
+use crate::audit::AuditSink;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::gate::{Compliance, Rules};
+use crate::lists::ListStore;
+use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::sip::proxy::{Access, Proxy};
+use std::sync::Arc;
+
+/// Shared by the SIP thread and the admin API.
+pub struct App {
+    pub cfg: Config,
+    pub proxy: Arc<Proxy>,
+    pub gate: Arc<Compliance>,
+    pub lists: Arc<ListStore>,
+    pub metrics: Arc<Metrics>,
+    pub audit: AuditSink,
+    pub clock: SharedClock,
+    /// Certificates in service, re-read by `reload_tls`.
+    pub tls: crate::tls::TlsSet,
+}
+
+impl App {
+    /// An admin change (who did what) into the audit chain, stamped now.
+    pub fn record_admin(&self, action: &'static str, who: String, detail: serde_json::Value) {
+        self.audit.admin(crate::audit::AdminEvent {
+            ts: self.clock.now(),
+            action,
+            who,
+            detail,
+        });
+    }
+
+    /// What SIGHUP and `POST /v1/reload` re-read besides the configuration file: the lists,
+    /// then every TLS certificate (the TLS errors by role).
+    pub fn reload_files(
+        &self,
+        who: String,
+    ) -> (
+        Result<crate::lists::ReloadReport, crate::lists::ListError>,
+        Vec<(&'static str, String)>,
+    ) {
+        let lists = self.reload(who.clone());
+        (lists, self.reload_tls(who))
+    }
+
+    /// Reload lists and refresh list metrics; used by SIGHUP and `POST /v1/reload`. `who`
+    /// (peer and authorization, or the signal) goes into the audit log with the outcome.
+    pub fn reload(
+        &self,
+        who: String,
+    ) -> Result<crate::lists::ReloadReport, crate::lists::ListError> {
+        let r = self.lists.reload();
+        self.record_admin(
+            "lists_reload",
+            who,
+            match &r {
+                Ok(rep) => serde_json::json!({"generation": rep.generation, "loaded": rep.loaded,
+                    "kept": rep.kept, "failed": rep.failed}),
+                Err(e) => serde_json::json!({"refused": e.to_string()}),
+            },
+        );
+        match &r {
+            Ok(rep) if rep.failed.is_empty() => {
+                self.metrics.list_reloads.with_label_values(&["ok"]).inc()
+            }
+            Ok(_) => self
+                .metrics
+                .list_reloads
+                .with_label_values(&["partial"])
+                .inc(),
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused; lists in service unchanged");
+                self.metrics
+                    .list_reloads
+                    .with_label_values(&["error"])
+                    .inc();
+            }
+        }
+        self.refresh_metrics();
+        r
+    }
+
+    /// Re-read the configuration file. The settings that can change while calls flow
+    /// (`dialers`, `policy`, `reject`, `sip.drain_retry_after_secs`) are swapped in; sections
+    /// whose other settings changed are returned as needing a restart. A file with an error
+    /// changes nothing, and the error names the file, line and key.
+    pub fn reload_config(
+        &self,
+        path: &std::path::Path,
+        who: String,
+    ) -> anyhow::Result<Vec<&'static str>> {
+        let result = Config::from_file(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| {
+                let live = live_settings(&c)?;
+                Ok((c, live))
+            });
+        let outcome = match &result {
+            Ok((new, (access, rules))) => {
+                self.proxy.set_access(access.clone());
+                self.gate.set_rules(rules.clone());
+                let restart = restart_needed(&self.cfg, new);
+                if restart.is_empty() {
+                    tracing::info!(file = %path.display(), "configuration reloaded");
+                } else {
+                    tracing::warn!(file = %path.display(), sections = ?restart,
+                        "configuration reloaded; changes in these sections take effect only after a restart");
+                }
+                self.metrics.config_reloads.with_label_values(&["ok"]).inc();
+                Ok(restart)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
+                self.metrics
+                    .config_reloads
+                    .with_label_values(&["error"])
+                    .inc();
+                Err(anyhow::anyhow!("{e}"))
+            }
+        };
+        self.record_admin(
+            "config_reload",
+            who,
+            match &outcome {
+                Ok(r) => serde_json::json!({"file": path.display().to_string(), "restart_needed": r}),
+                Err(e) => serde_json::json!({"file": path.display().to_string(), "refused": e.to_string()}),
+            },
+        );
+        outcome
+    }
+
+    /// Re-read every certificate and key (SIP listener, upstream client, admin API). New
+    /// connections get the new ones; open connections keep theirs. A file that does not load
+    /// leaves that role's certificate in service. Returns the errors by role.
+    pub fn reload_tls(&self, who: String) -> Vec<(&'static str, String)> {
+        let roles = self.tls.roles();
+        if roles.is_empty() {
+            return vec![];
+        }
+        let mut errors = Vec::new();
+        for (role, t) in roles {
+            let r = t.reload();
+            let result = if r.is_ok() { "ok" } else { "error" };
+            self.metrics
+                .tls_reloads
+                .with_label_values(&[role, result])
+                .inc();
+            match r {
+                Ok(()) => tracing::info!(role, "TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(role, error = %e, "TLS reload refused; the certificate in service stays");
+                    errors.push((role, e.to_string()));
+                }
+            }
+        }
+        self.record_admin(
+            "tls_reload",
+            who,
+            serde_json::json!({"refused": errors.iter()
+                .map(|(role, e)| serde_json::json!({"role": role, "error": e}))
+                .collect::<Vec<_>>()}),
+        );
+        self.refresh_metrics();
+        errors
+    }
+
+    /// Gauges that describe state rather than count events: set on scrape and after reloads.
+    pub fn refresh_metrics(&self) {
+        let now = self.clock.now();
+        let lists = self.lists.current();
+        let m = &self.metrics;
+        // An upstream client without a certificate of its own has no expiry to report.
+        for (role, t) in self.tls.roles() {
+            if t.expires() > 0 {
+                m.tls_cert_expiry
+                    .with_label_values(&[role])
+                    .set(t.expires());
+            }
+        }
+        m.list_generation.set(lists.generation as i64);
+        m.prefilter_memory.set(lists.prefilter_bytes() as i64);
+        for l in &lists.lists {
+            let id = l.meta.id.0.as_ref();
+            m.list_entries
+                .with_label_values(&[id])
+                .set(l.meta.entries as i64);
+            m.list_memory
+                .with_label_values(&[id])
+                .set(crate::lists::NumberSet::memory_bytes(&*l.set) as i64);
+            m.list_sample
+                .with_label_values(&[id])
+                .set(l.meta.sample as i64);
+            m.list_unavailable.with_label_values(&[id]).set(0);
+            if let Some(age) = l.meta.age(now) {
+                m.list_age_seconds
+                    .with_label_values(&[id])
+                    .set(age.num_milliseconds() as f64 / 1000.0);
+            }
+        }
+        for u in &lists.unavailable {
+            m.list_unavailable
+                .with_label_values(&[u.id.0.as_ref()])
+                .set(1);
+        }
+        let (fresh, _, _) = self.gate.rules().policy.national_status(&lists, now);
+        m.national_fresh.set(fresh as i64);
+        for l in &lists.lists {
+            m.list_fresh
+                .with_label_values(&[l.meta.id.0.as_ref()])
+                .set(self.gate.rules().policy.list_fresh(l, now) as i64);
+        }
+        m.optouts_entries.set(self.lists.optouts.len() as i64);
+    }
+
+    /// Log once, loudly, when marketing calls will fail closed (or open) because of the lists.
+    pub fn log_list_health(&self) {
+        let lists = self.lists.current();
+        let live = self.gate.rules();
+        let (fresh, age, why) = live.policy.national_status(&lists, self.clock.now());
+        if !fresh {
+            let mode = live.policy.config().on_stale_national_list;
+            tracing::error!(reason = why, age_seconds = ?age, on_stale = ?mode,
+                "national DNC list is not usable: outbound calls are {} with reason stale_list",
+                if mode == crate::config::FailMode::Reject { "REJECTED (fail closed)" } else { "ALLOWED (fail open, as configured)" });
+        }
+        for u in &lists.unavailable {
+            tracing::error!(list = %u.id, error = %u.error, "list unavailable");
+        }
+        let live = self.gate.rules();
+        let policy = &live.policy;
+        for l in lists
+            .lists
+            .iter()
+            .filter(|l| l.meta.kind != crate::lists::ListKind::National)
+        {
+            if !policy.list_fresh(l, self.clock.now()) {
+                let mode = policy.config().on_stale_list;
+                tracing::error!(list = %l.meta.id, age_days = ?l.meta.age(self.clock.now()).map(|a| a.num_days()),
+                    max_age_days = policy.max_age_days(l), on_stale = ?mode,
+                    "list is older than its max_age_days: outbound calls are {} with reason stale_list",
+                    if mode == crate::config::FailMode::Reject { "REJECTED (fail closed)" } else { "ALLOWED (fail open, as configured)" });
+            }
+        }
+    }
+}
+
+/// The settings a reload swaps in (`Proxy::set_access`, `Compliance::set_rules`), also the
+/// initial ones.
+pub(crate) fn live_settings(cfg: &Config) -> anyhow::Result<(Access, Rules)> {
+    let access = Access {
+        dialers: cfg.dialers.allow.clone(),
+        upstream_sources: cfg.upstream.sources.clone(),
+        max_calls_per_second: cfg.dialers.max_calls_per_second,
+        burst: cfg.dialers.burst,
+        drain_retry_after_secs: cfg.sip.drain_retry_after_secs,
+        tls_dialer_names: cfg
+            .tls
+            .dialer_names
+            .iter()
+            .map(|n| n.trim().to_ascii_lowercase())
+            .collect(),
+    };
+    let rules = Rules {
+        reject: cfg.reject.clone(),
+        policy: Arc::new(Policy::new(cfg)?),
+    };
+    Ok((access, rules))
+}
+
+/// Sections whose changed settings only a restart applies.
+fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut sip = new.sip.clone();
+    sip.drain_retry_after_secs = running.sip.drain_retry_after_secs;
+    let mut upstream = new.upstream.clone();
+    upstream.sources = running.upstream.sources.clone();
+    let mut tls = new.tls.clone();
+    tls.dialer_names = running.tls.dialer_names.clone();
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    [
+        ("sip", differs(&running.sip, &sip)),
+        ("tls", differs(&running.tls, &tls)),
+        ("upstream", differs(&running.upstream, &upstream)),
+        ("lists", differs(&running.lists, &new.lists)),
+        ("audit", differs(&running.audit, &new.audit)),
+        ("admin", differs(&running.admin, &new.admin)),
+        ("numbers", differs(&running.numbers, &new.numbers)),
+        ("log", differs(&running.log, &new.log)),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
+}

@@ -1,0 +1,85 @@
+//! What the policy needs from an INVITE: the called number (Request-URI, or To when the
+//! Request-URI has no user part) and the call's context (campaign, call type, caller ID).
+
+use crate::number::{Called, Normalizer, NumberProblem};
+use crate::policy::context::{CallContext, CallerId};
+use crate::policy::Policy;
+use crate::sip::gate::NewCall;
+use crate::sip::parse::{name_addr_uri, trim_slice, HeaderName, Message, Span};
+use crate::sip::uri::{Scheme, Uri};
+
+/// The number of a URI: its user part normalized (a URI of another scheme has none). The one
+/// path from a URI to a number.
+pub fn number_of(normalizer: &Normalizer, uri: &Uri<'_>) -> Result<Called, NumberProblem> {
+    if uri.scheme == Scheme::Other {
+        return Err(NumberProblem::Dial(crate::number::DialError::Scheme));
+    }
+    normalizer.called(uri.user)
+}
+
+/// The called number and the span of the URI it was taken from.
+pub(super) fn called_number(
+    normalizer: &Normalizer,
+    call: &NewCall<'_>,
+) -> (Result<Called, NumberProblem>, Span) {
+    let (msg, ruri) = (call.req.msg, call.ruri);
+    if ruri.user.is_some() || ruri.scheme == Scheme::Tel {
+        return (number_of(normalizer, ruri), call.req.uri);
+    }
+    let Some(to) = msg.header(HeaderName::To) else {
+        return (Err(NumberProblem::NoRequestUri), call.req.uri);
+    };
+    let to_uri = name_addr_uri(msg.bytes(to.value));
+    let start = to_uri.as_ptr() as usize - msg.buf.as_ptr() as usize;
+    let span = Span::new(start, start + to_uri.len());
+    let r = Uri::parse(to_uri)
+        .ok_or(NumberProblem::NoRequestUri)
+        .and_then(|u| number_of(normalizer, &u));
+    (r, span)
+}
+
+/// Campaign, call type and caller ID of a new call from a dialer.
+pub(super) fn call_context(
+    normalizer: &Normalizer,
+    call: &NewCall<'_>,
+    policy: &Policy,
+) -> CallContext {
+    let msg = call.req.msg;
+    let campaigns = &policy.campaigns;
+    campaigns.classify(
+        Some(call.src.ip()),
+        msg.other_header(campaigns.campaign_header.as_bytes()),
+        msg.other_header(campaigns.call_type_header.as_bytes()),
+        caller_id(normalizer, msg),
+    )
+}
+
+/// The caller ID presented: P-Asserted-Identity, else From; withheld by `Privacy: id`.
+fn caller_id(normalizer: &Normalizer, msg: &Message) -> CallerId {
+    let withheld = msg.other_header(b"privacy").is_some_and(|p| {
+        p.split(|c| *c == b';' || *c == b',')
+            .any(|t| trim_slice(t).eq_ignore_ascii_case(b"id"))
+    });
+    if withheld {
+        return CallerId::Anonymous;
+    }
+    let header = msg
+        .header(HeaderName::PAssertedIdentity)
+        .or_else(|| msg.header(HeaderName::From));
+    match header
+        .map(|h| name_addr_uri(msg.bytes(h.value)))
+        .and_then(Uri::parse)
+    {
+        Some(u)
+            if u.user.is_some_and(|x| x.eq_ignore_ascii_case(b"anonymous"))
+                || u.host.eq_ignore_ascii_case(b"anonymous.invalid") =>
+        {
+            CallerId::Anonymous
+        }
+        Some(u) => match number_of(normalizer, &u) {
+            Ok(Called::Number(n)) => CallerId::Number(n),
+            _ => CallerId::Missing,
+        },
+        None => CallerId::Missing,
+    }
+}

@@ -1,0 +1,157 @@
+//! The compliance side of the one door: `Compliance` implements the SIP core's `CallGate`.
+//! For a new call it takes the called number and the call's context from the INVITE
+//! (`extract`), asks the policy for a decision, counts it, writes its record (`record`), and
+//! answers forward or a rejection (`reject`).
+
+mod extract;
+mod record;
+mod reject;
+
+pub use extract::number_of;
+
+use crate::audit::AuditSink;
+use crate::clock::SharedClock;
+use crate::config::RejectConfig;
+use crate::lists::ListStore;
+use crate::metrics::Metrics;
+use crate::number::{Called, Normalizer, NumberProblem};
+use crate::policy::{Against, CheckRequest, Decision, Policy, PolicyState};
+use crate::sip::gate::{Admission, CallGate, NewCall};
+use crate::sip::peer::Side;
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// What a configuration reload swaps in on the compliance side.
+#[derive(Clone)]
+pub struct Rules {
+    pub reject: RejectConfig,
+    pub policy: Arc<Policy>,
+}
+
+pub struct Compliance {
+    normalizer: Normalizer,
+    lists: Arc<ListStore>,
+    /// Consent, frequency-cap counters and emergency closures.
+    pub state: Arc<PolicyState>,
+    audit: AuditSink,
+    metrics: Arc<Metrics>,
+    clock: SharedClock,
+    rules: ArcSwap<Rules>,
+    /// Our host, named in the `Warning` of a rejection.
+    host: String,
+    /// `audit.durability = "before-forward"`: a forwarded new INVITE waits for its record.
+    before_forward: bool,
+}
+
+/// What `Compliance` is built from (everything but the rules is fixed for the process).
+pub struct Parts {
+    pub normalizer: Normalizer,
+    pub lists: Arc<ListStore>,
+    pub state: Arc<PolicyState>,
+    pub audit: AuditSink,
+    pub metrics: Arc<Metrics>,
+    pub clock: SharedClock,
+    pub host: String,
+    pub before_forward: bool,
+}
+
+impl Compliance {
+    pub fn new(p: Parts, rules: Rules) -> Compliance {
+        p.state
+            .caps
+            .set_retain_secs(rules.policy.longest_cap_secs());
+        Compliance {
+            normalizer: p.normalizer,
+            lists: p.lists,
+            state: p.state,
+            audit: p.audit,
+            metrics: p.metrics,
+            clock: p.clock,
+            rules: ArcSwap::from_pointee(rules),
+            host: p.host,
+            before_forward: p.before_forward,
+        }
+    }
+
+    /// The rules in force (they change on a configuration reload).
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.load_full()
+    }
+
+    /// Swap in reloaded rules; calls being decided finish with the old ones. The policy says
+    /// how long frequency-cap counters must be kept, so the store learns it here.
+    pub fn set_rules(&self, rules: Rules) {
+        self.state
+            .caps
+            .set_retain_secs(rules.policy.longest_cap_secs());
+        self.rules.store(Arc::new(rules));
+    }
+
+    /// What would happen to a call (admin API and CLI). Counts nothing.
+    pub fn check(&self, req: &CheckRequest) -> Result<Decision, String> {
+        crate::policy::check_number(
+            &self.normalizer,
+            &self.rules.load().policy,
+            &self.lists,
+            &self.state,
+            req,
+            self.clock.now(),
+        )
+    }
+
+    fn decide(
+        &self,
+        call: &NewCall<'_>,
+        called: Result<Called, NumberProblem>,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        let (snapshot, optouts) = (self.lists.snapshot(), &self.lists.optouts);
+        match call.side {
+            Side::Dialer => {
+                let ctx = extract::call_context(&self.normalizer, call, &rules.policy);
+                let at = Against {
+                    lists: snapshot,
+                    optouts,
+                    state: &self.state,
+                    now,
+                };
+                rules.policy.decide(ctx, called, at, true)
+            }
+            Side::Upstream => rules.policy.inbound(called, snapshot, optouts),
+        }
+    }
+}
+
+impl CallGate for Compliance {
+    fn admit(&self, call: &NewCall<'_>) -> Admission {
+        let ts = self.clock.now();
+        let rules = self.rules.load();
+        let (called, called_span) = extract::called_number(&self.normalizer, call);
+        let decision = self.decide(call, called, &rules, ts);
+        let latency = call.received.elapsed();
+        self.metrics.decision_seconds.observe(latency.as_secs_f64());
+        self.metrics
+            .count_decision(decision.verdict, decision.reasons);
+        let seq = self.audit.next_seq();
+        let (admission, sip_status) = if decision.verdict.forwards() {
+            let hold_until = self.before_forward.then_some(seq);
+            (Admission::Forward { hold_until }, None)
+        } else {
+            let id = self.audit.decision_id(seq);
+            let r = reject::rejection(&rules.reject, &decision, &id, &self.host);
+            let status = r.status;
+            (Admission::Reject(r), Some(status))
+        };
+        let outcome = record::Outcome {
+            called_span,
+            seq,
+            ts,
+            latency,
+            sip_status,
+        };
+        record::submit(&self.audit, call, decision, outcome);
+        admission
+    }
+}

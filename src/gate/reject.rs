@@ -1,0 +1,53 @@
+//! The final response for a blocked call: the configured status, a Q.850 `Reason` and a
+//! `Warning: 399` naming the reason code, the decision's id, and `Retry-After` when the call
+//! would be legal later.
+
+use crate::call::Reason;
+use crate::config::RejectConfig;
+use crate::policy::Decision;
+use crate::sip::gate::Rejection;
+use crate::sip::proxy::status_phrase;
+use std::io::Write;
+
+/// Q.850 cause 28, "invalid number format", for a number that could not be read.
+const CAUSE_INVALID_NUMBER: u16 = 28;
+
+pub(super) fn rejection(
+    reject: &RejectConfig,
+    d: &Decision,
+    decision_id: &str,
+    host: &str,
+) -> Rejection {
+    let primary = d.reasons.primary().unwrap_or(Reason::NationalDnc);
+    let status = reject.status_for(Some(primary));
+    let phrase = if status == reject.status {
+        reject.reason_phrase.clone()
+    } else {
+        status_phrase(status).to_string()
+    };
+    let mut headers = Vec::with_capacity(4);
+    if reject.reason_header {
+        let cause = if primary == Reason::UnparseableNumber {
+            CAUSE_INVALID_NUMBER
+        } else {
+            reject.q850_cause
+        };
+        let mut v = Vec::with_capacity(64);
+        let _ = write!(v, "Q.850;cause={cause};text=\"{}\"", primary.code());
+        headers.push(("Reason", v));
+    }
+    if reject.warning_header {
+        let mut v = Vec::with_capacity(96);
+        let _ = write!(v, "399 {host} \"{}: {}\"", primary.code(), primary.text());
+        headers.push(("Warning", v));
+    }
+    headers.push(("X-Callgate-Decision", decision_id.as_bytes().to_vec()));
+    if let Some(secs) = d.retry_after {
+        headers.push(("Retry-After", secs.to_string().into_bytes()));
+    }
+    Rejection {
+        status,
+        phrase,
+        headers,
+    }
+}

@@ -1,0 +1,548 @@
+//! `Policy::decide`: an outbound call, checked step by step. Every step adds to one `Decision`
+//! (reasons, the trace of what each list and rule concluded, the consent record that exempted
+//! the call); the verdict comes from whether any step blocked it.
+
+use super::caps::CapKey;
+use super::consent::{ConsentRecord, Records};
+use super::context::{CallContext, CallerId};
+use super::hours;
+use super::rules::{Bits, Rule, RuleKind};
+use super::{dnc_for, Check, Decision, Flags, Outcome, Place, Policy, PolicyState};
+use crate::call::Purpose;
+use crate::call::{Reason, Verdict};
+use crate::config::FailMode;
+use crate::lists::{ListKind, ListSet, OptOuts};
+use crate::number::geo::{NpaInfo, StateSet, Zone, Zones};
+use crate::number::{Called, NumberProblem, E164};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use std::sync::Arc;
+
+/// What a decision is made against: the lists and opt-outs in service, the consent, cap and
+/// emergency state, and the time of the call.
+pub struct Against<'a> {
+    pub lists: Arc<ListSet>,
+    pub optouts: &'a OptOuts,
+    pub state: &'a PolicyState,
+    pub now: DateTime<Utc>,
+}
+
+impl Policy {
+    /// Decide an outbound call. `commit` counts an allowed call toward frequency caps (false
+    /// for "what if" checks).
+    pub fn decide(
+        &self,
+        ctx: CallContext,
+        called: Result<Called, NumberProblem>,
+        at: Against<'_>,
+        commit: bool,
+    ) -> Decision {
+        let mut d = self.run(&ctx, &at, called, commit);
+        d.context = Some(ctx);
+        d
+    }
+
+    /// The checks, in order.
+    fn run(
+        &self,
+        ctx: &CallContext,
+        at: &Against<'_>,
+        called: Result<Called, NumberProblem>,
+        commit: bool,
+    ) -> Decision {
+        let mut run = Run::new(self, ctx, at, called);
+        run.d.consent_seq = at.state.consent.seq();
+        match run.d.called {
+            Ok(Called::Service(_)) => return run.emergency_number(),
+            Ok(Called::Number(n)) => {
+                run.check_campaign();
+                run.check_caller_id();
+                run.check_number(n);
+            }
+            Err(_) => {
+                let mode = self.cfg.on_unparseable_number;
+                run.fail(Check::Location, Reason::UnparseableNumber, mode);
+                run.check_campaign();
+                run.check_caller_id();
+            }
+        }
+        run.finish(commit)
+    }
+}
+
+/// One decision being made.
+struct Run<'a> {
+    p: &'a Policy,
+    ctx: &'a CallContext,
+    at: &'a Against<'a>,
+    d: Decision,
+    flags: Flags,
+    marketing: bool,
+    /// The cap counters the rules consulted: counted when the call is allowed.
+    caps: CapKeys,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        p: &'a Policy,
+        ctx: &'a CallContext,
+        at: &'a Against<'a>,
+        called: Result<Called, NumberProblem>,
+    ) -> Run<'a> {
+        Run {
+            p,
+            ctx,
+            at,
+            d: p.base(called, at.lists.clone(), at.optouts),
+            flags: Flags::default(),
+            marketing: ctx.purpose == Purpose::Marketing,
+            caps: CapKeys::default(),
+        }
+    }
+
+    fn block(&mut self, c: Check, r: Reason) {
+        self.flags.block(&mut self.d, c, r);
+    }
+
+    fn fail(&mut self, c: Check, r: Reason, mode: FailMode) {
+        self.flags.fail(&mut self.d, c, r, mode);
+    }
+
+    fn note(&mut self, c: Check, outcome: Outcome) {
+        match outcome {
+            Outcome::Block(r) => self.block(c, r),
+            o => self.d.trace.push(c, o),
+        }
+    }
+
+    /// Emergency and service numbers are forwarded without any check.
+    fn emergency_number(mut self) -> Decision {
+        self.d.reasons.insert(Reason::ServiceNumber);
+        self.d.verdict = Verdict::Emergency;
+        self.d
+    }
+
+    /// An unknown campaign or a call type the campaign may not place.
+    fn check_campaign(&mut self) {
+        if let Some(r) = self.ctx.problem {
+            self.block(Check::Campaign, r);
+        }
+    }
+
+    /// Marketing calls present a caller ID, one of the campaign's when it lists them (F10).
+    fn check_caller_id(&mut self) {
+        let campaign = &self.ctx.campaign;
+        if !self.marketing || !campaign.require_caller_id {
+            return;
+        }
+        match self.ctx.caller_id {
+            CallerId::Anonymous | CallerId::Missing => {
+                self.block(Check::CallerId, Reason::CallerIdMissing)
+            }
+            CallerId::Number(c)
+                if !campaign.caller_ids.is_empty()
+                    && campaign.caller_ids.binary_search(&c).is_err() =>
+            {
+                self.block(Check::CallerId, Reason::CallerIdUnlisted)
+            }
+            CallerId::Number(_) => self.d.trace.push(Check::CallerId, Outcome::Pass),
+        }
+    }
+
+    /// Everything that depends on the number: lists, data freshness, place, rules.
+    fn check_number(&mut self, n: E164) {
+        self.d.list_hits = self.at.lists.lookup(n);
+        let mut consents = Consents::of(self, n);
+        let (npa, info) = self.area_code(n);
+        let mut place = place_of(info, &consents);
+        // The states whose rules apply: the area code's and the known address's.
+        let mut states = StateSet::default();
+        for s in [place.npa_state, place.address_state].into_iter().flatten() {
+            states.insert(s);
+        }
+        self.check_lists(n, states, &mut consents);
+        self.check_freshness();
+        self.check_location(npa, info);
+        self.check_emergency_closures(npa, states);
+        let hours_blocked = self.apply_rules(n, states, &mut place, &consents);
+        self.d.place = place;
+        if hours_blocked && self.p.cfg.retry_after_hours {
+            self.d.retry_after = self.seconds_until_open(&place, states);
+        }
+    }
+
+    fn area_code(&self, n: E164) -> (Option<u16>, Option<NpaInfo>) {
+        let npa = n.nanp_national().map(|nat| (nat / 10_000_000) as u16);
+        (npa, npa.map(|a| *self.p.npas.get(a)))
+    }
+
+    /// The lists the number is on. Registry lists (national, state) concern marketing calls
+    /// within their scope and effective date, and consent exempts from them; internal and
+    /// custom lists always block. An opt-out (on the internal list or in the journal) revokes
+    /// consent for everything after it.
+    fn check_lists(&mut self, n: E164, states: StateSet, consents: &mut Consents<'_>) {
+        let at: &'a Against<'a> = self.at;
+        let lists = &at.lists;
+        let on_optouts = self.at.optouts.contains(n);
+        consents.revoked = on_optouts;
+        let mut bits = self.d.list_hits;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let l = &lists.lists[i];
+            let c = Check::List(i as u8);
+            let r = dnc_for(l.meta.kind);
+            match l.meta.kind {
+                ListKind::National | ListKind::State => {
+                    if !self.marketing {
+                        continue;
+                    }
+                    if l.meta.kind == ListKind::State
+                        && l.meta.state_code.is_some_and(|s| !states.contains(s))
+                    {
+                        self.d.trace.push(c, Outcome::OutOfScope);
+                    } else if l.pending(n, self.at.now) {
+                        self.d.trace.push(c, Outcome::Pending);
+                    } else {
+                        match consents.find(self.p.rules.consent.registry_exemptions) {
+                            Some(rec) => self.exempt(c, rec),
+                            None => self.block(c, r),
+                        }
+                    }
+                }
+                ListKind::Internal => {
+                    consents.revoked = true;
+                    self.block(c, r);
+                }
+                ListKind::Custom => self.block(c, r),
+                // Line type, not a ban: read by the wireless rules.
+                ListKind::Wireless => {}
+            }
+        }
+        if on_optouts {
+            self.block(Check::OptOuts, Reason::InternalDnc);
+        }
+        self.d.wireless =
+            (lists.wireless_mask != 0).then_some(self.d.list_hits & lists.wireless_mask != 0);
+    }
+
+    /// A consent or EBR record exempted the call from check `c`; the first one is recorded.
+    fn exempt(&mut self, c: Check, rec: Arc<ConsentRecord>) {
+        self.d.trace.push(c, Outcome::Exempt);
+        self.d.consent.get_or_insert(rec);
+    }
+
+    /// The decision relies on lists that are fresh and loaded.
+    fn check_freshness(&mut self) {
+        let (now, cfg) = (self.at.now, &self.p.cfg);
+        let stale = self.p.stale_times(&self.at.lists);
+        if self.marketing && stale.national.is_none_or(|t| now > t) {
+            self.fail(
+                Check::Location,
+                Reason::StaleList,
+                cfg.on_stale_national_list,
+            );
+        }
+        if stale.others.is_some_and(|t| now > t) {
+            self.fail(Check::Location, Reason::StaleList, cfg.on_stale_list);
+        }
+        let unavailable = &self.at.lists.unavailable;
+        if unavailable.iter().any(|u| u.kind != ListKind::National) {
+            self.fail(
+                Check::Location,
+                Reason::ListUnavailable,
+                cfg.on_unavailable_list,
+            );
+        }
+    }
+
+    /// A NANP number whose area code is not in service has no known place or time.
+    fn check_location(&mut self, npa: Option<u16>, info: Option<NpaInfo>) {
+        if npa.is_some() && !info.is_some_and(|i| i.assigned) && self.marketing {
+            let mode = self.p.cfg.on_unknown_location;
+            self.fail(Check::Location, Reason::UnknownLocation, mode);
+        }
+    }
+
+    /// A state of emergency closes marketing calls to its area codes or states.
+    fn check_emergency_closures(&mut self, npa: Option<u16>, states: StateSet) {
+        let e = &self.at.state.emergency;
+        if self.marketing && (npa.is_some_and(|a| e.npa_closed(a)) || e.any_closed(states)) {
+            self.block(Check::Emergency, Reason::StateOfEmergency);
+        }
+    }
+
+    /// The rules of the federal level and of `states` that concern this call type, in file
+    /// order. Returns whether a calling-hours rule blocked the call.
+    fn apply_rules(
+        &mut self,
+        n: E164,
+        states: StateSet,
+        place: &mut Place,
+        consents: &Consents<'_>,
+    ) -> bool {
+        let p: &'a Policy = self.p;
+        let rules = &p.rules;
+        let mut hours = HoursRun::default();
+        let mut mask = rules.mask_for(states);
+        while mask != 0 {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let rule = &rules.rules[i];
+            let c = Check::Rule(i as u8);
+            if !rule.applies_to(self.ctx.purpose, self.ctx.method) || !self.line_type_fits(rule, c)
+            {
+                continue;
+            }
+            if rule.unless_consent.0 != 0 {
+                if let Some(rec) = consents.find(rule.unless_consent) {
+                    self.exempt(c, rec);
+                    continue;
+                }
+            }
+            let outcome = match &rule.kind {
+                RuleKind::Hours(h) => {
+                    let rule_states = match rule.states.is_empty() {
+                        true => states,
+                        false => StateSet(rule.states.0 & states.0),
+                    };
+                    match hours.check(self, h, rule_states, place) {
+                        Some(o) => o,
+                        None => {
+                            let mode = self.p.cfg.on_missing_calendar;
+                            self.fail(c, Reason::CalendarMissing, mode);
+                            continue;
+                        }
+                    }
+                }
+                RuleKind::ConsentRequired { consent } => match consents.find(*consent) {
+                    Some(rec) => {
+                        self.d.consent.get_or_insert(rec);
+                        Outcome::Exempt
+                    }
+                    None => Outcome::Block(Reason::ConsentRequired),
+                },
+                RuleKind::NoCall if rule.wireless_only => Outcome::Block(Reason::WirelessNoCall),
+                RuleKind::NoCall => Outcome::Block(Reason::NoCallRule),
+                RuleKind::Cap {
+                    calls,
+                    window_secs,
+                    per_subject,
+                } => self.cap(n, *calls, *window_secs, *per_subject),
+                RuleKind::OptoutNoContact { days } => {
+                    self.optout_no_contact(n, *days, consents.revoked)
+                }
+            };
+            self.note(c, outcome);
+        }
+        hours.blocked
+    }
+
+    /// A wireless-only rule concerns wireless numbers; with no wireless list loaded the line
+    /// type is unknown (fail as configured). False when the rule does not apply.
+    fn line_type_fits(&mut self, rule: &Rule, c: Check) -> bool {
+        if !rule.wireless_only {
+            return true;
+        }
+        match self.d.wireless {
+            Some(wireless) => wireless,
+            None => {
+                let mode = self.p.cfg.on_unknown_line_type;
+                self.fail(c, Reason::LineTypeUnknown, mode);
+                false
+            }
+        }
+    }
+
+    /// A frequency cap: the calls to this number (per subject, when the rule says so) within
+    /// the window. The counter is remembered so an allowed call is counted once.
+    fn cap(&mut self, n: E164, calls: u8, window_secs: u32, per_subject: bool) -> Outcome {
+        let subject = if per_subject {
+            self.ctx.campaign.subject_key
+        } else {
+            0
+        };
+        let key = (n.as_u64(), subject);
+        self.caps.consulted(key);
+        let now = self.at.now.timestamp();
+        if self.at.state.caps.count(key, window_secs, now) >= calls {
+            Outcome::Block(Reason::FrequencyCap)
+        } else {
+            Outcome::Pass
+        }
+    }
+
+    /// No contact for `days` after an opt-out (dated by the journal; an internal-list entry
+    /// has no date and counts as recent).
+    fn optout_no_contact(&self, n: E164, days: u32, opted_out: bool) -> Outcome {
+        match self.at.optouts.when(n) {
+            Some(t) if self.at.now < t + chrono::Duration::days(days as i64) => {
+                Outcome::Block(Reason::OptoutNoContact)
+            }
+            None if opted_out => Outcome::Block(Reason::OptoutNoContact),
+            _ => Outcome::Pass,
+        }
+    }
+
+    /// Outside hours: seconds until the calling window opens at every place.
+    fn seconds_until_open(&self, place: &Place, states: StateSet) -> Option<u32> {
+        let (ctx, now) = (self.ctx, self.at.now);
+        hours::next_open(&self.p.rules, place, states, ctx.purpose, ctx.method, now)
+            .map(|t| (t - now).num_seconds().clamp(1, u32::MAX as i64) as u32)
+    }
+
+    /// The verdict (shadow campaigns forward what they would block), then the cap counts of
+    /// a call that goes ahead.
+    fn finish(mut self, commit: bool) -> Decision {
+        self.d.verdict = match (self.flags.block, self.ctx.campaign.shadow) {
+            (false, _) => Verdict::Allowed,
+            (true, true) => Verdict::WouldBlock,
+            (true, false) => Verdict::Blocked,
+        };
+        if commit && self.d.verdict.forwards() {
+            for key in self.caps.keys() {
+                self.at.state.caps.record(key, self.at.now.timestamp());
+            }
+        }
+        self.d.fail_open = self.flags.fail_open && self.d.verdict == Verdict::Allowed;
+        self.d
+    }
+}
+
+/// Where the called party is: the area code's state and zones, and the address and zone a
+/// consent record (a CRM import) gave; both places count, so the call must be legal at either.
+fn place_of(info: Option<NpaInfo>, consents: &Consents<'_>) -> Place {
+    let mut place = Place {
+        npa_state: info.and_then(|i| i.state),
+        zones: info.map(|i| i.zones).unwrap_or_default(),
+        ..Place::default()
+    };
+    let with_address = consents.records.as_ref().and_then(|rs| {
+        rs.iter()
+            .rev()
+            .find(|r| r.address_state.is_some() || r.time_zone.is_some())
+    });
+    if let Some(r) = with_address {
+        place.address_state = r.address_state;
+        if let Some(z) = r.time_zone {
+            place.zones = place.zones.union(Zones::single(z));
+        }
+    }
+    place
+}
+
+/// The number's consent and EBR records, as they apply to this call.
+struct Consents<'a> {
+    records: Option<Records>,
+    day: chrono::NaiveDate,
+    seller: Option<&'a str>,
+    campaign: &'a str,
+    defaults: &'a super::rules::ConsentDefaults,
+    /// An opt-out revokes consent and ends an EBR (F4, F5): no record counts after one.
+    revoked: bool,
+}
+
+impl<'a> Consents<'a> {
+    fn of(run: &Run<'a>, n: E164) -> Consents<'a> {
+        Consents {
+            records: run.at.state.consent.get(n),
+            day: run.at.now.date_naive(),
+            seller: run.ctx.campaign.seller.as_deref(),
+            campaign: &run.ctx.campaign.id,
+            defaults: &run.p.rules.consent,
+            revoked: false,
+        }
+    }
+
+    /// The newest record of one of `kinds` that covers this call.
+    fn find(&self, kinds: Bits) -> Option<Arc<ConsentRecord>> {
+        if self.revoked {
+            return None;
+        }
+        self.records
+            .as_ref()?
+            .iter()
+            .rev()
+            .find(|r| {
+                kinds.has(r.kind as u8)
+                    && r.covers(self.day, self.seller, self.campaign, self.defaults)
+            })
+            .cloned()
+    }
+}
+
+/// The calling-hours rules of one decision: local times in the candidate zones (computed at
+/// the first hours rule, so a call no hours rule concerns converts no time), and which zone's
+/// time binds the decision.
+#[derive(Default)]
+struct HoursRun {
+    local: Option<([(Zone, NaiveDateTime); 11], usize)>,
+    /// The smallest margin to closing seen so far (minutes), while nothing is outside.
+    best_slack: Option<u16>,
+    blocked: bool,
+}
+
+impl HoursRun {
+    /// One hours rule at every candidate zone: the first zone outside the window blocks (a
+    /// holiday or the hours); `None` when the year has no calendar.
+    fn check(
+        &mut self,
+        run: &Run<'_>,
+        h: &super::rules::Hours,
+        states: StateSet,
+        place: &mut Place,
+    ) -> Option<Outcome> {
+        let now = run.at.now;
+        let (times, nz) = self.local.get_or_insert_with(|| {
+            let mut a = [(Zone::Eastern, NaiveDateTime::default()); 11];
+            let mut n = 0;
+            for z in place.zones.iter() {
+                a[n] = (z, z.local(now));
+                n += 1;
+            }
+            (a, n)
+        });
+        for &(z, t) in &times[..*nz] {
+            match hours::check(h, &run.p.rules.calendar, states, t) {
+                hours::HoursCheck::Inside { slack } => {
+                    if !self.blocked && self.best_slack.is_none_or(|b| slack < b) {
+                        self.best_slack = Some(slack);
+                        place.binding = Some((z, t));
+                    }
+                }
+                hours::HoursCheck::Outside { holiday } => {
+                    if !self.blocked {
+                        place.binding = Some((z, t));
+                    }
+                    self.blocked = true;
+                    return Some(Outcome::Block(if holiday {
+                        Reason::Holiday
+                    } else {
+                        Reason::OutsideHours
+                    }));
+                }
+                hours::HoursCheck::NoCalendar => return None,
+            }
+        }
+        Some(Outcome::Pass)
+    }
+}
+
+/// The cap counters a decision consulted (at most four distinct ones are kept).
+#[derive(Default)]
+struct CapKeys {
+    keys: [CapKey; 4],
+    n: usize,
+}
+
+impl CapKeys {
+    fn consulted(&mut self, key: CapKey) {
+        if self.n < self.keys.len() && !self.keys[..self.n].contains(&key) {
+            self.keys[self.n] = key;
+            self.n += 1;
+        }
+    }
+
+    fn keys(&self) -> impl Iterator<Item = CapKey> + '_ {
+        self.keys[..self.n].iter().copied()
+    }
+}

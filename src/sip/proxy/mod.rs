@@ -1,0 +1,322 @@
+//! RFC 3261 section 16 proxy behaviour: the dispatcher. Each step has its own module:
+//! `admission` (who may send, how fast), `transaction` (INVITE server transactions, ACK,
+//! CANCEL, retransmissions), `routing` (where a request or response goes), `rewrite` (the
+//! edits a forwarded message gets) and `respond` (the answers callgate gives itself). A new
+//! call is decided by the `CallGate` the proxy is given, and nothing else here knows of
+//! compliance.
+//!
+//! `Proxy::handle` takes one message and its source and appends what to send, in order. It does
+//! no I/O, so it is driven the same way by the UDP loop, the TCP connections and the tests.
+//!
+//! State is kept only where RFC 3261 needs it: INVITE server transactions (to answer
+//! retransmissions of a rejected INVITE from cache, absorb the ACK to our own rejection, send a
+//! CANCEL where its INVITE went, and absorb upstream 100s once we sent our own). Everything else
+//! is forwarded statelessly with a branch derived from the incoming one (section 16.11), so a
+//! retransmission goes out exactly once more, never amplified.
+
+mod admission;
+mod respond;
+mod response;
+mod rewrite;
+mod routing;
+mod transaction;
+
+pub use admission::Access;
+pub use respond::status_phrase;
+
+use super::gate::{Admission, CallEvent, CallGate, NewCall, Rejection};
+use super::metrics::{Direction, SipMetrics};
+use super::parse::{Message, Method, StartLine, ValidRequest};
+use super::peer::{Dest, Outgoing, Peer, Side, Transport};
+use super::uri::Uri;
+use crate::hashing::mix;
+use bytes::Bytes;
+use routing::{Forward, Route};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use transaction::{Transactions, TxPhase};
+
+/// Our branches: the magic cookie, our mark, then the transaction id in hex.
+const OUR_BRANCH_PREFIX: &[u8] = b"z9hG4bKcg";
+
+/// Settings resolved at start-up (addresses bound, upstream resolved).
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    pub advertise_host: String,
+    pub advertise_port: u16,
+    /// The port written into Via and Record-Route for TLS (the TLS listener's).
+    pub advertise_tls_port: Option<u16>,
+    /// Lower-case host strings that name this proxy (in Route, Request-URI).
+    pub local_hosts: Vec<String>,
+    pub upstream: SocketAddr,
+    pub upstream_host: String,
+    pub upstream_transport: Transport,
+    pub record_route: bool,
+    pub send_100: bool,
+    pub inbound_target: Option<SocketAddr>,
+    pub tx_timeout: Duration,
+}
+
+pub struct Proxy {
+    s: ProxySettings,
+    gate: Arc<dyn CallGate>,
+    metrics: Arc<SipMetrics>,
+    admission: admission::Admission,
+    txns: Transactions,
+    draining: AtomicBool,
+    branch_salt: u64,
+}
+
+/// The request being handled, with what the dispatcher has established about it.
+struct Req<'a> {
+    v: &'a ValidRequest<'a>,
+    src: Peer,
+    side: Side,
+    /// The transaction key (see `transaction::tx_key`).
+    key: u64,
+}
+
+impl Req<'_> {
+    fn msg(&self) -> &Message {
+        self.v.msg
+    }
+}
+
+fn hash_of(parts: &[&[u8]]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
+}
+
+impl Proxy {
+    pub fn new(
+        s: ProxySettings,
+        access: Access,
+        gate: Arc<dyn CallGate>,
+        metrics: Arc<SipMetrics>,
+    ) -> Proxy {
+        let branch_salt = hash_of(&[s.advertise_host.as_bytes(), &s.advertise_port.to_be_bytes()]);
+        Proxy {
+            s,
+            gate,
+            metrics,
+            admission: admission::Admission::new(access),
+            txns: Transactions::default(),
+            draining: AtomicBool::new(false),
+            branch_salt,
+        }
+    }
+
+    /// The SIP settings a reload may change (who may send, how fast).
+    pub fn access(&self) -> Arc<Access> {
+        self.admission.access()
+    }
+
+    /// Swap in reloaded settings; messages already being handled finish with the old ones.
+    pub fn set_access(&self, access: Access) {
+        self.admission.set_access(access);
+    }
+
+    /// Stop taking new INVITEs (503 + Retry-After); everything else still flows.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Forwarded INVITEs still waiting for a final response.
+    pub fn pending_invites(&self) -> usize {
+        self.txns.pending_len()
+    }
+
+    /// Forget transactions older than the transaction timeout (64*T1 by default), and idle
+    /// sources' rate buckets.
+    pub fn sweep(&self) {
+        let open = self.txns.sweep(self.s.tx_timeout);
+        self.admission.sweep();
+        self.metrics.transactions.set(open as i64);
+    }
+
+    /// A TLS connection from `addr` presented a verified certificate naming `names`.
+    pub fn tls_peer_connected(&self, addr: SocketAddr, names: Vec<String>) {
+        self.admission.tls_peer_connected(addr, names);
+    }
+
+    pub fn tls_peer_closed(&self, addr: SocketAddr) {
+        self.admission.tls_peer_closed(addr);
+    }
+
+    /// Handle one received message; what to send is appended to `out` in order.
+    pub fn handle(&self, buf: Bytes, src: Peer, out: &mut Vec<Outgoing>) {
+        let received = Instant::now();
+        if buf.iter().all(|c| matches!(c, b'\r' | b'\n' | 0)) {
+            return; // keep-alive
+        }
+        let side = self.admission.side_of(src, self.s.upstream);
+        // A source that may not send anything is answered (403, for a misconfigured dialer to
+        // see) only up to a small global rate: beyond it, a flood costs no parsing and earns
+        // no reply (no reflection), and legal traffic keeps the CPU.
+        if side.is_none() && !self.admission.may_answer_stranger() {
+            self.metrics.unauthorized.inc();
+            return self.metrics.dropped("unauthorized_unanswered");
+        }
+        let msg = match Message::parse(buf.clone()) {
+            Ok(m) => m,
+            Err(e) => return self.on_unparseable(buf, e, src, side, out),
+        };
+        match msg.start {
+            StartLine::Response { code, .. } => self.on_response(&msg, code, side, out),
+            StartLine::Request { method, .. } => {
+                self.on_request(&msg, method, src, side, received, out)
+            }
+        }
+    }
+
+    fn on_request(
+        &self,
+        msg: &Message,
+        method: Method,
+        src: Peer,
+        side: Option<Side>,
+        received: Instant,
+        out: &mut Vec<Outgoing>,
+    ) {
+        self.metrics.count_sip(Direction::In, method, None);
+        let Some(side) = side else {
+            return self.refuse_stranger(msg, method, src, out);
+        };
+        let v = match msg.validate_request() {
+            Ok(v) => v,
+            Err(e) => return self.on_invalid(msg, method, e, src, out),
+        };
+        let Some(ruri) = self.usable_request_uri(&v, src, out) else {
+            return;
+        };
+        if self.refused_extension(&v, src, out) {
+            return;
+        }
+        let r = Req {
+            v: &v,
+            src,
+            side,
+            key: transaction::tx_key(&v),
+        };
+        match method {
+            Method::Ack => return self.on_ack(&r, &ruri, out),
+            Method::Cancel => return self.on_cancel(&r, out),
+            Method::Invite => {
+                if let Some(phase) = self.txns.phase(r.key) {
+                    return self.on_invite_retransmission(&r, phase, out);
+                }
+            }
+            _ => {}
+        }
+        let edits = self.our_routes(msg);
+        let fwd = match self.route(&r, &ruri, edits) {
+            Route::Local => return self.answer_options(&r, out),
+            Route::Refuse(status, why) => return self.respond_warning(msg, status, why, src, out),
+            Route::Forward(f) => f,
+        };
+        if v.max_forwards == Some(0) {
+            return self.refuse(&r, 483, out);
+        }
+        if method == Method::Invite && v.is_initial() {
+            return self.on_new_invite(&r, &ruri, fwd, received, out);
+        }
+        if method == Method::Bye {
+            self.gate.on_event(msg.call_id(), CallEvent::Ended(side));
+        }
+        self.forward(&r, &fwd, false, out);
+        if let (Method::Invite, Dest::Peer(p)) = (method, &fwd.dest) {
+            self.txns.remember(r.key, TxPhase::Forwarded { dest: *p });
+        }
+    }
+
+    /// A new call: the source's rate, the drain, then the gate's decision; forwarded with our
+    /// 100 Trying, or answered with the gate's rejection (kept for retransmissions).
+    fn on_new_invite(
+        &self,
+        r: &Req<'_>,
+        ruri: &Uri<'_>,
+        fwd: Forward,
+        received: Instant,
+        out: &mut Vec<Outgoing>,
+    ) {
+        if r.side == Side::Dialer && !self.admission.take_call_token(r.src.ip()) {
+            self.metrics.rate_limited.inc();
+            return self.respond(r.msg(), 503, r.src, &[("Retry-After", b"1")], out);
+        }
+        if self.draining.load(Ordering::Acquire) {
+            self.metrics.drain_rejections.inc();
+            let secs = self.admission.access().drain_retry_after_secs.to_string();
+            return self.respond(
+                r.msg(),
+                503,
+                r.src,
+                &[("Retry-After", secs.as_bytes())],
+                out,
+            );
+        }
+        let call = NewCall {
+            req: r.v,
+            ruri,
+            src: r.src,
+            side: r.side,
+            cert_names: self.admission.cert_names(r.src),
+            received,
+        };
+        match self.gate.admit(&call) {
+            Admission::Forward { hold_until } => self.forward_new_invite(r, fwd, hold_until, out),
+            Admission::Reject(rejection) => self.reject_new_invite(r, &rejection, out),
+        }
+    }
+
+    fn forward_new_invite(
+        &self,
+        r: &Req<'_>,
+        fwd: Forward,
+        hold_until: Option<u64>,
+        out: &mut Vec<Outgoing>,
+    ) {
+        if self.s.send_100 {
+            let trying = super::edit::build_response(r.msg(), 100, "Trying", None, &[]);
+            self.send_local(r.src, Method::Invite, 100, trying, out);
+        }
+        self.forward(r, &fwd, true, out);
+        // The forwarded INVITE is the last message pushed: it waits for its record.
+        if let Some(o) = out.last_mut() {
+            o.after_record = hold_until;
+        }
+        if let Dest::Peer(p) = fwd.dest {
+            self.txns.remember(r.key, TxPhase::Forwarded { dest: p });
+            self.txns.invite_forwarded(self.our_branch(r.key));
+        }
+    }
+
+    fn reject_new_invite(&self, r: &Req<'_>, rejection: &Rejection, out: &mut Vec<Outgoing>) {
+        let response = self.rejection_response(r, rejection);
+        self.send_local(
+            r.src,
+            Method::Invite,
+            rejection.status,
+            response.clone(),
+            out,
+        );
+        self.txns.remember(
+            r.key,
+            TxPhase::Rejected {
+                response,
+                status: rejection.status,
+                to: r.src,
+            },
+        );
+    }
+
+    /// The id our branch carries for transaction `key` (hex after our prefix).
+    fn our_branch(&self, key: u64) -> u64 {
+        mix(key ^ self.branch_salt)
+    }
+}

@@ -1,0 +1,172 @@
+//! INVITE server transactions (RFC 3261 section 17.2.1) as far as a proxy needs them: a
+//! retransmitted INVITE is answered from cache or relayed once, the ACK to our own rejection
+//! is absorbed, and a CANCEL goes where its INVITE went.
+
+use super::routing::{Forward, Route};
+use super::{hash_of, Proxy, Req};
+use crate::sip::gate::CallEvent;
+use crate::sip::parse::{HeaderName, Method, ValidRequest};
+use crate::sip::peer::{Dest, Outgoing, Peer};
+use crate::sip::uri::Uri;
+use bytes::Bytes;
+use dashmap::DashMap;
+use std::time::{Duration, Instant};
+
+const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
+
+#[derive(Clone)]
+pub(super) enum TxPhase {
+    Forwarded {
+        dest: Peer,
+    },
+    Rejected {
+        response: Bytes,
+        status: u16,
+        to: Peer,
+    },
+}
+
+struct Tx {
+    created: Instant,
+    phase: TxPhase,
+}
+
+#[derive(Default)]
+pub(super) struct Transactions {
+    txns: DashMap<u64, Tx>,
+    /// New INVITEs forwarded and not yet answered finally, by our branch: what a SIGTERM
+    /// drain waits for.
+    pending: DashMap<u64, Instant>,
+}
+
+impl Transactions {
+    /// A copy of the transaction's state: no map lock is held while the caller forwards.
+    pub(super) fn phase(&self, key: u64) -> Option<TxPhase> {
+        self.txns.get(&key).map(|tx| tx.phase.clone())
+    }
+
+    pub(super) fn remember(&self, key: u64, phase: TxPhase) {
+        self.txns.insert(
+            key,
+            Tx {
+                created: Instant::now(),
+                phase,
+            },
+        );
+    }
+
+    pub(super) fn invite_forwarded(&self, branch: u64) {
+        self.pending.insert(branch, Instant::now());
+    }
+
+    pub(super) fn is_pending(&self, branch: u64) -> bool {
+        self.pending.contains_key(&branch)
+    }
+
+    /// A final response to a forwarded new INVITE: true when it was still waiting for one.
+    pub(super) fn invite_answered(&self, branch: u64) -> bool {
+        self.pending.remove(&branch).is_some()
+    }
+
+    pub(super) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Forget what is older than `timeout`; returns the transactions still open.
+    pub(super) fn sweep(&self, timeout: Duration) -> usize {
+        self.txns.retain(|_, tx| tx.created.elapsed() < timeout);
+        self.pending.retain(|_, t| t.elapsed() < timeout);
+        self.txns.len()
+    }
+}
+
+/// Transaction key: the branch and sent-by for RFC 3261 branches; for RFC 2543 peers the
+/// fields section 17.2.3 falls back to. CSeq method is left out so that ACK and CANCEL map
+/// to their INVITE.
+pub(super) fn tx_key(v: &ValidRequest<'_>) -> u64 {
+    let (msg, via) = (v.msg, &v.via);
+    let branch = via.branch.map(|b| msg.bytes(b)).unwrap_or(b"");
+    let port = via.port.unwrap_or(5060).to_be_bytes();
+    if branch.starts_with(MAGIC_COOKIE) {
+        hash_of(&[branch, msg.bytes(via.host), &port])
+    } else {
+        let cseq = v.cseq.to_be_bytes();
+        let from_tag = msg.tag(HeaderName::From).unwrap_or(b"");
+        hash_of(&[msg.call_id(), &cseq, from_tag, msg.bytes(via.value)])
+    }
+}
+
+impl Proxy {
+    pub(super) fn on_invite_retransmission(
+        &self,
+        r: &Req<'_>,
+        phase: TxPhase,
+        out: &mut Vec<Outgoing>,
+    ) {
+        match phase {
+            TxPhase::Rejected {
+                response,
+                status,
+                to,
+            } => {
+                // Section 17.2.1: a retransmitted request gets the final response again.
+                self.count_retransmission("INVITE", "answered");
+                self.send_local(to, Method::Invite, status, response, out);
+            }
+            TxPhase::Forwarded { dest } => {
+                // Stateless relay of the retransmission (same branch): exactly one copy out.
+                self.count_retransmission("INVITE", "relayed");
+                self.relay_in_tx(r, dest, r.v.is_initial(), out);
+            }
+        }
+    }
+
+    pub(super) fn on_ack(&self, r: &Req<'_>, ruri: &Uri<'_>, out: &mut Vec<Outgoing>) {
+        match self.txns.phase(r.key) {
+            // The ACK to our own non-2xx final response ends here (section 17.2.1).
+            Some(TxPhase::Rejected { .. }) => self.count_retransmission("ACK", "absorbed"),
+            // ACK for a non-2xx response from downstream: same hop, same branch.
+            Some(TxPhase::Forwarded { dest }) => self.relay_in_tx(r, dest, false, out),
+            // ACK for a 2xx: its own transaction, routed like any in-dialog request.
+            None => match self.route(r, ruri, self.our_routes(r.msg())) {
+                Route::Forward(f) => {
+                    if r.v.max_forwards != Some(0) {
+                        self.forward(r, &f, false, out);
+                    }
+                }
+                _ => self.metrics.dropped("ack_unroutable"),
+            },
+        }
+    }
+
+    pub(super) fn on_cancel(&self, r: &Req<'_>, out: &mut Vec<Outgoing>) {
+        match self.txns.phase(r.key) {
+            // CANCEL goes where its INVITE went, with the INVITE's branch (section 9.1).
+            Some(TxPhase::Forwarded { dest }) => {
+                self.gate.on_event(r.msg().call_id(), CallEvent::Cancelled);
+                self.relay_in_tx(r, dest, false, out)
+            }
+            // Already answered with a final response: the CANCEL has nothing left to cancel.
+            Some(TxPhase::Rejected { .. }) => self.respond(r.msg(), 200, r.src, &[], out),
+            None => self.respond(r.msg(), 481, r.src, &[], out),
+        }
+    }
+
+    /// Forward within an existing transaction (retransmitted INVITE, hop-by-hop ACK, CANCEL):
+    /// to where the INVITE went, with the branch derived from the same key.
+    fn relay_in_tx(&self, r: &Req<'_>, dest: Peer, record_route: bool, out: &mut Vec<Outgoing>) {
+        let f = Forward {
+            upstream: dest.addr() == self.s.upstream,
+            dest: Dest::Peer(dest),
+            edits: self.our_routes(r.msg()),
+        };
+        self.forward(r, &f, record_route, out);
+    }
+
+    fn count_retransmission(&self, method: &str, action: &str) {
+        self.metrics
+            .retransmissions
+            .with_label_values(&[method, action])
+            .inc();
+    }
+}
