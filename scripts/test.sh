@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need (sipp; stunnel, which gives Debian's TLS-less sipp its TLS hop),
-# then run every test. This is the README's test command and exactly what .ci/run calls.
+# Install what the tests need (sipp; stunnel, which gives Debian's TLS-less sipp its TLS hop;
+# the rustfmt and clippy components), then check formatting and lints and run every test. This is the README's test command and exactly what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,19 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v sipp >/dev/null 2>&1 || { echo "FATAL: sipp is still missing; the end-to-end tests cannot run" >&2; exit 1; }
 command -v stunnel4 >/dev/null 2>&1 || { echo "FATAL: stunnel4 is still missing; the SIP-over-TLS end-to-end test cannot run" >&2; exit 1; }
+
+# The habits: formatting and lints are part of the tests. rustup adds the components when
+# this toolchain lacks them.
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    echo "== installing the $component component"
+    rustup component add "$component"
+  fi
+done
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
 
 echo "== cargo test (unit, in-process proxy, admin, RFC 4475 corpus, sipp end-to-end)"
 cargo test --locked --all-targets --no-fail-fast

@@ -8,7 +8,7 @@
 //! `app` (the running application); `server` builds and runs it all. `number`, `call`,
 //! `metrics`, `clock`, `journal`, `hashing` and `tls` are the shared basics underneath.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod app;
 pub mod audit;
 pub mod call;
@@ -16,8 +16,8 @@ pub mod clock;
 pub mod config;
 pub mod fuzzing;
 pub mod gate;
-pub mod hashing;
-pub mod journal;
+pub(crate) mod hashing;
+pub(crate) mod journal;
 pub mod lists;
 pub mod metrics;
 pub mod number;

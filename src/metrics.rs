@@ -74,6 +74,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    // Long: the table of every metric, its name and help text, one entry each.
     pub fn new() -> Metrics {
         let r = Registry::new();
         let decisions = counter_vec(

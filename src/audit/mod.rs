@@ -352,6 +352,41 @@ impl Writer {
     }
 }
 
+impl Writer {
+    fn new(
+        dir: PathBuf,
+        recovered: chain::Recovered,
+        metrics: Arc<Metrics>,
+        durable: tokio::sync::watch::Sender<u64>,
+    ) -> Writer {
+        Writer {
+            dir,
+            file: None,
+            head: recovered.head,
+            last_file: recovered.file,
+            last_sealed: recovered.sealed,
+            pending: 0,
+            last_sync: Instant::now(),
+            line: Vec::with_capacity(2048),
+            metrics,
+            last_seq: 0,
+            durable,
+        }
+    }
+
+    /// At shutdown: write whatever is still queued, then commit.
+    fn drain(&mut self, rx: &Receiver<Msg>) {
+        while let Ok(m) = rx.try_recv() {
+            match m {
+                Msg::Record(ev) => self.append(&ev),
+                Msg::Admin(ev) => self.append_admin(&ev),
+                _ => {}
+            }
+        }
+        self.commit();
+    }
+}
+
 fn run_writer(
     dir: PathBuf,
     recovered: chain::Recovered,
@@ -361,19 +396,7 @@ fn run_writer(
     group_commit: bool,
     durable_tx: tokio::sync::watch::Sender<u64>,
 ) {
-    let mut w = Writer {
-        dir,
-        file: None,
-        head: recovered.head,
-        last_file: recovered.file,
-        last_sealed: recovered.sealed,
-        pending: 0,
-        last_sync: Instant::now(),
-        line: Vec::with_capacity(2048),
-        metrics,
-        last_seq: 0,
-        durable: durable_tx,
-    };
+    let mut w = Writer::new(dir, recovered, metrics, durable_tx);
     // The writer drains the queue on a short tick instead of blocking in recv: a blocked
     // receiver must be woken (futex + context switch) for every record, which measured as a
     // large share of the per-call CPU. The tick keeps the fsync bound of `interval`.
@@ -404,18 +427,7 @@ fn run_writer(
                 w.commit();
                 let _ = done.send(());
             }
-            Ok(Msg::Shutdown) => {
-                // Drain whatever is still queued, then commit.
-                while let Ok(m) = rx.try_recv() {
-                    match m {
-                        Msg::Record(ev) => w.append(&ev),
-                        Msg::Admin(ev) => w.append_admin(&ev),
-                        _ => {}
-                    }
-                }
-                w.commit();
-                return;
-            }
+            Ok(Msg::Shutdown) => return w.drain(&rx),
             Err(mpsc::TryRecvError::Empty) => {
                 idle = true;
                 if group_commit && w.pending > 0 {

@@ -49,42 +49,49 @@ pub enum VerifyError {
 /// Check the chain through `files` in order. The first bad line is reported with its file and
 /// line number; a changed, deleted, inserted or moved record breaks the link of the line after.
 pub fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
-    let mut v = Verified::default();
-    let mut prev_hash: Option<String> = None;
-    let mut last_seal_next: Option<String> = None;
-    for (fi, path) in files.iter().enumerate() {
+    let mut chain = Chain::default();
+    for (i, path) in files.iter().enumerate() {
+        chain.file(path, i + 1 == files.len())?;
+    }
+    chain.v.head = chain.prev_hash.unwrap_or_else(|| GENESIS.to_string());
+    Ok(chain.v)
+}
+
+/// The chain walked so far across files.
+#[derive(Default)]
+struct Chain {
+    v: Verified,
+    prev_hash: Option<String>,
+    /// The file the last seal named as the next one.
+    last_seal_next: Option<String>,
+}
+
+impl Chain {
+    /// One file: it is the one the previous seal named, every line chains to the one before,
+    /// and only the newest file may end without a seal (or with a torn line).
+    fn file(&mut self, path: &Path, last_file: bool) -> Result<(), VerifyError> {
         let file = path.display().to_string();
-        let last_file = fi + 1 == files.len();
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if let Some(next) = last_seal_next.take() {
+        if let Some(next) = self.last_seal_next.take() {
             if next != name {
-                return Err(VerifyError::Broken {
-                    file,
-                    line: 0,
-                    why: format!("the previous file's seal names `{next}` as the next file"),
-                });
+                let why = format!("the previous file's seal names `{next}` as the next file");
+                return Err(VerifyError::Broken { file, line: 0, why });
             }
         }
-        let f = std::fs::File::open(path).map_err(|source| VerifyError::Io {
+        let io = |source| VerifyError::Io {
             file: file.clone(),
             source,
-        })?;
-        let mut r = BufReader::with_capacity(1 << 20, f);
+        };
+        let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(io)?);
         let mut buf = Vec::new();
         let mut lineno = 0u64;
         let mut sealed = false;
         loop {
             buf.clear();
-            let n = r
-                .read_until(b'\n', &mut buf)
-                .map_err(|source| VerifyError::Io {
-                    file: file.clone(),
-                    source,
-                })?;
-            if n == 0 {
+            if r.read_until(b'\n', &mut buf).map_err(io)? == 0 {
                 break;
             }
             lineno += 1;
@@ -95,60 +102,67 @@ pub fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
             };
             if buf.last() != Some(&b'\n') {
                 if last_file {
-                    v.torn_tail = true;
+                    self.v.torn_tail = true;
                     break;
                 }
                 return Err(broken(
                     "incomplete line in a file that is not the newest".into(),
                 ));
             }
-            let line = &buf[..buf.len() - 1];
             if sealed {
                 return Err(broken("a line after the file's seal".into()));
             }
-            let json: serde_json::Value = serde_json::from_slice(line)
-                .map_err(|e| broken(format!("not a JSON record: {e}")))?;
-            let prev = json
-                .get("prev")
-                .and_then(|p| p.as_str())
-                .ok_or_else(|| broken("no `prev` hash: not a chained record".into()))?;
-            match &prev_hash {
-                None => v.starts_from = prev.to_string(),
-                Some(h) if h != prev => {
-                    return Err(broken(format!(
-                        "`prev` does not match the hash of the line before: a record at or \
-                         before this line was changed, deleted, inserted or moved \
-                         (expected {}, found {})",
-                        &h[..16],
-                        &prev[..prev.len().min(16)]
-                    )))
-                }
-                Some(_) => {}
-            }
-            prev_hash = Some(line_hash(line));
-            if let Some(seal) = json.get("seal") {
-                sealed = true;
-                v.seals += 1;
-                last_seal_next = seal
-                    .get("next")
-                    .and_then(|n| n.as_str())
-                    .map(str::to_string);
-            } else {
-                v.records += 1;
-            }
+            sealed = self.line(&buf[..buf.len() - 1]).map_err(broken)?;
         }
         if !sealed && !last_file && lineno > 0 {
+            let why = "file ends without a seal but is not the newest: its tail may be missing";
             return Err(VerifyError::Broken {
                 file,
                 line: lineno,
-                why: "file ends without a seal but is not the newest: its tail may be missing"
-                    .into(),
+                why: why.into(),
             });
         }
-        v.files += 1;
+        self.v.files += 1;
+        Ok(())
     }
-    v.head = prev_hash.unwrap_or_else(|| GENESIS.to_string());
-    Ok(v)
+
+    /// One record or seal: its `prev` is the hash of the line before. True for a seal.
+    fn line(&mut self, line: &[u8]) -> Result<bool, String> {
+        let json: serde_json::Value =
+            serde_json::from_slice(line).map_err(|e| format!("not a JSON record: {e}"))?;
+        let prev = json
+            .get("prev")
+            .and_then(|p| p.as_str())
+            .ok_or("no `prev` hash: not a chained record")?;
+        match &self.prev_hash {
+            None => self.v.starts_from = prev.to_string(),
+            Some(h) if h != prev => {
+                return Err(format!(
+                    "`prev` does not match the hash of the line before: a record at or \
+                     before this line was changed, deleted, inserted or moved \
+                     (expected {}, found {})",
+                    &h[..16],
+                    &prev[..prev.len().min(16)]
+                ))
+            }
+            Some(_) => {}
+        }
+        self.prev_hash = Some(line_hash(line));
+        match json.get("seal") {
+            Some(seal) => {
+                self.v.seals += 1;
+                self.last_seal_next = seal
+                    .get("next")
+                    .and_then(|n| n.as_str())
+                    .map(str::to_string);
+                Ok(true)
+            }
+            None => {
+                self.v.records += 1;
+                Ok(false)
+            }
+        }
+    }
 }
 
 /// What `export` keeps.

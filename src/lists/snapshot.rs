@@ -134,16 +134,16 @@ pub struct Loaded {
     pub set: CompactSet,
 }
 
-/// Read a snapshot with one read into its final buffer, then verify the checksum and the
-/// structure. Nothing is returned unless all of it is sound.
-pub fn read(path: &Path) -> Result<Loaded, SnapshotError> {
-    let file = path.display().to_string();
-    let io = |source| SnapshotError::Io {
-        file: file.clone(),
-        source,
-    };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let actual = f.metadata().map_err(io)?.len();
+/// What the fixed header says of the rest of the file.
+struct Header {
+    meta_len: u64,
+    body_words: u64,
+    sha256: [u8; 32],
+}
+
+/// The header: magic, format version, and sizes that add up to the file's size.
+fn read_header(f: &mut std::fs::File, file: &str, actual: u64) -> Result<Header, SnapshotError> {
+    let file = file.to_string();
     let mut header = [0u8; HEADER];
     if actual < HEADER as u64 {
         return Err(SnapshotError::Size {
@@ -152,19 +152,26 @@ pub fn read(path: &Path) -> Result<Loaded, SnapshotError> {
             expected: HEADER as u64,
         });
     }
-    f.read_exact(&mut header).map_err(io)?;
+    f.read_exact(&mut header)
+        .map_err(|source| SnapshotError::Io {
+            file: file.clone(),
+            source,
+        })?;
     if &header[..8] != MAGIC {
         return Err(SnapshotError::Magic { file });
     }
-    let version = u32::from_le_bytes(header[8..12].try_into().unwrap());
+    let word = |at: usize| {
+        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let version = word(8);
     if version != FORMAT_VERSION || header[56..64] != [0; 8] {
         return Err(SnapshotError::Version {
             file,
             found: version,
         });
     }
-    let meta_len = u32::from_le_bytes(header[12..16].try_into().unwrap()) as u64;
-    let body_words = u64::from_le_bytes(header[16..24].try_into().unwrap());
+    let meta_len = word(12) as u64;
+    let body_words = word(16) as u64 | (word(20) as u64) << 32;
     let expected = (HEADER as u64)
         .saturating_add(meta_len)
         .saturating_add(body_words.saturating_mul(8));
@@ -175,6 +182,30 @@ pub fn read(path: &Path) -> Result<Loaded, SnapshotError> {
             expected,
         });
     }
+    let mut sha256 = [0u8; 32];
+    sha256.copy_from_slice(&header[24..56]);
+    Ok(Header {
+        meta_len,
+        body_words,
+        sha256,
+    })
+}
+
+/// Read a snapshot with one read into its final buffer, then verify the checksum and the
+/// structure. Nothing is returned unless all of it is sound.
+pub fn read(path: &Path) -> Result<Loaded, SnapshotError> {
+    let file = path.display().to_string();
+    let io = |source| SnapshotError::Io {
+        file: file.clone(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let actual = f.metadata().map_err(io)?.len();
+    let Header {
+        meta_len,
+        body_words,
+        sha256,
+    } = read_header(&mut f, &file, actual)?;
     let mut meta_bytes = vec![0u8; meta_len as usize];
     f.read_exact(&mut meta_bytes).map_err(io)?;
     let mut body = super::mem::HugeBuf::<u64>::zeroed(body_words as usize);
@@ -184,7 +215,7 @@ pub fn read(path: &Path) -> Result<Loaded, SnapshotError> {
     h.update(&meta_bytes);
     h.update(bytemuck::cast_slice::<u64, u8>(&body));
     let sum = hex(&h.finalize());
-    let want = hex(&header[24..56]);
+    let want = hex(&sha256);
     if sum != want {
         return Err(SnapshotError::Checksum {
             file,

@@ -246,6 +246,39 @@ impl NpaTable {
 
     /// Build from the NANPA report (`file` names it in errors) and the multi-zone table.
     pub fn parse(file: &str, nanpa: &str, multi_zone: &str) -> Result<NpaTable, GeoError> {
+        let mut t = Build {
+            npa: Box::new([NpaInfo::default(); 1000]),
+            complexes: Vec::new(),
+        };
+        let file_date = t.nanpa_report(file, nanpa)?;
+        t.multi_zone(multi_zone)?;
+        t.union_overlays();
+        Ok(NpaTable {
+            npa: t.npa,
+            file_date,
+        })
+    }
+}
+
+/// The table being built, and the overlay complexes seen (codes serving one area).
+struct Build {
+    npa: Box<[NpaInfo; 1000]>,
+    complexes: Vec<Vec<u16>>,
+}
+
+/// The columns of the NANPA report that are read.
+struct Columns {
+    npa: usize,
+    location: usize,
+    country: usize,
+    time_zone: usize,
+    overlay: usize,
+}
+
+impl Build {
+    /// NANPA's report: a `File Date,` line, the `NPA_ID,...` header, one row per code.
+    /// Returns the file date.
+    fn nanpa_report(&mut self, file: &str, nanpa: &str) -> Result<String, GeoError> {
         let err = |line: usize, message: String| GeoError {
             file: file.into(),
             line,
@@ -264,110 +297,120 @@ impl NpaTable {
                 break (i, l);
             }
         };
-        let cols: Vec<&str> = header.1.split(',').collect();
+        let names: Vec<&str> = header.1.split(',').collect();
         let col = |name: &str| {
-            cols.iter()
+            names
+                .iter()
                 .position(|c| *c == name)
                 .ok_or_else(|| err(header.0 + 1, format!("no `{name}` column")))
         };
-        let (c_npa, c_loc, c_country, c_tz, c_overlay) = (
-            col("NPA_ID")?,
-            col("LOCATION")?,
-            col("COUNTRY")?,
-            col("TIME_ZONE")?,
-            col("OVERLAY_COMPLEX")?,
-        );
-        let mut npa = Box::new([NpaInfo::default(); 1000]);
-        let mut complexes: Vec<Vec<u16>> = Vec::new();
+        let cols = Columns {
+            npa: col("NPA_ID")?,
+            location: col("LOCATION")?,
+            country: col("COUNTRY")?,
+            time_zone: col("TIME_ZONE")?,
+            overlay: col("OVERLAY_COMPLEX")?,
+        };
         for (i, l) in lines {
-            if l.trim().is_empty() {
-                continue;
-            }
-            let f = split_csv(l);
-            let get = |c: usize| f.get(c).map(|s| s.trim()).unwrap_or("");
-            let Ok(code) = get(c_npa).parse::<u16>() else {
-                return Err(err(
-                    i + 1,
-                    format!("NPA_ID `{}` is not a number", get(c_npa)),
-                ));
-            };
-            if code >= 1000 {
-                return Err(err(i + 1, format!("NPA_ID {code} has more than 3 digits")));
-            }
-            let country = get(c_country);
-            if country.is_empty() {
-                continue;
-            }
-            let info = &mut npa[code as usize];
-            info.assigned = true;
-            if get(c_loc).is_empty() || get(c_loc) == "NANP AREA" {
-                // Non-geographic (5XX, 710) or reserved codes: no place, so no zones either.
-                continue;
-            }
-            if country == "US" {
-                info.state = State::parse(get(c_loc));
-                if info.state.is_none() {
-                    return Err(err(i + 1, format!("unknown US location `{}`", get(c_loc))));
-                }
-            }
-            // US rules need the zones of US codes; elsewhere (Newfoundland's `N`...) they are
-            // informative only.
-            info.zones = match parse_zones(get(c_tz), info.state) {
-                Ok(z) => z,
-                Err(_) if info.state.is_none() => Zones::default(),
-                Err(m) => return Err(err(i + 1, format!("NPA {code}: TIME_ZONE {m}"))),
-            };
-            let complex: Vec<u16> = get(c_overlay)
-                .split('/')
-                .filter_map(|s| s.trim().parse().ok())
-                .collect();
-            if complex.len() > 1 {
-                complexes.push(complex);
+            if !l.trim().is_empty() {
+                self.nanpa_row(&cols, l).map_err(|m| err(i + 1, m))?;
             }
         }
-        // The multi-zone table: both NANPA's and libphonenumber's zones count (a call must be
-        // legal in every candidate zone, so a spurious extra zone only narrows the window).
+        Ok(file_date)
+    }
+
+    fn nanpa_row(&mut self, cols: &Columns, l: &str) -> Result<(), String> {
+        let f = split_csv(l);
+        let get = |c: usize| f.get(c).map(|s| s.trim()).unwrap_or("");
+        let Ok(code) = get(cols.npa).parse::<u16>() else {
+            return Err(format!("NPA_ID `{}` is not a number", get(cols.npa)));
+        };
+        if code >= 1000 {
+            return Err(format!("NPA_ID {code} has more than 3 digits"));
+        }
+        let country = get(cols.country);
+        if country.is_empty() {
+            return Ok(());
+        }
+        let info = &mut self.npa[code as usize];
+        info.assigned = true;
+        let location = get(cols.location);
+        if location.is_empty() || location == "NANP AREA" {
+            // Non-geographic (5XX, 710) or reserved codes: no place, so no zones either.
+            return Ok(());
+        }
+        if country == "US" {
+            info.state = State::parse(location);
+            if info.state.is_none() {
+                return Err(format!("unknown US location `{location}`"));
+            }
+        }
+        // US rules need the zones of US codes; elsewhere (Newfoundland's `N`...) they are
+        // informative only.
+        info.zones = match parse_zones(get(cols.time_zone), info.state) {
+            Ok(z) => z,
+            Err(_) if info.state.is_none() => Zones::default(),
+            Err(m) => return Err(format!("NPA {code}: TIME_ZONE {m}")),
+        };
+        self.complex(get(cols.overlay));
+        Ok(())
+    }
+
+    /// An overlay complex written `208/986`.
+    fn complex(&mut self, v: &str) {
+        let complex: Vec<u16> = v.split('/').filter_map(|s| s.trim().parse().ok()).collect();
+        if complex.len() > 1 {
+            self.complexes.push(complex);
+        }
+    }
+
+    /// The multi-zone table: both NANPA's and libphonenumber's zones count (a call must be
+    /// legal in every candidate zone, so a spurious extra zone only narrows the window).
+    fn multi_zone(&mut self, multi_zone: &str) -> Result<(), GeoError> {
         for (i, l) in multi_zone.lines().enumerate().skip(1) {
             if l.trim().is_empty() {
                 continue;
             }
-            let f = split_csv(l);
-            let code: u16 = f[0].trim().parse().map_err(|_| GeoError {
+            let err = |message: String| GeoError {
                 file: "multi_timezone_npas.csv".into(),
                 line: i + 1,
-                message: format!("npa `{}` is not a number", f[0]),
-            })?;
+                message,
+            };
+            let f = split_csv(l);
+            let code: u16 = f[0]
+                .trim()
+                .parse()
+                .map_err(|_| err(format!("npa `{}` is not a number", f[0])))?;
+            if code >= 1000 {
+                return Err(err(format!("npa {code} has more than 3 digits")));
+            }
             let state = State::parse(f.get(1).copied().unwrap_or(""));
-            let mut zones = npa[code as usize].zones;
+            let mut zones = self.npa[code as usize].zones;
             for c in [2, 4] {
                 if let Some(v) = f.get(c) {
-                    zones = zones.union(parse_zones(v, state).map_err(|m| GeoError {
-                        file: "multi_timezone_npas.csv".into(),
-                        line: i + 1,
-                        message: format!("npa {code}: {m}"),
-                    })?);
+                    let z = parse_zones(v, state).map_err(|m| err(format!("npa {code}: {m}")))?;
+                    zones = zones.union(z);
                 }
             }
-            npa[code as usize].zones = zones;
+            self.npa[code as usize].zones = zones;
             if let Some(c) = f.get(3) {
-                let complex: Vec<u16> =
-                    c.split('/').filter_map(|s| s.trim().parse().ok()).collect();
-                if complex.len() > 1 {
-                    complexes.push(complex);
-                }
+                self.complex(c);
             }
         }
-        // An overlay serves the same area as its complex: union the zones (NANPA lists 986 as
-        // P only although it overlays 208, M and P).
-        for complex in &complexes {
+        Ok(())
+    }
+
+    /// An overlay serves the same area as its complex: union the zones (NANPA lists 986 as
+    /// P only although it overlays 208, M and P).
+    fn union_overlays(&mut self) {
+        for complex in &self.complexes {
             let all = complex.iter().fold(Zones::default(), |z, c| {
-                z.union(npa[*c as usize % 1000].zones)
+                z.union(self.npa[*c as usize % 1000].zones)
             });
             for c in complex {
-                npa[*c as usize % 1000].zones = all;
+                self.npa[*c as usize % 1000].zones = all;
             }
         }
-        Ok(NpaTable { npa, file_date })
     }
 }
 

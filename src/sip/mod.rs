@@ -2,11 +2,11 @@
 //! sockets (`transport`), its counters (`metrics`) and who is who (`peer`). It knows nothing of
 //! compliance: a new call is put to the `gate::CallGate` it is given.
 
-pub mod edit;
+pub(crate) mod edit;
 pub mod gate;
 pub mod metrics;
 pub mod parse;
 pub mod peer;
 pub mod proxy;
-pub mod transport;
+pub(crate) mod transport;
 pub mod uri;

@@ -296,6 +296,8 @@ impl Message {
         Self::parse_inner(buf, false)
     }
 
+    // Long: one pass over the bytes (start line, then each header line with its folding and
+    // compact form), kept in one loop so that nothing is scanned twice.
     fn parse_inner(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
         let b: &[u8] = &buf;
         // Leading CRLFs are keep-alives, not part of the message (section 7.5).
@@ -504,29 +506,7 @@ impl Message {
         else {
             return Err(err("not_a_request", 400, "not a request"));
         };
-        let mut counts = [0usize; 6];
-        for h in &self.headers {
-            let idx = match h.name {
-                HeaderName::From => 0,
-                HeaderName::To => 1,
-                HeaderName::CallId => 2,
-                HeaderName::CSeq => 3,
-                HeaderName::MaxForwards => 4,
-                HeaderName::Via => 5,
-                _ => continue,
-            };
-            counts[idx] += 1;
-        }
-        if counts[0] == 0 || counts[1] == 0 || counts[2] == 0 || counts[3] == 0 || counts[5] == 0 {
-            return Err(err("missing_header", 400, "missing required header"));
-        }
-        if counts[..5].iter().any(|c| *c > 1) {
-            return Err(err(
-                "duplicate_header",
-                400,
-                "single-valued header repeated",
-            ));
-        }
+        self.check_header_counts()?;
         let bad_cseq = || err("bad_cseq", 400, "invalid CSeq");
         let cseq_value = self.header_value(HeaderName::CSeq).ok_or_else(bad_cseq)?;
         let (cseq, cseq_method) = self.cseq().ok_or_else(bad_cseq)?;
@@ -556,6 +536,50 @@ impl Message {
         if self.call_id().is_empty() || self.call_id().iter().any(|c| is_ws(*c)) {
             return Err(err("bad_call_id", 400, "invalid Call-ID"));
         }
+        self.check_addresses()?;
+        Ok(ValidRequest {
+            msg: self,
+            method,
+            uri,
+            via,
+            via_header,
+            cseq,
+            max_forwards,
+        })
+    }
+}
+
+impl Message {
+    /// From, To, Call-ID, CSeq and Via present; the single-valued ones once.
+    fn check_header_counts(&self) -> Result<(), ParseError> {
+        let mut counts = [0usize; 6];
+        for h in &self.headers {
+            let idx = match h.name {
+                HeaderName::From => 0,
+                HeaderName::To => 1,
+                HeaderName::CallId => 2,
+                HeaderName::CSeq => 3,
+                HeaderName::MaxForwards => 4,
+                HeaderName::Via => 5,
+                _ => continue,
+            };
+            counts[idx] += 1;
+        }
+        if counts[0] == 0 || counts[1] == 0 || counts[2] == 0 || counts[3] == 0 || counts[5] == 0 {
+            return Err(err("missing_header", 400, "missing required header"));
+        }
+        if counts[..5].iter().any(|c| *c > 1) {
+            return Err(err(
+                "duplicate_header",
+                400,
+                "single-valued header repeated",
+            ));
+        }
+        Ok(())
+    }
+
+    /// To, From and Contact are name-addrs (or `*`); Route values are `<...>` name-addrs.
+    fn check_addresses(&self) -> Result<(), ParseError> {
         for h in &self.headers {
             match h.name {
                 HeaderName::From | HeaderName::To if !valid_name_addr(self.bytes(h.value)) => {
@@ -581,15 +605,7 @@ impl Message {
                 _ => {}
             }
         }
-        Ok(ValidRequest {
-            msg: self,
-            method,
-            uri,
-            via,
-            via_header,
-            cseq,
-            max_forwards,
-        })
+        Ok(())
     }
 }
 
@@ -743,6 +759,8 @@ pub struct Via {
 }
 
 impl Via {
+    // Long: one pass over a Via value (sent-protocol with its optional LWS, sent-by, then
+    // each parameter a proxy needs), as RFC 3261's grammar orders it.
     pub fn parse(b: &[u8], s: Span) -> Option<Via> {
         let (start, end) = (s.start as usize, s.end as usize);
         // sent-protocol: name / version / transport, with optional LWS around the slashes.
