@@ -36,45 +36,43 @@ impl Policy {
         at: Against<'_>,
         commit: bool,
     ) -> Decision {
-        let mut d = self.run(&ctx, &at, called, commit);
+        // The decision is built in place: the steps borrow it, so it is never copied.
+        let mut d = self.base(called, at.lists, at.optouts);
+        d.consent_seq = at.state.consent.seq();
+        let env = Env {
+            optouts: at.optouts,
+            state: at.state,
+            now: at.now,
+        };
+        Run {
+            p: self,
+            ctx: &ctx,
+            env,
+            d: &mut d,
+            flags: Flags::default(),
+            marketing: ctx.purpose == Purpose::Marketing,
+            caps: CapKeys::default(),
+        }
+        .checks(commit);
         d.context = Some(ctx);
         d
     }
+}
 
-    /// The checks, in order.
-    fn run(
-        &self,
-        ctx: &CallContext,
-        at: &Against<'_>,
-        called: Result<Called, NumberProblem>,
-        commit: bool,
-    ) -> Decision {
-        let mut run = Run::new(self, ctx, at, called);
-        run.d.consent_seq = at.state.consent.seq();
-        match run.d.called {
-            Ok(Called::Service(_)) => return run.emergency_number(),
-            Ok(Called::Number(n)) => {
-                run.check_campaign();
-                run.check_caller_id();
-                run.check_number(n);
-            }
-            Err(_) => {
-                let mode = self.cfg.on_unparseable_number;
-                run.fail(Check::Location, Reason::UnparseableNumber, mode);
-                run.check_campaign();
-                run.check_caller_id();
-            }
-        }
-        run.finish(commit)
-    }
+/// `Against` without the lists, which the decision holds.
+#[derive(Clone, Copy)]
+struct Env<'a> {
+    optouts: &'a OptOuts,
+    state: &'a PolicyState,
+    now: DateTime<Utc>,
 }
 
 /// One decision being made.
 struct Run<'a> {
     p: &'a Policy,
     ctx: &'a CallContext,
-    at: &'a Against<'a>,
-    d: Decision,
+    env: Env<'a>,
+    d: &'a mut Decision,
     flags: Flags,
     marketing: bool,
     /// The cap counters the rules consulted: counted when the call is allowed.
@@ -82,29 +80,31 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(
-        p: &'a Policy,
-        ctx: &'a CallContext,
-        at: &'a Against<'a>,
-        called: Result<Called, NumberProblem>,
-    ) -> Run<'a> {
-        Run {
-            p,
-            ctx,
-            at,
-            d: p.base(called, at.lists.clone(), at.optouts),
-            flags: Flags::default(),
-            marketing: ctx.purpose == Purpose::Marketing,
-            caps: CapKeys::default(),
+    /// The checks, in order.
+    fn checks(mut self, commit: bool) {
+        match self.d.called {
+            Ok(Called::Service(_)) => return self.emergency_number(),
+            Ok(Called::Number(n)) => {
+                self.check_campaign();
+                self.check_caller_id();
+                self.check_number(n);
+            }
+            Err(_) => {
+                let mode = self.p.cfg.on_unparseable_number;
+                self.fail(Check::Location, Reason::UnparseableNumber, mode);
+                self.check_campaign();
+                self.check_caller_id();
+            }
         }
+        self.finish(commit)
     }
 
     fn block(&mut self, c: Check, r: Reason) {
-        self.flags.block(&mut self.d, c, r);
+        self.flags.block(self.d, c, r);
     }
 
     fn fail(&mut self, c: Check, r: Reason, mode: FailMode) {
-        self.flags.fail(&mut self.d, c, r, mode);
+        self.flags.fail(self.d, c, r, mode);
     }
 
     fn note(&mut self, c: Check, outcome: Outcome) {
@@ -115,10 +115,9 @@ impl<'a> Run<'a> {
     }
 
     /// Emergency and service numbers are forwarded without any check.
-    fn emergency_number(mut self) -> Decision {
+    fn emergency_number(self) {
         self.d.reasons.insert(Reason::ServiceNumber);
         self.d.verdict = Verdict::Emergency;
-        self.d
     }
 
     /// An unknown campaign or a call type the campaign may not place.
@@ -150,7 +149,7 @@ impl<'a> Run<'a> {
 
     /// Everything that depends on the number: lists, data freshness, place, rules.
     fn check_number(&mut self, n: E164) {
-        self.d.list_hits = self.at.lists.lookup(n);
+        self.d.list_hits = self.d.lists.lookup(n);
         let mut consents = Consents::of(self, n);
         let (npa, info) = self.area_code(n);
         let mut place = place_of(info, &consents);
@@ -180,9 +179,8 @@ impl<'a> Run<'a> {
     /// custom lists always block. An opt-out (on the internal list or in the journal) revokes
     /// consent for everything after it.
     fn check_lists(&mut self, n: E164, states: StateSet, consents: &mut Consents<'_>) {
-        let at: &'a Against<'a> = self.at;
-        let lists = &at.lists;
-        let on_optouts = self.at.optouts.contains(n);
+        let lists = self.d.lists.clone();
+        let on_optouts = self.env.optouts.contains(n);
         consents.revoked = on_optouts;
         let mut bits = self.d.list_hits;
         while bits != 0 {
@@ -200,7 +198,7 @@ impl<'a> Run<'a> {
                         && l.meta.state_code.is_some_and(|s| !states.contains(s))
                     {
                         self.d.trace.push(c, Outcome::OutOfScope);
-                    } else if l.pending(n, self.at.now) {
+                    } else if l.pending(n, self.env.now) {
                         self.d.trace.push(c, Outcome::Pending);
                     } else {
                         match consents.find(self.p.rules.consent.registry_exemptions) {
@@ -233,8 +231,8 @@ impl<'a> Run<'a> {
 
     /// The decision relies on lists that are fresh and loaded.
     fn check_freshness(&mut self) {
-        let (now, cfg) = (self.at.now, &self.p.cfg);
-        let stale = self.p.stale_times(&self.at.lists);
+        let (now, cfg) = (self.env.now, &self.p.cfg);
+        let stale = self.p.stale_times(&self.d.lists);
         if self.marketing && stale.national.is_none_or(|t| now > t) {
             self.fail(
                 Check::Location,
@@ -245,7 +243,7 @@ impl<'a> Run<'a> {
         if stale.others.is_some_and(|t| now > t) {
             self.fail(Check::Location, Reason::StaleList, cfg.on_stale_list);
         }
-        let unavailable = &self.at.lists.unavailable;
+        let unavailable = &self.d.lists.unavailable;
         if unavailable.iter().any(|u| u.kind != ListKind::National) {
             self.fail(
                 Check::Location,
@@ -265,7 +263,7 @@ impl<'a> Run<'a> {
 
     /// A state of emergency closes marketing calls to its area codes or states.
     fn check_emergency_closures(&mut self, npa: Option<u16>, states: StateSet) {
-        let e = &self.at.state.emergency;
+        let e = &self.env.state.emergency;
         if self.marketing && (npa.is_some_and(|a| e.npa_closed(a)) || e.any_closed(states)) {
             self.block(Check::Emergency, Reason::StateOfEmergency);
         }
@@ -363,8 +361,8 @@ impl<'a> Run<'a> {
         };
         let key = (n.as_u64(), subject);
         self.caps.consulted(key);
-        let now = self.at.now.timestamp();
-        if self.at.state.caps.count(key, window_secs, now) >= calls {
+        let now = self.env.now.timestamp();
+        if self.env.state.caps.count(key, window_secs, now) >= calls {
             Outcome::Block(Reason::FrequencyCap)
         } else {
             Outcome::Pass
@@ -374,8 +372,8 @@ impl<'a> Run<'a> {
     /// No contact for `days` after an opt-out (dated by the journal; an internal-list entry
     /// has no date and counts as recent).
     fn optout_no_contact(&self, n: E164, days: u32, opted_out: bool) -> Outcome {
-        match self.at.optouts.when(n) {
-            Some(t) if self.at.now < t + chrono::Duration::days(days as i64) => {
+        match self.env.optouts.when(n) {
+            Some(t) if self.env.now < t + chrono::Duration::days(days as i64) => {
                 Outcome::Block(Reason::OptoutNoContact)
             }
             None if opted_out => Outcome::Block(Reason::OptoutNoContact),
@@ -385,14 +383,14 @@ impl<'a> Run<'a> {
 
     /// Outside hours: seconds until the calling window opens at every place.
     fn seconds_until_open(&self, place: &Place, states: StateSet) -> Option<u32> {
-        let (ctx, now) = (self.ctx, self.at.now);
+        let (ctx, now) = (self.ctx, self.env.now);
         hours::next_open(&self.p.rules, place, states, ctx.purpose, ctx.method, now)
             .map(|t| (t - now).num_seconds().clamp(1, u32::MAX as i64) as u32)
     }
 
     /// The verdict (shadow campaigns forward what they would block), then the cap counts of
     /// a call that goes ahead.
-    fn finish(mut self, commit: bool) -> Decision {
+    fn finish(self, commit: bool) {
         self.d.verdict = match (self.flags.block, self.ctx.campaign.shadow) {
             (false, _) => Verdict::Allowed,
             (true, true) => Verdict::WouldBlock,
@@ -400,11 +398,10 @@ impl<'a> Run<'a> {
         };
         if commit && self.d.verdict.forwards() {
             for key in self.caps.keys() {
-                self.at.state.caps.record(key, self.at.now.timestamp());
+                self.env.state.caps.record(key, self.env.now.timestamp());
             }
         }
         self.d.fail_open = self.flags.fail_open && self.d.verdict == Verdict::Allowed;
-        self.d
     }
 }
 
@@ -444,8 +441,8 @@ struct Consents<'a> {
 impl<'a> Consents<'a> {
     fn of(run: &Run<'a>, n: E164) -> Consents<'a> {
         Consents {
-            records: run.at.state.consent.get(n),
-            day: run.at.now.date_naive(),
+            records: run.env.state.consent.get(n),
+            day: run.env.now.date_naive(),
             seller: run.ctx.campaign.seller.as_deref(),
             campaign: &run.ctx.campaign.id,
             defaults: &run.p.rules.consent,
@@ -491,7 +488,7 @@ impl HoursRun {
         states: StateSet,
         place: &mut Place,
     ) -> Option<Outcome> {
-        let now = run.at.now;
+        let now = run.env.now;
         let (times, nz) = self.local.get_or_insert_with(|| {
             let mut a = [(Zone::Eastern, NaiveDateTime::default()); 11];
             let mut n = 0;

@@ -23,6 +23,7 @@ pub enum HoursCheck {
     NoCalendar,
 }
 
+#[inline]
 fn window_on(
     h: &Hours,
     cal: &Calendar,

@@ -203,14 +203,24 @@ pub enum StartLine {
 #[error("{detail}")]
 pub struct ParseError {
     pub kind: &'static str,
-    pub status: u16,
+    /// The status a request earns; `None` for what cannot be answered (a bad response).
+    pub status: Option<u16>,
     pub detail: &'static str,
 }
 
 fn err(kind: &'static str, status: u16, detail: &'static str) -> ParseError {
     ParseError {
         kind,
-        status,
+        status: Some(status),
+        detail,
+    }
+}
+
+/// A response that cannot be used: nothing answers a response.
+fn bad_response(kind: &'static str, detail: &'static str) -> ParseError {
+    ParseError {
+        kind,
+        status: None,
         detail,
     }
 }
@@ -323,7 +333,7 @@ impl Message {
         let start = match parse_start_line(b, pos, sl_end) {
             Ok(s) => s,
             // Lenient: a placeholder start line, so the headers can still answer a bad request.
-            Err(e) if !strict && e.status != 0 => StartLine::Request {
+            Err(e) if !strict && e.status.is_some() => StartLine::Request {
                 method: Method::Other,
                 method_span: Span::new(pos, pos),
                 uri: Span::new(pos, pos),
@@ -653,16 +663,16 @@ fn parse_start_line(b: &[u8], s: usize, e: usize) -> Result<StartLine, ParseErro
     let line = &b[s..e];
     if line.starts_with(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-        let sp1 = memchr(b' ', line).ok_or(err("bad_start_line", 0, "bad status line"))?;
+        let sp1 = memchr(b' ', line).ok_or(bad_response("bad_start_line", "bad status line"))?;
         if &line[..sp1] != b"SIP/2.0" {
-            return Err(err("bad_version", 0, "unsupported SIP version"));
+            return Err(bad_response("bad_version", "unsupported SIP version"));
         }
         let rest = &line[sp1 + 1..];
         if rest.len() < 3 || (rest.len() > 3 && rest[3] != b' ') {
-            return Err(err("bad_status", 0, "bad status code"));
+            return Err(bad_response("bad_status", "bad status code"));
         }
         let code = parse_u64(&rest[..3]).filter(|c| (100..=699).contains(c));
-        let code = code.ok_or(err("bad_status", 0, "bad status code"))? as u16;
+        let code = code.ok_or(bad_response("bad_status", "bad status code"))? as u16;
         let rs = (s + sp1 + 1 + 4).min(e);
         return Ok(StartLine::Response {
             code,
@@ -1056,7 +1066,7 @@ abcdEXTRA";
     #[test]
     fn content_length_larger_than_datagram_is_rejected() {
         let e = msg("OPTIONS sip:h SIP/2.0\nl: 99\n\nabc").unwrap_err();
-        assert_eq!(e.status, 400);
+        assert_eq!(e.status, Some(400));
     }
 
     #[test]
@@ -1071,12 +1081,18 @@ abcdEXTRA";
 
     #[test]
     fn double_space_in_request_line_is_rejected() {
-        assert_eq!(msg("INVITE  sip:h SIP/2.0\n\n").unwrap_err().status, 400);
+        assert_eq!(
+            msg("INVITE  sip:h SIP/2.0\n\n").unwrap_err().status,
+            Some(400)
+        );
     }
 
     #[test]
     fn unknown_version_earns_505() {
-        assert_eq!(msg("INVITE sip:h SIP/7.0\n\n").unwrap_err().status, 505);
+        assert_eq!(
+            msg("INVITE sip:h SIP/7.0\n\n").unwrap_err().status,
+            Some(505)
+        );
     }
 
     #[test]

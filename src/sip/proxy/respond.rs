@@ -123,14 +123,14 @@ impl Proxy {
         out: &mut Vec<Outgoing>,
     ) {
         self.metrics.parse_errors.with_label_values(&[e.kind]).inc();
-        if e.status != 0 && side.is_some() {
+        if let (Some(status), Some(_)) = (e.status, side) {
             if let Ok(m) = Message::parse_lenient(buf) {
                 if m.is_request()
                     && m.method() != Some(Method::Ack)
                     && m.header(HeaderName::Via).is_some()
                     && m.header(HeaderName::CSeq).is_some()
                 {
-                    return self.respond_warning(&m, e.status, e.detail, src, out);
+                    return self.respond_warning(&m, status, e.detail, src, out);
                 }
             }
         }
@@ -149,10 +149,11 @@ impl Proxy {
         self.metrics.parse_errors.with_label_values(&[e.kind]).inc();
         // Via is copied verbatim and the answer goes to the source address, so even a
         // request with an unparseable Via can be told why it was refused.
-        if method != Method::Ack && msg.header(HeaderName::Via).is_some() {
-            self.respond_warning(msg, e.status, e.detail, src, out);
-        } else {
-            self.metrics.dropped("invalid");
+        match e.status {
+            Some(status) if method != Method::Ack && msg.header(HeaderName::Via).is_some() => {
+                self.respond_warning(msg, status, e.detail, src, out)
+            }
+            _ => self.metrics.dropped("invalid"),
         }
     }
 
