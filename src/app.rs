@@ -27,7 +27,12 @@ pub struct App {
 
 impl App {
     /// An admin change (who did what) into the audit chain, stamped now.
-    pub fn record_admin(&self, action: &'static str, who: String, detail: serde_json::Value) {
+    pub(crate) fn record_admin(
+        &self,
+        action: &'static str,
+        who: String,
+        detail: serde_json::Value,
+    ) {
         self.audit.admin(crate::audit::AdminEvent {
             ts: self.clock.now(),
             action,
@@ -171,7 +176,7 @@ impl App {
     }
 
     /// Gauges that describe state rather than count events: set on scrape and after reloads.
-    pub fn refresh_metrics(&self) {
+    pub(crate) fn refresh_metrics(&self) {
         let now = self.clock.now();
         let lists = self.lists.current();
         let m = &self.metrics;

@@ -40,7 +40,7 @@ pub enum Reason {
 
 impl Reason {
     /// In precedence order: the first one present is the "primary" reason of a decision.
-    pub const ALL: [Reason; 24] = [
+    pub(crate) const ALL: [Reason; 24] = [
         Reason::UnparseableNumber,
         Reason::InternalDnc,
         Reason::NationalDnc,
@@ -68,7 +68,7 @@ impl Reason {
     ];
 
     /// The reason with this code (as in `Warning`, the records and the metrics).
-    pub fn from_code(code: &str) -> Option<Reason> {
+    pub(crate) fn from_code(code: &str) -> Option<Reason> {
         Reason::ALL.into_iter().find(|r| r.code() == code)
     }
 
@@ -149,7 +149,7 @@ impl Reasons {
     pub fn iter(self) -> impl Iterator<Item = Reason> {
         Reason::ALL.into_iter().filter(move |r| self.contains(*r))
     }
-    pub fn primary(self) -> Option<Reason> {
+    pub(crate) fn primary(self) -> Option<Reason> {
         self.iter().next()
     }
 }

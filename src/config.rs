@@ -301,7 +301,7 @@ pub struct RejectConfig {
 
 impl RejectConfig {
     /// The status a block with this primary reason is answered with.
-    pub fn status_for(&self, primary: Option<Reason>) -> u16 {
+    pub(crate) fn status_for(&self, primary: Option<Reason>) -> u16 {
         primary
             .and_then(|r| self.status_by_reason.get(&r))
             .copied()
@@ -435,7 +435,10 @@ pub enum ConfigError {
 }
 
 /// Deserialize TOML, turning errors into `file:line:column: key `a.b`: message`.
-pub fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, src: &str) -> Result<T, ConfigError> {
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    file: &str,
+    src: &str,
+) -> Result<T, ConfigError> {
     toml::from_str(src).map_err(|e| {
         let (line, column, key) = match e.span() {
             Some(span) => locate(src, span.start),
@@ -486,7 +489,7 @@ fn locate(src: &str, offset: usize) -> (usize, usize, String) {
 /// at the first such line after `anchor` (e.g. `id = "X"` for one entry of an array of
 /// tables), or without an anchor after the key's `[table]` header. A key the file does not
 /// have points at that anchor or header.
-pub fn error_at_key(
+pub(crate) fn error_at_key(
     file: &str,
     src: &str,
     anchor: Option<&str>,
@@ -660,7 +663,7 @@ impl Config {
     }
 
     /// The SIP listener's TLS files, when it has one.
-    pub fn sip_tls_files(&self) -> Option<crate::tls::ServerFiles> {
+    pub(crate) fn sip_tls_files(&self) -> Option<crate::tls::ServerFiles> {
         let t = &self.tls;
         t.listen?;
         Some(crate::tls::ServerFiles {
@@ -672,7 +675,7 @@ impl Config {
     }
 
     /// What the upstream TLS client trusts and presents, when the upstream is over TLS.
-    pub fn upstream_tls_files(&self) -> Option<crate::tls::ClientFiles> {
+    pub(crate) fn upstream_tls_files(&self) -> Option<crate::tls::ClientFiles> {
         let u = &self.upstream;
         (u.transport == Transport::Tls).then_some(())?;
         Some(crate::tls::ClientFiles {
@@ -683,7 +686,7 @@ impl Config {
     }
 
     /// The admin API's HTTPS files, when it serves HTTPS.
-    pub fn admin_tls_files(&self) -> Option<crate::tls::ServerFiles> {
+    pub(crate) fn admin_tls_files(&self) -> Option<crate::tls::ServerFiles> {
         let a = &self.admin;
         Some(crate::tls::ServerFiles {
             cert: a.tls_cert.clone()?,
@@ -694,7 +697,7 @@ impl Config {
     }
 
     /// The admin token from the config or, if unset there, from `CALLGATE_ADMIN_TOKEN`.
-    pub fn admin_token(&self) -> Option<String> {
+    pub(crate) fn admin_token(&self) -> Option<String> {
         self.admin
             .token
             .clone()

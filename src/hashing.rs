@@ -3,7 +3,7 @@
 
 /// The splitmix64 finalizer.
 #[inline]
-pub fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     // Numbers are dense and sequential, and a branch must not show its key: both need a real mix.
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);

@@ -14,7 +14,7 @@ use std::path::Path;
 
 /// Open (creating it and its directory) the journal at `path`, hand each record and its line
 /// number to `f`, cut a torn tail, and return the file positioned for appending.
-pub fn open_replay<T: DeserializeOwned>(
+pub(crate) fn open_replay<T: DeserializeOwned>(
     path: &Path,
     what: &str,
     mut f: impl FnMut(T, usize) -> anyhow::Result<()>,
@@ -64,7 +64,7 @@ pub fn open_replay<T: DeserializeOwned>(
 /// Replace the file at `path` with `parts`, written one after the other: a temporary file
 /// beside it, fsynced, renamed over it, then the directory fsynced, so a crash leaves the old
 /// file or the new one, never half of one. The temporary file is removed on failure.
-pub fn replace_file(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+pub(crate) fn replace_file(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let result = (|| {

@@ -172,7 +172,7 @@ impl Metrics {
     }
 
     #[inline]
-    pub fn count_decision(&self, verdict: Verdict, reasons: Reasons) {
+    pub(crate) fn count_decision(&self, verdict: Verdict, reasons: Reasons) {
         let v = VERDICTS.iter().position(|x| *x == verdict).unwrap_or(0);
         // Reasons are declared in `Reason::ALL` order, so a discriminant is an index; the slot
         // after the last reason is "none".
@@ -186,7 +186,7 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)

@@ -68,7 +68,7 @@ fn not_after(path: &Path, leaf: &CertificateDer) -> Result<i64, TlsError> {
 /// The identities a certificate speaks for: its DNS subject alternative names and its subject
 /// common name, lower-cased. Used to recognise dialers by client certificate and to say who
 /// made an admin change.
-pub fn cert_names(der: &[u8]) -> Vec<String> {
+pub(crate) fn cert_names(der: &[u8]) -> Vec<String> {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
         return vec![];
     };
@@ -170,8 +170,8 @@ pub struct Reloadable<F, C> {
     load: Loader<F, C>,
 }
 
-pub type ServerTls = Reloadable<ServerFiles, ServerConfig>;
-pub type ClientTls = Reloadable<ClientFiles, ClientConfig>;
+pub(crate) type ServerTls = Reloadable<ServerFiles, ServerConfig>;
+pub(crate) type ClientTls = Reloadable<ClientFiles, ClientConfig>;
 
 impl ServerTls {
     pub fn load(files: ServerFiles) -> Result<Arc<ServerTls>, TlsError> {
@@ -197,7 +197,7 @@ impl<F, C> Reloadable<F, C> {
     }
 
     /// The configuration for the next connection (existing connections keep theirs).
-    pub fn current(&self) -> Arc<C> {
+    pub(crate) fn current(&self) -> Arc<C> {
         self.current.load_full()
     }
 }
@@ -211,7 +211,7 @@ pub struct TlsSet {
 }
 
 impl TlsSet {
-    pub fn roles(&self) -> Vec<(&'static str, &dyn ReloadTls)> {
+    pub(crate) fn roles(&self) -> Vec<(&'static str, &dyn ReloadTls)> {
         let mut v: Vec<(&'static str, &dyn ReloadTls)> = Vec::new();
         if let Some(t) = &self.sip {
             v.push(("sip", &**t));
@@ -227,7 +227,7 @@ impl TlsSet {
 }
 
 /// What the reload path needs of a TLS configuration, whatever its side.
-pub trait ReloadTls {
+pub(crate) trait ReloadTls {
     /// Re-read the files; on any error the configuration in service stays.
     fn reload(&self) -> Result<(), TlsError>;
     /// Unix seconds when the certificate we present expires (0: none presented).

@@ -45,7 +45,7 @@ pub async fn serve(
     };
 }
 
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -89,7 +89,7 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
 }
 
 /// JSON for the lists a decision used (also used by `/readyz`).
-pub fn lists_json(app: &App) -> Value {
+pub(crate) fn lists_json(app: &App) -> Value {
     let lists = app.lists.current();
     let now = app.clock.now();
     let (fresh, age, why) = app.gate.rules().policy.national_status(&lists, now);
@@ -144,7 +144,7 @@ async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
 }
 
 /// Describe a decision for people: verdict, reasons with text, what SIP answer it would get.
-pub fn decision_json(app: &App, input: &str, d: &Decision) -> Value {
+pub(crate) fn decision_json(app: &App, input: &str, d: &Decision) -> Value {
     let reasons: Vec<Value> = d
         .reasons
         .iter()

@@ -14,7 +14,7 @@ use tokio_rustls::server::TlsStream;
 /// The caller of an admin request: its address and, with mutual TLS, the first name its
 /// client certificate carries.
 #[derive(Clone, Debug)]
-pub struct AdminPeer {
+pub(crate) struct AdminPeer {
     pub addr: SocketAddr,
     pub cert: Option<Arc<str>>,
 }
@@ -40,7 +40,7 @@ const MAX_HANDSHAKES: usize = 64;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections whose TLS handshake is complete, in the order they completed.
-pub struct HttpsListener {
+pub(crate) struct HttpsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, AdminPeer)>,
     local: SocketAddr,
 }

@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-pub fn line_hash(line: &[u8]) -> String {
+pub(crate) fn line_hash(line: &[u8]) -> String {
     crate::lists::snapshot::hex(&Sha256::digest(line))
 }
 
 /// Finish a serialized JSON object (`{...}`) with the chain link. Returns the new head.
-pub fn link(line: &mut Vec<u8>, prev: &str) -> String {
+pub(crate) fn link(line: &mut Vec<u8>, prev: &str) -> String {
     debug_assert_eq!(line.last(), Some(&b'}'));
     line.pop();
     if line.len() > 1 {
@@ -45,7 +45,7 @@ pub fn audit_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Where the chain stands when the writer starts.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Recovered {
+pub(crate) struct Recovered {
     pub head: String,
     /// The newest file, if any, and whether its last line is a seal.
     pub file: Option<PathBuf>,
@@ -57,7 +57,7 @@ pub struct Recovered {
 /// Read the tail of the newest audit file to find the chain head. A final line without its
 /// newline is a write torn by a crash (never fsynced as a whole): it is cut off and counted.
 /// Empty files (created just before a crash) are skipped.
-pub fn recover(dir: &Path) -> std::io::Result<Recovered> {
+pub(crate) fn recover(dir: &Path) -> std::io::Result<Recovered> {
     let mut torn_bytes = 0;
     for path in audit_files(dir)?.into_iter().rev() {
         let mut f = OpenOptions::new().read(true).write(true).open(&path)?;

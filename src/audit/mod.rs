@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Everything the record needs, captured on the hot path without formatting.
-pub struct AuditEvent {
+pub(crate) struct AuditEvent {
     pub seq: u64,
     pub instance: Arc<str>,
     pub ts: DateTime<Utc>,
@@ -80,21 +80,21 @@ pub struct AuditWriter {
 }
 
 impl AuditSink {
-    pub fn next_seq(&self) -> u64 {
+    pub(crate) fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// The id a decision is known by, in the audit record and the `X-Callgate-Decision` header.
-    pub fn decision_id(&self, seq: u64) -> String {
+    pub(crate) fn decision_id(&self, seq: u64) -> String {
         decision_id(&self.instance, seq)
     }
 
-    pub fn instance_arc(&self) -> Arc<str> {
+    pub(crate) fn instance_arc(&self) -> Arc<str> {
         self.instance.clone()
     }
 
     /// Queue a record; waits (and counts) when the queue is full rather than dropping it.
-    pub fn submit(&self, ev: AuditEvent) {
+    pub(crate) fn submit(&self, ev: AuditEvent) {
         self.metrics.audit_queue_depth.inc();
         match self.tx.try_send(Msg::Record(Box::new(ev))) {
             Ok(()) => {}
@@ -508,7 +508,7 @@ struct Record<'a> {
 }
 
 /// Serialize one record (on the writer thread).
-pub fn write_record(out: &mut Vec<u8>, ev: &AuditEvent) {
+pub(crate) fn write_record(out: &mut Vec<u8>, ev: &AuditEvent) {
     let d = &ev.decision;
     let service;
     let rec = Record {

@@ -197,7 +197,7 @@ impl Filter {
     }
 }
 
-pub const CSV_COLUMNS: &[&str] = &[
+pub(crate) const CSV_COLUMNS: &[&str] = &[
     "id",
     "ts",
     "call_id",

@@ -81,7 +81,7 @@ impl Compliance {
 
     /// Swap in reloaded rules; calls being decided finish with the old ones. The policy says
     /// how long frequency-cap counters must be kept, so the store learns it here.
-    pub fn set_rules(&self, rules: Rules) {
+    pub(crate) fn set_rules(&self, rules: Rules) {
         self.state
             .caps
             .set_retain_secs(rules.policy.longest_cap_secs());

@@ -25,7 +25,7 @@ use crate::number::E164;
 #[cfg(not(target_endian = "little"))]
 compile_error!("the snapshot layout is little-endian; big-endian hosts are not supported");
 
-pub const NPA_MIN: u64 = 200;
+pub(crate) const NPA_MIN: u64 = 200;
 pub const BLOCKS: usize = 800 * 800;
 /// A bitmap container: 10,000 bits in `u16` words. Arrays are always shorter.
 pub const BITMAP_LEN: usize = 625;
@@ -92,7 +92,7 @@ fn index_words() -> usize {
 impl CompactSet {
     /// Adopt a body buffer (from a snapshot file) after checking every structural invariant the
     /// lookup relies on, so a corrupt file can never make `contains` lie or panic.
-    pub fn from_words(words: HugeBuf<u64>) -> Result<CompactSet, LayoutError> {
+    pub(crate) fn from_words(words: HugeBuf<u64>) -> Result<CompactSet, LayoutError> {
         let have = words.len();
         if have < HEADER_WORDS {
             return Err(LayoutError::Truncated {
@@ -206,7 +206,7 @@ impl CompactSet {
     }
 
     /// Every member in the NANP block space, ascending, without allocating.
-    pub fn for_each_in_blocks(&self, mut f: impl FnMut(u64)) {
+    pub(crate) fn for_each_in_blocks(&self, mut f: impl FnMut(u64)) {
         for b in 0..BLOCKS {
             let c = self.block(b);
             let base = join(b, 0);
@@ -227,11 +227,11 @@ impl CompactSet {
     }
 
     /// Members in the NANP block space (all but the side array).
-    pub fn len_in_blocks(&self) -> usize {
+    pub(crate) fn len_in_blocks(&self) -> usize {
         self.entries - self.other_len
     }
 
-    pub fn has_other(&self) -> bool {
+    pub(crate) fn has_other(&self) -> bool {
         self.other_len > 0
     }
 
@@ -250,7 +250,7 @@ impl CompactSet {
         v
     }
 
-    pub fn builder(&self) -> SetBuilder {
+    pub(crate) fn builder(&self) -> SetBuilder {
         let mut b = SetBuilder::new();
         for blk in 0..BLOCKS {
             let c = self.block(blk);

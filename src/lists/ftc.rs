@@ -8,14 +8,14 @@ use crate::number::E164;
 use std::io::BufRead;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     Add,
     Delete,
 }
 
 /// What a file is expected to hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileRole {
+pub(crate) enum FileRole {
     /// One number per line; a change flag is an error (a full list cannot delete).
     Full,
     /// Every line carries an add or delete flag.
@@ -23,7 +23,7 @@ pub enum FileRole {
 }
 
 /// One number of a full list (any accepted form), as E.164 digits.
-pub fn parse_full_line(line: &[u8]) -> Option<u64> {
+pub(crate) fn parse_full_line(line: &[u8]) -> Option<u64> {
     parse_line(line, FileRole::Full).map(|(n, _)| n)
 }
 
@@ -104,7 +104,7 @@ mod smallvec_free {
         len: usize,
     }
     impl<'a> Fields<'a> {
-        pub fn as_slice(&self) -> &[&'a [u8]] {
+        pub(crate) fn as_slice(&self) -> &[&'a [u8]] {
             &self.items[..self.len]
         }
     }
@@ -128,7 +128,7 @@ mod smallvec_free {
 
 /// Read every line of `reader`, calling `f` with each number (E.164 as `u64`) and its
 /// operation. Returns the count of number lines. Stops at the first bad line.
-pub fn read_lines<R: BufRead>(
+pub(crate) fn read_lines<R: BufRead>(
     file: &str,
     mut reader: R,
     role: FileRole,

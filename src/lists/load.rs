@@ -68,7 +68,7 @@ pub struct ManifestEntry {
     pub first_seen: Option<PathBuf>,
 }
 
-pub const SAMPLE_MARKER: &str = "sample-data";
+pub(crate) const SAMPLE_MARKER: &str = "sample-data";
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest, ListError> {
@@ -142,7 +142,7 @@ pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
         .map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc())
 }
 
-pub fn load_entry(
+pub(crate) fn load_entry(
     data_dir: &Path,
     e: &ManifestEntry,
     now: DateTime<Utc>,
@@ -249,7 +249,7 @@ impl FileStamp {
 }
 
 /// Parse a whole list file held in memory (see `ftc` for the accepted forms).
-pub fn parse_numbers(file: &str, bytes: &[u8]) -> Result<Vec<u64>, ListError> {
+pub(crate) fn parse_numbers(file: &str, bytes: &[u8]) -> Result<Vec<u64>, ListError> {
     let mut out = Vec::with_capacity(bytes.len() / 11);
     super::ftc::read_lines(file, bytes, super::ftc::FileRole::Full, |n, _| out.push(n))?;
     Ok(out)
@@ -258,7 +258,7 @@ pub fn parse_numbers(file: &str, bytes: &[u8]) -> Result<Vec<u64>, ListError> {
 /// A wireless list: numbers (any full-list form), and NPA-NXX (6 digits: 10,000 numbers) or
 /// NPA-NXX-X (7 digits: 1,000 numbers) blocks, as carriers' line-type data comes. The compact
 /// set stores a whole block as one bitmap.
-pub fn parse_with_blocks(file: &str, bytes: &[u8]) -> Result<Vec<u64>, ListError> {
+pub(crate) fn parse_with_blocks(file: &str, bytes: &[u8]) -> Result<Vec<u64>, ListError> {
     let mut out = Vec::new();
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let line = super::ftc::trim(raw);

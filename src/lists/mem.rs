@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 
 const HUGE: usize = 2 << 20;
 
-pub struct HugeBuf<T: bytemuck::Pod> {
+pub(crate) struct HugeBuf<T: bytemuck::Pod> {
     ptr: NonNull<T>,
     len: usize,
     map_len: usize,
@@ -21,7 +21,7 @@ unsafe impl<T: bytemuck::Pod + Sync> Sync for HugeBuf<T> {}
 
 impl<T: bytemuck::Pod> HugeBuf<T> {
     /// `len` zeroed elements. Panics only if the system is out of address space.
-    pub fn zeroed(len: usize) -> HugeBuf<T> {
+    pub(crate) fn zeroed(len: usize) -> HugeBuf<T> {
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
             .expect("size overflow");
@@ -67,12 +67,6 @@ impl<T: bytemuck::Pod> HugeBuf<T> {
             len,
             map_len,
         }
-    }
-
-    pub fn from_slice(s: &[T]) -> HugeBuf<T> {
-        let mut b = Self::zeroed(s.len());
-        b.copy_from_slice(s);
-        b
     }
 }
 

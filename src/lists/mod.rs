@@ -141,7 +141,7 @@ impl LoadedList {
 impl LoadedList {
     /// An entry not yet in force: it first appeared less than `effective_after_days` ago.
     /// Entries without a known first appearance are in force (the safe side).
-    pub fn pending(&self, n: E164, now: DateTime<Utc>) -> bool {
+    pub(crate) fn pending(&self, n: E164, now: DateTime<Utc>) -> bool {
         match (self.meta.effective_after_days, &self.meta.first_seen) {
             (Some(days), Some(seen)) => seen
                 .get(&n.as_u64())
@@ -194,9 +194,9 @@ struct Prefilter {
 }
 
 /// Lists beyond this are probed whenever bit 31 (`OVERFLOW`) is set in the block's mask.
-pub const PREFILTERED_LISTS: usize = 31;
+pub(crate) const PREFILTERED_LISTS: usize = 31;
 const OVERFLOW: u32 = 1 << 31;
-pub const MAX_LISTS: usize = 64;
+pub(crate) const MAX_LISTS: usize = 64;
 
 impl Prefilter {
     fn build(lists: &[LoadedList]) -> Prefilter {
@@ -318,7 +318,7 @@ impl ListSet {
             .find(|l| l.meta.kind == ListKind::National)
     }
 
-    pub fn national_unavailable(&self) -> bool {
+    pub(crate) fn national_unavailable(&self) -> bool {
         self.unavailable
             .iter()
             .any(|u| u.kind == ListKind::National)
@@ -378,7 +378,7 @@ impl ListStore {
 
     /// The lists in service. Cheap: an atomic load, no lock.
     #[inline]
-    pub fn current(&self) -> arc_swap::Guard<Arc<ListSet>> {
+    pub(crate) fn current(&self) -> arc_swap::Guard<Arc<ListSet>> {
         self.current.load()
     }
 

@@ -21,11 +21,11 @@ pub trait NumberSet: Send + Sync {
 const BLOCK_WORDS: usize = 8;
 const K: u32 = 6;
 /// 10 bits per key: ~1% false positives (each costs one exact probe), 312 MB at 250 M keys.
-pub const BITS_PER_KEY: usize = 10;
+pub(crate) const BITS_PER_KEY: usize = 10;
 
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]
-pub struct Block([u64; BLOCK_WORDS]);
+pub(crate) struct Block([u64; BLOCK_WORDS]);
 
 pub struct BlockedBloom {
     blocks: HugeBuf<Block>,
@@ -70,7 +70,7 @@ impl BlockedBloom {
 
     /// Insert many keys, prefetching each key's cache line a few keys ahead: building a filter
     /// of 250 M keys is bound by memory latency, and this keeps several misses in flight.
-    pub fn inserter(&mut self) -> Inserter<'_> {
+    pub(crate) fn inserter(&mut self) -> Inserter<'_> {
         Inserter {
             bloom: self,
             ring: [(0, 0); AHEAD],
@@ -101,7 +101,7 @@ impl BlockedBloom {
 
 const AHEAD: usize = 16;
 
-pub struct Inserter<'a> {
+pub(crate) struct Inserter<'a> {
     bloom: &'a mut BlockedBloom,
     ring: [(usize, u64); AHEAD],
     n: usize,

@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::Path;
 
-pub const MAGIC: &[u8; 8] = b"CGSNAP\r\n";
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const MAGIC: &[u8; 8] = b"CGSNAP\r\n";
+pub(crate) const FORMAT_VERSION: u32 = 1;
 const HEADER: usize = 64;
 const MAX_META: usize = 1 << 20;
 
@@ -87,7 +87,7 @@ pub enum SnapshotError {
     Layout { file: String, source: LayoutError },
 }
 
-pub fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -100,7 +100,7 @@ fn padded_meta(meta: &SnapshotMeta) -> Vec<u8> {
 }
 
 /// Does the file start with the snapshot magic? (Manifest entries may name either form.)
-pub fn is_snapshot(path: &Path) -> bool {
+pub(crate) fn is_snapshot(path: &Path) -> bool {
     let mut magic = [0u8; 8];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut magic))

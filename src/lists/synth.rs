@@ -13,7 +13,7 @@ use std::io::Write;
 const NANPA_CSV: &str = include_str!("../../config/reference/nanpa_npa_report.csv");
 
 /// The 375 US geographic NPAs in service (from the embedded NANPA report).
-pub fn us_geographic_npas() -> Vec<u16> {
+pub(crate) fn us_geographic_npas() -> Vec<u16> {
     us_geographic_npa_states()
         .into_iter()
         .map(|(n, _)| n)
@@ -75,11 +75,6 @@ fn thousands_blocks(seed: u64) -> Vec<Thousands> {
         }
     }
     out
-}
-
-/// Numbers a generated registry can hold (assigned thousands-blocks x 1,000).
-pub fn capacity(seed: u64) -> u64 {
-    thousands_blocks(seed).len() as u64 * 1000
 }
 
 /// What to generate.
@@ -233,7 +228,7 @@ fn select(ranks: &[u64; 16], members: &[u64; 16], of_members: bool, out: &mut [u
 
 /// Writes FTC flat text: `NPANXXXXXX` (or `NPA,NXXXXXX`) per line; change lines as
 /// `NPANXXXXXX,<date>,A|D`.
-pub struct FtcWriter<W: Write> {
+pub(crate) struct FtcWriter<W: Write> {
     pub full: W,
     pub changes: Option<W>,
     pub new_full: Option<W>,

@@ -8,13 +8,13 @@ use serde::{Serialize, Serializer};
 use std::fmt;
 
 /// The NANPA area-code file and the multi-zone table as shipped (see `config/reference/README.md`).
-pub const EMBEDDED_NANPA: &str = include_str!("../../config/reference/nanpa_npa_report.csv");
-pub const EMBEDDED_MULTI_ZONE: &str =
+pub(crate) const EMBEDDED_NANPA: &str = include_str!("../../config/reference/nanpa_npa_report.csv");
+pub(crate) const EMBEDDED_MULTI_ZONE: &str =
     include_str!("../../config/reference/multi_timezone_npas.csv");
 
 /// The US states, DC and territories that have area codes. The index is the state's id in
 /// bitsets (`StateSet`).
-pub const STATES: [&str; 56] = [
+pub(crate) const STATES: [&str; 56] = [
     "AK", "AL", "AR", "AZ", "CA", "CO", "CT", "DC", "DE", "FL", "GA", "HI", "IA", "ID", "IL", "IN",
     "KS", "KY", "LA", "MA", "MD", "ME", "MI", "MN", "MO", "MS", "MT", "NC", "ND", "NE", "NH", "NJ",
     "NM", "NV", "NY", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VA", "VT", "WA",
@@ -113,7 +113,7 @@ pub enum Zone {
 }
 
 impl Zone {
-    pub const ALL: [Zone; 11] = [
+    pub(crate) const ALL: [Zone; 11] = [
         Zone::Eastern,
         Zone::Central,
         Zone::Mountain,
@@ -148,7 +148,7 @@ impl Zone {
     }
 
     /// An IANA name (as a CRM import gives it) to one of the zones callgate knows.
-    pub fn from_iana(name: &str) -> Option<Zone> {
+    pub(crate) fn from_iana(name: &str) -> Option<Zone> {
         let tz: Tz = name.trim().parse().ok()?;
         // Zones that behave like one of ours today (e.g. America/Indiana/Indianapolis).
         let probe = [
@@ -197,7 +197,7 @@ impl Zones {
             .into_iter()
             .filter(move |z| self.0 & (1 << *z as u8) != 0)
     }
-    pub fn single(z: Zone) -> Zones {
+    pub(crate) fn single(z: Zone) -> Zones {
         Zones(1 << z as u8)
     }
 }
@@ -235,7 +235,7 @@ pub struct NpaTable {
 }
 
 impl NpaTable {
-    pub fn embedded() -> NpaTable {
+    pub(crate) fn embedded() -> NpaTable {
         Self::parse("nanpa_npa_report.csv", EMBEDDED_NANPA, EMBEDDED_MULTI_ZONE)
             .expect("the shipped area-code files parse (checked by a test)")
     }

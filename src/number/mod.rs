@@ -25,7 +25,7 @@ impl E164 {
     }
 
     /// The NANP 10-digit national number (NPA-NXX-XXXX), if this is a +1 number.
-    pub fn nanp_national(self) -> Option<u64> {
+    pub(crate) fn nanp_national(self) -> Option<u64> {
         (10_000_000_000..20_000_000_000)
             .contains(&self.0)
             .then_some(self.0 - 10_000_000_000)

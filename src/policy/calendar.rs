@@ -18,16 +18,16 @@ pub struct Calendar {
 }
 
 impl Calendar {
-    pub fn covers(&self, year: i32) -> bool {
+    pub(crate) fn covers(&self, year: i32) -> bool {
         self.years.binary_search(&year).is_ok()
     }
 
-    pub fn years(&self) -> &[i32] {
+    pub(crate) fn years(&self) -> &[i32] {
         &self.years
     }
 
     /// Whether `date` is a holiday in any of `states`.
-    pub fn is_holiday(&self, date: NaiveDate, states: StateSet) -> bool {
+    pub(crate) fn is_holiday(&self, date: NaiveDate, states: StateSet) -> bool {
         match self.days.binary_search_by_key(&date, |d| d.0) {
             Ok(i) => self.days[i].1 .0 & states.0 != 0,
             Err(_) => false,
@@ -62,7 +62,7 @@ impl Calendar {
         Ok(cal)
     }
 
-    pub fn add_file(&mut self, file: &str, src: &str) -> Result<(), ConfigError> {
+    pub(crate) fn add_file(&mut self, file: &str, src: &str) -> Result<(), ConfigError> {
         let raw: RawYear = parse_toml(file, src)?;
         let fail = |key: &str, anchor: Option<&str>, m: String| {
             crate::config::error_at_key(file, src, anchor, key, m)

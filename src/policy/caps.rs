@@ -13,11 +13,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// The largest `calls` a cap may have: each key keeps its last MAX_CAP call times.
-pub const MAX_CAP: usize = 8;
+pub(crate) const MAX_CAP: usize = 8;
 const RECORD: usize = 24;
 
 /// (called number as E.164 digits, subject hash or 0 for per-number caps).
-pub type CapKey = (u64, u64);
+pub(crate) type CapKey = (u64, u64);
 
 #[derive(Clone, Copy, Default)]
 struct Ring {
@@ -113,7 +113,7 @@ impl CapStore {
         self.path.as_deref()
     }
 
-    pub fn set_retain_secs(&self, secs: u32) {
+    pub(crate) fn set_retain_secs(&self, secs: u32) {
         self.retain_secs.store(secs.max(1), Ordering::Relaxed);
     }
 
@@ -146,7 +146,7 @@ impl CapStore {
     }
 
     /// Drop keys whose newest call is older than the longest window. Returns how many.
-    pub fn sweep(&self, now: i64) -> usize {
+    pub(crate) fn sweep(&self, now: i64) -> usize {
         let before = self.map.len();
         let after = (now - self.retain_secs.load(Ordering::Relaxed) as i64).max(0) as u32;
         self.map.retain(|_, r| r.newest() > after);

@@ -67,7 +67,7 @@ impl ConsentRecord {
     }
 
     /// In force on `day` for this seller / campaign.
-    pub fn covers(
+    pub(crate) fn covers(
         &self,
         day: NaiveDate,
         seller: Option<&str>,
@@ -110,7 +110,7 @@ pub struct ConsentError {
 }
 
 impl ConsentInput {
-    pub fn validate(&self, seq: u64) -> Result<ConsentRecord, String> {
+    pub(crate) fn validate(&self, seq: u64) -> Result<ConsentRecord, String> {
         let number: E164 = self
             .number
             .trim()
@@ -167,7 +167,7 @@ impl ConsentInput {
 
 /// CSV with a header naming any of the `ConsentInput` fields (`number`, `type`, `captured`
 /// required). The whole file is refused if any row is bad, naming the line.
-pub fn parse_csv(name: &str, text: &str) -> Result<Vec<ConsentInput>, ConsentError> {
+pub(crate) fn parse_csv(name: &str, text: &str) -> Result<Vec<ConsentInput>, ConsentError> {
     let err = |line: usize, message: String| ConsentError {
         where_: format!("{name}:{line}"),
         message,

@@ -41,7 +41,7 @@ pub enum CallerId {
 }
 
 impl CallerId {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             CallerId::Number(n) if n.as_u64() == 0 => "(any number; not given)".into(),
             CallerId::Number(n) => n.to_string(),
@@ -70,7 +70,7 @@ pub struct Campaigns {
 }
 
 impl Campaigns {
-    pub fn from_config(
+    pub(crate) fn from_config(
         file: &str,
         src: &str,
         cfg: &CampaignsConfig,
@@ -146,7 +146,7 @@ impl Campaigns {
         self.list.iter().find(|c| &*c.id == id)
     }
 
-    pub fn default_campaign(&self) -> &Arc<Campaign> {
+    pub(crate) fn default_campaign(&self) -> &Arc<Campaign> {
         &self.list[self.default]
     }
 

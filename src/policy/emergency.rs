@@ -90,7 +90,7 @@ impl Emergency {
         self.apply(c).map_err(anyhow::Error::msg)
     }
 
-    pub fn current(&self) -> Closed {
+    pub(crate) fn current(&self) -> Closed {
         let states = StateSet(self.states.load(Ordering::Acquire));
         Closed {
             states: states.iter().map(|s| s.code().to_string()).collect(),
@@ -99,14 +99,14 @@ impl Emergency {
     }
 
     #[inline]
-    pub fn npa_closed(&self, npa: u16) -> bool {
+    pub(crate) fn npa_closed(&self, npa: u16) -> bool {
         let n = npa as usize % 1024;
         self.npas[n / 64].load(Ordering::Relaxed) & (1 << (n % 64)) != 0
     }
 
     /// Whether any of `states` is closed.
     #[inline]
-    pub fn any_closed(&self, states: StateSet) -> bool {
+    pub(crate) fn any_closed(&self, states: StateSet) -> bool {
         self.states.load(Ordering::Relaxed) & states.0 != 0
     }
 }

@@ -140,7 +140,7 @@ impl Serialize for Context<'_> {
 }
 
 /// The audit record's compact list of checks: `id=outcome[:reason]`.
-pub struct AuditChecks<'a>(pub &'a Decision);
+pub(crate) struct AuditChecks<'a>(pub &'a Decision);
 
 impl Serialize for AuditChecks<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

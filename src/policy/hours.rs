@@ -63,7 +63,7 @@ pub fn check(h: &Hours, cal: &Calendar, states: StateSet, local: NaiveDateTime) 
 
 /// The earliest time at or after `now` when every hours rule that applies is inside its window
 /// in every candidate zone; None if not found within two weeks.
-pub fn next_open(
+pub(crate) fn next_open(
     book: &RuleBook,
     place: &Place,
     set: StateSet,

@@ -201,7 +201,7 @@ pub struct Policy {
 }
 
 /// The shipped area-code table, parsed once.
-pub fn npa_table() -> Arc<NpaTable> {
+pub(crate) fn npa_table() -> Arc<NpaTable> {
     static T: std::sync::OnceLock<Arc<NpaTable>> = std::sync::OnceLock::new();
     T.get_or_init(|| Arc::new(NpaTable::embedded())).clone()
 }
@@ -225,7 +225,7 @@ impl Policy {
     }
 
     /// The longest cap window of the rules (how long counters must be kept).
-    pub fn longest_cap_secs(&self) -> u32 {
+    pub(crate) fn longest_cap_secs(&self) -> u32 {
         self.rules
             .rules
             .iter()
@@ -292,7 +292,7 @@ impl Policy {
 
     /// A list without a download date (an internal list) is never stale; one with a date is
     /// fresh for `max_age_days` after it.
-    pub fn list_fresh(&self, l: &LoadedList, now: DateTime<Utc>) -> bool {
+    pub(crate) fn list_fresh(&self, l: &LoadedList, now: DateTime<Utc>) -> bool {
         match self.stale_at(l) {
             Stale::Never => true,
             Stale::At(t) => now <= t,
@@ -317,7 +317,7 @@ impl Policy {
     }
 
     /// When the national list and the earliest other list go stale, cached per list generation.
-    pub fn stale_times(&self, lists: &ListSet) -> StaleTimes {
+    pub(crate) fn stale_times(&self, lists: &ListSet) -> StaleTimes {
         let key = self.cfg.national_max_age_days;
         if let Some((k, t)) = lists.stale_cache.get() {
             if *k == key {
@@ -345,7 +345,7 @@ impl Policy {
     }
 
     /// Freshness of the national list right now: (is fresh, age in seconds if known, why not).
-    pub fn national_status(
+    pub(crate) fn national_status(
         &self,
         lists: &ListSet,
         now: DateTime<Utc>,

@@ -48,7 +48,7 @@ impl ConsentKind {
 pub struct Bits(pub u8);
 
 impl Bits {
-    pub const ALL: Bits = Bits(0xff);
+    pub(crate) const ALL: Bits = Bits(0xff);
     pub fn has(self, i: u8) -> bool {
         self.0 & (1 << i) != 0
     }
@@ -58,7 +58,7 @@ impl Bits {
 }
 
 /// A day's window in local minutes since midnight, `open..close`; `None` = no calls that day.
-pub type DayWindow = Option<(u16, u16)>;
+pub(crate) type DayWindow = Option<(u16, u16)>;
 
 #[derive(Clone, Debug)]
 pub struct Hours {
@@ -70,7 +70,7 @@ pub struct Hours {
     pub holiday: Option<DayWindow>,
 }
 
-pub const WHOLE_DAY: DayWindow = Some((0, 24 * 60));
+pub(crate) const WHOLE_DAY: DayWindow = Some((0, 24 * 60));
 
 #[derive(Clone, Debug)]
 pub enum RuleKind {
@@ -117,7 +117,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub fn applies_to(&self, purpose: Purpose, method: CallMethod) -> bool {
+    pub(crate) fn applies_to(&self, purpose: Purpose, method: CallMethod) -> bool {
         self.purposes.has(purpose as u8) && self.methods.has(method as u8)
     }
 }
@@ -131,7 +131,7 @@ pub struct ConsentDefaults {
 }
 
 /// At most this many rules (they are indexed by a u128 bitmask).
-pub const MAX_RULES: usize = 128;
+pub(crate) const MAX_RULES: usize = 128;
 
 pub struct RuleBook {
     pub rules: Vec<Rule>,
@@ -148,7 +148,7 @@ pub struct RuleBook {
 
 impl RuleBook {
     /// The rules that concern a number in `states` (no state: not a US number, no rules).
-    pub fn mask_for(&self, states: StateSet) -> u128 {
+    pub(crate) fn mask_for(&self, states: StateSet) -> u128 {
         if states.is_empty() {
             return 0;
         }
@@ -367,7 +367,7 @@ fn bits<T>(
 }
 
 /// "HH:MM-HH:MM" (24:00 allowed as an end) or "closed".
-pub fn parse_window(s: &str) -> Result<DayWindow, String> {
+pub(crate) fn parse_window(s: &str) -> Result<DayWindow, String> {
     let s = s.trim();
     if s.eq_ignore_ascii_case("closed") {
         return Ok(None);

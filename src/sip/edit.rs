@@ -15,7 +15,7 @@ struct Op {
 }
 
 /// Collects splices against one message.
-pub struct Splicer<'m> {
+pub(crate) struct Splicer<'m> {
     msg: &'m Message,
     ops: Vec<Op>,
     text: Vec<u8>,
@@ -77,7 +77,7 @@ impl<'m> Splicer<'m> {
 }
 
 /// An extra header for a generated response.
-pub struct ExtraHeader<'a> {
+pub(crate) struct ExtraHeader<'a> {
     pub name: &'a str,
     pub value: &'a [u8],
 }
@@ -85,7 +85,7 @@ pub struct ExtraHeader<'a> {
 /// Build a response to `req` as RFC 3261 section 8.2.6 says: Via, From, To, Call-ID and CSeq
 /// copied (verbatim, so compact forms and parameters survive), a To tag added when the request
 /// had none (except for 100), no body.
-pub fn build_response(
+pub(crate) fn build_response(
     req: &Message,
     status: u16,
     phrase: &str,

@@ -8,7 +8,7 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 use std::sync::OnceLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     In,
     Out,
 }
@@ -71,7 +71,7 @@ impl SipMetrics {
 
     /// Count a SIP message; `status` is None for requests.
     #[inline]
-    pub fn count_sip(&self, dir: Direction, method: Method, status: Option<u16>) {
+    pub(crate) fn count_sip(&self, dir: Direction, method: Method, status: Option<u16>) {
         let slot = status
             .map(|s| (s.clamp(100, 699) - 99) as usize)
             .unwrap_or(0);

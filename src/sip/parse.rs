@@ -22,7 +22,7 @@ impl Span {
             end: end as u32,
         }
     }
-    pub fn range(self) -> std::ops::Range<usize> {
+    pub(crate) fn range(self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
     }
     pub fn len(self) -> usize {
@@ -53,7 +53,7 @@ pub enum Method {
 }
 
 impl Method {
-    pub fn from_bytes(b: &[u8]) -> Method {
+    pub(crate) fn from_bytes(b: &[u8]) -> Method {
         match b {
             b"INVITE" => Method::Invite,
             b"ACK" => Method::Ack,
@@ -95,7 +95,7 @@ impl Method {
         }
     }
 
-    pub const ALL: [Method; 15] = [
+    pub(crate) const ALL: [Method; 15] = [
         Method::Invite,
         Method::Ack,
         Method::Bye,
@@ -225,7 +225,7 @@ fn bad_response(kind: &'static str, detail: &'static str) -> ParseError {
     }
 }
 
-pub const MAX_HEADERS: usize = 128;
+pub(crate) const MAX_HEADERS: usize = 128;
 
 /// A parsed message: the buffer plus where everything is.
 #[derive(Clone, Debug)]
@@ -244,7 +244,7 @@ pub struct Message {
 
 /// Where the header section ends: returns (offset of the blank line, offset of the body).
 /// Accepts bare LF line ends as well as CRLF, because some dialers send them.
-pub fn find_headers_end(b: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn find_headers_end(b: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\n' {
@@ -302,7 +302,7 @@ impl Message {
 
     /// Parse ignoring Content-Length problems (body = the rest): used only to find the headers
     /// needed to answer 400 to a request whose framing is broken.
-    pub fn parse_lenient(buf: Bytes) -> Result<Message, ParseError> {
+    pub(crate) fn parse_lenient(buf: Bytes) -> Result<Message, ParseError> {
         Self::parse_inner(buf, false)
     }
 
@@ -420,7 +420,7 @@ impl Message {
         &self.buf[s.range()]
     }
 
-    pub fn is_request(&self) -> bool {
+    pub(crate) fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
     }
 
@@ -449,7 +449,7 @@ impl Message {
         self.headers.iter().find(|h| h.name == name)
     }
 
-    pub fn header_value(&self, name: HeaderName) -> Option<&[u8]> {
+    pub(crate) fn header_value(&self, name: HeaderName) -> Option<&[u8]> {
         self.header(name).map(|h| self.bytes(h.value))
     }
 
@@ -474,11 +474,11 @@ impl Message {
             .flat_map(move |h| CommaSplit::new(&self.buf, h.value))
     }
 
-    pub fn top_via(&self) -> Option<Via> {
+    pub(crate) fn top_via(&self) -> Option<Via> {
         self.vias().next().and_then(|s| Via::parse(&self.buf, s))
     }
 
-    pub fn max_forwards(&self) -> Option<Result<u8, ()>> {
+    pub(crate) fn max_forwards(&self) -> Option<Result<u8, ()>> {
         let v = self.header_value(HeaderName::MaxForwards)?;
         Some(
             parse_u64(v)
@@ -495,13 +495,9 @@ impl Message {
         name_addr_param(v, b"tag")
     }
 
-    pub fn body_bytes(&self) -> &[u8] {
-        self.bytes(self.body)
-    }
-
     /// The whole message as received up to the end of the body (drops trailing octets after
     /// Content-Length in a datagram).
-    pub fn wire_len(&self) -> usize {
+    pub(crate) fn wire_len(&self) -> usize {
         self.body.end as usize
     }
 
@@ -638,16 +634,16 @@ pub struct ValidRequest<'m> {
 
 impl ValidRequest<'_> {
     /// An initial request: no To tag yet.
-    pub fn is_initial(&self) -> bool {
+    pub(crate) fn is_initial(&self) -> bool {
         self.msg.tag(HeaderName::To).is_none()
     }
 }
 
-pub fn memchr(c: u8, b: &[u8]) -> Option<usize> {
+pub(crate) fn memchr(c: u8, b: &[u8]) -> Option<usize> {
     b.iter().position(|x| *x == c)
 }
 
-pub fn trim_slice(b: &[u8]) -> &[u8] {
+pub(crate) fn trim_slice(b: &[u8]) -> &[u8] {
     let (s, e) = trim(b, 0, b.len());
     &b[s..e]
 }
@@ -708,7 +704,7 @@ fn parse_start_line(b: &[u8], s: usize, e: usize) -> Result<StartLine, ParseErro
 }
 
 /// Iterates the comma-separated values of a header, respecting quotes and angle brackets.
-pub struct CommaSplit<'a> {
+pub(crate) struct CommaSplit<'a> {
     b: &'a [u8],
     pos: usize,
     end: usize,
@@ -864,7 +860,7 @@ impl Via {
 }
 
 /// host [":" port], host possibly an IPv6 reference `[..]`.
-pub fn split_host_port(b: &[u8]) -> Option<(&[u8], Option<u16>)> {
+pub(crate) fn split_host_port(b: &[u8]) -> Option<(&[u8], Option<u16>)> {
     if b.first() == Some(&b'[') {
         let close = memchr(b']', b)?;
         let host = &b[..=close];
@@ -898,7 +894,7 @@ pub fn split_host_port(b: &[u8]) -> Option<(&[u8], Option<u16>)> {
 
 /// Find the URI inside a name-addr (`"Name" <uri>;params`) or addr-spec (`uri;params`) value.
 /// Returns the URI slice.
-pub fn name_addr_uri(v: &[u8]) -> &[u8] {
+pub(crate) fn name_addr_uri(v: &[u8]) -> &[u8] {
     if let Some(lt) = find_unquoted(v, b'<') {
         let rest = &v[lt + 1..];
         let gt = memchr(b'>', rest).unwrap_or(rest.len());
@@ -925,7 +921,7 @@ fn find_unquoted(v: &[u8], c: u8) -> Option<usize> {
 }
 
 /// A header parameter of a name-addr value (after the `>` or the addr-spec).
-pub fn name_addr_param<'a>(v: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+pub(crate) fn name_addr_param<'a>(v: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let params = match find_unquoted(v, b'<') {
         Some(lt) => {
             let gt = memchr(b'>', &v[lt..])? + lt;
@@ -948,7 +944,7 @@ pub fn name_addr_param<'a>(v: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 /// Syntax check of To/From/Contact values where RFC 4475 shows real-world breakage:
 /// unbalanced quotes, unquoted display names with separators, spaces inside `<...>`, and an
 /// addr-spec carrying `?` headers or `,` outside angle brackets.
-pub fn valid_name_addr(v: &[u8]) -> bool {
+pub(crate) fn valid_name_addr(v: &[u8]) -> bool {
     let v = trim_slice(v);
     if v.is_empty() {
         return false;
@@ -997,7 +993,7 @@ pub fn valid_name_addr(v: &[u8]) -> bool {
 impl Message {
     /// The value of the first header with this (long-form) name that the parser does not
     /// classify (`X-Callgate-Campaign`, `Privacy`...), case-insensitive.
-    pub fn other_header(&self, name: &[u8]) -> Option<&[u8]> {
+    pub(crate) fn other_header(&self, name: &[u8]) -> Option<&[u8]> {
         self.headers
             .iter()
             .filter(|h| h.name == HeaderName::Other)
@@ -1040,7 +1036,7 @@ abcdEXTRA";
         );
         assert_eq!(m.call_id(), b"c1");
         assert_eq!(m.cseq(), Some((1, Method::Invite)));
-        assert_eq!(m.body_bytes(), b"abcd");
+        assert_eq!(m.bytes(m.body), b"abcd");
         assert!(m.validate_request().is_ok());
     }
 

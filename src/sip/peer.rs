@@ -16,7 +16,7 @@ pub enum Transport {
 
 impl Transport {
     /// A transport named in SIP (a Via's protocol, a URI's `transport=`), any case.
-    pub fn from_token(t: &[u8]) -> Option<Transport> {
+    pub(crate) fn from_token(t: &[u8]) -> Option<Transport> {
         [Transport::Udp, Transport::Tcp, Transport::Tls]
             .into_iter()
             .find(|x| t.eq_ignore_ascii_case(x.lower().as_bytes()))
@@ -117,7 +117,7 @@ pub enum Side {
 }
 
 /// IPv4-mapped IPv6 addresses (from dual-stack sockets) compare as IPv4.
-pub fn normalize_ip(ip: IpAddr) -> IpAddr {
+pub(crate) fn normalize_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

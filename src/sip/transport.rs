@@ -23,14 +23,14 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     TooLarge,
     BadContentLength,
 }
 
 /// Take one complete message off the front of a stream buffer, if there is one. Leading CRLFs
 /// (keep-alives, RFC 5626) are skipped. A missing Content-Length on a stream means no body.
-pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
+pub(crate) fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
     let skip = buf
         .iter()
         .take_while(|c| **c == b'\r' || **c == b'\n')
@@ -72,7 +72,7 @@ pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, Frame
     Ok(Some(buf.split_to(total).freeze()))
 }
 
-pub struct SipIo {
+pub(crate) struct SipIo {
     udp: Option<Arc<UdpSocket>>,
     conns: DashMap<SocketAddr, mpsc::Sender<Bytes>>,
     proxy: Arc<Proxy>,
@@ -85,7 +85,7 @@ pub struct SipIo {
 }
 
 /// TLS toward dialers (the listener's certificate) and toward the upstream (what we trust).
-pub struct TlsSides {
+pub(crate) struct TlsSides {
     pub server: Option<Arc<ServerTls>>,
     pub client: Option<Arc<ClientTls>>,
     /// The upstream's address and the name its certificate must carry.
@@ -95,7 +95,7 @@ pub struct TlsSides {
 
 /// Bounds on what one peer can hold.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub max_message: usize,
     /// A TCP connection with no bytes for this long is closed.
     pub idle: Duration,

@@ -92,17 +92,17 @@ impl<'a> Uri<'a> {
 
     /// The value of a uri-parameter (`transport`, `lr`, `user`, ...); `Some(b"")` for a
     /// parameter without value.
-    pub fn param(&self, name: &[u8]) -> Option<&'a [u8]> {
+    pub(crate) fn param(&self, name: &[u8]) -> Option<&'a [u8]> {
         param_in(self.params, name)
     }
 
-    pub fn is_sip(&self) -> bool {
+    pub(crate) fn is_sip(&self) -> bool {
         matches!(self.scheme, Scheme::Sip | Scheme::Sips)
     }
 }
 
 /// Look up `name` in a `;`-separated parameter list.
-pub fn param_in<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+pub(crate) fn param_in<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     for p in params.split(|c| *c == b';') {
         let (n, v) = match memchr(b'=', p) {
             Some(eq) => (trim_slice(&p[..eq]), trim_slice(&p[eq + 1..])),

@@ -118,7 +118,7 @@ impl Proxy {
     }
 
     /// Swap in reloaded settings; messages already being handled finish with the old ones.
-    pub fn set_access(&self, access: Access) {
+    pub(crate) fn set_access(&self, access: Access) {
         self.admission.set_access(access);
     }
 
@@ -134,18 +134,18 @@ impl Proxy {
 
     /// Forget transactions older than the transaction timeout (64*T1 by default), and idle
     /// sources' rate buckets.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         let open = self.txns.sweep(self.s.tx_timeout);
         self.admission.sweep();
         self.metrics.transactions.set(open as i64);
     }
 
     /// A TLS connection from `addr` presented a verified certificate naming `names`.
-    pub fn tls_peer_connected(&self, addr: SocketAddr, names: Vec<String>) {
+    pub(crate) fn tls_peer_connected(&self, addr: SocketAddr, names: Vec<String>) {
         self.admission.tls_peer_connected(addr, names);
     }
 
-    pub fn tls_peer_closed(&self, addr: SocketAddr) {
+    pub(crate) fn tls_peer_closed(&self, addr: SocketAddr) {
         self.admission.tls_peer_closed(addr);
     }
 

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Instructions per call of a whole callgate process (every thread, user space), counted by
+# callgrind under a sipp load: repeatable on a noisy machine, unlike CPU seconds. Two runs
+# with different call counts; their difference over the difference in calls removes start-up
+# and shutdown. The kernel's share (sockets, wake-ups) is not counted: benches/load.sh
+# measures that.
+#
+#   benches/instructions.sh [BIN] [CALLS_A] [CALLS_B]   defaults: target/release/callgate 500 1500
+#
+# To compare two builds, run it with each binary (e.g. a worktree of the previous main).
+# Calls at 100/s (callgrind slows callgate ~50x); loopback only; needs valgrind and sipp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-target/release/callgate}
+A=${2:-500}
+B=${3:-1500}
+command -v valgrind >/dev/null || { echo "valgrind missing: apt-get install -y valgrind" >&2; exit 1; }
+command -v sipp >/dev/null || { echo "sipp missing: apt-get install -y sip-tester" >&2; exit 1; }
+[ "$BIN" != target/release/callgate ] || cargo build --release -q
+UAS=27080; CG=27060; ADMIN=27081
+WORK=$(mktemp -d)
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  pkill -f "sipp -sn uas -i 127.0.0.1 -p $UAS" || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+python3 - "$WORK/numbers.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("SEQUENTIAL\n")
+    for i in range(2000):
+        f.write(f"415{2000000 + i * 37 % 7999999:07d}\n")
+PY
+timeout 900 sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -bg > /dev/null 2>&1 || true
+
+count() { # $1 = calls; prints the process's instruction count
+  local run="$WORK/run-$1"
+  mkdir -p "$run/var"
+  cat > "$run/callgate.toml" <<TOML
+[sip]
+listen = "127.0.0.1:$CG"
+[upstream]
+address = "127.0.0.1:$UAS"
+[lists]
+data_dir = "$PWD/config/sample-data"
+optout_journal = "$run/var/optouts.jsonl"
+consent_journal = "$run/var/consent.jsonl"
+caps_journal = "$run/var/caps.bin"
+emergency_file = "$run/var/emergency.json"
+[audit]
+dir = "$run/var/audit"
+[admin]
+listen = "127.0.0.1:$ADMIN"
+[log]
+level = "warn"
+TOML
+  # 19:00 UTC: inside the sample numbers' calling window whatever the hour.
+  CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" valgrind --tool=callgrind \
+    --callgrind-out-file="$run/callgrind.out" "$BIN" run --config "$run/callgate.toml" 2> "$run/log" &
+  local pid=$!
+  for _ in $(seq 1 120); do
+    curl -sf "http://127.0.0.1:$ADMIN/readyz" > /dev/null 2>&1 && break
+    sleep 0.5
+  done
+  timeout 600 sipp -sf tests/sipp/uac_allow.xml -inf "$WORK/numbers.csv" "127.0.0.1:$CG" -i 127.0.0.1 \
+    -p 27900 -m "$1" -r 100 -l 2000 -timeout 500s -recv_timeout 10000 -nostdin > /dev/null 2>&1 \
+    || echo "sipp reported failed calls ($1 calls)" >&2
+  kill -TERM "$pid"
+  wait "$pid" || true
+  grep -E "I +refs" "$run/log" | tail -1 | awk '{gsub(",", "", $NF); print $NF}'
+}
+
+IA=$(count "$A")
+IB=$(count "$B")
+echo "$BIN: $IA instructions for $A calls, $IB for $B calls: $(( (IB - IA) / (B - A) )) per call"
