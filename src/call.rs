@@ -186,6 +186,19 @@ impl Verdict {
     pub fn forwards(self) -> bool {
         self != Verdict::Blocked
     }
+
+    pub const ALL: [Verdict; 5] = [
+        Verdict::Allowed,
+        Verdict::Blocked,
+        Verdict::Emergency,
+        Verdict::Inbound,
+        Verdict::WouldBlock,
+    ];
+
+    /// The verdict named as in the records (`allowed`, `would_block`...).
+    pub fn parse(s: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.as_str() == s)
+    }
 }
 
 impl<'de> Deserialize<'de> for Reason {

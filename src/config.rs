@@ -463,19 +463,27 @@ fn locate(src: &str, offset: usize) -> (usize, usize, String) {
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
     let column = offset - line_start + 1;
     let this_line = src[line_start..].lines().next().unwrap_or("");
+    let header = |l: &str| {
+        l.trim()
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_string()
+    };
+    // An error on a `[table]` line is about that table (a misspelled `[dialer]`).
+    if this_line.trim_start().starts_with('[') {
+        return (line, column, header(this_line));
+    }
     let mut table = String::new();
     for l in before[..line_start].lines().rev() {
         let t = l.trim();
         if t.starts_with('[') {
-            table = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            table = header(t);
             break;
         }
     }
     let key = match this_line.split_once('=') {
-        Some((k, _)) if !this_line.trim_start().starts_with('[') => {
-            k.trim().trim_matches('"').to_string()
-        }
-        _ => String::new(),
+        Some((k, _)) => k.trim().trim_matches('"').to_string(),
+        None => String::new(),
     };
     let path = match (table.is_empty(), key.is_empty()) {
         (true, _) => key,
@@ -864,5 +872,15 @@ mod tests {
         let c = Config::from_str_named("x.toml", text).unwrap();
         assert_eq!(c.campaign[0].purpose, Purpose::Marketing);
         assert_eq!(c.campaign[0].method, CallMethod::Autodialed);
+    }
+
+    #[test]
+    fn a_misspelled_table_is_named_as_the_key() {
+        let text = "[upstream]\naddress = \"127.0.0.1:5070\"\n\n[dialer]\nallow = []\n";
+        let e = Config::from_str_named("x.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:4:"), "{e}");
+        assert!(e.contains("key `dialer`: unknown field `dialer`"), "{e}");
     }
 }

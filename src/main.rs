@@ -18,8 +18,9 @@ use std::path::PathBuf;
 INVITE has its called number extracted and checked against the configured Do-Not-Call lists; \
 allowed calls are forwarded untouched, blocked calls get a final response (603 Decline by default) \
 with Reason and Warning headers, and every decision is written to the audit log.\n\n\
-Without --config, the built-in default (the repository's config/callgate.toml, SAMPLE lists in \
-config/sample-data) is used: run from the repository root."
+Without --config, config/callgate.toml in the working directory is read (the repository's, with \
+SAMPLE lists in config/sample-data: run from the repository root); where there is none, a built-in \
+copy of it. The log says which at start."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,7 +29,8 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct Common {
-    /// Configuration file (TOML). Default: the built-in sample configuration.
+    /// Configuration file (TOML). Default: config/callgate.toml in the working directory if
+    /// there is one, else the built-in copy of it (sample lists).
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Override lists.data_dir (where lists.toml and the list files are).
@@ -76,9 +78,11 @@ struct CheckArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the proxy until SIGTERM/SIGINT. SIGHUP reloads the lists.
+    /// Run the proxy until SIGTERM/SIGINT. SIGHUP reloads the configuration file, the lists
+    /// and the certificates.
     Run(RunArgs),
     /// Print what would happen right now to a call to NUMBER, from the same config and lists.
+    /// Exits 0 when the call would be forwarded, 1 when it would be blocked, 2 on an error.
     Check(CheckArgs),
     /// Build and inspect list snapshots (offline; a running callgate picks them up on reload).
     Lists {
@@ -101,27 +105,30 @@ enum AuditCmd {
         paths: Vec<PathBuf>,
     },
     /// Write the records that match, as JSON lines (default) or CSV, to standard output.
-    Export {
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// From this time on (RFC 3339 or YYYY-MM-DD, UTC).
-        #[arg(long)]
-        from: Option<String>,
-        /// Before this time.
-        #[arg(long)]
-        to: Option<String>,
-        /// Called number, in any form (+1 212 555 0143, 2125550143...).
-        #[arg(long)]
-        number: Option<String>,
-        #[arg(long)]
-        campaign: Option<String>,
-        /// allowed, blocked, emergency or inbound.
-        #[arg(long)]
-        verdict: Option<String>,
-        /// json (one record per line, as logged) or csv.
-        #[arg(long, default_value = "json")]
-        format: String,
-    },
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// From this time on (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long)]
+    from: Option<String>,
+    /// Up to this time (exclusive), or through this day (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    to: Option<String>,
+    /// Called number, in any form (+1 212 555 0143, 2125550143...).
+    #[arg(long)]
+    number: Option<String>,
+    #[arg(long)]
+    campaign: Option<String>,
+    /// allowed, blocked, would_block, emergency or inbound.
+    #[arg(long)]
+    verdict: Option<String>,
+    /// json (one record per line, as logged) or csv.
+    #[arg(long, default_value = "json")]
+    format: String,
 }
 
 #[derive(Subcommand)]
@@ -188,8 +195,34 @@ fn parse_kind(s: &str) -> Result<callgate::lists::ListKind, String> {
         .map_err(|_| format!("`{s}`: expected national, state, internal or custom"))
 }
 
-fn load_config(common: &Common) -> anyhow::Result<Config> {
-    let mut cfg = match &common.config {
+/// Where the configuration comes from: `--config`, else `config/callgate.toml` in the working
+/// directory (so that editing the repository's file takes effect), else the built-in copy of
+/// that file.
+const WORKING_DIR_CONFIG: &str = "config/callgate.toml";
+
+struct Loaded {
+    cfg: Config,
+    /// The file to re-read on SIGHUP; `None` for the built-in default.
+    path: Option<PathBuf>,
+    /// Said at start: which configuration is in use and why.
+    source: String,
+}
+
+fn load_config(common: &Common) -> anyhow::Result<Loaded> {
+    let (path, source) = match &common.config {
+        Some(p) => (Some(p.clone()), format!("{} (--config)", p.display())),
+        None if std::path::Path::new(WORKING_DIR_CONFIG).is_file() => (
+            Some(PathBuf::from(WORKING_DIR_CONFIG)),
+            format!(
+                "{WORKING_DIR_CONFIG} (found in the working directory; --config names another)"
+            ),
+        ),
+        None => (
+            None,
+            format!("the built-in default (a copy of {WORKING_DIR_CONFIG}; no such file here)"),
+        ),
+    };
+    let mut cfg = match &path {
         Some(p) => Config::from_file(p)?,
         None => {
             Config::from_str_named("<built-in default config/callgate.toml>", EMBEDDED_DEFAULT)?
@@ -198,7 +231,7 @@ fn load_config(common: &Common) -> anyhow::Result<Config> {
     if let Some(d) = &common.data_dir {
         cfg.lists.data_dir = d.clone();
     }
-    Ok(cfg)
+    Ok(Loaded { cfg, path, source })
 }
 
 fn init_logging(level: &str) {
@@ -210,17 +243,30 @@ fn init_logging(level: &str) {
         .init();
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
-        Cmd::Run(args) => run_cmd(args),
+/// Exit statuses: 0 done (and for `check`: the call would be forwarded), 1 a negative answer
+/// (`check`: the call would be blocked; `audit verify`: the chain is broken), 2 an error.
+fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().cmd {
+        Cmd::Run(args) => run_cmd(args).map(|()| 0),
         Cmd::Check(args) => check_cmd(args),
-        Cmd::Lists { cmd } => lists_cmd(cmd),
-        Cmd::Audit { cmd } => audit_cmd(cmd),
+        Cmd::Lists { cmd } => lists_cmd(cmd).map(|()| 0),
+        Cmd::Audit { cmd } => audit_cmd(cmd).map(|()| 0),
+    };
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            std::process::ExitCode::from(2)
+        }
     }
 }
 
 fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
-    let mut cfg = load_config(&args.common)?;
+    let Loaded {
+        mut cfg,
+        path,
+        source,
+    } = load_config(&args.common)?;
     if let Some(a) = args.sip_listen {
         cfg.sip.listen = a;
     }
@@ -234,18 +280,20 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     init_logging(&cfg.log.level);
-    if args.common.config.is_none() {
+    tracing::info!("configuration: {source}");
+    if path.is_none() {
         tracing::warn!(
             "running on the BUILT-IN DEFAULT configuration with SAMPLE lists: not for production"
         );
     }
-    run(cfg, args.common.config)
+    run(cfg, path)
 }
 
-fn check_cmd(args: CheckArgs) -> anyhow::Result<()> {
-    let cfg = load_config(&args.common)?;
+/// Prints the decision; returns the exit status: 0 forwarded, 1 blocked.
+fn check_cmd(args: CheckArgs) -> anyhow::Result<u8> {
+    let cfg = load_config(&args.common)?.cfg;
     init_logging("warn");
-    let clock = callgate::clock::system();
+    let clock = clock_from_env()?;
     let lists = ListStore::open(&cfg.lists, clock.clone()).context("loading lists")?;
     let policy = Policy::new(&cfg)?;
     let normalizer = Normalizer::new(&cfg.numbers.strip_prefixes, &cfg.numbers.service_codes);
@@ -275,10 +323,10 @@ fn check_cmd(args: CheckArgs) -> anyhow::Result<()> {
             "checks": callgate::policy::explain::checks(&d),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+    } else {
+        print_check(&args.number, &d, &lists, now);
     }
-    print_check(&args.number, &d, &lists, now);
-    Ok(())
+    Ok(if d.verdict.forwards() { 0 } else { 1 })
 }
 
 /// The human summary of `callgate check`.
@@ -416,51 +464,70 @@ fn audit_cmd(cmd: AuditCmd) -> anyhow::Result<()> {
                 }
             }
         }
-        AuditCmd::Export {
-            paths,
-            from,
-            to,
-            number,
-            campaign,
-            verdict,
-            format,
-        } => {
-            let date = |s: Option<String>, what: &str| -> anyhow::Result<_> {
-                s.map(|s| {
-                    callgate::lists::load::parse_date(&s).ok_or_else(|| {
-                        anyhow::anyhow!("--{what} `{s}`: expected RFC 3339 or YYYY-MM-DD")
-                    })
-                })
-                .transpose()
-            };
-            let number = number
-                .map(|n| {
-                    n.parse::<callgate::number::E164>()
-                        .map(|e| e.to_string())
-                        .map_err(|e| anyhow::anyhow!("--number `{n}`: {e}"))
-                })
-                .transpose()?;
-            let csv = match format.as_str() {
-                "json" => false,
-                "csv" => true,
-                f => anyhow::bail!("--format `{f}`: expected json or csv"),
-            };
-            let filter = verify::Filter {
-                from: date(from, "from")?,
-                to: date(to, "to")?,
-                number,
-                campaign,
-                verdict,
-            };
-            let files = verify::expand(&paths)?;
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            let n = verify::export(&files, &filter, csv, &mut out)?;
-            std::io::Write::flush(&mut out)?;
-            eprintln!("{n} records exported");
-            Ok(())
-        }
+        AuditCmd::Export(args) => export_cmd(args),
     }
+}
+
+/// `callgate audit export`: the records the filters keep, as JSON lines or CSV.
+fn export_cmd(args: ExportArgs) -> anyhow::Result<()> {
+    use callgate::audit::verify;
+    let ExportArgs {
+        paths,
+        from,
+        to,
+        number,
+        campaign,
+        verdict,
+        format,
+    } = args;
+    let date = |s: Option<String>, what: &str| -> anyhow::Result<_> {
+        s.map(|s| {
+            callgate::lists::load::parse_date(&s)
+                .ok_or_else(|| anyhow::anyhow!("--{what} `{s}`: expected RFC 3339 or YYYY-MM-DD"))
+        })
+        .transpose()
+    };
+    let number = number
+        .map(|n| {
+            n.parse::<callgate::number::E164>()
+                .map(|e| e.to_string())
+                .map_err(|e| anyhow::anyhow!("--number `{n}`: {e}"))
+        })
+        .transpose()?;
+    let csv = match format.as_str() {
+        "json" => false,
+        "csv" => true,
+        f => anyhow::bail!("--format `{f}`: expected json or csv"),
+    };
+    let verdict = verdict
+        .map(|v| {
+            callgate::call::Verdict::parse(&v).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--verdict `{v}`: expected allowed, blocked, would_block, emergency or inbound"
+                )
+            })
+        })
+        .transpose()?;
+    // A day given alone is taken whole: `--to 2026-12-01` includes that day.
+    let day_only = to.as_deref().is_some_and(|t| t.trim().len() == 10);
+    let to = date(to, "to")?.map(|t| match day_only {
+        true => t + chrono::Duration::days(1),
+        false => t,
+    });
+    let filter = verify::Filter {
+        from: date(from, "from")?,
+        to,
+        number,
+        campaign,
+        verdict,
+    };
+    let files = verify::expand(&paths)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let n = verify::export(&files, &filter, csv, &mut out)?;
+    std::io::Write::flush(&mut out)?;
+    eprintln!("{n} records exported");
+    Ok(())
 }
 
 fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -477,7 +544,10 @@ fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading the configuration, the lists and the TLS certificates");
+                    match &config_path {
+                        Some(p) => tracing::info!(file = %p.display(), "SIGHUP: reloading the configuration, the lists and the TLS certificates"),
+                        None => tracing::info!("SIGHUP: reloading the lists and the TLS certificates (the built-in default configuration has no file to re-read)"),
+                    }
                     let (a, path) = (app.clone(), config_path.clone());
                     let _ = tokio::task::spawn_blocking(move || {
                         // An error keeps the running configuration (and is logged and audited).

@@ -2,6 +2,7 @@
 
 mod common;
 use common::*;
+use std::io::{Read, Write};
 
 #[test]
 fn optout_is_honoured_by_the_next_invite() {
@@ -208,4 +209,60 @@ fn audit_log_is_flushed_on_shutdown() {
     h.stop();
     let lines = audit_lines(&h.dir.join("audit"));
     assert!(lines.iter().any(|r| r["call_id"] == "shutdown-1"));
+}
+
+/// What `curl -d '{...}'` sends: a JSON body labelled as a form.
+fn post_as_curl_does(h: &Harness, path: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(h.run().admin_addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, resp.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+#[test]
+fn an_optout_posted_as_curl_posts_it_is_recorded() {
+    let h = Harness::start();
+    let (status, body) = post_as_curl_does(&h, "/v1/optouts", r#"{"number":"+1 212 555 0100"}"#);
+    assert_eq!(status, 201, "{body}");
+    assert!(body.contains("+12125550100"), "{body}");
+}
+
+#[test]
+fn an_optout_with_an_unknown_field_is_refused_saying_which_and_records_nothing() {
+    let h = Harness::start();
+    let (status, body) = h.http(
+        "POST",
+        "/v1/optouts",
+        r#"{"number":"+12125550100","sorce":"x"}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("unknown field `sorce`"), "{e}");
+    assert!(h.run().app.lists.optouts.is_empty());
+}
+
+#[test]
+fn an_optout_body_of_the_wrong_shape_is_described_not_named_by_its_rust_type() {
+    let h = Harness::start();
+    let (status, body) = h.http("POST", "/v1/optouts", r#""+12125550100""#);
+    assert_eq!(status, 400, "{body}");
+    assert!(!body.contains("OptOutBody"), "{body}");
+    assert!(body.contains("an object with `number`"), "{body}");
+}
+
+#[test]
+fn a_check_without_a_number_is_answered_in_json() {
+    let h = Harness::start();
+    let (status, body) = h.http("GET", "/v1/check", "");
+    assert_eq!(status, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+    assert!(v["error"].as_str().unwrap().contains("number"), "{body}");
 }

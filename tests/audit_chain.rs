@@ -146,7 +146,7 @@ fn export_keeps_only_the_records_asked_for() {
     let mut out = Vec::new();
     let filter = Filter {
         number: Some("+12125550143".into()),
-        verdict: Some("blocked".into()),
+        verdict: Some(callgate::call::Verdict::Blocked),
         ..Filter::default()
     };
     let n = export(&files(&h), &filter, true, &mut out).unwrap();

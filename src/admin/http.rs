@@ -181,8 +181,12 @@ pub(crate) fn decision_json(app: &App, input: &str, d: &Decision) -> Value {
 /// `GET /v1/check?number=...&at=...&campaign=...&call_type=...&caller_id=...`
 async fn check(
     State(app): State<Arc<App>>,
-    Query(q): Query<crate::policy::CheckRequest>,
+    q: Result<Query<crate::policy::CheckRequest>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
     match app.gate.check(&q) {
         Ok(d) => Json(decision_json(&app, &q.number, &d)).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
@@ -190,10 +194,23 @@ async fn check(
 }
 
 #[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an object with `number` and an optional `source`"
+)]
 struct OptOutBody {
     number: String,
     #[serde(default)]
     source: Option<String>,
+}
+
+/// A JSON request body, whatever its Content-Type says (the README's curl sends none): the
+/// error says what was wrong, in JSON.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| {
+        let why = format!("the body is not the JSON expected: {e}");
+        Box::new(error(StatusCode::BAD_REQUEST, why))
+    })
 }
 
 /// An error answer: `{"error": "..."}` with the status.
@@ -215,11 +232,11 @@ fn who(app: &App, peer: &AdminPeer) -> String {
 async fn add_optout(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<AdminPeer>,
-    body: Result<Json<OptOutBody>, axum::extract::rejection::JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Response {
-    let Json(body) = match body {
+    let body: OptOutBody = match json_body(&body) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(answer) => return *answer,
     };
     let n: E164 = match body.number.parse() {
         Ok(n) => n,
@@ -404,11 +421,11 @@ async fn get_emergency(State(app): State<Arc<App>>) -> Response {
 async fn set_emergency(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<AdminPeer>,
-    body: Result<Json<crate::policy::emergency::Closed>, axum::extract::rejection::JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Response {
-    let Json(closed) = match body {
+    let closed: crate::policy::emergency::Closed = match json_body(&body) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(answer) => return *answer,
     };
     let app2 = app.clone();
     let c2 = closed.clone();

@@ -2,6 +2,7 @@
 //! chain, and filter records for an auditor.
 
 use super::chain::{audit_files, line_hash, GENESIS};
+use crate::call::Verdict;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -173,12 +174,21 @@ pub struct Filter {
     /// E.164 with `+`, compared with `called_e164`.
     pub number: Option<String>,
     pub campaign: Option<String>,
-    pub verdict: Option<String>,
+    pub verdict: Option<Verdict>,
+}
+
+/// A field of a record: top level, except the campaign, which is part of the call's policy
+/// context.
+fn field<'r>(r: &'r serde_json::Value, k: &str) -> Option<&'r serde_json::Value> {
+    match k {
+        "campaign" => r.get("policy").and_then(|p| p.get("campaign")),
+        k => r.get(k),
+    }
 }
 
 impl Filter {
     fn keeps(&self, r: &serde_json::Value) -> bool {
-        let s = |k: &str| r.get(k).and_then(|v| v.as_str());
+        let s = |k: &str| field(r, k).and_then(|v| v.as_str());
         let ts = s("ts").and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
         self.from.is_none_or(|f| ts.is_some_and(|t| t >= f))
             && self.to.is_none_or(|to| ts.is_some_and(|t| t < to))
@@ -192,8 +202,7 @@ impl Filter {
                 .is_none_or(|c| s("campaign") == Some(c))
             && self
                 .verdict
-                .as_deref()
-                .is_none_or(|v| s("verdict") == Some(v))
+                .is_none_or(|v| s("verdict") == Some(v.as_str()))
     }
 }
 
@@ -238,6 +247,8 @@ fn csv_row(r: &serde_json::Value) -> String {
                         .join(" ")
                 })
                 .unwrap_or_default(),
+            // The record leaves it out unless it is true.
+            "fail_open" => (r.get("fail_open").and_then(|v| v.as_bool()) == Some(true)).to_string(),
             "lists_hit" => lists
                 .map(|l| {
                     l.iter()
@@ -261,7 +272,7 @@ fn csv_row(r: &serde_json::Value) -> String {
                         .join(" ")
                 })
                 .unwrap_or_default(),
-            k => match r.get(k) {
+            k => match field(r, k) {
                 None | Some(serde_json::Value::Null) => String::new(),
                 Some(serde_json::Value::String(s)) => s.clone(),
                 Some(v) => v.to_string(),

@@ -1,0 +1,142 @@
+//! The command line's exit statuses, which scripts (and a guarded reload) rely on.
+
+mod common;
+
+use common::Kill;
+use std::process::Command;
+
+fn check(number: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["check", number])
+        // Inside the sample numbers' calling window, whatever the hour the test runs.
+        .env("CALLGATE_FAKE_NOW", "2026-11-24T19:00:00Z")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_exits_0_when_the_call_would_be_forwarded() {
+    let out = check("4155550100");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verdict:  allowed"));
+}
+
+#[test]
+fn check_exits_1_when_the_call_would_be_blocked() {
+    let out = check("2125550143");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verdict:  blocked"));
+}
+
+#[test]
+fn an_error_exits_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args([
+            "check",
+            "--config",
+            "/nonexistent/callgate.toml",
+            "4155550100",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/callgate.toml"));
+}
+
+/// A working directory holding a copy of the repository's `config/`, its ports moved to
+/// loopback ones free now, and `edit` applied to its `config/callgate.toml`.
+fn working_dir(edit: impl Fn(String) -> String) -> (tempfile::TempDir, std::net::SocketAddr) {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(std::path::Path::new("config"), &tmp.path().join("config"));
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let path = tmp.path().join("config/callgate.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("listen = \"0.0.0.0:5060\"", "listen = \"127.0.0.1:0\"")
+        .replace(
+            "listen = \"127.0.0.1:8080\"",
+            &format!("listen = \"{admin}\""),
+        );
+    std::fs::write(&path, edit(text)).unwrap();
+    (tmp, admin)
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn without_config_the_working_directorys_config_callgate_toml_is_read() {
+    let (dir, _) = working_dir(|t| t.replace("[sip]", "[sip]\nlisen = 1"));
+    let out = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["check", "4155550100"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config/callgate.toml:8:"), "{err}");
+    assert!(err.contains("sip.lisen"), "{err}");
+}
+
+#[test]
+fn run_names_the_file_in_use_and_sighup_rereads_it() {
+    let (dir, admin) = working_dir(|t| t);
+    let log = dir.path().join("callgate.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .arg("run")
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let child = Kill(child);
+    let get = |path: &str| -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(admin).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut r = String::new();
+        s.read_to_string(&mut r).ok()?;
+        Some(r)
+    };
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !what() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                std::fs::read_to_string(&log).unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for(&|| get("/healthz").is_some());
+    let started = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        started.contains("configuration: config/callgate.toml (found in the working directory"),
+        "{started}"
+    );
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGHUP) };
+    let reloaded = || {
+        get("/metrics")
+            .is_some_and(|m| m.contains("callgate_config_reloads_total{result=\"ok\"} 1"))
+    };
+    wait_for(&reloaded);
+}
