@@ -245,3 +245,28 @@ fn negative_control_a_listed_number_fails_the_allow_scenario() {
         0
     );
 }
+
+#[test]
+fn listed_numbers_are_rejected_for_their_list() {
+    let (_carrier, cg, work) = setup();
+    assert_eq!(
+        dialer("uac_expect_dnc.xml", &BLOCKED, cg.sip, work.path()),
+        0,
+        "every listed number is rejected with a *_dnc reason"
+    );
+}
+
+#[test]
+fn negative_control_a_rejection_for_another_reason_fails_the_dnc_scenario() {
+    // `12345` is rejected as unparseable_number: a rejection, but not for a list.
+    let (_carrier, cg, work) = setup();
+    assert_ne!(
+        dialer("uac_expect_dnc.xml", &["12345"], cg.sip, work.path()),
+        0
+    );
+    assert_eq!(
+        dialer("uac_expect_reject.xml", &["12345"], cg.sip, work.path()),
+        0,
+        "it is rejected with a Reason all the same"
+    );
+}
