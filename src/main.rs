@@ -84,6 +84,11 @@ enum Cmd {
     /// Print what would happen right now to a call to NUMBER, from the same config and lists.
     /// Exits 0 when the call would be forwarded, 1 when it would be blocked, 2 on an error.
     Check(CheckArgs),
+    /// Check the configuration as a start or a reload would read it.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
     /// Build and inspect list snapshots (offline; a running callgate picks them up on reload).
     Lists {
         #[command(subcommand)]
@@ -106,6 +111,17 @@ enum AuditCmd {
     },
     /// Write the records that match, as JSON lines (default) or CSV, to standard output.
     Export(ExportArgs),
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Read the configuration, the rules and calendars, the lists and the certificates exactly
+    /// as a start or a reload would; print every error (file, line, key) and exit 1, or print
+    /// what is in use and exit 0. Guards a reload: `callgate config check && kill -HUP ...`.
+    Check {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(clap::Args)]
@@ -249,6 +265,9 @@ fn main() -> std::process::ExitCode {
     let result = match Cli::parse().cmd {
         Cmd::Run(args) => run_cmd(args).map(|()| 0),
         Cmd::Check(args) => check_cmd(args),
+        Cmd::Config {
+            cmd: ConfigCmd::Check { common },
+        } => config_check(&common),
         Cmd::Lists { cmd } => lists_cmd(cmd).map(|()| 0),
         Cmd::Audit { cmd } => audit_cmd(cmd).map(|()| 0),
     };
@@ -287,6 +306,31 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     run(cfg, path)
+}
+
+/// `callgate config check`: 0 when a start would succeed, 1 with every error printed.
+fn config_check(common: &Common) -> anyhow::Result<u8> {
+    let loaded = match load_config(common) {
+        Ok(l) => l,
+        Err(e) => {
+            println!("{e:#}");
+            return Ok(1);
+        }
+    };
+    let errors = callgate::server::check(&loaded.cfg, clock_from_env()?.now());
+    for e in &errors {
+        println!("{e}");
+    }
+    match errors.len() {
+        0 => {
+            println!("OK: {}", loaded.source);
+            Ok(0)
+        }
+        n => {
+            println!("{n} error(s) in {}", loaded.source);
+            Ok(1)
+        }
+    }
 }
 
 /// Prints the decision; returns the exit status: 0 forwarded, 1 blocked.

@@ -163,6 +163,23 @@ fn spawn_cap_sweeper(state: Arc<PolicyState>, clock: SharedClock) {
         });
 }
 
+/// Every problem a start would meet besides the configuration file itself (which `cfg` has
+/// passed): the rules, calendars and campaigns, the lists, the certificates, the upstream's
+/// address. Opens no socket and writes nothing (`callgate config check`).
+pub fn check(cfg: &Config, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut note = |r: anyhow::Result<()>| {
+        if let Err(e) = r {
+            errors.push(format!("{e:#}"));
+        }
+    };
+    note(live_settings(cfg).map(|_| ()));
+    note(load_certificates(cfg).map(|_| ()));
+    note(resolve_upstream(cfg).map(|_| ()));
+    errors.extend(crate::lists::check(&cfg.lists, now));
+    errors
+}
+
 /// Build callgate from its configuration, then run it: the SIP thread and the admin thread.
 pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
     let built = build(cfg, clock)?;

@@ -2,7 +2,6 @@
 
 mod common;
 use common::*;
-use std::io::{Read, Write};
 
 #[test]
 fn optout_is_honoured_by_the_next_invite() {
@@ -213,17 +212,8 @@ fn audit_log_is_flushed_on_shutdown() {
 
 /// What `curl -d '{...}'` sends: a JSON body labelled as a form.
 fn post_as_curl_does(h: &Harness, path: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(h.run().admin_addr).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, resp.split_once("\r\n\r\n").unwrap().1.to_string())
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    http_with_headers(h.run().admin_addr, "POST", path, form, body).unwrap()
 }
 
 #[test]

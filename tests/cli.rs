@@ -140,3 +140,47 @@ fn run_names_the_file_in_use_and_sighup_rereads_it() {
     };
     wait_for(&reloaded);
 }
+
+fn config_check(dir: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["config", "check"])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn config_check_passes_the_shipped_configuration() {
+    let (dir, _) = working_dir(|t| t);
+    let out = config_check(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK: config/callgate.toml"));
+}
+
+#[test]
+fn config_check_prints_every_error_with_its_file_and_line_and_exits_1() {
+    let (dir, _) = working_dir(|t| t);
+    let rules = dir.path().join("config/rules.toml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let broken = text.replacen("all_days = \"08:00-21:00\"", "all_days = \"8-21\"", 1);
+    std::fs::write(&rules, broken).unwrap();
+    let list = dir.path().join("config/sample-data/national-dnc.txt");
+    std::fs::write(&list, "2125550143\nnot-a-number\n").unwrap();
+    let out = config_check(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("config/rules.toml:") && text.contains("all_days"),
+        "{text}"
+    );
+    assert!(text.contains("national-dnc.txt:2"), "{text}");
+    assert!(text.contains("2 error(s)"), "{text}");
+}
+
+#[test]
+fn config_check_names_a_broken_configuration_file() {
+    let (dir, _) = working_dir(|t| t.replace("[sip]", "[sip]\nlisen = 1"));
+    let out = config_check(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config/callgate.toml:8:"));
+}

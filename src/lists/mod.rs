@@ -355,6 +355,21 @@ pub struct ListStore {
     reload_lock: Mutex<()>,
 }
 
+/// Every problem a start or a reload would meet in the lists: the manifest, then each list
+/// file (`callgate config check`). Reads the files and writes nothing.
+pub fn check(cfg: &ListsConfig, now: DateTime<Utc>) -> Vec<String> {
+    let manifest = match Manifest::load(&cfg.data_dir.join(&cfg.manifest)) {
+        Ok(m) => m,
+        Err(e) => return vec![e.to_string()],
+    };
+    manifest
+        .entries
+        .iter()
+        .filter_map(|e| load::load_entry(&cfg.data_dir, e, now).err())
+        .map(|e| e.to_string())
+        .collect()
+}
+
 impl ListStore {
     /// Load the manifest and every list. A list that fails to load is recorded as unavailable
     /// (and fails calls closed, by policy) rather than stopping the proxy; a manifest or opt-out
