@@ -213,12 +213,13 @@ impl App {
                 .with_label_values(&[u.id.0.as_ref()])
                 .set(1);
         }
-        let (fresh, _, _) = self.gate.rules().policy.national_status(&lists, now);
+        let policy = &self.gate.rules().policy;
+        let (fresh, _, _) = policy.national_status(&lists, now);
         m.national_fresh.set(fresh as i64);
         for l in &lists.lists {
             m.list_fresh
                 .with_label_values(&[l.meta.id.0.as_ref()])
-                .set(self.gate.rules().policy.list_fresh(l, now) as i64);
+                .set(policy.list_fresh(l, now) as i64);
         }
         m.optouts_entries.set(self.lists.optouts.len() as i64);
     }

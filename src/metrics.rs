@@ -7,14 +7,6 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-const VERDICTS: [Verdict; 5] = [
-    Verdict::WouldBlock,
-    Verdict::Allowed,
-    Verdict::Blocked,
-    Verdict::Emergency,
-    Verdict::Inbound,
-];
-
 pub struct Metrics {
     pub registry: Registry,
     decision_handles: Vec<IntCounter>, // [verdict][reason or none]
@@ -84,7 +76,7 @@ impl Metrics {
             &["verdict", "reason"],
         );
         let mut decision_handles = Vec::new();
-        for v in VERDICTS {
+        for v in Verdict::ALL {
             for reason in Reason::ALL.iter().map(|r| r.code()).chain(["none"]) {
                 decision_handles.push(decisions.with_label_values(&[v.as_str(), reason]));
             }
@@ -173,7 +165,7 @@ impl Metrics {
 
     #[inline]
     pub(crate) fn count_decision(&self, verdict: Verdict, reasons: Reasons) {
-        let v = VERDICTS.iter().position(|x| *x == verdict).unwrap_or(0);
+        let v = Verdict::ALL.iter().position(|x| *x == verdict).unwrap_or(0);
         // Reasons are declared in `Reason::ALL` order, so a discriminant is an index; the slot
         // after the last reason is "none".
         let primary = reasons

@@ -206,6 +206,8 @@ struct Sockets {
     admin: std::net::TcpListener,
     /// The SIP address (UDP and TCP share the port).
     sip: SocketAddr,
+    /// The TLS listener's address, with its port as bound.
+    tls_addr: Option<SocketAddr>,
 }
 
 fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
@@ -228,7 +230,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
     let (access, rules) = live_settings(&cfg)?;
     let state = Arc::new(open_policy_state(&cfg, &clock, flush)?);
     let sockets = bind_sockets(&cfg, &sip_metrics)?;
-    let tls_addr = sockets.tls.as_ref().map(|l| l.local_addr()).transpose()?;
+    let tls_addr = sockets.tls_addr;
     let tls_sides = tls_sides(&cfg, &tls, upstream, &upstream_host)?;
     let settings = proxy_settings(&cfg, sockets.sip, tls_addr, upstream, upstream_host);
     let gate = Arc::new(Compliance::new(
@@ -285,7 +287,7 @@ fn run(b: Built) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let sip_addr = b.sockets.sip;
     let tcp_addr = b.sockets.tcp.as_ref().map(|_| sip_addr);
-    let tls_addr = b.sockets.tls.as_ref().map(|l| l.local_addr()).transpose()?;
+    let tls_addr = b.sockets.tls_addr;
     let admin_addr = b.sockets.admin.local_addr()?;
     let (udp, tcp, tls) = (b.sockets.udp, b.sockets.tcp, b.sockets.tls);
     let (proxy, sip_metrics, limits, durable, tls_sides) = (
@@ -297,15 +299,16 @@ fn run(b: Built) -> anyhow::Result<Running> {
     );
     let rx = shutdown_rx.clone();
     let sip_thread = spawn_runtime_thread("sip", async move {
-        let udp = udp.map(tokio::net::UdpSocket::from_std).transpose();
-        let tcp = tcp.map(tokio::net::TcpListener::from_std).transpose();
-        let tls = tls.map(tokio::net::TcpListener::from_std).transpose();
-        let (udp, tcp, tls) = match (udp, tcp, tls) {
-            (Ok(u), Ok(t), Ok(l)) => (u.map(Arc::new), t, l),
-            (u, t, l) => {
-                let e = [u.err(), t.err(), l.err()].into_iter().flatten().next();
-                return tracing::error!(error = ?e, "SIP sockets could not join the runtime");
-            }
+        let joined = || -> std::io::Result<_> {
+            let listen = |l: Option<std::net::TcpListener>| {
+                l.map(tokio::net::TcpListener::from_std).transpose()
+            };
+            let udp = udp.map(tokio::net::UdpSocket::from_std).transpose()?;
+            Ok((udp.map(Arc::new), listen(tcp)?, listen(tls)?))
+        };
+        let (udp, tcp, tls) = match joined() {
+            Ok(s) => s,
+            Err(e) => return tracing::error!(error = %e, "SIP sockets could not join the runtime"),
         };
         let io = SipIo::new(udp, proxy, sip_metrics, limits, durable, tls_sides);
         io.run(tcp, tls, rx).await;
@@ -400,12 +403,14 @@ fn bind_sockets(cfg: &Config, metrics: &SipMetrics) -> anyhow::Result<Sockets> {
         .map(|addr| listen_tcp(addr, "tls.listen"))
         .transpose()?;
     let admin = listen_tcp(cfg.admin.listen, "admin.listen")?;
+    let tls_addr = tls.as_ref().map(|l| l.local_addr()).transpose()?;
     Ok(Sockets {
         udp,
         tcp,
         tls,
         admin,
         sip,
+        tls_addr,
     })
 }
 

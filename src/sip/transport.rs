@@ -182,7 +182,7 @@ impl SipIo {
                         r = sock.recv_from(&mut buf) => match r {
                             Ok((n, src)) => {
                                 if n > self.limits.max_message {
-                                    self.metrics.dropped.with_label_values(&["too_large"]).inc();
+                                    self.metrics.dropped("too_large");
                                     continue;
                                 }
                                 let data = Bytes::copy_from_slice(&buf[..n]);
@@ -215,7 +215,7 @@ impl SipIo {
                     Ok((stream, peer)) => {
                         // Connections still in their TLS handshake count against the limit.
                         if self.conns.len() >= self.limits.max_conns {
-                            self.metrics.dropped.with_label_values(&["tcp_connection_limit"]).inc();
+                            self.metrics.dropped("tcp_connection_limit");
                             continue;
                         }
                         // SIP messages are small and answered at once: no Nagle delay.
@@ -262,11 +262,11 @@ impl SipIo {
             Ok(Err((e, _socket))) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                 self.conns.remove(&peer);
-                return self.dropped("tls_handshake_failed");
+                return self.metrics.dropped("tls_handshake_failed");
             }
             Err(_) => {
                 self.conns.remove(&peer);
-                return self.dropped("tls_handshake_timeout");
+                return self.metrics.dropped("tls_handshake_timeout");
             }
         };
         let names = stream
@@ -280,10 +280,6 @@ impl SipIo {
         let (rd, wr) = tokio::io::split(stream);
         self.clone().run_conn(rd, wr, Peer::Tls(peer), rx).await;
         self.proxy.tls_peer_closed(peer);
-    }
-
-    fn dropped(&self, reason: &str) {
-        self.metrics.dropped.with_label_values(&[reason]).inc();
     }
 
     async fn run_conn<R, W>(
@@ -322,7 +318,7 @@ impl SipIo {
             match tokio::time::timeout(wait, rd.read_buf(&mut buf)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => break,
                 Err(_) => {
-                    self.metrics.dropped.with_label_values(&[why]).inc();
+                    self.metrics.dropped(why);
                     break;
                 }
                 Ok(Ok(_)) => {}

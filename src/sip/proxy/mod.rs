@@ -112,11 +112,6 @@ impl Proxy {
         }
     }
 
-    /// The SIP settings a reload may change (who may send, how fast).
-    pub fn access(&self) -> Arc<Access> {
-        self.admission.access()
-    }
-
     /// Swap in reloaded settings; messages already being handled finish with the old ones.
     pub(crate) fn set_access(&self, access: Access) {
         self.admission.set_access(access);
@@ -221,7 +216,7 @@ impl Proxy {
             Route::Forward(f) => f,
         };
         if v.max_forwards == Some(0) {
-            return self.refuse(&r, 483, out);
+            return self.refuse(&v, 483, src, out);
         }
         if method == Method::Invite && v.is_initial() {
             return self.on_new_invite(&r, &ruri, fwd, received, out);
@@ -247,18 +242,12 @@ impl Proxy {
     ) {
         if r.side == Side::Dialer && !self.admission.take_call_token(r.src.ip()) {
             self.metrics.rate_limited.inc();
-            return self.respond(r.msg(), 503, r.src, &[("Retry-After", b"1")], out);
+            return self.respond_503(r, b"1", out);
         }
         if self.draining.load(Ordering::Acquire) {
             self.metrics.drain_rejections.inc();
             let secs = self.admission.access().drain_retry_after_secs.to_string();
-            return self.respond(
-                r.msg(),
-                503,
-                r.src,
-                &[("Retry-After", secs.as_bytes())],
-                out,
-            );
+            return self.respond_503(r, secs.as_bytes(), out);
         }
         let call = NewCall {
             req: r.v,
@@ -313,6 +302,15 @@ impl Proxy {
                 to: r.src,
             },
         );
+    }
+
+    /// 503 with the time to retry after (rate limit, drain): dialers fail over or wait.
+    fn respond_503(&self, r: &Req<'_>, retry_after: &[u8], out: &mut Vec<Outgoing>) {
+        let retry = super::edit::ExtraHeader {
+            name: "Retry-After",
+            value: retry_after,
+        };
+        self.respond(r.msg(), 503, r.src, &[retry], out);
     }
 
     /// The id our branch carries for transaction `key` (hex after our prefix).

@@ -59,21 +59,17 @@ impl Proxy {
         });
     }
 
-    /// Answer `req` with `status` and extra header lines (name, value).
+    /// Answer `req` with `status` and extra header lines.
     pub(super) fn respond(
         &self,
         req: &Message,
         status: u16,
         src: Peer,
-        extra: &[(&str, &[u8])],
+        extra: &[ExtraHeader<'_>],
         out: &mut Vec<Outgoing>,
     ) {
         let method = req.method().unwrap_or(Method::Other);
-        let extra: Vec<ExtraHeader<'_>> = extra
-            .iter()
-            .map(|(name, value)| ExtraHeader { name, value })
-            .collect();
-        let r = build_response(req, status, status_phrase(status), Some("cg0"), &extra);
+        let r = build_response(req, status, status_phrase(status), Some("cg0"), extra);
         self.send_local(src, method, status, r, out);
     }
 
@@ -87,15 +83,25 @@ impl Proxy {
         out: &mut Vec<Outgoing>,
     ) {
         let w = format!("399 {} \"{why}\"", self.s.advertise_host);
-        self.respond(req, status, src, &[("Warning", w.as_bytes())], out);
+        let warning = ExtraHeader {
+            name: "Warning",
+            value: w.as_bytes(),
+        };
+        self.respond(req, status, src, &[warning], out);
     }
 
     /// A request refused with a bare status (an ACK is never answered: dropped).
-    pub(super) fn refuse(&self, r: &Req<'_>, status: u16, out: &mut Vec<Outgoing>) {
-        if r.v.method == Method::Ack {
+    pub(super) fn refuse(
+        &self,
+        v: &ValidRequest<'_>,
+        status: u16,
+        src: Peer,
+        out: &mut Vec<Outgoing>,
+    ) {
+        if v.method == Method::Ack {
             return self.metrics.dropped("invalid_ack");
         }
-        self.respond(r.msg(), status, r.src, &[], out)
+        self.respond(v.msg, status, src, &[], out)
     }
 
     /// A request from a source that may not send (within the stranger budget): 403.
@@ -164,24 +170,14 @@ impl Proxy {
         src: Peer,
         out: &mut Vec<Outgoing>,
     ) -> Option<Uri<'m>> {
-        let refuse = |status, out: &mut Vec<Outgoing>| {
-            if v.method == Method::Ack {
-                self.metrics.dropped("invalid_ack");
-            } else {
-                self.respond(v.msg, status, src, &[], out);
-            }
-            None
+        let refused = match Uri::parse(v.msg.bytes(v.uri)) {
+            None => 400,
+            Some(u) if u.scheme == Scheme::Other => 416,
+            Some(u) if u.is_sip() && u.headers.is_some() => 400,
+            Some(u) => return Some(u),
         };
-        let Some(ruri) = Uri::parse(v.msg.bytes(v.uri)) else {
-            return refuse(400, out);
-        };
-        if ruri.scheme == Scheme::Other {
-            return refuse(416, out);
-        }
-        if ruri.is_sip() && ruri.headers.is_some() {
-            return refuse(400, out);
-        }
-        Some(ruri)
+        self.refuse(v, refused, src, out);
+        None
     }
 
     /// A Proxy-Require names an extension callgate does not support (all of them): 420.
@@ -201,13 +197,11 @@ impl Proxy {
             .parse_errors
             .with_label_values(&["bad_extension"])
             .inc();
-        self.respond(
-            v.msg,
-            420,
-            src,
-            &[("Unsupported", v.msg.bytes(h.value))],
-            out,
-        );
+        let unsupported = ExtraHeader {
+            name: "Unsupported",
+            value: v.msg.bytes(h.value),
+        };
+        self.respond(v.msg, 420, src, &[unsupported], out);
         true
     }
 
