@@ -376,27 +376,11 @@ fn open_policy_state(
 }
 
 fn bind_sockets(cfg: &Config, metrics: &SipMetrics) -> anyhow::Result<Sockets> {
-    let udp = if cfg.sip.udp {
-        let s = std::net::UdpSocket::bind(cfg.sip.listen)
-            .with_context(|| format!("sip.listen {}: cannot bind UDP", cfg.sip.listen))?;
-        s.set_nonblocking(true)?;
-        let granted = set_receive_buffer(&s, cfg.sip.udp_receive_buffer_bytes);
+    let (udp, tcp, sip) = bind_sip(cfg)?;
+    if let Some(s) = &udp {
+        let granted = set_receive_buffer(s, cfg.sip.udp_receive_buffer_bytes);
         metrics.udp_receive_buffer.set(granted as i64);
-        Some(s)
-    } else {
-        None
-    };
-    let port = udp
-        .as_ref()
-        .map(|u| u.local_addr().map(|a| a.port()))
-        .transpose()?
-        .unwrap_or(cfg.sip.listen.port());
-    let sip = SocketAddr::new(cfg.sip.listen.ip(), port);
-    let tcp = cfg
-        .sip
-        .tcp
-        .then(|| listen_tcp(sip, "sip.listen"))
-        .transpose()?;
+    }
     let tls = cfg
         .tls
         .listen
@@ -412,6 +396,49 @@ fn bind_sockets(cfg: &Config, metrics: &SipMetrics) -> anyhow::Result<Sockets> {
         sip,
         tls_addr,
     })
+}
+
+/// UDP and TCP on one SIP port. With port 0 the kernel picks the UDP port, and the same TCP
+/// port may already be taken by another socket: then pick again (a few times), rather than
+/// fail a start that asked for any free port.
+fn bind_sip(
+    cfg: &Config,
+) -> anyhow::Result<(
+    Option<std::net::UdpSocket>,
+    Option<std::net::TcpListener>,
+    SocketAddr,
+)> {
+    let listen = cfg.sip.listen;
+    let mut attempts = if listen.port() == 0 { 8 } else { 1 };
+    loop {
+        attempts -= 1;
+        let udp = cfg
+            .sip
+            .udp
+            .then(|| {
+                let s = std::net::UdpSocket::bind(listen)
+                    .with_context(|| format!("sip.listen {listen}: cannot bind UDP"))?;
+                s.set_nonblocking(true)?;
+                anyhow::Ok(s)
+            })
+            .transpose()?;
+        let port = udp
+            .as_ref()
+            .map(|u| u.local_addr().map(|a| a.port()))
+            .transpose()?
+            .unwrap_or(listen.port());
+        let sip = SocketAddr::new(listen.ip(), port);
+        match cfg
+            .sip
+            .tcp
+            .then(|| listen_tcp(sip, "sip.listen"))
+            .transpose()
+        {
+            Ok(tcp) => return Ok((udp, tcp, sip)),
+            Err(_) if attempts > 0 => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn listen_tcp(addr: SocketAddr, key: &str) -> anyhow::Result<std::net::TcpListener> {
