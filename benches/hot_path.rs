@@ -137,6 +137,7 @@ fn fixture() -> Fixture {
         send_100: true,
         inbound_target: None,
         tx_timeout: Duration::from_secs(64),
+        longest_call: Duration::from_secs(4 * 3600),
     };
     let access = Access {
         dialers: vec!["192.0.2.0/24".parse().unwrap()],
@@ -146,6 +147,8 @@ fn fixture() -> Fixture {
     let rules = Rules {
         reject: RejectConfig::default(),
         policy: Arc::new(Policy::new(&Config::default()).unwrap()),
+        calls: Default::default(),
+        telemarketers: Default::default(),
     };
     let normalizer = Normalizer::new(&[], &["911".into()]);
     let policy = Policy::new(&Config::default()).unwrap();

@@ -275,6 +275,8 @@ pub(crate) fn live_settings(cfg: &Config) -> anyhow::Result<(Access, Rules)> {
     let rules = Rules {
         reject: cfg.reject.clone(),
         policy: Arc::new(Policy::new(cfg)?),
+        calls: cfg.calls.clone(),
+        telemarketers: crate::gate::Telemarketers::new(&cfg.dialers.names),
     };
     Ok((access, rules))
 }
@@ -298,6 +300,10 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
         ("admin", differs(&running.admin, &new.admin)),
         ("numbers", differs(&running.numbers, &new.numbers)),
         ("log", differs(&running.log, &new.log)),
+        (
+            "calls",
+            running.calls.max_duration_secs != new.calls.max_duration_secs,
+        ),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

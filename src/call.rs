@@ -318,3 +318,34 @@ impl<'de> Deserialize<'de> for CallType {
         )
     }
 }
+
+/// Whom a campaign calls (TSR 310.5(a)(2): whether the call reached a consumer or a business).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    #[default]
+    Consumer,
+    Business,
+}
+
+impl Audience {
+    pub fn parse(s: &str) -> Option<Audience> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "consumer" | "consumers" => Some(Audience::Consumer),
+            "business" | "businesses" | "b2b" => Some(Audience::Business),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Audience::Consumer => "consumer",
+            Audience::Business => "business",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Audience, D::Error> {
+        parsed(d, Audience::parse, "consumer or business")
+    }
+}

@@ -4,7 +4,7 @@
 //! from a service manager with a working directory), so the repository's sample config works
 //! when callgate is started from the repository root.
 
-use crate::call::{CallMethod, CallType, Purpose, Reason};
+use crate::call::{Audience, CallMethod, CallType, Purpose, Reason};
 pub use crate::sip::peer::Transport;
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -29,6 +29,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub log: LogConfig,
     pub campaigns: CampaignsConfig,
+    pub calls: CallsConfig,
     #[serde(rename = "campaign")]
     pub campaign: Vec<CampaignConfig>,
     /// Where this configuration came from (file name, text), to locate errors found later.
@@ -70,6 +71,10 @@ pub struct CampaignConfig {
     pub caller_ids: Vec<String>,
     pub require_caller_id: bool,
     pub sources: Vec<IpNet>,
+    /// Consumers or businesses (kept in each call record).
+    pub audience: Audience,
+    /// The script or prerecorded message used (a dialer's script header overrides it).
+    pub script: Option<String>,
 }
 
 impl Default for CampaignConfig {
@@ -85,6 +90,32 @@ impl Default for CampaignConfig {
             caller_ids: vec![],
             require_caller_id: true,
             sources: vec![],
+            audience: Audience::Consumer,
+            script: None,
+        }
+    }
+}
+
+/// Call records: how calls are followed to their end.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// An answered call with no BYE (and no session timer) is recorded as ended by timeout
+    /// after this long.
+    pub max_duration_secs: u64,
+    /// A header the dialer may put on its BYE to say how the call ended
+    /// (`abandoned`, `transferred`...).
+    pub disposition_header: String,
+    /// A header the dialer may put on its INVITE naming the script or recorded message.
+    pub script_header: String,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            max_duration_secs: 4 * 3600,
+            disposition_header: "X-Callgate-Disposition".into(),
+            script_header: "X-Callgate-Script".into(),
         }
     }
 }
@@ -205,6 +236,9 @@ pub struct DialersConfig {
     pub max_calls_per_second: u32,
     /// How many calls above the rate a source may send at once.
     pub burst: u32,
+    /// The telemarketer each dialer is recorded as: name -> its source networks. A source not
+    /// named here is recorded by its TLS certificate name, else its address.
+    pub names: std::collections::BTreeMap<String, Vec<IpNet>>,
 }
 
 impl Default for DialersConfig {
@@ -213,6 +247,7 @@ impl Default for DialersConfig {
             allow: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
             max_calls_per_second: 0,
             burst: 100,
+            names: Default::default(),
         }
     }
 }

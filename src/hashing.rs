@@ -1,5 +1,5 @@
 //! One cheap, well-spread hash of a `u64`, shared by the list structures (numbers) and the SIP
-//! core (transaction keys into branches).
+//! core (transaction keys into branches, Call-IDs into call keys).
 
 /// The splitmix64 finalizer.
 #[inline]
@@ -8,4 +8,13 @@ pub(crate) fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);
     x ^ (x >> 31)
+}
+
+/// A hash of a byte string that is the same in every process (SipHash with fixed keys): what
+/// the SIP core keys calls by.
+pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(b);
+    h.finish()
 }

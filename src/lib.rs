@@ -22,6 +22,7 @@ pub mod lists;
 pub mod metrics;
 pub mod number;
 pub mod policy;
+pub mod records;
 pub mod server;
 pub mod sip;
 pub mod tls;

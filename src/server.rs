@@ -226,6 +226,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
         before_forward,
     )?;
     let durable = writer.durable();
+    close_calls_left_open(&cfg, &audit, &clock)?;
     let (upstream, upstream_host) = resolve_upstream(&cfg)?;
     let (access, rules) = live_settings(&cfg)?;
     let state = Arc::new(open_policy_state(&cfg, &clock, flush)?);
@@ -281,6 +282,31 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
         durable,
         upstream,
     })
+}
+
+/// A previous run killed mid-call left calls with a decision and no call record: they get
+/// one now, before any new call.
+fn close_calls_left_open(
+    cfg: &Config,
+    audit: &crate::audit::AuditSink,
+    clock: &SharedClock,
+) -> anyhow::Result<()> {
+    let dir = &cfg.audit.dir;
+    let longest = Duration::from_secs(cfg.calls.max_duration_secs);
+    let n =
+        crate::records::recover::close_orphans(dir, longest, audit, clock.now()).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot read the audit log for calls left open: {e}",
+                dir.display()
+            )
+        })?;
+    if n > 0 {
+        tracing::warn!(
+            calls = n,
+            "calls the previous run left open are recorded as ended at this restart (disposition unknown)"
+        );
+    }
+    Ok(())
 }
 
 fn run(b: Built) -> anyhow::Result<Running> {
@@ -507,6 +533,7 @@ fn proxy_settings(
         send_100: cfg.sip.send_100_trying,
         inbound_target: cfg.sip.inbound_target,
         tx_timeout: Duration::from_secs(cfg.sip.transaction_timeout_secs.max(1)),
+        longest_call: Duration::from_secs(cfg.calls.max_duration_secs.max(1)),
     }
 }
 
@@ -547,6 +574,8 @@ impl Running {
         if let Some(t) = self.admin_thread.take() {
             let _ = t.join();
         }
+        // No more SIP: the calls still open are recorded as ended by the stop.
+        self.app.proxy.end_open_calls();
         // No more decisions: write out the frequency-cap counts still queued.
         self.app.gate.state.caps.shutdown();
         if let Some(w) = self.audit.take() {

@@ -30,6 +30,35 @@ fn logged(h: &Harness, n: usize, tag: &str) {
     h.run().app.audit.flush();
 }
 
+/// Lines that are records (decisions, call records), not seals: what `verify` counts.
+fn records_in(files: &[PathBuf]) -> u64 {
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with("{\"seal\""))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .count() as u64
+}
+
+/// Decision lines among them.
+fn decisions_in(files: &[PathBuf]) -> usize {
+    files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter(|l| l.starts_with("{\"id\""))
+                .count()
+        })
+        .sum()
+}
+
 fn files(h: &Harness) -> Vec<PathBuf> {
     audit_files(&h.dir.join("audit")).unwrap()
 }
@@ -48,8 +77,12 @@ fn rewrite(path: &Path, f: impl FnOnce(&mut Vec<String>)) {
 fn every_record_links_to_the_one_before() {
     let h = Harness::start();
     logged(&h, 6, "chain");
-    let v = verify(&files(&h)).unwrap();
-    assert_eq!(v.records, 6);
+    let f = files(&h);
+    let v = verify(&f).unwrap();
+    assert_eq!(decisions_in(&f), 6);
+    // Each blocked call's record follows its decision; the allowed calls are still open.
+    assert_eq!(v.records, 6 + 3);
+    assert_eq!(v.records, records_in(&f));
     assert_eq!(v.starts_from, GENESIS);
 }
 
@@ -58,9 +91,9 @@ fn a_changed_record_is_found() {
     let h = Harness::start();
     logged(&h, 5, "change");
     let f = files(&h);
-    rewrite(&f[0], |l| l[2] = l[2].replace("\"blocked\"", "\"allowed\""));
+    rewrite(&f[0], |l| l[0] = l[0].replace("\"blocked\"", "\"allowed\""));
     let e = verify(&f).unwrap_err().to_string();
-    assert!(e.contains(":4: `prev` does not match"), "{e}");
+    assert!(e.contains(":2: `prev` does not match"), "{e}");
 }
 
 #[test]
@@ -92,8 +125,10 @@ fn the_chain_continues_across_a_restart() {
     let dir = h.dir.clone();
     let h2 = Harness::in_dir(dir, "");
     logged(&h2, 3, "after");
-    let v = verify(&files(&h2)).unwrap();
-    assert_eq!(v.records, 6);
+    let f = files(&h2);
+    let v = verify(&f).unwrap();
+    assert_eq!(decisions_in(&f), 6);
+    assert_eq!(v.records, records_in(&f));
 }
 
 #[test]
@@ -110,7 +145,8 @@ fn a_new_day_seals_the_old_file_and_the_chain_runs_on() {
         "{first}"
     );
     let v = verify(&f).unwrap();
-    assert_eq!((v.records, v.seals, v.files), (4, 1, 2));
+    assert_eq!(decisions_in(&f), 4);
+    assert_eq!((v.records, v.seals, v.files), (records_in(&f), 1, 2));
     // The sealed file cannot lose its tail unnoticed.
     rewrite(&f[0], |l| {
         l.remove(1);
@@ -130,8 +166,10 @@ fn a_torn_final_record_is_cut_at_restart_and_the_chain_still_verifies() {
     assert!(verify(&f).unwrap().torn_tail);
     let h2 = Harness::in_dir(h.dir.clone(), "");
     logged(&h2, 1, "after-torn");
-    let v = verify(&files(&h2)).unwrap();
-    assert_eq!((v.records, v.torn_tail), (3, false));
+    let f = files(&h2);
+    let v = verify(&f).unwrap();
+    assert_eq!(decisions_in(&f), 3);
+    assert_eq!((v.records, v.torn_tail), (records_in(&f), false));
     let (_, metrics) = h2.http("GET", "/metrics", "");
     assert!(
         metrics.contains("callgate_audit_torn_records_total 1"),

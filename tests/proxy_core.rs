@@ -4,7 +4,9 @@
 //! the end-to-end view.
 
 use bytes::Bytes;
-use callgate::sip::gate::{Admission, CallEvent, CallGate, NewCall, Rejection};
+use callgate::sip::gate::{
+    Admission, CallEvent, CallGate, CallKey, CallNews, EndedBy, NewCall, Rejection,
+};
 use callgate::sip::metrics::SipMetrics;
 use callgate::sip::peer::{Dest, Outgoing, Peer, Side, Transport};
 use callgate::sip::proxy::{Access, Proxy, ProxySettings};
@@ -23,7 +25,7 @@ struct StubGate {
     reject_with: Option<u16>,
     hold_until: Option<u64>,
     asked: Mutex<Vec<(Side, String)>>,
-    events: Mutex<Vec<(String, CallEvent)>>,
+    events: Mutex<Vec<(CallKey, CallEvent)>>,
 }
 
 impl CallGate for StubGate {
@@ -42,9 +44,8 @@ impl CallGate for StubGate {
         }
     }
 
-    fn on_event(&self, call_id: &[u8], event: CallEvent) {
-        let id = String::from_utf8_lossy(call_id).into_owned();
-        self.events.lock().unwrap().push((id, event));
+    fn on_event(&self, news: &CallNews<'_>) {
+        self.events.lock().unwrap().push((news.key, news.event));
     }
 }
 
@@ -70,6 +71,7 @@ fn core_with(gate: StubGate, access: Access) -> Core {
         send_100: true,
         inbound_target: None,
         tx_timeout: Duration::from_secs(32),
+        longest_call: Duration::from_secs(4 * 3600),
     };
     let gate = Arc::new(gate);
     let proxy = Proxy::new(
@@ -291,7 +293,7 @@ fn responses_go_back_without_our_via_and_the_gate_hears_ringing_then_answer() {
     }
     assert_eq!(
         c.events(),
-        [CallEvent::Provisional(180), CallEvent::Answered(200)]
+        [CallEvent::Ringing(180), CallEvent::Answered(200)]
     );
     assert_eq!(c.proxy.pending_invites(), 0);
 }
@@ -373,13 +375,19 @@ fn a_held_forward_carries_the_record_it_waits_for() {
 #[test]
 fn a_bye_from_the_dialer_goes_to_the_upstream_and_ends_the_call() {
     let c = core(StubGate::default());
+    let fwd = c.feed(DIALER, &invite("b1", "z9hG4bK-b0"));
+    c.feed(CARRIER, &response_to(text(&fwd[1]), 200, "OK"));
     let out = c.feed(DIALER, &request("BYE", "b1", "z9hG4bK-b1", "c1", 2, ""));
     assert_eq!(to(&out[0]), addr(CARRIER));
-    assert_eq!(c.events(), [CallEvent::Ended(Side::Dialer)]);
-    assert!(
-        c.asked().is_empty(),
-        "an in-dialog request is not a new call"
+    assert_eq!(
+        c.events(),
+        [
+            CallEvent::Answered(200),
+            CallEvent::Ended(EndedBy::Bye(Side::Dialer))
+        ]
     );
+    assert_eq!(c.gate.events.lock().unwrap()[1].0, CallKey::of(b"b1"));
+    assert_eq!(c.asked().len(), 1, "an in-dialog request is not a new call");
 }
 
 #[test]

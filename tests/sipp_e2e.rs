@@ -15,6 +15,7 @@ struct Callgate {
     child: Child,
     sip: SocketAddr,
     admin: SocketAddr,
+    config: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -35,7 +36,36 @@ impl Callgate {
             child,
             sip: format!("127.0.0.1:{sip}").parse().unwrap(),
             admin,
+            config: path,
             _dir: dir,
+        }
+    }
+
+    /// A crash (SIGKILL: nothing is flushed or closed), then a start on the same files.
+    fn kill_9_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let log = self._dir.path().join("callgate.log");
+        self.child = common::spawn_binary(&self.config, &log, self.admin);
+    }
+
+    /// The call records (`call` lines) in its log.
+    fn call_records(&self) -> Vec<serde_json::Value> {
+        self.audit()
+            .into_iter()
+            .filter_map(|l| l.get("call").cloned())
+            .collect()
+    }
+
+    /// Wait (bounded) until the log holds `n` call records.
+    fn wait_call_records(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let recs = self.call_records();
+            if recs.len() >= n || Instant::now() > deadline {
+                return recs;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -67,17 +97,20 @@ struct Carrier {
 
 impl Carrier {
     fn start() -> Carrier {
+        Self::start_with(&["-sn", "uas"])
+    }
+
+    /// sipp as the carrier with these scenario arguments (`-sn uas`, `-sf FILE -d MS`).
+    fn start_with(scenario: &[&str]) -> Carrier {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = dir.path().join("uas_messages.log");
         // sipp itself, bounded by its own -timeout: a `timeout` wrapper killed by Drop would
         // leave its sipp child running.
         let child = Command::new(sipp())
+            .args(["-timeout", "120s"])
+            .args(scenario.iter().map(|a| a.replace("@SCENARIOS", SCENARIOS)))
             .args([
-                "-timeout",
-                "120s",
-                "-sn",
-                "uas",
                 "-i",
                 "127.0.0.1",
                 "-p",
@@ -120,11 +153,26 @@ impl Drop for Carrier {
 
 /// Run sipp as the dialer; returns its exit code. `numbers` become the -inf CSV.
 fn dialer(scenario: &str, numbers: &[&str], target: SocketAddr, work: &Path) -> i32 {
+    dialer_cmd(scenario, numbers, target, work, &[])
+        .status()
+        .unwrap()
+        .code()
+        .unwrap_or(-1)
+}
+
+/// The dialer's command line, with `extra` arguments (`-d MS`).
+fn dialer_cmd(
+    scenario: &str,
+    numbers: &[&str],
+    target: SocketAddr,
+    work: &Path,
+    extra: &[&str],
+) -> Command {
     let csv = work.join(format!("{scenario}.csv"));
     std::fs::write(&csv, format!("SEQUENTIAL\n{}\n", numbers.join("\n"))).unwrap();
     let port = free_port();
-    let status = Command::new("timeout")
-        .args(["90", sipp(), "-sf"])
+    let mut cmd = Command::new("timeout");
+    cmd.args(["90", sipp(), "-sf"])
         .arg(Path::new(SCENARIOS).join(scenario))
         .arg("-inf")
         .arg(&csv)
@@ -141,12 +189,11 @@ fn dialer(scenario: &str, numbers: &[&str], target: SocketAddr, work: &Path) -> 
             "5000",
             "-nostdin",
         ])
+        .args(extra)
         .current_dir(work)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    status.code().unwrap_or(-1)
+        .stderr(Stdio::null());
+    cmd
 }
 
 /// A sipp carrier, callgate in front of it, and a scratch directory for the dialer.
@@ -269,4 +316,100 @@ fn negative_control_a_rejection_for_another_reason_fails_the_dnc_scenario() {
         0,
         "it is rejected with a Reason all the same"
     );
+}
+
+/// The record of a call the dialer held for `-d 1000`: its duration (answer to BYE, as
+/// callgate saw them) is what the scenario paused.
+#[test]
+fn a_call_record_lasts_what_the_dialer_held_it_within_50_ms() {
+    let (_carrier, cg, work) = setup();
+    let status = dialer_cmd(
+        "uac_hold.xml",
+        &["4155550100"],
+        cg.sip,
+        work.path(),
+        &["-d", "1000"],
+    )
+    .status()
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let recs = cg.wait_call_records(1);
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    let r = &recs[0];
+    assert_eq!(r["disposition"], "answered");
+    assert_eq!(r["ended_by"], "dialer");
+    let d = r["duration_ms"].as_i64().unwrap();
+    assert!((1000 - 50..=1000 + 50).contains(&d), "duration {d} ms");
+}
+
+#[test]
+fn a_carrier_hanging_up_is_recorded_as_ended_by_the_carrier() {
+    let _carrier =
+        Carrier::start_with(&["-sf", "@SCENARIOS/uas_hangup.xml", "-d", "300", "-m", "1"]);
+    let cg = Callgate::start(_carrier.port);
+    let work = tempfile::tempdir().unwrap();
+    assert_eq!(
+        dialer("uac_wait_bye.xml", &["4155550100"], cg.sip, work.path()),
+        0,
+        "the call connects and the carrier's BYE reaches the dialer"
+    );
+    let recs = cg.wait_call_records(1);
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0]["disposition"], "answered");
+    assert_eq!(recs[0]["ended_by"], "carrier");
+    assert_eq!(recs[0]["q850_cause"], 16);
+}
+
+#[test]
+fn a_blocked_call_has_its_call_record() {
+    let (_carrier, cg, work) = setup();
+    assert_eq!(
+        dialer("uac_expect_dnc.xml", &["2125550143"], cg.sip, work.path()),
+        0
+    );
+    let recs = cg.wait_call_records(1);
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0]["disposition"], "rejected");
+    assert_eq!(recs[0]["reasons"], serde_json::json!(["national_dnc"]));
+}
+
+/// kill -9 with a call up: at the next start the call gets its record, unknown and closed by
+/// the restart, linked to its decision.
+#[test]
+fn a_call_open_at_kill_9_is_recorded_at_restart() {
+    let (_carrier, mut cg, work) = setup();
+    let mut held = common::Kill(
+        dialer_cmd(
+            "uac_hold.xml",
+            &["4155550100"],
+            cg.sip,
+            work.path(),
+            &["-d", "60000"],
+        )
+        .spawn()
+        .unwrap(),
+    );
+    // The decision is in the log (written within the flush interval) once the call is up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let decision = loop {
+        let d: Vec<_> = cg
+            .audit()
+            .into_iter()
+            .filter(|l| l.get("verdict").is_some())
+            .collect();
+        if let Some(d) = d.into_iter().next() {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no decision record");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(cg.call_records().is_empty(), "the call is still up");
+    cg.kill_9_and_restart();
+    let recs = cg.wait_call_records(1);
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0]["decision"], decision["id"]);
+    assert_eq!(recs[0]["disposition"], "unknown");
+    assert_eq!(recs[0]["ended_by"], "restart");
+    assert_eq!(recs[0]["called"], "+14155550100");
+    let _ = held.0.kill();
 }

@@ -1,4 +1,4 @@
-//! The decision log: one JSON line per decision, written by a dedicated thread, each line
+//! The decision log: one JSON line per decision (and per call record, per admin change), written by a dedicated thread, each line
 //! linked to the one before by a hash chain (`chain`), checked by `callgate audit verify`
 //! (`verify`).
 //!
@@ -57,9 +57,18 @@ pub struct AdminEvent {
     pub detail: serde_json::Value,
 }
 
+/// Any other line of the log (a call record): when it happened, and how it is written (on the
+/// writer thread, like decisions). The writer links it into the chain.
+pub trait Entry: Send {
+    fn ts(&self) -> DateTime<Utc>;
+    /// One JSON object, no newline.
+    fn write(&self, out: &mut Vec<u8>);
+}
+
 enum Msg {
     Record(Box<AuditEvent>),
     Admin(Box<AdminEvent>),
+    Entry(Box<dyn Entry>),
     Flush(mpsc::Sender<()>),
     Shutdown,
 }
@@ -110,6 +119,16 @@ impl AuditSink {
                 self.metrics.audit_write_errors.inc();
                 tracing::error!("audit writer has stopped: decision record lost");
             }
+        }
+    }
+
+    /// Queue another line (same queue, order and chain as decisions); waits rather than drops.
+    pub(crate) fn entry(&self, e: Box<dyn Entry>) {
+        self.metrics.audit_queue_depth.inc();
+        if self.tx.send(Msg::Entry(e)).is_err() {
+            self.metrics.audit_queue_depth.dec();
+            self.metrics.audit_write_errors.inc();
+            tracing::error!("audit writer has stopped: call record lost");
         }
     }
 
@@ -294,6 +313,11 @@ impl Writer {
         }
     }
 
+    fn append_entry(&mut self, e: &dyn Entry) {
+        self.metrics.audit_queue_depth.dec();
+        self.append_line(e.ts(), |out| e.write(out));
+    }
+
     fn append_admin(&mut self, ev: &AdminEvent) {
         self.metrics.audit_queue_depth.dec();
         self.append_line(ev.ts, |out| {
@@ -380,6 +404,7 @@ impl Writer {
             match m {
                 Msg::Record(ev) => self.append(&ev),
                 Msg::Admin(ev) => self.append_admin(&ev),
+                Msg::Entry(e) => self.append_entry(&*e),
                 _ => {}
             }
         }
@@ -421,6 +446,10 @@ fn run_writer(
             Ok(Msg::Admin(ev)) => {
                 idle = false;
                 w.append_admin(&ev);
+            }
+            Ok(Msg::Entry(e)) => {
+                idle = false;
+                w.append_entry(&*e);
             }
             Ok(Msg::Flush(done)) => {
                 idle = false;

@@ -313,8 +313,10 @@ pub fn export(
                     why: "not a JSON record".into(),
                 });
             };
-            // Seal lines are not records; admin changes have no call columns for a CSV row.
-            if r.get("seal").is_some() || (csv && r.get("admin").is_some()) || !filter.keeps(&r) {
+            // Seal lines are not records; admin changes have no call columns for a CSV row; call
+            // records are exported by `callgate records export`.
+            let other_kind = r.get("call").is_some() || (csv && r.get("admin").is_some());
+            if r.get("seal").is_some() || other_kind || !filter.keeps(&r) {
                 continue;
             }
             if csv {

@@ -1,9 +1,13 @@
 //! What the policy needs from an INVITE: the called number (Request-URI, or To when the
-//! Request-URI has no user part) and the call's context (campaign, call type, caller ID).
+//! Request-URI has no user part) and the call's context (campaign, call type, caller ID); and
+//! what a call record takes from the messages (caller-ID name, script, Reason, disposition,
+//! Refer-To).
 
+use crate::config::CallsConfig;
 use crate::number::{Called, Normalizer, NumberProblem};
 use crate::policy::context::{CallContext, CallerId};
 use crate::policy::Policy;
+use crate::records::{Disposition, Facts};
 use crate::sip::gate::NewCall;
 use crate::sip::parse::{name_addr_uri, trim_slice, HeaderName, Message, Span};
 use crate::sip::uri::{Scheme, Uri};
@@ -82,4 +86,62 @@ fn caller_id(normalizer: &Normalizer, msg: &Message) -> CallerId {
         },
         None => CallerId::Missing,
     }
+}
+
+/// The script or message a dialer names in its script header.
+pub(super) fn script(msg: &Message, calls: &CallsConfig) -> Option<Box<str>> {
+    let v = msg.other_header(calls.script_header.as_bytes())?;
+    let v = trim_slice(v);
+    (!v.is_empty()).then(|| String::from_utf8_lossy(v).into())
+}
+
+/// The display name of From (`"Acme Sales" <sip:...>`), the caller-ID name presented.
+pub(super) fn caller_name(msg: &Message) -> Option<Box<str>> {
+    let from = msg.header_value(HeaderName::From)?;
+    let lt = from.iter().position(|c| *c == b'<')?;
+    let name = trim_slice(&from[..lt]);
+    let name = name
+        .strip_prefix(b"\"")
+        .and_then(|n| n.strip_suffix(b"\""))
+        .unwrap_or(name);
+    (!name.is_empty()).then(|| String::from_utf8_lossy(name).into())
+}
+
+/// What a message that ended or transferred a call says of it: the Q.850 cause of its
+/// `Reason` header (RFC 3326), the dialer's disposition header, a REFER's target.
+pub(super) fn facts(msg: &Message, calls: &CallsConfig) -> Facts {
+    Facts {
+        q850: msg.other_header(b"reason").and_then(q850_cause),
+        dialer_says: msg
+            .other_header(calls.disposition_header.as_bytes())
+            .and_then(|v| match trim_slice(v).to_ascii_lowercase().as_slice() {
+                b"abandoned" => Some(Disposition::Abandoned),
+                b"transferred" => Some(Disposition::Transferred),
+                b"answered" => Some(Disposition::Answered),
+                _ => None,
+            }),
+        refer_to: msg
+            .other_header(b"refer-to")
+            .or_else(|| msg.other_header(b"r"))
+            .map(|v| String::from_utf8_lossy(name_addr_uri(v)).into()),
+    }
+}
+
+/// `Q.850;cause=16;text="..."` among the Reason values.
+fn q850_cause(v: &[u8]) -> Option<u16> {
+    v.split(|c| *c == b',').find_map(|value| {
+        let mut params = value.split(|c| *c == b';');
+        let protocol = trim_slice(params.next()?);
+        if !protocol.eq_ignore_ascii_case(b"q.850") {
+            return None;
+        }
+        params.find_map(|p| {
+            let (k, v) = p.split_at(p.iter().position(|c| *c == b'=')?);
+            let n = std::str::from_utf8(trim_slice(&v[1..]))
+                .ok()?
+                .parse()
+                .ok()?;
+            trim_slice(k).eq_ignore_ascii_case(b"cause").then_some(n)
+        })
+    })
 }

@@ -8,15 +8,17 @@ mod record;
 mod reject;
 
 pub use extract::number_of;
+pub use record::Telemarketers;
 
 use crate::audit::AuditSink;
 use crate::clock::SharedClock;
-use crate::config::RejectConfig;
+use crate::config::{CallsConfig, RejectConfig};
 use crate::lists::ListStore;
 use crate::metrics::Metrics;
 use crate::number::{Called, Normalizer, NumberProblem};
 use crate::policy::{Against, CheckRequest, Decision, Policy, PolicyState};
-use crate::sip::gate::{Admission, CallGate, NewCall};
+use crate::records::{OpenCalls, RecordMetrics};
+use crate::sip::gate::{Admission, CallEvent, CallGate, CallNews, NewCall};
 use crate::sip::peer::Side;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
@@ -27,6 +29,9 @@ use std::sync::Arc;
 pub struct Rules {
     pub reject: RejectConfig,
     pub policy: Arc<Policy>,
+    /// The headers a dialer tells a call's script and disposition in.
+    pub calls: CallsConfig,
+    pub telemarketers: Telemarketers,
 }
 
 pub struct Compliance {
@@ -42,6 +47,9 @@ pub struct Compliance {
     host: String,
     /// `audit.durability = "before-forward"`: a forwarded new INVITE waits for its record.
     before_forward: bool,
+    /// Forwarded calls not yet ended, and what their records will say.
+    calls: OpenCalls,
+    record_metrics: RecordMetrics,
 }
 
 /// What `Compliance` is built from (everything but the rules is fixed for the process).
@@ -66,11 +74,13 @@ impl Compliance {
             lists: p.lists,
             state: p.state,
             audit: p.audit,
-            metrics: p.metrics,
+            metrics: p.metrics.clone(),
             clock: p.clock,
             rules: ArcSwap::from_pointee(rules),
             host: p.host,
             before_forward: p.before_forward,
+            calls: OpenCalls::default(),
+            record_metrics: RecordMetrics::register(&p.metrics.registry),
         }
     }
 
@@ -135,13 +145,16 @@ impl CallGate for Compliance {
         self.metrics
             .count_decision(decision.verdict, decision.reasons);
         let seq = self.audit.next_seq();
+        let open = record::open_call(call, &decision, seq, ts, &rules);
         let (admission, sip_status) = if decision.verdict.forwards() {
+            self.calls.open(call.key, open);
             let hold_until = self.before_forward.then_some(seq);
             (Admission::Forward { hold_until }, None)
         } else {
             let id = self.audit.decision_id(seq);
             let r = reject::rejection(&rules.reject, &decision, &id, &self.host);
             let status = r.status;
+            self.end_call(open, record::rejected(status, decision.reasons, ts));
             (Admission::Reject(r), Some(status))
         };
         let outcome = record::Outcome {
@@ -153,5 +166,35 @@ impl CallGate for Compliance {
         };
         record::submit(&self.audit, call, decision, outcome);
         admission
+    }
+
+    fn on_event(&self, news: &CallNews<'_>) {
+        let facts = match (news.event, news.msg) {
+            (CallEvent::Ringing(_) | CallEvent::Answered(_) | CallEvent::Cancelled, _) => {
+                Default::default()
+            }
+            (_, Some(msg)) => extract::facts(msg, &self.rules.load().calls),
+            (_, None) => Default::default(),
+        };
+        let ended = self
+            .calls
+            .on_news(news.key, news.event, facts, self.clock.now());
+        if let Some((call, end)) = ended {
+            self.end_call(call, end);
+        }
+    }
+}
+
+impl Compliance {
+    /// A call is over: count it and write its record.
+    fn end_call(&self, call: crate::records::OpenCall, end: crate::records::End) {
+        let rec = call.into_record(end, self.audit.instance_arc());
+        self.record_metrics.count(&rec);
+        self.audit.entry(Box::new(rec));
+    }
+
+    /// Forwarded calls whose end has not been heard yet.
+    pub fn open_calls(&self) -> usize {
+        self.calls.len()
     }
 }

@@ -1,11 +1,20 @@
 //! The decision record of a new call, handed to the audit writer (which serializes, chains and
-//! writes it off the SIP thread).
+//! writes it off the SIP thread), and what its call record starts from.
 
+use super::Rules;
 use crate::audit::{AuditEvent, AuditSink};
+use crate::call::Reasons;
+use crate::number::Called;
+use crate::policy::context::CallerId;
 use crate::policy::Decision;
+use crate::records::{Direction, Disposition, End, EndedBy, OpenCall};
 use crate::sip::gate::NewCall;
 use crate::sip::parse::{HeaderName, Span};
+use crate::sip::peer::Side;
 use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What happened to the call besides the decision itself.
@@ -37,4 +46,88 @@ pub(super) fn submit(audit: &AuditSink, call: &NewCall<'_>, decision: Decision, 
         sip_status: o.sip_status,
         latency_us: o.latency.as_micros().min(u32::MAX as u128) as u32,
     });
+}
+
+/// Who each dialer is recorded as (`[dialers.names]`): the TSR's "telemarketer".
+#[derive(Clone, Default)]
+pub struct Telemarketers(Arc<[(IpNet, Arc<str>)]>);
+
+impl Telemarketers {
+    pub fn new(names: &BTreeMap<String, Vec<IpNet>>) -> Telemarketers {
+        let mut v: Vec<(IpNet, Arc<str>)> = names
+            .iter()
+            .flat_map(|(name, nets)| {
+                let name: Arc<str> = name.as_str().into();
+                nets.iter().map(move |n| (*n, name.clone()))
+            })
+            .collect();
+        // The most specific network names a source.
+        v.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+        Telemarketers(v.into())
+    }
+
+    /// The configured name, else the TLS certificate's, else the address.
+    fn of(&self, call: &NewCall<'_>) -> Arc<str> {
+        let ip = call.src.ip();
+        if let Some((_, name)) = self.0.iter().find(|(n, _)| n.contains(&ip)) {
+            return name.clone();
+        }
+        match call.cert_names.as_ref().and_then(|n| n.first()) {
+            Some(cert) => cert.as_str().into(),
+            None => ip.to_string().into(),
+        }
+    }
+}
+
+/// What the call record of a new call will say, as far as the INVITE and decision tell.
+pub(super) fn open_call(
+    call: &NewCall<'_>,
+    d: &Decision,
+    seq: u64,
+    ts: DateTime<Utc>,
+    rules: &Rules,
+) -> OpenCall {
+    let msg = call.req.msg;
+    let ctx = d.context.as_ref();
+    let called = match (&d.called, d.number()) {
+        (_, Some(n)) => n.to_string().into_boxed_str(),
+        (Ok(Called::Service(s)), None) => s.as_str().into(),
+        _ => String::from_utf8_lossy(msg.bytes(call.req.uri)).into(),
+    };
+    OpenCall {
+        decision: seq,
+        call_id: String::from_utf8_lossy(msg.call_id()).into(),
+        direction: match call.side {
+            Side::Dialer => Direction::Outbound,
+            Side::Upstream => Direction::Inbound,
+        },
+        verdict: d.verdict,
+        telemarketer: rules.telemarketers.of(call),
+        campaign: ctx.map(|c| c.campaign.clone()),
+        call_type: ctx.map(|c| (c.purpose, c.method)),
+        script: super::extract::script(msg, &rules.calls),
+        called,
+        caller_id: match ctx.map(|c| c.caller_id) {
+            Some(CallerId::Number(n)) => Some(n),
+            _ => None,
+        },
+        caller_name: super::extract::caller_name(msg),
+        invite_at: ts,
+        ringing_at: None,
+        answered_at: None,
+        cancelled: false,
+        transfer_to: None,
+    }
+}
+
+/// The end of a call callgate rejected.
+pub(super) fn rejected(status: u16, reasons: Reasons, ts: DateTime<Utc>) -> End {
+    End {
+        at: Some(ts),
+        disposition: Disposition::Rejected,
+        ended_by: EndedBy::Callgate,
+        sip_status: Some(status),
+        q850: None,
+        reasons,
+    }
 }

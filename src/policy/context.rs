@@ -28,6 +28,9 @@ pub struct Campaign {
     pub caller_ids: Vec<E164>,
     pub require_caller_id: bool,
     pub sources: Vec<IpNet>,
+    /// Kept in each call record: consumers or businesses, and the script used.
+    pub audience: crate::call::Audience,
+    pub script: Option<String>,
 }
 
 /// The caller ID an INVITE presents (P-Asserted-Identity, else From).
@@ -120,6 +123,8 @@ impl Campaigns {
                 caller_ids,
                 require_caller_id: c.require_caller_id,
                 sources: c.sources.clone(),
+                audience: c.audience,
+                script: c.script.clone(),
             }));
         }
         let default = out

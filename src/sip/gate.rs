@@ -1,13 +1,23 @@
 //! The one door between the SIP core and compliance. The core asks the gate about every new
 //! call (an initial INVITE, from a dialer or from the upstream) and tells it what happens to
-//! the calls it let through. The core knows nothing of numbers, lists or records; the gate
-//! knows nothing of transactions, routes or sockets.
+//! the calls it let through, from the first ringing to the end. The core knows nothing of
+//! numbers, lists or records; the gate knows nothing of transactions, routes or sockets.
 
-use super::parse::ValidRequest;
+use super::parse::{Message, ValidRequest};
 use super::peer::{Peer, Side};
 use super::uri::Uri;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// A call as the core follows it: a hash of its Call-ID (forks of one call share it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallKey(pub u64);
+
+impl CallKey {
+    pub fn of(call_id: &[u8]) -> CallKey {
+        CallKey(crate::hashing::hash_bytes(call_id))
+    }
+}
 
 /// A new call as the core sees it: the validated INVITE and where it came from.
 pub struct NewCall<'a> {
@@ -20,6 +30,8 @@ pub struct NewCall<'a> {
     pub cert_names: Option<Arc<[String]>>,
     /// When the message was received (decision latency is measured from here).
     pub received: Instant,
+    /// What later news of this call is keyed by.
+    pub key: CallKey,
 }
 
 /// What the gate answers for a new call.
@@ -38,19 +50,41 @@ pub struct Rejection {
     pub headers: Vec<(&'static str, Vec<u8>)>,
 }
 
-/// Something that happened to a call the gate let through, keyed by its Call-ID.
+/// What happened to a call the gate let through. Each is told once: retransmissions, the
+/// other forks' answers and a second BYE are not news.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallEvent {
-    /// A provisional response (1xx other than 100) to the initial INVITE.
-    Provisional(u16),
-    /// A 2xx to the initial INVITE.
+    /// The first provisional response above 100 (ringing, session progress).
+    Ringing(u16),
+    /// The first 2xx to the initial INVITE (of whichever fork answered first).
     Answered(u16),
-    /// A final non-2xx response to the initial INVITE.
-    Failed(u16),
-    /// The dialer cancelled the INVITE.
+    /// The dialer cancelled the INVITE before an answer (the final response still follows).
     Cancelled,
-    /// A BYE from either side.
-    Ended(Side),
+    /// A final non-2xx response to the initial INVITE: the call is over.
+    Failed(u16),
+    /// A REFER in the answered call (its `Refer-To` is in the message).
+    Transferred,
+    /// The answered call is over.
+    Ended(EndedBy),
+}
+
+/// Who or what ended a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndedBy {
+    /// A BYE from this side.
+    Bye(Side),
+    /// No BYE (or, unanswered, no final response) within the call's time limit.
+    Timeout,
+    /// callgate stopped with the call still open.
+    Stopped,
+}
+
+/// News of a call, and the message it came in (none for a timeout or a stop), for the gate to
+/// read what it records (a Reason header, a dialer's disposition header, a Refer-To).
+pub struct CallNews<'a> {
+    pub key: CallKey,
+    pub event: CallEvent,
+    pub msg: Option<&'a Message>,
 }
 
 pub trait CallGate: Send + Sync {
@@ -58,6 +92,6 @@ pub trait CallGate: Send + Sync {
     /// core's transaction state and never reach the gate again).
     fn admit(&self, call: &NewCall<'_>) -> Admission;
 
-    /// What happened next to a call (for call records). The default ignores it.
-    fn on_event(&self, _call_id: &[u8], _event: CallEvent) {}
+    /// What happened next to a call it let through (for call records). The default ignores it.
+    fn on_event(&self, _news: &CallNews<'_>) {}
 }

@@ -15,6 +15,7 @@
 //! retransmission goes out exactly once more, never amplified.
 
 mod admission;
+mod calls;
 mod respond;
 mod response;
 mod rewrite;
@@ -24,7 +25,7 @@ mod transaction;
 pub use admission::Access;
 pub use respond::status_phrase;
 
-use super::gate::{Admission, CallEvent, CallGate, NewCall, Rejection};
+use super::gate::{Admission, CallEvent, CallGate, CallKey, CallNews, EndedBy, NewCall, Rejection};
 use super::metrics::{Direction, SipMetrics};
 use super::parse::{Message, Method, StartLine, ValidRequest};
 use super::peer::{Dest, Outgoing, Peer, Side, Transport};
@@ -58,6 +59,9 @@ pub struct ProxySettings {
     pub send_100: bool,
     pub inbound_target: Option<SocketAddr>,
     pub tx_timeout: Duration,
+    /// The longest an answered call without session timers is followed before it is recorded
+    /// as ended by timeout.
+    pub longest_call: Duration,
 }
 
 pub struct Proxy {
@@ -66,6 +70,7 @@ pub struct Proxy {
     metrics: Arc<SipMetrics>,
     admission: admission::Admission,
     txns: Transactions,
+    calls: calls::Calls,
     draining: AtomicBool,
     branch_salt: u64,
 }
@@ -102,6 +107,7 @@ impl Proxy {
     ) -> Proxy {
         let branch_salt = hash_of(&[s.advertise_host.as_bytes(), &s.advertise_port.to_be_bytes()]);
         Proxy {
+            calls: calls::Calls::new(s.longest_call),
             s,
             gate,
             metrics,
@@ -128,11 +134,35 @@ impl Proxy {
     }
 
     /// Forget transactions older than the transaction timeout (64*T1 by default), and idle
-    /// sources' rate buckets.
+    /// sources' rate buckets; end the calls past their time limit.
     pub(crate) fn sweep(&self) {
         let open = self.txns.sweep(self.s.tx_timeout);
         self.admission.sweep();
         self.metrics.transactions.set(open as i64);
+        for key in self.calls.expired(Instant::now()) {
+            self.tell(key, CallEvent::Ended(EndedBy::Timeout), None);
+        }
+        self.metrics.calls_open.set(self.calls.len() as i64);
+    }
+
+    /// Calls forwarded and not yet ended.
+    pub fn open_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// callgate is stopping: every call still open ends here, as stopped.
+    pub fn end_open_calls(&self) {
+        for key in self.calls.take_all() {
+            self.tell(key, CallEvent::Ended(EndedBy::Stopped), None);
+        }
+        self.metrics.calls_open.set(0);
+    }
+
+    fn tell(&self, key: CallKey, event: CallEvent, msg: Option<&Message>) {
+        if matches!(event, CallEvent::Failed(_) | CallEvent::Ended(_)) {
+            self.metrics.calls_open.set(self.calls.len() as i64);
+        }
+        self.gate.on_event(&CallNews { key, event, msg });
     }
 
     /// A TLS connection from `addr` presented a verified certificate naming `names`.
@@ -221,8 +251,9 @@ impl Proxy {
         if method == Method::Invite && v.is_initial() {
             return self.on_new_invite(&r, &ruri, fwd, received, out);
         }
-        if method == Method::Bye {
-            self.gate.on_event(msg.call_id(), CallEvent::Ended(side));
+        let key = CallKey::of(msg.call_id());
+        if let Some(event) = self.calls.on_in_dialog(key, method, msg, side) {
+            self.tell(key, event, Some(msg));
         }
         self.forward(&r, &fwd, false, out);
         if let (Method::Invite, Dest::Peer(p)) = (method, &fwd.dest) {
@@ -256,9 +287,14 @@ impl Proxy {
             side: r.side,
             cert_names: self.admission.cert_names(r.src),
             received,
+            key: CallKey::of(r.msg().call_id()),
         };
         match self.gate.admit(&call) {
-            Admission::Forward { hold_until } => self.forward_new_invite(r, fwd, hold_until, out),
+            Admission::Forward { hold_until } => {
+                self.calls.opened(call.key);
+                self.metrics.calls_open.set(self.calls.len() as i64);
+                self.forward_new_invite(r, fwd, hold_until, out)
+            }
             Admission::Reject(rejection) => self.reject_new_invite(r, &rejection, out),
         }
     }

@@ -5,7 +5,7 @@
 use super::rewrite::strip_top_via;
 use super::routing::response_dest;
 use super::{Proxy, OUR_BRANCH_PREFIX};
-use crate::sip::gate::CallEvent;
+use crate::sip::gate::CallKey;
 use crate::sip::metrics::Direction;
 use crate::sip::parse::{HeaderName, Message, Method, Via};
 use crate::sip::peer::{Outgoing, Side};
@@ -61,20 +61,20 @@ impl Proxy {
         });
     }
 
-    /// A response to an INVITE: when it answers a new call we forwarded, the gate hears of it.
+    /// A response to an INVITE: a final one ends what a drain waits for; the call it belongs
+    /// to may have news for the gate.
     fn tell_invite_progress(&self, msg: &Message, our_branch: &[u8], code: u16) {
-        let Some(id) = std::str::from_utf8(our_branch)
-            .ok()
-            .and_then(|h| u64::from_str_radix(h, 16).ok())
-        else {
-            return;
-        };
-        let event = match code {
-            200..=299 if self.txns.invite_answered(id) => CallEvent::Answered(code),
-            300.. if self.txns.invite_answered(id) => CallEvent::Failed(code),
-            101..=199 if self.txns.is_pending(id) => CallEvent::Provisional(code),
-            _ => return,
-        };
-        self.gate.on_event(msg.call_id(), event);
+        if code >= 200 {
+            let id = std::str::from_utf8(our_branch)
+                .ok()
+                .and_then(|h| u64::from_str_radix(h, 16).ok());
+            if let Some(id) = id {
+                self.txns.invite_answered(id);
+            }
+        }
+        let key = CallKey::of(msg.call_id());
+        if let Some(event) = self.calls.on_invite_response(key, msg, code) {
+            self.tell(key, event, Some(msg));
+        }
     }
 }

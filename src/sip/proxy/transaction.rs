@@ -4,7 +4,7 @@
 
 use super::routing::{Forward, Route};
 use super::{hash_of, Proxy, Req};
-use crate::sip::gate::CallEvent;
+use crate::sip::gate::CallKey;
 use crate::sip::parse::{HeaderName, Method, ValidRequest};
 use crate::sip::peer::{Dest, Outgoing, Peer};
 use crate::sip::uri::Uri;
@@ -59,13 +59,9 @@ impl Transactions {
         self.pending.insert(branch, Instant::now());
     }
 
-    pub(super) fn is_pending(&self, branch: u64) -> bool {
-        self.pending.contains_key(&branch)
-    }
-
-    /// A final response to a forwarded new INVITE: true when it was still waiting for one.
-    pub(super) fn invite_answered(&self, branch: u64) -> bool {
-        self.pending.remove(&branch).is_some()
+    /// A final response to a forwarded new INVITE.
+    pub(super) fn invite_answered(&self, branch: u64) {
+        self.pending.remove(&branch);
     }
 
     pub(super) fn pending_len(&self) -> usize {
@@ -143,7 +139,10 @@ impl Proxy {
         match self.txns.phase(r.key) {
             // CANCEL goes where its INVITE went, with the INVITE's branch (section 9.1).
             Some(TxPhase::Forwarded { dest }) => {
-                self.gate.on_event(r.msg().call_id(), CallEvent::Cancelled);
+                let key = CallKey::of(r.msg().call_id());
+                if let Some(event) = self.calls.on_cancel(key) {
+                    self.tell(key, event, Some(r.msg()));
+                }
                 self.relay_in_tx(r, dest, false, out)
             }
             // Already answered with a final response: the CANCEL has nothing left to cancel.

@@ -1,0 +1,209 @@
+//! After a crash: the calls the previous run decided but never recorded as ended get their
+//! record at the next start, `disposition = "unknown"`, `ended_by = "restart"` (a blocked
+//! call whose record was lost keeps `rejected`). Only the log is read: a decision line with no
+//! call line naming it is such a call. The files read are those that can hold a call still
+//! open (the longest call, and a day besides, back from the newest file).
+
+use super::line::{write_line, Line};
+use super::{Direction, Disposition, EndedBy};
+use crate::audit::{AuditSink, Entry};
+use crate::call::{Reason, Reasons, Verdict};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::Path;
+use std::time::Duration;
+
+/// The parts of a log line recovery reads (decision lines and call lines).
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ts: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    verdict: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    call_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    called_e164: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    called_raw: Option<Cow<'a, str>>,
+    #[serde(default)]
+    reasons: Vec<Cow<'a, str>>,
+    sip_status: Option<u16>,
+    policy: Option<PolicyProbe>,
+    #[serde(borrow)]
+    call: Option<CallProbe<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct PolicyProbe {
+    campaign: Option<String>,
+    seller: Option<String>,
+    purpose: Option<String>,
+    method: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CallProbe<'a> {
+    #[serde(borrow)]
+    decision: Cow<'a, str>,
+}
+
+/// A decision still waiting for its call record.
+struct Orphan {
+    id: String,
+    ts: String,
+    verdict: Verdict,
+    call_id: String,
+    called: String,
+    reasons: Reasons,
+    sip_status: Option<u16>,
+    campaign: Option<String>,
+    seller: Option<String>,
+    purpose: Option<String>,
+    method: Option<String>,
+}
+
+/// Read the files that may hold open calls; write a record for each.
+pub(crate) fn close_orphans(
+    dir: &Path,
+    longest_call: Duration,
+    sink: &AuditSink,
+    now: DateTime<Utc>,
+) -> std::io::Result<usize> {
+    let files = match crate::audit::chain::audit_files(dir) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let day_of = |p: &Path| {
+        let name = p.file_name()?.to_str()?;
+        let d = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
+        NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()
+    };
+    let Some(newest) = files.last().and_then(|p| day_of(p)) else {
+        return Ok(0);
+    };
+    let back = chrono::Duration::days(longest_call.as_secs().div_ceil(86_400) as i64 + 1);
+    let mut open: HashMap<String, Orphan> = HashMap::new();
+    for f in files
+        .iter()
+        .filter(|p| day_of(p).is_some_and(|d| d >= newest - back))
+    {
+        scan(f, &mut open)?;
+    }
+    let n = open.len();
+    let mut orphans: Vec<Orphan> = open.into_values().collect();
+    orphans.sort_by(|a, b| a.ts.cmp(&b.ts));
+    for o in orphans {
+        sink.entry(Box::new(Closed { o, now }));
+    }
+    Ok(n)
+}
+
+fn scan(path: &Path, open: &mut HashMap<String, Orphan>) -> std::io::Result<()> {
+    let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    for line in file.split(b'\n') {
+        let line = line?;
+        let Ok(p) = serde_json::from_slice::<Probe>(&line) else {
+            continue; // a seal, an admin line of another shape, a torn tail
+        };
+        if let Some(c) = p.call {
+            open.remove(&*c.decision);
+            continue;
+        }
+        let (Some(id), Some(verdict)) = (p.id, p.verdict.as_deref().and_then(Verdict::parse))
+        else {
+            continue;
+        };
+        let mut reasons = Reasons::default();
+        for r in p.reasons.iter().filter_map(|r| Reason::from_code(r)) {
+            reasons.insert(r);
+        }
+        let policy = p.policy.unwrap_or_default();
+        open.insert(
+            id.to_string(),
+            Orphan {
+                id: id.into_owned(),
+                ts: p.ts.unwrap_or_default().into_owned(),
+                verdict,
+                call_id: p.call_id.unwrap_or_default().into_owned(),
+                called: p
+                    .called_e164
+                    .or(p.called_raw)
+                    .unwrap_or_default()
+                    .into_owned(),
+                reasons,
+                sip_status: p.sip_status,
+                campaign: policy.campaign,
+                seller: policy.seller,
+                purpose: policy.purpose,
+                method: policy.method,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// The record recovery writes for one orphan.
+struct Closed {
+    o: Orphan,
+    now: DateTime<Utc>,
+}
+
+impl Entry for Closed {
+    fn ts(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        let o = &self.o;
+        let rejected = !o.verdict.forwards();
+        let line = Line {
+            decision: o.id.clone(),
+            call_id: &o.call_id,
+            direction: match o.verdict {
+                Verdict::Inbound => Direction::Inbound,
+                _ => Direction::Outbound,
+            },
+            verdict: o.verdict.as_str(),
+            telemarketer: None,
+            seller: o.seller.as_deref(),
+            campaign: o.campaign.as_deref(),
+            subject: None,
+            audience: None,
+            purpose: o.purpose.as_deref(),
+            method: o.method.as_deref(),
+            prerecorded: o.method.as_deref().map(|m| m == "prerecorded"),
+            script: None,
+            called: &o.called,
+            caller_id: None,
+            caller_name: None,
+            invite_at: o.ts.clone(),
+            ringing_at: None,
+            answered_at: None,
+            ended_at: rejected.then(|| o.ts.clone()),
+            setup_ms: None,
+            duration_ms: rejected.then_some(0),
+            disposition: if rejected {
+                Disposition::Rejected
+            } else {
+                Disposition::Unknown
+            },
+            reasons: o.reasons,
+            ended_by: if rejected {
+                EndedBy::Callgate
+            } else {
+                EndedBy::Restart
+            },
+            sip_status: o.sip_status,
+            q850_cause: None,
+            transfer_to: None,
+        };
+        write_line(out, self.now, &line);
+    }
+}

@@ -1,0 +1,378 @@
+//! Call records, in-process: every call the dialers place ends in one record of the audit log,
+//! linked to its decision, saying how it ended, who ended it and how long it lasted (TSR
+//! 310.5(a)(2)). UDP sockets on loopback play the dialer and the carrier. One behaviour per
+//! test.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The call records in the log, by Call-ID.
+fn call_records(h: &Harness, call_id: &str) -> Vec<Value> {
+    h.audit_lines()
+        .into_iter()
+        .filter_map(|l| l.get("call").cloned())
+        .filter(|c| c["call_id"] == call_id)
+        .collect()
+}
+
+/// The one call record of `call_id`.
+fn record(h: &Harness, call_id: &str) -> Value {
+    let recs = call_records(h, call_id);
+    assert_eq!(recs.len(), 1, "one call record for {call_id}: {recs:#?}");
+    recs.into_iter().next().unwrap()
+}
+
+/// Wait (bounded) for a record the sweeper writes.
+fn record_within(h: &Harness, call_id: &str, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let recs = call_records(h, call_id);
+        if let Some(r) = recs.into_iter().next() {
+            return r;
+        }
+        assert!(start.elapsed() < limit, "no call record for {call_id}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn decision_of(h: &Harness, call_id: &str) -> Vec<Value> {
+    h.audit_lines()
+        .into_iter()
+        .filter(|l| l.get("verdict").is_some() && l["call_id"] == call_id)
+        .collect()
+}
+
+/// A call placed and answered: the carrier's INVITE and the dialer's 200.
+struct Answered {
+    inv: String,
+    ok: String,
+    call_id: String,
+}
+
+fn place(h: &Harness, call_id: &str) -> String {
+    h.send_dialer(&h.invite("4155550100", call_id));
+    let inv = h.recv_carrier().expect("INVITE at the carrier");
+    assert!(h.recv_dialer().unwrap().starts_with("SIP/2.0 100"));
+    inv
+}
+
+fn answer(h: &Harness, call_id: &str) -> Answered {
+    let inv = place(h, call_id);
+    h.send_carrier(&reply(&inv, 180, "Ringing", ""));
+    assert!(h.recv_dialer().unwrap().starts_with("SIP/2.0 180"));
+    let carrier = h.carrier.local_addr().unwrap();
+    let contact = format!("Contact: <sip:uas@{carrier}>\r\n");
+    h.send_carrier(&reply(&inv, 200, "OK", &contact));
+    let ok = h.recv_dialer().unwrap();
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    Answered {
+        inv,
+        ok,
+        call_id: call_id.into(),
+    }
+}
+
+/// A request the dialer sends in the answered dialog (BYE, REFER, re-INVITE).
+fn from_dialer(h: &Harness, a: &Answered, method: &str, cseq: u32, extra: &str) -> String {
+    let carrier = h.carrier.local_addr().unwrap();
+    let d = h.dialer.local_addr().unwrap();
+    let rr = header(&a.ok, "record-route").unwrap();
+    let (from, to) = (header(&a.ok, "from").unwrap(), header(&a.ok, "to").unwrap());
+    format!("{method} sip:uas@{carrier} SIP/2.0\r\nVia: SIP/2.0/UDP {d};branch=z9hG4bK-{method}{cseq}\r\nRoute: {rr}\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n", a.call_id)
+}
+
+fn from_carrier(h: &Harness, a: &Answered, method: &str, cseq: u32, extra: &str) -> String {
+    let d = h.dialer.local_addr().unwrap();
+    let c = h.carrier.local_addr().unwrap();
+    let rr = header(&a.inv, "record-route").unwrap();
+    let (caller, callee) = (header(&a.ok, "from").unwrap(), header(&a.ok, "to").unwrap());
+    format!("{method} sip:dialer@{d} SIP/2.0\r\nVia: SIP/2.0/UDP {c};branch=z9hG4bK-c{method}{cseq}\r\nRoute: {rr}\r\nFrom: {callee}\r\nTo: {caller}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n", a.call_id)
+}
+
+fn dialer_hangs_up(h: &Harness, a: &Answered, extra: &str) {
+    h.send_dialer(&from_dialer(h, a, "BYE", 2, extra));
+    let bye = h.recv_carrier().unwrap();
+    assert!(bye.starts_with("BYE "), "{bye}");
+    h.send_carrier(&reply(&bye, 200, "OK", ""));
+    assert!(h.recv_dialer().unwrap().starts_with("SIP/2.0 200"));
+}
+
+fn ms(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+        .unwrap()
+        .timestamp_millis()
+}
+
+#[test]
+fn answered_call_hung_up_by_the_dialer_is_answered_and_ended_by_the_dialer() {
+    let h = Harness::start();
+    let a = answer(&h, "rec-dialer-bye");
+    std::thread::sleep(Duration::from_millis(300)); // the call's length, as a dialer holds it
+    dialer_hangs_up(&h, &a, "");
+    let r = record(&h, "rec-dialer-bye");
+    assert_eq!(r["disposition"], "answered");
+    assert_eq!(r["ended_by"], "dialer");
+    assert_eq!(r["direction"], "outbound");
+    assert_eq!(r["called"], "+14155550100");
+    let duration = r["duration_ms"].as_u64().unwrap();
+    assert!((300..700).contains(&duration), "duration {duration} ms");
+    assert_eq!(
+        ms(&r["ended_at"]) - ms(&r["answered_at"]),
+        duration as i64,
+        "duration is answer to end"
+    );
+    assert!(ms(&r["ringing_at"]) >= ms(&r["invite_at"]));
+    assert!(r["setup_ms"].as_u64().is_some());
+}
+
+#[test]
+fn call_record_names_its_decision() {
+    let h = Harness::start();
+    let a = answer(&h, "rec-link");
+    dialer_hangs_up(&h, &a, "");
+    let decision = decision_of(&h, "rec-link");
+    assert_eq!(decision.len(), 1);
+    assert_eq!(record(&h, "rec-link")["decision"], decision[0]["id"]);
+}
+
+#[test]
+fn answered_call_hung_up_by_the_carrier_is_ended_by_the_carrier() {
+    let h = Harness::start();
+    let a = answer(&h, "rec-carrier-bye");
+    h.send_carrier(&from_carrier(
+        &h,
+        &a,
+        "BYE",
+        1,
+        "Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\n",
+    ));
+    let bye = h.recv_dialer().unwrap();
+    assert!(bye.starts_with("BYE "), "{bye}");
+    let r = record(&h, "rec-carrier-bye");
+    assert_eq!(r["disposition"], "answered");
+    assert_eq!(r["ended_by"], "carrier");
+    assert_eq!(r["q850_cause"], 16);
+}
+
+fn refused_by_carrier(status: u16, phrase: &str, call_id: &str) -> Value {
+    let h = Harness::start();
+    let inv = place(&h, call_id);
+    h.send_carrier(&reply(&inv, status, phrase, ""));
+    assert!(h
+        .recv_dialer()
+        .unwrap()
+        .starts_with(&format!("SIP/2.0 {status}")));
+    record(&h, call_id)
+}
+
+#[test]
+fn busy_is_recorded_busy_with_its_status() {
+    let r = refused_by_carrier(486, "Busy Here", "rec-busy");
+    assert_eq!(r["disposition"], "busy");
+    assert_eq!(r["sip_status"], 486);
+    assert_eq!(r["ended_by"], "carrier");
+    assert_eq!(r["duration_ms"], 0);
+}
+
+#[test]
+fn temporarily_unavailable_is_no_answer() {
+    let r = refused_by_carrier(480, "Temporarily Unavailable", "rec-480");
+    assert_eq!(r["disposition"], "no_answer");
+}
+
+#[test]
+fn request_timeout_is_no_answer() {
+    let r = refused_by_carrier(408, "Request Timeout", "rec-408");
+    assert_eq!(r["disposition"], "no_answer");
+}
+
+#[test]
+fn another_failure_is_failed_with_its_status() {
+    let r = refused_by_carrier(503, "Service Unavailable", "rec-503");
+    assert_eq!(r["disposition"], "failed");
+    assert_eq!(r["sip_status"], 503);
+}
+
+#[test]
+fn cancel_before_answer_is_cancelled_by_the_dialer() {
+    let h = Harness::start();
+    let text = h.invite("4155550100", "rec-cancel");
+    h.send_dialer(&text);
+    let inv = h.recv_carrier().unwrap();
+    let _trying = h.recv_dialer().unwrap();
+    h.send_dialer(&cancel_for(&text));
+    let cancel = h.recv_carrier().unwrap();
+    h.send_carrier(&reply(&cancel, 200, "OK", ""));
+    let _ = h.recv_dialer();
+    h.send_carrier(&reply(&inv, 487, "Request Terminated", ""));
+    assert!(h.recv_dialer().unwrap().starts_with("SIP/2.0 487"));
+    let r = record(&h, "rec-cancel");
+    assert_eq!(r["disposition"], "cancelled");
+    assert_eq!(r["ended_by"], "dialer");
+    assert!(r["answered_at"].is_null());
+}
+
+#[test]
+fn blocked_call_is_recorded_rejected_with_callgate_reasons() {
+    let h = Harness::start();
+    h.send_dialer(&h.invite("2125550143", "rec-blocked"));
+    assert!(h.recv_dialer().unwrap().starts_with("SIP/2.0 603"));
+    let r = record(&h, "rec-blocked");
+    assert_eq!(r["disposition"], "rejected");
+    assert_eq!(r["reasons"], serde_json::json!(["national_dnc"]));
+    assert_eq!(r["ended_by"], "callgate");
+    assert_eq!(r["sip_status"], 603);
+    assert_eq!(r["decision"], decision_of(&h, "rec-blocked")[0]["id"]);
+}
+
+#[test]
+fn refer_makes_the_call_transferred_with_its_target() {
+    let h = Harness::start();
+    let a = answer(&h, "rec-refer");
+    let target = "Refer-To: <sip:+13125550123@pbx.example.com>\r\n";
+    h.send_dialer(&from_dialer(&h, &a, "REFER", 2, target));
+    let refer = h.recv_carrier().unwrap();
+    assert!(refer.starts_with("REFER "), "{refer}");
+    h.send_carrier(&reply(&refer, 202, "Accepted", ""));
+    let _ = h.recv_dialer();
+    h.send_dialer(&from_dialer(&h, &a, "BYE", 3, ""));
+    let _ = h.recv_carrier().unwrap();
+    let r = record(&h, "rec-refer");
+    assert_eq!(r["disposition"], "transferred");
+    assert_eq!(r["transfer_to"], "sip:+13125550123@pbx.example.com");
+}
+
+#[test]
+fn reinvite_is_not_a_new_call() {
+    let h = Harness::start();
+    let a = answer(&h, "rec-reinvite");
+    h.send_dialer(&from_dialer(&h, &a, "INVITE", 2, ""));
+    let re = h.recv_carrier().unwrap();
+    assert!(re.starts_with("INVITE "), "{re}");
+    h.send_carrier(&reply(&re, 200, "OK", ""));
+    let _ = h.recv_dialer();
+    assert!(
+        call_records(&h, "rec-reinvite").is_empty(),
+        "the call goes on"
+    );
+    dialer_hangs_up(&h, &a, "");
+    assert_eq!(decision_of(&h, "rec-reinvite").len(), 1, "one decision");
+    assert_eq!(record(&h, "rec-reinvite")["disposition"], "answered");
+}
+
+#[test]
+fn retransmitted_bye_writes_one_record() {
+    let h = Harness::start();
+    let a = answer(&h, "rec-bye-twice");
+    let bye = from_dialer(&h, &a, "BYE", 2, "");
+    h.send_dialer(&bye);
+    let _ = h.recv_carrier().unwrap();
+    h.send_dialer(&bye);
+    let _ = h.recv_carrier().unwrap();
+    record(&h, "rec-bye-twice");
+}
+
+#[test]
+fn dialer_marking_abandoned_on_its_bye_makes_the_call_abandoned() {
+    let h = Harness::start();
+    let a = answer(&h, "rec-abandoned");
+    dialer_hangs_up(&h, &a, "X-Callgate-Disposition: abandoned\r\n");
+    assert_eq!(record(&h, "rec-abandoned")["disposition"], "abandoned");
+}
+
+#[test]
+fn a_second_fork_answering_does_not_change_the_call() {
+    let h = Harness::start();
+    let a = answer(&h, "rec-fork");
+    // Another fork's 200 (another To tag): relayed for the dialer to ACK and BYE, not news.
+    let other = reply(&a.inv, 200, "OK", "").replace(";tag=uas1", ";tag=fork2");
+    h.send_carrier(&other);
+    let _ = h.recv_dialer().unwrap();
+    let other_bye = from_dialer(&h, &a, "BYE", 2, "").replace(";tag=uas1", ";tag=fork2");
+    h.send_dialer(&other_bye);
+    let _ = h.recv_carrier().unwrap();
+    assert!(
+        call_records(&h, "rec-fork").is_empty(),
+        "the answered fork goes on"
+    );
+    dialer_hangs_up(&h, &a, "");
+    assert_eq!(record(&h, "rec-fork")["disposition"], "answered");
+}
+
+#[test]
+fn a_call_without_bye_ends_at_the_longest_call_as_timeout() {
+    let h = Harness::with(Some(2), "[calls]\nmax_duration_secs = 1\n");
+    let _a = answer(&h, "rec-timeout");
+    let r = record_within(&h, "rec-timeout", Duration::from_secs(5));
+    assert_eq!(r["ended_by"], "timeout");
+    assert_eq!(r["disposition"], "answered");
+}
+
+#[test]
+fn session_expires_of_the_answer_limits_the_call() {
+    let h = Harness::start();
+    let inv = place(&h, "rec-session");
+    h.send_carrier(&reply(
+        &inv,
+        200,
+        "OK",
+        "Session-Expires: 1;refresher=uas\r\n",
+    ));
+    let _ok = h.recv_dialer().unwrap();
+    let r = record_within(&h, "rec-session", Duration::from_secs(5));
+    assert_eq!(r["ended_by"], "timeout");
+}
+
+#[test]
+fn a_graceful_stop_records_open_calls_as_stopped() {
+    let mut h = Harness::start();
+    let _a = answer(&h, "rec-stop");
+    let dir = h.dir.join("audit");
+    h.stop();
+    let recs: Vec<Value> = audit_lines(&dir)
+        .into_iter()
+        .filter_map(|l| l.get("call").cloned())
+        .filter(|c| c["call_id"] == "rec-stop")
+        .collect();
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0]["ended_by"], "callgate_stopped");
+    assert_eq!(recs[0]["disposition"], "answered");
+}
+
+#[test]
+fn record_carries_campaign_telemarketer_and_caller_id() {
+    let h = Harness::with(
+        Some(2),
+        "[dialers.names]\nacme-vicidial = [\"127.0.0.0/8\"]\n[[campaign]]\nid = \"default\"\nseller = \"Acme Solar\"\nsubject = \"solar panels\"\naudience = \"business\"\nscript = \"solar-v2\"\n",
+    );
+    let a = answer(&h, "rec-fields");
+    dialer_hangs_up(&h, &a, "");
+    let r = record(&h, "rec-fields");
+    assert_eq!(r["telemarketer"], "acme-vicidial");
+    assert_eq!(r["seller"], "Acme Solar");
+    assert_eq!(r["subject"], "solar panels");
+    assert_eq!(r["audience"], "business");
+    assert_eq!(r["script"], "solar-v2");
+    assert_eq!(r["campaign"], "default");
+    assert_eq!(r["caller_id"], "+12025550100");
+    assert_eq!(r["caller_name"], "Dialer");
+    assert_eq!(r["prerecorded"], false);
+}
+
+#[test]
+fn calls_are_counted_by_disposition_and_open_calls_are_a_gauge() {
+    let h = Harness::start();
+    let a = answer(&h, "rec-metrics");
+    let (_, m) = h.http("GET", "/metrics", "");
+    assert!(m.contains("callgate_calls_open 1"), "{m}");
+    dialer_hangs_up(&h, &a, "");
+    let (_, m) = h.http("GET", "/metrics", "");
+    assert!(m.contains("callgate_calls_open 0"), "{m}");
+    assert!(
+        m.contains("callgate_calls_total{disposition=\"answered\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("callgate_call_duration_seconds_count 1"), "{m}");
+}
