@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 pub(crate) fn line_hash(line: &[u8]) -> String {
-    crate::lists::snapshot::hex(&Sha256::digest(line))
+    crate::hashing::hex(&Sha256::digest(line))
 }
 
 /// Finish a serialized JSON object (`{...}`) with the chain link. Returns the new head.

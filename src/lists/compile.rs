@@ -65,7 +65,7 @@ fn read_file(
             FileRole::Changes => "changes",
         }
         .into(),
-        sha256: snapshot::hex(&reader.into_inner().hash.finalize()),
+        sha256: crate::hashing::hex(&reader.into_inner().hash.finalize()),
         lines,
     })
 }

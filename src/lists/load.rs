@@ -181,7 +181,7 @@ pub(crate) fn load_entry(
         let set = numbers.into_iter().collect::<SetBuilder>().build();
         (
             set,
-            snapshot::hex(&Sha256::digest(&bytes)),
+            crate::hashing::hex(&Sha256::digest(&bytes)),
             e.source_date.clone(),
             None,
         )

@@ -87,9 +87,7 @@ pub enum SnapshotError {
     Layout { file: String, source: LayoutError },
 }
 
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+pub(crate) use crate::hashing::hex;
 
 fn padded_meta(meta: &SnapshotMeta) -> Vec<u8> {
     let mut m = serde_json::to_vec(meta).expect("metadata serializes");

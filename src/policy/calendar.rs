@@ -58,7 +58,7 @@ impl Calendar {
             h.update(src.as_bytes());
             cal.add_file(&file, &src)?;
         }
-        cal.digest = crate::lists::snapshot::hex(&h.finalize());
+        cal.digest = crate::hashing::hex(&h.finalize());
         Ok(cal)
     }
 

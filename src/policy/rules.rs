@@ -347,10 +347,7 @@ fn version_of(src: &str, calendar: &Calendar) -> String {
     let mut h = sha2::Sha256::new();
     h.update(src.as_bytes());
     h.update(calendar.digest.as_bytes());
-    format!(
-        "sha256:{}",
-        &crate::lists::snapshot::hex(&h.finalize())[..16]
-    )
+    format!("sha256:{}", &crate::hashing::hex(&h.finalize())[..16])
 }
 
 fn bits<T>(

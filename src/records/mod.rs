@@ -87,10 +87,32 @@ pub enum EndedBy {
     Restart,
 }
 
+impl EndedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndedBy::Dialer => "dialer",
+            EndedBy::Carrier => "carrier",
+            EndedBy::Callgate => "callgate",
+            EndedBy::Timeout => "timeout",
+            EndedBy::CallgateStopped => "callgate_stopped",
+            EndedBy::Restart => "restart",
+        }
+    }
+}
+
 /// Outbound (from a dialer) or inbound (from the upstream toward the dialers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Outbound,
     Inbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! call line naming it is such a call. The files read are those that can hold a call still
 //! open (the longest call, and a day besides, back from the newest file).
 
-use super::line::{write_line, Line};
+use super::line::{Decision, Line};
 use super::{Direction, Disposition, EndedBy};
 use crate::audit::{AuditSink, Entry};
 use crate::call::{Reason, Reasons, Verdict};
@@ -163,8 +163,11 @@ impl Entry for Closed {
     fn write(&self, out: &mut Vec<u8>) {
         let o = &self.o;
         let rejected = !o.verdict.forwards();
+        let at = DateTime::parse_from_rfc3339(&o.ts)
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
         let line = Line {
-            decision: o.id.clone(),
+            decision: Decision::Id(&o.id),
             call_id: &o.call_id,
             direction: match o.verdict {
                 Verdict::Inbound => Direction::Inbound,
@@ -183,10 +186,10 @@ impl Entry for Closed {
             called: &o.called,
             caller_id: None,
             caller_name: None,
-            invite_at: o.ts.clone(),
+            invite_at: at,
             ringing_at: None,
             answered_at: None,
-            ended_at: rejected.then(|| o.ts.clone()),
+            ended_at: at.filter(|_| rejected),
             setup_ms: None,
             duration_ms: rejected.then_some(0),
             disposition: if rejected {
@@ -204,6 +207,6 @@ impl Entry for Closed {
             q850_cause: None,
             transfer_to: None,
         };
-        write_line(out, self.now, &line);
+        line.write(out, self.now);
     }
 }
