@@ -99,6 +99,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AuditCmd,
     },
+    /// Find and export call records (TSR 310.5(a)(2)) in the audit log.
+    Records {
+        #[command(subcommand)]
+        cmd: RecordsCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -124,8 +129,10 @@ enum ConfigCmd {
     },
 }
 
+/// The files to read and which of their records to keep (shared by the exports).
 #[derive(clap::Args)]
-struct ExportArgs {
+struct Selection {
+    /// Audit files, or directories of them.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// From this time on (RFC 3339 or YYYY-MM-DD, UTC).
@@ -139,11 +146,91 @@ struct ExportArgs {
     number: Option<String>,
     #[arg(long)]
     campaign: Option<String>,
+}
+
+/// A `Selection` read: files oldest first, times, the number in E.164.
+struct Selected {
+    files: Vec<PathBuf>,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    number: Option<String>,
+    campaign: Option<String>,
+}
+
+impl Selection {
+    fn read(self) -> anyhow::Result<Selected> {
+        let date = |s: Option<String>, what: &str| -> anyhow::Result<_> {
+            s.map(|s| {
+                callgate::lists::load::parse_date(&s).ok_or_else(|| {
+                    anyhow::anyhow!("--{what} `{s}`: expected RFC 3339 or YYYY-MM-DD")
+                })
+            })
+            .transpose()
+        };
+        let number = self
+            .number
+            .map(|n| {
+                n.parse::<callgate::number::E164>()
+                    .map(|e| e.to_string())
+                    .map_err(|e| anyhow::anyhow!("--number `{n}`: {e}"))
+            })
+            .transpose()?;
+        // A day given alone is taken whole: `--to 2026-12-01` includes that day.
+        let day_only = self.to.as_deref().is_some_and(|t| t.trim().len() == 10);
+        let to = date(self.to, "to")?.map(|t| match day_only {
+            true => t + chrono::Duration::days(1),
+            false => t,
+        });
+        Ok(Selected {
+            files: callgate::audit::verify::expand(&self.paths)?,
+            from: date(self.from, "from")?,
+            to,
+            number,
+            campaign: self.campaign,
+        })
+    }
+}
+
+/// `json` or `csv`.
+fn is_csv(format: &str) -> anyhow::Result<bool> {
+    match format {
+        "json" => Ok(false),
+        "csv" => Ok(true),
+        f => anyhow::bail!("--format `{f}`: expected json or csv"),
+    }
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    sel: Selection,
     /// allowed, blocked, would_block, emergency or inbound.
     #[arg(long)]
     verdict: Option<String>,
     /// json (one record per line, as logged) or csv.
     #[arg(long, default_value = "json")]
+    format: String,
+}
+
+#[derive(Subcommand)]
+enum RecordsCmd {
+    /// Every call to a number (--number), one line each: when, how it ended, for how long,
+    /// under which decision.
+    Find(RecordsArgs),
+    /// The call records that match, as CSV (one column per field; the README maps each TSR
+    /// 310.5(a)(2) item to its column) or JSON lines, to standard output.
+    Export(RecordsArgs),
+}
+
+#[derive(clap::Args)]
+struct RecordsArgs {
+    #[command(flatten)]
+    sel: Selection,
+    /// answered, busy, no_answer, cancelled, rejected, failed, transferred, abandoned, unknown.
+    #[arg(long)]
+    disposition: Option<String>,
+    /// csv or json (export only).
+    #[arg(long, default_value = "csv")]
     format: String,
 }
 
@@ -270,6 +357,7 @@ fn main() -> std::process::ExitCode {
         } => config_check(&common),
         Cmd::Lists { cmd } => lists_cmd(cmd).map(|()| 0),
         Cmd::Audit { cmd } => audit_cmd(cmd).map(|()| 0),
+        Cmd::Records { cmd } => records_cmd(cmd).map(|()| 0),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),
@@ -515,35 +603,9 @@ fn audit_cmd(cmd: AuditCmd) -> anyhow::Result<()> {
 /// `callgate audit export`: the records the filters keep, as JSON lines or CSV.
 fn export_cmd(args: ExportArgs) -> anyhow::Result<()> {
     use callgate::audit::verify;
-    let ExportArgs {
-        paths,
-        from,
-        to,
-        number,
-        campaign,
-        verdict,
-        format,
-    } = args;
-    let date = |s: Option<String>, what: &str| -> anyhow::Result<_> {
-        s.map(|s| {
-            callgate::lists::load::parse_date(&s)
-                .ok_or_else(|| anyhow::anyhow!("--{what} `{s}`: expected RFC 3339 or YYYY-MM-DD"))
-        })
-        .transpose()
-    };
-    let number = number
-        .map(|n| {
-            n.parse::<callgate::number::E164>()
-                .map(|e| e.to_string())
-                .map_err(|e| anyhow::anyhow!("--number `{n}`: {e}"))
-        })
-        .transpose()?;
-    let csv = match format.as_str() {
-        "json" => false,
-        "csv" => true,
-        f => anyhow::bail!("--format `{f}`: expected json or csv"),
-    };
-    let verdict = verdict
+    let csv = is_csv(&args.format)?;
+    let verdict = args
+        .verdict
         .map(|v| {
             callgate::call::Verdict::parse(&v).ok_or_else(|| {
                 anyhow::anyhow!(
@@ -552,25 +614,62 @@ fn export_cmd(args: ExportArgs) -> anyhow::Result<()> {
             })
         })
         .transpose()?;
-    // A day given alone is taken whole: `--to 2026-12-01` includes that day.
-    let day_only = to.as_deref().is_some_and(|t| t.trim().len() == 10);
-    let to = date(to, "to")?.map(|t| match day_only {
-        true => t + chrono::Duration::days(1),
-        false => t,
-    });
+    let s = args.sel.read()?;
     let filter = verify::Filter {
-        from: date(from, "from")?,
-        to,
-        number,
-        campaign,
+        from: s.from,
+        to: s.to,
+        number: s.number,
+        campaign: s.campaign,
         verdict,
     };
-    let files = verify::expand(&paths)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let n = verify::export(&files, &filter, csv, &mut out)?;
+    let n = verify::export(&s.files, &filter, csv, &mut out)?;
     std::io::Write::flush(&mut out)?;
     eprintln!("{n} records exported");
+    Ok(())
+}
+
+/// `callgate records find|export`: call records by a scan of the log.
+fn records_cmd(cmd: RecordsCmd) -> anyhow::Result<()> {
+    use callgate::records::export;
+    let (find, args) = match cmd {
+        RecordsCmd::Find(a) => (true, a),
+        RecordsCmd::Export(a) => (false, a),
+    };
+    anyhow::ensure!(
+        !find || args.sel.number.is_some(),
+        "records find: --number is required (export takes any selection)"
+    );
+    let csv = is_csv(&args.format)?;
+    let disposition = args
+        .disposition
+        .map(|d| {
+            callgate::records::Disposition::parse(&d).ok_or_else(|| {
+                anyhow::anyhow!("--disposition `{d}`: expected answered, busy, no_answer, cancelled, rejected, failed, transferred, abandoned or unknown")
+            })
+        })
+        .transpose()?;
+    let s = args.sel.read()?;
+    let filter = export::CallFilter {
+        from: s.from,
+        to: s.to,
+        number: s.number,
+        campaign: s.campaign,
+        disposition,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let n = if find {
+        export::scan(&s.files, &filter, |c| {
+            use std::io::Write;
+            writeln!(out, "{}", export::summary(c))
+        })?
+    } else {
+        export::export(&s.files, &filter, csv, &mut out)?
+    };
+    std::io::Write::flush(&mut out)?;
+    eprintln!("{n} calls");
     Ok(())
 }
 

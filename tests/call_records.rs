@@ -52,7 +52,8 @@ struct Answered {
 }
 
 fn place(h: &Harness, call_id: &str) -> String {
-    h.send_dialer(&h.invite("4155550100", call_id));
+    let branch = format!("z9hG4bK-{call_id}");
+    h.send_dialer(&h.invite("4155550100", call_id).replace("z9hG4bK-1", &branch));
     let inv = h.recv_carrier().expect("INVITE at the carrier");
     assert!(h.recv_dialer().unwrap().starts_with("SIP/2.0 100"));
     inv
@@ -375,4 +376,123 @@ fn calls_are_counted_by_disposition_and_open_calls_are_a_gauge() {
         "{m}"
     );
     assert!(m.contains("callgate_call_duration_seconds_count 1"), "{m}");
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Two calls to 415 555 0100 (answered, busy) and one to 415 555 0101.
+fn three_records() -> Harness {
+    let h = Harness::start();
+    let a = answer(&h, "find-1");
+    dialer_hangs_up(&h, &a, "");
+    let inv = place(&h, "find-2");
+    h.send_carrier(&reply(&inv, 486, "Busy Here", ""));
+    let _ = h.recv_dialer();
+    h.send_dialer(
+        &h.invite("4155550101", "find-3")
+            .replace("z9hG4bK-1", "z9hG4bK-3"),
+    );
+    let inv = h.recv_carrier().unwrap();
+    let _ = h.recv_dialer();
+    h.send_carrier(&reply(&inv, 480, "Temporarily Unavailable", ""));
+    let _ = h.recv_dialer();
+    h.run().app.audit.flush();
+    h
+}
+
+#[test]
+fn records_find_lists_every_call_to_a_number() {
+    let h = three_records();
+    let dir = h.dir.join("audit");
+    let out = cli(&[
+        "records",
+        "find",
+        dir.to_str().unwrap(),
+        "--number",
+        "(415) 555-0100",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("answered") && lines[1].contains("busy"),
+        "{text}"
+    );
+}
+
+#[test]
+fn records_find_needs_a_number() {
+    let h = three_records();
+    let out = cli(&["records", "find", h.dir.join("audit").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--number is required"));
+}
+
+#[test]
+fn records_export_csv_has_one_column_per_field_of_a_call_record() {
+    let h = three_records();
+    let dir = h.dir.join("audit");
+    let out = cli(&["records", "export", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    assert_eq!(header, callgate::records::export::CSV_COLUMNS);
+    let rec = record(&h, "find-1");
+    let keys: Vec<&str> = rec
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "reasons")
+        .collect();
+    let columns: Vec<&str> = header.iter().copied().filter(|c| *c != "reasons").collect();
+    let (mut k, mut c) = (keys.clone(), columns.clone());
+    k.sort();
+    c.sort();
+    assert_eq!(k, c, "every field of a record has its column, and no more");
+    assert_eq!(text.lines().count(), 4, "a header and three calls: {text}");
+}
+
+#[test]
+fn records_export_keeps_one_disposition() {
+    let h = three_records();
+    let dir = h.dir.join("audit");
+    let out = cli(&[
+        "records",
+        "export",
+        dir.to_str().unwrap(),
+        "--disposition",
+        "no_answer",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let recs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 1, "{text}");
+    assert_eq!(recs[0]["call_id"], "find-3");
+}
+
+#[test]
+fn records_export_names_a_bad_disposition() {
+    let h = three_records();
+    let out = cli(&[
+        "records",
+        "export",
+        h.dir.join("audit").to_str().unwrap(),
+        "--disposition",
+        "hung",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--disposition `hung`"));
+    assert!(out.stdout.is_empty());
 }

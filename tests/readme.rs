@@ -34,3 +34,36 @@ fn the_readme_names_no_missing_file() {
         assert!(readme.contains(path), "{path} not in the README");
     }
 }
+
+/// The README's TSR table names only fields the call-record export has.
+#[test]
+fn the_tsr_table_names_export_columns() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let table = readme
+        .split("### TSR 310.5(a)(2): where each item is")
+        .nth(1)
+        .expect("the TSR table's heading");
+    let rows: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .collect();
+    assert!(rows.len() >= 13, "{rows:?}");
+    for row in rows {
+        let field = row.split('|').nth(2).unwrap();
+        if field.trim().starts_with("not yet") {
+            continue;
+        }
+        // Fields come first; what follows in parentheses explains them (`consumer` is a value).
+        let fields = field.split('(').next().unwrap();
+        let names: Vec<&str> = fields.split('`').skip(1).step_by(2).collect();
+        assert!(!names.is_empty(), "no field named in {row}");
+        for name in names {
+            assert!(
+                callgate::records::export::CSV_COLUMNS.contains(&name),
+                "`{name}` ({row}) is not a column of `callgate records export`"
+            );
+        }
+    }
+}

@@ -225,7 +225,8 @@ pub(crate) const CSV_COLUMNS: &[&str] = &[
     "optouts_seq",
 ];
 
-fn csv_field(v: &str) -> String {
+/// Quote a CSV field when it needs it (RFC 4180).
+pub(crate) fn csv_field(v: &str) -> String {
     if v.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", v.replace('"', "\"\""))
     } else {

@@ -5,6 +5,7 @@
 //! calls a crash left open. Nothing here reads SIP: the gate hands over what it took from the
 //! messages.
 
+pub mod export;
 mod line;
 mod metrics;
 mod open;
@@ -60,6 +61,10 @@ impl Disposition {
             Disposition::Abandoned => "abandoned",
             Disposition::Unknown => "unknown",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Disposition> {
+        Disposition::ALL.into_iter().find(|d| d.as_str() == s)
     }
 
     /// A final failure's status, read as a disposition.

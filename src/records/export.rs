@@ -1,0 +1,166 @@
+//! `callgate records find` and `callgate records export`: the call records of the log that a
+//! filter keeps, read by a scan of the files (the log is the truth).
+
+use crate::audit::verify::{csv_field, VerifyError};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// The export's columns, one per field of a call record, in the record's order. The README's
+/// table maps each TSR 310.5(a)(2) item to one of them.
+pub const CSV_COLUMNS: &[&str] = &[
+    "decision",
+    "call_id",
+    "direction",
+    "verdict",
+    "telemarketer",
+    "seller",
+    "campaign",
+    "subject",
+    "audience",
+    "purpose",
+    "method",
+    "prerecorded",
+    "script",
+    "called",
+    "caller_id",
+    "caller_name",
+    "invite_at",
+    "ringing_at",
+    "answered_at",
+    "ended_at",
+    "setup_ms",
+    "duration_ms",
+    "disposition",
+    "reasons",
+    "ended_by",
+    "sip_status",
+    "q850_cause",
+    "transfer_to",
+];
+
+/// What `find` and `export` keep. Times compare with the call's INVITE.
+#[derive(Default)]
+pub struct CallFilter {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// E.164 with `+`, compared with `called`.
+    pub number: Option<String>,
+    pub campaign: Option<String>,
+    pub disposition: Option<super::Disposition>,
+}
+
+impl CallFilter {
+    fn keeps(&self, c: &Value) -> bool {
+        let s = |k: &str| c.get(k).and_then(Value::as_str);
+        let at = s("invite_at").and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        self.from.is_none_or(|f| at.is_some_and(|t| t >= f))
+            && self.to.is_none_or(|to| at.is_some_and(|t| t < to))
+            && self
+                .number
+                .as_deref()
+                .is_none_or(|n| s("called") == Some(n))
+            && self
+                .campaign
+                .as_deref()
+                .is_none_or(|k| s("campaign") == Some(k))
+            && self
+                .disposition
+                .is_none_or(|d| s("disposition") == Some(d.as_str()))
+    }
+}
+
+fn cell(c: &Value, k: &str) -> String {
+    match c.get(k) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// Every call record of `files` (oldest first) that `filter` keeps, handed to `each`.
+pub fn scan(
+    files: &[PathBuf],
+    filter: &CallFilter,
+    mut each: impl FnMut(&Value) -> std::io::Result<()>,
+) -> Result<u64, VerifyError> {
+    let io = |file: &Path| {
+        let file = file.display().to_string();
+        move |source| VerifyError::Io { file, source }
+    };
+    let mut n = 0;
+    for path in files {
+        let f = std::fs::File::open(path).map_err(io(path))?;
+        for line in BufReader::new(f).lines() {
+            let line = line.map_err(io(path))?;
+            // Only call lines are parsed; decisions and seals are passed over.
+            if !line.starts_with("{\"ts\":") || !line.contains(",\"call\":{") {
+                continue;
+            }
+            let Ok(r) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            let Some(c) = r.get("call") else { continue };
+            if filter.keeps(c) {
+                each(c).map_err(io(Path::new("<stdout>")))?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Write the kept call records as CSV (a header, then one row per call) or JSON lines (the
+/// `call` object of each). Returns the count written.
+pub fn export(
+    files: &[PathBuf],
+    filter: &CallFilter,
+    csv: bool,
+    out: &mut dyn Write,
+) -> Result<u64, VerifyError> {
+    if csv {
+        writeln!(out, "{}", CSV_COLUMNS.join(",")).map_err(|source| VerifyError::Io {
+            file: "<stdout>".into(),
+            source,
+        })?;
+    }
+    scan(files, filter, |c| {
+        if csv {
+            let row: Vec<String> = CSV_COLUMNS.iter().map(|k| csv_field(&cell(c, k))).collect();
+            writeln!(out, "{}", row.join(","))
+        } else {
+            writeln!(out, "{c}")
+        }
+    })
+}
+
+/// One line per call for a person: when, what happened, for how long, under which decision.
+pub fn summary(c: &Value) -> String {
+    let duration = c
+        .get("duration_ms")
+        .and_then(Value::as_u64)
+        .map(|ms| format!("{}.{:03}s", ms / 1000, ms % 1000))
+        .unwrap_or_else(|| "-".into());
+    let reasons = cell(c, "reasons");
+    format!(
+        "{}  {}  {:<11} {:>9}  ended by {:<16} campaign {}  decision {}{}",
+        cell(c, "invite_at"),
+        cell(c, "called"),
+        cell(c, "disposition"),
+        duration,
+        cell(c, "ended_by"),
+        cell(c, "campaign"),
+        cell(c, "decision"),
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!("  reasons {reasons}")
+        }
+    )
+}
