@@ -53,7 +53,10 @@ struct Answered {
 
 fn place(h: &Harness, call_id: &str) -> String {
     let branch = format!("z9hG4bK-{call_id}");
-    h.send_dialer(&h.invite("4155550100", call_id).replace("z9hG4bK-1", &branch));
+    h.send_dialer(
+        &h.invite("4155550100", call_id)
+            .replace("z9hG4bK-1", &branch),
+    );
     let inv = h.recv_carrier().expect("INVITE at the carrier");
     assert!(h.recv_dialer().unwrap().starts_with("SIP/2.0 100"));
     inv
