@@ -163,6 +163,7 @@ fn fixture() -> Fixture {
             clock,
             host: settings.advertise_host.clone(),
             before_forward: false,
+            refuse_unrecorded: true,
         },
         rules,
     );

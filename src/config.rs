@@ -394,6 +394,9 @@ pub struct AuditConfig {
     /// "before-forward": an allowed INVITE is forwarded only once its record is on disk
     /// (group commit: one fsync covers every record that arrived meanwhile).
     pub durability: Durability,
+    /// When a record cannot be written (disk full, I/O error): "reject" new outbound marketing
+    /// calls with 503 until writing works again (default), or "allow" them unrecorded.
+    pub on_write_error: FailMode,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -410,6 +413,7 @@ impl Default for AuditConfig {
             queue_capacity: 65_536,
             flush_interval_ms: 100,
             durability: Durability::Async,
+            on_write_error: FailMode::Reject,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub audit_queue_depth: IntGauge,
     pub audit_records_written: IntCounter,
     pub audit_write_errors: IntCounter,
+    pub audit_writable: IntGauge,
+    pub unrecordable_refusals: IntCounter,
     pub audit_torn_records: IntCounter,
     pub audit_backpressure: IntCounter,
     pub audit_last_sync_age: Gauge,
@@ -150,6 +152,8 @@ impl Metrics {
             audit_queue_depth: gauge(&r, "callgate_audit_queue_depth", "Decision records waiting to be written."),
             audit_records_written: counter(&r, "callgate_audit_records_written_total", "Decision records written and fsynced."),
             audit_write_errors: counter(&r, "callgate_audit_write_errors_total", "Audit log write or fsync failures."),
+            audit_writable: gauge(&r, "callgate_audit_writable", "1 while records are being written and fsynced; 0 after a write or fsync failed, until one succeeds again."),
+            unrecordable_refusals: counter(&r, "callgate_calls_refused_unrecordable_total", "Marketing calls answered 503 because their records could not be written (audit.on_write_error = \"reject\")."),
             audit_torn_records: counter(&r, "callgate_audit_torn_records_total", "Torn final audit records (a crash mid-write) cut off at start."),
             audit_backpressure: counter(
                 &r,

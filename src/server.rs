@@ -244,6 +244,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
             clock: clock.clone(),
             host: settings.advertise_host.clone(),
             before_forward,
+            refuse_unrecorded: cfg.audit.on_write_error == crate::config::FailMode::Reject,
         },
         rules,
     ));

@@ -21,7 +21,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -44,6 +44,8 @@ pub(crate) struct AuditEvent {
     pub decision: Decision,
     /// Status callgate answered with (blocks); `None` when the request was forwarded.
     pub sip_status: Option<u16>,
+    /// Why a call the policy allowed was not forwarded (`records_unwritable`).
+    pub refused: Option<&'static str>,
     pub latency_us: u32,
 }
 
@@ -80,6 +82,7 @@ pub struct AuditSink {
     metrics: Arc<Metrics>,
     seq: Arc<AtomicU64>,
     instance: Arc<str>,
+    writable: Arc<AtomicBool>,
 }
 
 pub struct AuditWriter {
@@ -100,6 +103,11 @@ impl AuditSink {
 
     pub(crate) fn instance_arc(&self) -> Arc<str> {
         self.instance.clone()
+    }
+
+    /// False after a write or fsync failed, until one succeeds again.
+    pub(crate) fn writable(&self) -> bool {
+        self.writable.load(Ordering::Relaxed)
     }
 
     /// Queue a record; waits (and counts) when the queue is full rather than dropping it.
@@ -174,18 +182,17 @@ impl AuditWriter {
         let m = metrics.clone();
         let dir = dir.to_owned();
         let (durable_tx, durable) = tokio::sync::watch::channel(0u64);
+        let writable = Arc::new(AtomicBool::new(true));
+        metrics.audit_writable.set(1);
+        let health = Health {
+            writable: writable.clone(),
+            metrics: metrics.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || {
-                run_writer(
-                    dir,
-                    recovered,
-                    rx,
-                    flush_interval,
-                    m,
-                    group_commit,
-                    durable_tx,
-                )
+                let mut w = Writer::new(dir, recovered, m, durable_tx, health);
+                run_writer(&mut w, rx, flush_interval, group_commit)
             })?;
         Ok((
             AuditWriter {
@@ -198,6 +205,7 @@ impl AuditWriter {
                 metrics,
                 seq: Arc::new(AtomicU64::new(0)),
                 instance,
+                writable,
             },
         ))
     }
@@ -261,6 +269,31 @@ struct Writer {
     /// (before-forward durability releases forwarded INVITEs up to it).
     last_seq: u64,
     durable: tokio::sync::watch::Sender<u64>,
+    health: Health,
+}
+
+/// Whether records are reaching the disk, for the gate to act on (`audit.on_write_error`).
+/// Told once per change in the log, every failure counted.
+struct Health {
+    writable: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+impl Health {
+    fn failed(&self, what: &str, e: &std::io::Error) {
+        self.metrics.audit_write_errors.inc();
+        if self.writable.swap(false, Ordering::Relaxed) {
+            self.metrics.audit_writable.set(0);
+            tracing::error!(error = %e, "audit {what} failed: records are not being written (new marketing calls are refused unless audit.on_write_error = \"allow\")");
+        }
+    }
+
+    fn succeeded(&self) {
+        if !self.writable.swap(true, Ordering::Relaxed) {
+            self.metrics.audit_writable.set(1);
+            tracing::warn!("audit log writable again");
+        }
+    }
 }
 
 impl Writer {
@@ -289,27 +322,24 @@ impl Writer {
                     self.last_file = Some(path);
                     self.last_sealed = false;
                 }
-                Err(e) => {
-                    self.metrics.audit_write_errors.inc();
-                    tracing::error!(error = %e, dir = %self.dir.display(), "cannot open audit file");
-                }
+                Err(e) => self.health.failed("file open", &e),
             }
         }
         self.line.clear();
         serialize(&mut self.line);
         let head = chain::link(&mut self.line, &self.head);
         self.line.push(b'\n');
-        if let Some(f) = &mut self.file {
-            match f.out.write_all(&self.line) {
+        match &mut self.file {
+            Some(f) => match f.out.write_all(&self.line) {
                 Ok(()) => {
                     self.pending += 1;
                     self.head = head;
                 }
-                Err(e) => {
-                    self.metrics.audit_write_errors.inc();
-                    tracing::error!(error = %e, "audit write failed");
-                }
-            }
+                Err(e) => self.health.failed("write", &e),
+            },
+            None => self
+                .health
+                .failed("write", &std::io::Error::other("no audit file open")),
         }
     }
 
@@ -350,10 +380,9 @@ impl Writer {
                 self.head = h;
                 self.last_sealed = true;
             }
-            Err(e) => {
-                self.metrics.audit_write_errors.inc();
-                tracing::error!(error = %e, file = %prev.display(), "cannot seal audit file");
-            }
+            Err(e) => self
+                .health
+                .failed(&format!("seal of {}", prev.display()), &e),
         }
     }
 
@@ -364,13 +393,12 @@ impl Writer {
                 Ok(()) => {
                     self.metrics.audit_records_written.inc_by(self.pending);
                     self.durable.send_replace(self.last_seq);
+                    self.pending = 0;
+                    self.health.succeeded();
                 }
-                Err(e) => {
-                    self.metrics.audit_write_errors.inc();
-                    tracing::error!(error = %e, "audit fsync failed");
-                }
+                // The lines stay pending: the next commit tries the flush and fsync again.
+                Err(e) => self.health.failed("flush or fsync", &e),
             }
-            self.pending = 0;
         }
         self.last_sync = Instant::now();
     }
@@ -382,6 +410,7 @@ impl Writer {
         recovered: chain::Recovered,
         metrics: Arc<Metrics>,
         durable: tokio::sync::watch::Sender<u64>,
+        health: Health,
     ) -> Writer {
         Writer {
             dir,
@@ -395,6 +424,7 @@ impl Writer {
             metrics,
             last_seq: 0,
             durable,
+            health,
         }
     }
 
@@ -412,16 +442,7 @@ impl Writer {
     }
 }
 
-fn run_writer(
-    dir: PathBuf,
-    recovered: chain::Recovered,
-    rx: Receiver<Msg>,
-    interval: Duration,
-    metrics: Arc<Metrics>,
-    group_commit: bool,
-    durable_tx: tokio::sync::watch::Sender<u64>,
-) {
-    let mut w = Writer::new(dir, recovered, metrics, durable_tx);
+fn run_writer(w: &mut Writer, rx: Receiver<Msg>, interval: Duration, group_commit: bool) {
     // The writer drains the queue on a short tick instead of blocking in recv: a blocked
     // receiver must be woken (futex + context switch) for every record, which measured as a
     // large share of the per-call CPU. The tick keeps the fsync bound of `interval`.
@@ -521,6 +542,8 @@ struct Record<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     fail_open: bool,
     sip_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<&'a str>,
     list_generation: u64,
     lists: Vec<ListRef<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -567,6 +590,7 @@ pub(crate) fn write_record(out: &mut Vec<u8>, ev: &AuditEvent) {
         reasons: d.reasons,
         fail_open: d.fail_open,
         sip_status: ev.sip_status,
+        refused: ev.refused,
         list_generation: d.lists.generation,
         lists: d
             .lists

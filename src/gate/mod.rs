@@ -11,6 +11,7 @@ pub use extract::number_of;
 pub use record::Telemarketers;
 
 use crate::audit::AuditSink;
+use crate::call::Verdict;
 use crate::clock::SharedClock;
 use crate::config::{CallsConfig, RejectConfig};
 use crate::lists::ListStore;
@@ -47,6 +48,8 @@ pub struct Compliance {
     host: String,
     /// `audit.durability = "before-forward"`: a forwarded new INVITE waits for its record.
     before_forward: bool,
+    /// `audit.on_write_error = "reject"`.
+    refuse_unrecorded: bool,
     /// Forwarded calls not yet ended, and what their records will say.
     calls: OpenCalls,
     record_metrics: RecordMetrics,
@@ -62,6 +65,7 @@ pub struct Parts {
     pub clock: SharedClock,
     pub host: String,
     pub before_forward: bool,
+    pub refuse_unrecorded: bool,
 }
 
 impl Compliance {
@@ -79,6 +83,7 @@ impl Compliance {
             rules: ArcSwap::from_pointee(rules),
             host: p.host,
             before_forward: p.before_forward,
+            refuse_unrecorded: p.refuse_unrecorded,
             calls: OpenCalls::default(),
             record_metrics: RecordMetrics::register(&p.metrics.registry),
         }
@@ -146,7 +151,13 @@ impl CallGate for Compliance {
             .count_decision(decision.verdict, decision.reasons);
         let seq = self.audit.next_seq();
         let open = record::open_call(call, &decision, seq, ts, &rules);
-        let (admission, sip_status) = if decision.verdict.forwards() {
+        let unrecordable = self.refuses_unrecorded(&decision);
+        let (admission, sip_status) = if unrecordable {
+            self.metrics.unrecordable_refusals.inc();
+            let r = reject::unrecordable(&self.audit.decision_id(seq), &self.host);
+            self.end_call(open, record::rejected(503, Default::default(), ts));
+            (Admission::Reject(r), Some(503))
+        } else if decision.verdict.forwards() {
             self.calls.open(call.key, open);
             let hold_until = self.before_forward.then_some(seq);
             (Admission::Forward { hold_until }, None)
@@ -163,6 +174,7 @@ impl CallGate for Compliance {
             ts,
             latency,
             sip_status,
+            refused: unrecordable.then_some("records_unwritable"),
         };
         record::submit(&self.audit, call, decision, outcome);
         admission
@@ -186,6 +198,20 @@ impl CallGate for Compliance {
 }
 
 impl Compliance {
+    /// A marketing call the policy lets through is refused while its records cannot be
+    /// written (`audit.on_write_error = "reject"`). Emergency, informational and inbound
+    /// calls still go.
+    fn refuses_unrecorded(&self, d: &Decision) -> bool {
+        let marketing = d
+            .context
+            .as_ref()
+            .is_some_and(|c| c.purpose == crate::call::Purpose::Marketing);
+        self.refuse_unrecorded
+            && matches!(d.verdict, Verdict::Allowed | Verdict::WouldBlock)
+            && marketing
+            && !self.audit.writable()
+    }
+
     /// A call is over: count it and write its record.
     fn end_call(&self, call: crate::records::OpenCall, end: crate::records::End) {
         let rec = call.into_record(end, self.audit.instance_arc());

@@ -26,6 +26,8 @@ pub(super) struct Outcome {
     pub(super) latency: Duration,
     /// The status callgate answered with; `None` when forwarded.
     pub(super) sip_status: Option<u16>,
+    /// Why a call the policy allowed was not forwarded (`records_unwritable`).
+    pub(super) refused: Option<&'static str>,
 }
 
 pub(super) fn submit(audit: &AuditSink, call: &NewCall<'_>, decision: Decision, o: Outcome) {
@@ -44,6 +46,7 @@ pub(super) fn submit(audit: &AuditSink, call: &NewCall<'_>, decision: Decision, 
         called_raw: msg.buf.slice(o.called_span.range()),
         decision,
         sip_status: o.sip_status,
+        refused: o.refused,
         latency_us: o.latency.as_micros().min(u32::MAX as u128) as u32,
     });
 }

@@ -51,3 +51,21 @@ pub(super) fn rejection(
         headers,
     }
 }
+
+/// Seconds a dialer is asked to wait when callgate cannot write records.
+const UNRECORDABLE_RETRY_SECS: &[u8] = b"5";
+
+/// 503 for a marketing call callgate would forward but cannot record (the audit log cannot be
+/// written and `audit.on_write_error = "reject"`): the dialer retries later or elsewhere.
+pub(super) fn unrecordable(decision_id: &str, host: &str) -> Rejection {
+    let warning = format!("399 {host} \"records_unwritable: call records cannot be written\"");
+    Rejection {
+        status: 503,
+        phrase: status_phrase(503).to_string(),
+        headers: vec![
+            ("Warning", warning.into_bytes()),
+            ("Retry-After", UNRECORDABLE_RETRY_SECS.to_vec()),
+            ("X-Callgate-Decision", decision_id.as_bytes().to_vec()),
+        ],
+    }
+}
