@@ -68,7 +68,7 @@ pub struct CampaignConfig {
     pub method: CallMethod,
     pub allowed_call_types: Vec<CallType>,
     pub shadow: bool,
-    pub caller_ids: Vec<String>,
+    pub caller_ids: Vec<CallerIdEntry>,
     pub require_caller_id: bool,
     pub sources: Vec<IpNet>,
     /// Consumers or businesses (kept in each call record).
@@ -94,6 +94,26 @@ impl Default for CampaignConfig {
             script: None,
         }
     }
+}
+
+/// A caller ID a campaign may present: a number, or a number with the period it is authorized
+/// for and the evidence of that authority (TSR 310.5(a)(2): "proof of the authority").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CallerIdEntry {
+    Number(String),
+    Authorized(AuthorizedCallerId),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizedCallerId {
+    pub number: String,
+    /// First and last day (UTC, `YYYY-MM-DD`) the number may be presented.
+    pub authorized_from: Option<String>,
+    pub authorized_to: Option<String>,
+    /// Where the proof is: a letter of authorization, a carrier's assignment, a contract id.
+    pub evidence: Option<String>,
 }
 
 /// Call records: how calls are followed to their end.

@@ -499,3 +499,53 @@ fn records_export_names_a_bad_disposition() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--disposition `hung`"));
     assert!(out.stdout.is_empty());
 }
+
+const AUTHORIZED: &str = "[[campaign]]\nid = \"default\"\ncaller_ids = [{ number = \"+12025550100\", authorized_from = \"2026-01-01\", authorized_to = \"2099-12-31\", evidence = \"LOA 2026-014\" }]\n";
+
+#[test]
+fn record_carries_the_caller_id_authority() {
+    let h = Harness::with(Some(2), AUTHORIZED);
+    let a = answer(&h, "rec-loa");
+    dialer_hangs_up(&h, &a, "");
+    let r = record(&h, "rec-loa");
+    assert_eq!(r["caller_id_evidence"], "LOA 2026-014");
+    assert_eq!(r["caller_id_authorized_from"], "2026-01-01");
+    assert_eq!(r["caller_id_authorized_to"], "2099-12-31");
+}
+
+#[test]
+fn a_caller_id_presented_outside_its_authorized_period_is_blocked() {
+    // The authority ended yesterday (the harness's clock is today).
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d");
+    let expired = AUTHORIZED
+        .replace("2026-01-01", "2000-01-01")
+        .replace("2099-12-31", &yesterday.to_string());
+    let h = Harness::with(Some(2), &expired);
+    h.send_dialer(&h.invite("4155550100", "rec-loa-expired"));
+    let r = h.recv_dialer().unwrap();
+    assert!(
+        r.starts_with("SIP/2.0 403") || r.starts_with("SIP/2.0 603"),
+        "{r}"
+    );
+    assert!(
+        header(&r, "reason").unwrap().contains("caller_id_unlisted"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_bad_authorized_date_names_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(
+        dir.path(),
+        "127.0.0.1:5060".parse().unwrap(),
+        &AUTHORIZED.replace("2026-01-01", "Jan 1"),
+    );
+    let e = callgate::config::Config::from_str_named("test.toml", &text).and_then(|c| {
+        callgate::policy::Policy::new(&c)
+            .map(|_| ())
+            .map_err(|e| e.into())
+    });
+    let msg = format!("{:#}", e.err().expect("a bad date is an error"));
+    assert!(msg.contains("authorized_from `Jan 1`"), "{msg}");
+}

@@ -24,13 +24,75 @@ pub struct Campaign {
     pub allowed_methods: Bits,
     /// Evaluate and record everything, forward anyway ("would_block").
     pub shadow: bool,
-    /// Caller IDs this campaign may present (sorted); empty: any number.
-    pub caller_ids: Vec<E164>,
+    /// Caller IDs this campaign may present (sorted by number); empty: any number.
+    pub caller_ids: Vec<CallerIdGrant>,
     pub require_caller_id: bool,
     pub sources: Vec<IpNet>,
     /// Kept in each call record: consumers or businesses, and the script used.
     pub audience: crate::call::Audience,
     pub script: Option<String>,
+}
+
+/// A caller ID a campaign may present, when, and on what evidence.
+#[derive(Debug, Clone)]
+pub struct CallerIdGrant {
+    pub number: E164,
+    pub from: Option<chrono::NaiveDate>,
+    pub to: Option<chrono::NaiveDate>,
+    pub evidence: Option<Arc<str>>,
+}
+
+impl CallerIdGrant {
+    fn from_config(entry: &crate::config::CallerIdEntry) -> Result<CallerIdGrant, String> {
+        use crate::config::CallerIdEntry;
+        let (number, from, to, evidence) = match entry {
+            CallerIdEntry::Number(n) => (n, None, None, None),
+            CallerIdEntry::Authorized(a) => (
+                &a.number,
+                a.authorized_from.as_deref(),
+                a.authorized_to.as_deref(),
+                a.evidence.as_deref(),
+            ),
+        };
+        let day = |d: Option<&str>, key: &str| {
+            d.map(|d| {
+                chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+                    .map_err(|_| format!("{key} `{d}` of `{number}`: expected YYYY-MM-DD"))
+            })
+            .transpose()
+        };
+        let grant = CallerIdGrant {
+            number: number
+                .parse::<E164>()
+                .map_err(|e| format!("`{number}`: {e}"))?,
+            from: day(from, "authorized_from")?,
+            to: day(to, "authorized_to")?,
+            evidence: evidence.map(Into::into),
+        };
+        if let (Some(f), Some(t)) = (grant.from, grant.to) {
+            if t < f {
+                return Err(format!(
+                    "`{number}`: authorized_to {t} is before authorized_from {f}"
+                ));
+            }
+        }
+        Ok(grant)
+    }
+
+    /// Whether the number may be presented on `day` (UTC).
+    pub fn covers(&self, day: chrono::NaiveDate) -> bool {
+        self.from.is_none_or(|f| day >= f) && self.to.is_none_or(|t| day <= t)
+    }
+}
+
+impl Campaign {
+    /// The grant of a caller ID this campaign lists.
+    pub fn caller_id_grant(&self, n: E164) -> Option<&CallerIdGrant> {
+        self.caller_ids
+            .binary_search_by_key(&n, |g| g.number)
+            .ok()
+            .map(|i| &self.caller_ids[i])
+    }
 }
 
 /// The caller ID an INVITE presents (P-Asserted-Identity, else From).
@@ -102,13 +164,13 @@ impl Campaigns {
                 }
             }
             let mut caller_ids = Vec::new();
-            for n in &c.caller_ids {
+            for entry in &c.caller_ids {
                 caller_ids.push(
-                    n.parse::<E164>()
-                        .map_err(|e| fail("campaign.caller_ids", format!("`{n}`: {e}")))?,
+                    CallerIdGrant::from_config(entry)
+                        .map_err(|e| fail("campaign.caller_ids", e))?,
                 );
             }
-            caller_ids.sort();
+            caller_ids.sort_by_key(|g| g.number);
             let subject = c.subject.clone().unwrap_or_else(|| c.id.clone());
             out.push(Arc::new(Campaign {
                 id: c.id.as_str().into(),

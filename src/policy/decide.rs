@@ -127,7 +127,8 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Marketing calls present a caller ID, one of the campaign's when it lists them (F10).
+    /// Marketing calls present a caller ID, one of the campaign's when it lists them, within the
+    /// period it is authorized for (F10; TSR 310.5(a)(2)).
     fn check_caller_id(&mut self) {
         let campaign = &self.ctx.campaign;
         if !self.marketing || !campaign.require_caller_id {
@@ -139,7 +140,9 @@ impl<'a> Run<'a> {
             }
             CallerId::Number(c)
                 if !campaign.caller_ids.is_empty()
-                    && campaign.caller_ids.binary_search(&c).is_err() =>
+                    && !campaign
+                        .caller_id_grant(c)
+                        .is_some_and(|g| g.covers(self.env.now.date_naive())) =>
             {
                 self.block(Check::CallerId, Reason::CallerIdUnlisted)
             }

@@ -412,7 +412,7 @@ pub fn check_number(
             CallerId::Number(
                 c.caller_ids
                     .first()
-                    .copied()
+                    .map(|g| g.number)
                     .unwrap_or(E164::from_digits_unchecked(0)),
             )
         }

@@ -6,6 +6,7 @@ use super::{Direction, Disposition, EndedBy};
 use crate::audit::Entry;
 use crate::call::{Audience, Reasons};
 use crate::number::E164;
+use crate::policy::context::CallerIdGrant;
 use chrono::{DateTime, Utc};
 use std::io::Write;
 use std::sync::Arc;
@@ -77,6 +78,8 @@ pub(crate) struct Line<'a> {
     pub(crate) called: &'a str,
     pub(crate) caller_id: Option<E164>,
     pub(crate) caller_name: Option<&'a str>,
+    /// The campaign's grant of the caller ID presented, when it lists one.
+    pub(crate) caller_id_grant: Option<&'a CallerIdGrant>,
     pub(crate) invite_at: Option<DateTime<Utc>>,
     pub(crate) ringing_at: Option<DateTime<Utc>>,
     pub(crate) answered_at: Option<DateTime<Utc>>,
@@ -199,6 +202,17 @@ impl Line<'_> {
             None => o.out.extend_from_slice(b"null"),
         }
         o.str("caller_name", self.caller_name);
+        let g = self.caller_id_grant;
+        o.str("caller_id_evidence", g.and_then(|g| g.evidence.as_deref()));
+        let day = |d: Option<chrono::NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
+        o.str(
+            "caller_id_authorized_from",
+            day(g.and_then(|g| g.from)).as_deref(),
+        );
+        o.str(
+            "caller_id_authorized_to",
+            day(g.and_then(|g| g.to)).as_deref(),
+        );
         o.time("invite_at", self.invite_at);
         o.time("ringing_at", self.ringing_at);
         o.time("answered_at", self.answered_at);
@@ -244,6 +258,10 @@ impl CallRecord {
             called: &c.called,
             caller_id: c.caller_id,
             caller_name: c.caller_name.as_deref(),
+            caller_id_grant: match (campaign, c.caller_id) {
+                (Some(k), Some(n)) => k.caller_id_grant(n),
+                _ => None,
+            },
             invite_at: Some(c.invite_at),
             ringing_at: c.ringing_at,
             answered_at: c.answered_at,

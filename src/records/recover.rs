@@ -186,6 +186,7 @@ impl Entry for Closed {
             called: &o.called,
             caller_id: None,
             caller_name: None,
+            caller_id_grant: None,
             invite_at: at,
             ringing_at: None,
             answered_at: None,
