@@ -541,11 +541,8 @@ fn a_bad_authorized_date_names_its_key() {
         "127.0.0.1:5060".parse().unwrap(),
         &AUTHORIZED.replace("2026-01-01", "Jan 1"),
     );
-    let e = callgate::config::Config::from_str_named("test.toml", &text).and_then(|c| {
-        callgate::policy::Policy::new(&c)
-            .map(|_| ())
-            .map_err(|e| e.into())
-    });
-    let msg = format!("{:#}", e.err().expect("a bad date is an error"));
+    let e = callgate::config::Config::from_str_named("test.toml", &text)
+        .and_then(|c| callgate::policy::Policy::new(&c).map(|_| ()));
+    let msg = format!("{:#}", e.expect_err("a bad date is an error"));
     assert!(msg.contains("authorized_from `Jan 1`"), "{msg}");
 }
