@@ -123,6 +123,7 @@ fn fixture() -> Fixture {
         Duration::from_millis(100),
         metrics.clone(),
         false,
+        false,
     )
     .unwrap();
     let settings = ProxySettings {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install what the tests need (sipp; stunnel, which gives Debian's TLS-less sipp its TLS hop;
+# baresip, a real SIP phone as the dialer;
 # the rustfmt and clippy components), then check formatting and lints and run every test. This is the README's test command and exactly what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +8,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v stunnel4 >/dev/null 2>&1 || missing+=(stunnel4)
+command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${missing[*]}"
   SUDO=""
@@ -16,6 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v sipp >/dev/null 2>&1 || { echo "FATAL: sipp is still missing; the end-to-end tests cannot run" >&2; exit 1; }
 command -v stunnel4 >/dev/null 2>&1 || { echo "FATAL: stunnel4 is still missing; the SIP-over-TLS end-to-end test cannot run" >&2; exit 1; }
+command -v baresip >/dev/null 2>&1 || { echo "FATAL: baresip is still missing; the real-phone call-record test cannot run" >&2; exit 1; }
 
 # The habits: formatting and lints are part of the tests. rustup adds the components when
 # this toolchain lacks them.

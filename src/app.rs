@@ -190,6 +190,7 @@ impl App {
         }
         m.list_generation.set(lists.generation as i64);
         m.prefilter_memory.set(lists.prefilter_bytes() as i64);
+        self.refresh_disk_metrics();
         for l in &lists.lists {
             let id = l.meta.id.0.as_ref();
             m.list_entries
@@ -308,4 +309,94 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))
     .collect()
+}
+
+/// What a prune removed (or, on a dry run, would remove).
+#[derive(serde::Serialize)]
+pub struct PruneReport {
+    pub retention_days: u32,
+    /// Files of days before this one are past the retention.
+    pub keep_from: chrono::NaiveDate,
+    pub dry_run: bool,
+    pub removed: Vec<PrunedFile>,
+}
+
+#[derive(serde::Serialize)]
+pub struct PrunedFile {
+    pub file: String,
+    /// The hash of its last line (its seal): the next file's first line points at it, so the
+    /// chain verifies from there.
+    pub final_hash: String,
+    pub records: u64,
+}
+
+impl App {
+    /// What the records take on disk, and what the disk has left (alert on it before a full
+    /// disk refuses marketing calls).
+    fn refresh_disk_metrics(&self) {
+        let dir = &self.cfg.audit.dir;
+        let bytes: u64 = crate::audit::chain::audit_files(dir)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        self.metrics.audit_disk_bytes.set(bytes as i64);
+        if let Some(free) = free_bytes(dir) {
+            self.metrics.audit_disk_free_bytes.set(free as i64);
+        }
+    }
+
+    /// Remove the audit files past `records.retention_days`, never the newest. The admin record
+    /// naming each file and its final hash is written and fsynced before anything is removed.
+    pub fn prune_records(&self, who: String, dry_run: bool) -> std::io::Result<PruneReport> {
+        let days = self.cfg.records.retention_days;
+        let keep_from = self.clock.now().date_naive() - chrono::Duration::days(i64::from(days));
+        let _moving = crate::audit::chain::FILES_MOVING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let files = crate::audit::chain::audit_files(&self.cfg.audit.dir)?;
+        let newest = files.last().cloned();
+        let mut removed = Vec::new();
+        for f in files.iter().filter(|f| Some(*f) != newest.as_ref()) {
+            if crate::audit::chain::day_of(f).is_some_and(|d| d < keep_from) {
+                let (final_hash, records) = crate::audit::chain::final_hash(f)?;
+                removed.push((f.clone(), final_hash, records));
+            }
+        }
+        let report = PruneReport {
+            retention_days: days,
+            keep_from,
+            dry_run,
+            removed: removed
+                .iter()
+                .map(|(f, h, n)| PrunedFile {
+                    file: f.file_name().unwrap_or_default().to_string_lossy().into(),
+                    final_hash: h.clone(),
+                    records: *n,
+                })
+                .collect(),
+        };
+        if dry_run || removed.is_empty() {
+            return Ok(report);
+        }
+        let detail = serde_json::to_value(&report).unwrap_or_default();
+        self.record_admin("records_prune", who, detail);
+        self.audit.flush();
+        for (f, _, _) in &removed {
+            std::fs::remove_file(f)?;
+            tracing::info!(file = %f.display(), "audit file past the retention removed");
+        }
+        Ok(report)
+    }
+}
+
+/// Bytes available to callgate on the filesystem holding `dir`.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a zeroed struct the call fills in.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }

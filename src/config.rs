@@ -30,6 +30,7 @@ pub struct Config {
     pub log: LogConfig,
     pub campaigns: CampaignsConfig,
     pub calls: CallsConfig,
+    pub records: RecordsConfig,
     #[serde(rename = "campaign")]
     pub campaign: Vec<CampaignConfig>,
     /// Where this configuration came from (file name, text), to locate errors found later.
@@ -114,6 +115,26 @@ pub struct AuthorizedCallerId {
     pub authorized_to: Option<String>,
     /// Where the proof is: a letter of authorization, a carrier's assignment, a contract id.
     pub evidence: Option<String>,
+}
+
+/// How long records are kept, and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordsConfig {
+    /// Audit files older than this many days are removed by an explicit prune only
+    /// (`callgate records prune`, `POST /v1/records/prune`). Default: five years (TSR).
+    pub retention_days: u32,
+    /// Compress each day's file (gzip) once it is sealed.
+    pub compress: bool,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        RecordsConfig {
+            retention_days: 1826,
+            compress: true,
+        }
+    }
 }
 
 /// Call records: how calls are followed to their end.
@@ -764,7 +785,7 @@ impl Config {
     }
 
     /// The admin token from the config or, if unset there, from `CALLGATE_ADMIN_TOKEN`.
-    pub(crate) fn admin_token(&self) -> Option<String> {
+    pub fn admin_token(&self) -> Option<String> {
         self.admin
             .token
             .clone()

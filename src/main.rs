@@ -220,6 +220,15 @@ enum RecordsCmd {
     /// The call records that match, as CSV (one column per field; the README maps each TSR
     /// 310.5(a)(2) item to its column) or JSON lines, to standard output.
     Export(RecordsArgs),
+    /// Ask the running callgate (its admin API, from the configuration) to remove the audit
+    /// files past records.retention_days; the removal is an admin record naming each file and
+    /// its final hash. Prints what was (or, with --dry-run, would be) removed.
+    Prune {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -636,6 +645,7 @@ fn records_cmd(cmd: RecordsCmd) -> anyhow::Result<()> {
     let (find, args) = match cmd {
         RecordsCmd::Find(a) => (true, a),
         RecordsCmd::Export(a) => (false, a),
+        RecordsCmd::Prune { common, dry_run } => return prune_cmd(&common, dry_run),
     };
     anyhow::ensure!(
         !find || args.sel.number.is_some(),
@@ -670,6 +680,44 @@ fn records_cmd(cmd: RecordsCmd) -> anyhow::Result<()> {
     };
     std::io::Write::flush(&mut out)?;
     eprintln!("{n} calls");
+    Ok(())
+}
+
+/// `callgate records prune`: one request to the running instance's admin API (the prune must
+/// be written into the chain by the writer that owns it).
+fn prune_cmd(common: &Common, dry_run: bool) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let cfg = load_config(common)?.cfg;
+    anyhow::ensure!(
+        cfg.admin.tls_cert.is_none(),
+        "the admin API is HTTPS here: POST https://{}/v1/records/prune with curl and your certificate",
+        cfg.admin.listen
+    );
+    let mut addr = cfg.admin.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let body = format!("{{\"dry_run\":{dry_run}}}");
+    let auth = cfg
+        .admin_token()
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let mut s = std::net::TcpStream::connect(addr)
+        .map_err(|e| anyhow::anyhow!("{addr}: cannot reach callgate's admin API: {e}"))?;
+    write!(
+        s,
+        "POST /v1/records/prune HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    let (head, json) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    println!("{json}");
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.1 200"),
+        "{}",
+        head.lines().next().unwrap_or("")
+    );
     Ok(())
 }
 

@@ -224,6 +224,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
         flush,
         metrics.clone(),
         before_forward,
+        cfg.records.compress,
     )?;
     let durable = writer.durable();
     close_calls_left_open(&cfg, &audit, &clock)?;

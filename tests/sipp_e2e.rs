@@ -413,3 +413,83 @@ fn a_call_open_at_kill_9_is_recorded_at_restart() {
     assert_eq!(recs[0]["called"], "+14155550100");
     let _ = held.0.kill();
 }
+
+/// The baresip binary; FAILS (never skips) when it is not installed.
+fn baresip() -> &'static str {
+    let ok = Command::new("baresip")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(ok, "baresip is not installed: this test needs a real SIP phone. Run scripts/test.sh (it runs `apt-get install -y baresip-core`).");
+    "baresip"
+}
+
+/// A WAV file of `secs` seconds of a 440 Hz tone, 8 kHz mono 16-bit: the phone's microphone.
+fn tone_wav(path: &Path, secs: u32) {
+    let samples: Vec<i16> = (0..8000 * secs)
+        .map(|i| {
+            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin()) as i16
+        })
+        .collect();
+    let data_len = samples.len() as u32 * 2;
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data_len).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32, 1 | (1 << 16), 8000, 16000, 2 | (16 << 16)] {
+        w.extend_from_slice(&v.to_le_bytes());
+    }
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        w.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, w).unwrap();
+}
+
+/// A real SIP phone as the dialer: baresip dials through callgate to a carrier that echoes
+/// Record-Route (so the phone sends its ACK and BYE through callgate, as a real UA does),
+/// plays a 3-second recording and hangs up at its end. The call record shows the answer, the
+/// duration and the phone as the side that ended the call.
+#[test]
+fn a_real_phone_call_is_recorded_answered_and_ended_by_the_dialer() {
+    let carrier = Carrier::start_with(&["-sf", "@SCENARIOS/uas_echo_rr.xml", "-m", "1"]);
+    let cg = Callgate::start(carrier.port);
+    let ua = tempfile::tempdir().unwrap();
+    let wav = ua.path().join("tone.wav");
+    tone_wav(&wav, 3);
+    let (sip, rtp) = (free_port(), free_port());
+    let config = format!(
+        "poll_method epoll\nsip_listen 127.0.0.1:{sip}\naudio_player aubridge,nil\naudio_source aufile,{}\naudio_alert aubridge,nil\naudio_srate 8000\naudio_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule_app account.so\nmodule_app menu.so\nrtp_ports {rtp}-{}\n",
+        wav.display(),
+        rtp + 20
+    );
+    std::fs::write(ua.path().join("config"), config).unwrap();
+    std::fs::write(
+        ua.path().join("accounts"),
+        format!("<sip:+12025550100@127.0.0.1:{sip}>;regint=0\n"),
+    )
+    .unwrap();
+    let status = Command::new("timeout")
+        .args(["60", baresip(), "-f"])
+        .arg(ua.path())
+        .args(["-e", &format!("/dial sip:4155550100@{}", cg.sip), "-t", "5"])
+        .current_dir(ua.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "baresip ends by itself");
+    let recs = cg.wait_call_records(1);
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    let r = &recs[0];
+    assert_eq!(r["disposition"], "answered", "{r:#}");
+    assert_eq!(r["ended_by"], "dialer", "{r:#}");
+    let d = r["duration_ms"].as_i64().unwrap();
+    assert!(
+        (2500..=4500).contains(&d),
+        "the 3-second recording's call lasted {d} ms"
+    );
+}

@@ -55,6 +55,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/reload", post(reload))
         .route("/v1/consent", post(add_consent).get(get_consent))
         .route("/v1/emergency", get(get_emergency).put(set_emergency))
+        .route("/v1/records/prune", post(prune_records))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app)
 }
@@ -227,6 +228,38 @@ fn who(app: &App, peer: &AdminPeer) -> String {
         (None, false) => "loopback, no token configured".into(),
     };
     format!("{} ({how})", peer.addr)
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PruneBody {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Remove audit files past `records.retention_days` (audited, final hashes kept).
+async fn prune_records(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<AdminPeer>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: PruneBody = if body.is_empty() {
+        PruneBody::default()
+    } else {
+        match json_body(&body) {
+            Ok(b) => b,
+            Err(answer) => return *answer,
+        }
+    };
+    let (app2, who) = (app.clone(), who(&app, &peer));
+    match tokio::task::spawn_blocking(move || app2.prune_records(who, body.dry_run)).await {
+        Ok(Ok(report)) => (StatusCode::OK, Json(json!(report))).into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("prune stopped: {e}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 async fn add_optout(

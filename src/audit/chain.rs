@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -29,18 +29,108 @@ pub(crate) fn link(line: &mut Vec<u8>, prev: &str) -> String {
     line_hash(line)
 }
 
-/// `audit-YYYY-MM-DD.jsonl` files in a directory, oldest first (the names sort by date).
+/// `audit-YYYY-MM-DD.jsonl` files (and sealed ones compressed, `.jsonl.gz`) in a directory,
+/// oldest first. When a day has both, the plain file is the one (a compression was cut short).
 pub fn audit_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
-        })
+        .filter(|p| day_of(p).is_some())
         .collect();
+    // `audit-D.jsonl` sorts before `audit-D.jsonl.gz`: the first of a day is kept.
     v.sort();
+    v.dedup_by(|later, first| day_of(later) == day_of(first));
     Ok(v)
+}
+
+/// The UTC day of an audit file, from its name.
+pub fn day_of(p: &Path) -> Option<chrono::NaiveDate> {
+    let name = p.file_name()?.to_str()?;
+    let day = name.strip_prefix("audit-")?;
+    let day = day
+        .strip_suffix(".jsonl.gz")
+        .or_else(|| day.strip_suffix(".jsonl"))?;
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
+}
+
+pub(crate) fn is_compressed(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "gz")
+}
+
+/// A file's name as its seal names it (the plain name; compression does not rename the day).
+pub fn plain_name(name: &str) -> &str {
+    name.strip_suffix(".gz").unwrap_or(name)
+}
+
+/// The lines of an audit file, compressed or not.
+pub fn open_lines(path: &Path) -> std::io::Result<Box<dyn std::io::BufRead>> {
+    let f = File::open(path)?;
+    Ok(if is_compressed(path) {
+        Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            flate2::read::GzDecoder::new(f),
+        ))
+    } else {
+        Box::new(std::io::BufReader::with_capacity(1 << 20, f))
+    })
+}
+
+/// Held while a file is compressed or files are pruned: a prune never sees a day in the middle
+/// of its move from `.jsonl` to `.jsonl.gz`.
+pub(crate) static FILES_MOVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Compress a sealed file to `.jsonl.gz` beside it (written whole and fsynced under a temporary
+/// name, then renamed), then remove the plain file. Returns the compressed file's path.
+pub(crate) fn compress(path: &Path) -> std::io::Result<PathBuf> {
+    let _moving = FILES_MOVING.lock().unwrap_or_else(|p| p.into_inner());
+    if !path.exists() {
+        // Pruned meanwhile.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "file is gone",
+        ));
+    }
+    let gz = PathBuf::from(format!("{}.gz", path.display()));
+    let tmp = PathBuf::from(format!("{}.gz.tmp", path.display()));
+    let mut input = File::open(path)?;
+    let out = File::create(&tmp)?;
+    let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+    std::io::copy(&mut input, &mut enc)?;
+    let out = enc.finish()?;
+    out.sync_all()?;
+    std::fs::rename(&tmp, &gz)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    std::fs::remove_file(path)?;
+    Ok(gz)
+}
+
+/// Whether a plain file ends with its seal line.
+pub(crate) fn is_sealed(path: &Path) -> std::io::Result<bool> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let tail = read_tail(&mut f, len)?;
+    let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
+    let last = body.rsplit(|&c| c == b'\n').next().unwrap_or_default();
+    Ok(last.starts_with(b"{\"seal\""))
+}
+
+/// The hash of a file's last line (for a sealed file, its seal: what the next file's first
+/// line points at) and how many lines it has.
+pub fn final_hash(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut last = Vec::new();
+    let mut n = 0;
+    let mut r = open_lines(path)?;
+    let mut buf = Vec::new();
+    while r.read_until(b'\n', &mut buf)? > 0 {
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            std::mem::swap(&mut last, &mut buf);
+            n += 1;
+        }
+        buf.clear();
+    }
+    Ok((line_hash(&last), n))
 }
 
 /// Where the chain stands when the writer starts.
@@ -60,6 +150,19 @@ pub(crate) struct Recovered {
 pub(crate) fn recover(dir: &Path) -> std::io::Result<Recovered> {
     let mut torn_bytes = 0;
     for path in audit_files(dir)?.into_iter().rev() {
+        if is_compressed(&path) {
+            // Only sealed files are compressed: whole, and ending in their seal.
+            let (head, n) = final_hash(&path)?;
+            if n == 0 {
+                continue;
+            }
+            return Ok(Recovered {
+                head,
+                sealed: true,
+                file: Some(path),
+                torn_bytes,
+            });
+        }
         let mut f = OpenOptions::new().read(true).write(true).open(&path)?;
         let len = f.metadata()?.len();
         let tail = read_tail(&mut f, len)?;

@@ -167,6 +167,7 @@ impl AuditWriter {
         flush_interval: Duration,
         metrics: Arc<Metrics>,
         group_commit: bool,
+        compress_sealed: bool,
     ) -> anyhow::Result<(AuditWriter, AuditSink)> {
         std::fs::create_dir_all(dir).map_err(|e| {
             anyhow::anyhow!("{}: cannot create audit directory: {e}", dir.display())
@@ -188,10 +189,15 @@ impl AuditWriter {
             writable: writable.clone(),
             metrics: metrics.clone(),
         };
+        let compress = match compress_sealed {
+            true => Some(spawn_compressor(&dir, metrics.clone())?),
+            false => None,
+        };
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || {
                 let mut w = Writer::new(dir, recovered, m, durable_tx, health);
+                w.compress = compress;
                 run_writer(&mut w, rx, flush_interval, group_commit)
             })?;
         Ok((
@@ -270,6 +276,40 @@ struct Writer {
     last_seq: u64,
     durable: tokio::sync::watch::Sender<u64>,
     health: Health,
+    /// Where sealed files go to be compressed (`records.compress`).
+    compress: Option<mpsc::Sender<PathBuf>>,
+}
+
+/// A thread, at low priority, that compresses sealed day files (the writer never waits for
+/// it), starting with those a previous run sealed and left plain.
+fn spawn_compressor(dir: &Path, metrics: Arc<Metrics>) -> std::io::Result<mpsc::Sender<PathBuf>> {
+    let (tx, rx) = mpsc::channel::<PathBuf>();
+    let files = chain::audit_files(dir)?;
+    let newest = files.last().cloned();
+    for f in files {
+        if Some(&f) != newest.as_ref() && !chain::is_compressed(&f) && chain::is_sealed(&f)? {
+            let _ = tx.send(f);
+        }
+    }
+    std::thread::Builder::new()
+        .name("audit-compress".into())
+        .spawn(move || {
+            // Linux nice is per thread: only this one yields to the SIP and writer threads.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+            for path in rx {
+                match chain::compress(&path) {
+                    Ok(gz) => tracing::info!(file = %gz.display(), "sealed audit file compressed"),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        tracing::info!(file = %path.display(), "sealed audit file pruned before it was compressed")
+                    }
+                    Err(e) => {
+                        metrics.audit_write_errors.inc();
+                        tracing::error!(error = %e, file = %path.display(), "cannot compress a sealed audit file (it stays as it is)");
+                    }
+                }
+            }
+        })?;
+    Ok(tx)
 }
 
 /// Whether records are reaching the disk, for the gate to act on (`audit.on_write_error`).
@@ -379,6 +419,9 @@ impl Writer {
             Ok(h) => {
                 self.head = h;
                 self.last_sealed = true;
+                if let Some(tx) = &self.compress {
+                    let _ = tx.send(prev.clone());
+                }
             }
             Err(e) => self
                 .health
@@ -425,6 +468,7 @@ impl Writer {
             last_seq: 0,
             durable,
             health,
+            compress: None,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::chain::{audit_files, line_hash, GENESIS};
 use crate::call::Verdict;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 /// Expand directories to their audit files; keep files as given; oldest first.
@@ -77,7 +77,7 @@ impl Chain {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if let Some(next) = self.last_seal_next.take() {
-            if next != name {
+            if next != super::chain::plain_name(&name) {
                 let why = format!("the previous file's seal names `{next}` as the next file");
                 return Err(VerifyError::Broken { file, line: 0, why });
             }
@@ -86,7 +86,7 @@ impl Chain {
             file: file.clone(),
             source,
         };
-        let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(io)?);
+        let mut r = super::chain::open_lines(path).map_err(io)?;
         let mut buf = Vec::new();
         let mut lineno = 0u64;
         let mut sealed = false;
@@ -304,8 +304,8 @@ pub fn export(
     }
     let mut n = 0;
     for path in files {
-        let f = std::fs::File::open(path).map_err(io(path))?;
-        for (i, line) in BufReader::new(f).lines().enumerate() {
+        let f = super::chain::open_lines(path).map_err(io(path))?;
+        for (i, line) in f.lines().enumerate() {
             let line = line.map_err(io(path))?;
             let Ok(r) = serde_json::from_str::<serde_json::Value>(&line) else {
                 return Err(VerifyError::Broken {

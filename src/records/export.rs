@@ -4,7 +4,7 @@
 use crate::audit::verify::{csv_field, VerifyError};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 /// The export's columns, one per field of a call record, in the record's order. The README's
@@ -99,8 +99,8 @@ pub fn scan(
     };
     let mut n = 0;
     for path in files {
-        let f = std::fs::File::open(path).map_err(io(path))?;
-        for line in BufReader::new(f).lines() {
+        let f = crate::audit::chain::open_lines(path).map_err(io(path))?;
+        for line in f.lines() {
             let line = line.map_err(io(path))?;
             // Only call lines are parsed; decisions and seals are passed over.
             if !line.starts_with("{\"ts\":") || !line.contains(",\"call\":{") {

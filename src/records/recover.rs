@@ -8,7 +8,7 @@ use super::line::{Decision, Line};
 use super::{Direction, Disposition, EndedBy};
 use crate::audit::{AuditSink, Entry};
 use crate::call::{Reason, Reasons, Verdict};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -80,11 +80,7 @@ pub(crate) fn close_orphans(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    let day_of = |p: &Path| {
-        let name = p.file_name()?.to_str()?;
-        let d = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
-        NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()
-    };
+    let day_of = crate::audit::chain::day_of;
     let Some(newest) = files.last().and_then(|p| day_of(p)) else {
         return Ok(0);
     };
@@ -106,7 +102,7 @@ pub(crate) fn close_orphans(
 }
 
 fn scan(path: &Path, open: &mut HashMap<String, Orphan>) -> std::io::Result<()> {
-    let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let file = crate::audit::chain::open_lines(path)?;
     for line in file.split(b'\n') {
         let line = line?;
         let Ok(p) = serde_json::from_slice::<Probe>(&line) else {
