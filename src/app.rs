@@ -191,6 +191,11 @@ impl App {
         m.list_generation.set(lists.generation as i64);
         m.prefilter_memory.set(lists.prefilter_bytes() as i64);
         self.refresh_disk_metrics();
+        for (campaign, t) in self.gate.state.abandonment.all(now.date_naive()) {
+            if let Some(r) = t.rate() {
+                m.abandonment_ratio.with_label_values(&[&campaign]).set(r);
+            }
+        }
         for l in &lists.lists {
             let id = l.meta.id.0.as_ref();
             m.list_entries

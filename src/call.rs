@@ -28,6 +28,7 @@ pub enum Reason {
     ConsentRequired,
     CallerIdMissing,
     CallerIdUnlisted,
+    AbandonmentRate,
     FrequencyCap,
     Holiday,
     OutsideHours,
@@ -40,7 +41,7 @@ pub enum Reason {
 
 impl Reason {
     /// In precedence order: the first one present is the "primary" reason of a decision.
-    pub(crate) const ALL: [Reason; 24] = [
+    pub(crate) const ALL: [Reason; 25] = [
         Reason::UnparseableNumber,
         Reason::InternalDnc,
         Reason::NationalDnc,
@@ -57,6 +58,7 @@ impl Reason {
         Reason::ConsentRequired,
         Reason::CallerIdMissing,
         Reason::CallerIdUnlisted,
+        Reason::AbandonmentRate,
         Reason::FrequencyCap,
         Reason::Holiday,
         Reason::OutsideHours,
@@ -90,6 +92,7 @@ impl Reason {
             Reason::ConsentRequired => "consent_required",
             Reason::CallerIdMissing => "caller_id_missing",
             Reason::CallerIdUnlisted => "caller_id_unlisted",
+            Reason::AbandonmentRate => "abandonment_rate",
             Reason::FrequencyCap => "frequency_cap",
             Reason::Holiday => "holiday",
             Reason::OutsideHours => "outside_hours",
@@ -119,6 +122,9 @@ impl Reason {
             Reason::ConsentRequired => "call type requires consent and none is on record",
             Reason::CallerIdMissing => "no caller ID presented (anonymous or missing)",
             Reason::CallerIdUnlisted => "caller ID not allowed for this campaign",
+            Reason::AbandonmentRate => {
+                "the campaign abandoned more answered calls than its limit (30 days)"
+            }
             Reason::FrequencyCap => "too many calls to this number in the rolling window",
             Reason::Holiday => "no calls on this holiday in the called party's state",
             Reason::OutsideHours => "outside the legal calling hours at the called party",

@@ -76,6 +76,11 @@ pub struct CampaignConfig {
     pub audience: Audience,
     /// The script or prerecorded message used (a dialer's script header overrides it).
     pub script: Option<String>,
+    /// Stop the campaign's marketing calls while its 30-day abandonment rate is above this
+    /// share (0.03 = 3%, the TSR's and the FCC's limit); off when unset.
+    pub max_abandonment_rate: Option<f64>,
+    /// The answered calls the window must hold before that rule applies.
+    pub abandonment_min_answered: u64,
 }
 
 impl Default for CampaignConfig {
@@ -93,6 +98,8 @@ impl Default for CampaignConfig {
             sources: vec![],
             audience: Audience::Consumer,
             script: None,
+            max_abandonment_rate: None,
+            abandonment_min_answered: 100,
         }
     }
 }
@@ -149,6 +156,9 @@ pub struct CallsConfig {
     pub disposition_header: String,
     /// A header the dialer may put on its INVITE naming the script or recorded message.
     pub script_header: String,
+    /// An answered call the dialer ends within this many seconds counts as abandoned (a
+    /// predictive dialer hanging up when no agent was free); unset: only the dialer's mark.
+    pub abandon_secs: Option<u64>,
 }
 
 impl Default for CallsConfig {
@@ -157,6 +167,7 @@ impl Default for CallsConfig {
             max_duration_secs: 4 * 3600,
             disposition_header: "X-Callgate-Disposition".into(),
             script_header: "X-Callgate-Script".into(),
+            abandon_secs: None,
         }
     }
 }

@@ -445,6 +445,9 @@ fn check_cmd(args: CheckArgs) -> anyhow::Result<u8> {
         )?,
         caps: callgate::policy::caps::CapStore::in_memory(),
         emergency: callgate::policy::emergency::Emergency::open(&cfg.lists.emergency_file)?,
+        abandonment: callgate::policy::abandon::Abandonment::open(
+            &cfg.audit.dir.join("abandonment.json"),
+        )?,
     };
     let req = callgate::policy::CheckRequest {
         number: args.number.clone(),

@@ -29,6 +29,7 @@ pub struct Metrics {
     pub audit_records_written: IntCounter,
     pub audit_write_errors: IntCounter,
     pub audit_writable: IntGauge,
+    pub abandonment_ratio: GaugeVec,
     pub audit_disk_bytes: IntGauge,
     pub audit_disk_free_bytes: IntGauge,
     pub unrecordable_refusals: IntCounter,
@@ -125,7 +126,19 @@ impl Metrics {
         r.register(Box::new(audit_last_sync_age.clone()))
             .expect("register");
 
+        let abandonment_ratio = GaugeVec::new(
+            Opts::new(
+                "callgate_campaign_abandonment_ratio",
+                "Abandoned over answered calls of a campaign in the last 30 days (the TSR and FCC limit: 0.03).",
+            ),
+            &["campaign"],
+        )
+        .expect("metric");
+        r.register(Box::new(abandonment_ratio.clone()))
+            .expect("register");
+
         Metrics {
+            abandonment_ratio,
             decision_handles,
             reason_handles,
             decision_seconds,

@@ -144,6 +144,21 @@ fn set_receive_buffer(sock: &std::net::UdpSocket, bytes: usize) -> usize {
 }
 
 /// Drops expired frequency-cap counters once a minute (memory stays bounded).
+/// Saves the abandonment counts every few seconds (a crash loses at most that much of them).
+fn spawn_abandonment_saver(state: Arc<PolicyState>) {
+    let weak = Arc::downgrade(&state);
+    drop(state);
+    let _ = std::thread::Builder::new()
+        .name("abandon-saver".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(5));
+            let Some(s) = weak.upgrade() else { return };
+            if let Err(e) = s.abandonment.save() {
+                tracing::error!(error = %e, "cannot save the abandonment counts");
+            }
+        });
+}
+
 fn spawn_cap_sweeper(state: Arc<PolicyState>, clock: SharedClock) {
     let weak = Arc::downgrade(&state);
     drop(state);
@@ -255,6 +270,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
         gate.clone(),
         sip_metrics.clone(),
     ));
+    spawn_abandonment_saver(state.clone());
     spawn_cap_sweeper(state, clock.clone());
     let limits = crate::sip::transport::Limits {
         max_message: cfg.sip.max_message_bytes,
@@ -400,6 +416,9 @@ fn open_policy_state(
         consent: ConsentStore::open(&cfg.lists.consent_journal)?,
         caps: CapStore::open(&cfg.lists.caps_journal, clock.now().timestamp(), flush)?,
         emergency: Emergency::open(&cfg.lists.emergency_file)?,
+        abandonment: crate::policy::abandon::Abandonment::open(
+            &cfg.audit.dir.join("abandonment.json"),
+        )?,
     })
 }
 
@@ -578,6 +597,9 @@ impl Running {
         }
         // No more SIP: the calls still open are recorded as ended by the stop.
         self.app.proxy.end_open_calls();
+        if let Err(e) = self.app.gate.state.abandonment.save() {
+            tracing::error!(error = %e, "cannot save the abandonment counts");
+        }
         // No more decisions: write out the frequency-cap counts still queued.
         self.app.gate.state.caps.shutdown();
         if let Some(w) = self.audit.take() {

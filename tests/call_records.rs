@@ -546,3 +546,61 @@ fn a_bad_authorized_date_names_its_key() {
     let msg = format!("{:#}", e.expect_err("a bad date is an error"));
     assert!(msg.contains("authorized_from `Jan 1`"), "{msg}");
 }
+
+#[test]
+fn an_answered_call_the_dialer_ends_within_abandon_secs_is_abandoned() {
+    let h = Harness::with(Some(2), "[calls]\nabandon_secs = 2\n");
+    let a = answer(&h, "rec-quick");
+    dialer_hangs_up(&h, &a, "");
+    assert_eq!(record(&h, "rec-quick")["disposition"], "abandoned");
+}
+
+#[test]
+fn the_abandonment_rate_of_a_campaign_is_a_metric() {
+    let h = Harness::start();
+    let a = answer(&h, "ab-1");
+    dialer_hangs_up(&h, &a, "X-Callgate-Disposition: abandoned\r\n");
+    let a = answer(&h, "ab-2");
+    dialer_hangs_up(&h, &a, "");
+    let (_, m) = h.http("GET", "/metrics", "");
+    assert!(
+        m.contains("callgate_campaign_abandonment_ratio{campaign=\"default\"} 0.5"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_campaign_over_its_abandonment_limit_places_no_marketing_call() {
+    let h = Harness::with(
+        Some(2),
+        "[[campaign]]\nid = \"default\"\nmax_abandonment_rate = 0.03\nabandonment_min_answered = 2\n",
+    );
+    for id in ["lim-1", "lim-2"] {
+        let a = answer(&h, id);
+        dialer_hangs_up(&h, &a, "X-Callgate-Disposition: abandoned\r\n");
+    }
+    h.send_dialer(
+        &h.invite("4155550100", "lim-3")
+            .replace("z9hG4bK-1", "z9hG4bK-lim-3"),
+    );
+    let r = h.recv_dialer().unwrap();
+    assert!(!r.starts_with("SIP/2.0 100"), "{r}");
+    assert!(
+        header(&r, "reason").unwrap().contains("abandonment_rate"),
+        "{r}"
+    );
+}
+
+#[test]
+fn abandonment_counts_survive_a_restart() {
+    let mut h = Harness::start();
+    let a = answer(&h, "keep-1");
+    dialer_hangs_up(&h, &a, "X-Callgate-Disposition: abandoned\r\n");
+    h.stop();
+    let h2 = Harness::in_dir(h.dir.clone(), "");
+    let (_, m) = h2.http("GET", "/metrics", "");
+    assert!(
+        m.contains("callgate_campaign_abandonment_ratio{campaign=\"default\"} 1"),
+        "{m}"
+    );
+}

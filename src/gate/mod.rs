@@ -188,9 +188,10 @@ impl CallGate for Compliance {
             (_, Some(msg)) => extract::facts(msg, &self.rules.load().calls),
             (_, None) => Default::default(),
         };
+        let abandon_secs = self.rules.load().calls.abandon_secs;
         let ended = self
             .calls
-            .on_news(news.key, news.event, facts, self.clock.now());
+            .on_news(news.key, news.event, facts, self.clock.now(), abandon_secs);
         if let Some((call, end)) = ended {
             self.end_call(call, end);
         }
@@ -216,7 +217,32 @@ impl Compliance {
     fn end_call(&self, call: crate::records::OpenCall, end: crate::records::End) {
         let rec = call.into_record(end, self.audit.instance_arc());
         self.record_metrics.count(&rec);
+        self.count_abandonment(&rec);
         self.audit.entry(Box::new(rec));
+    }
+
+    /// An answered call counts toward its campaign's abandonment rate; crossing 3% is said.
+    fn count_abandonment(&self, rec: &crate::records::CallRecord) {
+        let (Some(campaign), Some(at)) = (&rec.call.campaign, rec.call.answered_at) else {
+            return;
+        };
+        let abandoned = rec.disposition() == crate::records::Disposition::Abandoned;
+        let t = self
+            .state
+            .abandonment
+            .count(&campaign.id, at.date_naive(), abandoned);
+        let before = crate::policy::abandon::Tally {
+            answered: t.answered - 1,
+            abandoned: t.abandoned - u64::from(abandoned),
+        };
+        let warn = crate::policy::abandon::WARN_RATE;
+        if abandoned
+            && before.rate().is_none_or(|r| r <= warn)
+            && t.rate().is_some_and(|r| r > warn)
+        {
+            tracing::warn!(campaign = %campaign.id, answered = t.answered, abandoned = t.abandoned,
+                "campaign's 30-day abandonment rate is above 3% (TSR 310.4(b)(4), 47 CFR 64.1200(a)(7))");
+        }
     }
 
     /// Forwarded calls whose end has not been heard yet.

@@ -28,6 +28,10 @@ pub struct Campaign {
     pub caller_ids: Vec<CallerIdGrant>,
     pub require_caller_id: bool,
     pub sources: Vec<IpNet>,
+    /// Stop marketing calls while the 30-day abandonment rate is above this (0.03 = 3%), once
+    /// `abandonment_min_answered` calls were answered in the window.
+    pub max_abandonment_rate: Option<f64>,
+    pub abandonment_min_answered: u64,
     /// Kept in each call record: consumers or businesses, and the script used.
     pub audience: crate::call::Audience,
     pub script: Option<String>,
@@ -187,6 +191,8 @@ impl Campaigns {
                 sources: c.sources.clone(),
                 audience: c.audience,
                 script: c.script.clone(),
+                max_abandonment_rate: c.max_abandonment_rate,
+                abandonment_min_answered: c.abandonment_min_answered,
             }));
         }
         let default = out

@@ -87,6 +87,7 @@ impl<'a> Run<'a> {
             Ok(Called::Number(n)) => {
                 self.check_campaign();
                 self.check_caller_id();
+                self.check_abandonment();
                 self.check_number(n);
             }
             Err(_) => {
@@ -147,6 +148,29 @@ impl<'a> Run<'a> {
                 self.block(Check::CallerId, Reason::CallerIdUnlisted)
             }
             CallerId::Number(_) => self.d.trace.push(Check::CallerId, Outcome::Pass),
+        }
+    }
+
+    /// A campaign with `max_abandonment_rate` places no marketing call while its last 30 days
+    /// abandoned more than that share of its answered calls (once it has enough of them).
+    fn check_abandonment(&mut self) {
+        let campaign = &self.ctx.campaign;
+        let Some(limit) = campaign.max_abandonment_rate else {
+            return;
+        };
+        if !self.marketing {
+            return;
+        }
+        let t = self
+            .env
+            .state
+            .abandonment
+            .tally(&campaign.id, self.env.now.date_naive());
+        let over =
+            t.answered >= campaign.abandonment_min_answered && t.rate().is_some_and(|r| r > limit);
+        match over {
+            true => self.block(Check::Abandonment, Reason::AbandonmentRate),
+            false => self.d.trace.push(Check::Abandonment, Outcome::Pass),
         }
     }
 

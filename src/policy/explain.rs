@@ -32,6 +32,7 @@ impl fmt::Display for Name<'_> {
             Check::OptOuts => f.write_str("optouts"),
             Check::Campaign => f.write_str("campaign"),
             Check::CallerId => f.write_str("caller_id"),
+            Check::Abandonment => f.write_str("abandonment"),
             Check::Emergency => f.write_str("state_of_emergency"),
             Check::Location => f.write_str("data"),
         }
@@ -56,6 +57,9 @@ pub fn checks(d: &Decision) -> Vec<Value> {
                 Check::Campaign => json!({"kind": "context"}),
                 Check::CallerId => {
                     json!({"kind": "caller_id", "source": "47 CFR 64.1601(e); 16 CFR 310.4(a)(8)"})
+                }
+                Check::Abandonment => {
+                    json!({"kind": "abandonment", "source": "16 CFR 310.4(b)(4); 47 CFR 64.1200(a)(7)"})
                 }
                 Check::Emergency => {
                     json!({"kind": "emergency", "source": "La. R.S. 45:844.31 (operator switch)"})

@@ -2,6 +2,7 @@
 //! in service, the time. Output: a `Decision` carrying the verdict, every reason that applied,
 //! and the list snapshot it was made against (for the audit record).
 
+pub mod abandon;
 pub mod calendar;
 pub mod caps;
 pub mod consent;
@@ -54,6 +55,7 @@ pub enum Check {
     OptOuts,
     Campaign,
     CallerId,
+    Abandonment,
     Emergency,
     Location,
 }
@@ -181,6 +183,7 @@ pub struct PolicyState {
     pub consent: ConsentStore,
     pub caps: CapStore,
     pub emergency: Emergency,
+    pub abandonment: abandon::Abandonment,
 }
 
 impl PolicyState {
@@ -189,6 +192,7 @@ impl PolicyState {
             consent: ConsentStore::in_memory(),
             caps: CapStore::in_memory(),
             emergency: Emergency::in_memory(),
+            abandonment: abandon::Abandonment::in_memory(),
         }
     }
 }

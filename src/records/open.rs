@@ -68,6 +68,7 @@ impl OpenCalls {
         event: CallEvent,
         facts: Facts,
         now: DateTime<Utc>,
+        abandon_secs: Option<u64>,
     ) -> Option<(OpenCall, End)> {
         let mut call = self.open.get_mut(&key)?;
         let end = match event {
@@ -101,7 +102,7 @@ impl OpenCalls {
             },
             CallEvent::Ended(by) => End {
                 at: Some(now),
-                disposition: ended_disposition(&call, facts.dialer_says),
+                disposition: ended_disposition(&call, facts.dialer_says, by, now, abandon_secs),
                 ended_by: ended_by(by),
                 sip_status: None,
                 q850: facts.q850,
@@ -114,15 +115,26 @@ impl OpenCalls {
     }
 }
 
-/// An answered call is answered, transferred or abandoned; one that ended without an answer
-/// (a timeout, a stop) is unknown.
-fn ended_disposition(call: &OpenCall, dialer_says: Option<Disposition>) -> Disposition {
-    if call.answered_at.is_none() {
+/// An answered call is answered, transferred or abandoned (the dialer says so, or hung up
+/// within `abandon_secs` of the answer); one that ended without an answer (a timeout, a stop)
+/// is unknown.
+fn ended_disposition(
+    call: &OpenCall,
+    dialer_says: Option<Disposition>,
+    by: SipEnd,
+    now: DateTime<Utc>,
+    abandon_secs: Option<u64>,
+) -> Disposition {
+    let Some(answered) = call.answered_at else {
         return Disposition::Unknown;
-    }
+    };
+    let quick = abandon_secs.is_some_and(|s| {
+        by == SipEnd::Bye(Side::Dialer) && (now - answered).num_milliseconds() < s as i64 * 1000
+    });
     match dialer_says {
         Some(d) => d,
         None if call.transfer_to.is_some() => Disposition::Transferred,
+        None if quick => Disposition::Abandoned,
         None => Disposition::Answered,
     }
 }
