@@ -25,36 +25,13 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-python3 - "$WORK/numbers.csv" <<'PY'
-import sys
-with open(sys.argv[1], "w") as f:
-    f.write("SEQUENTIAL\n")
-    for i in range(2000):
-        f.write(f"415{2000000 + i * 37 % 7999999:07d}\n")
-PY
+. benches/lib.sh
+numbers_csv "$WORK/numbers.csv"
 timeout 900 sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -bg > /dev/null 2>&1 || true
 
 count() { # $1 = calls; prints the process's instruction count
   local run="$WORK/run-$1"
-  mkdir -p "$run/var"
-  cat > "$run/callgate.toml" <<TOML
-[sip]
-listen = "127.0.0.1:$CG"
-[upstream]
-address = "127.0.0.1:$UAS"
-[lists]
-data_dir = "$PWD/config/sample-data"
-optout_journal = "$run/var/optouts.jsonl"
-consent_journal = "$run/var/consent.jsonl"
-caps_journal = "$run/var/caps.bin"
-emergency_file = "$run/var/emergency.json"
-[audit]
-dir = "$run/var/audit"
-[admin]
-listen = "127.0.0.1:$ADMIN"
-[log]
-level = "warn"
-TOML
+  callgate_toml "$run/callgate.toml" "$run" $CG $UAS $ADMIN
   # 19:00 UTC: inside the sample numbers' calling window whatever the hour.
   CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" valgrind --tool=callgrind \
     --callgrind-out-file="$run/callgrind.out" "$BIN" run --config "$run/callgate.toml" 2> "$run/log" &

@@ -90,13 +90,8 @@ address = \"127.0.0.1:$ST_CARRIER\""
 fi
 
 # Allowed numbers (not on the sample lists).
-python3 - "$WORK/numbers.csv" <<'PY'
-import sys
-with open(sys.argv[1], "w") as f:
-    f.write("SEQUENTIAL\n")
-    for i in range(2000):
-        f.write(f"415{2000000 + i * 37 % 7999999:07d}\n")
-PY
+. benches/lib.sh
+numbers_csv "$WORK/numbers.csv"
 
 mkdir -p "$WORK/var"
 cat > "$WORK/callgate.toml" <<EOF

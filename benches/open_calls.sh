@@ -20,32 +20,9 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-python3 - "$WORK/numbers.csv" <<'PY'
-import sys
-with open(sys.argv[1], "w") as f:
-    f.write("SEQUENTIAL\n")
-    for i in range(2000):
-        f.write(f"415{2000000 + i * 37 % 7999999:07d}\n")
-PY
-mkdir -p "$WORK/var"
-cat > "$WORK/callgate.toml" <<TOML
-[sip]
-listen = "127.0.0.1:$CG"
-[upstream]
-address = "127.0.0.1:$UAS"
-[lists]
-data_dir = "$PWD/config/sample-data"
-optout_journal = "$WORK/var/optouts.jsonl"
-consent_journal = "$WORK/var/consent.jsonl"
-caps_journal = "$WORK/var/caps.bin"
-emergency_file = "$WORK/var/emergency.json"
-[audit]
-dir = "$WORK/var/audit"
-[admin]
-listen = "127.0.0.1:$ADMIN"
-[log]
-level = "warn"
-TOML
+. benches/lib.sh
+numbers_csv "$WORK/numbers.csv"
+callgate_toml "$WORK/callgate.toml" "$WORK" $CG $UAS $ADMIN
 timeout 300 sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -bg > /dev/null 2>&1 || true
 CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/log" &
 PID=$!

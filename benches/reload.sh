@@ -59,24 +59,8 @@ kind = "national"
 file = "national.cgsnap"
 downloaded = "$(date -u +%Y-%m-%d)"
 EOF
-cat > "$WORK/callgate.toml" <<EOF
-[sip]
-listen = "127.0.0.1:$CG_PORT"
-[upstream]
-address = "127.0.0.1:$UAS_PORT"
-[lists]
-data_dir = "$WORK/data"
-optout_journal = "$WORK/var/optouts.jsonl"
-consent_journal = "$WORK/var/consent.jsonl"
-caps_journal = "$WORK/var/caps.bin"
-emergency_file = "$WORK/var/emergency.json"
-[audit]
-dir = "$WORK/var/audit"
-[admin]
-listen = "127.0.0.1:$ADMIN_PORT"
-[log]
-level = "warn"
-EOF
+. benches/lib.sh
+callgate_toml "$WORK/callgate.toml" "$WORK" $CG_PORT $UAS_PORT $ADMIN_PORT "$WORK/data"
 
 timeout 900 sipp -sn uas -i 127.0.0.1 -p $UAS_PORT -nostdin -bg > /dev/null 2>&1 || true
 T0=$(date +%s.%N)

@@ -1,0 +1,38 @@
+# Shared by the benchmark scripts (source it): the called numbers sipp dials and the plain
+# callgate configuration they run.
+
+# numbers_csv FILE: sipp's -inf file, 2,000 numbers none of the sample lists holds.
+numbers_csv() {
+  python3 - "$1" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("SEQUENTIAL\n")
+    for i in range(2000):
+        f.write(f"415{2000000 + i * 37 % 7999999:07d}\n")
+PY
+}
+
+# callgate_toml FILE DIR SIP_PORT UPSTREAM_PORT ADMIN_PORT [DATA_DIR]: a configuration on
+# loopback whose state and audit log live in DIR/var (lists: the shipped sample data).
+callgate_toml() {
+  local file=$1 dir=$2 data=${6:-$PWD/config/sample-data}
+  mkdir -p "$dir/var"
+  cat > "$file" <<TOML
+[sip]
+listen = "127.0.0.1:$3"
+[upstream]
+address = "127.0.0.1:$4"
+[lists]
+data_dir = "$data"
+optout_journal = "$dir/var/optouts.jsonl"
+consent_journal = "$dir/var/consent.jsonl"
+caps_journal = "$dir/var/caps.bin"
+emergency_file = "$dir/var/emergency.json"
+[audit]
+dir = "$dir/var/audit"
+[admin]
+listen = "127.0.0.1:$5"
+[log]
+level = "warn"
+TOML
+}
