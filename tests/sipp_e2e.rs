@@ -374,10 +374,14 @@ fn a_blocked_call_has_its_call_record() {
 }
 
 /// kill -9 with a call up: at the next start the call gets its record, unknown and closed by
-/// the restart, linked to its decision.
+/// the restart, linked to its decision; a blocked call recorded before the crash gets none more.
 #[test]
 fn a_call_open_at_kill_9_is_recorded_at_restart() {
     let (_carrier, mut cg, work) = setup();
+    assert_eq!(
+        dialer("uac_expect_dnc.xml", &["2125550143"], cg.sip, work.path()),
+        0
+    );
     let mut held = common::Kill(
         dialer_cmd(
             "uac_hold.xml",
@@ -389,28 +393,34 @@ fn a_call_open_at_kill_9_is_recorded_at_restart() {
         .spawn()
         .unwrap(),
     );
-    // The decision is in the log (written within the flush interval) once the call is up.
+    // Both decisions are in the log (written within the flush interval) once the call is up.
     let deadline = Instant::now() + Duration::from_secs(10);
     let decision = loop {
         let d: Vec<_> = cg
             .audit()
             .into_iter()
-            .filter(|l| l.get("verdict").is_some())
+            .filter(|l| l.get("verdict").is_some_and(|v| v == "allowed"))
             .collect();
-        if let Some(d) = d.into_iter().next() {
+        if let (Some(d), 1) = (d.into_iter().next(), cg.call_records().len()) {
             break d;
         }
         assert!(Instant::now() < deadline, "no decision record");
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(cg.call_records().is_empty(), "the call is still up");
     cg.kill_9_and_restart();
-    let recs = cg.wait_call_records(1);
-    assert_eq!(recs.len(), 1, "{recs:#?}");
-    assert_eq!(recs[0]["decision"], decision["id"]);
-    assert_eq!(recs[0]["disposition"], "unknown");
-    assert_eq!(recs[0]["ended_by"], "restart");
-    assert_eq!(recs[0]["called"], "+14155550100");
+    let recs = cg.wait_call_records(2);
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    assert_eq!(
+        recs[0]["disposition"], "rejected",
+        "written before the crash"
+    );
+    assert_eq!(recs[1]["decision"], decision["id"]);
+    assert_eq!(recs[1]["disposition"], "unknown");
+    assert_eq!(recs[1]["ended_by"], "restart");
+    assert_eq!(recs[1]["called"], "+14155550100");
+    // Nothing more comes later.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cg.call_records().len(), 2);
     let _ = held.0.kill();
 }
 

@@ -152,31 +152,36 @@ impl CallGate for Compliance {
         let seq = self.audit.next_seq();
         let open = record::open_call(call, &decision, seq, ts, &rules);
         let unrecordable = self.refuses_unrecorded(&decision);
-        let (admission, sip_status) = if unrecordable {
+        // A rejected call ends here: its record follows its decision's in the log.
+        let (admission, ended) = if unrecordable {
             self.metrics.unrecordable_refusals.inc();
             let r = reject::unrecordable(&self.audit.decision_id(seq), &self.host);
-            self.end_call(open, record::rejected(503, Default::default(), ts));
-            (Admission::Reject(r), Some(503))
+            (
+                Admission::Reject(r),
+                Some(record::rejected(503, Default::default(), ts)),
+            )
         } else if decision.verdict.forwards() {
-            self.calls.open(call.key, open);
             let hold_until = self.before_forward.then_some(seq);
             (Admission::Forward { hold_until }, None)
         } else {
             let id = self.audit.decision_id(seq);
             let r = reject::rejection(&rules.reject, &decision, &id, &self.host);
-            let status = r.status;
-            self.end_call(open, record::rejected(status, decision.reasons, ts));
-            (Admission::Reject(r), Some(status))
+            let end = record::rejected(r.status, decision.reasons, ts);
+            (Admission::Reject(r), Some(end))
         };
         let outcome = record::Outcome {
             called_span,
             seq,
             ts,
             latency,
-            sip_status,
+            sip_status: ended.as_ref().and_then(|e| e.sip_status),
             refused: unrecordable.then_some("records_unwritable"),
         };
         record::submit(&self.audit, call, decision, outcome);
+        match ended {
+            Some(end) => self.end_call(open, end),
+            None => self.calls.open(call.key, open),
+        }
         admission
     }
 

@@ -11,7 +11,7 @@ use crate::call::{Reason, Reasons, Verdict};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
@@ -85,12 +85,12 @@ pub(crate) fn close_orphans(
         return Ok(0);
     };
     let back = chrono::Duration::days(longest_call.as_secs().div_ceil(86_400) as i64 + 1);
-    let mut open: HashMap<String, Orphan> = HashMap::new();
+    let (mut open, mut closed_early) = (HashMap::new(), HashSet::new());
     for f in files
         .iter()
         .filter(|p| day_of(p).is_some_and(|d| d >= newest - back))
     {
-        scan(f, &mut open)?;
+        scan(f, &mut open, &mut closed_early)?;
     }
     let n = open.len();
     let mut orphans: Vec<Orphan> = open.into_values().collect();
@@ -101,7 +101,11 @@ pub(crate) fn close_orphans(
     Ok(n)
 }
 
-fn scan(path: &Path, open: &mut HashMap<String, Orphan>) -> std::io::Result<()> {
+fn scan(
+    path: &Path,
+    open: &mut HashMap<String, Orphan>,
+    closed_early: &mut HashSet<String>,
+) -> std::io::Result<()> {
     let file = crate::audit::chain::open_lines(path)?;
     for line in file.split(b'\n') {
         let line = line?;
@@ -109,13 +113,20 @@ fn scan(path: &Path, open: &mut HashMap<String, Orphan>) -> std::io::Result<()> 
             continue; // a seal, an admin line of another shape, a torn tail
         };
         if let Some(c) = p.call {
-            open.remove(&*c.decision);
+            // A call line written before its decision's (older versions wrote a rejected
+            // call's so) closes the decision that follows.
+            if open.remove(&*c.decision).is_none() {
+                closed_early.insert(c.decision.into_owned());
+            }
             continue;
         }
         let (Some(id), Some(verdict)) = (p.id, p.verdict.as_deref().and_then(Verdict::parse))
         else {
             continue;
         };
+        if closed_early.remove(&*id) {
+            continue;
+        }
         let mut reasons = Reasons::default();
         for r in p.reasons.iter().filter_map(|r| Reason::from_code(r)) {
             reasons.insert(r);
