@@ -73,7 +73,11 @@ fn decision_records_name_the_snapshot_version_they_used() {
     let h = harness(&tmp);
     h.send_dialer(&h.invite("2125550143", "snap-version"));
     h.recv_dialer().unwrap();
-    let rec = h.audit_lines().pop().unwrap();
+    let rec = h
+        .audit_lines()
+        .into_iter()
+        .find(|r| r["call_id"] == "snap-version")
+        .expect("the decision record");
     assert_eq!(rec["lists"][0]["version"], format!("sha256:{}", &sum[..16]));
 }
 
