@@ -445,9 +445,7 @@ fn check_cmd(args: CheckArgs) -> anyhow::Result<u8> {
         )?,
         caps: callgate::policy::caps::CapStore::in_memory(),
         emergency: callgate::policy::emergency::Emergency::open(&cfg.lists.emergency_file)?,
-        abandonment: callgate::policy::abandon::Abandonment::open(
-            &cfg.audit.dir.join("abandonment.json"),
-        )?,
+        abandonment: callgate::policy::abandon::Abandonment::open_in(&cfg.audit.dir)?,
     };
     let req = callgate::policy::CheckRequest {
         number: args.number.clone(),
@@ -659,7 +657,8 @@ fn records_cmd(cmd: RecordsCmd) -> anyhow::Result<()> {
         .disposition
         .map(|d| {
             callgate::records::Disposition::parse(&d).ok_or_else(|| {
-                anyhow::anyhow!("--disposition `{d}`: expected answered, busy, no_answer, cancelled, rejected, failed, transferred, abandoned or unknown")
+                let all = callgate::records::Disposition::ALL.map(|d| d.as_str());
+                anyhow::anyhow!("--disposition `{d}`: expected one of {}", all.join(", "))
             })
         })
         .transpose()?;

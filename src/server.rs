@@ -144,36 +144,32 @@ fn set_receive_buffer(sock: &std::net::UdpSocket, bytes: usize) -> usize {
 }
 
 /// Drops expired frequency-cap counters once a minute (memory stays bounded).
-/// Saves the abandonment counts every few seconds (a crash loses at most that much of them).
-fn spawn_abandonment_saver(state: Arc<PolicyState>) {
+/// The policy state's upkeep, off the call path: the abandonment counts saved every 5 s (a
+/// crash loses at most that much of them), expired frequency-cap counters swept every minute.
+fn spawn_state_upkeep(state: Arc<PolicyState>, clock: SharedClock) {
+    const SAVE: Duration = Duration::from_secs(5);
+    const SWEEPS_EVERY: u32 = 12; // saves: one minute
     let weak = Arc::downgrade(&state);
     drop(state);
     let _ = std::thread::Builder::new()
-        .name("abandon-saver".into())
-        .spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(5));
-            let Some(s) = weak.upgrade() else { return };
-            if let Err(e) = s.abandonment.save() {
-                tracing::error!(error = %e, "cannot save the abandonment counts");
-            }
-        });
-}
-
-fn spawn_cap_sweeper(state: Arc<PolicyState>, clock: SharedClock) {
-    let weak = Arc::downgrade(&state);
-    drop(state);
-    let _ = std::thread::Builder::new()
-        .name("cap-sweeper".into())
-        .spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(60));
-            let Some(s) = weak.upgrade() else { return };
-            let n = s.caps.sweep(clock.now().timestamp());
-            if n > 0 {
-                tracing::debug!(
-                    expired = n,
-                    keys = s.caps.len(),
-                    "frequency-cap counters swept"
-                );
+        .name("state-upkeep".into())
+        .spawn(move || {
+            for tick in 1u32.. {
+                std::thread::sleep(SAVE);
+                let Some(s) = weak.upgrade() else { return };
+                if let Err(e) = s.abandonment.save() {
+                    tracing::error!(error = %e, "cannot save the abandonment counts");
+                }
+                if tick % SWEEPS_EVERY == 0 {
+                    let n = s.caps.sweep(clock.now().timestamp());
+                    if n > 0 {
+                        tracing::debug!(
+                            expired = n,
+                            keys = s.caps.len(),
+                            "frequency-cap counters swept"
+                        );
+                    }
+                }
             }
         });
 }
@@ -270,8 +266,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
         gate.clone(),
         sip_metrics.clone(),
     ));
-    spawn_abandonment_saver(state.clone());
-    spawn_cap_sweeper(state, clock.clone());
+    spawn_state_upkeep(state, clock.clone());
     let limits = crate::sip::transport::Limits {
         max_message: cfg.sip.max_message_bytes,
         idle: Duration::from_secs(cfg.sip.tcp_idle_timeout_secs.max(1)),
@@ -416,9 +411,7 @@ fn open_policy_state(
         consent: ConsentStore::open(&cfg.lists.consent_journal)?,
         caps: CapStore::open(&cfg.lists.caps_journal, clock.now().timestamp(), flush)?,
         emergency: Emergency::open(&cfg.lists.emergency_file)?,
-        abandonment: crate::policy::abandon::Abandonment::open(
-            &cfg.audit.dir.join("abandonment.json"),
-        )?,
+        abandonment: crate::policy::abandon::Abandonment::open_in(&cfg.audit.dir)?,
     })
 }
 

@@ -110,9 +110,14 @@ pub(crate) fn is_sealed(path: &Path) -> std::io::Result<bool> {
     let mut f = File::open(path)?;
     let len = f.metadata()?.len();
     let tail = read_tail(&mut f, len)?;
-    let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
-    let last = body.rsplit(|&c| c == b'\n').next().unwrap_or_default();
-    Ok(last.starts_with(b"{\"seal\""))
+    let complete = tail.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+    Ok(last_line(&tail[..complete]).starts_with(b"{\"seal\""))
+}
+
+/// The last line of complete lines (each ending in a newline), without its newline.
+fn last_line(complete: &[u8]) -> &[u8] {
+    let body = complete.strip_suffix(b"\n").unwrap_or(complete);
+    body.rsplit(|&c| c == b'\n').next().unwrap_or_default()
 }
 
 /// The hash of a file's last line (for a sealed file, its seal: what the next file's first
@@ -189,10 +194,7 @@ pub(crate) fn recover(dir: &Path) -> std::io::Result<Recovered> {
         if body.is_empty() {
             continue;
         }
-        let last = body[..body.len() - 1]
-            .rsplit(|&c| c == b'\n')
-            .next()
-            .unwrap_or_default();
+        let last = last_line(body);
         return Ok(Recovered {
             head: line_hash(last),
             sealed: last.starts_with(b"{\"seal\""),

@@ -110,43 +110,37 @@ impl AuditSink {
         self.writable.load(Ordering::Relaxed)
     }
 
-    /// Queue a record; waits (and counts) when the queue is full rather than dropping it.
+    /// Queue a decision record.
     pub(crate) fn submit(&self, ev: AuditEvent) {
+        self.queue(Msg::Record(Box::new(ev)), "decision");
+    }
+
+    /// Queue another line (a call record).
+    pub(crate) fn entry(&self, e: Box<dyn Entry>) {
+        self.queue(Msg::Entry(e), "call");
+    }
+
+    /// Queue an admin-change record.
+    pub fn admin(&self, ev: AdminEvent) {
+        self.queue(Msg::Admin(Box::new(ev)), "admin");
+    }
+
+    /// Every line goes through one queue, in one order and one chain. When the queue is full
+    /// the caller waits (counted) rather than a record being dropped.
+    fn queue(&self, m: Msg, what: &str) {
         self.metrics.audit_queue_depth.inc();
-        match self.tx.try_send(Msg::Record(Box::new(ev))) {
-            Ok(()) => {}
+        let sent = match self.tx.try_send(m) {
+            Ok(()) => Ok(()),
             Err(TrySendError::Full(m)) => {
                 self.metrics.audit_backpressure.inc();
-                if self.tx.send(m).is_err() {
-                    self.metrics.audit_write_errors.inc();
-                    tracing::error!("audit writer has stopped: decision record lost");
-                }
+                self.tx.send(m).map_err(|_| ())
             }
-            Err(TrySendError::Disconnected(_)) => {
-                self.metrics.audit_queue_depth.dec();
-                self.metrics.audit_write_errors.inc();
-                tracing::error!("audit writer has stopped: decision record lost");
-            }
-        }
-    }
-
-    /// Queue another line (same queue, order and chain as decisions); waits rather than drops.
-    pub(crate) fn entry(&self, e: Box<dyn Entry>) {
-        self.metrics.audit_queue_depth.inc();
-        if self.tx.send(Msg::Entry(e)).is_err() {
+            Err(TrySendError::Disconnected(_)) => Err(()),
+        };
+        if sent.is_err() {
             self.metrics.audit_queue_depth.dec();
             self.metrics.audit_write_errors.inc();
-            tracing::error!("audit writer has stopped: call record lost");
-        }
-    }
-
-    /// Queue an admin-change record (same queue, order and chain as decisions).
-    pub fn admin(&self, ev: AdminEvent) {
-        self.metrics.audit_queue_depth.inc();
-        if self.tx.send(Msg::Admin(Box::new(ev))).is_err() {
-            self.metrics.audit_queue_depth.dec();
-            self.metrics.audit_write_errors.inc();
-            tracing::error!("audit writer has stopped: admin record lost");
+            tracing::error!("audit writer has stopped: {what} record lost");
         }
     }
 
@@ -196,8 +190,7 @@ impl AuditWriter {
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || {
-                let mut w = Writer::new(dir, recovered, m, durable_tx, health);
-                w.compress = compress;
+                let mut w = Writer::new(dir, recovered, m, durable_tx, health, compress);
                 run_writer(&mut w, rx, flush_interval, group_commit)
             })?;
         Ok((
@@ -454,6 +447,7 @@ impl Writer {
         metrics: Arc<Metrics>,
         durable: tokio::sync::watch::Sender<u64>,
         health: Health,
+        compress: Option<mpsc::Sender<PathBuf>>,
     ) -> Writer {
         Writer {
             dir,
@@ -468,7 +462,7 @@ impl Writer {
             last_seq: 0,
             durable,
             health,
-            compress: None,
+            compress,
         }
     }
 

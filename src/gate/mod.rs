@@ -186,17 +186,21 @@ impl CallGate for Compliance {
     }
 
     fn on_event(&self, news: &CallNews<'_>) {
+        let calls = &self.rules.load().calls;
         let facts = match (news.event, news.msg) {
             (CallEvent::Ringing(_) | CallEvent::Answered(_) | CallEvent::Cancelled, _) => {
                 Default::default()
             }
-            (_, Some(msg)) => extract::facts(msg, &self.rules.load().calls),
+            (_, Some(msg)) => extract::facts(msg, calls),
             (_, None) => Default::default(),
         };
-        let abandon_secs = self.rules.load().calls.abandon_secs;
-        let ended = self
-            .calls
-            .on_news(news.key, news.event, facts, self.clock.now(), abandon_secs);
+        let ended = self.calls.on_news(
+            news.key,
+            news.event,
+            facts,
+            self.clock.now(),
+            calls.abandon_secs,
+        );
         if let Some((call, end)) = ended {
             self.end_call(call, end);
         }
@@ -248,10 +252,5 @@ impl Compliance {
             tracing::warn!(campaign = %campaign.id, answered = t.answered, abandoned = t.abandoned,
                 "campaign's 30-day abandonment rate is above 3% (TSR 310.4(b)(4), 47 CFR 64.1200(a)(7))");
         }
-    }
-
-    /// Forwarded calls whose end has not been heard yet.
-    pub fn open_calls(&self) -> usize {
-        self.calls.len()
     }
 }

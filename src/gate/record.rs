@@ -7,7 +7,7 @@ use crate::call::Reasons;
 use crate::number::Called;
 use crate::policy::context::CallerId;
 use crate::policy::Decision;
-use crate::records::{Direction, Disposition, End, EndedBy, OpenCall};
+use crate::records::{Direction, Disposition, End, EndedBy, OpenCall, Telemarketer};
 use crate::sip::gate::NewCall;
 use crate::sip::parse::{HeaderName, Span};
 use crate::sip::peer::Side;
@@ -70,14 +70,14 @@ impl Telemarketers {
     }
 
     /// The configured name, else the TLS certificate's, else the address.
-    fn of(&self, call: &NewCall<'_>) -> Arc<str> {
+    fn of(&self, call: &NewCall<'_>) -> Telemarketer {
         let ip = call.src.ip();
         if let Some((_, name)) = self.0.iter().find(|(n, _)| n.contains(&ip)) {
-            return name.clone();
+            return Telemarketer::Named(name.clone());
         }
-        match call.cert_names.as_ref().and_then(|n| n.first()) {
-            Some(cert) => cert.as_str().into(),
-            None => ip.to_string().into(),
+        match &call.cert_names {
+            Some(names) if !names.is_empty() => Telemarketer::Certificate(names.clone()),
+            _ => Telemarketer::Address(ip),
         }
     }
 }

@@ -48,6 +48,11 @@ impl Abandonment {
         }
     }
 
+    /// The counts kept beside the audit log in `audit_dir`.
+    pub fn open_in(audit_dir: &Path) -> std::io::Result<Abandonment> {
+        Self::open(&audit_dir.join("abandonment.json"))
+    }
+
     /// Read the counts a previous run saved (none yet: empty).
     pub fn open(path: &Path) -> std::io::Result<Abandonment> {
         let days = match std::fs::read(path) {

@@ -73,7 +73,6 @@ pub(crate) struct Line<'a> {
     pub(crate) audience: Option<Audience>,
     pub(crate) purpose: Option<&'a str>,
     pub(crate) method: Option<&'a str>,
-    pub(crate) prerecorded: Option<bool>,
     pub(crate) script: Option<&'a str>,
     pub(crate) called: &'a str,
     pub(crate) caller_id: Option<E164>,
@@ -187,7 +186,11 @@ impl Line<'_> {
         o.str("purpose", self.purpose);
         o.str("method", self.method);
         o.key("prerecorded");
-        o.out.extend_from_slice(match self.prerecorded {
+        // The TSR item "whether a prerecorded message was used", as its own field.
+        let prerecorded = self
+            .method
+            .map(|m| m == crate::call::CallMethod::Prerecorded.as_str());
+        o.out.extend_from_slice(match prerecorded {
             Some(true) => b"true",
             Some(false) => b"false",
             None => b"null",
@@ -233,7 +236,7 @@ impl Line<'_> {
 }
 
 impl CallRecord {
-    fn line(&self) -> Line<'_> {
+    fn line<'a>(&'a self, telemarketer: &'a str) -> Line<'a> {
         let (c, e) = (&self.call, &self.end);
         let campaign = c.campaign.as_deref();
         Line {
@@ -241,16 +244,13 @@ impl CallRecord {
             call_id: &c.call_id,
             direction: c.direction,
             verdict: c.verdict.as_str(),
-            telemarketer: Some(&c.telemarketer),
+            telemarketer: Some(telemarketer),
             seller: campaign.and_then(|k| k.seller.as_deref()),
             campaign: campaign.map(|k| &*k.id),
             subject: campaign.map(|k| k.subject.as_str()),
             audience: campaign.map(|k| k.audience),
             purpose: c.call_type.map(|t| t.0.as_str()),
             method: c.call_type.map(|t| t.1.as_str()),
-            prerecorded: c
-                .call_type
-                .map(|t| t.1 == crate::call::CallMethod::Prerecorded),
             script: c
                 .script
                 .as_deref()
@@ -284,6 +284,7 @@ impl Entry for CallRecord {
     }
 
     fn write(&self, out: &mut Vec<u8>) {
-        self.line().write(out, self.ts());
+        let telemarketer = self.call.telemarketer.to_string();
+        self.line(&telemarketer).write(out, self.ts());
     }
 }

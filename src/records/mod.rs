@@ -14,13 +14,10 @@ pub mod recover;
 pub use line::CallRecord;
 pub(crate) use line::End;
 pub(crate) use metrics::RecordMetrics;
-pub(crate) use open::{Facts, OpenCall, OpenCalls};
-
-use serde::Serialize;
+pub(crate) use open::{Facts, OpenCall, OpenCalls, Telemarketer};
 
 /// How a call ended, as the TSR asks ("answered, connected, dropped, transferred").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Disposition {
     Answered,
     Busy,
@@ -79,8 +76,7 @@ impl Disposition {
 }
 
 /// Who or what ended the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndedBy {
     Dialer,
     Carrier,
@@ -106,8 +102,7 @@ impl EndedBy {
 }
 
 /// Outbound (from a dialer) or inbound (from the upstream toward the dialers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
     Outbound,
     Inbound,

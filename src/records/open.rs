@@ -20,7 +20,7 @@ pub(crate) struct OpenCall {
     pub(crate) call_id: Box<str>,
     pub(crate) direction: Direction,
     pub(crate) verdict: Verdict,
-    pub(crate) telemarketer: Arc<str>,
+    pub(crate) telemarketer: Telemarketer,
     /// None for inbound calls.
     pub(crate) campaign: Option<Arc<Campaign>>,
     pub(crate) call_type: Option<(crate::call::Purpose, crate::call::CallMethod)>,
@@ -34,6 +34,25 @@ pub(crate) struct OpenCall {
     pub(crate) answered_at: Option<DateTime<Utc>>,
     pub(crate) cancelled: bool,
     pub(crate) transfer_to: Option<Box<str>>,
+}
+
+/// Who placed the call, named when the record is written (not on the call's path).
+pub(crate) enum Telemarketer {
+    /// `[dialers.names]`.
+    Named(Arc<str>),
+    /// The verified TLS client certificate's names (the first is recorded).
+    Certificate(Arc<[String]>),
+    Address(std::net::IpAddr),
+}
+
+impl std::fmt::Display for Telemarketer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Telemarketer::Named(n) => f.write_str(n),
+            Telemarketer::Certificate(names) => f.write_str(names.first().map_or("", |n| n)),
+            Telemarketer::Address(ip) => write!(f, "{ip}"),
+        }
+    }
 }
 
 /// What the gate read from the message that brought the news.
@@ -55,10 +74,6 @@ pub(crate) struct OpenCalls {
 impl OpenCalls {
     pub(crate) fn open(&self, key: CallKey, call: OpenCall) {
         self.open.insert(key, call);
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.open.len()
     }
 
     /// Apply news of a call; when the call is over, its record.

@@ -188,7 +188,6 @@ impl Entry for Closed {
             audience: None,
             purpose: o.purpose.as_deref(),
             method: o.method.as_deref(),
-            prerecorded: o.method.as_deref().map(|m| m == "prerecorded"),
             script: None,
             called: &o.called,
             caller_id: None,

@@ -55,10 +55,6 @@ impl Calls {
         }
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.open.len()
-    }
-
     /// A new call's INVITE was forwarded.
     pub(super) fn opened(&self, key: CallKey) {
         self.open.insert(
@@ -76,10 +72,15 @@ impl Calls {
     /// A response to an INVITE of the call (the initial one, or a re-INVITE once answered).
     pub(super) fn on_invite_response(
         &self,
-        key: CallKey,
         msg: &Message,
         code: u16,
-    ) -> Option<CallEvent> {
+    ) -> Option<(CallKey, CallEvent)> {
+        let key = CallKey::of(msg.call_id());
+        let event = self.invite_response(key, msg, code)?;
+        Some((key, event))
+    }
+
+    fn invite_response(&self, key: CallKey, msg: &Message, code: u16) -> Option<CallEvent> {
         let mut call = self.open.get_mut(&key)?;
         if call.answered.is_some() {
             return None; // a re-INVITE's answer, another fork's 2xx, a retransmitted 200
@@ -106,27 +107,39 @@ impl Calls {
     }
 
     /// The dialer cancelled the INVITE: news only before an answer, and once.
-    pub(super) fn on_cancel(&self, key: CallKey) -> Option<CallEvent> {
+    pub(super) fn on_cancel(&self, msg: &Message) -> Option<(CallKey, CallEvent)> {
+        let key = CallKey::of(msg.call_id());
         let mut call = self.open.get_mut(&key)?;
         let first = call.answered.is_none() && !std::mem::replace(&mut call.cancelled, true);
-        first.then_some(CallEvent::Cancelled)
+        first.then_some((key, CallEvent::Cancelled))
     }
 
     /// A request within the call: the answered dialog's BYE ends it, its REFER is a transfer,
     /// a re-INVITE or UPDATE refreshes the session.
     pub(super) fn on_in_dialog(
         &self,
+        method: Method,
+        msg: &Message,
+        side: Side,
+    ) -> Option<(CallKey, CallEvent)> {
+        if !matches!(
+            method,
+            Method::Bye | Method::Refer | Method::Invite | Method::Update
+        ) {
+            return None; // other methods cost no Call-ID hash
+        }
+        let key = CallKey::of(msg.call_id());
+        let event = self.in_dialog(key, method, msg, side)?;
+        Some((key, event))
+    }
+
+    fn in_dialog(
+        &self,
         key: CallKey,
         method: Method,
         msg: &Message,
         side: Side,
     ) -> Option<CallEvent> {
-        if !matches!(
-            method,
-            Method::Bye | Method::Refer | Method::Invite | Method::Update
-        ) {
-            return None;
-        }
         let mut call = self.open.get_mut(&key)?;
         let dialog = call.answered?;
         let ours = [HeaderName::From, HeaderName::To]

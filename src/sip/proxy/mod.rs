@@ -142,12 +142,6 @@ impl Proxy {
         for key in self.calls.expired(Instant::now()) {
             self.tell(key, CallEvent::Ended(EndedBy::Timeout), None);
         }
-        self.metrics.calls_open.set(self.calls.len() as i64);
-    }
-
-    /// Calls forwarded and not yet ended.
-    pub fn open_calls(&self) -> usize {
-        self.calls.len()
     }
 
     /// callgate is stopping: every call still open ends here, as stopped.
@@ -155,14 +149,21 @@ impl Proxy {
         for key in self.calls.take_all() {
             self.tell(key, CallEvent::Ended(EndedBy::Stopped), None);
         }
-        self.metrics.calls_open.set(0);
     }
 
+    /// The gate hears of a call's step; a call that ended leaves the open-calls gauge (the
+    /// core told every end exactly once, as it took the call out).
     fn tell(&self, key: CallKey, event: CallEvent, msg: Option<&Message>) {
         if matches!(event, CallEvent::Failed(_) | CallEvent::Ended(_)) {
-            self.metrics.calls_open.set(self.calls.len() as i64);
+            self.metrics.calls_open.dec();
         }
         self.gate.on_event(&CallNews { key, event, msg });
+    }
+
+    fn tell_of(&self, news: Option<(CallKey, CallEvent)>, msg: &Message) {
+        if let Some((key, event)) = news {
+            self.tell(key, event, Some(msg));
+        }
     }
 
     /// A TLS connection from `addr` presented a verified certificate naming `names`.
@@ -251,10 +252,7 @@ impl Proxy {
         if method == Method::Invite && v.is_initial() {
             return self.on_new_invite(&r, &ruri, fwd, received, out);
         }
-        let key = CallKey::of(msg.call_id());
-        if let Some(event) = self.calls.on_in_dialog(key, method, msg, side) {
-            self.tell(key, event, Some(msg));
-        }
+        self.tell_of(self.calls.on_in_dialog(method, msg, side), msg);
         self.forward(&r, &fwd, false, out);
         if let (Method::Invite, Dest::Peer(p)) = (method, &fwd.dest) {
             self.txns.remember(r.key, TxPhase::Forwarded { dest: *p });
@@ -292,7 +290,7 @@ impl Proxy {
         match self.gate.admit(&call) {
             Admission::Forward { hold_until } => {
                 self.calls.opened(call.key);
-                self.metrics.calls_open.set(self.calls.len() as i64);
+                self.metrics.calls_open.inc();
                 self.forward_new_invite(r, fwd, hold_until, out)
             }
             Admission::Reject(rejection) => self.reject_new_invite(r, &rejection, out),

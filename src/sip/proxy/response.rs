@@ -5,7 +5,6 @@
 use super::rewrite::strip_top_via;
 use super::routing::response_dest;
 use super::{Proxy, OUR_BRANCH_PREFIX};
-use crate::sip::gate::CallKey;
 use crate::sip::metrics::Direction;
 use crate::sip::parse::{HeaderName, Message, Method, Via};
 use crate::sip::peer::{Outgoing, Side};
@@ -72,9 +71,6 @@ impl Proxy {
                 self.txns.invite_answered(id);
             }
         }
-        let key = CallKey::of(msg.call_id());
-        if let Some(event) = self.calls.on_invite_response(key, msg, code) {
-            self.tell(key, event, Some(msg));
-        }
+        self.tell_of(self.calls.on_invite_response(msg, code), msg);
     }
 }

@@ -4,7 +4,6 @@
 
 use super::routing::{Forward, Route};
 use super::{hash_of, Proxy, Req};
-use crate::sip::gate::CallKey;
 use crate::sip::parse::{HeaderName, Method, ValidRequest};
 use crate::sip::peer::{Dest, Outgoing, Peer};
 use crate::sip::uri::Uri;
@@ -139,10 +138,7 @@ impl Proxy {
         match self.txns.phase(r.key) {
             // CANCEL goes where its INVITE went, with the INVITE's branch (section 9.1).
             Some(TxPhase::Forwarded { dest }) => {
-                let key = CallKey::of(r.msg().call_id());
-                if let Some(event) = self.calls.on_cancel(key) {
-                    self.tell(key, event, Some(r.msg()));
-                }
+                self.tell_of(self.calls.on_cancel(r.msg()), r.msg());
                 self.relay_in_tx(r, dest, false, out)
             }
             // Already answered with a final response: the CANCEL has nothing left to cancel.
