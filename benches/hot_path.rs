@@ -139,6 +139,7 @@ fn fixture() -> Fixture {
         inbound_target: None,
         tx_timeout: Duration::from_secs(64),
         longest_call: Duration::from_secs(4 * 3600),
+        max_open_calls: 500_000,
     };
     let access = Access {
         dialers: vec!["192.0.2.0/24".parse().unwrap()],

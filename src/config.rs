@@ -159,6 +159,10 @@ pub struct CallsConfig {
     /// An answered call the dialer ends within this many seconds counts as abandoned (a
     /// predictive dialer hanging up when no agent was free); unset: only the dialer's mark.
     pub abandon_secs: Option<u64>,
+    /// Calls followed at once (ringing or answered). Past it a new call is answered 503 +
+    /// Retry-After before any decision, counted and logged: an open call costs about 1 KB
+    /// (measured with `benches/open_calls.sh`), so the default bounds them near 500 MB.
+    pub max_open: usize,
 }
 
 impl Default for CallsConfig {
@@ -168,6 +172,7 @@ impl Default for CallsConfig {
             disposition_header: "X-Callgate-Disposition".into(),
             script_header: "X-Callgate-Script".into(),
             abandon_secs: None,
+            max_open: 500_000,
         }
     }
 }
@@ -682,8 +687,14 @@ impl Config {
             return fail("admin.listen", why);
         }
         self.validate_tls(&fail)?;
-        if self.policy.national_max_age_days == 0 {
-            return fail("policy.national_max_age_days", "must be at least 1".into());
+        self.validate_bounds(&fail)?;
+        if !self.sip.record_route {
+            return fail(
+                "sip.record_route",
+                "must be true: without Record-Route the BYE of a call never passes callgate, \
+                 and no call record could say how or when a call ended"
+                    .into(),
+            );
         }
         for p in self
             .numbers
@@ -693,6 +704,42 @@ impl Config {
         {
             if p.is_empty() || p.len() > 8 || !p.bytes().all(|c| c.is_ascii_digit()) {
                 return fail("numbers", format!("`{p}` must be 1-8 digits"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every number that becomes a duration, a deadline or a size has a range: an absurd
+    /// value is named here rather than overflowing a deadline or an allocation later.
+    fn validate_bounds(
+        &self,
+        fail: &dyn Fn(&str, String) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
+        const DAY: u64 = 86_400;
+        let (sip, calls) = (&self.sip, &self.calls);
+        // One line per setting: the table reads better than rustfmt's five lines each.
+        #[rustfmt::skip]
+        let bounds: [(&str, u64, u64, u64); 16] = [
+            ("calls.max_duration_secs", calls.max_duration_secs, 1, 7 * DAY),
+            ("calls.abandon_secs", calls.abandon_secs.unwrap_or(0), 0, 3600),
+            ("calls.max_open", calls.max_open as u64, 1, 100_000_000),
+            ("sip.max_message_bytes", sip.max_message_bytes as u64, 1024, 65_535),
+            ("sip.udp_receive_buffer_bytes", sip.udp_receive_buffer_bytes as u64, 0, 1 << 30),
+            ("sip.tcp_max_connections", sip.tcp_max_connections as u64, 1, 1_000_000),
+            ("sip.tcp_idle_timeout_secs", sip.tcp_idle_timeout_secs, 1, DAY),
+            ("sip.tcp_message_timeout_secs", sip.tcp_message_timeout_secs, 1, 3600),
+            ("sip.transaction_timeout_secs", sip.transaction_timeout_secs, 32, 3600),
+            ("sip.drain_timeout_secs", sip.drain_timeout_secs, 0, 3600),
+            ("sip.drain_retry_after_secs", u64::from(sip.drain_retry_after_secs), 0, DAY),
+            ("tls.handshake_timeout_secs", self.tls.handshake_timeout_secs, 1, 3600),
+            ("audit.queue_capacity", self.audit.queue_capacity as u64, 1, 16 << 20),
+            ("audit.flush_interval_ms", self.audit.flush_interval_ms, 1, 60_000),
+            ("records.retention_days", u64::from(self.records.retention_days), 1, 100 * 366),
+            ("policy.national_max_age_days", u64::from(self.policy.national_max_age_days), 1, 36_500),
+        ];
+        for (key, value, min, max) in bounds {
+            if !(min..=max).contains(&value) {
+                return fail(key, format!("{value} is outside {min}..={max}"));
             }
         }
         Ok(())
@@ -839,6 +886,43 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("x.toml:3:"), "{s}");
         assert!(s.contains("sip.lisen"), "{s}");
+    }
+
+    #[test]
+    fn record_route_off_is_an_error_naming_the_key() {
+        let e = Config::from_str_named("x.toml", "[sip]\nudp = true\nrecord_route = false\n")
+            .unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("x.toml:3:"), "{s}");
+        assert!(s.contains("sip.record_route"), "{s}");
+    }
+
+    #[test]
+    fn an_absurd_duration_is_an_error_naming_file_line_and_key() {
+        for (text, line, key) in [
+            (
+                "[calls]\nmax_duration_secs = 18446744073709551615\n",
+                2,
+                "calls.max_duration_secs",
+            ),
+            (
+                "[sip]\nudp = true\ntransaction_timeout_secs = 9223372036854775807\n",
+                3,
+                "sip.transaction_timeout_secs",
+            ),
+            (
+                "[audit]\nflush_interval_ms = 0\n",
+                2,
+                "audit.flush_interval_ms",
+            ),
+            ("[calls]\nmax_open = 0\n", 2, "calls.max_open"),
+        ] {
+            let s = Config::from_str_named("x.toml", text)
+                .unwrap_err()
+                .to_string();
+            assert!(s.starts_with(&format!("x.toml:{line}:")), "{s}");
+            assert!(s.contains(key), "{s}");
+        }
     }
 
     #[test]

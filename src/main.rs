@@ -355,6 +355,27 @@ fn init_logging(level: &str) {
         .init();
 }
 
+/// A panic anywhere in a running callgate ends the process (SIGABRT, a non-zero exit) rather
+/// than leave a thread dead behind a process that still answers: a dead SIP thread would stop
+/// every call while the rest looked alive. The supervisor (systemd's `Restart=on-failure`)
+/// starts it again; what was acknowledged is on disk (the audit log is fsynced, opt-outs and
+/// consent are journaled before they are acknowledged) and the calls left open are closed as
+/// `unknown`/`restart` at the next start. Independently, `/healthz` fails when the SIP loop
+/// stops turning for any other reason.
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            panic = %info,
+            "callgate panicked: exiting so that a supervisor restarts it"
+        );
+        std::process::abort();
+    }));
+}
+
 /// Exit statuses: 0 done (and for `check`: the call would be forwarded), 1 a negative answer
 /// (`check`: the call would be blocked; `audit verify`: the chain is broken), 2 an error.
 fn main() -> std::process::ExitCode {
@@ -396,6 +417,7 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     init_logging(&cfg.log.level);
+    abort_on_panic();
     tracing::info!("configuration: {source}");
     if path.is_none() {
         tracing::warn!(

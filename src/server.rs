@@ -548,6 +548,7 @@ fn proxy_settings(
         inbound_target: cfg.sip.inbound_target,
         tx_timeout: Duration::from_secs(cfg.sip.transaction_timeout_secs.max(1)),
         longest_call: Duration::from_secs(cfg.calls.max_duration_secs.max(1)),
+        max_open_calls: cfg.calls.max_open,
     }
 }
 

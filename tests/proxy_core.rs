@@ -72,6 +72,7 @@ fn core_with(gate: StubGate, access: Access) -> Core {
         inbound_target: None,
         tx_timeout: Duration::from_secs(32),
         longest_call: Duration::from_secs(4 * 3600),
+        max_open_calls: 500_000,
     };
     let gate = Arc::new(gate);
     let proxy = Proxy::new(

@@ -48,7 +48,7 @@ pub async fn serve(
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v1/check", get(check))
         .route("/v1/optouts", post(add_optout))
@@ -112,7 +112,31 @@ pub(crate) fn lists_json(app: &App) -> Value {
     })
 }
 
+/// The SIP loop turns (sweeps) every second; one that has not turned for this long has
+/// stopped (a panic, a blocked thread) and callgate is not alive, whatever else still answers.
+const SIP_LOOP_STALL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why the SIP loop is not alive, if it is not.
+fn sip_loop_stalled(app: &App) -> Option<String> {
+    let idle = app.proxy.since_last_turn();
+    (idle > SIP_LOOP_STALL).then(|| {
+        format!(
+            "the SIP loop has not turned for {} ms (limit {} ms): calls are not being handled",
+            idle.as_millis(),
+            SIP_LOOP_STALL.as_millis()
+        )
+    })
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    match sip_loop_stalled(&app) {
+        None => "ok\n".into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
+}
+
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let stalled = sip_loop_stalled(&app);
     let lists = app.lists.current();
     let now = app.clock.now();
     let live = app.gate.rules();
@@ -124,7 +148,7 @@ async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
         .filter(|l| !policy.list_fresh(l, now))
         .map(|l| &*l.meta.id.0)
         .collect();
-    let ready = fresh && lists.unavailable.is_empty() && stale.is_empty();
+    let ready = stalled.is_none() && fresh && lists.unavailable.is_empty() && stale.is_empty();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -133,7 +157,9 @@ async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     let mut body = lists_json(&app);
     body["ready"] = json!(ready);
     if !ready {
-        body["why"] = json!(if !fresh {
+        body["why"] = json!(if let Some(stalled) = stalled {
+            stalled
+        } else if !fresh {
             why.to_string()
         } else if !lists.unavailable.is_empty() {
             "a configured list is unavailable".to_string()

@@ -22,7 +22,7 @@ use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -75,10 +75,27 @@ enum Msg {
     Shutdown,
 }
 
-/// The hot path's handle to the writer.
+/// How far behind the writer is, as the admission of a new call sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Backlog {
+    /// Fewer lines waiting than `audit.queue_capacity`.
+    Clear,
+    /// At least `audit.queue_capacity` lines wait: new marketing calls are refused (and
+    /// recorded as refused), everything else still goes.
+    Behind,
+    /// Twice that: no new call is decided at all until the writer catches up (the queue's
+    /// hard bound, reached only when the writer is stalled).
+    Full,
+}
+
+/// The hot path's handle to the writer. Queuing never blocks: a stalled disk must not stall
+/// the SIP thread. The queue is bounded instead by admission: past `capacity` lines waiting,
+/// new calls are refused (see `Backlog`), so what is queued is at most twice the capacity
+/// plus the end records of calls already open (themselves bounded by `calls.max_open`).
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: SyncSender<Msg>,
+    tx: Sender<Msg>,
+    capacity: usize,
     metrics: Arc<Metrics>,
     seq: Arc<AtomicU64>,
     instance: Arc<str>,
@@ -87,7 +104,7 @@ pub struct AuditSink {
 
 pub struct AuditWriter {
     handle: Option<JoinHandle<()>>,
-    tx: SyncSender<Msg>,
+    tx: Sender<Msg>,
     durable: tokio::sync::watch::Receiver<u64>,
 }
 
@@ -125,19 +142,27 @@ impl AuditSink {
         self.queue(Msg::Admin(Box::new(ev)), "admin");
     }
 
-    /// Every line goes through one queue, in one order and one chain. When the queue is full
-    /// the caller waits (counted) rather than a record being dropped.
+    /// Lines waiting for the writer, against `audit.queue_capacity`.
+    pub(crate) fn backlog(&self) -> Backlog {
+        let waiting = usize::try_from(self.metrics.audit_queue_depth.get()).unwrap_or(0);
+        if waiting >= self.capacity.saturating_mul(2) {
+            Backlog::Full
+        } else if waiting >= self.capacity {
+            Backlog::Behind
+        } else {
+            Backlog::Clear
+        }
+    }
+
+    /// Every line goes through one queue, in one order and one chain, and is never dropped
+    /// nor waited for (see `backlog` for what bounds it).
     fn queue(&self, m: Msg, what: &str) {
+        let waiting = self.metrics.audit_queue_depth.get();
+        if usize::try_from(waiting).unwrap_or(0) >= self.capacity {
+            self.metrics.audit_backpressure.inc();
+        }
         self.metrics.audit_queue_depth.inc();
-        let sent = match self.tx.try_send(m) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(m)) => {
-                self.metrics.audit_backpressure.inc();
-                self.tx.send(m).map_err(|_| ())
-            }
-            Err(TrySendError::Disconnected(_)) => Err(()),
-        };
-        if sent.is_err() {
+        if self.tx.send(m).is_err() {
             self.metrics.audit_queue_depth.dec();
             self.metrics.audit_write_errors.inc();
             tracing::error!("audit writer has stopped: {what} record lost");
@@ -172,7 +197,7 @@ impl AuditWriter {
         if recovered.torn_bytes > 0 {
             metrics.audit_torn_records.inc();
         }
-        let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+        let (tx, rx) = mpsc::channel();
         let instance: Arc<str> = format!("{:x}", Utc::now().timestamp_millis()).into();
         let m = metrics.clone();
         let dir = dir.to_owned();
@@ -201,6 +226,7 @@ impl AuditWriter {
             },
             AuditSink {
                 tx,
+                capacity: capacity.max(1),
                 metrics,
                 seq: Arc::new(AtomicU64::new(0)),
                 instance,

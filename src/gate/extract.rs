@@ -88,11 +88,26 @@ fn caller_id(normalizer: &Normalizer, msg: &Message) -> CallerId {
     }
 }
 
+/// The longest text a call keeps from a header (Call-ID, caller name, script, transfer
+/// target, an unreadable Request-URI): a 32 KB header costs an open call 256 bytes, not 32 KB.
+pub(crate) const MAX_FIELD_BYTES: usize = 256;
+
+/// Header text as a call keeps it: lossy UTF-8, at most `MAX_FIELD_BYTES` bytes (cut on a
+/// character boundary).
+pub(super) fn field(v: &[u8]) -> Box<str> {
+    let s = String::from_utf8_lossy(&v[..v.len().min(MAX_FIELD_BYTES)]);
+    let mut end = s.len().min(MAX_FIELD_BYTES);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].into()
+}
+
 /// The script or message a dialer names in its script header.
 pub(super) fn script(msg: &Message, calls: &CallsConfig) -> Option<Box<str>> {
     let v = msg.other_header(calls.script_header.as_bytes())?;
     let v = trim_slice(v);
-    (!v.is_empty()).then(|| String::from_utf8_lossy(v).into())
+    (!v.is_empty()).then(|| field(v))
 }
 
 /// The display name of From (`"Acme Sales" <sip:...>`), the caller-ID name presented.
@@ -104,7 +119,7 @@ pub(super) fn caller_name(msg: &Message) -> Option<Box<str>> {
         .strip_prefix(b"\"")
         .and_then(|n| n.strip_suffix(b"\""))
         .unwrap_or(name);
-    (!name.is_empty()).then(|| String::from_utf8_lossy(name).into())
+    (!name.is_empty()).then(|| field(name))
 }
 
 /// What a message that ended or transferred a call says of it: the Q.850 cause of its
@@ -123,7 +138,7 @@ pub(super) fn facts(msg: &Message, calls: &CallsConfig) -> Facts {
         refer_to: msg
             .other_header(b"refer-to")
             .or_else(|| msg.other_header(b"r"))
-            .map(|v| String::from_utf8_lossy(name_addr_uri(v)).into()),
+            .map(|v| field(name_addr_uri(v))),
     }
 }
 

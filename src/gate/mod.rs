@@ -10,7 +10,7 @@ mod reject;
 pub use extract::number_of;
 pub use record::Telemarketers;
 
-use crate::audit::AuditSink;
+use crate::audit::{AuditSink, Backlog};
 use crate::call::Verdict;
 use crate::clock::SharedClock;
 use crate::config::{CallsConfig, RejectConfig};
@@ -53,6 +53,9 @@ pub struct Compliance {
     /// Forwarded calls not yet ended, and what their records will say.
     calls: OpenCalls,
     record_metrics: RecordMetrics,
+    /// The audit backlog as last seen by `admit` (0 clear, 1 behind, 2 full): its changes
+    /// are logged once each.
+    backlog_seen: std::sync::atomic::AtomicU8,
 }
 
 /// What `Compliance` is built from (everything but the rules is fixed for the process).
@@ -86,6 +89,7 @@ impl Compliance {
             refuse_unrecorded: p.refuse_unrecorded,
             calls: OpenCalls::default(),
             record_metrics: RecordMetrics::register(&p.metrics.registry),
+            backlog_seen: Default::default(),
         }
     }
 
@@ -141,6 +145,14 @@ impl Compliance {
 
 impl CallGate for Compliance {
     fn admit(&self, call: &NewCall<'_>) -> Admission {
+        let backlog = self.audit_backlog();
+        if backlog == Backlog::Full {
+            self.metrics
+                .backlog_refusals
+                .with_label_values(&["full"])
+                .inc();
+            return Admission::Reject(reject::unrecordable(None, &self.host, "records_backlog"));
+        }
         let ts = self.clock.now();
         let rules = self.rules.load();
         let (called, called_span) = extract::called_number(&self.normalizer, call);
@@ -151,11 +163,19 @@ impl CallGate for Compliance {
             .count_decision(decision.verdict, decision.reasons);
         let seq = self.audit.next_seq();
         let open = record::open_call(call, &decision, seq, ts, &rules);
-        let unrecordable = self.refuses_unrecorded(&decision);
+        let unrecordable = self.refuses_unrecorded(&decision, backlog);
         // A rejected call ends here: its record follows its decision's in the log.
-        let (admission, ended) = if unrecordable {
-            self.metrics.unrecordable_refusals.inc();
-            let r = reject::unrecordable(&self.audit.decision_id(seq), &self.host);
+        let (admission, ended) = if let Some(why) = unrecordable {
+            match why {
+                "records_backlog" => self
+                    .metrics
+                    .backlog_refusals
+                    .with_label_values(&["behind"])
+                    .inc(),
+                _ => self.metrics.unrecordable_refusals.inc(),
+            }
+            let id = self.audit.decision_id(seq);
+            let r = reject::unrecordable(Some(&id), &self.host, why);
             (
                 Admission::Reject(r),
                 Some(record::rejected(503, Default::default(), ts)),
@@ -175,7 +195,7 @@ impl CallGate for Compliance {
             ts,
             latency,
             sip_status: ended.as_ref().and_then(|e| e.sip_status),
-            refused: unrecordable.then_some("records_unwritable"),
+            refused: unrecordable,
         };
         record::submit(&self.audit, call, decision, outcome);
         match ended {
@@ -209,17 +229,47 @@ impl CallGate for Compliance {
 
 impl Compliance {
     /// A marketing call the policy lets through is refused while its records cannot be
-    /// written (`audit.on_write_error = "reject"`). Emergency, informational and inbound
+    /// written, or are queued faster than the writer keeps up (`audit.on_write_error =
+    /// "reject"`): the reason code it is refused with. Emergency, informational and inbound
     /// calls still go.
-    fn refuses_unrecorded(&self, d: &Decision) -> bool {
+    fn refuses_unrecorded(&self, d: &Decision, backlog: Backlog) -> Option<&'static str> {
         let marketing = d
             .context
             .as_ref()
             .is_some_and(|c| c.purpose == crate::call::Purpose::Marketing);
-        self.refuse_unrecorded
+        if !(self.refuse_unrecorded
             && matches!(d.verdict, Verdict::Allowed | Verdict::WouldBlock)
-            && marketing
-            && !self.audit.writable()
+            && marketing)
+        {
+            return None;
+        }
+        if !self.audit.writable() {
+            Some("records_unwritable")
+        } else if backlog != Backlog::Clear {
+            Some("records_backlog")
+        } else {
+            None
+        }
+    }
+
+    /// The writer's backlog, its changes said once in the log.
+    fn audit_backlog(&self) -> Backlog {
+        use std::sync::atomic::Ordering;
+        let now = self.audit.backlog();
+        let level = now as u8;
+        let before = self.backlog_seen.swap(level, Ordering::Relaxed);
+        if before != level {
+            match now {
+                Backlog::Clear => tracing::warn!("audit writer caught up: new calls are taken again"),
+                Backlog::Behind => tracing::error!(
+                    "audit writer is behind (audit.queue_capacity lines waiting): new marketing calls are refused with 503 records_backlog"
+                ),
+                Backlog::Full => tracing::error!(
+                    "audit writer is stalled (twice audit.queue_capacity lines waiting): every new call is refused with 503 records_backlog"
+                ),
+            }
+        }
+        now
     }
 
     /// A call is over: count it and write its record.

@@ -95,11 +95,11 @@ pub(super) fn open_call(
     let called = match (&d.called, d.number()) {
         (_, Some(n)) => n.to_string().into_boxed_str(),
         (Ok(Called::Service(s)), None) => s.as_str().into(),
-        _ => String::from_utf8_lossy(msg.bytes(call.req.uri)).into(),
+        _ => super::extract::field(msg.bytes(call.req.uri)),
     };
     OpenCall {
         decision: seq,
-        call_id: String::from_utf8_lossy(msg.call_id()).into(),
+        call_id: super::extract::field(msg.call_id()),
         direction: match call.side {
             Side::Dialer => Direction::Outbound,
             Side::Upstream => Direction::Inbound,

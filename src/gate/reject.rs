@@ -55,17 +55,25 @@ pub(super) fn rejection(
 /// Seconds a dialer is asked to wait when callgate cannot write records.
 const UNRECORDABLE_RETRY_SECS: &[u8] = b"5";
 
-/// 503 for a marketing call callgate would forward but cannot record (the audit log cannot be
-/// written and `audit.on_write_error = "reject"`): the dialer retries later or elsewhere.
-pub(super) fn unrecordable(decision_id: &str, host: &str) -> Rejection {
-    let warning = format!("399 {host} \"records_unwritable: call records cannot be written\"");
+/// 503 for a call callgate would forward but cannot record now (`records_unwritable`: the
+/// audit log cannot be written; `records_backlog`: the writer is behind): the dialer retries
+/// later or elsewhere. `decision_id` is absent when the call was refused before a decision.
+pub(super) fn unrecordable(decision_id: Option<&str>, host: &str, why: &str) -> Rejection {
+    let text = match why {
+        "records_backlog" => "call records are queued faster than they can be written",
+        _ => "call records cannot be written",
+    };
+    let warning = format!("399 {host} \"{why}: {text}\"");
+    let mut headers = vec![
+        ("Warning", warning.into_bytes()),
+        ("Retry-After", UNRECORDABLE_RETRY_SECS.to_vec()),
+    ];
+    if let Some(id) = decision_id {
+        headers.push(("X-Callgate-Decision", id.as_bytes().to_vec()));
+    }
     Rejection {
         status: 503,
         phrase: status_phrase(503).to_string(),
-        headers: vec![
-            ("Warning", warning.into_bytes()),
-            ("Retry-After", UNRECORDABLE_RETRY_SECS.to_vec()),
-            ("X-Callgate-Decision", decision_id.as_bytes().to_vec()),
-        ],
+        headers,
     }
 }

@@ -30,6 +30,7 @@ pub struct SipMetrics {
     pub udp_receive_buffer: IntGauge,
     pub drain_rejections: IntCounter,
     pub rate_limited: IntCounter,
+    pub max_open_refusals: IntCounter,
 }
 
 impl SipMetrics {
@@ -62,6 +63,7 @@ impl SipMetrics {
             udp_receive_buffer: gauge(r, "callgate_udp_receive_buffer_bytes", "The UDP socket's kernel receive buffer as granted (compare with sip.udp_receive_buffer_bytes)."),
             tcp_connections: gauge(r, "callgate_tcp_connections", "Open SIP TCP and TLS connections (including TLS handshakes in progress on the listener)."),
             rate_limited: counter(r, "callgate_rate_limited_total", "New INVITEs answered 503 because their source exceeded dialers.max_calls_per_second."),
+            max_open_refusals: counter(r, "callgate_calls_refused_max_open_total", "New INVITEs answered 503 because calls.max_open calls were already open."),
             drain_rejections: counter(r, "callgate_drain_rejections_total", "New INVITEs answered 503 while draining for shutdown."),
         }
     }

@@ -2,6 +2,8 @@
 //! dialer and the carrier. Dates in list manifests are written relative to now.
 #![allow(dead_code)]
 
+pub mod calls;
+
 use callgate::clock::OffsetClock;
 use callgate::config::Config;
 use callgate::server::{start, Running};
@@ -391,6 +393,16 @@ pub fn free_port() -> u16 {
 /// 19:00 UTC (inside every US calling window whenever the test runs); returns once its admin
 /// API at `admin` answers.
 pub fn spawn_binary(config: &Path, log: &Path, admin: SocketAddr) -> std::process::Child {
+    spawn_binary_env(config, log, admin, &[])
+}
+
+/// `spawn_binary` with more environment variables.
+pub fn spawn_binary_env(
+    config: &Path,
+    log: &Path,
+    admin: SocketAddr,
+    env: &[(&str, &str)],
+) -> std::process::Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -401,6 +413,7 @@ pub fn spawn_binary(config: &Path, log: &Path, admin: SocketAddr) -> std::proces
             "CALLGATE_FAKE_NOW",
             callgate::clock::today_at_utc_hour_rfc3339(19),
         )
+        .envs(env.iter().copied())
         .args(["run", "--config"])
         .arg(config)
         .stdout(std::process::Stdio::null())

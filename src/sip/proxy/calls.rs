@@ -37,14 +37,30 @@ fn tag_hash(msg: &Message, name: HeaderName) -> Option<u64> {
     msg.tag(name).map(crate::hashing::hash_bytes)
 }
 
-/// `Session-Expires: 1800;refresher=uac` (compact form `x`), in seconds.
-fn session_expires(msg: &Message) -> Option<Duration> {
+/// `Session-Expires: 1800;refresher=uac` (compact form `x`), in seconds, never longer than
+/// `longest`: the value comes from the network (either side), and a call's deadline is
+/// computed from it, so an absurd value must neither overflow nor keep a call open forever.
+fn session_expires(msg: &Message, longest: Duration) -> Option<Duration> {
     let v = msg
         .other_header(b"session-expires")
         .or_else(|| msg.other_header(b"x"))?;
-    let digits = v.split(|c| *c == b';').next()?;
-    let secs: u64 = std::str::from_utf8(digits).ok()?.trim().parse().ok()?;
-    (secs > 0).then(|| Duration::from_secs(secs))
+    let digits = crate::sip::parse::trim_slice(v.split(|c| *c == b';').next()?);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // Past 9 digits (31 years) the value only matters as "longer than `longest`".
+    let secs: u64 = match digits.len() {
+        0..=9 => std::str::from_utf8(digits).ok()?.parse().ok()?,
+        _ => u64::MAX,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs).min(longest))
+}
+
+/// `now + d`, saturating: no value read from a message or the configuration can make the
+/// deadline arithmetic panic.
+fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
 }
 
 impl Calls {
@@ -55,12 +71,17 @@ impl Calls {
         }
     }
 
+    /// Calls being followed.
+    pub(super) fn len(&self) -> usize {
+        self.open.len()
+    }
+
     /// A new call's INVITE was forwarded.
     pub(super) fn opened(&self, key: CallKey) {
         self.open.insert(
             key,
             Open {
-                deadline: Instant::now() + TIMER_C,
+                deadline: after(Instant::now(), TIMER_C),
                 answered: None,
                 session: None,
                 ringing: false,
@@ -87,14 +108,14 @@ impl Calls {
         }
         match code {
             101..=199 => {
-                call.deadline = Instant::now() + TIMER_C;
+                call.deadline = after(Instant::now(), TIMER_C);
                 let first = !std::mem::replace(&mut call.ringing, true);
                 first.then_some(CallEvent::Ringing(code))
             }
             200..=299 => {
                 call.answered = Some(tag_hash(msg, HeaderName::To).unwrap_or(0));
-                call.session = session_expires(msg);
-                call.deadline = Instant::now() + call.session.unwrap_or(self.longest);
+                call.session = session_expires(msg, self.longest);
+                call.deadline = after(Instant::now(), call.session.unwrap_or(self.longest));
                 Some(CallEvent::Answered(code))
             }
             300.. => {
@@ -156,9 +177,9 @@ impl Calls {
             }
             Method::Refer => Some(CallEvent::Transferred),
             _ => {
-                if let Some(s) = session_expires(msg).or(call.session) {
+                if let Some(s) = session_expires(msg, self.longest).or(call.session) {
                     call.session = Some(s);
-                    call.deadline = Instant::now() + s;
+                    call.deadline = after(Instant::now(), s);
                 }
                 None
             }

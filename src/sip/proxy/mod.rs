@@ -35,7 +35,7 @@ use bytes::Bytes;
 use routing::{Forward, Route};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use transaction::{Transactions, TxPhase};
@@ -62,6 +62,8 @@ pub struct ProxySettings {
     /// The longest an answered call without session timers is followed before it is recorded
     /// as ended by timeout.
     pub longest_call: Duration,
+    /// Calls followed at once; past it new INVITEs get 503 before any decision.
+    pub max_open_calls: usize,
 }
 
 pub struct Proxy {
@@ -72,7 +74,12 @@ pub struct Proxy {
     txns: Transactions,
     calls: calls::Calls,
     draining: AtomicBool,
+    /// Set while new calls are refused for `max_open_calls` (said once in the log).
+    at_capacity: AtomicBool,
     branch_salt: u64,
+    /// When the SIP loop last turned (its sweep), in ms since `born`: `/healthz` reads it.
+    heartbeat: AtomicU64,
+    born: Instant,
 }
 
 /// The request being handled, with what the dispatcher has established about it.
@@ -114,7 +121,10 @@ impl Proxy {
             admission: admission::Admission::new(access),
             txns: Transactions::default(),
             draining: AtomicBool::new(false),
+            at_capacity: AtomicBool::new(false),
             branch_salt,
+            heartbeat: AtomicU64::new(0),
+            born: Instant::now(),
         }
     }
 
@@ -136,12 +146,25 @@ impl Proxy {
     /// Forget transactions older than the transaction timeout (64*T1 by default), and idle
     /// sources' rate buckets; end the calls past their time limit.
     pub(crate) fn sweep(&self) {
+        self.beat();
         let open = self.txns.sweep(self.s.tx_timeout);
         self.admission.sweep();
         self.metrics.transactions.set(open as i64);
         for key in self.calls.expired(Instant::now()) {
             self.tell(key, CallEvent::Ended(EndedBy::Timeout), None);
         }
+    }
+
+    fn beat(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heartbeat.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the SIP loop last turned (it turns at least once a second when well):
+    /// a loop that stopped (a panic, a blocked thread) shows here, whatever else still runs.
+    pub fn since_last_turn(&self) -> Duration {
+        let beat = Duration::from_millis(self.heartbeat.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(beat)
     }
 
     /// callgate is stopping: every call still open ends here, as stopped.
@@ -211,6 +234,8 @@ impl Proxy {
         out: &mut Vec<Outgoing>,
     ) {
         self.metrics.count_sip(Direction::In, method, None);
+        #[cfg(debug_assertions)]
+        test_hooks::maybe_panic(msg);
         let Some(side) = side else {
             return self.refuse_stranger(msg, method, src, out);
         };
@@ -278,6 +303,12 @@ impl Proxy {
             let secs = self.admission.access().drain_retry_after_secs.to_string();
             return self.respond_503(r, secs.as_bytes(), out);
         }
+        if self.calls.len() >= self.s.max_open_calls {
+            return self.refuse_past_max_open(r, out);
+        }
+        if self.at_capacity.swap(false, Ordering::Relaxed) {
+            tracing::warn!("open calls are below calls.max_open again: new calls are taken");
+        }
         let call = NewCall {
             req: r.v,
             ruri,
@@ -338,6 +369,19 @@ impl Proxy {
         );
     }
 
+    /// `calls.max_open` calls are open: the new one is refused before any decision (no state
+    /// is taken for it), said once in the log until calls are taken again.
+    fn refuse_past_max_open(&self, r: &Req<'_>, out: &mut Vec<Outgoing>) {
+        self.metrics.max_open_refusals.inc();
+        if !self.at_capacity.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                max_open = self.s.max_open_calls,
+                "calls.max_open calls are open: new calls are answered 503 until some end"
+            );
+        }
+        self.respond_503(r, b"5", out)
+    }
+
     /// 503 with the time to retry after (rate limit, drain): dialers fail over or wait.
     fn respond_503(&self, r: &Req<'_>, retry_after: &[u8], out: &mut Vec<Outgoing>) {
         let retry = super::edit::ExtraHeader {
@@ -350,5 +394,23 @@ impl Proxy {
     /// The id our branch carries for transaction `key` (hex after our prefix).
     fn our_branch(&self, key: u64) -> u64 {
         mix(key ^ self.branch_salt)
+    }
+}
+
+/// A panic on demand, for the tests that prove a panic on the SIP thread is never silent
+/// (debug builds only): an INVITE whose Call-ID is `CALLGATE_TEST_PANIC_CALL_ID`.
+#[cfg(debug_assertions)]
+mod test_hooks {
+    use crate::sip::parse::Message;
+    use std::sync::OnceLock;
+
+    pub(super) fn maybe_panic(msg: &Message) {
+        static ID: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+        let id = ID.get_or_init(|| {
+            std::env::var_os("CALLGATE_TEST_PANIC_CALL_ID").map(|v| v.into_encoded_bytes())
+        });
+        if id.as_deref().is_some_and(|id| id == msg.call_id()) {
+            panic!("test hook: CALLGATE_TEST_PANIC_CALL_ID");
+        }
     }
 }
