@@ -133,7 +133,10 @@ fn the_chain_continues_across_a_restart() {
 
 #[test]
 fn a_new_day_seals_the_old_file_and_the_chain_runs_on() {
-    let h = Harness::start();
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(tmp.path(), Some(2));
+    // The sealed file stays plain text (not compressed under the test's feet), to be read.
+    let h = Harness::in_dir_with(tmp.path().to_path_buf(), "", |c| c.records.compress = false);
     logged(&h, 2, "day1");
     h.clock.advance(chrono::Duration::days(1));
     logged(&h, 2, "day2");
@@ -239,4 +242,27 @@ fn before_forward_the_record_is_on_disk_when_the_carrier_sees_the_invite() {
             .any(|r| r["call_id"] == id.as_str());
         assert!(on_disk, "record of {id} on disk before the INVITE left");
     }
+}
+
+#[test]
+fn a_line_stamped_before_the_newest_day_file_joins_it_and_never_reopens_a_sealed_day() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(tmp.path(), Some(2));
+    // Sealed days stay plain text, to be read back here.
+    let h = Harness::in_dir_with(tmp.path().to_path_buf(), "", |c| c.records.compress = false);
+    use callgate::clock::Clock;
+    logged(&h, 2, "today");
+    let today = h.clock.now().date_naive();
+    h.clock.advance(chrono::Duration::days(1));
+    logged(&h, 2, "tomorrow");
+    // A line stamped on the earlier day reaches the writer after the next day's file opened.
+    h.clock.advance(chrono::Duration::days(-1));
+    logged(&h, 2, "late");
+    let dir = h.dir.join("audit");
+    let earlier = std::fs::read_to_string(dir.join(format!("audit-{today}.jsonl"))).unwrap();
+    assert!(!earlier.contains("late-"), "a sealed day was reopened");
+    let newer = today + chrono::Duration::days(1);
+    let newer = std::fs::read_to_string(dir.join(format!("audit-{newer}.jsonl"))).unwrap();
+    assert!(newer.contains("\"call_id\":\"late-1\""), "{newer}");
+    assert!(verify(&audit_files(&dir).unwrap()).is_ok());
 }

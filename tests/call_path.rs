@@ -289,3 +289,258 @@ fn a_stalled_audit_writer_gets_new_marketing_calls_503_and_never_blocks_the_sip_
         let _ = std::io::copy(&mut f, &mut std::io::sink());
     });
 }
+
+/// The dialer's INVITE of `place` again, as its new attempt: same Call-ID and From tag, a new
+/// branch, CSeq 2 (with the credentials a real dialer would add).
+fn retry_of(h: &Harness, call_id: &str) -> String {
+    h.invite("4155550100", call_id)
+        .replace("z9hG4bK-1", &format!("z9hG4bK-{call_id}-retry"))
+        .replace(
+            "CSeq: 1 INVITE",
+            "CSeq: 2 INVITE\r\nProxy-Authorization: Digest username=\"d\"",
+        )
+}
+
+/// The carrier challenges the first INVITE; the dialer tries again and the retry is forwarded.
+fn challenged_then_retried(h: &Harness, call_id: &str) -> (String, String) {
+    let first = place(h, call_id);
+    h.send_carrier(&reply(&first, 407, "Proxy Authentication Required", ""));
+    let challenge = h.recv_dialer().unwrap();
+    assert!(challenge.starts_with("SIP/2.0 407"), "{challenge}");
+    h.send_dialer(&retry_of(h, call_id));
+    let retry = h.recv_carrier().expect("the retry reaches the carrier");
+    assert!(retry.contains("CSeq: 2 INVITE"), "{retry}");
+    assert!(h.recv_dialer().unwrap().starts_with("SIP/2.0 100"));
+    (first, retry)
+}
+
+/// Answer `inv` at the carrier and hang up from the dialer.
+fn answer_and_hang_up(h: &Harness, inv: &str, call_id: &str) {
+    let carrier = h.carrier.local_addr().unwrap();
+    let contact = format!("Contact: <sip:uas@{carrier}>\r\n");
+    h.send_carrier(&reply(inv, 200, "OK", &contact));
+    let ok = recv_final(&h.dialer).unwrap();
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let a = Answered {
+        inv: inv.to_string(),
+        ok,
+        call_id: call_id.into(),
+    };
+    dialer_hangs_up(h, &a, "");
+}
+
+#[test]
+fn an_invite_challenged_407_and_sent_again_is_one_call_with_one_decision() {
+    let h = Harness::start();
+    let (_, retry) = challenged_then_retried(&h, "auth-1");
+    answer_and_hang_up(&h, &retry, "auth-1");
+    assert_eq!(decision_of(&h, "auth-1").len(), 1, "one decision");
+    let r = record(&h, "auth-1");
+    assert_eq!(r["disposition"], "answered");
+}
+
+#[test]
+fn a_retransmitted_407_after_the_retry_does_not_end_the_call() {
+    let h = Harness::start();
+    let (first, retry) = challenged_then_retried(&h, "auth-2");
+    h.send_carrier(&reply(&first, 407, "Proxy Authentication Required", ""));
+    let _again = h.recv_dialer();
+    assert!(call_records(&h, "auth-2").is_empty(), "the call goes on");
+    answer_and_hang_up(&h, &retry, "auth-2");
+    assert_eq!(record(&h, "auth-2")["disposition"], "answered");
+}
+
+#[test]
+fn a_call_id_reused_by_another_caller_is_another_call() {
+    let h = Harness::start();
+    let first = place(&h, "reused");
+    let other = h
+        .invite("4155550100", "reused")
+        .replace("z9hG4bK-1", "z9hG4bK-reused-other")
+        .replace(";tag=d1", ";tag=other-caller");
+    h.send_dialer(&other);
+    let second = h
+        .recv_carrier()
+        .expect("the other caller's call is forwarded");
+    let _trying = h.recv_dialer();
+    assert_eq!(decision_of(&h, "reused").len(), 2);
+    let (_, m) = h.http("GET", "/metrics", "");
+    assert!(m.contains("callgate_calls_open 2"), "{m}");
+    h.send_carrier(&reply(&first, 486, "Busy Here", ""));
+    let _ = h.recv_dialer();
+    h.send_carrier(&reply(&second, 480, "Temporarily Unavailable", ""));
+    let _ = h.recv_dialer();
+    let mut dispositions: Vec<String> = call_records(&h, "reused")
+        .iter()
+        .map(|r| r["disposition"].as_str().unwrap().to_string())
+        .collect();
+    dispositions.sort();
+    assert_eq!(dispositions, ["busy", "no_answer"]);
+}
+
+#[test]
+fn the_same_invite_on_another_branch_while_in_progress_gets_482() {
+    let h = Harness::start();
+    let _inv = place(&h, "merged");
+    let again = h
+        .invite("4155550100", "merged")
+        .replace("z9hG4bK-1", "z9hG4bK-merged-2");
+    h.send_dialer(&again);
+    let r = h.recv_dialer().unwrap();
+    assert!(r.starts_with("SIP/2.0 482"), "{r}");
+    assert_eq!(decision_of(&h, "merged").len(), 1);
+}
+
+#[test]
+fn a_bye_from_the_dialer_before_the_answer_ends_the_call_as_cancelled_by_the_dialer() {
+    let h = Harness::start();
+    let inv = place(&h, "early-bye");
+    h.send_carrier(&reply(&inv, 180, "Ringing", ""));
+    let ringing = h.recv_dialer().unwrap();
+    let early = Answered {
+        inv: inv.clone(),
+        ok: ringing,
+        call_id: "early-bye".into(),
+    };
+    h.send_dialer(&from_dialer(&h, &early, "BYE", 2, ""));
+    let bye = h.recv_carrier().unwrap();
+    assert!(bye.starts_with("BYE "), "{bye}");
+    h.send_carrier(&reply(&inv, 487, "Request Terminated", ""));
+    let _ = h.recv_dialer();
+    let r = record(&h, "early-bye");
+    assert_eq!(r["disposition"], "cancelled");
+    assert_eq!(r["ended_by"], "dialer");
+}
+
+#[test]
+fn a_refused_session_refresh_changes_nothing() {
+    let h = Harness::start();
+    let inv = place(&h, "refresh-refused");
+    let carrier = h.carrier.local_addr().unwrap();
+    let extra = format!("Contact: <sip:uas@{carrier}>\r\nSession-Expires: 1;refresher=uas\r\n");
+    h.send_carrier(&reply(&inv, 200, "OK", &extra));
+    let ok = h.recv_dialer().unwrap();
+    let a = Answered {
+        inv,
+        ok,
+        call_id: "refresh-refused".into(),
+    };
+    h.send_dialer(&from_dialer(
+        &h,
+        &a,
+        "INVITE",
+        2,
+        "Session-Expires: 3600\r\n",
+    ));
+    let reinvite = h.recv_carrier().unwrap();
+    h.send_carrier(&reply(&reinvite, 488, "Not Acceptable Here", ""));
+    let _ = h.recv_dialer();
+    let r = record_within(&h, "refresh-refused", std::time::Duration::from_secs(5));
+    assert_eq!(
+        r["ended_by"], "timeout",
+        "the session interval of the answer holds"
+    );
+}
+
+#[test]
+fn a_disposition_header_from_the_carrier_is_ignored() {
+    let h = Harness::start();
+    let a = answer(&h, "carrier-says");
+    let bye = from_carrier(&h, &a, "BYE", 5, "X-Callgate-Disposition: abandoned\r\n");
+    h.send_carrier(&bye);
+    let bye = h.recv_dialer().unwrap();
+    h.send_dialer(&reply(&bye, 200, "OK", ""));
+    let _ = h.recv_carrier();
+    let r = record(&h, "carrier-says");
+    assert_eq!(r["disposition"], "answered");
+    assert_eq!(r["ended_by"], "carrier");
+}
+
+#[test]
+fn a_refused_refer_changes_nothing() {
+    let h = Harness::start();
+    let a = answer(&h, "refer-refused");
+    let target = "Refer-To: <sip:+13125550123@pbx.example.com>\r\n";
+    h.send_dialer(&from_dialer(&h, &a, "REFER", 2, target));
+    let refer = h.recv_carrier().unwrap();
+    h.send_carrier(&reply(&refer, 603, "Decline", ""));
+    let _ = h.recv_dialer();
+    dialer_hangs_up(&h, &a, "");
+    let r = record(&h, "refer-refused");
+    assert_eq!(r["disposition"], "answered");
+    assert!(r["transfer_to"].is_null(), "{r}");
+}
+
+#[test]
+fn an_accepted_refer_from_the_carrier_is_recorded_as_the_carriers() {
+    let h = Harness::start();
+    let a = answer(&h, "carrier-refer");
+    let target = "Refer-To: <sip:+13125550199@carrier.example.com>\r\n";
+    h.send_carrier(&from_carrier(&h, &a, "REFER", 5, target));
+    let refer = h.recv_dialer().unwrap();
+    assert!(refer.starts_with("REFER "), "{refer}");
+    h.send_dialer(&reply(&refer, 202, "Accepted", ""));
+    let _ = h.recv_carrier();
+    dialer_hangs_up(&h, &a, "");
+    let r = record(&h, "carrier-refer");
+    assert_eq!(r["disposition"], "transferred");
+    assert_eq!(r["transfer_by"], "carrier");
+    assert_eq!(r["transfer_to"], "sip:+13125550199@carrier.example.com");
+}
+
+#[test]
+fn an_inbound_call_refused_by_the_dialers_side_is_ended_by_the_dialer() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(tmp.path(), Some(2));
+    let agent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    agent
+        .set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .unwrap();
+    let at = agent.local_addr().unwrap();
+    let h = Harness::in_dir_with(tmp.path().to_path_buf(), "", |c| {
+        c.sip.inbound_target = Some(at)
+    });
+    let p = h.proxy_addr();
+    let carrier = h.carrier.local_addr().unwrap();
+    let inv = invite_msg(
+        &format!("sip:+12025550100@{p}"),
+        "inbound-busy",
+        carrier,
+        "z9hG4bK-inb",
+    );
+    h.send_carrier(&inv);
+    let got = recv(&agent).expect("the inbound INVITE reaches the dialers' side");
+    assert!(got.starts_with("INVITE "), "{got}");
+    agent
+        .send_to(reply(&got, 486, "Busy Here", "").as_bytes(), p)
+        .unwrap();
+    let busy = recv_final(&h.carrier).unwrap();
+    assert!(busy.starts_with("SIP/2.0 486"), "{busy}");
+    let r = record(&h, "inbound-busy");
+    assert_eq!(r["direction"], "inbound");
+    assert_eq!(r["ended_by"], "dialer");
+}
+
+#[test]
+fn a_cancel_after_the_transaction_timeout_still_reaches_the_carrier() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(tmp.path(), Some(2));
+    let h = Harness::in_dir_with(tmp.path().to_path_buf(), "", |c| {
+        c.sip.transaction_timeout_secs = 1
+    });
+    let inv = h
+        .invite("4155550100", "late-cancel")
+        .replace("z9hG4bK-1", "z9hG4bK-late-cancel");
+    h.send_dialer(&inv);
+    let fwd = h.recv_carrier().unwrap();
+    let _trying = h.recv_dialer();
+    h.send_carrier(&reply(&fwd, 180, "Ringing", ""));
+    let _ringing = h.recv_dialer();
+    // Past the transaction timeout and two sweeps (once a second): no event to wait on.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    h.send_dialer(&cancel_for(&inv));
+    let cancel = h
+        .recv_carrier()
+        .expect("the CANCEL goes where its INVITE went");
+    assert!(cancel.starts_with("CANCEL "), "{cancel}");
+}

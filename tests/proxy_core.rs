@@ -267,7 +267,7 @@ fn a_cancel_follows_its_invite_with_the_invites_branch_and_the_gate_hears_of_it(
         header(text(&sent[0]), "Via")[0],
         header(text(&out[1]), "Via")[0]
     );
-    assert_eq!(c.events(), [CallEvent::Cancelled]);
+    assert_eq!(c.events(), [CallEvent::Cancelled(Side::Dialer)]);
 }
 
 #[test]
@@ -306,7 +306,13 @@ fn a_failed_call_is_told_to_the_gate_once() {
     let busy = response_to(text(&fwd[1]), 486, "Busy Here");
     c.feed(CARRIER, &busy);
     c.feed(CARRIER, &busy);
-    assert_eq!(c.events(), [CallEvent::Failed(486)]);
+    assert_eq!(
+        c.events(),
+        [CallEvent::Failed {
+            status: 486,
+            by: Side::Upstream
+        }]
+    );
 }
 
 #[test]
@@ -387,7 +393,8 @@ fn a_bye_from_the_dialer_goes_to_the_upstream_and_ends_the_call() {
             CallEvent::Ended(EndedBy::Bye(Side::Dialer))
         ]
     );
-    assert_eq!(c.gate.events.lock().unwrap()[1].0, CallKey::of(b"b1"));
+    let key = CallKey::of(b"b1", b"d1", Side::Dialer);
+    assert_eq!(c.gate.events.lock().unwrap()[1].0, key);
     assert_eq!(c.asked().len(), 1, "an in-dialog request is not a new call");
 }
 

@@ -369,7 +369,7 @@ impl Writer {
     /// Append one line: rotate if the day changed, link it into the chain, write it. The chain
     /// head moves only when the line was handed to the file.
     fn append_line(&mut self, ts: DateTime<Utc>, serialize: impl FnOnce(&mut Vec<u8>)) {
-        let day = ts.date_naive();
+        let day = self.day_for(ts);
         if self.file.as_ref().map(|f| f.day) != Some(day) {
             self.commit();
             self.file = None;
@@ -400,6 +400,18 @@ impl Writer {
                 .health
                 .failed("write", &std::io::Error::other("no audit file open")),
         }
+    }
+
+    /// The day file a line stamped `ts` goes to: its own day, but never one before the newest
+    /// file (a line stamped 23:59:59.9 that reaches the writer after one of the next day joins
+    /// the newer file, its time kept): a sealed day is never reopened, nor appended to while
+    /// it is being compressed.
+    fn day_for(&self, ts: DateTime<Utc>) -> NaiveDate {
+        let newest = match &self.file {
+            Some(f) => Some(f.day),
+            None => self.last_file.as_deref().and_then(chain::day_of),
+        };
+        newest.map_or(ts.date_naive(), |d| d.max(ts.date_naive()))
     }
 
     fn append_entry(&mut self, e: &dyn Entry) {

@@ -24,6 +24,7 @@ use crate::sip::peer::Side;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What a configuration reload swaps in on the compliance side.
 #[derive(Clone)]
@@ -145,6 +146,7 @@ impl Compliance {
 
 impl CallGate for Compliance {
     fn admit(&self, call: &NewCall<'_>) -> Admission {
+        let ts = self.received_at(Some(call.received));
         let backlog = self.audit_backlog();
         if backlog == Backlog::Full {
             self.metrics
@@ -153,7 +155,6 @@ impl CallGate for Compliance {
                 .inc();
             return Admission::Reject(reject::unrecordable(None, &self.host, "records_backlog"));
         }
-        let ts = self.clock.now();
         let rules = self.rules.load();
         let (called, called_span) = extract::called_number(&self.normalizer, call);
         let decision = self.decide(call, called, &rules, ts);
@@ -207,18 +208,20 @@ impl CallGate for Compliance {
 
     fn on_event(&self, news: &CallNews<'_>) {
         let calls = &self.rules.load().calls;
-        let facts = match (news.event, news.msg) {
-            (CallEvent::Ringing(_) | CallEvent::Answered(_) | CallEvent::Cancelled, _) => {
-                Default::default()
+        let mut facts = match (news.event, news.msg) {
+            (CallEvent::Failed { .. } | CallEvent::Ended(_) | CallEvent::Refer(_), Some(msg)) => {
+                extract::facts(msg, calls)
             }
-            (_, Some(msg)) => extract::facts(msg, calls),
-            (_, None) => Default::default(),
+            _ => Default::default(),
         };
+        if news.event.sender() != Some(Side::Dialer) {
+            facts.dialer_says = None; // the carrier cannot mark a call abandoned
+        }
         let ended = self.calls.on_news(
             news.key,
             news.event,
             facts,
-            self.clock.now(),
+            self.received_at(news.received),
             calls.abandon_secs,
         );
         if let Some((call, end)) = ended {
@@ -250,6 +253,14 @@ impl Compliance {
         } else {
             None
         }
+    }
+
+    /// The wall-clock time of a message received at `received` (now, without one): a step's
+    /// time is when its message arrived, however long it waited to be handled.
+    fn received_at(&self, received: Option<Instant>) -> DateTime<Utc> {
+        let now = self.clock.now();
+        let waited = received.map(|r| r.elapsed()).unwrap_or_default();
+        now - chrono::Duration::from_std(waited).unwrap_or_default()
     }
 
     /// The writer's backlog, its changes said once in the log.

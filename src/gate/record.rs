@@ -118,8 +118,10 @@ pub(super) fn open_call(
         invite_at: ts,
         ringing_at: None,
         answered_at: None,
-        cancelled: false,
+        cancelled: None,
+        refer_to: None,
         transfer_to: None,
+        transfer_by: None,
     }
 }
 

@@ -41,6 +41,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "sip_status",
     "q850_cause",
     "transfer_to",
+    "transfer_by",
 ];
 
 /// What `find` and `export` keep. Times compare with the call's INVITE.

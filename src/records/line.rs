@@ -46,6 +46,9 @@ impl CallRecord {
 
     /// From the answer to the end; 0 for a call never answered; None when the end is unknown.
     pub fn duration_ms(&self) -> Option<u64> {
+        if self.end.disposition == Disposition::Unknown {
+            return None;
+        }
         match (self.call.answered_at, self.end.at) {
             (Some(a), Some(e)) => Some(ms_between(a, e)),
             (None, Some(_)) => Some(0),
@@ -91,6 +94,8 @@ pub(crate) struct Line<'a> {
     pub(crate) sip_status: Option<u16>,
     pub(crate) q850_cause: Option<u16>,
     pub(crate) transfer_to: Option<&'a str>,
+    /// `dialer` or `carrier`: whose REFER was accepted.
+    pub(crate) transfer_by: Option<&'static str>,
 }
 
 /// The decision record's id: `instance-seq` as written, or as read back.
@@ -231,6 +236,7 @@ impl Line<'_> {
         o.num("sip_status", self.sip_status.map(u64::from));
         o.num("q850_cause", self.q850_cause.map(u64::from));
         o.str("transfer_to", self.transfer_to);
+        o.str("transfer_by", self.transfer_by);
         out.extend_from_slice(b"}}");
     }
 }
@@ -274,6 +280,10 @@ impl CallRecord {
             sip_status: e.sip_status,
             q850_cause: e.q850,
             transfer_to: c.transfer_to.as_deref(),
+            transfer_by: c.transfer_by.map(|s| match s {
+                crate::sip::peer::Side::Dialer => "dialer",
+                crate::sip::peer::Side::Upstream => "carrier",
+            }),
         }
     }
 }

@@ -32,8 +32,13 @@ pub(crate) struct OpenCall {
     pub(crate) invite_at: DateTime<Utc>,
     pub(crate) ringing_at: Option<DateTime<Utc>>,
     pub(crate) answered_at: Option<DateTime<Utc>>,
-    pub(crate) cancelled: bool,
+    /// Who cancelled the call before its answer (CANCEL, or BYE on the early dialog).
+    pub(crate) cancelled: Option<Side>,
+    /// A REFER's target, until its 2xx makes it the transfer.
+    pub(crate) refer_to: Option<Box<str>>,
     pub(crate) transfer_to: Option<Box<str>>,
+    /// The side whose REFER was accepted.
+    pub(crate) transfer_by: Option<Side>,
 }
 
 /// Who placed the call, named when the record is written (not on the call's path).
@@ -95,22 +100,23 @@ impl OpenCalls {
                 call.answered_at.get_or_insert(now);
                 return None;
             }
-            CallEvent::Cancelled => {
-                call.cancelled = true;
+            CallEvent::Cancelled(side) => {
+                call.cancelled.get_or_insert(side);
                 return None;
             }
-            CallEvent::Transferred => {
-                call.transfer_to = facts.refer_to.or(call.transfer_to.take());
+            CallEvent::Refer(_) => {
+                call.refer_to = facts.refer_to;
                 return None;
             }
-            CallEvent::Failed(status) => End {
+            CallEvent::Transferred(side) => {
+                call.transfer_to = call.refer_to.take().or(call.transfer_to.take());
+                call.transfer_by = Some(side);
+                return None;
+            }
+            CallEvent::Failed { status, by } => End {
                 at: Some(now),
-                disposition: Disposition::of_failure(status, call.cancelled),
-                ended_by: if call.cancelled {
-                    EndedBy::Dialer
-                } else {
-                    EndedBy::Carrier
-                },
+                disposition: Disposition::of_failure(status, call.cancelled.is_some()),
+                ended_by: side_ended(call.cancelled.unwrap_or(by)),
                 sip_status: Some(status),
                 q850: facts.q850,
                 reasons: Reasons::default(),
@@ -131,8 +137,8 @@ impl OpenCalls {
 }
 
 /// An answered call is answered, transferred or abandoned (the dialer says so, or hung up
-/// within `abandon_secs` of the answer); one that ended without an answer (a timeout, a stop)
-/// is unknown.
+/// within `abandon_secs` of the answer); one that reached Timer C without an answer is
+/// no_answer; one stopped before an answer is unknown.
 fn ended_disposition(
     call: &OpenCall,
     dialer_says: Option<Disposition>,
@@ -141,7 +147,10 @@ fn ended_disposition(
     abandon_secs: Option<u64>,
 ) -> Disposition {
     let Some(answered) = call.answered_at else {
-        return Disposition::Unknown;
+        return match by {
+            SipEnd::Timeout => Disposition::NoAnswer,
+            _ => Disposition::Unknown,
+        };
     };
     let quick = abandon_secs.is_some_and(|s| {
         by == SipEnd::Bye(Side::Dialer) && (now - answered).num_milliseconds() < s as i64 * 1000
@@ -155,10 +164,16 @@ fn ended_disposition(
 }
 
 /// The dialers' side is the `Dialer` side for outbound and inbound calls alike.
+fn side_ended(side: Side) -> EndedBy {
+    match side {
+        Side::Dialer => EndedBy::Dialer,
+        Side::Upstream => EndedBy::Carrier,
+    }
+}
+
 fn ended_by(by: SipEnd) -> EndedBy {
     match by {
-        SipEnd::Bye(Side::Dialer) => EndedBy::Dialer,
-        SipEnd::Bye(Side::Upstream) => EndedBy::Carrier,
+        SipEnd::Bye(side) => side_ended(side),
         SipEnd::Timeout => EndedBy::Timeout,
         SipEnd::Stopped => EndedBy::CallgateStopped,
     }

@@ -213,6 +213,7 @@ impl Entry for Closed {
             sip_status: o.sip_status,
             q850_cause: None,
             transfer_to: None,
+            transfer_by: None,
         };
         line.write(out, self.now);
     }

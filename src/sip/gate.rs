@@ -9,13 +9,25 @@ use super::uri::Uri;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A call as the core follows it: a hash of its Call-ID (forks of one call share it).
+/// A call as the core follows it: a hash of its Call-ID, the caller's tag and the side it came
+/// from (forks of one call share it; a Call-ID reused by another caller or coming back in
+/// from the carrier does not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CallKey(pub u64);
 
 impl CallKey {
-    pub fn of(call_id: &[u8]) -> CallKey {
-        CallKey(crate::hashing::hash_bytes(call_id))
+    /// The key of a call whose initial INVITE carried this Call-ID and From tag and came
+    /// from `origin`.
+    pub fn of(call_id: &[u8], caller_tag: &[u8], origin: Side) -> CallKey {
+        CallKey::mixed(crate::hashing::hash_bytes(call_id), caller_tag, origin)
+    }
+
+    /// `of` with the Call-ID already hashed (a look-up tries two tags with one hash).
+    pub(crate) fn mixed(call_id_hash: u64, caller_tag: &[u8], origin: Side) -> CallKey {
+        use crate::hashing::{hash_bytes, mix};
+        CallKey(mix(
+            call_id_hash ^ mix(hash_bytes(caller_tag) ^ origin as u64)
+        ))
     }
 }
 
@@ -58,12 +70,16 @@ pub enum CallEvent {
     Ringing(u16),
     /// The first 2xx to the initial INVITE (of whichever fork answered first).
     Answered(u16),
-    /// The dialer cancelled the INVITE before an answer (the final response still follows).
-    Cancelled,
-    /// A final non-2xx response to the initial INVITE: the call is over.
-    Failed(u16),
-    /// A REFER in the answered call (its `Refer-To` is in the message).
-    Transferred,
+    /// The caller (on this side) cancelled the INVITE before an answer, by CANCEL or by a
+    /// BYE on the early dialog (the final response still follows).
+    Cancelled(Side),
+    /// A final non-2xx response to the initial INVITE, sent by `by`: the call is over. A
+    /// 401/407 or 3xx is final only when the caller does not try again.
+    Failed { status: u16, by: Side },
+    /// A REFER in the answered call from this side (its `Refer-To` is in the message).
+    Refer(Side),
+    /// The REFER this side sent was accepted (2xx): the call was transferred.
+    Transferred(Side),
     /// The answered call is over.
     Ended(EndedBy),
 }
@@ -79,12 +95,25 @@ pub enum EndedBy {
     Stopped,
 }
 
+impl CallEvent {
+    /// The side that acted: cancelled, failed the call, asked for a transfer, hung up.
+    pub fn sender(&self) -> Option<Side> {
+        match *self {
+            CallEvent::Cancelled(s) | CallEvent::Refer(s) | CallEvent::Transferred(s) => Some(s),
+            CallEvent::Failed { by, .. } | CallEvent::Ended(EndedBy::Bye(by)) => Some(by),
+            _ => None,
+        }
+    }
+}
+
 /// News of a call, and the message it came in (none for a timeout or a stop), for the gate to
 /// read what it records (a Reason header, a dialer's disposition header, a Refer-To).
 pub struct CallNews<'a> {
     pub key: CallKey,
     pub event: CallEvent,
     pub msg: Option<&'a Message>,
+    /// When that message was received (the time of the step); none: now.
+    pub received: Option<Instant>,
 }
 
 pub trait CallGate: Send + Sync {

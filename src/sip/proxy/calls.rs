@@ -1,13 +1,21 @@
 //! The calls the gate let through, followed from the forwarded INVITE to their end, so that
 //! the gate hears each step once: the first ringing, the answer of the fork that answered
-//! first, a CANCEL, the final failure, a REFER, the BYE of the answered dialog from either
-//! side, or the time limit. Before an answer the limit is RFC 3261's Timer C (three minutes
-//! from the INVITE or the last provisional); after it, the Session-Expires the answer
-//! negotiated (RFC 4028: a refresh moves it) or else the longest call configured.
+//! first, a CANCEL (or the caller's BYE before the answer), the final failure, a REFER and its
+//! acceptance, the BYE of the answered dialog from either side, or the time limit. Before an
+//! answer the limit is RFC 3261's Timer C (three minutes from the INVITE or the last
+//! provisional); after it, the Session-Expires the answer negotiated (RFC 4028: an accepted
+//! refresh moves it) or else the longest call configured, and never past that longest call.
+//!
+//! A call is keyed by its Call-ID, the caller's tag (From of the initial INVITE) and the side
+//! it came from, so a Call-ID reused by another caller, or a call the carrier routes back in,
+//! is another call. An INVITE answered 401/407 or 3xx that the caller sends again (same key,
+//! same Request-URI, higher CSeq) goes on as the same call: one decision, one record.
 
-use crate::sip::gate::{CallEvent, CallKey};
+use crate::hashing::hash_bytes;
+use crate::sip::gate::{CallEvent, CallKey, EndedBy};
 use crate::sip::parse::{HeaderName, Message, Method};
 use crate::sip::peer::Side;
+use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;
 use std::time::{Duration, Instant};
 
@@ -15,26 +23,71 @@ use std::time::{Duration, Instant};
 /// INVITE request is proxied... MUST be larger than 3 minutes".
 const TIMER_C: Duration = Duration::from_secs(180);
 
-/// One open call: 56 bytes besides the map's own (measured in `tests/proxy_core.rs`).
+/// How long a challenged or redirected INVITE waits for the caller's new attempt (64*T1)
+/// before the challenge is the call's outcome.
+const RETRY_WINDOW: Duration = Duration::from_secs(32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Forwarded, no provisional response yet.
+    Trying,
+    Ringing,
+    /// Answered 401/407 or 3xx by that side: the caller may try again.
+    Challenged {
+        status: u16,
+        by: Side,
+    },
+    Answered,
+}
+
+/// One open call (80 bytes besides the map's own).
 struct Open {
     /// When the call is given up without further news.
     deadline: Instant,
-    /// The answering fork's To tag, hashed: only that dialog's BYE and REFER count.
-    answered: Option<u64>,
-    /// The Session-Expires of the answer: each refresh (re-INVITE, UPDATE) moves the deadline.
+    /// The latest any refresh may move the deadline to (the answer plus the longest call).
+    limit: Instant,
+    phase: Phase,
+    /// The answering fork's To tag, hashed: only that dialog's BYE, REFER and refreshes count.
+    dialog: u64,
+    /// The session interval in force (RFC 4028), from the last accepted answer or refresh.
     session: Option<Duration>,
-    ringing: bool,
+    /// The CSeq of the INVITE in progress: responses to an earlier attempt are old news.
+    cseq: u32,
+    /// The Request-URI, hashed: a new attempt goes on as this call only toward this target.
+    target: u64,
     cancelled: bool,
+}
+
+/// What a new INVITE (no To tag) is to the calls already open.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Attempt {
+    /// A new call, for the gate to decide.
+    New,
+    /// The caller's new attempt after a challenge or redirect: the same call goes on.
+    Continues,
+    /// A new call that replaces a challenged one toward another target: the old call ended
+    /// with this event.
+    Replaces(CallEvent),
+    /// The same call's INVITE again while it is in progress (not a retransmission: another
+    /// branch). RFC 3261 section 8.2.2.2: a merged request, answered 482.
+    Merged,
 }
 
 pub(super) struct Calls {
     open: DashMap<CallKey, Open>,
-    /// The longest an answered call without session timers is followed.
+    /// The longest an answered call is followed.
     longest: Duration,
 }
 
+fn other(side: Side) -> Side {
+    match side {
+        Side::Dialer => Side::Upstream,
+        Side::Upstream => Side::Dialer,
+    }
+}
+
 fn tag_hash(msg: &Message, name: HeaderName) -> Option<u64> {
-    msg.tag(name).map(crate::hashing::hash_bytes)
+    msg.tag(name).map(hash_bytes)
 }
 
 /// `Session-Expires: 1800;refresher=uac` (compact form `x`), in seconds, never longer than
@@ -63,6 +116,21 @@ fn after(now: Instant, d: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
 }
 
+impl Open {
+    fn in_dialog(&self, msg: &Message) -> bool {
+        [HeaderName::From, HeaderName::To]
+            .into_iter()
+            .any(|h| tag_hash(msg, h) == Some(self.dialog))
+    }
+
+    /// An accepted refresh (a 2xx to a re-INVITE or UPDATE) sets the session interval anew.
+    fn refreshed(&mut self, msg: &Message, longest: Duration) {
+        self.session = session_expires(msg, longest);
+        let d = self.session.unwrap_or(longest);
+        self.deadline = after(Instant::now(), d).min(self.limit);
+    }
+}
+
 impl Calls {
     pub(super) fn new(longest: Duration) -> Calls {
         Calls {
@@ -76,123 +144,208 @@ impl Calls {
         self.open.len()
     }
 
+    /// The key of a new call: its INVITE's Call-ID and From tag, and the side it came from.
+    pub(super) fn key_of_new(msg: &Message, side: Side) -> CallKey {
+        CallKey::of(
+            msg.call_id(),
+            msg.tag(HeaderName::From).unwrap_or(b""),
+            side,
+        )
+    }
+
+    /// What a new INVITE with this key, Request-URI (hashed) and CSeq is.
+    pub(super) fn attempt(&self, key: CallKey, target: u64, cseq: u32) -> Attempt {
+        let Some(mut call) = self.open.get_mut(&key) else {
+            return Attempt::New;
+        };
+        let Phase::Challenged { status, by } = call.phase else {
+            return Attempt::Merged;
+        };
+        if call.target == target && cseq > call.cseq {
+            call.phase = Phase::Trying;
+            call.cseq = cseq;
+            call.deadline = after(Instant::now(), TIMER_C);
+            return Attempt::Continues;
+        }
+        drop(call);
+        self.open.remove(&key);
+        Attempt::Replaces(CallEvent::Failed { status, by })
+    }
+
     /// A new call's INVITE was forwarded.
-    pub(super) fn opened(&self, key: CallKey) {
+    pub(super) fn opened(&self, key: CallKey, target: u64, cseq: u32) {
+        let now = Instant::now();
         self.open.insert(
             key,
             Open {
-                deadline: after(Instant::now(), TIMER_C),
-                answered: None,
+                deadline: after(now, TIMER_C),
+                limit: after(now, TIMER_C + self.longest),
+                phase: Phase::Trying,
+                dialog: 0,
                 session: None,
-                ringing: false,
+                cseq,
+                target,
                 cancelled: false,
             },
         );
     }
 
-    /// A response to an INVITE of the call (the initial one, or a re-INVITE once answered).
-    pub(super) fn on_invite_response(
+    /// Forwarded and without a final response yet (its INVITE transaction must stay).
+    pub(super) fn unanswered(&self, key: CallKey) -> bool {
+        self.open
+            .get(&key)
+            .is_some_and(|c| matches!(c.phase, Phase::Trying | Phase::Ringing))
+    }
+
+    /// The open call a message belongs to, `sender` being the side that sent the request (for
+    /// a response: the side it goes back to). The caller's own requests carry the caller's
+    /// tag in From; the other side's carry it in To.
+    fn find(&self, msg: &Message, sender: Side) -> Option<(CallKey, RefMut<'_, CallKey, Open>)> {
+        let id = hash_bytes(msg.call_id());
+        let from = CallKey::mixed(id, msg.tag(HeaderName::From).unwrap_or(b""), sender);
+        if let Some(call) = self.open.get_mut(&from) {
+            return Some((from, call));
+        }
+        let to = CallKey::mixed(id, msg.tag(HeaderName::To)?, other(sender));
+        self.open.get_mut(&to).map(|call| (to, call))
+    }
+
+    /// A response that came from `responder`: to the call's INVITE (progress, answer, failure,
+    /// challenge) or, once answered, to a refresh or a REFER.
+    pub(super) fn on_response(
         &self,
         msg: &Message,
+        method: Method,
         code: u16,
+        responder: Side,
     ) -> Option<(CallKey, CallEvent)> {
-        let key = CallKey::of(msg.call_id());
-        let event = self.invite_response(key, msg, code)?;
+        if !matches!(method, Method::Invite | Method::Update | Method::Refer) {
+            return None;
+        }
+        let sender = other(responder);
+        let (key, mut call) = self.find(msg, sender)?;
+        if call.phase == Phase::Answered {
+            if !(200..300).contains(&code) || !call.in_dialog(msg) {
+                return None; // a refused refresh or REFER changes nothing
+            }
+            return match method {
+                Method::Refer => Some((key, CallEvent::Transferred(sender))),
+                _ => {
+                    call.refreshed(msg, self.longest);
+                    None
+                }
+            };
+        }
+        if method != Method::Invite || msg.cseq().is_none_or(|(n, _)| n < call.cseq) {
+            return None; // a response to an earlier attempt (a retransmitted 407)
+        }
+        let event = self.invite_response(&mut call, msg, code, responder)?;
+        if matches!(event, CallEvent::Failed { .. }) {
+            drop(call);
+            self.open.remove(&key);
+        }
         Some((key, event))
     }
 
-    fn invite_response(&self, key: CallKey, msg: &Message, code: u16) -> Option<CallEvent> {
-        let mut call = self.open.get_mut(&key)?;
-        if call.answered.is_some() {
-            return None; // a re-INVITE's answer, another fork's 2xx, a retransmitted 200
-        }
+    fn invite_response(
+        &self,
+        call: &mut Open,
+        msg: &Message,
+        code: u16,
+        responder: Side,
+    ) -> Option<CallEvent> {
+        let now = Instant::now();
         match code {
             101..=199 => {
-                call.deadline = after(Instant::now(), TIMER_C);
-                let first = !std::mem::replace(&mut call.ringing, true);
+                if matches!(call.phase, Phase::Challenged { .. }) {
+                    return None;
+                }
+                call.deadline = after(now, TIMER_C);
+                let first = std::mem::replace(&mut call.phase, Phase::Ringing) == Phase::Trying;
                 first.then_some(CallEvent::Ringing(code))
             }
             200..=299 => {
-                call.answered = Some(tag_hash(msg, HeaderName::To).unwrap_or(0));
-                call.session = session_expires(msg, self.longest);
-                call.deadline = after(Instant::now(), call.session.unwrap_or(self.longest));
+                call.phase = Phase::Answered;
+                call.dialog = tag_hash(msg, HeaderName::To).unwrap_or(0);
+                call.limit = after(now, self.longest);
+                call.refreshed(msg, self.longest);
                 Some(CallEvent::Answered(code))
             }
-            300.. => {
-                drop(call);
-                self.open.remove(&key);
-                Some(CallEvent::Failed(code))
+            300..=399 | 401 | 407 if !call.cancelled => {
+                call.phase = Phase::Challenged {
+                    status: code,
+                    by: responder,
+                };
+                call.deadline = after(now, RETRY_WINDOW);
+                None
             }
+            300.. => Some(CallEvent::Failed {
+                status: code,
+                by: responder,
+            }),
             _ => None,
         }
     }
 
-    /// The dialer cancelled the INVITE: news only before an answer, and once.
-    pub(super) fn on_cancel(&self, msg: &Message) -> Option<(CallKey, CallEvent)> {
-        let key = CallKey::of(msg.call_id());
+    /// The caller cancelled the INVITE: news only before an answer, and once.
+    pub(super) fn on_cancel(&self, msg: &Message, side: Side) -> Option<(CallKey, CallEvent)> {
+        let key = Calls::key_of_new(msg, side);
         let mut call = self.open.get_mut(&key)?;
-        let first = call.answered.is_none() && !std::mem::replace(&mut call.cancelled, true);
-        first.then_some((key, CallEvent::Cancelled))
+        self.cancel(&mut call, side).map(|e| (key, e))
     }
 
-    /// A request within the call: the answered dialog's BYE ends it, its REFER is a transfer,
-    /// a re-INVITE or UPDATE refreshes the session.
+    fn cancel(&self, call: &mut Open, side: Side) -> Option<CallEvent> {
+        let first = call.phase != Phase::Answered && !std::mem::replace(&mut call.cancelled, true);
+        first.then_some(CallEvent::Cancelled(side))
+    }
+
+    /// A request within the call from `side`: the answered dialog's BYE ends it, its REFER
+    /// asks for a transfer; the caller's BYE before the answer cancels the call (RFC 3261
+    /// section 15: a BYE on an early dialog).
     pub(super) fn on_in_dialog(
         &self,
         method: Method,
         msg: &Message,
         side: Side,
     ) -> Option<(CallKey, CallEvent)> {
-        if !matches!(
-            method,
-            Method::Bye | Method::Refer | Method::Invite | Method::Update
-        ) {
+        if !matches!(method, Method::Bye | Method::Refer) {
             return None; // other methods cost no Call-ID hash
         }
-        let key = CallKey::of(msg.call_id());
-        let event = self.in_dialog(key, method, msg, side)?;
-        Some((key, event))
-    }
-
-    fn in_dialog(
-        &self,
-        key: CallKey,
-        method: Method,
-        msg: &Message,
-        side: Side,
-    ) -> Option<CallEvent> {
-        let mut call = self.open.get_mut(&key)?;
-        let dialog = call.answered?;
-        let ours = [HeaderName::From, HeaderName::To]
-            .into_iter()
-            .any(|h| tag_hash(msg, h) == Some(dialog));
-        if !ours {
+        let (key, mut call) = self.find(msg, side)?;
+        if call.phase != Phase::Answered {
+            let callers = key == Calls::key_of_new(msg, side);
+            return match method {
+                Method::Bye if callers => self.cancel(&mut call, side).map(|e| (key, e)),
+                _ => None,
+            };
+        }
+        if !call.in_dialog(msg) {
             return None; // a dialog of a fork that lost
         }
         match method {
             Method::Bye => {
                 drop(call);
                 self.open.remove(&key);
-                Some(CallEvent::Ended(crate::sip::gate::EndedBy::Bye(side)))
+                Some((key, CallEvent::Ended(EndedBy::Bye(side))))
             }
-            Method::Refer => Some(CallEvent::Transferred),
-            _ => {
-                if let Some(s) = session_expires(msg, self.longest).or(call.session) {
-                    call.session = Some(s);
-                    call.deadline = after(Instant::now(), s);
-                }
-                None
-            }
+            _ => Some((key, CallEvent::Refer(side))),
         }
     }
 
-    /// Take out the calls past their deadline.
-    pub(super) fn expired(&self, now: Instant) -> Vec<CallKey> {
+    /// Take out the calls past their deadline, with how each ended: a challenge nobody
+    /// answered is the call's failure; otherwise the time limit ended it.
+    pub(super) fn expired(&self, now: Instant) -> Vec<(CallKey, CallEvent)> {
         let mut gone = Vec::new();
         self.open.retain(|k, c| {
             let keep = c.deadline > now;
             if !keep {
-                gone.push(*k);
+                gone.push((
+                    *k,
+                    match c.phase {
+                        Phase::Challenged { status, by } => CallEvent::Failed { status, by },
+                        _ => CallEvent::Ended(EndedBy::Timeout),
+                    },
+                ));
             }
             keep
         });

@@ -89,6 +89,8 @@ struct Req<'a> {
     side: Side,
     /// The transaction key (see `transaction::tx_key`).
     key: u64,
+    /// When it was received: a call's times are taken here, not when the gate hears.
+    received: Instant,
 }
 
 impl Req<'_> {
@@ -147,11 +149,13 @@ impl Proxy {
     /// sources' rate buckets; end the calls past their time limit.
     pub(crate) fn sweep(&self) {
         self.beat();
-        let open = self.txns.sweep(self.s.tx_timeout);
+        let open = self
+            .txns
+            .sweep(self.s.tx_timeout, |call| self.calls.unanswered(call));
         self.admission.sweep();
         self.metrics.transactions.set(open as i64);
-        for key in self.calls.expired(Instant::now()) {
-            self.tell(key, CallEvent::Ended(EndedBy::Timeout), None);
+        for (key, event) in self.calls.expired(Instant::now()) {
+            self.tell(key, event, None);
         }
     }
 
@@ -176,16 +180,23 @@ impl Proxy {
 
     /// The gate hears of a call's step; a call that ended leaves the open-calls gauge (the
     /// core told every end exactly once, as it took the call out).
-    fn tell(&self, key: CallKey, event: CallEvent, msg: Option<&Message>) {
-        if matches!(event, CallEvent::Failed(_) | CallEvent::Ended(_)) {
+    fn tell(&self, key: CallKey, event: CallEvent, msg: Option<(&Message, Instant)>) {
+        if matches!(event, CallEvent::Failed { .. } | CallEvent::Ended(_)) {
             self.metrics.calls_open.dec();
         }
-        self.gate.on_event(&CallNews { key, event, msg });
+        let (msg, received) = (msg.map(|m| m.0), msg.map(|m| m.1));
+        self.gate.on_event(&CallNews {
+            key,
+            event,
+            msg,
+            received,
+        });
     }
 
-    fn tell_of(&self, news: Option<(CallKey, CallEvent)>, msg: &Message) {
+    /// News brought by `msg`, received at `received` (what the record's times are).
+    fn tell_of(&self, news: Option<(CallKey, CallEvent)>, msg: &Message, received: Instant) {
         if let Some((key, event)) = news {
-            self.tell(key, event, Some(msg));
+            self.tell(key, event, Some((msg, received)));
         }
     }
 
@@ -217,7 +228,7 @@ impl Proxy {
             Err(e) => return self.on_unparseable(buf, e, src, side, out),
         };
         match msg.start {
-            StartLine::Response { code, .. } => self.on_response(&msg, code, side, out),
+            StartLine::Response { code, .. } => self.on_response(&msg, code, side, received, out),
             StartLine::Request { method, .. } => {
                 self.on_request(&msg, method, src, side, received, out)
             }
@@ -254,6 +265,7 @@ impl Proxy {
             src,
             side,
             key: transaction::tx_key(&v),
+            received,
         };
         match method {
             Method::Ack => return self.on_ack(&r, &ruri, out),
@@ -277,10 +289,14 @@ impl Proxy {
         if method == Method::Invite && v.is_initial() {
             return self.on_new_invite(&r, &ruri, fwd, received, out);
         }
-        self.tell_of(self.calls.on_in_dialog(method, msg, side), msg);
+        self.tell_of(self.calls.on_in_dialog(method, msg, side), msg, received);
         self.forward(&r, &fwd, false, out);
         if let (Method::Invite, Dest::Peer(p)) = (method, &fwd.dest) {
-            self.txns.remember(r.key, TxPhase::Forwarded { dest: *p });
+            let phase = TxPhase::Forwarded {
+                dest: *p,
+                call: None,
+            };
+            self.txns.remember(r.key, phase);
         }
     }
 
@@ -294,6 +310,15 @@ impl Proxy {
         received: Instant,
         out: &mut Vec<Outgoing>,
     ) {
+        let key = calls::Calls::key_of_new(r.msg(), r.side);
+        let target = crate::hashing::hash_bytes(r.msg().bytes(r.v.uri));
+        match self.calls.attempt(key, target, r.v.cseq) {
+            // The caller's new attempt after a challenge: the call decided before goes on.
+            calls::Attempt::Continues => return self.forward_new_invite(r, fwd, key, None, out),
+            calls::Attempt::Merged => return self.refuse_merged(r, out),
+            calls::Attempt::Replaces(ended) => self.tell(key, ended, None),
+            calls::Attempt::New => {}
+        }
         if r.side == Side::Dialer && !self.admission.take_call_token(r.src.ip()) {
             self.metrics.rate_limited.inc();
             return self.respond_503(r, b"1", out);
@@ -316,13 +341,13 @@ impl Proxy {
             side: r.side,
             cert_names: self.admission.cert_names(r.src),
             received,
-            key: CallKey::of(r.msg().call_id()),
+            key,
         };
         match self.gate.admit(&call) {
             Admission::Forward { hold_until } => {
-                self.calls.opened(call.key);
+                self.calls.opened(key, target, r.v.cseq);
                 self.metrics.calls_open.inc();
-                self.forward_new_invite(r, fwd, hold_until, out)
+                self.forward_new_invite(r, fwd, key, hold_until, out)
             }
             Admission::Reject(rejection) => self.reject_new_invite(r, &rejection, out),
         }
@@ -332,6 +357,7 @@ impl Proxy {
         &self,
         r: &Req<'_>,
         fwd: Forward,
+        call: CallKey,
         hold_until: Option<u64>,
         out: &mut Vec<Outgoing>,
     ) {
@@ -345,7 +371,9 @@ impl Proxy {
             o.after_record = hold_until;
         }
         if let Dest::Peer(p) = fwd.dest {
-            self.txns.remember(r.key, TxPhase::Forwarded { dest: p });
+            let call = Some(call);
+            self.txns
+                .remember(r.key, TxPhase::Forwarded { dest: p, call });
             self.txns.invite_forwarded(self.our_branch(r.key));
         }
     }
@@ -367,6 +395,13 @@ impl Proxy {
                 to: r.src,
             },
         );
+    }
+
+    /// The same call's INVITE on another branch while it is in progress (RFC 3261 section
+    /// 8.2.2.2): 482, so that one call never has two decisions nor replaces its own record.
+    fn refuse_merged(&self, r: &Req<'_>, out: &mut Vec<Outgoing>) {
+        self.metrics.dropped("merged_invite_refused");
+        self.respond(r.msg(), 482, r.src, &[], out)
     }
 
     /// `calls.max_open` calls are open: the new one is refused before any decision (no state

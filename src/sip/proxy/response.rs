@@ -15,14 +15,15 @@ impl Proxy {
         msg: &Message,
         code: u16,
         side: Option<Side>,
+        received: std::time::Instant,
         out: &mut Vec<Outgoing>,
     ) {
         let method = msg.cseq().map(|c| c.1).unwrap_or(Method::Other);
         self.metrics.count_sip(Direction::In, method, Some(code));
-        if side.is_none() {
+        let Some(side) = side else {
             self.metrics.unauthorized.inc();
             return self.metrics.dropped("unauthorized_response");
-        }
+        };
         let (Some(via_hdr), mut vias) = (msg.header(HeaderName::Via), msg.vias()) else {
             return self.metrics.dropped("no_via");
         };
@@ -47,9 +48,11 @@ impl Proxy {
         let Some(dest) = response_dest(msg, &next) else {
             return self.metrics.dropped("bad_destination");
         };
-        if method == Method::Invite {
-            self.tell_invite_progress(msg, our_branch, code);
+        if method == Method::Invite && code >= 200 {
+            self.invite_answered_finally(our_branch);
         }
+        let news = self.calls.on_response(msg, method, code, side);
+        self.tell_of(news, msg, received);
         let data = strip_top_via(msg, via_hdr, top, next.value.start);
         self.metrics.count_sip(Direction::Out, method, Some(code));
         out.push(Outgoing {
@@ -60,17 +63,13 @@ impl Proxy {
         });
     }
 
-    /// A response to an INVITE: a final one ends what a drain waits for; the call it belongs
-    /// to may have news for the gate.
-    fn tell_invite_progress(&self, msg: &Message, our_branch: &[u8], code: u16) {
-        if code >= 200 {
-            let id = std::str::from_utf8(our_branch)
-                .ok()
-                .and_then(|h| u64::from_str_radix(h, 16).ok());
-            if let Some(id) = id {
-                self.txns.invite_answered(id);
-            }
+    /// A final response to an INVITE ends what a drain waits for.
+    fn invite_answered_finally(&self, our_branch: &[u8]) {
+        let id = std::str::from_utf8(our_branch)
+            .ok()
+            .and_then(|h| u64::from_str_radix(h, 16).ok());
+        if let Some(id) = id {
+            self.txns.invite_answered(id);
         }
-        self.tell_of(self.calls.on_invite_response(msg, code), msg);
     }
 }

@@ -4,6 +4,7 @@
 
 use super::routing::{Forward, Route};
 use super::{hash_of, Proxy, Req};
+use crate::sip::gate::CallKey;
 use crate::sip::parse::{HeaderName, Method, ValidRequest};
 use crate::sip::peer::{Dest, Outgoing, Peer};
 use crate::sip::uri::Uri;
@@ -17,6 +18,9 @@ const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
 pub(super) enum TxPhase {
     Forwarded {
         dest: Peer,
+        /// The call a new INVITE started: its transaction lives while the call is
+        /// unanswered (a CANCEL after minutes of ringing still finds where to go).
+        call: Option<CallKey>,
     },
     Rejected {
         response: Bytes,
@@ -67,9 +71,14 @@ impl Transactions {
         self.pending.len()
     }
 
-    /// Forget what is older than `timeout`; returns the transactions still open.
-    pub(super) fn sweep(&self, timeout: Duration) -> usize {
-        self.txns.retain(|_, tx| tx.created.elapsed() < timeout);
+    /// Forget what is older than `timeout`, except the INVITEs of calls `unanswered` still
+    /// says are waiting (they last until their final response or Timer C, RFC 3261 section
+    /// 16.10); returns the transactions still open.
+    pub(super) fn sweep(&self, timeout: Duration, unanswered: impl Fn(CallKey) -> bool) -> usize {
+        self.txns.retain(|_, tx| {
+            tx.created.elapsed() < timeout
+                || matches!(tx.phase, TxPhase::Forwarded { call: Some(c), .. } if unanswered(c))
+        });
         self.pending.retain(|_, t| t.elapsed() < timeout);
         self.txns.len()
     }
@@ -108,7 +117,7 @@ impl Proxy {
                 self.count_retransmission("INVITE", "answered");
                 self.send_local(to, Method::Invite, status, response, out);
             }
-            TxPhase::Forwarded { dest } => {
+            TxPhase::Forwarded { dest, .. } => {
                 // Stateless relay of the retransmission (same branch): exactly one copy out.
                 self.count_retransmission("INVITE", "relayed");
                 self.relay_in_tx(r, dest, r.v.is_initial(), out);
@@ -121,7 +130,7 @@ impl Proxy {
             // The ACK to our own non-2xx final response ends here (section 17.2.1).
             Some(TxPhase::Rejected { .. }) => self.count_retransmission("ACK", "absorbed"),
             // ACK for a non-2xx response from downstream: same hop, same branch.
-            Some(TxPhase::Forwarded { dest }) => self.relay_in_tx(r, dest, false, out),
+            Some(TxPhase::Forwarded { dest, .. }) => self.relay_in_tx(r, dest, false, out),
             // ACK for a 2xx: its own transaction, routed like any in-dialog request.
             None => match self.route(r, ruri, self.our_routes(r.msg())) {
                 Route::Forward(f) => {
@@ -137,8 +146,9 @@ impl Proxy {
     pub(super) fn on_cancel(&self, r: &Req<'_>, out: &mut Vec<Outgoing>) {
         match self.txns.phase(r.key) {
             // CANCEL goes where its INVITE went, with the INVITE's branch (section 9.1).
-            Some(TxPhase::Forwarded { dest }) => {
-                self.tell_of(self.calls.on_cancel(r.msg()), r.msg());
+            Some(TxPhase::Forwarded { dest, .. }) => {
+                let news = self.calls.on_cancel(r.msg(), r.side);
+                self.tell_of(news, r.msg(), r.received);
                 self.relay_in_tx(r, dest, false, out)
             }
             // Already answered with a final response: the CANCEL has nothing left to cancel.
