@@ -544,3 +544,25 @@ fn a_cancel_after_the_transaction_timeout_still_reaches_the_carrier() {
         .expect("the CANCEL goes where its INVITE went");
     assert!(cancel.starts_with("CANCEL "), "{cancel}");
 }
+
+#[test]
+fn an_answered_invites_transaction_is_forgotten_after_the_transaction_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(tmp.path(), Some(2));
+    let h = Harness::in_dir_with(tmp.path().to_path_buf(), "", |c| {
+        c.sip.transaction_timeout_secs = 1
+    });
+    let inv = h
+        .invite("4155550100", "tx-gone")
+        .replace("z9hG4bK-1", "z9hG4bK-tx-gone");
+    h.send_dialer(&inv);
+    let fwd = h.recv_carrier().unwrap();
+    let _trying = h.recv_dialer();
+    h.send_carrier(&reply(&fwd, 486, "Busy Here", ""));
+    let _busy = h.recv_dialer();
+    // Past the transaction timeout and two sweeps (once a second): no event to wait on.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    h.send_dialer(&cancel_for(&inv));
+    let r = h.recv_dialer().unwrap();
+    assert!(r.starts_with("SIP/2.0 481"), "{r}");
+}

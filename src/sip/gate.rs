@@ -12,7 +12,7 @@ use std::time::Instant;
 /// A call as the core follows it: a hash of its Call-ID, the caller's tag and the side it came
 /// from (forks of one call share it; a Call-ID reused by another caller or coming back in
 /// from the carrier does not).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallKey(pub u64);
 
 impl CallKey {

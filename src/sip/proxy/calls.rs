@@ -11,6 +11,7 @@
 //! is another call. An INVITE answered 401/407 or 3xx that the caller sends again (same key,
 //! same Request-URI, higher CSeq) goes on as the same call: one decision, one record.
 
+use super::deadlines::Deadlines;
 use crate::hashing::hash_bytes;
 use crate::sip::gate::{CallEvent, CallKey, EndedBy};
 use crate::sip::parse::{HeaderName, Message, Method};
@@ -75,6 +76,8 @@ pub(super) enum Attempt {
 
 pub(super) struct Calls {
     open: DashMap<CallKey, Open>,
+    /// Every deadline set, earliest first (an entry is stale once its call's deadline moved).
+    deadlines: Deadlines<CallKey>,
     /// The longest an answered call is followed.
     longest: Duration,
 }
@@ -132,9 +135,22 @@ impl Open {
 }
 
 impl Calls {
+    /// The heap hears of every deadline set (`f` may change the call's deadline).
+    fn timed<T>(&self, key: CallKey, call: &mut Open, f: impl FnOnce(&mut Open) -> T) -> T {
+        let before = call.deadline;
+        let out = f(call);
+        if call.deadline != before {
+            self.deadlines.push(call.deadline, key);
+        }
+        out
+    }
+}
+
+impl Calls {
     pub(super) fn new(longest: Duration) -> Calls {
         Calls {
             open: DashMap::new(),
+            deadlines: Deadlines::default(),
             longest,
         }
     }
@@ -165,6 +181,7 @@ impl Calls {
             call.phase = Phase::Trying;
             call.cseq = cseq;
             call.deadline = after(Instant::now(), TIMER_C);
+            self.deadlines.push(call.deadline, key);
             return Attempt::Continues;
         }
         drop(call);
@@ -175,6 +192,7 @@ impl Calls {
     /// A new call's INVITE was forwarded.
     pub(super) fn opened(&self, key: CallKey, target: u64, cseq: u32) {
         let now = Instant::now();
+        self.deadlines.push(after(now, TIMER_C), key);
         self.open.insert(
             key,
             Open {
@@ -231,7 +249,7 @@ impl Calls {
             return match method {
                 Method::Refer => Some((key, CallEvent::Transferred(sender))),
                 _ => {
-                    call.refreshed(msg, self.longest);
+                    self.timed(key, &mut call, |c| c.refreshed(msg, self.longest));
                     None
                 }
             };
@@ -239,7 +257,9 @@ impl Calls {
         if method != Method::Invite || msg.cseq().is_none_or(|(n, _)| n < call.cseq) {
             return None; // a response to an earlier attempt (a retransmitted 407)
         }
-        let event = self.invite_response(&mut call, msg, code, responder)?;
+        let event = self.timed(key, &mut call, |c| {
+            self.invite_response(c, msg, code, responder)
+        })?;
         if matches!(event, CallEvent::Failed { .. }) {
             drop(call);
             self.open.remove(&key);
@@ -333,22 +353,20 @@ impl Calls {
     }
 
     /// Take out the calls past their deadline, with how each ended: a challenge nobody
-    /// answered is the call's failure; otherwise the time limit ended it.
+    /// answered is the call's failure; otherwise the time limit ended it. Only the deadlines
+    /// due are looked at, not every open call.
     pub(super) fn expired(&self, now: Instant) -> Vec<(CallKey, CallEvent)> {
         let mut gone = Vec::new();
-        self.open.retain(|k, c| {
-            let keep = c.deadline > now;
-            if !keep {
-                gone.push((
-                    *k,
-                    match c.phase {
-                        Phase::Challenged { status, by } => CallEvent::Failed { status, by },
-                        _ => CallEvent::Ended(EndedBy::Timeout),
-                    },
-                ));
+        for (_, key) in self.deadlines.due(now) {
+            let due = self.open.get(&key).is_some_and(|c| c.deadline <= now);
+            if let Some((_, c)) = due.then(|| self.open.remove(&key)).flatten() {
+                let event = match c.phase {
+                    Phase::Challenged { status, by } => CallEvent::Failed { status, by },
+                    _ => CallEvent::Ended(EndedBy::Timeout),
+                };
+                gone.push((key, event));
             }
-            keep
-        });
+        }
         gone
     }
 
@@ -356,6 +374,7 @@ impl Calls {
     pub(super) fn take_all(&self) -> Vec<CallKey> {
         let all: Vec<CallKey> = self.open.iter().map(|e| *e.key()).collect();
         self.open.clear();
+        self.deadlines.clear();
         all
     }
 }

@@ -16,6 +16,7 @@
 
 mod admission;
 mod calls;
+mod deadlines;
 mod respond;
 mod response;
 mod rewrite;
@@ -147,7 +148,7 @@ impl Proxy {
 
     /// Forget transactions older than the transaction timeout (64*T1 by default), and idle
     /// sources' rate buckets; end the calls past their time limit.
-    pub(crate) fn sweep(&self) {
+    pub fn sweep(&self) {
         self.beat();
         let open = self
             .txns

@@ -2,6 +2,7 @@
 //! retransmitted INVITE is answered from cache or relayed once, the ACK to our own rejection
 //! is absorbed, and a CANCEL goes where its INVITE went.
 
+use super::deadlines::Deadlines;
 use super::routing::{Forward, Route};
 use super::{hash_of, Proxy, Req};
 use crate::sip::gate::CallKey;
@@ -40,7 +41,13 @@ pub(super) struct Transactions {
     /// New INVITEs forwarded and not yet answered finally, by our branch: what a SIGTERM
     /// drain waits for.
     pending: DashMap<u64, Instant>,
+    /// When each transaction and pending INVITE was last (re)started: the sweep looks only at
+    /// those due. The kind tells the two maps apart.
+    started: Deadlines<(bool, u64)>,
 }
+
+const TX: bool = false;
+const PENDING: bool = true;
 
 impl Transactions {
     /// A copy of the transaction's state: no map lock is held while the caller forwards.
@@ -49,17 +56,15 @@ impl Transactions {
     }
 
     pub(super) fn remember(&self, key: u64, phase: TxPhase) {
-        self.txns.insert(
-            key,
-            Tx {
-                created: Instant::now(),
-                phase,
-            },
-        );
+        let created = Instant::now();
+        self.started.push(created, (TX, key));
+        self.txns.insert(key, Tx { created, phase });
     }
 
     pub(super) fn invite_forwarded(&self, branch: u64) {
-        self.pending.insert(branch, Instant::now());
+        let now = Instant::now();
+        self.started.push(now, (PENDING, branch));
+        self.pending.insert(branch, now);
     }
 
     /// A final response to a forwarded new INVITE.
@@ -75,11 +80,30 @@ impl Transactions {
     /// says are waiting (they last until their final response or Timer C, RFC 3261 section
     /// 16.10); returns the transactions still open.
     pub(super) fn sweep(&self, timeout: Duration, unanswered: impl Fn(CallKey) -> bool) -> usize {
-        self.txns.retain(|_, tx| {
-            tx.created.elapsed() < timeout
-                || matches!(tx.phase, TxPhase::Forwarded { call: Some(c), .. } if unanswered(c))
-        });
-        self.pending.retain(|_, t| t.elapsed() < timeout);
+        let now = Instant::now();
+        let Some(horizon) = now.checked_sub(timeout) else {
+            return self.txns.len();
+        };
+        for (started, (pending, key)) in self.started.due(horizon) {
+            if pending {
+                self.pending.remove_if(&key, |_, t| *t == started);
+                continue;
+            }
+            let waiting = |tx: &Tx| matches!(tx.phase, TxPhase::Forwarded { call: Some(c), .. } if unanswered(c));
+            match self.txns.get_mut(&key) {
+                // Restarted since: its newer entry comes due later.
+                Some(tx) if tx.created != started => {}
+                Some(mut tx) if waiting(&tx) => {
+                    tx.created = now;
+                    self.started.push(now, (TX, key));
+                }
+                Some(tx) => {
+                    drop(tx);
+                    self.txns.remove(&key);
+                }
+                None => {}
+            }
+        }
         self.txns.len()
     }
 }
