@@ -16,7 +16,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 cargo fuzz build -O
 status=0
-for t in sip_message list_file snapshot_body config_text; do
+for t in sip_message list_file snapshot_body config_text call_flow; do
   log=$(mktemp)
   if cargo fuzz run -O "$t" "fuzz/corpus/$t" -- -max_total_time="$SECS" -rss_limit_mb=4096 >"$log" 2>&1; then
     echo "$t: $(grep -E '^Done' "$log" | tail -1) ($(grep -E 'DONE' "$log" | grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' | tail -1)); no crash"

@@ -2,6 +2,9 @@
 //! (`tests/fuzz_corpora.rs`, stable toolchain). Each takes arbitrary bytes and must never
 //! panic: parsers and loaders answer bad input with an error, never a crash.
 
+mod call_flow;
+pub use call_flow::call_flow;
+
 use crate::gate::number_of;
 use crate::lists::compact::CompactSet;
 use crate::lists::ftc::{read_lines, FileRole};

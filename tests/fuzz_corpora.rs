@@ -34,3 +34,8 @@ fn snapshot_body_corpus() {
 fn config_text_corpus() {
     run("config_text", callgate::fuzzing::config_text);
 }
+
+#[test]
+fn call_flow_corpus() {
+    run("call_flow", callgate::fuzzing::call_flow);
+}

@@ -141,6 +141,11 @@ impl Proxy {
         self.draining.store(true, Ordering::Release);
     }
 
+    /// Calls being followed (forwarded, not yet ended).
+    pub fn open_calls(&self) -> usize {
+        self.calls.len()
+    }
+
     /// Forwarded INVITEs still waiting for a final response.
     pub fn pending_invites(&self) -> usize {
         self.txns.pending_len()
