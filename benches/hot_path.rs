@@ -140,6 +140,7 @@ fn fixture() -> Fixture {
         tx_timeout: Duration::from_secs(64),
         longest_call: Duration::from_secs(4 * 3600),
         max_open_calls: 500_000,
+        timer_c: Duration::from_secs(180),
     };
     let access = Access {
         dialers: vec!["192.0.2.0/24".parse().unwrap()],

@@ -40,6 +40,7 @@ fn proxy() -> Proxy {
         tx_timeout: Duration::from_secs(64),
         longest_call: Duration::from_secs(4 * 3600),
         max_open_calls: 1_000_000,
+        timer_c: Duration::from_secs(180),
     };
     let access = Access {
         dialers: vec!["192.0.2.0/24".parse().unwrap()],
@@ -72,7 +73,10 @@ fn bench(c: &mut Criterion) {
     let start = Instant::now();
     open_calls(&p, OPEN);
     eprintln!("{OPEN} calls opened in {:?}", start.elapsed());
-    c.bench_function("sweep_100k_open_calls_none_due", |b| b.iter(|| p.sweep()));
+    let mut out = Vec::new();
+    c.bench_function("sweep_100k_open_calls_none_due", |b| {
+        b.iter(|| p.sweep(&mut out))
+    });
 }
 
 criterion_group! {

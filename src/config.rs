@@ -194,6 +194,9 @@ pub struct SipConfig {
     /// A message must arrive whole within this many seconds of its first byte (slow-loris).
     pub tcp_message_timeout_secs: u64,
     pub transaction_timeout_secs: u64,
+    /// RFC 3261 Timer C: a forwarded INVITE without a final response this long is cancelled
+    /// toward the upstream and answered 408 (at least 180).
+    pub timer_c_secs: u64,
     pub inbound_target: Option<SocketAddr>,
     /// On SIGTERM: how long forwarded INVITEs may take to get their final response.
     pub drain_timeout_secs: u64,
@@ -216,6 +219,7 @@ impl Default for SipConfig {
             tcp_idle_timeout_secs: 600,
             tcp_message_timeout_secs: 10,
             transaction_timeout_secs: 64,
+            timer_c_secs: 180,
             inbound_target: None,
             drain_timeout_secs: 10,
             drain_retry_after_secs: 30,
@@ -719,7 +723,7 @@ impl Config {
         let (sip, calls) = (&self.sip, &self.calls);
         // One line per setting: the table reads better than rustfmt's five lines each.
         #[rustfmt::skip]
-        let bounds: [(&str, u64, u64, u64); 16] = [
+        let bounds: [(&str, u64, u64, u64); 17] = [
             ("calls.max_duration_secs", calls.max_duration_secs, 1, 7 * DAY),
             ("calls.abandon_secs", calls.abandon_secs.unwrap_or(0), 0, 3600),
             ("calls.max_open", calls.max_open as u64, 1, 100_000_000),
@@ -729,6 +733,7 @@ impl Config {
             ("sip.tcp_idle_timeout_secs", sip.tcp_idle_timeout_secs, 1, DAY),
             ("sip.tcp_message_timeout_secs", sip.tcp_message_timeout_secs, 1, 3600),
             ("sip.transaction_timeout_secs", sip.transaction_timeout_secs, 32, 3600),
+            ("sip.timer_c_secs", sip.timer_c_secs, 180, 3600),
             ("sip.drain_timeout_secs", sip.drain_timeout_secs, 0, 3600),
             ("sip.drain_retry_after_secs", u64::from(sip.drain_retry_after_secs), 0, DAY),
             ("tls.handshake_timeout_secs", self.tls.handshake_timeout_secs, 1, 3600),

@@ -549,6 +549,7 @@ fn proxy_settings(
         tx_timeout: Duration::from_secs(cfg.sip.transaction_timeout_secs.max(1)),
         longest_call: Duration::from_secs(cfg.calls.max_duration_secs.max(1)),
         max_open_calls: cfg.calls.max_open,
+        timer_c: Duration::from_secs(cfg.sip.timer_c_secs),
     }
 }
 

@@ -566,3 +566,32 @@ fn an_answered_invites_transaction_is_forgotten_after_the_transaction_timeout() 
     let r = h.recv_dialer().unwrap();
     assert!(r.starts_with("SIP/2.0 481"), "{r}");
 }
+
+#[test]
+fn timer_c_cancels_toward_the_carrier_answers_408_and_records_no_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(tmp.path(), Some(2));
+    let h = Harness::in_dir_with(tmp.path().to_path_buf(), "", |c| c.sip.timer_c_secs = 1);
+    let inv = place(&h, "timer-c");
+    h.send_carrier(&reply(&inv, 180, "Ringing", ""));
+    let _ringing = h.recv_dialer().unwrap();
+    // Timer C (1 s here) and the next sweep: the CANCEL is the event waited for.
+    h.carrier
+        .set_read_timeout(Some(std::time::Duration::from_secs(4)))
+        .unwrap();
+    let cancel = h
+        .recv_carrier()
+        .expect("Timer C cancels toward the carrier");
+    assert!(cancel.starts_with("CANCEL "), "{cancel}");
+    assert_eq!(
+        header(&cancel, "via"),
+        header(&inv, "via"),
+        "the INVITE's branch"
+    );
+    assert!(header(&cancel, "cseq").unwrap().ends_with("CANCEL"));
+    let timeout = h.recv_dialer().unwrap();
+    assert!(timeout.starts_with("SIP/2.0 408"), "{timeout}");
+    let r = record(&h, "timer-c");
+    assert_eq!(r["disposition"], "no_answer");
+    assert_eq!(r["ended_by"], "timeout");
+}

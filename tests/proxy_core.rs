@@ -73,6 +73,7 @@ fn core_with(gate: StubGate, access: Access) -> Core {
         tx_timeout: Duration::from_secs(32),
         longest_call: Duration::from_secs(4 * 3600),
         max_open_calls: 500_000,
+        timer_c: Duration::from_secs(180),
     };
     let gate = Arc::new(gate);
     let proxy = Proxy::new(

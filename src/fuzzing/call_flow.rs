@@ -106,7 +106,8 @@ fn run(data: &[u8]) -> Vec<CallEvent> {
             feed(&proxy, src, msg.into_bytes(), &mut peers, &mut out);
         }
         if kind & 0x80 != 0 {
-            proxy.sweep();
+            proxy.sweep(&mut out);
+            out.clear();
         }
         assert!(
             proxy.open_calls() <= MAX_OPEN,
@@ -139,6 +140,7 @@ fn proxy(gate: Arc<Ledger>, metrics: Arc<SipMetrics>) -> Proxy {
         tx_timeout: Duration::from_secs(64),
         longest_call: Duration::from_secs(4 * 3600),
         max_open_calls: MAX_OPEN,
+        timer_c: Duration::from_secs(180),
     };
     let access = Access {
         dialers: vec!["192.0.2.20/32".parse().unwrap()],

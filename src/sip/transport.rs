@@ -166,9 +166,13 @@ impl SipIo {
         let sweeper = self.clone();
         tokio::spawn(async move {
             let mut t = tokio::time::interval(Duration::from_secs(1));
+            let mut out = Vec::new();
             loop {
                 t.tick().await;
-                sweeper.proxy.sweep();
+                sweeper.proxy.sweep(&mut out);
+                for o in out.drain(..) {
+                    sweeper.send(o);
+                }
             }
         });
         match self.udp.clone() {

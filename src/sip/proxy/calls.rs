@@ -15,14 +15,11 @@ use super::deadlines::Deadlines;
 use crate::hashing::hash_bytes;
 use crate::sip::gate::{CallEvent, CallKey, EndedBy};
 use crate::sip::parse::{HeaderName, Message, Method};
-use crate::sip::peer::Side;
+use crate::sip::peer::{Peer, Side};
+use bytes::Bytes;
 use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;
 use std::time::{Duration, Instant};
-
-/// RFC 3261 section 16.6 step 11: Timer C "MUST be set for each client transaction when an
-/// INVITE request is proxied... MUST be larger than 3 minutes".
-const TIMER_C: Duration = Duration::from_secs(180);
 
 /// How long a challenged or redirected INVITE waits for the caller's new attempt (64*T1)
 /// before the challenge is the call's outcome.
@@ -57,6 +54,26 @@ struct Open {
     /// The Request-URI, hashed: a new attempt goes on as this call only toward this target.
     target: u64,
     cancelled: bool,
+    /// The caller's INVITE in progress, as received, until a final response: Timer C's
+    /// CANCEL and 408 are built from it (RFC 3261 section 16.8).
+    invite: Option<Box<Unanswered>>,
+}
+
+/// A forwarded INVITE still without a final response.
+pub(super) struct Unanswered {
+    pub(super) invite: Bytes,
+    pub(super) from: Peer,
+    pub(super) side: Side,
+    /// Its transaction key: where its CANCEL goes.
+    pub(super) tx: u64,
+}
+
+/// What the sweep found due: the call's news, and for an INVITE Timer C gave up on, what to
+/// cancel and answer.
+pub(super) struct Due {
+    pub(super) key: CallKey,
+    pub(super) event: CallEvent,
+    pub(super) timer_c: Option<Box<Unanswered>>,
 }
 
 /// What a new INVITE (no To tag) is to the calls already open.
@@ -80,6 +97,9 @@ pub(super) struct Calls {
     deadlines: Deadlines<CallKey>,
     /// The longest an answered call is followed.
     longest: Duration,
+    /// RFC 3261 section 16.6 step 11: Timer C "MUST be set for each client transaction when
+    /// an INVITE request is proxied... MUST be larger than 3 minutes" (`sip.timer_c_secs`).
+    timer_c: Duration,
 }
 
 fn other(side: Side) -> Side {
@@ -147,11 +167,12 @@ impl Calls {
 }
 
 impl Calls {
-    pub(super) fn new(longest: Duration) -> Calls {
+    pub(super) fn new(longest: Duration, timer_c: Duration) -> Calls {
         Calls {
             open: DashMap::new(),
             deadlines: Deadlines::default(),
             longest,
+            timer_c,
         }
     }
 
@@ -170,7 +191,13 @@ impl Calls {
     }
 
     /// What a new INVITE with this key, Request-URI (hashed) and CSeq is.
-    pub(super) fn attempt(&self, key: CallKey, target: u64, cseq: u32) -> Attempt {
+    pub(super) fn attempt(
+        &self,
+        key: CallKey,
+        target: u64,
+        cseq: u32,
+        invite: impl FnOnce() -> Unanswered,
+    ) -> Attempt {
         let Some(mut call) = self.open.get_mut(&key) else {
             return Attempt::New;
         };
@@ -180,7 +207,8 @@ impl Calls {
         if call.target == target && cseq > call.cseq {
             call.phase = Phase::Trying;
             call.cseq = cseq;
-            call.deadline = after(Instant::now(), TIMER_C);
+            call.invite = Some(Box::new(invite()));
+            call.deadline = after(Instant::now(), self.timer_c);
             self.deadlines.push(call.deadline, key);
             return Attempt::Continues;
         }
@@ -190,20 +218,21 @@ impl Calls {
     }
 
     /// A new call's INVITE was forwarded.
-    pub(super) fn opened(&self, key: CallKey, target: u64, cseq: u32) {
+    pub(super) fn opened(&self, key: CallKey, target: u64, cseq: u32, invite: Unanswered) {
         let now = Instant::now();
-        self.deadlines.push(after(now, TIMER_C), key);
+        self.deadlines.push(after(now, self.timer_c), key);
         self.open.insert(
             key,
             Open {
-                deadline: after(now, TIMER_C),
-                limit: after(now, TIMER_C + self.longest),
+                deadline: after(now, self.timer_c),
+                limit: after(now, self.timer_c + self.longest),
                 phase: Phase::Trying,
                 dialog: 0,
                 session: None,
                 cseq,
                 target,
                 cancelled: false,
+                invite: Some(Box::new(invite)),
             },
         );
     }
@@ -275,12 +304,15 @@ impl Calls {
         responder: Side,
     ) -> Option<CallEvent> {
         let now = Instant::now();
+        if code >= 200 {
+            call.invite = None;
+        }
         match code {
             101..=199 => {
                 if matches!(call.phase, Phase::Challenged { .. }) {
                     return None;
                 }
-                call.deadline = after(now, TIMER_C);
+                call.deadline = after(now, self.timer_c);
                 let first = std::mem::replace(&mut call.phase, Phase::Ringing) == Phase::Trying;
                 first.then_some(CallEvent::Ringing(code))
             }
@@ -355,7 +387,7 @@ impl Calls {
     /// Take out the calls past their deadline, with how each ended: a challenge nobody
     /// answered is the call's failure; otherwise the time limit ended it. Only the deadlines
     /// due are looked at, not every open call.
-    pub(super) fn expired(&self, now: Instant) -> Vec<(CallKey, CallEvent)> {
+    pub(super) fn expired(&self, now: Instant) -> Vec<Due> {
         let mut gone = Vec::new();
         for (_, key) in self.deadlines.due(now) {
             let due = self.open.get(&key).is_some_and(|c| c.deadline <= now);
@@ -364,7 +396,15 @@ impl Calls {
                     Phase::Challenged { status, by } => CallEvent::Failed { status, by },
                     _ => CallEvent::Ended(EndedBy::Timeout),
                 };
-                gone.push((key, event));
+                let timer_c = match c.phase {
+                    Phase::Trying | Phase::Ringing => c.invite,
+                    _ => None,
+                };
+                gone.push(Due {
+                    key,
+                    event,
+                    timer_c,
+                });
             }
         }
         gone

@@ -65,6 +65,8 @@ pub struct ProxySettings {
     pub longest_call: Duration,
     /// Calls followed at once; past it new INVITEs get 503 before any decision.
     pub max_open_calls: usize,
+    /// How long a forwarded INVITE may go without a final response (RFC 3261 Timer C).
+    pub timer_c: Duration,
 }
 
 pub struct Proxy {
@@ -117,7 +119,7 @@ impl Proxy {
     ) -> Proxy {
         let branch_salt = hash_of(&[s.advertise_host.as_bytes(), &s.advertise_port.to_be_bytes()]);
         Proxy {
-            calls: calls::Calls::new(s.longest_call),
+            calls: calls::Calls::new(s.longest_call, s.timer_c),
             s,
             gate,
             metrics,
@@ -152,16 +154,20 @@ impl Proxy {
     }
 
     /// Forget transactions older than the transaction timeout (64*T1 by default), and idle
-    /// sources' rate buckets; end the calls past their time limit.
-    pub fn sweep(&self) {
+    /// sources' rate buckets; end the calls past their time limit (what that sends, RFC 3261
+    /// section 16.8's CANCEL and 408, is appended to `out`).
+    pub fn sweep(&self, out: &mut Vec<Outgoing>) {
         self.beat();
         let open = self
             .txns
             .sweep(self.s.tx_timeout, |call| self.calls.unanswered(call));
         self.admission.sweep();
         self.metrics.transactions.set(open as i64);
-        for (key, event) in self.calls.expired(Instant::now()) {
-            self.tell(key, event, None);
+        for due in self.calls.expired(Instant::now()) {
+            if let Some(invite) = due.timer_c {
+                self.timer_c_fired(&invite, out);
+            }
+            self.tell(due.key, due.event, None);
         }
     }
 
@@ -318,7 +324,13 @@ impl Proxy {
     ) {
         let key = calls::Calls::key_of_new(r.msg(), r.side);
         let target = crate::hashing::hash_bytes(r.msg().bytes(r.v.uri));
-        match self.calls.attempt(key, target, r.v.cseq) {
+        let unanswered = || calls::Unanswered {
+            invite: r.msg().buf.clone(),
+            from: r.src,
+            side: r.side,
+            tx: r.key,
+        };
+        match self.calls.attempt(key, target, r.v.cseq, unanswered) {
             // The caller's new attempt after a challenge: the call decided before goes on.
             calls::Attempt::Continues => return self.forward_new_invite(r, fwd, key, None, out),
             calls::Attempt::Merged => return self.refuse_merged(r, out),
@@ -351,7 +363,7 @@ impl Proxy {
         };
         match self.gate.admit(&call) {
             Admission::Forward { hold_until } => {
-                self.calls.opened(key, target, r.v.cseq);
+                self.calls.opened(key, target, r.v.cseq, unanswered());
                 self.metrics.calls_open.inc();
                 self.forward_new_invite(r, fwd, key, hold_until, out)
             }

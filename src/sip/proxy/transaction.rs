@@ -181,6 +181,30 @@ impl Proxy {
         }
     }
 
+    /// RFC 3261 section 16.8: Timer C fired before a final response. The proxy cancels the
+    /// INVITE toward where it went (as the caller's own CANCEL would go) and answers the
+    /// caller 408 itself.
+    pub(super) fn timer_c_fired(&self, t: &super::calls::Unanswered, out: &mut Vec<Outgoing>) {
+        let Ok(invite) = crate::sip::parse::Message::parse(t.invite.clone()) else {
+            return;
+        };
+        if let Some(TxPhase::Forwarded { dest, .. }) = self.txns.phase(t.tx) {
+            let cancel = cancel_of(&invite).and_then(|c| crate::sip::parse::Message::parse(c).ok());
+            if let Some(Ok(v)) = cancel.as_ref().map(|c| c.validate_request()) {
+                let r = Req {
+                    v: &v,
+                    src: t.from,
+                    side: t.side,
+                    key: t.tx,
+                    received: std::time::Instant::now(),
+                };
+                self.relay_in_tx(&r, dest, false, out);
+            }
+        }
+        self.metrics.dropped("timer_c_expired");
+        self.respond(&invite, 408, t.from, &[], out);
+    }
+
     /// Forward within an existing transaction (retransmitted INVITE, hop-by-hop ACK, CANCEL):
     /// to where the INVITE went, with the branch derived from the same key.
     fn relay_in_tx(&self, r: &Req<'_>, dest: Peer, record_route: bool, out: &mut Vec<Outgoing>) {
@@ -198,4 +222,25 @@ impl Proxy {
             .with_label_values(&[method, action])
             .inc();
     }
+}
+
+/// The CANCEL of an INVITE as its sender builds it (RFC 3261 section 9.1): the same
+/// Request-URI, Via, From, To, Call-ID, Route and CSeq number, method CANCEL, no body.
+fn cancel_of(invite: &crate::sip::parse::Message) -> Option<Bytes> {
+    let (n, _) = invite.cseq()?;
+    let b = &invite.buf;
+    let mut out = Vec::with_capacity(b.len());
+    out.extend_from_slice(b"CANCEL ");
+    out.extend_from_slice(invite.bytes(invite.request_uri()?));
+    out.extend_from_slice(b" SIP/2.0\r\n");
+    for h in &invite.headers {
+        use HeaderName::*;
+        if matches!(h.name, Via | From | To | CallId | Route) {
+            out.extend_from_slice(&b[h.line.range()]);
+        }
+    }
+    out.extend_from_slice(
+        format!("CSeq: {n} CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+    );
+    Some(Bytes::from(out))
 }
