@@ -503,3 +503,63 @@ fn a_real_phone_call_is_recorded_answered_and_ended_by_the_dialer() {
         "the 3-second recording's call lasted {d} ms"
     );
 }
+
+/// One call through callgate between sipp scenarios `uac` (dialer, `uac_args` added) and `uas`
+/// (carrier, one call): the dialer's exit code and callgate, its records to read.
+fn one_call(uac: &str, uas: &str, uac_args: &[&str]) -> (i32, Callgate, Carrier) {
+    let carrier = Carrier::start_with(&["-sf", &format!("@SCENARIOS/{uas}"), "-m", "1"]);
+    let cg = Callgate::start(carrier.port);
+    let work = tempfile::tempdir().unwrap();
+    let code = dialer_cmd(uac, &["4155550100"], cg.sip, work.path(), uac_args)
+        .status()
+        .unwrap()
+        .code()
+        .unwrap_or(-1);
+    (code, cg, carrier)
+}
+
+#[test]
+fn a_challenged_invite_sent_again_is_one_call_with_one_decision() {
+    let (code, cg, _carrier) = one_call("uac_auth_retry.xml", "uas_challenge.xml", &[]);
+    assert_eq!(code, 0, "407, ACK, the INVITE again, answered, BYE");
+    let recs = cg.wait_call_records(1);
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0]["disposition"], "answered");
+    assert_eq!(recs[0]["ended_by"], "dialer");
+    let decisions = cg
+        .audit()
+        .into_iter()
+        .filter(|l| l.get("verdict").is_some())
+        .count();
+    assert_eq!(decisions, 1, "the retry is not a second decision");
+}
+
+#[test]
+fn a_carrier_bye_claiming_abandonment_leaves_the_call_answered() {
+    let (code, cg, _carrier) = one_call("uac_wait_bye.xml", "uas_hangup_disposition.xml", &[]);
+    assert_eq!(code, 0);
+    let recs = cg.wait_call_records(1);
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0]["disposition"], "answered");
+    assert_eq!(recs[0]["ended_by"], "carrier");
+}
+
+#[test]
+fn a_refused_refer_leaves_the_call_answered() {
+    let (code, cg, _carrier) = one_call("uac_refer_refused.xml", "uas_refuse_refer.xml", &[]);
+    assert_eq!(code, 0, "REFER answered 603, then BYE");
+    let recs = cg.wait_call_records(1);
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0]["disposition"], "answered");
+    assert!(recs[0]["transfer_to"].is_null(), "{recs:#?}");
+}
+
+#[test]
+fn an_accepted_refer_from_the_carrier_is_recorded_as_the_carriers() {
+    let (code, cg, _carrier) = one_call("uac_accept_refer.xml", "uas_refer.xml", &[]);
+    assert_eq!(code, 0, "the carrier's REFER accepted, then BYE");
+    let recs = cg.wait_call_records(1);
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0]["disposition"], "transferred");
+    assert_eq!(recs[0]["transfer_by"], "carrier");
+}
