@@ -122,6 +122,10 @@ impl AuditSink {
         self.instance.clone()
     }
 
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// False after a write or fsync failed, until one succeeds again.
     pub(crate) fn writable(&self) -> bool {
         self.writable.load(Ordering::Relaxed)

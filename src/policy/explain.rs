@@ -97,6 +97,12 @@ impl Serialize for Context<'_> {
             if let Some(seller) = &c.campaign.seller {
                 m.serialize_entry("seller", seller)?;
             }
+            // What a call record holds of the campaign, for one rebuilt after a crash.
+            m.serialize_entry("subject", &c.campaign.subject)?;
+            m.serialize_entry("audience", c.campaign.audience.as_str())?;
+            if let Some(script) = &c.campaign.script {
+                m.serialize_entry("script", script)?;
+            }
             m.serialize_entry("purpose", c.purpose.as_str())?;
             m.serialize_entry("method", c.method.as_str())?;
             m.serialize_entry("caller_id", &c.caller_id.describe())?;

@@ -34,6 +34,15 @@ struct Probe<'a> {
     #[serde(default)]
     reasons: Vec<Cow<'a, str>>,
     sip_status: Option<u16>,
+    /// Why a call the policy allowed was refused (`records_unwritable`, `records_backlog`).
+    #[serde(borrow)]
+    refused: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source_cert: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    from: Option<Cow<'a, str>>,
     policy: Option<PolicyProbe>,
     #[serde(borrow)]
     call: Option<CallProbe<'a>>,
@@ -43,8 +52,12 @@ struct Probe<'a> {
 struct PolicyProbe {
     campaign: Option<String>,
     seller: Option<String>,
+    subject: Option<String>,
+    audience: Option<String>,
+    script: Option<String>,
     purpose: Option<String>,
     method: Option<String>,
+    caller_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,10 +75,13 @@ struct Orphan {
     called: String,
     reasons: Reasons,
     sip_status: Option<u16>,
-    campaign: Option<String>,
-    seller: Option<String>,
-    purpose: Option<String>,
-    method: Option<String>,
+    /// Refused although the policy allowed it (its records could not be written then).
+    refused: bool,
+    /// The certificate name or address the call came from.
+    telemarketer: Option<String>,
+    caller_id: Option<String>,
+    caller_name: Option<String>,
+    policy: PolicyProbe,
 }
 
 /// Read the files that may hold open calls; write a record for each.
@@ -90,7 +106,13 @@ pub(crate) fn close_orphans(
         .iter()
         .filter(|p| day_of(p).is_some_and(|d| d >= newest - back))
     {
-        scan(f, &mut open, &mut closed_early)?;
+        // One unreadable file (a corrupt compressed day) must not keep callgate from taking
+        // calls: it is said, counted, and the rest is recovered.
+        if let Err(e) = scan(f, &mut open, &mut closed_early) {
+            sink.metrics().recovery_unreadable_files.inc();
+            tracing::error!(file = %f.display(), error = %e,
+                "an audit file in the crash-recovery window cannot be read: calls it left open may stay without an end record");
+        }
     }
     let n = open.len();
     let mut orphans: Vec<Orphan> = open.into_values().collect();
@@ -132,6 +154,7 @@ fn scan(
             reasons.insert(r);
         }
         let policy = p.policy.unwrap_or_default();
+        let caller_name = p.from.as_deref().and_then(display_name).map(str::to_string);
         open.insert(
             id.to_string(),
             Orphan {
@@ -146,10 +169,11 @@ fn scan(
                     .into_owned(),
                 reasons,
                 sip_status: p.sip_status,
-                campaign: policy.campaign,
-                seller: policy.seller,
-                purpose: policy.purpose,
-                method: policy.method,
+                refused: p.refused.is_some(),
+                telemarketer: p.source_cert.or(p.source).map(Cow::into_owned),
+                caller_id: policy.caller_id.clone().filter(|c| c.starts_with('+')),
+                caller_name,
+                policy,
             },
         );
     }
@@ -169,7 +193,8 @@ impl Entry for Closed {
 
     fn write(&self, out: &mut Vec<u8>) {
         let o = &self.o;
-        let rejected = !o.verdict.forwards();
+        let k = &o.policy;
+        let rejected = !o.verdict.forwards() || o.refused;
         let at = DateTime::parse_from_rfc3339(&o.ts)
             .ok()
             .map(|t| t.with_timezone(&Utc));
@@ -181,17 +206,17 @@ impl Entry for Closed {
                 _ => Direction::Outbound,
             },
             verdict: o.verdict.as_str(),
-            telemarketer: None,
-            seller: o.seller.as_deref(),
-            campaign: o.campaign.as_deref(),
-            subject: None,
-            audience: None,
-            purpose: o.purpose.as_deref(),
-            method: o.method.as_deref(),
-            script: None,
+            telemarketer: o.telemarketer.as_deref(),
+            seller: k.seller.as_deref(),
+            campaign: k.campaign.as_deref(),
+            subject: k.subject.as_deref(),
+            audience: k.audience.as_deref().and_then(crate::call::Audience::parse),
+            purpose: k.purpose.as_deref(),
+            method: k.method.as_deref(),
+            script: k.script.as_deref(),
             called: &o.called,
-            caller_id: None,
-            caller_name: None,
+            caller_id: o.caller_id.as_deref().and_then(|c| c.parse().ok()),
+            caller_name: o.caller_name.as_deref(),
             caller_id_grant: None,
             invite_at: at,
             ringing_at: None,
@@ -217,4 +242,15 @@ impl Entry for Closed {
         };
         line.write(out, self.now);
     }
+}
+
+/// The display name of a From header value (`"Acme Sales" <sip:...>`).
+fn display_name(from: &str) -> Option<&str> {
+    let (name, _) = from.split_once('<')?;
+    let name = name.trim();
+    let name = name
+        .strip_prefix('"')
+        .and_then(|n| n.strip_suffix('"'))
+        .unwrap_or(name);
+    (!name.is_empty()).then_some(name)
 }
