@@ -23,8 +23,9 @@ CALLS=${1:-5000}
 RATE=${2:-1000}
 RUNS=${3:-3}
 command -v sipp >/dev/null || { echo "sipp missing: apt-get install -y sip-tester" >&2; exit 1; }
-cargo build --release -q
-BIN=target/release/callgate
+# BIN=path measures another build (an older main, built in a worktree) the same way.
+BIN=${BIN:-target/release/callgate}
+[ "$BIN" != target/release/callgate ] || cargo build --release -q
 WORK=$(mktemp -d)
 UAS_PORT=25080; CG_PORT=25060; ADMIN_PORT=25081
 cleanup() { # also on early exit: sipp -bg and stunnel outlive the script's jobs

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# How right a call record's duration is under load: CALLS calls at RATE calls/s, each held for
+# HOLD ms by sipp (uac_hold.xml -d) between sipp's UAS and callgate; every record's
+# duration_ms is set against HOLD and the error's p50, p99 and max printed. (sipp's own timer
+# jitter is part of what is measured: the error is an upper bound of callgate's.)
+#
+#   benches/duration_error.sh [CALLS] [RATE] [HOLD_MS]     default 10,000 at 1,000/s, 1,000 ms
+#
+# Loopback only; the sipp runs are bounded by -m and timeouts. Needs sipp (sip-tester).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CALLS=${1:-10000}
+RATE=${2:-1000}
+HOLD=${3:-1000}
+command -v sipp >/dev/null || { echo "sipp missing: apt-get install -y sip-tester" >&2; exit 1; }
+BIN=${BIN:-target/release/callgate}
+[ "$BIN" != target/release/callgate ] || cargo build --release -q
+UAS=27080; CG=27060; ADMIN=27081
+WORK=$(mktemp -d)
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  pkill -f "sipp -sn uas -i 127.0.0.1 -p $UAS" || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+. benches/lib.sh
+numbers_csv "$WORK/numbers.csv"
+callgate_toml "$WORK/callgate.toml" "$WORK" $CG $UAS $ADMIN
+timeout 300 sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -bg > /dev/null 2>&1 || true
+CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/log" &
+PID=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADMIN/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
+timeout 300 sipp -sf tests/sipp/uac_hold.xml -inf "$WORK/numbers.csv" 127.0.0.1:$CG -i 127.0.0.1 \
+  -p 27061 -m "$CALLS" -r "$RATE" -d "$HOLD" -timeout 240s -nostdin > /dev/null 2>&1 || true
+kill -TERM $PID; wait $PID || true
+python3 - "$WORK/var/audit" "$HOLD" <<'PY'
+import json, os, sys
+d, hold = sys.argv[1], int(sys.argv[2])
+errs = []
+for name in sorted(os.listdir(d)):
+    if not name.endswith(".jsonl"):
+        continue
+    for line in open(os.path.join(d, name)):
+        c = json.loads(line).get("call")
+        if c and c.get("disposition") == "answered" and c.get("duration_ms") is not None:
+            errs.append(abs(c["duration_ms"] - hold))
+errs.sort()
+if not errs:
+    sys.exit("no answered call records")
+q = lambda p: errs[min(len(errs) - 1, int(p * len(errs)))]
+print(f"{len(errs)} answered calls held {hold} ms: duration error p50 {q(0.5)} ms, p99 {q(0.99)} ms, max {errs[-1]} ms")
+PY
