@@ -24,12 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 . benches/lib.sh
-numbers_csv "$WORK/numbers.csv"
-callgate_toml "$WORK/callgate.toml" "$WORK" $CG $UAS $ADMIN
-timeout 300 sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -bg > /dev/null 2>&1 || true
-CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/log" &
-PID=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADMIN/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
+behind_uas $UAS $CG $ADMIN
 timeout 300 sipp -sf tests/sipp/uac_hold.xml -inf "$WORK/numbers.csv" 127.0.0.1:$CG -i 127.0.0.1 \
   -p 27061 -m "$CALLS" -r "$RATE" -d "$HOLD" -timeout 240s -nostdin > /dev/null 2>&1 || true
 kill -TERM $PID; wait $PID || true

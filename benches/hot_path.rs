@@ -9,6 +9,8 @@
 //! internal list; lookups go through `ListSet::lookup` (prefilter, then the lists).
 //! `benches/lists.rs` measures the list structures at registry scale.
 
+#[path = "../tests/support/proxy_settings.rs"]
+mod proxy_settings;
 use bytes::Bytes;
 use callgate::audit::AuditWriter;
 use callgate::config::{Config, ListsConfig, RejectConfig};
@@ -20,8 +22,8 @@ use callgate::policy::context::CallerId;
 use callgate::policy::{Policy, PolicyState};
 use callgate::sip::metrics::SipMetrics;
 use callgate::sip::parse::Message;
-use callgate::sip::peer::{Peer, Transport};
-use callgate::sip::proxy::{Access, Proxy, ProxySettings};
+use callgate::sip::peer::Peer;
+use callgate::sip::proxy::{Access, Proxy};
 use callgate::sip::uri::Uri;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
@@ -126,22 +128,7 @@ fn fixture() -> Fixture {
         false,
     )
     .unwrap();
-    let settings = ProxySettings {
-        advertise_host: "192.0.2.10".into(),
-        advertise_port: 5060,
-        advertise_tls_port: None,
-        local_hosts: vec!["192.0.2.10".into()],
-        upstream: "127.0.0.1:9".parse().unwrap(),
-        upstream_host: "127.0.0.1".into(),
-        upstream_transport: Transport::Udp,
-        record_route: true,
-        send_100: true,
-        inbound_target: None,
-        tx_timeout: Duration::from_secs(64),
-        longest_call: Duration::from_secs(4 * 3600),
-        max_open_calls: 500_000,
-        timer_c: Duration::from_secs(180),
-    };
+    let settings = proxy_settings::settings("127.0.0.1:9".parse().unwrap(), "127.0.0.1");
     let access = Access {
         dialers: vec!["192.0.2.0/24".parse().unwrap()],
         drain_retry_after_secs: 30,

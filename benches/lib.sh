@@ -36,3 +36,16 @@ listen = "127.0.0.1:$5"
 level = "warn"
 TOML
 }
+
+# behind_uas UAS CG ADMIN: the work directory ($WORK, with its cleanup trap set by the caller)
+# gets sipp's UAS on port UAS as the carrier and callgate ($BIN) on CG in front of it, its
+# clock at 19:00 UTC today; returns when callgate is ready. Sets PID (callgate's).
+behind_uas() {
+  local uas=$1 cg=$2 admin=$3
+  numbers_csv "$WORK/numbers.csv"
+  callgate_toml "$WORK/callgate.toml" "$WORK" "$cg" "$uas" "$admin"
+  timeout 300 sipp -sn uas -i 127.0.0.1 -p "$uas" -nostdin -bg > /dev/null 2>&1 || true
+  CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/log" &
+  PID=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$admin/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
+}

@@ -21,12 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 . benches/lib.sh
-numbers_csv "$WORK/numbers.csv"
-callgate_toml "$WORK/callgate.toml" "$WORK" $CG $UAS $ADMIN
-timeout 300 sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -bg > /dev/null 2>&1 || true
-CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/log" &
-PID=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADMIN/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
+behind_uas $UAS $CG $ADMIN
 rss() { awk '/VmRSS/ {print $2}' /proc/$PID/status; }
 open_calls() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^callgate_calls_open / {print $2}'; }
 # Warm up the allocator and the maps' first growth with a few short calls.

@@ -6,11 +6,13 @@
 //!
 //! A gate that lets every call through (no policy, no audit): only the core's state counts.
 
+#[path = "../tests/support/proxy_settings.rs"]
+mod proxy_settings;
 use bytes::Bytes;
 use callgate::sip::gate::{Admission, CallGate, NewCall};
 use callgate::sip::metrics::SipMetrics;
-use callgate::sip::peer::{Outgoing, Peer, Transport};
-use callgate::sip::proxy::{Access, Proxy, ProxySettings};
+use callgate::sip::peer::{Outgoing, Peer};
+use callgate::sip::proxy::{Access, Proxy};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,22 +28,7 @@ impl CallGate for Forward {
 const OPEN: usize = 100_000;
 
 fn proxy() -> Proxy {
-    let settings = ProxySettings {
-        advertise_host: "192.0.2.10".into(),
-        advertise_port: 5060,
-        advertise_tls_port: None,
-        local_hosts: vec!["192.0.2.10".into()],
-        upstream: "127.0.0.1:9".parse().unwrap(),
-        upstream_host: "127.0.0.1".into(),
-        upstream_transport: Transport::Udp,
-        record_route: true,
-        send_100: true,
-        inbound_target: None,
-        tx_timeout: Duration::from_secs(64),
-        longest_call: Duration::from_secs(4 * 3600),
-        max_open_calls: 1_000_000,
-        timer_c: Duration::from_secs(180),
-    };
+    let settings = proxy_settings::settings("127.0.0.1:9".parse().unwrap(), "127.0.0.1");
     let access = Access {
         dialers: vec!["192.0.2.0/24".parse().unwrap()],
         drain_retry_after_secs: 30,

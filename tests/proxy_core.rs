@@ -3,16 +3,17 @@
 //! asked and told). The socket and sipp tests (`tests/proxy.rs`, `tests/sipp_e2e.rs`) keep
 //! the end-to-end view.
 
+#[path = "support/proxy_settings.rs"]
+mod proxy_settings;
 use bytes::Bytes;
 use callgate::sip::gate::{
     Admission, CallEvent, CallGate, CallKey, CallNews, EndedBy, NewCall, Rejection,
 };
 use callgate::sip::metrics::SipMetrics;
-use callgate::sip::peer::{Dest, Outgoing, Peer, Side, Transport};
-use callgate::sip::proxy::{Access, Proxy, ProxySettings};
+use callgate::sip::peer::{Dest, Outgoing, Peer, Side};
+use callgate::sip::proxy::{Access, Proxy};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 const DIALER: &str = "192.0.2.20:5062";
 const CARRIER: &str = "198.51.100.7:5060";
@@ -59,22 +60,7 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn core_with(gate: StubGate, access: Access) -> Core {
-    let settings = ProxySettings {
-        advertise_host: "192.0.2.10".into(),
-        advertise_port: 5060,
-        advertise_tls_port: None,
-        local_hosts: vec!["192.0.2.10".into()],
-        upstream: addr(CARRIER),
-        upstream_host: "198.51.100.7".into(),
-        upstream_transport: Transport::Udp,
-        record_route: true,
-        send_100: true,
-        inbound_target: None,
-        tx_timeout: Duration::from_secs(32),
-        longest_call: Duration::from_secs(4 * 3600),
-        max_open_calls: 500_000,
-        timer_c: Duration::from_secs(180),
-    };
+    let settings = proxy_settings::settings(addr(CARRIER), "198.51.100.7");
     let gate = Arc::new(gate);
     let proxy = Proxy::new(
         settings,
