@@ -155,11 +155,13 @@ impl Open {
 }
 
 impl Calls {
-    /// The heap hears of every deadline set (`f` may change the call's deadline).
+    /// `f` may move the call's deadline. Moved earlier, the heap hears of it now; moved
+    /// later, the entry already there is pushed on when it comes due (`expired`), so a call
+    /// keeps about one entry however often a provisional or a refresh moves its deadline.
     fn timed<T>(&self, key: CallKey, call: &mut Open, f: impl FnOnce(&mut Open) -> T) -> T {
         let before = call.deadline;
         let out = f(call);
-        if call.deadline != before {
+        if call.deadline < before {
             self.deadlines.push(call.deadline, key);
         }
         out
@@ -208,8 +210,9 @@ impl Calls {
             call.phase = Phase::Trying;
             call.cseq = cseq;
             call.invite = Some(Box::new(invite()));
-            call.deadline = after(Instant::now(), self.timer_c);
-            self.deadlines.push(call.deadline, key);
+            self.timed(key, &mut call, |c| {
+                c.deadline = after(Instant::now(), self.timer_c)
+            });
             return Attempt::Continues;
         }
         drop(call);
@@ -390,8 +393,12 @@ impl Calls {
     pub(super) fn expired(&self, now: Instant) -> Vec<Due> {
         let mut gone = Vec::new();
         for (_, key) in self.deadlines.due(now) {
-            let due = self.open.get(&key).is_some_and(|c| c.deadline <= now);
-            if let Some((_, c)) = due.then(|| self.open.remove(&key)).flatten() {
+            let deadline = self.open.get(&key).map(|c| c.deadline);
+            if let Some(later) = deadline.filter(|d| *d > now) {
+                self.deadlines.push(later, key); // moved later since this entry was pushed
+                continue;
+            }
+            if let Some((_, c)) = deadline.and_then(|_| self.open.remove(&key)) {
                 let event = match c.phase {
                     Phase::Challenged { status, by } => CallEvent::Failed { status, by },
                     _ => CallEvent::Ended(EndedBy::Timeout),

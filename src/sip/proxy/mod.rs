@@ -158,9 +158,11 @@ impl Proxy {
     /// section 16.8's CANCEL and 408, is appended to `out`).
     pub fn sweep(&self, out: &mut Vec<Outgoing>) {
         self.beat();
-        let open = self
-            .txns
-            .sweep(self.s.tx_timeout, |call| self.calls.unanswered(call));
+        let open = self.txns.sweep(
+            self.s.tx_timeout,
+            |call| self.calls.unanswered(call),
+            |key| self.our_branch(key),
+        );
         self.admission.sweep();
         self.metrics.transactions.set(open as i64);
         for due in self.calls.expired(Instant::now()) {

@@ -41,13 +41,10 @@ pub(super) struct Transactions {
     /// New INVITEs forwarded and not yet answered finally, by our branch: what a SIGTERM
     /// drain waits for.
     pending: DashMap<u64, Instant>,
-    /// When each transaction and pending INVITE was last (re)started: the sweep looks only at
-    /// those due. The kind tells the two maps apart.
-    started: Deadlines<(bool, u64)>,
+    /// When each transaction was last (re)started: the sweep looks only at those due (and at
+    /// the pending entry of a new INVITE's transaction with it).
+    started: Deadlines<u64>,
 }
-
-const TX: bool = false;
-const PENDING: bool = true;
 
 impl Transactions {
     /// A copy of the transaction's state: no map lock is held while the caller forwards.
@@ -57,14 +54,13 @@ impl Transactions {
 
     pub(super) fn remember(&self, key: u64, phase: TxPhase) {
         let created = Instant::now();
-        self.started.push(created, (TX, key));
+        self.started.push(created, key);
         self.txns.insert(key, Tx { created, phase });
     }
 
+    /// A new INVITE went out with our `branch`; its transaction was remembered just before.
     pub(super) fn invite_forwarded(&self, branch: u64) {
-        let now = Instant::now();
-        self.started.push(now, (PENDING, branch));
-        self.pending.insert(branch, now);
+        self.pending.insert(branch, Instant::now());
     }
 
     /// A final response to a forwarded new INVITE.
@@ -78,24 +74,28 @@ impl Transactions {
 
     /// Forget what is older than `timeout`, except the INVITEs of calls `unanswered` still
     /// says are waiting (they last until their final response or Timer C, RFC 3261 section
-    /// 16.10); returns the transactions still open.
-    pub(super) fn sweep(&self, timeout: Duration, unanswered: impl Fn(CallKey) -> bool) -> usize {
+    /// 16.10); a drain stops waiting for an INVITE (our branch: `branch_of` its key) as old.
+    /// Returns the transactions still open.
+    pub(super) fn sweep(
+        &self,
+        timeout: Duration,
+        unanswered: impl Fn(CallKey) -> bool,
+        branch_of: impl Fn(u64) -> u64,
+    ) -> usize {
         let now = Instant::now();
         let Some(horizon) = now.checked_sub(timeout) else {
             return self.txns.len();
         };
-        for (started, (pending, key)) in self.started.due(horizon) {
-            if pending {
-                self.pending.remove_if(&key, |_, t| *t == started);
-                continue;
-            }
+        for (started, key) in self.started.due(horizon) {
+            self.pending
+                .remove_if(&branch_of(key), |_, t| *t <= horizon);
             let waiting = |tx: &Tx| matches!(tx.phase, TxPhase::Forwarded { call: Some(c), .. } if unanswered(c));
             match self.txns.get_mut(&key) {
                 // Restarted since: its newer entry comes due later.
                 Some(tx) if tx.created != started => {}
                 Some(mut tx) if waiting(&tx) => {
                     tx.created = now;
-                    self.started.push(now, (TX, key));
+                    self.started.push(now, key);
                 }
                 Some(tx) => {
                     drop(tx);
