@@ -54,6 +54,6 @@ for run in $(seq 1 "$RUNS"); do
     sleep 0.05
   done
   end=$(date +%s.%N)
-  echo "run $run: $RECORDS records in the window: bound and answering after $(python3 -c "print(f'{$end - $start:.2f}')") s (calls left open: $(grep -o 'calls=[0-9]*' "$WORK/log" | head -1))"
+  echo "run $run: $RECORDS records in the window: bound and answering after $(python3 -c "print(f'{$end - $start:.2f}')") s ($(sed 's/\x1b\[[0-9;]*m//g' "$WORK/log" | grep -o 'calls=[0-9]*' | head -1) left open, recorded at this start)"
   kill -TERM $PID; wait $PID || true
 done
