@@ -101,83 +101,164 @@ pub(crate) fn close_orphans(
         return Ok(0);
     };
     let back = chrono::Duration::days(longest_call.as_secs().div_ceil(86_400) as i64 + 1);
-    let (mut open, mut closed_early) = (HashMap::new(), HashSet::new());
-    for f in files
+    let window: Vec<&Path> = files
         .iter()
         .filter(|p| day_of(p).is_some_and(|d| d >= newest - back))
-    {
+        .map(|p| p.as_path())
+        .collect();
+    let mut seen = Seen::default();
+    for (i, f) in window.iter().enumerate() {
         // One unreadable file (a corrupt compressed day) must not keep callgate from taking
         // calls: it is said, counted, and the rest is recovered.
-        if let Err(e) = scan(f, &mut open, &mut closed_early) {
-            sink.metrics().recovery_unreadable_files.inc();
-            tracing::error!(file = %f.display(), error = %e,
-                "an audit file in the crash-recovery window cannot be read: calls it left open may stay without an end record");
+        if let Err(e) = seen.scan(i, f) {
+            unreadable(sink, f, &e);
         }
     }
-    let n = open.len();
-    let mut orphans: Vec<Orphan> = open.into_values().collect();
+    let mut orphans = Vec::with_capacity(seen.open.len());
+    for (i, f) in window.iter().enumerate() {
+        if let Err(e) = seen.read_orphans(i, f, &mut orphans) {
+            unreadable(sink, f, &e);
+        }
+    }
     orphans.sort_by(|a, b| a.ts.cmp(&b.ts));
+    let n = orphans.len();
     for o in orphans {
         sink.entry(Box::new(Closed { o, now }));
     }
     Ok(n)
 }
 
-fn scan(
-    path: &Path,
-    open: &mut HashMap<String, Orphan>,
-    closed_early: &mut HashSet<String>,
-) -> std::io::Result<()> {
-    let file = crate::audit::chain::open_lines(path)?;
-    for line in file.split(b'\n') {
-        let line = line?;
-        let Ok(p) = serde_json::from_slice::<Probe>(&line) else {
-            continue; // a seal, an admin line of another shape, a torn tail
-        };
-        if let Some(c) = p.call {
-            // A call line written before its decision's (older versions wrote a rejected
-            // call's so) closes the decision that follows.
-            if open.remove(&*c.decision).is_none() {
-                closed_early.insert(c.decision.into_owned());
-            }
-            continue;
-        }
-        let (Some(id), Some(verdict)) = (p.id, p.verdict.as_deref().and_then(Verdict::parse))
-        else {
-            continue;
-        };
-        if closed_early.remove(&*id) {
-            continue;
-        }
-        let mut reasons = Reasons::default();
-        for r in p.reasons.iter().filter_map(|r| Reason::from_code(r)) {
-            reasons.insert(r);
-        }
-        let policy = p.policy.unwrap_or_default();
-        let caller_name = p.from.as_deref().and_then(display_name).map(str::to_string);
-        open.insert(
-            id.to_string(),
-            Orphan {
-                id: id.into_owned(),
-                ts: p.ts.unwrap_or_default().into_owned(),
-                verdict,
-                call_id: p.call_id.unwrap_or_default().into_owned(),
-                called: p
-                    .called_e164
-                    .or(p.called_raw)
-                    .unwrap_or_default()
-                    .into_owned(),
-                reasons,
-                sip_status: p.sip_status,
-                refused: p.refused.is_some(),
-                telemarketer: p.source_cert.or(p.source).map(Cow::into_owned),
-                caller_id: policy.caller_id.clone().filter(|c| c.starts_with('+')),
-                caller_name,
-                policy,
-            },
-        );
+fn unreadable(sink: &AuditSink, f: &Path, e: &std::io::Error) {
+    sink.metrics().recovery_unreadable_files.inc();
+    tracing::error!(file = %f.display(), error = %e,
+        "an audit file in the crash-recovery window cannot be read: calls it left open may stay without an end record");
+}
+
+/// The decisions seen without their call record so far: where each line is (the file's
+/// place in the window, the line's number). A first pass reads only the ids of decision and
+/// call lines (no JSON parse: the window may hold millions of lines); the few decisions left
+/// open are read whole in a second.
+#[derive(Default)]
+struct Seen {
+    open: HashMap<String, (usize, u64)>,
+    /// Call lines written before their decision's (older versions wrote a rejected call's
+    /// so): the decision that follows is closed.
+    closed_early: HashSet<String>,
+}
+
+/// What a log line is, read from its first bytes.
+enum Shape<'a> {
+    Decision(&'a str),
+    Call(&'a str),
+    Other,
+}
+
+/// A decision line starts with its id; a call line with its time and its decision's id (as
+/// `audit::write_record` and `records::line` write them). Anything else, or an id that would
+/// need unescaping, is read as JSON.
+fn shape(line: &[u8]) -> Shape<'_> {
+    fn id(rest: &[u8]) -> Option<&str> {
+        let end = rest.iter().position(|c| *c == b'"')?;
+        let id = &rest[..end];
+        (!id.contains(&b'\\')).then(|| std::str::from_utf8(id).ok())?
     }
-    Ok(())
+    const CALL: &[u8] = b"\",\"call\":{\"decision\":\"";
+    if let Some(rest) = line.strip_prefix(b"{\"id\":\"") {
+        return id(rest).map_or(Shape::Other, Shape::Decision);
+    }
+    if line.starts_with(b"{\"ts\":\"") {
+        let head = &line[..line.len().min(96)];
+        if let Some(at) = head.windows(CALL.len()).position(|w| w == CALL) {
+            return id(&line[at + CALL.len()..]).map_or(Shape::Other, Shape::Call);
+        }
+    }
+    Shape::Other
+}
+
+impl Seen {
+    fn scan(&mut self, file: usize, path: &Path) -> std::io::Result<()> {
+        let lines = crate::audit::chain::open_lines(path)?;
+        for (n, line) in lines.split(b'\n').enumerate() {
+            let line = line?;
+            match shape(&line) {
+                Shape::Decision(id) => self.decision(id, (file, n as u64)),
+                Shape::Call(id) => self.call(id),
+                Shape::Other => match serde_json::from_slice::<Probe>(&line) {
+                    Ok(Probe { call: Some(c), .. }) => self.call(&c.decision),
+                    Ok(Probe {
+                        id: Some(id),
+                        verdict: Some(_),
+                        ..
+                    }) => self.decision(&id, (file, n as u64)),
+                    _ => {} // a seal, an admin line, a torn tail
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn decision(&mut self, id: &str, at: (usize, u64)) {
+        if !self.closed_early.remove(id) {
+            self.open.insert(id.to_string(), at);
+        }
+    }
+
+    fn call(&mut self, decision: &str) {
+        if self.open.remove(decision).is_none() {
+            self.closed_early.insert(decision.to_string());
+        }
+    }
+
+    /// The decisions of `file` still open, read whole.
+    fn read_orphans(&self, file: usize, path: &Path, out: &mut Vec<Orphan>) -> std::io::Result<()> {
+        let wanted: HashSet<u64> = self
+            .open
+            .values()
+            .filter(|(f, _)| *f == file)
+            .map(|(_, n)| *n)
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let lines = crate::audit::chain::open_lines(path)?;
+        for (n, line) in lines.split(b'\n').enumerate() {
+            let line = line?;
+            if wanted.contains(&(n as u64)) {
+                out.extend(serde_json::from_slice::<Probe>(&line).ok().and_then(orphan));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A decision line, as the orphan it is.
+fn orphan(p: Probe<'_>) -> Option<Orphan> {
+    let id = p.id?;
+    let verdict = p.verdict.as_deref().and_then(Verdict::parse)?;
+    let mut reasons = Reasons::default();
+    for r in p.reasons.iter().filter_map(|r| Reason::from_code(r)) {
+        reasons.insert(r);
+    }
+    let policy = p.policy.unwrap_or_default();
+    let caller_name = p.from.as_deref().and_then(display_name).map(str::to_string);
+    Some(Orphan {
+        id: id.into_owned(),
+        ts: p.ts.unwrap_or_default().into_owned(),
+        verdict,
+        call_id: p.call_id.unwrap_or_default().into_owned(),
+        called: p
+            .called_e164
+            .or(p.called_raw)
+            .unwrap_or_default()
+            .into_owned(),
+        reasons,
+        sip_status: p.sip_status,
+        refused: p.refused.is_some(),
+        telemarketer: p.source_cert.or(p.source).map(Cow::into_owned),
+        caller_id: policy.caller_id.clone().filter(|c| c.starts_with('+')),
+        caller_name,
+        policy,
+    })
 }
 
 /// The record recovery writes for one orphan.
@@ -253,4 +334,26 @@ fn display_name(from: &str) -> Option<&str> {
         .and_then(|n| n.strip_suffix('"'))
         .unwrap_or(name);
     (!name.is_empty()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{shape, Shape};
+
+    #[test]
+    fn decision_and_call_lines_are_told_by_their_first_bytes() {
+        let decision = br#"{"id":"18f2a-7","ts":"2026-12-06T19:00:00.123Z","call_id":"c1","verdict":"allowed"}"#;
+        assert!(matches!(shape(decision), Shape::Decision("18f2a-7")));
+        let call =
+            br#"{"ts":"2026-12-06T19:00:01.456Z","call":{"decision":"18f2a-7","call_id":"c1"}}"#;
+        assert!(matches!(shape(call), Shape::Call("18f2a-7")));
+        for other in [
+            &br#"{"seal":{"records":2}}"#[..],
+            br#"{"id":"needs\"unescaping","verdict":"allowed"}"#,
+            br#"{"ts":"2026-12-06T19:00:01.456Z","admin":{"action":"reload"}}"#,
+            b"{\"id\":\"torn",
+        ] {
+            assert!(matches!(shape(other), Shape::Other));
+        }
+    }
 }
