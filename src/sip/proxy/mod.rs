@@ -420,7 +420,6 @@ impl Proxy {
     /// The same call's INVITE on another branch while it is in progress (RFC 3261 section
     /// 8.2.2.2): 482, so that one call never has two decisions nor replaces its own record.
     fn refuse_merged(&self, r: &Req<'_>, out: &mut Vec<Outgoing>) {
-        self.metrics.dropped("merged_invite_refused");
         self.respond(r.msg(), 482, r.src, &[], out)
     }
 

@@ -201,7 +201,6 @@ impl Proxy {
                 self.relay_in_tx(&r, dest, false, out);
             }
         }
-        self.metrics.dropped("timer_c_expired");
         self.respond(&invite, 408, t.from, &[], out);
     }
 
