@@ -12,18 +12,11 @@ cd "$(dirname "$0")/.."
 CALLS=${1:-10000}
 RATE=${2:-1000}
 HOLD=${3:-1000}
-command -v sipp >/dev/null || { echo "sipp missing: apt-get install -y sip-tester" >&2; exit 1; }
-BIN=${BIN:-target/release/callgate}
-[ "$BIN" != target/release/callgate ] || cargo build --release -q
-UAS=27080; CG=27060; ADMIN=27081
-WORK=$(mktemp -d)
-cleanup() {
-  kill $(jobs -p) 2>/dev/null || true
-  pkill -f "sipp -sn uas -i 127.0.0.1 -p $UAS" || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 . benches/lib.sh
+need sipp sip-tester
+release_bin
+UAS=27080; CG=27060; ADMIN=27081
+uas_work $UAS
 behind_uas $UAS $CG $ADMIN
 timeout 300 sipp -sf tests/sipp/uac_hold.xml -inf "$WORK/numbers.csv" 127.0.0.1:$CG -i 127.0.0.1 \
   -p 27061 -m "$CALLS" -r "$RATE" -d "$HOLD" -timeout 240s -nostdin > /dev/null 2>&1 || true

@@ -14,18 +14,12 @@ cd "$(dirname "$0")/.."
 BIN=${1:-target/release/callgate}
 A=${2:-500}
 B=${3:-1500}
-command -v valgrind >/dev/null || { echo "valgrind missing: apt-get install -y valgrind" >&2; exit 1; }
-command -v sipp >/dev/null || { echo "sipp missing: apt-get install -y sip-tester" >&2; exit 1; }
-[ "$BIN" != target/release/callgate ] || cargo build --release -q
-UAS=27080; CG=27060; ADMIN=27081
-WORK=$(mktemp -d)
-cleanup() {
-  kill $(jobs -p) 2>/dev/null || true
-  pkill -f "sipp -sn uas -i 127.0.0.1 -p $UAS" || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 . benches/lib.sh
+need valgrind valgrind
+need sipp sip-tester
+release_bin
+UAS=27080; CG=27060; ADMIN=27081
+uas_work $UAS
 numbers_csv "$WORK/numbers.csv"
 timeout 900 sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -bg > /dev/null 2>&1 || true
 

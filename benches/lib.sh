@@ -1,6 +1,23 @@
 # Shared by the benchmark scripts (source it): the called numbers sipp dials and the plain
 # callgate configuration they run.
 
+# need TOOL PACKAGE: stop, naming the Debian package, when TOOL is not installed.
+need() { command -v "$1" >/dev/null || { echo "$1 missing: apt-get install -y $2" >&2; exit 1; }; }
+
+# release_bin: BIN, by default the release build (built first; BIN=path measures another).
+release_bin() {
+  BIN=${BIN:-target/release/callgate}
+  [ "$BIN" != target/release/callgate ] || cargo build --release -q
+}
+
+# uas_work UAS_PORT: a scratch directory (WORK) that is removed at exit, with every job the
+# script started and sipp's UAS on UAS_PORT.
+uas_work() {
+  WORK_UAS=$1
+  WORK=$(mktemp -d)
+  trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "sipp -sn uas -i 127.0.0.1 -p $WORK_UAS" || true; rm -rf "$WORK"' EXIT
+}
+
 # numbers_csv FILE: sipp's -inf file, 2,000 numbers none of the sample lists holds.
 numbers_csv() {
   python3 - "$1" <<'PY'

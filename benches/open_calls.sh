@@ -9,18 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CALLS=${1:-5000}
-command -v sipp >/dev/null || { echo "sipp missing: apt-get install -y sip-tester" >&2; exit 1; }
-BIN=${BIN:-target/release/callgate}
-[ "$BIN" != target/release/callgate ] || cargo build --release -q
-UAS=28080; CG=28060; ADMIN=28081
-WORK=$(mktemp -d)
-cleanup() {
-  kill $(jobs -p) 2>/dev/null || true
-  pkill -f "sipp -sn uas -i 127.0.0.1 -p $UAS" || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 . benches/lib.sh
+need sipp sip-tester
+release_bin
+UAS=28080; CG=28060; ADMIN=28081
+uas_work $UAS
 behind_uas $UAS $CG $ADMIN
 rss() { awk '/VmRSS/ {print $2}' /proc/$PID/status; }
 open_calls() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^callgate_calls_open / {print $2}'; }

@@ -23,6 +23,7 @@ use crate::sip::gate::{Admission, CallEvent, CallGate, CallNews, NewCall};
 use crate::sip::peer::Side;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
+use reject::Unrecordable;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -153,7 +154,11 @@ impl CallGate for Compliance {
                 .backlog_refusals
                 .with_label_values(&["full"])
                 .inc();
-            return Admission::Reject(reject::unrecordable(None, &self.host, "records_backlog"));
+            return Admission::Reject(reject::unrecordable(
+                None,
+                &self.host,
+                Unrecordable::Backlog,
+            ));
         }
         let rules = self.rules.load();
         let (called, called_span) = extract::called_number(&self.normalizer, call);
@@ -168,12 +173,12 @@ impl CallGate for Compliance {
         // A rejected call ends here: its record follows its decision's in the log.
         let (admission, ended) = if let Some(why) = unrecordable {
             match why {
-                "records_backlog" => self
+                Unrecordable::Backlog => self
                     .metrics
                     .backlog_refusals
                     .with_label_values(&["behind"])
                     .inc(),
-                _ => self.metrics.unrecordable_refusals.inc(),
+                Unrecordable::Unwritable => self.metrics.unrecordable_refusals.inc(),
             }
             let id = self.audit.decision_id(seq);
             let r = reject::unrecordable(Some(&id), &self.host, why);
@@ -196,7 +201,7 @@ impl CallGate for Compliance {
             ts,
             latency,
             sip_status: ended.as_ref().and_then(|e| e.sip_status),
-            refused: unrecordable,
+            refused: unrecordable.map(Unrecordable::code),
         };
         record::submit(&self.audit, call, decision, outcome);
         match ended {
@@ -233,9 +238,9 @@ impl CallGate for Compliance {
 impl Compliance {
     /// A marketing call the policy lets through is refused while its records cannot be
     /// written, or are queued faster than the writer keeps up (`audit.on_write_error =
-    /// "reject"`): the reason code it is refused with. Emergency, informational and inbound
+    /// "reject"`): why it is refused. Emergency, informational and inbound
     /// calls still go.
-    fn refuses_unrecorded(&self, d: &Decision, backlog: Backlog) -> Option<&'static str> {
+    fn refuses_unrecorded(&self, d: &Decision, backlog: Backlog) -> Option<Unrecordable> {
         let marketing = d
             .context
             .as_ref()
@@ -247,9 +252,9 @@ impl Compliance {
             return None;
         }
         if !self.audit.writable() {
-            Some("records_unwritable")
+            Some(Unrecordable::Unwritable)
         } else if backlog != Backlog::Clear {
-            Some("records_backlog")
+            Some(Unrecordable::Backlog)
         } else {
             None
         }

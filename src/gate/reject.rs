@@ -55,15 +55,36 @@ pub(super) fn rejection(
 /// Seconds a dialer is asked to wait when callgate cannot write records.
 const UNRECORDABLE_RETRY_SECS: &[u8] = b"5";
 
-/// 503 for a call callgate would forward but cannot record now (`records_unwritable`: the
-/// audit log cannot be written; `records_backlog`: the writer is behind): the dialer retries
-/// later or elsewhere. `decision_id` is absent when the call was refused before a decision.
-pub(super) fn unrecordable(decision_id: Option<&str>, host: &str, why: &str) -> Rejection {
-    let text = match why {
-        "records_backlog" => "call records are queued faster than they can be written",
-        _ => "call records cannot be written",
-    };
-    let warning = format!("399 {host} \"{why}: {text}\"");
+/// Why a call callgate would forward cannot be recorded now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Unrecordable {
+    /// The audit log cannot be written (disk full, I/O error).
+    Unwritable,
+    /// The audit writer is behind (`audit.queue_capacity` lines waiting).
+    Backlog,
+}
+
+impl Unrecordable {
+    /// The code in the `Warning` and in the decision record's `refused`.
+    pub(super) fn code(self) -> &'static str {
+        match self {
+            Unrecordable::Unwritable => "records_unwritable",
+            Unrecordable::Backlog => "records_backlog",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Unrecordable::Unwritable => "call records cannot be written",
+            Unrecordable::Backlog => "call records are queued faster than they can be written",
+        }
+    }
+}
+
+/// 503 for a call callgate would forward but cannot record now: the dialer retries later or
+/// elsewhere. `decision_id` is absent when the call was refused before a decision.
+pub(super) fn unrecordable(decision_id: Option<&str>, host: &str, why: Unrecordable) -> Rejection {
+    let warning = format!("399 {host} \"{}: {}\"", why.code(), why.text());
     let mut headers = vec![
         ("Warning", warning.into_bytes()),
         ("Retry-After", UNRECORDABLE_RETRY_SECS.to_vec()),

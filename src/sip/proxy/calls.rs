@@ -91,6 +91,9 @@ pub(super) enum Attempt {
     Merged,
 }
 
+/// An open call found for a message: its key, its entry, whether the sender is its caller.
+type Found<'a> = (CallKey, RefMut<'a, CallKey, Open>, bool);
+
 pub(super) struct Calls {
     open: DashMap<CallKey, Open>,
     /// Every deadline set, earliest first (an entry is stale once its call's deadline moved).
@@ -248,16 +251,16 @@ impl Calls {
     }
 
     /// The open call a message belongs to, `sender` being the side that sent the request (for
-    /// a response: the side it goes back to). The caller's own requests carry the caller's
-    /// tag in From; the other side's carry it in To.
-    fn find(&self, msg: &Message, sender: Side) -> Option<(CallKey, RefMut<'_, CallKey, Open>)> {
+    /// a response: the side it goes back to), and whether the sender is the caller. The
+    /// caller's own requests carry the caller's tag in From; the other side's carry it in To.
+    fn find(&self, msg: &Message, sender: Side) -> Option<Found<'_>> {
         let id = hash_bytes(msg.call_id());
         let from = CallKey::mixed(id, msg.tag(HeaderName::From).unwrap_or(b""), sender);
         if let Some(call) = self.open.get_mut(&from) {
-            return Some((from, call));
+            return Some((from, call, true));
         }
         let to = CallKey::mixed(id, msg.tag(HeaderName::To)?, other(sender));
-        self.open.get_mut(&to).map(|call| (to, call))
+        self.open.get_mut(&to).map(|call| (to, call, false))
     }
 
     /// A response that came from `responder`: to the call's INVITE (progress, answer, failure,
@@ -273,7 +276,7 @@ impl Calls {
             return None;
         }
         let sender = other(responder);
-        let (key, mut call) = self.find(msg, sender)?;
+        let (key, mut call, _) = self.find(msg, sender)?;
         if call.phase == Phase::Answered {
             if !(200..300).contains(&code) || !call.in_dialog(msg) {
                 return None; // a refused refresh or REFER changes nothing
@@ -366,9 +369,8 @@ impl Calls {
         if !matches!(method, Method::Bye | Method::Refer) {
             return None; // other methods cost no Call-ID hash
         }
-        let (key, mut call) = self.find(msg, side)?;
+        let (key, mut call, callers) = self.find(msg, side)?;
         if call.phase != Phase::Answered {
-            let callers = key == Calls::key_of_new(msg, side);
             return match method {
                 Method::Bye if callers => self.cancel(&mut call, side).map(|e| (key, e)),
                 _ => None,

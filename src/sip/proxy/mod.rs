@@ -348,7 +348,10 @@ impl Proxy {
             let secs = self.admission.access().drain_retry_after_secs.to_string();
             return self.respond_503(r, secs.as_bytes(), out);
         }
-        if self.calls.len() >= self.s.max_open_calls {
+        // The open-calls gauge is exact (inc at open, dec at the one end told): read it rather
+        // than count the map, which would lock every shard per new call.
+        let open = usize::try_from(self.metrics.calls_open.get()).unwrap_or(0);
+        if open >= self.s.max_open_calls {
             return self.refuse_past_max_open(r, out);
         }
         if self.at_capacity.swap(false, Ordering::Relaxed) {
