@@ -13,6 +13,9 @@ use crate::sip::proxy::{Access, Proxy};
 use std::sync::Arc;
 
 /// Shared by the SIP thread and the admin API.
+/// How long the SIP loop may go without turning before callgate is not alive.
+pub const SIP_LOOP_STALL: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct App {
     pub cfg: Config,
     pub proxy: Arc<Proxy>,
@@ -228,6 +231,20 @@ impl App {
                 .set(policy.list_fresh(l, now) as i64);
         }
         m.optouts_entries.set(self.lists.optouts.len() as i64);
+    }
+
+    /// Why the SIP loop is not alive, if it is not: it turns (sweeps) at least once a second,
+    /// and one that has not turned for [`SIP_LOOP_STALL`] has stopped (a panic, a blocked
+    /// thread), whatever else still answers. `/healthz` and the systemd watchdog both ask this.
+    pub fn sip_loop_stalled(&self) -> Option<String> {
+        let idle = self.proxy.since_last_turn();
+        (idle > SIP_LOOP_STALL).then(|| {
+            format!(
+                "the SIP loop has not turned for {} ms (limit {} ms): calls are not being handled",
+                idle.as_millis(),
+                SIP_LOOP_STALL.as_millis()
+            )
+        })
     }
 
     /// Log once, loudly, when marketing calls will fail closed (or open) because of the lists.

@@ -112,31 +112,15 @@ pub(crate) fn lists_json(app: &App) -> Value {
     })
 }
 
-/// The SIP loop turns (sweeps) every second; one that has not turned for this long has
-/// stopped (a panic, a blocked thread) and callgate is not alive, whatever else still answers.
-const SIP_LOOP_STALL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Why the SIP loop is not alive, if it is not.
-fn sip_loop_stalled(app: &App) -> Option<String> {
-    let idle = app.proxy.since_last_turn();
-    (idle > SIP_LOOP_STALL).then(|| {
-        format!(
-            "the SIP loop has not turned for {} ms (limit {} ms): calls are not being handled",
-            idle.as_millis(),
-            SIP_LOOP_STALL.as_millis()
-        )
-    })
-}
-
 async fn healthz(State(app): State<Arc<App>>) -> Response {
-    match sip_loop_stalled(&app) {
+    match app.sip_loop_stalled() {
         None => "ok\n".into_response(),
         Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let stalled = sip_loop_stalled(&app);
+    let stalled = app.sip_loop_stalled();
     let lists = app.lists.current();
     let now = app.clock.now();
     let live = app.gate.rules();

@@ -1,0 +1,119 @@
+//! `callgate records find|export|prune`: call records (TSR 310.5(a)(2)) in the audit log.
+
+use super::select::{is_csv, Selection};
+use super::{load_config, Common};
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub(crate) enum RecordsCmd {
+    /// Every call to a number (--number), one line each: when, how it ended, for how long,
+    /// under which decision.
+    Find(RecordsArgs),
+    /// The call records that match, as CSV (one column per field; the README maps each TSR
+    /// 310.5(a)(2) item to its column) or JSON lines, to standard output.
+    Export(RecordsArgs),
+    /// Ask the running callgate (its admin API, from the configuration) to remove the audit
+    /// files past records.retention_days; the removal is an admin record naming each file and
+    /// its final hash. Prints what was (or, with --dry-run, would be) removed.
+    Prune {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RecordsArgs {
+    #[command(flatten)]
+    sel: Selection,
+    /// answered, busy, no_answer, cancelled, rejected, failed, transferred, abandoned, unknown.
+    #[arg(long)]
+    disposition: Option<String>,
+    /// csv or json (export only).
+    #[arg(long, default_value = "csv")]
+    format: String,
+}
+
+/// `callgate records find|export`: call records by a scan of the log.
+pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
+    use callgate::records::export;
+    let (find, args) = match cmd {
+        RecordsCmd::Find(a) => (true, a),
+        RecordsCmd::Export(a) => (false, a),
+        RecordsCmd::Prune { common, dry_run } => return prune_cmd(&common, dry_run),
+    };
+    anyhow::ensure!(
+        !find || args.sel.number.is_some(),
+        "records find: --number is required (export takes any selection)"
+    );
+    let csv = is_csv(&args.format)?;
+    let disposition = args
+        .disposition
+        .map(|d| {
+            callgate::records::Disposition::parse(&d).ok_or_else(|| {
+                let all = callgate::records::Disposition::ALL.map(|d| d.as_str());
+                anyhow::anyhow!("--disposition `{d}`: expected one of {}", all.join(", "))
+            })
+        })
+        .transpose()?;
+    let s = args.sel.read()?;
+    let filter = export::CallFilter {
+        from: s.from,
+        to: s.to,
+        number: s.number,
+        campaign: s.campaign,
+        disposition,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let n = if find {
+        export::scan(&s.files, &filter, |c| {
+            use std::io::Write;
+            writeln!(out, "{}", export::summary(c))
+        })?
+    } else {
+        export::export(&s.files, &filter, csv, &mut out)?
+    };
+    std::io::Write::flush(&mut out)?;
+    eprintln!("{n} calls");
+    Ok(())
+}
+
+/// `callgate records prune`: one request to the running instance's admin API (the prune must
+/// be written into the chain by the writer that owns it).
+fn prune_cmd(common: &Common, dry_run: bool) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let cfg = load_config(common)?.cfg;
+    anyhow::ensure!(
+        cfg.admin.tls_cert.is_none(),
+        "the admin API is HTTPS here: POST https://{}/v1/records/prune with curl and your certificate",
+        cfg.admin.listen
+    );
+    let mut addr = cfg.admin.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let body = format!("{{\"dry_run\":{dry_run}}}");
+    let auth = cfg
+        .admin_token()
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let mut s = std::net::TcpStream::connect(addr)
+        .map_err(|e| anyhow::anyhow!("{addr}: cannot reach callgate's admin API: {e}"))?;
+    write!(
+        s,
+        "POST /v1/records/prune HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    let (head, json) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    println!("{json}");
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.1 200"),
+        "{}",
+        head.lines().next().unwrap_or("")
+    );
+    Ok(())
+}
