@@ -215,6 +215,10 @@ impl App {
                 m.list_age_seconds
                     .with_label_values(&[id])
                     .set(age.num_milliseconds() as f64 / 1000.0);
+                let limit = self.gate.rules().policy.max_age_days(l);
+                m.list_max_age_seconds
+                    .with_label_values(&[id])
+                    .set(i64::from(limit) * 86_400);
             }
         }
         for u in &lists.unavailable {
@@ -231,6 +235,33 @@ impl App {
                 .set(policy.list_fresh(l, now) as i64);
         }
         m.optouts_entries.set(self.lists.optouts.len() as i64);
+        m.ready.set(self.not_ready().is_none() as i64);
+    }
+
+    /// Why callgate is not ready (`/readyz` 503, `callgate_ready` 0), if it is not: the SIP
+    /// loop stalled, the national list missing or past its age, a list unavailable or stale.
+    pub fn not_ready(&self) -> Option<String> {
+        if let Some(stalled) = self.sip_loop_stalled() {
+            return Some(stalled);
+        }
+        let lists = self.lists.current();
+        let now = self.clock.now();
+        let live = self.gate.rules();
+        let policy = &live.policy;
+        let (fresh, _, why) = policy.national_status(&lists, now);
+        if !fresh {
+            return Some(why.to_string());
+        }
+        if !lists.unavailable.is_empty() {
+            return Some("a configured list is unavailable".to_string());
+        }
+        let stale: Vec<&str> = lists
+            .lists
+            .iter()
+            .filter(|l| !policy.list_fresh(l, now))
+            .map(|l| &*l.meta.id.0)
+            .collect();
+        (!stale.is_empty()).then(|| format!("stale lists: {}", stale.join(", ")))
     }
 
     /// Why the SIP loop is not alive, if it is not: it turns (sweeps) at least once a second,

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub prefilter_memory: IntGauge,
     pub list_age_seconds: GaugeVec,
     pub list_fresh: IntGaugeVec,
+    pub list_max_age_seconds: IntGaugeVec,
+    pub ready: IntGauge,
     pub list_sample: IntGaugeVec,
     pub list_unavailable: IntGaugeVec,
     pub list_generation: IntGauge,
@@ -139,7 +141,7 @@ impl Metrics {
         r.register(Box::new(abandonment_ratio.clone()))
             .expect("register");
 
-        Metrics {
+        let m = Metrics {
             abandonment_ratio,
             decision_handles,
             reason_handles,
@@ -149,6 +151,8 @@ impl Metrics {
             prefilter_memory: gauge(&r, "callgate_list_prefilter_memory_bytes", "Bytes held by the prefilter in front of all lists (bloom filter and block masks)."),
             list_age_seconds,
             list_fresh: gauge_vec(&r, "callgate_list_fresh", "1 when a list with a download date is within its age limit.", &["list"]),
+            list_max_age_seconds: gauge_vec(&r, "callgate_list_max_age_seconds", "The age limit of each list with a download date (the national list: at most 31 days); compare with callgate_list_age_seconds.", &["list"]),
+            ready: gauge(&r, "callgate_ready", "1 when callgate is ready (GET /readyz answers 200): the SIP loop turns and every list is loaded and within its age limit."),
             list_sample: gauge_vec(&r, "callgate_list_sample_data", "1 when a list is shipped sample data.", &["list"]),
             list_unavailable: gauge_vec(
                 &r,
@@ -185,6 +189,23 @@ impl Metrics {
             optouts_added: counter(&r, "callgate_optouts_added_total", "Opt-outs added through the API."),
             optouts_entries: gauge(&r, "callgate_optouts", "Numbers in the opt-out journal."),
             registry: r,
+        };
+        m.show_known_labels();
+        m
+    }
+
+    /// Counters whose label values are known in advance are shown at 0 from the start, so an
+    /// alert on `increase(...)` sees the first event and a dashboard shows a flat line rather
+    /// than "no data".
+    fn show_known_labels(&self) {
+        for result in ["ok", "partial", "error"] {
+            self.list_reloads.with_label_values(&[result]);
+        }
+        for result in ["ok", "error"] {
+            self.config_reloads.with_label_values(&[result]);
+        }
+        for level in ["behind", "full"] {
+            self.backlog_refusals.with_label_values(&[level]);
         }
     }
 

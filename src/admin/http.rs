@@ -120,36 +120,15 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let stalled = app.sip_loop_stalled();
-    let lists = app.lists.current();
-    let now = app.clock.now();
-    let live = app.gate.rules();
-    let policy = &live.policy;
-    let (fresh, _, why) = policy.national_status(&lists, now);
-    let stale: Vec<&str> = lists
-        .lists
-        .iter()
-        .filter(|l| !policy.list_fresh(l, now))
-        .map(|l| &*l.meta.id.0)
-        .collect();
-    let ready = stalled.is_none() && fresh && lists.unavailable.is_empty() && stale.is_empty();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let why = app.not_ready();
+    let status = match why {
+        None => StatusCode::OK,
+        Some(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     let mut body = lists_json(&app);
-    body["ready"] = json!(ready);
-    if !ready {
-        body["why"] = json!(if let Some(stalled) = stalled {
-            stalled
-        } else if !fresh {
-            why.to_string()
-        } else if !lists.unavailable.is_empty() {
-            "a configured list is unavailable".to_string()
-        } else {
-            format!("stale lists: {}", stale.join(", "))
-        });
+    body["ready"] = json!(why.is_none());
+    if let Some(why) = why {
+        body["why"] = json!(why);
     }
     (status, Json(body))
 }

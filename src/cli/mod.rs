@@ -4,6 +4,7 @@
 mod audit;
 mod check;
 mod config;
+mod docs;
 mod lists;
 mod records;
 mod run;
@@ -71,6 +72,11 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: records::RecordsCmd,
     },
+    /// Print the shell completion script for SHELL (the Debian package installs bash, zsh and
+    /// fish completions).
+    Completions(docs::CompletionsArgs),
+    /// Write the manual pages (roff), one per command, into a directory.
+    Man(docs::ManArgs),
 }
 
 /// Runs the command; the exit status: 0 done (and for `check`: the call would be forwarded),
@@ -84,6 +90,8 @@ pub(crate) fn dispatch(cmd: Cmd) -> anyhow::Result<u8> {
         Cmd::Lists { cmd } => lists::main(cmd).map(|()| 0),
         Cmd::Audit { cmd } => audit::main(cmd),
         Cmd::Records { cmd } => records::main(cmd).map(|()| 0),
+        Cmd::Completions(args) => docs::completions(args).map(|()| 0),
+        Cmd::Man(args) => docs::man(args).map(|()| 0),
     }
 }
 

@@ -6,6 +6,8 @@ use callgate::app::App;
 use callgate::config::Config;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
 
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
@@ -67,6 +69,7 @@ fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut watchdog = systemd::watchdog_every().map(tokio::time::interval);
+        let (mut reloading, mut again) = (None, false);
         notify(&format!(
             "READY=1\nSTATUS=serving SIP on {}\nMAINPID={}",
             running.sip_addr,
@@ -74,12 +77,19 @@ fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
         ));
         loop {
             tokio::select! {
-                _ = hup.recv() => {
-                    notify("RELOADING=1\nSTATUS=reloading");
-                    let (a, path) = (app.clone(), config_path.clone());
-                    let _ = tokio::task::spawn_blocking(move || reload(&a, path.as_deref())).await;
-                    notify(&format!("READY=1\nSTATUS=serving SIP on {}", running.sip_addr));
-                }
+                // The reload runs beside this loop, so the watchdog is still pinged while a
+                // large list loads; a SIGHUP during a reload runs one more after it.
+                _ = hup.recv() => match reloading {
+                    Some(_) => again = true,
+                    None => {
+                        notify("RELOADING=1\nSTATUS=reloading");
+                        reloading = Some(start_reload(&app, &config_path));
+                    }
+                },
+                _ = finished(&mut reloading) => match std::mem::take(&mut again) {
+                    true => reloading = Some(start_reload(&app, &config_path)),
+                    false => notify(&format!("READY=1\nSTATUS=serving SIP on {}", running.sip_addr)),
+                },
                 _ = tick(&mut watchdog) => match app.sip_loop_stalled() {
                     None => notify("WATCHDOG=1"),
                     // No ping: systemd restarts callgate once WatchdogSec passes.
@@ -95,6 +105,22 @@ fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!("shutting down: draining the audit log");
     running.shutdown();
     Ok(())
+}
+
+fn start_reload(app: &Arc<App>, config_path: &Option<PathBuf>) -> JoinHandle<()> {
+    let (app, path) = (app.clone(), config_path.clone());
+    tokio::task::spawn_blocking(move || reload(&app, path.as_deref()))
+}
+
+/// The running reload has finished (then it is cleared); never, when none runs.
+async fn finished(reloading: &mut Option<JoinHandle<()>>) {
+    match reloading {
+        Some(r) => {
+            let _ = r.await;
+            *reloading = None;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// The next watchdog ping is due; never, when there is no watchdog.
