@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the tests need (sipp; stunnel, which gives Debian's TLS-less sipp its TLS hop;
-# baresip, a real SIP phone as the dialer; promtool (Debian's prometheus) for the alert rules
+# baresip, a real SIP phone as the dialer; Kamailio for its recipe; promtool (Debian's prometheus) for the alert rules
 # and dashboard; cargo-deb for the Debian package, which tests/package.rs builds and installs
 # with dpkg into a scratch root; the rustfmt and clippy components), then check formatting and lints and run every test. This is the README's test command and exactly what .ci/run calls.
 set -euo pipefail
@@ -11,6 +11,7 @@ command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v stunnel4 >/dev/null 2>&1 || missing+=(stunnel4)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v kamailio >/dev/null 2>&1 || missing+=(kamailio)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${missing[*]}"
@@ -23,6 +24,7 @@ command -v sipp >/dev/null 2>&1 || { echo "FATAL: sipp is still missing; the end
 command -v stunnel4 >/dev/null 2>&1 || { echo "FATAL: stunnel4 is still missing; the SIP-over-TLS end-to-end test cannot run" >&2; exit 1; }
 command -v baresip >/dev/null 2>&1 || { echo "FATAL: baresip is still missing; the real-phone call-record test cannot run" >&2; exit 1; }
 command -v promtool >/dev/null 2>&1 || { echo "FATAL: promtool is still missing; the alert-rule tests cannot run" >&2; exit 1; }
+command -v kamailio >/dev/null 2>&1 || { echo "FATAL: kamailio is still missing; the Kamailio recipe tests cannot run" >&2; exit 1; }
 if ! command -v cargo-deb >/dev/null 2>&1; then
   echo "== installing cargo-deb (the Debian package test builds a .deb)"
   cargo install cargo-deb --version 3.8.0 --locked

@@ -174,6 +174,7 @@ fn the_package_ships_completions_man_pages_dashboards_and_alert_rules() {
         "usr/share/man/man1/callgate-config-check.1.gz",
         "usr/share/callgate/grafana/callgate.json",
         "usr/share/callgate/prometheus/callgate-rules.yml",
+        "usr/share/callgate/kamailio/kamailio.cfg",
         "usr/share/callgate/sample-data/lists.toml",
         "etc/callgate/rules.toml",
     ] {

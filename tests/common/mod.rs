@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod calls;
+pub mod peers;
 
 use callgate::clock::OffsetClock;
 use callgate::config::Config;
