@@ -430,6 +430,12 @@ pub struct ListsConfig {
     pub caps_journal: PathBuf,
     /// State-of-emergency closures set through the API.
     pub emergency_file: PathBuf,
+    /// Reload the lists when the manifest or a list file changes on disk, without a signal
+    /// (all or nothing, as a SIGHUP reload). A change is read once it has held still for one
+    /// interval, so a file still being copied is not read half-written.
+    pub watch: bool,
+    /// How often `watch` looks at the files (a change is in service within two intervals).
+    pub watch_interval_secs: u64,
 }
 
 impl Default for ListsConfig {
@@ -441,6 +447,8 @@ impl Default for ListsConfig {
             consent_journal: "var/consent.jsonl".into(),
             caps_journal: "var/caps.bin".into(),
             emergency_file: "var/emergency.json".into(),
+            watch: false,
+            watch_interval_secs: 5,
         }
     }
 }
@@ -723,7 +731,7 @@ impl Config {
         let (sip, calls) = (&self.sip, &self.calls);
         // One line per setting: the table reads better than rustfmt's five lines each.
         #[rustfmt::skip]
-        let bounds: [(&str, u64, u64, u64); 17] = [
+        let bounds: [(&str, u64, u64, u64); 18] = [
             ("calls.max_duration_secs", calls.max_duration_secs, 1, 7 * DAY),
             ("calls.abandon_secs", calls.abandon_secs.unwrap_or(0), 0, 3600),
             ("calls.max_open", calls.max_open as u64, 1, 100_000_000),
@@ -741,6 +749,7 @@ impl Config {
             ("audit.flush_interval_ms", self.audit.flush_interval_ms, 1, 60_000),
             ("records.retention_days", u64::from(self.records.retention_days), 1, 100 * 366),
             ("policy.national_max_age_days", u64::from(self.policy.national_max_age_days), 1, 36_500),
+            ("lists.watch_interval_secs", self.lists.watch_interval_secs, 1, 3600),
         ];
         for (key, value, min, max) in bounds {
             if !(min..=max).contains(&value) {

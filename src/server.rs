@@ -143,7 +143,30 @@ fn set_receive_buffer(sock: &std::net::UdpSocket, bytes: usize) -> usize {
     granted
 }
 
-/// Drops expired frequency-cap counters once a minute (memory stays bounded).
+/// `lists.watch`: reload the lists when the manifest or a list file changes, once the change
+/// has held still for one interval (a file being copied in is not read half-written). A
+/// refused reload is not retried until the files change again.
+fn spawn_list_watch(app: &Arc<App>, every: Duration) {
+    let weak = Arc::downgrade(app);
+    let mut in_service = app.lists.watched_stamps();
+    let _ = std::thread::Builder::new()
+        .name("list-watch".into())
+        .spawn(move || {
+            let mut seen = in_service.clone();
+            loop {
+                std::thread::sleep(every);
+                let Some(app) = weak.upgrade() else { return };
+                let now = app.lists.watched_stamps();
+                if now != in_service && now == seen {
+                    tracing::info!("lists.watch: the list files changed; reloading");
+                    let _ = app.reload("lists.watch".into());
+                    in_service = now.clone();
+                }
+                seen = now;
+            }
+        });
+}
+
 /// The policy state's upkeep, off the call path: the abandonment counts saved every 5 s (a
 /// crash loses at most that much of them), expired frequency-cap counters swept every minute.
 fn spawn_state_upkeep(state: Arc<PolicyState>, clock: SharedClock) {
@@ -354,6 +377,10 @@ fn run(b: Built) -> anyhow::Result<Running> {
     })?;
     let (app, admin) = (b.app.clone(), b.sockets.admin);
     let admin_thread = spawn_runtime_thread("admin", http::serve(app, admin, shutdown_rx))?;
+    let lists_cfg = &b.app.cfg.lists;
+    if lists_cfg.watch {
+        spawn_list_watch(&b.app, Duration::from_secs(lists_cfg.watch_interval_secs));
+    }
     tracing::info!(sip = %sip_addr, tls = ?tls_addr, admin = %admin_addr, upstream = %b.upstream, "callgate running");
     Ok(Running {
         app: b.app,

@@ -23,10 +23,12 @@ pub(crate) enum ListsCmd {
         /// Start from this snapshot (then apply --changes).
         #[arg(long)]
         base: Option<PathBuf>,
-        /// A full list file (one number per line, NPANXXXXXX or NPA,NXXXXXX); repeatable.
+        /// A full list file (one number per line, NPANXXXXXX or NPA,NXXXXXX), or the FTC's
+        /// download as it arrives (a zip of per-area-code files); repeatable.
         #[arg(long)]
         full: Vec<PathBuf>,
-        /// A change list (number, date, A/D per line), applied in order; repeatable.
+        /// A change list (number, date, A/D per line), or a zip of them, applied in order;
+        /// repeatable.
         #[arg(long)]
         changes: Vec<PathBuf>,
         /// The snapshot to write (atomically).

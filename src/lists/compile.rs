@@ -10,7 +10,7 @@ use super::{ListKind, NumberSet};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::io::{BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub struct CompileSpec {
     /// Identity; taken from the base snapshot when not given.
@@ -37,7 +37,95 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// A list file, or a zip of them (the FTC delivers its registry download as a zip of
+/// per-area-code files; it is read as it arrives, without unpacking by hand).
 fn read_file(
+    path: &PathBuf,
+    role: FileRole,
+    f: impl FnMut(u64, Op),
+) -> Result<SourceFile, ListError> {
+    match is_zip(path) {
+        true => read_zip(path, role, f),
+        false => read_plain(path, role, f),
+    }
+}
+
+fn role_name(role: FileRole) -> String {
+    match role {
+        FileRole::Full => "full",
+        FileRole::Changes => "changes",
+    }
+    .into()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// A zip archive, by its first bytes (whatever its name): a member, an empty archive's end
+/// record, or a spanned archive's marker.
+fn is_zip(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| matches!(&magic, b"PK\x03\x04" | b"PK\x05\x06" | b"PK\x07\x08"))
+}
+
+/// Every file in the archive, in name order, as one source: its provenance is the archive's
+/// SHA-256 (what the operator can match against the download). A bad line in any member
+/// rejects the whole archive, and the error names the member and line.
+fn read_zip(
+    path: &PathBuf,
+    role: FileRole,
+    mut f: impl FnMut(u64, Op),
+) -> Result<SourceFile, ListError> {
+    let name = path.display().to_string();
+    let io = |source: std::io::Error| ListError::Io {
+        file: name.clone(),
+        source,
+    };
+    let bad_zip =
+        |e: zip::result::ZipError| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+    let mut hash = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).map_err(io)?, &mut hash).map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(bad_zip)?;
+    let mut members = Vec::new();
+    for n in archive.file_names() {
+        let n = n.map_err(bad_zip)?;
+        if !n.ends_with('/') {
+            members.push(n.into_owned());
+        }
+    }
+    members.sort();
+    if members.is_empty() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the zip archive holds no files",
+        )));
+    }
+    let mut lines = 0;
+    for member in &members {
+        let entry = archive.by_name(member).map_err(bad_zip)?;
+        let label = format!("{name}:{member}");
+        lines += read_lines(
+            &label,
+            BufReader::with_capacity(1 << 20, entry),
+            role,
+            &mut f,
+        )?;
+    }
+    Ok(SourceFile {
+        name: file_name(path),
+        role: role_name(role),
+        sha256: crate::hashing::hex(&hash.finalize()),
+        lines,
+    })
+}
+
+fn read_plain(
     path: &PathBuf,
     role: FileRole,
     mut f: impl FnMut(u64, Op),
@@ -56,15 +144,8 @@ fn read_file(
     );
     let lines = read_lines(&name, &mut reader, role, &mut f)?;
     Ok(SourceFile {
-        name: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or(name),
-        role: match role {
-            FileRole::Full => "full",
-            FileRole::Changes => "changes",
-        }
-        .into(),
+        name: file_name(path),
+        role: role_name(role),
         sha256: crate::hashing::hex(&reader.into_inner().hash.finalize()),
         lines,
     })

@@ -5,7 +5,7 @@
 
 use super::load::ListError;
 use crate::number::E164;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -126,6 +126,14 @@ mod smallvec_free {
     }
 }
 
+/// A bad line as an error can show it: control bytes escaped (a binary file on a terminal).
+fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).escape_debug().to_string()
+}
+
+/// The longest line read: a number with a date and a flag fits many times over.
+const MAX_LINE: usize = 256;
+
 /// Read every line of `reader`, calling `f` with each number (E.164 as `u64`) and its
 /// operation. Returns the count of number lines. Stops at the first bad line.
 pub(crate) fn read_lines<R: BufRead>(
@@ -143,10 +151,25 @@ pub(crate) fn read_lines<R: BufRead>(
     let mut count = 0u64;
     loop {
         buf.clear();
-        if reader.read_until(b'\n', &mut buf).map_err(io)? == 0 {
+        // Bounded: a file with no newline (or a zip member expanding to one) is a bad line,
+        // not an allocation as large as the file.
+        if (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+            .map_err(io)?
+            == 0
+        {
             return Ok(count);
         }
         lineno += 1;
+        if buf.len() == MAX_LINE && buf.last() != Some(&b'\n') {
+            return Err(ListError::BadLine {
+                file: file.to_string(),
+                line: lineno,
+                expected: "line of at most 256 bytes",
+                text: printable(&buf[..80]),
+            });
+        }
         let line = trim(&buf);
         if line.is_empty() || line[0] == b'#' {
             continue;
@@ -164,7 +187,7 @@ pub(crate) fn read_lines<R: BufRead>(
                         FileRole::Full => "phone number",
                         FileRole::Changes => "change line (number, date, A or D)",
                     },
-                    text: String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned(),
+                    text: printable(&line[..line.len().min(80)]),
                 })
             }
         }

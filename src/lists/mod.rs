@@ -401,6 +401,28 @@ impl ListStore {
         self.current.load_full()
     }
 
+    /// What `lists.watch` compares between two looks: the manifest's stamp and the stamp of
+    /// every file it names (a missing file is `None`). Journals are not in it: they change
+    /// with every opt-out and are never reloaded.
+    pub fn watched_stamps(&self) -> Vec<(PathBuf, Option<load::FileStamp>)> {
+        let mut paths = vec![self.manifest_path.clone()];
+        if let Ok(m) = Manifest::load(&self.manifest_path) {
+            for e in m.entries {
+                paths.push(self.data_dir.join(&e.file));
+                if let Some(f) = &e.first_seen {
+                    paths.push(self.data_dir.join(f));
+                }
+            }
+        }
+        paths
+            .into_iter()
+            .map(|p| {
+                let stamp = load::FileStamp::of(&p).ok();
+                (p, stamp)
+            })
+            .collect()
+    }
+
     /// Re-read the manifest and every list file; swap in the result. A list whose new file is
     /// bad keeps its version in service. A bad manifest changes nothing.
     pub fn reload(&self) -> Result<ReloadReport, ListError> {
