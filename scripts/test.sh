@@ -25,6 +25,10 @@ command -v stunnel4 >/dev/null 2>&1 || { echo "FATAL: stunnel4 is still missing;
 command -v baresip >/dev/null 2>&1 || { echo "FATAL: baresip is still missing; the real-phone call-record test cannot run" >&2; exit 1; }
 command -v promtool >/dev/null 2>&1 || { echo "FATAL: promtool is still missing; the alert-rule tests cannot run" >&2; exit 1; }
 command -v kamailio >/dev/null 2>&1 || { echo "FATAL: kamailio is still missing; the Kamailio recipe tests cannot run" >&2; exit 1; }
+if ! command -v mdbook >/dev/null 2>&1; then
+  echo "== installing mdbook (the book in docs/ is built by the tests)"
+  cargo install mdbook --version 0.4.52 --locked
+fi
 if ! command -v cargo-deb >/dev/null 2>&1; then
   echo "== installing cargo-deb (the Debian package test builds a .deb)"
   cargo install cargo-deb --version 3.8.0 --locked
@@ -45,6 +49,8 @@ cargo clippy --locked --all-targets -- -D warnings
 
 echo "== cargo test (unit, in-process proxy, admin, RFC 4475 corpus, sipp end-to-end)"
 cargo test --locked --all-targets --no-fail-fast
+echo "== the book (mdbook build docs; its links and generated pages are checked by tests/docs.rs)"
+mdbook build docs
 echo "== benches compile"
 cargo bench --locked --no-run -q
 echo "== fuzz smoke run (every target, 10 s; the corpora also ran above as tests/fuzz_corpora.rs)"

@@ -7,7 +7,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// Why a call was blocked, or what was noted about it. The code is what appears in the
 /// `Warning` header, the audit log and the metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum Reason {
@@ -221,7 +223,7 @@ impl<'de> Deserialize<'de> for Reason {
 }
 
 /// Why a call is placed (what the law cares about first).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     Marketing = 0,
@@ -230,7 +232,7 @@ pub enum Purpose {
 }
 
 /// How it is placed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallMethod {
     Manual = 0,
@@ -275,7 +277,9 @@ impl CallMethod {
 }
 
 /// One entry of a campaign's `allowed_call_types`: a purpose or a method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// In the configuration, a purpose or a method by name (`marketing`, `autodialed`...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[schemars(with = "String")]
 pub enum CallType {
     Purpose(Purpose),
     Method(CallMethod),
@@ -326,7 +330,7 @@ impl<'de> Deserialize<'de> for CallType {
 }
 
 /// Whom a campaign calls (TSR 310.5(a)(2): whether the call reached a consumer or a business).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Audience {
     #[default]
@@ -353,5 +357,14 @@ impl Audience {
 impl<'de> Deserialize<'de> for Audience {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Audience, D::Error> {
         parsed(d, Audience::parse, "consumer or business")
+    }
+}
+
+impl Serialize for CallType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            CallType::Purpose(p) => p.as_str(),
+            CallType::Method(m) => m.as_str(),
+        })
     }
 }

@@ -7,14 +7,15 @@
 use crate::call::{Audience, CallMethod, CallType, Purpose, Reason};
 pub use crate::sip::peer::Transport;
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The repository's `config/callgate.toml`, built in: `callgate run` without `--config` uses it.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config/callgate.toml");
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `callgate.toml`: every section and key; a key not listed here is an error.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub sip: SipConfig,
@@ -38,7 +39,8 @@ pub struct Config {
     pub origin: (String, std::sync::Arc<str>),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// How a call finds its campaign: the headers a dialer may set, and the default campaign.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CampaignsConfig {
     /// Header a dialer may set to name the campaign of a call.
@@ -46,6 +48,7 @@ pub struct CampaignsConfig {
     /// Header a dialer may set to name the call type (purpose and/or method), within the
     /// campaign's `allowed_call_types`.
     pub call_type_header: String,
+    /// The campaign of calls that name none and come from no campaign's `sources`.
     pub default: String,
 }
 
@@ -59,18 +62,36 @@ impl Default for CampaignsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A campaign (`[[campaign]]`, repeatable): why and how its calls are placed, whom they reach, and
+/// what they may present.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CampaignConfig {
+    /// The campaign's name, as dialers give it in `X-Callgate-Campaign`.
     pub id: String,
+    /// The seller whose consent / EBR records count (records without a seller count for all).
     pub seller: Option<String>,
+    /// Frequency caps "per subject" count calls per number and subject (default: the campaign id).
     pub subject: Option<String>,
+    /// Why the campaign's calls are placed: the law cares about marketing calls first.
     pub purpose: Purpose,
+    /// How they are placed (prerecorded includes artificial and AI voices).
     pub method: CallMethod,
+    /// Call types X-Callgate-Call-Type may select besides the above, e.g. ["autodialed"].
     pub allowed_call_types: Vec<CallType>,
+    /// Shadow mode: evaluate and record everything, forward anyway; decisions that would have
+    /// blocked are counted as callgate_decisions_total{verdict="would_block"}. Roll out with it.
     pub shadow: bool,
+    /// Caller IDs (From / P-Asserted-Identity) this campaign may present; empty: any number. An
+    /// entry is a number, or a table with the period it is authorized for and where the proof is
+    /// (kept in each call record; presented outside the period: blocked as caller_id_unlisted):
+    ///   caller_ids = ["+12025550100",
+    ///                 { number = "+13125550100", authorized_from = "2026-01-01",
+    ///                   authorized_to = "2026-12-31", evidence = "LOA 2026-014 (carrier Acme)" }]
     pub caller_ids: Vec<CallerIdEntry>,
+    /// Marketing calls without a caller ID (anonymous, Privacy: id, no number) are rejected.
     pub require_caller_id: bool,
+    /// Dialer addresses whose calls belong to this campaign when they name none.
     pub sources: Vec<IpNet>,
     /// Consumers or businesses (kept in each call record).
     pub audience: Audience,
@@ -106,26 +127,28 @@ impl Default for CampaignConfig {
 
 /// A caller ID a campaign may present: a number, or a number with the period it is authorized
 /// for and the evidence of that authority (TSR 310.5(a)(2): "proof of the authority").
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum CallerIdEntry {
     Number(String),
     Authorized(AuthorizedCallerId),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizedCallerId {
+    /// The caller ID, in any form (`+1 212 555 0143`, `2125550143`).
     pub number: String,
     /// First and last day (UTC, `YYYY-MM-DD`) the number may be presented.
     pub authorized_from: Option<String>,
+    /// Last day (UTC, `YYYY-MM-DD`) the number may be presented.
     pub authorized_to: Option<String>,
     /// Where the proof is: a letter of authorization, a carrier's assignment, a contract id.
     pub evidence: Option<String>,
 }
 
 /// How long records are kept, and how.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordsConfig {
     /// Audit files older than this many days are removed by an explicit prune only
@@ -145,7 +168,7 @@ impl Default for RecordsConfig {
 }
 
 /// Call records: how calls are followed to their end.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallsConfig {
     /// An answered call with no BYE (and no session timer) is recorded as ended by timeout
@@ -177,26 +200,44 @@ impl Default for CallsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// SIP: where callgate listens, how it proxies (RFC 3261, stateful), and the bounds on connections,
+/// messages and transactions.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipConfig {
+    /// Address for SIP over UDP and TCP (same port), toward dialers and the upstream alike.
     pub listen: SocketAddr,
+    /// Host[:port] written into Via and Record-Route. Default: the listen address, or when that is
+    /// 0.0.0.0 the local address used to reach the upstream.
     pub advertise: Option<String>,
+    /// Listen for SIP over UDP on `listen`.
     pub udp: bool,
+    /// Listen for SIP over TCP on `listen` (same port as UDP).
     pub tcp: bool,
+    /// Record-Route initial INVITEs, so in-dialog requests (BYE, re-INVITE, ...) come back through
+    /// callgate. Required: without it no BYE passes callgate and no call record could say how a
+    /// call ended, so `false` is a configuration error.
     pub record_route: bool,
+    /// Answer forwarded INVITEs with 100 Trying at once (RFC 3261 stateful proxy behaviour; stops
+    /// dialer retransmissions); the upstream's own 100 is then not relayed.
     pub send_100_trying: bool,
+    /// Larger messages are dropped (UDP) or end the connection (TCP), and are counted.
     pub max_message_bytes: usize,
     /// Kernel receive buffer of the UDP socket (SO_RCVBUF); 0 keeps the system default.
     pub udp_receive_buffer_bytes: usize,
+    /// Open SIP TCP and TLS connections at most; past it new connections are refused.
     pub tcp_max_connections: usize,
+    /// A TCP or TLS connection with no message for this long is closed.
     pub tcp_idle_timeout_secs: u64,
     /// A message must arrive whole within this many seconds of its first byte (slow-loris).
     pub tcp_message_timeout_secs: u64,
+    /// How long INVITE transaction state is kept (retransmissions, ACK, CANCEL): 64*T1 = 32 s is
+    /// the RFC minimum.
     pub transaction_timeout_secs: u64,
     /// RFC 3261 Timer C: a forwarded INVITE without a final response this long is cancelled
     /// toward the upstream and answered 408 (at least 180).
     pub timer_c_secs: u64,
+    /// Where INVITEs from the upstream addressed to callgate itself go (inbound calls). Unset: 404.
     pub inbound_target: Option<SocketAddr>,
     /// On SIGTERM: how long forwarded INVITEs may take to get their final response.
     pub drain_timeout_secs: u64,
@@ -228,19 +269,28 @@ impl Default for SipConfig {
 }
 
 /// SIP over TLS toward dialers (the listener) and who may call by client certificate.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// Address of the SIP-over-TLS listener; unset: none.
     pub listen: Option<SocketAddr>,
+    /// PEM certificate chain (leaf first) and private key (PKCS#8, PKCS#1 or SEC1). Re-read on
+    /// SIGHUP and POST /v1/reload: renew by writing the new files and reloading; new connections
+    /// get the new certificate, open ones keep theirs, and a file that does not load is refused
+    /// (the certificate in service stays; callgate_tls_reloads_total{result="error"}).
+    /// callgate_tls_cert_expiry_timestamp_seconds{role} tells when each certificate expires.
     pub cert: Option<PathBuf>,
+    /// The private key of `cert` (PEM).
     pub key: Option<PathBuf>,
     /// CAs that dialers' client certificates are verified against; unset: none asked for.
     pub client_ca: Option<PathBuf>,
+    /// Refuse TLS connections without a valid client certificate (needs client_ca).
     pub require_client_cert: bool,
     /// Client-certificate identities (DNS name or subject CN) that may place calls from any
     /// source address.
     pub dialer_names: Vec<String>,
+    /// A TLS handshake must finish within this many seconds
+    /// (callgate_dropped_messages_total{reason="tls_handshake_timeout"}).
     pub handshake_timeout_secs: u64,
 }
 
@@ -258,10 +308,14 @@ impl Default for TlsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The carrier or PBX every allowed call goes to.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
+    /// The carrier trunk or PBX that allowed calls are sent to. Requests from this exact address
+    /// are treated as the upstream side (inbound, no outbound policy).
     pub address: String,
+    /// "udp", "tcp" or "tls"
     pub transport: Transport,
     /// Further source addresses of the upstream side (a carrier sending from several IPs, or
     /// over TCP from ephemeral ports).
@@ -272,6 +326,7 @@ pub struct UpstreamConfig {
     pub tls_server_name: Option<String>,
     /// A client certificate to present to the upstream (mutual TLS), with its key.
     pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
     pub tls_key: Option<PathBuf>,
 }
 
@@ -289,9 +344,12 @@ impl Default for UpstreamConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Who may place calls through callgate (everyone else gets 403), and how fast.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DialersConfig {
+    /// Only these sources may send requests toward the upstream (anything else: 403, counted).
+    /// An open SIP proxy in front of a carrier trunk is a toll-fraud target: list your dialers.
     pub allow: Vec<IpNet>,
     /// New calls (initial INVITEs) per second allowed from one source address; 0 = no limit.
     pub max_calls_per_second: u32,
@@ -313,10 +371,14 @@ impl Default for DialersConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// How a dialed string becomes a number: prefixes stripped, service codes passed.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NumbersConfig {
+    /// Dialer prefixes to strip (only when what remains is a valid number), e.g. ["9"] or a tech
+    /// prefix like ["1010"].
     pub strip_prefixes: Vec<String>,
+    /// Emergency and N11 service codes: always forwarded at once, never checked, always logged.
     pub service_codes: Vec<String>,
 }
 
@@ -334,7 +396,9 @@ impl Default for NumbersConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+/// What to do when a check cannot be made: `reject` the marketing call (fail closed) or `allow` it
+/// (fail open, recorded as such).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FailMode {
     /// Fail closed: reject the call.
@@ -343,17 +407,27 @@ pub enum FailMode {
     Allow,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The compliance rules in force and what to do when the data they need is missing or stale.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
+    /// When the called number cannot be extracted or normalized (reason `unparseable_number`).
     pub on_unparseable_number: FailMode,
+    /// When the national list is missing or older than `national_max_age_days` (FTC 31-day
+    /// rule, 16 CFR 310.4(b)(3)(iv); reason `stale_list`).
     pub on_stale_national_list: FailMode,
+    /// When any other configured list failed to load and has no earlier version (reason
+    /// `list_unavailable`).
     pub on_unavailable_list: FailMode,
-    /// Any other list with a download date older than its `max_age_days`.
+    /// When any other list with a download date is older than its `max_age_days` (reason
+    /// `stale_list`).
     pub on_stale_list: FailMode,
+    /// The FTC 31-day rule: a national list downloaded longer ago than this is stale; a list
+    /// manifest can lower it per list, never raise it.
     pub national_max_age_days: u32,
-    /// The compliance rules (`config/rules.toml`) and the holiday calendars, one file a year.
+    /// The compliance rules: federal and per state, each with its source (`config/rules.toml`).
     pub rules: PathBuf,
+    /// The holiday calendars, one file a year (`YYYY.toml`).
     pub holidays_dir: PathBuf,
     /// A +1 number whose area code has no known place (a marketing call cannot be timed).
     pub on_unknown_location: FailMode,
@@ -383,13 +457,21 @@ impl Default for PolicyConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// How a blocked call is answered.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RejectConfig {
+    /// The final response sent to the dialer for a blocked call. 403 Forbidden and 608 Rejected
+    /// (RFC 8688) are common alternatives.
     pub status: u16,
+    /// The reason phrase of that final response.
     pub reason_phrase: String,
+    /// Reason: Q.850;cause=<q850_cause>;text="<reason code>"  (21 = call rejected; an unparseable
+    /// number uses 28 = invalid number format)
     pub q850_cause: u16,
+    /// Add the Reason header above to rejections.
     pub reason_header: bool,
+    /// Warning: 399 <host> "<reason code>: <text>"
     pub warning_header: bool,
     /// Per reason code: a different status (e.g. `unparseable_number = 484`).
     pub status_by_reason: std::collections::BTreeMap<Reason, u16>,
@@ -418,11 +500,16 @@ impl Default for RejectConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Where the lists and the journals (opt-outs, consent, caps, emergencies) are, and how list files
+/// are picked up.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListsConfig {
+    /// Holds lists.toml (which lists, their kind, file and download date) and the list files.
     pub data_dir: PathBuf,
+    /// The manifest's file name in `data_dir`.
     pub manifest: String,
+    /// Opt-outs posted to the API: append-only, fsynced before the API answers 201.
     pub optout_journal: PathBuf,
     /// Consent / EBR / address records: append-only, fsynced before the API answers.
     pub consent_journal: PathBuf,
@@ -453,11 +540,18 @@ impl Default for ListsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The hash-chained audit log: where, how fast it is fsynced, and what happens when it cannot be
+/// written.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
+    /// One JSON line per decision in audit-YYYY-MM-DD.jsonl (UTC days).
     pub dir: PathBuf,
+    /// Lines waiting for the writer. At this many, new marketing calls get 503
+    /// `records_backlog` (their refusal recorded); at twice this, every new call does. Nothing
+    /// is dropped, and calls in progress are never held.
     pub queue_capacity: usize,
+    /// Records are fsynced at least this often.
     pub flush_interval_ms: u64,
     /// "async": records are fsynced within `flush_interval_ms`, calls do not wait.
     /// "before-forward": an allowed INVITE is forwarded only once its record is on disk
@@ -468,7 +562,9 @@ pub struct AuditConfig {
     pub on_write_error: FailMode,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+/// When a forwarded call's record is on disk: `async` (within `flush_interval_ms`) or `before-
+/// forward` (before the INVITE leaves).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Durability {
     Async,
@@ -487,13 +583,17 @@ impl Default for AuditConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The admin listener: the HTTP API, `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
+    /// HTTP API and /metrics. Any non-loopback address requires a token or client certificates.
     pub listen: SocketAddr,
+    /// Bearer token; may also come from the CALLGATE_ADMIN_TOKEN environment variable.
     pub token: Option<String>,
     /// HTTPS for the admin API: certificate chain and key (PEM).
     pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
     pub tls_key: Option<PathBuf>,
     /// Mutual TLS: every client must present a certificate from these CAs.
     pub client_ca: Option<PathBuf>,
@@ -511,9 +611,11 @@ impl Default for AdminConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Logging to standard error (the journal under systemd).
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
+    /// error, warn, info, debug, trace (CALLGATE_LOG overrides, with tracing filter syntax)
     pub level: String,
 }
 
@@ -727,11 +829,22 @@ impl Config {
         &self,
         fail: &dyn Fn(&str, String) -> Result<(), ConfigError>,
     ) -> Result<(), ConfigError> {
+        for (key, value, min, max) in self.bounds() {
+            if !(min..=max).contains(&value) {
+                return fail(key, format!("{value} is outside {min}..={max}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every number that has a range: (key, its value here, least, most). The configuration
+    /// reference shows the ranges.
+    pub fn bounds(&self) -> [(&'static str, u64, u64, u64); 18] {
         const DAY: u64 = 86_400;
         let (sip, calls) = (&self.sip, &self.calls);
         // One line per setting: the table reads better than rustfmt's five lines each.
         #[rustfmt::skip]
-        let bounds: [(&str, u64, u64, u64); 18] = [
+        let bounds = [
             ("calls.max_duration_secs", calls.max_duration_secs, 1, 7 * DAY),
             ("calls.abandon_secs", calls.abandon_secs.unwrap_or(0), 0, 3600),
             ("calls.max_open", calls.max_open as u64, 1, 100_000_000),
@@ -751,12 +864,7 @@ impl Config {
             ("policy.national_max_age_days", u64::from(self.policy.national_max_age_days), 1, 36_500),
             ("lists.watch_interval_secs", self.lists.watch_interval_secs, 1, 3600),
         ];
-        for (key, value, min, max) in bounds {
-            if !(min..=max).contains(&value) {
-                return fail(key, format!("{value} is outside {min}..={max}"));
-            }
-        }
-        Ok(())
+        bounds
     }
 
     /// TLS settings that only make sense together.

@@ -1,6 +1,6 @@
 //! callgate: a SIP proxy that enforces US telemarketing rules on every outbound INVITE.
 //!
-//! The pipeline, one module per stage (see "Architecture" in the README for the map):
+//! The pipeline, one module per stage (docs/contributors/architecture.md has the map):
 //! `sip` (transport, parse, proxy logic; knows nothing of compliance) puts every new call to a
 //! `sip::gate::CallGate`; `gate` is the compliance side of that door (number and context from
 //! the INVITE, the decision, its record, the rejection); `policy` decides against `lists` and

@@ -2,6 +2,7 @@
 //! is an atomic add, not a label hash and a lock.
 
 use crate::call::{Reason, Reasons, Verdict};
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -44,27 +45,65 @@ pub struct Metrics {
     pub optouts_entries: IntGauge,
 }
 
+/// What the metrics reference says of a metric.
+pub struct MetricDoc {
+    pub name: String,
+    pub kind: &'static str,
+    pub labels: Vec<String>,
+    pub help: String,
+}
+
+thread_local! {
+    /// The metrics registered on this thread while a catalog is being taken.
+    static NOTED: std::cell::RefCell<Option<Vec<MetricDoc>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Register `c`; while a catalog is being taken on this thread, note what it is.
+pub(crate) fn register<C: Collector + Clone + 'static>(r: &Registry, c: &C, kind: &'static str) {
+    NOTED.with(|n| {
+        if let Some(noted) = n.borrow_mut().as_mut() {
+            noted.extend(c.desc().into_iter().map(|d| MetricDoc {
+                name: d.fq_name.clone(),
+                kind,
+                labels: d.variable_labels.clone(),
+                help: d.help.clone(),
+            }));
+        }
+    });
+    r.register(Box::new(c.clone())).expect("register");
+}
+
+/// Every metric `build` registers, by name: the metrics reference, from the registrations
+/// themselves.
+pub fn catalog(build: impl FnOnce()) -> Vec<MetricDoc> {
+    NOTED.with(|n| *n.borrow_mut() = Some(vec![]));
+    build();
+    let mut noted = NOTED.with(|n| n.borrow_mut().take()).unwrap_or_default();
+    noted.sort_by(|a, b| a.name.cmp(&b.name));
+    noted
+}
+
 pub(crate) fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
-    r.register(Box::new(c.clone())).expect("register");
+    register(r, &c, "counter");
     c
 }
 
 pub(crate) fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("metric");
-    r.register(Box::new(c.clone())).expect("register");
+    register(r, &c, "counter");
     c
 }
 
 pub(crate) fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("metric");
-    r.register(Box::new(g.clone())).expect("register");
+    register(r, &g, "gauge");
     g
 }
 
 pub(crate) fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric");
-    r.register(Box::new(g.clone())).expect("register");
+    register(r, &g, "gauge");
     g
 }
 
@@ -110,8 +149,7 @@ impl Metrics {
             ]),
         )
         .expect("metric");
-        r.register(Box::new(decision_seconds.clone()))
-            .expect("register");
+        register(&r, &decision_seconds, "histogram");
         let list_age_seconds = GaugeVec::new(
             Opts::new(
                 "callgate_list_age_seconds",
@@ -120,15 +158,13 @@ impl Metrics {
             &["list"],
         )
         .expect("metric");
-        r.register(Box::new(list_age_seconds.clone()))
-            .expect("register");
+        register(&r, &list_age_seconds, "gauge");
         let audit_last_sync_age = Gauge::new(
             "callgate_audit_last_sync_age_seconds",
             "Seconds since the audit log was last fsynced.",
         )
         .expect("metric");
-        r.register(Box::new(audit_last_sync_age.clone()))
-            .expect("register");
+        register(&r, &audit_last_sync_age, "gauge");
 
         let abandonment_ratio = GaugeVec::new(
             Opts::new(
@@ -138,8 +174,7 @@ impl Metrics {
             &["campaign"],
         )
         .expect("metric");
-        r.register(Box::new(abandonment_ratio.clone()))
-            .expect("register");
+        register(&r, &abandonment_ratio, "gauge");
 
         let m = Metrics {
             abandonment_ratio,

@@ -40,6 +40,16 @@ pub struct Running {
     audit: Option<AuditWriter>,
 }
 
+/// Every metric callgate registers, with its kind, labels and help: `callgate metrics
+/// reference` and the book's metrics page.
+pub fn metrics_catalog() -> Vec<crate::metrics::MetricDoc> {
+    crate::metrics::catalog(|| {
+        let m = Metrics::new();
+        SipMetrics::register(&m.registry);
+        crate::records::metrics::RecordMetrics::register(&m.registry);
+    })
+}
+
 fn resolve_upstream(cfg: &Config) -> anyhow::Result<(SocketAddr, String)> {
     let a = cfg.upstream.address.trim();
     let addr = a

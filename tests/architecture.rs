@@ -1,4 +1,4 @@
-//! The shape the README's "Architecture" section describes, checked on the source so that it
+//! The shape docs/contributors/architecture.md describes, checked on the source so that it
 //! stays true: no import cycle among the top-level modules, the SIP core imports nothing of
 //! the compliance side, the shared basics import only each other, and no function in `src/`
 //! runs past 80 lines without a `// Long:` comment saying why.

@@ -77,6 +77,11 @@ pub(crate) enum Cmd {
     Completions(docs::CompletionsArgs),
     /// Write the manual pages (roff), one per command, into a directory.
     Man(docs::ManArgs),
+    /// What callgate exports to Prometheus.
+    Metrics {
+        #[command(subcommand)]
+        cmd: docs::MetricsCmd,
+    },
 }
 
 /// Runs the command; the exit status: 0 done (and for `check`: the call would be forwarded),
@@ -92,6 +97,7 @@ pub(crate) fn dispatch(cmd: Cmd) -> anyhow::Result<u8> {
         Cmd::Records { cmd } => records::main(cmd).map(|()| 0),
         Cmd::Completions(args) => docs::completions(args).map(|()| 0),
         Cmd::Man(args) => docs::man(args).map(|()| 0),
+        Cmd::Metrics { cmd } => docs::metrics(cmd).map(|()| 0),
     }
 }
 

@@ -9,7 +9,7 @@ pub(crate) enum RecordsCmd {
     /// Every call to a number (--number), one line each: when, how it ended, for how long,
     /// under which decision.
     Find(RecordsArgs),
-    /// The call records that match, as CSV (one column per field; the README maps each TSR
+    /// The call records that match, as CSV (one column per field; the book maps each TSR
     /// 310.5(a)(2) item to its column) or JSON lines, to standard output.
     Export(RecordsArgs),
     /// Ask the running callgate (its admin API, from the configuration) to remove the audit

@@ -429,7 +429,7 @@ impl ListStore {
         let manifest = Manifest::load(&self.manifest_path)?;
         // Loading a 250 M snapshot and rebuilding the prefilter is seconds of CPU; on a small
         // box it competes with the SIP thread. A short-lived thread at low priority does it,
-        // so calls keep the CPU they need (the measured tail is in the README).
+        // so calls keep the CPU they need (the measured tail is in docs/contributors/benchmarks.md).
         Ok(std::thread::scope(|s| {
             std::thread::Builder::new()
                 .name("list-reload".into())

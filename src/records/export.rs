@@ -7,8 +7,8 @@ use serde_json::Value;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-/// The export's columns, one per field of a call record, in the record's order. The README's
-/// table maps each TSR 310.5(a)(2) item to one of them.
+/// The export's columns, one per field of a call record, in the record's order. The table in
+/// docs/compliance/call-records.md maps each TSR 310.5(a)(2) item to one of them.
 pub const CSV_COLUMNS: &[&str] = &[
     "decision",
     "call_id",

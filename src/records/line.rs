@@ -1,5 +1,5 @@
 //! A call record as one line of the log: `{"ts": ..., "call": {...}}`, one field per item of
-//! TSR 310.5(a)(2) (the README's table says which holds which).
+//! TSR 310.5(a)(2) (the table in docs/compliance/call-records.md says which holds which).
 
 use super::open::OpenCall;
 use super::{Direction, Disposition, EndedBy};

@@ -12,7 +12,7 @@ pub(crate) struct RecordMetrics {
 
 fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("metric");
-    r.register(Box::new(h.clone())).expect("register");
+    crate::metrics::register(r, &h, "histogram");
     h
 }
 

@@ -7,7 +7,7 @@
 
 pub mod export;
 mod line;
-mod metrics;
+pub(crate) mod metrics;
 mod open;
 pub mod recover;
 

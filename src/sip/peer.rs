@@ -6,7 +6,9 @@ use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 
 /// A SIP transport, as configured (`upstream.transport`) and as named in Via and URIs.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq, Eq, Hash,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     Udp,
