@@ -139,7 +139,7 @@ pub enum CallerIdEntry {
 pub struct AuthorizedCallerId {
     /// The caller ID, in any form (`+1 212 555 0143`, `2125550143`).
     pub number: String,
-    /// First and last day (UTC, `YYYY-MM-DD`) the number may be presented.
+    /// First day (UTC, `YYYY-MM-DD`) the number may be presented.
     pub authorized_from: Option<String>,
     /// Last day (UTC, `YYYY-MM-DD`) the number may be presented.
     pub authorized_to: Option<String>,

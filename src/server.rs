@@ -153,28 +153,35 @@ fn set_receive_buffer(sock: &std::net::UdpSocket, bytes: usize) -> usize {
     granted
 }
 
-/// `lists.watch`: reload the lists when the manifest or a list file changes, once the change
-/// has held still for one interval (a file being copied in is not read half-written). A
-/// refused reload is not retried until the files change again.
+/// `lists.watch`: reload the lists when the manifest or a list file differs from what the
+/// lists in service were read from, once the change has held still for one interval (a file
+/// being copied in is not read half-written). A refused reload is not retried until the files
+/// change again; a reload by signal or API counts as the watch's own. Ends when callgate
+/// starts to stop.
 fn spawn_list_watch(app: &Arc<App>, every: Duration) {
     let weak = Arc::downgrade(app);
-    let mut in_service = app.lists.watched_stamps();
-    let _ = std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("list-watch".into())
         .spawn(move || {
-            let mut seen = in_service.clone();
+            let mut seen: Option<crate::lists::Stamps> = None;
             loop {
                 std::thread::sleep(every);
                 let Some(app) = weak.upgrade() else { return };
+                if app.proxy.is_draining() {
+                    return;
+                }
                 let now = app.lists.watched_stamps();
-                if now != in_service && now == seen {
+                if now != app.lists.applied_stamps() && seen.as_ref() == Some(&now) {
                     tracing::info!("lists.watch: the list files changed; reloading");
                     let _ = app.reload("lists.watch".into());
-                    in_service = now.clone();
+                    app.log_list_health();
                 }
-                seen = now;
+                seen = Some(now);
             }
         });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "lists.watch: cannot start the watch; lists change only on SIGHUP or POST /v1/reload");
+    }
 }
 
 /// The policy state's upkeep, off the call path: the abandonment counts saved every 5 s (a
@@ -210,7 +217,7 @@ fn spawn_state_upkeep(state: Arc<PolicyState>, clock: SharedClock) {
 /// Every problem a start would meet besides the configuration file itself (which `cfg` has
 /// passed): the rules, calendars and campaigns, the lists, the certificates, the upstream's
 /// address. Opens no socket and writes nothing (`callgate config check`).
-pub fn check(cfg: &Config, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+pub fn check(cfg: &Config, now: chrono::DateTime<chrono::Utc>, list_files: bool) -> Vec<String> {
     let mut errors = Vec::new();
     let mut note = |r: anyhow::Result<()>| {
         if let Err(e) = r {
@@ -220,7 +227,7 @@ pub fn check(cfg: &Config, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
     note(live_settings(cfg).map(|_| ()));
     note(load_certificates(cfg).map(|_| ()));
     note(resolve_upstream(cfg).map(|_| ()));
-    errors.extend(crate::lists::check(&cfg.lists, now));
+    errors.extend(crate::lists::check(&cfg.lists, now, list_files));
     errors
 }
 

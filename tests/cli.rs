@@ -142,11 +142,32 @@ fn run_names_the_file_in_use_and_sighup_rereads_it() {
 }
 
 fn config_check(dir: &std::path::Path) -> std::process::Output {
+    config_check_with(dir, &[])
+}
+
+fn config_check_with(dir: &std::path::Path, flags: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_callgate"))
         .args(["config", "check"])
+        .args(flags)
         .current_dir(dir)
         .output()
         .unwrap()
+}
+
+/// The unit's check before a start or reload: a bad list file does not stop a start (its list
+/// fails its calls closed), so it does not fail this check; a bad manifest does.
+#[test]
+fn config_check_without_list_files_passes_a_bad_list_file_but_not_a_bad_manifest() {
+    let (dir, _) = working_dir(|t| t);
+    let data = dir.path().join("config/sample-data");
+    std::fs::write(data.join("national-dnc.txt"), "2125550143\nnot-a-number\n").unwrap();
+    assert_eq!(config_check(dir.path()).status.code(), Some(1));
+    let out = config_check_with(dir.path(), &["--no-list-files"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    std::fs::write(data.join("lists.toml"), "[[list]]\nid = 3\n").unwrap();
+    let out = config_check_with(dir.path(), &["--no-list-files"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lists.toml"));
 }
 
 #[test]

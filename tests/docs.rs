@@ -269,7 +269,8 @@ fn the_sample_configuration_shows_every_key() {
             section = h.trim_end_matches('`').to_string();
         } else if let Some(row) = line.strip_prefix("| `") {
             let key = format!("{section} {}", row.split('`').next().unwrap());
-            if !shown.contains(&key) {
+            // The keys of a list's table entries (`caller_ids[].number`) are the list's.
+            if !key.contains("[].") && !shown.contains(&key) {
                 missing.push(key);
             }
         }

@@ -20,9 +20,14 @@ struct Kamailio {
 }
 
 impl Kamailio {
-    /// Kamailio on a loopback port with the recipe, sending new calls to `next_hop`; returns
-    /// once its SIP port is bound.
+    /// Kamailio on a loopback port with the recipe, sending new calls from 127.0.0.1 to
+    /// `next_hop`; returns once its SIP port is bound.
     fn start(next_hop: SocketAddr) -> Kamailio {
+        Self::trusting(next_hop, "127.0.0.1/32")
+    }
+
+    /// The same, new calls accepted from `trusted` (TRUSTED) only.
+    fn trusting(next_hop: SocketAddr, trusted: &str) -> Kamailio {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
@@ -32,6 +37,8 @@ impl Kamailio {
             .arg(format!("udp:127.0.0.1:{port}"))
             .arg("-A")
             .arg(format!("NEXT_HOP=\"sip:{next_hop}\""))
+            .arg("-A")
+            .arg(format!("TRUSTED=\"{trusted}\""))
             .arg("-Y")
             .arg(dir.path())
             .arg("-w")
@@ -134,5 +141,27 @@ fn behind_callgate_a_blocked_call_never_reaches_kamailio_or_the_carrier() {
         ),
         0
     );
+    assert_eq!(carrier.invites(), 0);
+}
+
+/// A relay that took anyone's INVITE would be a way around callgate (behind it) and a
+/// toll-fraud target (in front): the recipe answers strangers 403 and forwards nothing.
+#[test]
+fn kamailio_refuses_a_new_call_from_an_untrusted_source() {
+    let carrier = carrier();
+    let kam = Kamailio::trusting(local(carrier.port), "127.0.0.2/32");
+    let dialer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    dialer
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let invite = common::invite_msg(
+        &format!("sip:4155550100@{}", kam.sip),
+        "kamailio-stranger-1",
+        dialer.local_addr().unwrap(),
+        "z9hG4bK-stranger-1",
+    );
+    dialer.send_to(invite.as_bytes(), kam.sip).unwrap();
+    let reply = common::recv_final(&dialer).expect("no final response");
+    assert!(reply.starts_with("SIP/2.0 403"), "{reply}");
     assert_eq!(carrier.invites(), 0);
 }

@@ -96,3 +96,19 @@ fn a_changed_manifest_is_picked_up_too() {
     watch_reloads(&h, 1);
     assert_eq!(verdict(&h, "3125550111"), "blocked");
 }
+
+#[test]
+fn a_change_already_reloaded_by_the_api_is_not_reloaded_again_by_the_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = watching(dir.path());
+    replace(
+        &dir.path().join("data/internal.txt"),
+        "+1 202 555 0177\n4155550100\n",
+    );
+    let (status, body) = h.http("POST", "/v1/reload", "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(verdict(&h, "4155550100"), "blocked");
+    // Three intervals: the watch sees the files as the lists in service were read from.
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(watch_reloads_now(&h).len(), 0);
+}

@@ -11,6 +11,11 @@ pub(crate) enum ConfigCmd {
     Check {
         #[command(flatten)]
         common: Common,
+        /// Check the list manifest but not the list files. A start does not stop on a bad list
+        /// file (that list is unavailable and its calls fail closed), so the systemd unit checks
+        /// this way before a start or a reload, without loading every number a second time.
+        #[arg(long)]
+        no_list_files: bool,
     },
     /// Print every configuration key with its type, default and documentation (Markdown),
     /// from the configuration's own definitions: the book's configuration page.
@@ -19,7 +24,10 @@ pub(crate) enum ConfigCmd {
 
 pub(crate) fn main(cmd: ConfigCmd) -> anyhow::Result<u8> {
     match cmd {
-        ConfigCmd::Check { common } => check(&common),
+        ConfigCmd::Check {
+            common,
+            no_list_files,
+        } => check(&common, !no_list_files),
         ConfigCmd::Reference => {
             print!("{}", reference());
             Ok(0)
@@ -28,7 +36,7 @@ pub(crate) fn main(cmd: ConfigCmd) -> anyhow::Result<u8> {
 }
 
 /// `callgate config check`: 0 when a start would succeed, 1 with every error printed.
-fn check(common: &Common) -> anyhow::Result<u8> {
+fn check(common: &Common, list_files: bool) -> anyhow::Result<u8> {
     let loaded = match load_config(common) {
         Ok(l) => l,
         Err(e) => {
@@ -36,7 +44,7 @@ fn check(common: &Common) -> anyhow::Result<u8> {
             return Ok(1);
         }
     };
-    let errors = callgate::server::check(&loaded.cfg, clock_from_env()?.now());
+    let errors = callgate::server::check(&loaded.cfg, clock_from_env()?.now(), list_files);
     for e in &errors {
         println!("{e}");
     }
@@ -97,9 +105,38 @@ fn reference() -> String {
                 default.map(toml_value).unwrap_or_else(|| "(none)".into()),
                 one_line(&p["description"]).replace('|', "\\|"),
             );
+            for (sub, sp) in entry_keys(p, defs) {
+                out += &format!(
+                    "| `{key}[].{sub}` | {} | (none) | {} |\n",
+                    type_name(sp, defs),
+                    one_line(&sp["description"]).replace('|', "\\|"),
+                );
+            }
         }
     }
     out
+}
+
+/// The keys of a list's entries when an entry may be a table (`caller_ids = [{ number = ...,
+/// evidence = ... }]`).
+fn entry_keys<'a>(
+    p: &'a serde_json::Value,
+    defs: &'a serde_json::Value,
+) -> Vec<(&'a String, &'a serde_json::Value)> {
+    let list = resolve(p, defs);
+    if list["type"] != "array" {
+        return vec![];
+    }
+    let items = resolve(&list["items"], defs);
+    let alternatives: Vec<&serde_json::Value> = match items["anyOf"].as_array() {
+        Some(a) => a.iter().map(|a| resolve(a, defs)).collect(),
+        None => vec![resolve(items, defs)],
+    };
+    alternatives
+        .into_iter()
+        .filter_map(|a| a["properties"].as_object())
+        .flatten()
+        .collect()
 }
 
 /// A schema with its `$ref` followed (an `Option` of a reference: the reference).

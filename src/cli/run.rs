@@ -99,9 +99,14 @@ fn run(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
                 _ = int.recv() => break,
             }
         }
+        notify("STOPPING=1\nSTATUS=draining calls and the audit log");
+        // A reload still running finishes first: its admin record goes into the audit log
+        // before the log is closed.
+        if let Some(r) = reloading {
+            let _ = r.await;
+        }
         anyhow::Ok(())
     })?;
-    notify("STOPPING=1\nSTATUS=draining the audit log");
     tracing::info!("shutting down: draining the audit log");
     running.shutdown();
     Ok(())

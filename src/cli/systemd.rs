@@ -50,5 +50,6 @@ pub(crate) fn watchdog_every() -> Option<Duration> {
         }
     }
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok()?;
-    (usec > 0).then(|| Duration::from_micros(usec / 2))
+    // At least a millisecond: a zero period would be no timer at all.
+    (usec > 0).then(|| Duration::from_micros(usec / 2).max(Duration::from_millis(1)))
 }

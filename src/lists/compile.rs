@@ -9,7 +9,7 @@ use super::snapshot::{self, SnapshotMeta, SourceFile};
 use super::{ListKind, NumberSet};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
 pub struct CompileSpec {
@@ -88,9 +88,11 @@ fn read_zip(
     };
     let bad_zip =
         |e: zip::result::ZipError| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+    // One handle for the hash and the read: the provenance is the bytes that were read.
+    let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hash = Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path).map_err(io)?, &mut hash).map_err(io)?;
-    let file = std::fs::File::open(path).map_err(io)?;
+    std::io::copy(&mut file, &mut hash).map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(bad_zip)?;
     let mut members = Vec::new();
     for n in archive.file_names() {

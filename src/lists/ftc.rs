@@ -153,8 +153,9 @@ pub(crate) fn read_lines<R: BufRead>(
         buf.clear();
         // Bounded: a file with no newline (or a zip member expanding to one) is a bad line,
         // not an allocation as large as the file.
+        // Room for the line, its CR LF, and one byte more to tell a longer line.
         if (&mut reader)
-            .take(MAX_LINE as u64)
+            .take(MAX_LINE as u64 + 3)
             .read_until(b'\n', &mut buf)
             .map_err(io)?
             == 0
@@ -162,7 +163,8 @@ pub(crate) fn read_lines<R: BufRead>(
             return Ok(count);
         }
         lineno += 1;
-        if buf.len() == MAX_LINE && buf.last() != Some(&b'\n') {
+        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        if text.strip_suffix(b"\r").unwrap_or(text).len() > MAX_LINE {
             return Err(ListError::BadLine {
                 file: file.to_string(),
                 line: lineno,

@@ -353,15 +353,25 @@ pub struct ListStore {
     clock: SharedClock,
     generation: AtomicU64,
     reload_lock: Mutex<()>,
+    /// The files as they were when the lists in service were read (`lists.watch` compares).
+    applied: Mutex<Stamps>,
 }
+
+/// The manifest and the files it names, each with its stamp (`None`: missing).
+pub type Stamps = Vec<(PathBuf, Option<load::FileStamp>)>;
 
 /// Every problem a start or a reload would meet in the lists: the manifest, then each list
 /// file (`callgate config check`). Reads the files and writes nothing.
-pub fn check(cfg: &ListsConfig, now: DateTime<Utc>) -> Vec<String> {
+/// With `files = false`, only the manifest: what stops a start (a bad list file does not: its
+/// list is unavailable and its calls fail closed).
+pub fn check(cfg: &ListsConfig, now: DateTime<Utc>, files: bool) -> Vec<String> {
     let manifest = match Manifest::load(&cfg.data_dir.join(&cfg.manifest)) {
         Ok(m) => m,
         Err(e) => return vec![e.to_string()],
     };
+    if !files {
+        return vec![];
+    }
     manifest
         .entries
         .iter()
@@ -385,7 +395,9 @@ impl ListStore {
             clock,
             generation: AtomicU64::new(0),
             reload_lock: Mutex::new(()),
+            applied: Mutex::new(vec![]),
         };
+        store.note_applied();
         let manifest = Manifest::load(&store.manifest_path)?;
         store.apply(manifest);
         Ok(store)
@@ -401,10 +413,24 @@ impl ListStore {
         self.current.load_full()
     }
 
+    fn note_applied(&self) {
+        let stamps = self.watched_stamps();
+        *self.applied.lock().unwrap_or_else(|p| p.into_inner()) = stamps;
+    }
+
+    /// The files as they were when the lists in service were last read (by any reload: a
+    /// signal, the API or the watch), whether the reload was accepted or refused.
+    pub fn applied_stamps(&self) -> Stamps {
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// What `lists.watch` compares between two looks: the manifest's stamp and the stamp of
     /// every file it names (a missing file is `None`). Journals are not in it: they change
     /// with every opt-out and are never reloaded.
-    pub fn watched_stamps(&self) -> Vec<(PathBuf, Option<load::FileStamp>)> {
+    pub fn watched_stamps(&self) -> Stamps {
         let mut paths = vec![self.manifest_path.clone()];
         if let Ok(m) = Manifest::load(&self.manifest_path) {
             for e in m.entries {
@@ -426,6 +452,8 @@ impl ListStore {
     /// Re-read the manifest and every list file; swap in the result. A list whose new file is
     /// bad keeps its version in service. A bad manifest changes nothing.
     pub fn reload(&self) -> Result<ReloadReport, ListError> {
+        // Noted first: a file that changes while it is read is seen as changed again.
+        self.note_applied();
         let manifest = Manifest::load(&self.manifest_path)?;
         // Loading a 250 M snapshot and rebuilding the prefilter is seconds of CPU; on a small
         // box it competes with the SIP thread. A short-lived thread at low priority does it,

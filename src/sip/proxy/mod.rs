@@ -139,6 +139,11 @@ impl Proxy {
     }
 
     /// Stop taking new INVITEs (503 + Retry-After); everything else still flows.
+    /// callgate has started to stop: new calls are refused.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
     }
