@@ -767,6 +767,39 @@ impl Config {
         Self::from_str_named(&file, &src)
     }
 
+    /// Every error in a configuration file, not only the first: after each error its line is
+    /// set aside and the file read again (at most 50 times). It stops early where setting a
+    /// line aside would invent errors: a table header, or a value that spans lines.
+    pub fn errors_in_file(path: &Path) -> Vec<ConfigError> {
+        let file = path.display().to_string();
+        let mut src = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(source) => return vec![ConfigError::Io { file, source }],
+        };
+        let mut errors = vec![];
+        for _ in 0..50 {
+            let err = match Self::from_str_named(&file, &src) {
+                Ok(_) => break,
+                Err(e) => e,
+            };
+            let line = match &err {
+                ConfigError::Invalid { line, .. } if *line > 0 => Some(*line),
+                _ => None,
+            };
+            errors.push(err);
+            let Some(line) = line else { break };
+            let mut lines: Vec<&str> = src.lines().collect();
+            let text = lines.get(line - 1).map(|l| l.trim()).unwrap_or("");
+            let spans_lines = text.ends_with('[') || text.ends_with('{') || text.contains("\"\"\"");
+            if text.is_empty() || text.starts_with('[') || spans_lines {
+                break;
+            }
+            lines[line - 1] = "";
+            src = lines.join("\n");
+        }
+        errors
+    }
+
     pub fn from_str_named(file: &str, src: &str) -> Result<Config, ConfigError> {
         let mut cfg: Config = parse_toml(file, src)?;
         cfg.origin = (file.to_string(), src.into());

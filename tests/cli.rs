@@ -198,6 +198,29 @@ fn config_check_prints_every_error_with_its_file_and_line_and_exits_1() {
     assert!(text.contains("2 error(s)"), "{text}");
 }
 
+/// Like `nginx -t`, but past the first: each error of the file is printed with its line.
+#[test]
+fn config_check_prints_every_error_of_the_configuration_file() {
+    let (dir, _) = working_dir(|t| {
+        t.replace("[sip]", "[sip]\nlisen = 1")
+            .replace("[audit]", "[audit]\nbogus = 2")
+            .replace("flush_interval_ms = 100", "flush_interval_ms = 0")
+    });
+    let out = config_check(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("config/callgate.toml:8:") && text.contains("lisen"),
+        "{text}"
+    );
+    assert!(text.contains("bogus"), "{text}");
+    assert!(
+        text.contains("audit.flush_interval_ms") && text.contains("0 is outside"),
+        "{text}"
+    );
+    assert!(text.contains("3 error(s)"), "{text}");
+}
+
 #[test]
 fn config_check_names_a_broken_configuration_file() {
     let (dir, _) = working_dir(|t| t.replace("[sip]", "[sip]\nlisen = 1"));

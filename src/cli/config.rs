@@ -40,7 +40,20 @@ fn check(common: &Common, list_files: bool) -> anyhow::Result<u8> {
     let loaded = match load_config(common) {
         Ok(l) => l,
         Err(e) => {
-            println!("{e:#}");
+            // The file's own errors, every one of them, when it is a file that failed.
+            let errors = match super::config_path(common) {
+                Some(p) if e.downcast_ref::<callgate::config::ConfigError>().is_some() => {
+                    callgate::config::Config::errors_in_file(&p)
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect()
+                }
+                _ => vec![format!("{e:#}")],
+            };
+            for e in &errors {
+                println!("{e}");
+            }
+            println!("{} error(s) in the configuration file", errors.len());
             return Ok(1);
         }
     };

@@ -114,6 +114,15 @@ pub(crate) struct Loaded {
     source: String,
 }
 
+/// The configuration file a command reads: `--config`, else the working directory's, else
+/// none (the built-in copy).
+pub(crate) fn config_path(common: &Common) -> Option<PathBuf> {
+    match &common.config {
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from(WORKING_DIR_CONFIG)).filter(|p| p.is_file()),
+    }
+}
+
 pub(crate) fn load_config(common: &Common) -> anyhow::Result<Loaded> {
     let (path, source) = match &common.config {
         Some(p) => (Some(p.clone()), format!("{} (--config)", p.display())),
