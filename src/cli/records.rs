@@ -12,6 +12,12 @@ pub(crate) enum RecordsCmd {
     /// The call records that match, as CSV (one column per field; the book maps each TSR
     /// 310.5(a)(2) item to its column) or JSON lines, to standard output.
     Export(RecordsArgs),
+    /// Build the records index of an audit directory anew from its log (compressed days
+    /// included): `find` and `export` then answer from it instead of scanning.
+    Reindex {
+        /// The audit directory.
+        dir: std::path::PathBuf,
+    },
     /// Ask the running callgate (its admin API, from the configuration) to remove the audit
     /// files past records.retention_days; the removal is an admin record naming each file and
     /// its final hash. Prints what was (or, with --dry-run, would be) removed.
@@ -33,15 +39,20 @@ pub(crate) struct RecordsArgs {
     /// csv or json (export only).
     #[arg(long, default_value = "csv")]
     format: String,
+    /// Read every line of the log even when the directory has a records index.
+    #[arg(long)]
+    scan: bool,
 }
 
-/// `callgate records find|export`: call records by a scan of the log.
+/// `callgate records find|export`: call records from the records index when the audit
+/// directory has one (brought up to the log first), else by a scan of the log.
 pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
     use callgate::records::export;
     let (find, args) = match cmd {
         RecordsCmd::Find(a) => (true, a),
         RecordsCmd::Export(a) => (false, a),
         RecordsCmd::Prune { common, dry_run } => return prune_cmd(&common, dry_run),
+        RecordsCmd::Reindex { dir } => return reindex(&dir),
     };
     anyhow::ensure!(
         !find || args.sel.number.is_some(),
@@ -57,6 +68,22 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
             })
         })
         .transpose()?;
+    let indexed = match &args.sel.paths[..] {
+        [dir] if !args.scan && dir.join(callgate::records::index::FILE_NAME).is_file() => {
+            Some(dir.clone())
+        }
+        _ => None,
+    };
+    let source = match &indexed {
+        Some(dir) => {
+            eprintln!(
+                "from the records index in {} (--scan reads the log instead)",
+                dir.display()
+            );
+            export::Source::Index(dir)
+        }
+        None => export::Source::Scan,
+    };
     let s = args.sel.read()?;
     let filter = export::CallFilter {
         from: s.from,
@@ -68,15 +95,37 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let n = if find {
-        export::scan(&s.files, &filter, |c| {
+        export::calls(&s.files, &filter, &source, |c| {
             use std::io::Write;
             writeln!(out, "{}", export::summary(c))
         })?
     } else {
-        export::export(&s.files, &filter, csv, &mut out)?
+        export::export(&s.files, &filter, &source, csv, &mut out)?
     };
     std::io::Write::flush(&mut out)?;
     eprintln!("{n} calls");
+    Ok(())
+}
+
+/// `callgate records reindex DIR`: the index file removed, then built from every day's file.
+fn reindex(dir: &std::path::Path) -> anyhow::Result<()> {
+    use callgate::records::index::{Index, FILE_NAME};
+    let files = callgate::audit::verify::expand(&[dir.to_path_buf()])?;
+    anyhow::ensure!(!files.is_empty(), "{}: no audit files", dir.display());
+    for suffix in ["", "-wal", "-shm"] {
+        let f = dir.join(format!("{FILE_NAME}{suffix}"));
+        if f.exists() {
+            std::fs::remove_file(&f)?;
+        }
+    }
+    let t = std::time::Instant::now();
+    let n = Index::open(dir)?.catch_up(&files)?;
+    println!(
+        "{n} call records indexed from {} files in {:.1} s: {}",
+        files.len(),
+        t.elapsed().as_secs_f64(),
+        dir.join(FILE_NAME).display()
+    );
     Ok(())
 }
 

@@ -120,21 +120,70 @@ pub fn scan(
     Ok(n)
 }
 
+/// Where `find` and `export` read the call records from.
+pub enum Source<'a> {
+    /// Every line of the log.
+    Scan,
+    /// The records index in this audit directory, brought up to the log first.
+    Index(&'a Path),
+}
+
+/// Every call record `filter` keeps, from `source`, in log order, handed to `each`.
+pub fn calls(
+    files: &[PathBuf],
+    filter: &CallFilter,
+    source: &Source,
+    mut each: impl FnMut(&Value) -> std::io::Result<()>,
+) -> anyhow::Result<u64> {
+    let dir = match source {
+        Source::Scan => return Ok(scan(files, filter, each)?),
+        Source::Index(dir) => dir,
+    };
+    let mut index = super::index::Index::open(dir)?;
+    index.catch_up(files)?;
+    let mut n = 0;
+    let mut reading: Option<(String, super::index::LineAt)> = None;
+    let mut line = Vec::with_capacity(1024);
+    for (day, offset) in index.find(filter)? {
+        let file = super::index::file_of(files, &day).ok_or_else(|| {
+            anyhow::anyhow!("the index names {day}, which the log no longer holds")
+        })?;
+        if reading.as_ref().is_none_or(|(d, _)| *d != day) {
+            reading = Some((day.clone(), super::index::LineAt::open(file)?));
+        }
+        let (_, at) = reading.as_mut().expect("opened above");
+        at.read(offset, &mut line)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let record: Value = serde_json::from_slice(&line)
+            .map_err(|e| anyhow::anyhow!("{}@{offset}: not a record: {e}", file.display()))?;
+        // Read from the log itself: what the index pointed at must be what was asked for.
+        match record.get("call") {
+            Some(c) if filter.keeps(c) => {
+                each(c)?;
+                n += 1;
+            }
+            _ => anyhow::bail!(
+                "{}@{offset}: the index and the log differ: run `callgate records reindex`",
+                file.display()
+            ),
+        }
+    }
+    Ok(n)
+}
+
 /// Write the kept call records as CSV (a header, then one row per call) or JSON lines (the
 /// `call` object of each). Returns the count written.
 pub fn export(
     files: &[PathBuf],
     filter: &CallFilter,
+    source: &Source,
     csv: bool,
     out: &mut dyn Write,
-) -> Result<u64, VerifyError> {
+) -> anyhow::Result<u64> {
     if csv {
-        writeln!(out, "{}", CSV_COLUMNS.join(",")).map_err(|source| VerifyError::Io {
-            file: "<stdout>".into(),
-            source,
-        })?;
+        writeln!(out, "{}", CSV_COLUMNS.join(","))?;
     }
-    scan(files, filter, |c| {
+    calls(files, filter, source, |c| {
         if csv {
             let row: Vec<String> = CSV_COLUMNS.iter().map(|k| csv_field(&cell(c, k))).collect();
             writeln!(out, "{}", row.join(","))

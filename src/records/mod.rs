@@ -6,6 +6,7 @@
 //! messages.
 
 pub mod export;
+pub mod index;
 mod line;
 pub(crate) mod metrics;
 mod open;

@@ -1,0 +1,203 @@
+//! The records index: `records find` and `records export` answer from it as a scan of the log
+//! answers, on records made by real sipp calls through the callgate binary; it catches up with
+//! records written after it was built; `records reindex` builds it anew.
+
+mod common;
+
+use common::peers::{dialer, Callgate, Carrier};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// An audit directory with the records of real calls: three answered (two to one number), two
+/// blocked. Made once for this file; each test copies it.
+fn calls_made() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIR.get_or_init(|| {
+        let carrier = Carrier::start();
+        let cg = Callgate::start(carrier.port);
+        let work = tempfile::tempdir().unwrap();
+        let allowed = ["4155550100", "+14155550101", "415.555.0100"];
+        assert_eq!(dialer("uac_allow.xml", &allowed, cg.sip, work.path()), 0);
+        let blocked = ["2125550143", "1-646-555-0111"];
+        assert_eq!(
+            dialer("uac_expect_reject.xml", &blocked, cg.sip, work.path()),
+            0
+        );
+        assert_eq!(cg.wait_call_records(5).len(), 5);
+        let kept = tempfile::tempdir().unwrap();
+        let audit = kept.path().join("audit");
+        copy_dir(&cg._dir.path().join("audit"), &audit);
+        (kept, audit)
+    })
+    .1
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+/// A copy of the audit directory of `calls_made`, to index and change.
+fn audit_copy() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("audit");
+    copy_dir(calls_made(), &dir);
+    (tmp, dir)
+}
+
+/// (stdout, stderr) of `callgate ARGS`, which must succeed.
+fn callgate(args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(args)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(out.status.success(), "callgate {args:?}: {stderr}");
+    (stdout, stderr)
+}
+
+fn reindex(dir: &Path) -> String {
+    callgate(&["records", "reindex", dir.to_str().unwrap()]).0
+}
+
+const FILTERS: &[&[&str]] = &[
+    &[],
+    &["--number", "(415) 555-0100"],
+    &["--number", "+14155550101"],
+    &["--number", "2125550143"],
+    &["--disposition", "answered"],
+    &["--disposition", "rejected"],
+    &["--campaign", "default"],
+    &["--campaign", "nosuch"],
+    &["--from", "2000-01-01", "--to", "2100-01-01"],
+    &["--to", "2000-01-01"],
+    &[
+        "--number",
+        "4155550100",
+        "--disposition",
+        "answered",
+        "--from",
+        "2000-01-01",
+    ],
+];
+
+#[test]
+fn the_index_and_a_scan_give_the_same_answers_for_every_filter() {
+    let (_tmp, dir) = audit_copy();
+    let d = dir.to_str().unwrap();
+    assert!(reindex(&dir).starts_with("5 call records indexed"));
+    for filter in FILTERS {
+        for format in ["json", "csv"] {
+            let args = |scan: bool| {
+                let mut a = vec!["records", "export", d, "--format", format];
+                a.extend_from_slice(filter);
+                if scan {
+                    a.push("--scan");
+                }
+                a
+            };
+            let (indexed, said) = callgate(&args(false));
+            let (scanned, _) = callgate(&args(true));
+            assert!(said.contains("from the records index"), "{said}");
+            assert_eq!(indexed, scanned, "{filter:?} {format}");
+        }
+    }
+    let (found, _) = callgate(&["records", "find", d, "--number", "415 555 0100"]);
+    assert_eq!(found.lines().count(), 2, "{found}");
+}
+
+#[test]
+fn without_an_index_find_scans_the_log() {
+    let (_tmp, dir) = audit_copy();
+    let (found, said) = callgate(&[
+        "records",
+        "find",
+        dir.to_str().unwrap(),
+        "--number",
+        "4155550100",
+    ]);
+    assert_eq!(found.lines().count(), 2, "{found}");
+    assert!(!said.contains("records index"), "{said}");
+}
+
+/// Records written after the index was built are found: the index reads the log past the last
+/// line it indexed before it answers (as after a crash between the log and the index).
+#[test]
+fn records_written_after_the_index_was_built_are_found() {
+    let (_tmp, dir) = audit_copy();
+    reindex(&dir);
+    let day = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let text = std::fs::read_to_string(&day).unwrap();
+    let last_call = text.lines().rfind(|l| l.contains(",\"call\":{")).unwrap();
+    let again = last_call.replace("+16465550111", "+13125550199");
+    std::fs::write(&day, format!("{text}{again}\n")).unwrap();
+    let (found, _) = callgate(&[
+        "records",
+        "find",
+        dir.to_str().unwrap(),
+        "--number",
+        "3125550199",
+    ]);
+    assert_eq!(found.lines().count(), 1, "{found}");
+}
+
+#[test]
+fn a_reindex_from_scratch_gives_the_same_index() {
+    let (_tmp, dir) = audit_copy();
+    let d = dir.to_str().unwrap();
+    reindex(&dir);
+    let (first, _) = callgate(&["records", "export", d, "--format", "json"]);
+    assert!(reindex(&dir).starts_with("5 call records indexed"));
+    let (second, _) = callgate(&["records", "export", d, "--format", "json"]);
+    assert_eq!(first, second);
+}
+
+/// A day compressed after it was indexed (as callgate compresses sealed days) is the same day:
+/// its rows still point at the right lines, read through the compressed file.
+#[test]
+fn a_day_compressed_after_indexing_answers_the_same() {
+    let (_tmp, dir) = audit_copy();
+    let d = dir.to_str().unwrap();
+    reindex(&dir);
+    let (before, _) = callgate(&[
+        "records",
+        "export",
+        d,
+        "--format",
+        "json",
+        "--number",
+        "4155550100",
+    ]);
+    let day = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &std::fs::read(&day).unwrap()).unwrap();
+    std::fs::write(day.with_extension("jsonl.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::remove_file(&day).unwrap();
+    let (after, said) = callgate(&[
+        "records",
+        "export",
+        d,
+        "--format",
+        "json",
+        "--number",
+        "4155550100",
+    ]);
+    assert!(said.contains("records index"), "{said}");
+    assert_eq!(before.lines().count(), 2);
+    assert_eq!(after, before);
+}
