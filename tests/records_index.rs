@@ -201,3 +201,15 @@ fn a_day_compressed_after_indexing_answers_the_same() {
     assert_eq!(before.lines().count(), 2);
     assert_eq!(after, before);
 }
+
+/// An index that cannot be brought up to date is not answered from: the log is read, and the
+/// answer is the scan's.
+#[test]
+fn a_damaged_index_falls_back_to_the_log_and_says_so() {
+    let (_tmp, dir) = audit_copy();
+    let d = dir.to_str().unwrap();
+    std::fs::write(dir.join("records-index.sqlite"), "not a database").unwrap();
+    let (found, said) = callgate(&["records", "find", d, "--number", "4155550100"]);
+    assert!(said.contains("cannot be used"), "{said}");
+    assert_eq!(found.lines().count(), 2, "{found}");
+}

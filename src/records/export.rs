@@ -139,8 +139,16 @@ pub fn calls(
         Source::Scan => return Ok(scan(files, filter, each)?),
         Source::Index(dir) => dir,
     };
-    let mut index = super::index::Index::open(dir)?;
-    index.catch_up(files)?;
+    // An index that cannot be brought up to date (read-only for this user, damaged) would
+    // answer from less than the log holds: the log is read instead, and that is said.
+    let index = match super::index::Index::open(dir).and_then(|mut i| i.catch_up(files).map(|_| i))
+    {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("the records index cannot be used ({e}): reading the log instead");
+            return Ok(scan(files, filter, each)?);
+        }
+    };
     let mut n = 0;
     let mut reading: Option<(String, super::index::LineAt)> = None;
     let mut line = Vec::with_capacity(1024);
