@@ -384,11 +384,25 @@ pub fn stunnel() -> &'static str {
 }
 
 /// A port free for both UDP and TCP on 127.0.0.1.
+///
+/// Handed out in turn from 20000-31999, below the kernel's ephemeral range (32768 and up): a
+/// port chosen here and bound a moment later by a child process cannot meanwhile become the
+/// local port of some outgoing connection or `:0` socket, and two calls in one test binary
+/// never hand out the same port. (The kernel's `:0` was used before, and a parallel test's
+/// connection once took a port between its choice and callgate's bind.)
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Each test binary starts at its own place, so a port a previous binary's straggler still
+    // holds is unlikely to be the first one tried.
+    let start = std::process::id() % SPAN;
     loop {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let p = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let p = (FIRST + (start + n) % SPAN) as u16;
+        let udp = UdpSocket::bind(("127.0.0.1", p));
+        if udp.is_ok() && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
             return p;
         }
     }
@@ -408,6 +422,7 @@ pub fn spawn_binary_env(
     admin: SocketAddr,
     env: &[(&str, &str)],
 ) -> std::process::Child {
+    let log_path = log;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -425,8 +440,14 @@ pub fn spawn_binary_env(
         .stderr(log)
         .spawn()
         .unwrap();
+    let mut child = child;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while try_http(admin, "GET", "/healthz", "", None).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            panic!("callgate exited at start ({status}): {}", tail.join(" | "));
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "callgate did not start (see {})",
