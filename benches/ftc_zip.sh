@@ -8,8 +8,7 @@ cd "$(dirname "$0")/.."
 source benches/lib.sh
 release_bin
 COUNT=${COUNT:-10000000}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+scratch
 
 "$BIN" lists generate --count "$COUNT" --seed 7 --comma --out "$WORK/national.txt" > /dev/null
 # One member per area code, deflated, as the FTC packs its download.

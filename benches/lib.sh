@@ -10,6 +10,12 @@ release_bin() {
   [ "$BIN" != target/release/callgate ] || cargo build --release -q
 }
 
+# scratch: a scratch directory (WORK) that is removed at exit.
+scratch() {
+  WORK=$(mktemp -d)
+  trap 'rm -rf "$WORK"' EXIT
+}
+
 # uas_work UAS_PORT: a scratch directory (WORK) that is removed at exit, with every job the
 # script started and sipp's UAS on UAS_PORT.
 uas_work() {

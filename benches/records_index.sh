@@ -10,8 +10,7 @@ cd "$(dirname "$0")/.."
 source benches/lib.sh
 release_bin
 COUNT=${COUNT:-1000000}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+scratch
 mkdir -p "$WORK/audit"
 python3 - "$WORK/audit/audit-2026-11-02.jsonl" "$COUNT" <<'PY'
 import sys
@@ -22,9 +21,8 @@ with open(sys.argv[1], "w") as f:
         ms = i % 86400000
         at = f"2026-11-02T{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}Z"
         f.write('{"ts":"%s","call":{"id":"c-%d","decision":"d-%d","call_id":"%d@dialer","called":"%s","campaign":"camp%d","invite_at":"%s","answered_at":null,"ended_at":"%s","setup_ms":120,"duration_ms":0,"disposition":"no_answer","ended_by":"carrier","sip_status":480},"prev":"%064d"}\n' % (at, i, i, i, number, i % 20, at, at, i))
-    # The number looked up: called 5 times, spread over the day.
-for_lookup = "+14155550100"
 PY
+# The number looked up: called 5 times, spread over the day.
 python3 - "$WORK/audit/audit-2026-11-02.jsonl" <<'PY'
 import sys
 lines = open(sys.argv[1]).read().split("\n")

@@ -63,6 +63,15 @@ fn callgate(args: &[&str]) -> (String, String) {
     (stdout, stderr)
 }
 
+/// The day's plain file of the audit directory (the calls were placed on one day).
+fn day_file(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap()
+}
+
 fn reindex(dir: &Path) -> String {
     callgate(&["records", "reindex", dir.to_str().unwrap()]).0
 }
@@ -133,11 +142,7 @@ fn without_an_index_find_scans_the_log() {
 fn records_written_after_the_index_was_built_are_found() {
     let (_tmp, dir) = audit_copy();
     reindex(&dir);
-    let day = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
+    let day = day_file(&dir);
     let text = std::fs::read_to_string(&day).unwrap();
     let last_call = text.lines().rfind(|l| l.contains(",\"call\":{")).unwrap();
     let again = last_call.replace("+16465550111", "+13125550199");
@@ -179,11 +184,7 @@ fn a_day_compressed_after_indexing_answers_the_same() {
         "--number",
         "4155550100",
     ]);
-    let day = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
+    let day = day_file(&dir);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &std::fs::read(&day).unwrap()).unwrap();
     std::fs::write(day.with_extension("jsonl.gz"), gz.finish().unwrap()).unwrap();

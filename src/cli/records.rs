@@ -68,21 +68,11 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
             })
         })
         .transpose()?;
-    let indexed = match &args.sel.paths[..] {
+    let dir = match &args.sel.paths[..] {
         [dir] if !args.scan && dir.join(callgate::records::index::FILE_NAME).is_file() => {
             Some(dir.clone())
         }
         _ => None,
-    };
-    let source = match &indexed {
-        Some(dir) => {
-            eprintln!(
-                "from the records index in {} (--scan reads the log instead)",
-                dir.display()
-            );
-            export::Source::Index(dir)
-        }
-        None => export::Source::Scan,
     };
     let s = args.sel.read()?;
     let filter = export::CallFilter {
@@ -91,6 +81,11 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
         number: s.number,
         campaign: s.campaign,
         disposition,
+    };
+    let index = dir.as_deref().and_then(|d| up_to_date_index(d, &s.files));
+    let source = match &index {
+        Some(i) => export::Source::Index(i),
+        None => export::Source::Scan,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -105,6 +100,29 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
     std::io::Write::flush(&mut out)?;
     eprintln!("{n} calls");
     Ok(())
+}
+
+/// The records index of `dir`, brought up to the log, and said to be in use; `None` (and why)
+/// when it cannot be brought up to date (read-only for this user, damaged): an index behind
+/// the log would answer from less than the log holds, so the log is read instead.
+fn up_to_date_index(
+    dir: &std::path::Path,
+    files: &[std::path::PathBuf],
+) -> Option<callgate::records::index::Index> {
+    use callgate::records::index::Index;
+    match Index::open(dir).and_then(|mut i| i.catch_up(files).map(|_| i)) {
+        Ok(i) => {
+            eprintln!(
+                "from the records index in {} (--scan reads the log instead)",
+                dir.display()
+            );
+            Some(i)
+        }
+        Err(e) => {
+            eprintln!("the records index cannot be used ({e}): reading the log instead");
+            None
+        }
+    }
 }
 
 /// `callgate records reindex DIR`: the index file removed, then built from every day's file.

@@ -104,7 +104,7 @@ pub fn scan(
         for line in f.lines() {
             let line = line.map_err(io(path))?;
             // Only call lines are parsed; decisions and seals are passed over.
-            if !line.starts_with("{\"ts\":") || !line.contains(",\"call\":{") {
+            if !super::line::is_call_line(line.as_bytes()) {
                 continue;
             }
             let Ok(r) = serde_json::from_str::<Value>(&line) else {
@@ -124,8 +124,25 @@ pub fn scan(
 pub enum Source<'a> {
     /// Every line of the log.
     Scan,
-    /// The records index in this audit directory, brought up to the log first.
-    Index(&'a Path),
+    /// The records index of the log's directory, already brought up to the log
+    /// (`Index::catch_up`).
+    Index(&'a super::index::Index),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    #[error(transparent)]
+    Log(#[from] VerifyError),
+    #[error(transparent)]
+    Index(#[from] super::index::IndexError),
+    #[error("{file}@{offset}: {why}: run `callgate records reindex`")]
+    Differs {
+        file: String,
+        offset: u64,
+        why: String,
+    },
+    #[error("<stdout>: {0}")]
+    Write(std::io::Error),
 }
 
 /// Every call record `filter` keeps, from `source`, in log order, handed to `each`.
@@ -134,46 +151,39 @@ pub fn calls(
     filter: &CallFilter,
     source: &Source,
     mut each: impl FnMut(&Value) -> std::io::Result<()>,
-) -> anyhow::Result<u64> {
-    let dir = match source {
+) -> Result<u64, FindError> {
+    let index = match source {
         Source::Scan => return Ok(scan(files, filter, each)?),
-        Source::Index(dir) => dir,
-    };
-    // An index that cannot be brought up to date (read-only for this user, damaged) would
-    // answer from less than the log holds: the log is read instead, and that is said.
-    let index = match super::index::Index::open(dir).and_then(|mut i| i.catch_up(files).map(|_| i))
-    {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("the records index cannot be used ({e}): reading the log instead");
-            return Ok(scan(files, filter, each)?);
-        }
+        Source::Index(index) => index,
     };
     let mut n = 0;
     let mut reading: Option<(String, super::index::LineAt)> = None;
     let mut line = Vec::with_capacity(1024);
     for (day, offset) in index.find(filter)? {
-        let file = super::index::file_of(files, &day).ok_or_else(|| {
-            anyhow::anyhow!("the index names {day}, which the log no longer holds")
-        })?;
+        let differs = |file: &Path, why: String| FindError::Differs {
+            file: file.display().to_string(),
+            offset,
+            why,
+        };
+        let Some(file) = super::index::file_of(files, &day) else {
+            let why = "the log no longer holds this day".to_string();
+            return Err(differs(Path::new(&day), why));
+        };
         if reading.as_ref().is_none_or(|(d, _)| *d != day) {
-            reading = Some((day.clone(), super::index::LineAt::open(file)?));
+            let at = super::index::LineAt::open(file).map_err(|e| differs(file, e.to_string()))?;
+            reading = Some((day.clone(), at));
         }
         let (_, at) = reading.as_mut().expect("opened above");
         at.read(offset, &mut line)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let record: Value = serde_json::from_slice(&line)
-            .map_err(|e| anyhow::anyhow!("{}@{offset}: not a record: {e}", file.display()))?;
+            .map_err(|e| differs(file, e.to_string()))?;
         // Read from the log itself: what the index pointed at must be what was asked for.
-        match record.get("call") {
+        let record: Option<Value> = serde_json::from_slice(&line).ok();
+        match record.as_ref().and_then(|r| r.get("call")) {
             Some(c) if filter.keeps(c) => {
-                each(c)?;
+                each(c).map_err(FindError::Write)?;
                 n += 1;
             }
-            _ => anyhow::bail!(
-                "{}@{offset}: the index and the log differ: run `callgate records reindex`",
-                file.display()
-            ),
+            _ => return Err(differs(file, "not the call record the index names".into())),
         }
     }
     Ok(n)
@@ -187,9 +197,9 @@ pub fn export(
     source: &Source,
     csv: bool,
     out: &mut dyn Write,
-) -> anyhow::Result<u64> {
+) -> Result<u64, FindError> {
     if csv {
-        writeln!(out, "{}", CSV_COLUMNS.join(","))?;
+        writeln!(out, "{}", CSV_COLUMNS.join(",")).map_err(FindError::Write)?;
     }
     calls(files, filter, source, |c| {
         if csv {

@@ -57,11 +57,6 @@ fn day_of(path: &Path) -> String {
         .to_string()
 }
 
-/// A call record's line, told by its first bytes as the scan tells it.
-fn is_call_line(line: &[u8]) -> bool {
-    line.starts_with(b"{\"ts\":") && line.windows(9).any(|w| w == b",\"call\":{")
-}
-
 impl Index {
     /// The index in `dir` (the audit directory), created when missing.
     pub fn open(dir: &Path) -> Result<Index, IndexError> {
@@ -225,7 +220,7 @@ fn index_lines(
         if n == 0 || line.last() != Some(&b'\n') {
             return Ok((added, pos));
         }
-        let call = is_call_line(&line)
+        let call = super::line::is_call_line(&line)
             .then(|| serde_json::from_slice::<Value>(&line).ok())
             .flatten()
             .and_then(|mut r| r.get_mut("call").map(Value::take));
@@ -265,47 +260,53 @@ fn open_at(file: &Path, at: u64) -> std::io::Result<(Box<dyn BufRead>, u64)> {
     Ok((reader, skipped))
 }
 
-/// Reads lines at given offsets of one day's file, forward: a plain file seeks to each line, a
-/// compressed day is read through.
-pub(crate) struct LineAt {
-    file: PathBuf,
-    reader: Option<Box<dyn BufRead>>,
-    pos: u64,
+/// Reads lines at given offsets of one day's file, in increasing order: a plain file seeks to
+/// each line, a compressed day is read through.
+pub(crate) enum LineAt {
+    Plain(std::io::BufReader<std::fs::File>),
+    Compressed { reader: Box<dyn BufRead>, pos: u64 },
 }
 
 impl LineAt {
     pub(crate) fn open(file: &Path) -> std::io::Result<LineAt> {
-        Ok(LineAt {
-            file: file.to_path_buf(),
-            reader: None,
-            pos: 0,
+        Ok(match crate::audit::chain::is_compressed(file) {
+            false => LineAt::Plain(std::io::BufReader::new(std::fs::File::open(file)?)),
+            true => LineAt::Compressed {
+                reader: open_lines(file)?,
+                pos: 0,
+            },
         })
     }
 
-    /// The line at `offset`, which must not be before the last one read.
+    /// The line at `offset` (not before the last one read, for a compressed day).
     pub(crate) fn read(&mut self, offset: u64, line: &mut Vec<u8>) -> std::io::Result<()> {
-        let gap = offset.checked_sub(self.pos).ok_or_else(|| {
-            std::io::Error::other(format!("offset {offset} is behind {}", self.pos))
-        })?;
-        let plain = !crate::audit::chain::is_compressed(&self.file);
-        let skipped = match (&mut self.reader, plain) {
-            (Some(r), false) => std::io::copy(&mut r.take(gap), &mut std::io::sink())?,
-            _ => {
-                let (r, at) = open_at(&self.file, offset)?;
-                self.reader = Some(r);
-                gap - (offset - at)
+        use std::io::Seek;
+        line.clear();
+        let n = match self {
+            LineAt::Plain(f) => {
+                f.seek(std::io::SeekFrom::Start(offset))?;
+                f.read_until(b'\n', line)?
+            }
+            LineAt::Compressed { reader, pos } => {
+                let gap = offset.checked_sub(*pos).ok_or_else(|| {
+                    std::io::Error::other(format!("offset {offset} is behind {pos}"))
+                })?;
+                let skipped = std::io::copy(&mut reader.take(gap), &mut std::io::sink())?;
+                let n = if skipped == gap {
+                    reader.read_until(b'\n', line)?
+                } else {
+                    0
+                };
+                *pos = offset + n as u64;
+                n
             }
         };
-        let reader = self.reader.as_mut().expect("opened above");
-        line.clear();
-        let n = reader.read_until(b'\n', line)?;
-        if skipped < gap || n == 0 {
-            return Err(std::io::Error::other(format!(
+        match n {
+            0 => Err(std::io::Error::other(format!(
                 "no line at offset {offset}: the log is shorter than its index"
-            )));
+            ))),
+            _ => Ok(()),
         }
-        self.pos = offset + n as u64;
-        Ok(())
     }
 }
 

@@ -162,6 +162,16 @@ impl Obj<'_> {
     }
 }
 
+/// A call record's line, told by its first bytes as `Line::write` lays them out (the time,
+/// then the call object), without parsing it: what a scan or the index reads.
+pub(crate) fn is_call_line(line: &[u8]) -> bool {
+    const CALL: &[u8] = b",\"call\":{";
+    line.starts_with(b"{\"ts\":")
+        && line[..line.len().min(64)]
+            .windows(CALL.len())
+            .any(|w| w == CALL)
+}
+
 impl Line<'_> {
     /// `{"ts":...,"call":{...}}`, no newline (the chain link is added after it).
     pub(crate) fn write(&self, out: &mut Vec<u8>, ts: DateTime<Utc>) {
