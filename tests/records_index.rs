@@ -72,6 +72,11 @@ fn day_file(dir: &Path) -> PathBuf {
         .unwrap()
 }
 
+/// `records find DIR --number N`: (the calls found, what it said on stderr).
+fn find(dir: &Path, number: &str) -> (String, String) {
+    callgate(&["records", "find", dir.to_str().unwrap(), "--number", number])
+}
+
 fn reindex(dir: &Path) -> String {
     callgate(&["records", "reindex", dir.to_str().unwrap()]).0
 }
@@ -118,20 +123,14 @@ fn the_index_and_a_scan_give_the_same_answers_for_every_filter() {
             assert_eq!(indexed, scanned, "{filter:?} {format}");
         }
     }
-    let (found, _) = callgate(&["records", "find", d, "--number", "415 555 0100"]);
+    let (found, _) = find(&dir, "415 555 0100");
     assert_eq!(found.lines().count(), 2, "{found}");
 }
 
 #[test]
 fn without_an_index_find_scans_the_log() {
     let (_tmp, dir) = audit_copy();
-    let (found, said) = callgate(&[
-        "records",
-        "find",
-        dir.to_str().unwrap(),
-        "--number",
-        "4155550100",
-    ]);
+    let (found, said) = find(&dir, "4155550100");
     assert_eq!(found.lines().count(), 2, "{found}");
     assert!(!said.contains("records index"), "{said}");
 }
@@ -147,13 +146,7 @@ fn records_written_after_the_index_was_built_are_found() {
     let last_call = text.lines().rfind(|l| l.contains(",\"call\":{")).unwrap();
     let again = last_call.replace("+16465550111", "+13125550199");
     std::fs::write(&day, format!("{text}{again}\n")).unwrap();
-    let (found, _) = callgate(&[
-        "records",
-        "find",
-        dir.to_str().unwrap(),
-        "--number",
-        "3125550199",
-    ]);
+    let (found, _) = find(&dir, "3125550199");
     assert_eq!(found.lines().count(), 1, "{found}");
 }
 
@@ -208,9 +201,8 @@ fn a_day_compressed_after_indexing_answers_the_same() {
 #[test]
 fn a_damaged_index_falls_back_to_the_log_and_says_so() {
     let (_tmp, dir) = audit_copy();
-    let d = dir.to_str().unwrap();
     std::fs::write(dir.join("records-index.sqlite"), "not a database").unwrap();
-    let (found, said) = callgate(&["records", "find", d, "--number", "4155550100"]);
+    let (found, said) = find(&dir, "4155550100");
     assert!(said.contains("cannot be used"), "{said}");
     assert_eq!(found.lines().count(), 2, "{found}");
 }
