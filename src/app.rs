@@ -440,6 +440,8 @@ impl App {
             std::fs::remove_file(f)?;
             tracing::info!(file = %f.display(), "audit file past the retention removed");
         }
+        let files: Vec<_> = removed.into_iter().map(|(f, _, _)| f).collect();
+        crate::records::index::forget_files(&self.cfg.audit.dir, &files);
         Ok(report)
     }
 }

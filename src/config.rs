@@ -156,6 +156,11 @@ pub struct RecordsConfig {
     pub retention_days: u32,
     /// Compress each day's file (gzip) once it is sealed.
     pub compress: bool,
+    /// Keep the records index (`records-index.sqlite` in the audit directory) current while
+    /// running, so `records find`, `records dossier` and `GET /v1/records` answer from it.
+    pub index: bool,
+    /// How often the index reads what the log gained (milliseconds).
+    pub index_interval_ms: u64,
 }
 
 impl Default for RecordsConfig {
@@ -163,6 +168,8 @@ impl Default for RecordsConfig {
         RecordsConfig {
             retention_days: 1826,
             compress: true,
+            index: true,
+            index_interval_ms: 1000,
         }
     }
 }
@@ -872,7 +879,7 @@ impl Config {
 
     /// Every number that has a range: (key, its value here, least, most). The configuration
     /// reference shows the ranges.
-    pub fn bounds(&self) -> [(&'static str, u64, u64, u64); 18] {
+    pub fn bounds(&self) -> [(&'static str, u64, u64, u64); 19] {
         const DAY: u64 = 86_400;
         let (sip, calls) = (&self.sip, &self.calls);
         // One line per setting: the table reads better than rustfmt's five lines each.
@@ -896,6 +903,7 @@ impl Config {
             ("records.retention_days", u64::from(self.records.retention_days), 1, 100 * 366),
             ("policy.national_max_age_days", u64::from(self.policy.national_max_age_days), 1, 36_500),
             ("lists.watch_interval_secs", self.lists.watch_interval_secs, 1, 3600),
+            ("records.index_interval_ms", self.records.index_interval_ms, 10, 3_600_000),
         ];
         bounds
     }

@@ -47,6 +47,7 @@ pub fn metrics_catalog() -> Vec<crate::metrics::MetricDoc> {
         let m = Metrics::new();
         SipMetrics::register(&m.registry);
         crate::records::metrics::RecordMetrics::register(&m.registry);
+        crate::records::index::FollowerMetrics::register(&m.registry);
     })
 }
 
@@ -182,6 +183,22 @@ fn spawn_list_watch(app: &Arc<App>, every: Duration) {
     if let Err(e) = spawned {
         tracing::error!(error = %e, "lists.watch: cannot start the watch; lists change only on SIGHUP or POST /v1/reload");
     }
+}
+
+/// The records index kept current beside the log (`records.index`), until callgate drains.
+fn spawn_records_index(app: &Arc<App>) {
+    let cfg = &app.cfg.records;
+    if !cfg.index {
+        return;
+    }
+    let metrics = crate::records::index::FollowerMetrics::register(&app.metrics.registry);
+    let weak = Arc::downgrade(app);
+    crate::records::index::spawn_follower(
+        app.cfg.audit.dir.clone(),
+        Duration::from_millis(cfg.index_interval_ms),
+        metrics,
+        move || weak.upgrade().is_some_and(|a| !a.proxy.is_draining()),
+    );
 }
 
 /// The policy state's upkeep, off the call path: the abandonment counts saved every 5 s (a
@@ -398,6 +415,7 @@ fn run(b: Built) -> anyhow::Result<Running> {
     if lists_cfg.watch {
         spawn_list_watch(&b.app, Duration::from_secs(lists_cfg.watch_interval_secs));
     }
+    spawn_records_index(&b.app);
     tracing::info!(sip = %sip_addr, tls = ?tls_addr, admin = %admin_addr, upstream = %b.upstream, "callgate running");
     Ok(Running {
         app: b.app,

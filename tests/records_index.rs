@@ -33,11 +33,15 @@ fn calls_made() -> &'static Path {
     .1
 }
 
+/// The log's files only: the copy has no records index until a test builds one.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let p = e.unwrap().path();
-        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("audit-") {
+            std::fs::copy(&p, to.join(name)).unwrap();
+        }
     }
 }
 
@@ -106,7 +110,7 @@ const FILTERS: &[&[&str]] = &[
 fn the_index_and_a_scan_give_the_same_answers_for_every_filter() {
     let (_tmp, dir) = audit_copy();
     let d = dir.to_str().unwrap();
-    assert!(reindex(&dir).starts_with("5 call records indexed"));
+    assert!(reindex(&dir).starts_with("10 records indexed"));
     for filter in FILTERS {
         for format in ["json", "csv"] {
             let args = |scan: bool| {
@@ -156,7 +160,7 @@ fn a_reindex_from_scratch_gives_the_same_index() {
     let d = dir.to_str().unwrap();
     reindex(&dir);
     let (first, _) = callgate(&["records", "export", d, "--format", "json"]);
-    assert!(reindex(&dir).starts_with("5 call records indexed"));
+    assert!(reindex(&dir).starts_with("10 records indexed"));
     let (second, _) = callgate(&["records", "export", d, "--format", "json"]);
     assert_eq!(first, second);
 }
@@ -205,4 +209,61 @@ fn a_damaged_index_falls_back_to_the_log_and_says_so() {
     let (found, said) = find(&dir, "4155550100");
     assert!(said.contains("cannot be used"), "{said}");
     assert_eq!(found.lines().count(), 2, "{found}");
+}
+
+/// (success, stdout + stderr) of `callgate records check-index DIR`.
+fn check_index(dir: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["records", "check-index", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+#[test]
+fn check_index_agrees_with_an_index_built_from_the_log() {
+    let (_tmp, dir) = audit_copy();
+    reindex(&dir);
+    let (ok, said) = check_index(&dir);
+    assert!(ok, "{said}");
+    assert!(said.contains("agrees with the log: 10 rows"), "{said}");
+}
+
+/// A row changed and a row lost in the index are each named by their place in the log.
+#[test]
+fn check_index_names_where_the_index_and_the_log_differ() {
+    let (_tmp, dir) = audit_copy();
+    reindex(&dir);
+    let db = rusqlite::Connection::open(dir.join("records-index.sqlite")).unwrap();
+    let changed: (String, i64) = db
+        .query_row(
+            "SELECT day, offset FROM entries WHERE kind = 'call' ORDER BY offset LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    db.execute(
+        "UPDATE entries SET disposition = 'busy' WHERE day = ?1 AND offset = ?2",
+        rusqlite::params![changed.0, changed.1],
+    )
+    .unwrap();
+    let lost: i64 = db
+        .query_row("SELECT MAX(offset) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    db.execute("DELETE FROM entries WHERE offset = ?1", [lost])
+        .unwrap();
+    drop(db);
+    let (ok, said) = check_index(&dir);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains(&format!("{}@{}:", changed.0, changed.1)),
+        "{said}"
+    );
+    assert!(said.contains(&format!("@{lost}: index (none)")), "{said}");
+    assert!(said.contains("2 of 10 rows differ"), "{said}");
 }

@@ -145,6 +145,39 @@ fn a_prune_removes_files_past_retention_and_the_chain_verifies_from_its_record()
         .contains("127.0.0.1"));
 }
 
+/// The records index never points at a day the log no longer holds: a prune takes the
+/// pruned days' rows with it (the index's own pass is an hour away here).
+#[test]
+fn a_prune_removes_the_pruned_days_from_the_records_index() {
+    let h = Harness::with(
+        Some(2),
+        "[records]\nretention_days = 1\nindex_interval_ms = 3600000\n",
+    );
+    two_calls(&h, "old");
+    h.clock.advance(chrono::Duration::days(3));
+    two_calls(&h, "new");
+    let days = || -> Vec<String> {
+        let db = rusqlite::Connection::open(h.dir.join("audit/records-index.sqlite")).unwrap();
+        let mut q = db
+            .prepare("SELECT DISTINCT day FROM entries ORDER BY day")
+            .unwrap();
+        let rows = q.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let (status, body) = h.http("GET", "/v1/records?kind=call", "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(days().len(), 2);
+    let (status, body) = h.http("POST", "/v1/records/prune", "");
+    assert_eq!(status, 200, "{body}");
+    let left = files(&h);
+    let left_day = left[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".jsonl", "");
+    assert_eq!(days(), [left_day]);
+}
+
 #[test]
 fn disk_use_is_a_metric() {
     let h = Harness::start();

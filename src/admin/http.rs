@@ -55,6 +55,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/reload", post(reload))
         .route("/v1/consent", post(add_consent).get(get_consent))
         .route("/v1/emergency", get(get_emergency).put(set_emergency))
+        .route("/v1/records", get(super::records::list))
+        .route("/v1/records/dossier", get(super::records::dossier))
         .route("/v1/records/prune", post(prune_records))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app)
@@ -383,7 +385,9 @@ async fn add_consent(
             app.record_admin(
                 "consent_add",
                 who(&app, &peer),
-                json!({"records": recs.len(), "seq_first": first, "seq_last": last}),
+                // The records themselves, so the chained log proves what consent was entered,
+                // by whom, and the records index finds them by number.
+                json!({"records": recs.len(), "seq_first": first, "seq_last": last, "consents": recs}),
             );
             (
                 StatusCode::CREATED,

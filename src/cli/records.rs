@@ -18,6 +18,15 @@ pub(crate) enum RecordsCmd {
         /// The audit directory.
         dir: std::path::PathBuf,
     },
+    /// Compare the records index of an audit directory with its log and say where they
+    /// differ (the index is first brought up to the log).
+    CheckIndex {
+        /// The audit directory.
+        dir: std::path::PathBuf,
+    },
+    /// Everything the log holds about one number, for a complaint: every decision, call,
+    /// opt-out and consent, each line's hash and whether the chain verifies through it.
+    Dossier(DossierArgs),
     /// Ask the running callgate (its admin API, from the configuration) to remove the audit
     /// files past records.retention_days; the removal is an admin record naming each file and
     /// its final hash. Prints what was (or, with --dry-run, would be) removed.
@@ -46,6 +55,15 @@ pub(crate) struct RecordsArgs {
 
 /// `callgate records find|export`: call records from the records index when the audit
 /// directory has one (brought up to the log first), else by a scan of the log.
+#[derive(clap::Args)]
+pub(crate) struct DossierArgs {
+    #[command(flatten)]
+    sel: Selection,
+    /// Where to write it: HTML (to print or attach), or JSON when the name ends in `.json`.
+    #[arg(long)]
+    out: std::path::PathBuf,
+}
+
 pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
     use callgate::records::export;
     let (find, args) = match cmd {
@@ -53,6 +71,8 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
         RecordsCmd::Export(a) => (false, a),
         RecordsCmd::Prune { common, dry_run } => return prune_cmd(&common, dry_run),
         RecordsCmd::Reindex { dir } => return reindex(&dir),
+        RecordsCmd::CheckIndex { dir } => return check_index(&dir),
+        RecordsCmd::Dossier(a) => return dossier(a),
     };
     anyhow::ensure!(
         !find || args.sel.number.is_some(),
@@ -137,12 +157,93 @@ fn reindex(dir: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     let t = std::time::Instant::now();
-    let n = Index::open(dir)?.catch_up(&files)?;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let n = Index::open(dir)?.catch_up_each(&files, |done, all| {
+        if terminal {
+            eprint!("\r{done}/{all} files");
+        }
+    })?;
+    if terminal {
+        eprintln!();
+    }
     println!(
-        "{n} call records indexed from {} files in {:.1} s: {}",
+        "{n} records indexed from {} files in {:.1} s: {}",
         files.len(),
         t.elapsed().as_secs_f64(),
         dir.join(FILE_NAME).display()
+    );
+    Ok(())
+}
+
+/// `callgate records check-index`: the differences, the first ones shown; fails when any.
+fn check_index(dir: &std::path::Path) -> anyhow::Result<()> {
+    let files = callgate::audit::verify::expand(&[dir.to_path_buf()])?;
+    let checked = callgate::records::index::check(dir, &files)?;
+    for d in &checked.first {
+        let side = |s: &Option<String>| s.clone().unwrap_or_else(|| "(none)".into());
+        println!("{}: index {} | log {}", d.pos, side(&d.index), side(&d.log));
+    }
+    anyhow::ensure!(
+        checked.differences == 0,
+        "{} of {} rows differ between the index and the log (the first {} above): run `callgate records reindex {}`",
+        checked.differences,
+        checked.rows,
+        checked.first.len(),
+        dir.display()
+    );
+    println!(
+        "the records index agrees with the log: {} rows",
+        checked.rows
+    );
+    Ok(())
+}
+
+/// `callgate records dossier`: from the index when the directory has one, else from an index
+/// built in memory by reading the whole log.
+fn dossier(a: DossierArgs) -> anyhow::Result<()> {
+    use callgate::records::{dossier, index::Index};
+    anyhow::ensure!(
+        a.sel.number.is_some(),
+        "records dossier: --number is required"
+    );
+    let dir = match &a.sel.paths[..] {
+        [dir] if dir.join(callgate::records::index::FILE_NAME).is_file() => Some(dir.clone()),
+        _ => None,
+    };
+    let s = a.sel.read()?;
+    let index = match dir.as_deref().and_then(|d| up_to_date_index(d, &s.files)) {
+        Some(i) => i,
+        None => {
+            eprintln!("reading the whole log (no records index to answer from)");
+            let mut i = Index::in_memory()?;
+            i.catch_up(&s.files)?;
+            i
+        }
+    };
+    let ask = dossier::Ask {
+        number: s.number.unwrap_or_default(),
+        from: s.from,
+        to: s.to,
+    };
+    let d = dossier::build(&s.files, &index, &ask, super::clock_from_env()?.now())?;
+    let body = match a.out.extension().is_some_and(|e| e == "json") {
+        true => serde_json::to_string_pretty(&d)?,
+        false => dossier::html(&d),
+    };
+    std::fs::write(&a.out, body)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", a.out.display()))?;
+    let chain = match d.counts.not_verified {
+        0 => "the hash chain verifies through every one".to_string(),
+        n => format!("{n} NOT VERIFIED by the hash chain"),
+    };
+    eprintln!(
+        "{}: {} records ({} decisions, {} calls, {} opt-outs, {} consent records); {chain}",
+        a.out.display(),
+        d.entries.len(),
+        d.counts.decisions,
+        d.counts.calls,
+        d.counts.optouts,
+        d.counts.consents,
     );
     Ok(())
 }

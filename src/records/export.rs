@@ -156,36 +156,23 @@ pub fn calls(
         Source::Scan => return Ok(scan(files, filter, each)?),
         Source::Index(index) => index,
     };
+    let found = index.query(&super::index::Query::from(filter))?;
     let mut n = 0;
-    let mut reading: Option<(String, super::index::LineAt)> = None;
-    let mut line = Vec::with_capacity(1024);
-    for (day, offset) in index.find(filter)? {
-        let differs = |file: &Path, why: String| FindError::Differs {
-            file: file.display().to_string(),
-            offset,
-            why,
-        };
-        let Some(file) = super::index::file_of(files, &day) else {
-            let why = "the log no longer holds this day".to_string();
-            return Err(differs(Path::new(&day), why));
-        };
-        if reading.as_ref().is_none_or(|(d, _)| *d != day) {
-            let at = super::index::LineAt::open(file).map_err(|e| differs(file, e.to_string()))?;
-            reading = Some((day.clone(), at));
-        }
-        let (_, at) = reading.as_mut().expect("opened above");
-        at.read(offset, &mut line)
-            .map_err(|e| differs(file, e.to_string()))?;
+    super::index::each_line(files, &found, |file, f, line| {
         // Read from the log itself: what the index pointed at must be what was asked for.
-        let record: Option<Value> = serde_json::from_slice(&line).ok();
+        let record: Option<Value> = serde_json::from_slice(line).ok();
         match record.as_ref().and_then(|r| r.get("call")) {
             Some(c) if filter.keeps(c) => {
-                each(c).map_err(FindError::Write)?;
                 n += 1;
+                each(c).map_err(FindError::Write)
             }
-            _ => return Err(differs(file, "not the call record the index names".into())),
+            _ => Err(FindError::Differs {
+                file: file.display().to_string(),
+                offset: f.pos.offset,
+                why: "not the call record the index names".into(),
+            }),
         }
-    }
+    })?;
     Ok(n)
 }
 

@@ -1,0 +1,199 @@
+//! `GET /v1/records` and `GET /v1/records/dossier`: the records index over HTTP, for the
+//! console. Each answer reads the log past what the index holds first, so it is never behind
+//! the log; records come from the log itself.
+
+use crate::app::App;
+use crate::number::E164;
+use crate::records::dossier;
+use crate::records::export::FindError;
+use crate::records::index::{each_line, Index, IndexError, Kind, Pos, Query};
+use axum::extract::{Query as Params, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// One page at most this many records.
+const MAX_LIMIT: u32 = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordsParams {
+    number: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    campaign: Option<String>,
+    /// `decision`, `call` or `admin`; several separated by commas.
+    kind: Option<String>,
+    verdict: Option<String>,
+    disposition: Option<String>,
+    call_id: Option<String>,
+    decision: Option<String>,
+    /// The previous page's `next`.
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DossierParams {
+    number: String,
+    from: Option<String>,
+    to: Option<String>,
+    /// `json` (default) or `html`.
+    format: Option<String>,
+}
+
+fn bad(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
+}
+
+fn failed(e: impl std::fmt::Display) -> Response {
+    let message = e.to_string();
+    tracing::error!(error = %message, "records query failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"error": message})),
+    )
+        .into_response()
+}
+
+fn number(n: &str) -> Result<String, String> {
+    n.parse::<E164>()
+        .map(|e| e.to_string())
+        .map_err(|e| format!("number `{n}`: {e}"))
+}
+
+/// A time bound: RFC 3339, or a day (`to` a day includes it).
+fn time(
+    s: &Option<String>,
+    key: &str,
+    to: bool,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    let Some(s) = s else { return Ok(None) };
+    let t = crate::lists::load::parse_date(s)
+        .ok_or_else(|| format!("{key} `{s}`: expected RFC 3339 or YYYY-MM-DD"))?;
+    Ok(Some(match to && s.trim().len() == 10 {
+        true => t + chrono::Duration::days(1),
+        false => t,
+    }))
+}
+
+impl RecordsParams {
+    fn query(self) -> Result<Query, String> {
+        let kinds = match &self.kind {
+            None => vec![],
+            Some(k) => k
+                .split(',')
+                .map(|k| {
+                    Kind::parse(k.trim())
+                        .ok_or_else(|| format!("kind `{k}`: expected decision, call or admin"))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(format!("limit {limit}: expected 1 to {MAX_LIMIT}"));
+        }
+        Ok(Query {
+            number: self.number.as_deref().map(number).transpose()?,
+            from: time(&self.from, "from", false)?,
+            to: time(&self.to, "to", true)?,
+            campaign: self.campaign,
+            kinds,
+            verdict: self.verdict,
+            disposition: self.disposition,
+            call_id: self.call_id,
+            decision_id: self.decision,
+            after: self.after.as_deref().map(str::parse::<Pos>).transpose()?,
+            limit: Some(limit),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Find(#[from] FindError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The index of the audit directory, brought up to the log, and the log's files.
+fn current_index(app: &App) -> Result<(Index, Vec<std::path::PathBuf>), Failure> {
+    let dir = &app.cfg.audit.dir;
+    let files = crate::audit::chain::audit_files(dir)?;
+    let mut index = Index::open(dir)?;
+    index.catch_up(&files)?;
+    Ok((index, files))
+}
+
+/// `GET /v1/records?number=&from=&to=&campaign=&kind=&verdict=&disposition=&call_id=&decision=&after=&limit=`:
+/// one page of records in log order, and `next` to ask for the following page.
+pub(crate) async fn list(
+    State(app): State<Arc<App>>,
+    Params(p): Params<RecordsParams>,
+) -> Response {
+    let q = match p.query() {
+        Ok(q) => q,
+        Err(e) => return bad(e),
+    };
+    let page = tokio::task::spawn_blocking(move || -> Result<Value, Failure> {
+        let (index, files) = current_index(&app)?;
+        let found = index.query(&q)?;
+        let mut records = Vec::with_capacity(found.len());
+        each_line(&files, &found, |_, f, line| {
+            let record: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
+            records.push(json!({"pos": f.pos.to_string(), "kind": f.kind, "record": record}));
+            Ok(())
+        })?;
+        let full = q.limit.is_some_and(|l| found.len() as u64 == u64::from(l));
+        let next = found.last().filter(|_| full).map(|f| f.pos.to_string());
+        Ok(json!({"records": records, "next": next}))
+    })
+    .await;
+    match page {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => failed(e),
+        Err(e) => failed(e),
+    }
+}
+
+/// `GET /v1/records/dossier?number=&from=&to=&format=json|html`: the complaint dossier.
+pub(crate) async fn dossier(
+    State(app): State<Arc<App>>,
+    Params(p): Params<DossierParams>,
+) -> Response {
+    let html = match p.format.as_deref() {
+        None | Some("json") => false,
+        Some("html") => true,
+        Some(f) => return bad(format!("format `{f}`: expected json or html")),
+    };
+    let ask = match (
+        number(&p.number),
+        time(&p.from, "from", false),
+        time(&p.to, "to", true),
+    ) {
+        (Ok(number), Ok(from), Ok(to)) => dossier::Ask { number, from, to },
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return bad(e),
+    };
+    let built = tokio::task::spawn_blocking(move || -> Result<dossier::Dossier, Failure> {
+        let (index, files) = current_index(&app)?;
+        Ok(dossier::build(&files, &index, &ask, app.clock.now())?)
+    })
+    .await;
+    match built {
+        Ok(Ok(d)) if html => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            dossier::html(&d),
+        )
+            .into_response(),
+        Ok(Ok(d)) => Json(d).into_response(),
+        Ok(Err(e)) => failed(e),
+        Err(e) => failed(e),
+    }
+}

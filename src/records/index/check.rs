@@ -1,0 +1,116 @@
+//! `callgate records check-index`: the index against the log. A scratch index is built from
+//! the log beside the real one and the two are compared row by row, in log order, without
+//! holding either in memory.
+
+use super::{Index, IndexError, Pos, FILE_NAME};
+use rusqlite::types::Value;
+use std::path::{Path, PathBuf};
+
+/// A place where the index and the log disagree.
+#[derive(Debug, serde::Serialize)]
+pub struct Difference {
+    pub pos: Pos,
+    /// The row the index holds there (None: the index misses it).
+    pub index: Option<String>,
+    /// The row the log gives there (None: the log has no such record).
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Checked {
+    pub rows: u64,
+    pub differences: u64,
+    /// The first differences (at most `SHOWN`).
+    pub first: Vec<Difference>,
+}
+
+const SHOWN: usize = 20;
+
+const ROWS: &str = "SELECT day, offset, number, kind, ts_ms, campaign, verdict, reasons,
+    disposition, call_id, decision_id, instance, action, who FROM entries
+    ORDER BY day, offset, number";
+
+/// A row: its place (and number, for a line of several) and its columns as text.
+type Row = ((Pos, String), String);
+
+fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
+    let pos = Pos {
+        day: r.get(0)?,
+        offset: r.get::<_, i64>(1)?.max(0) as u64,
+    };
+    let mut cols = Vec::with_capacity(11);
+    for i in 3..14 {
+        cols.push(match r.get::<_, Value>(i)? {
+            Value::Null => "-".to_string(),
+            Value::Integer(n) => n.to_string(),
+            Value::Text(t) => t,
+            other => format!("{other:?}"),
+        });
+    }
+    Ok(((pos, r.get(2)?), cols.join(" ")))
+}
+
+/// Compare the index in `dir` (brought up to the log first) with one built from `files`.
+pub fn check(dir: &Path, files: &[PathBuf]) -> Result<Checked, IndexError> {
+    let mut index = Index::open(dir)?;
+    index.catch_up(files)?;
+    let scratch_path = dir.join(format!("{FILE_NAME}.check"));
+    let _ = std::fs::remove_file(&scratch_path);
+    let result = Index::at(&scratch_path).and_then(|mut scratch| {
+        scratch.catch_up(files)?;
+        compare(&index, &scratch)
+    });
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", scratch_path.display()));
+    }
+    result
+}
+
+fn compare(index: &Index, log: &Index) -> Result<Checked, IndexError> {
+    let mut a = index.db.prepare(ROWS).map_err(index.sql())?;
+    let mut b = log.db.prepare(ROWS).map_err(log.sql())?;
+    let mut a = a.query_map([], row).map_err(index.sql())?;
+    let mut b = b.query_map([], row).map_err(log.sql())?;
+    let mut checked = Checked::default();
+    let mut x = a.next().transpose().map_err(index.sql())?;
+    let mut y = b.next().transpose().map_err(log.sql())?;
+    loop {
+        // Both sides in log order: a row of one side before the other's is missing there.
+        let (take_a, take_b) = match (&x, &y) {
+            (None, None) => return Ok(checked),
+            (Some(i), Some(l)) if i.0 == l.0 => (true, true),
+            (Some(i), Some(l)) => (i.0 < l.0, i.0 > l.0),
+            (Some(_), None) => (true, false),
+            (None, Some(_)) => (false, true),
+        };
+        checked.rows += 1;
+        let i = x.as_ref().filter(|_| take_a);
+        let l = y.as_ref().filter(|_| take_b);
+        if i.map(|r| &r.1) != l.map(|r| &r.1) {
+            checked.note(i, l);
+        }
+        if take_a {
+            x = a.next().transpose().map_err(index.sql())?;
+        }
+        if take_b {
+            y = b.next().transpose().map_err(log.sql())?;
+        }
+    }
+}
+
+impl Checked {
+    fn note(&mut self, index: Option<&Row>, log: Option<&Row>) {
+        self.differences += 1;
+        if self.first.len() < SHOWN {
+            let pos = index.or(log).map(|r| r.0 .0.clone()).unwrap_or(Pos {
+                day: String::new(),
+                offset: 0,
+            });
+            self.first.push(Difference {
+                pos,
+                index: index.map(|r| r.1.clone()),
+                log: log.map(|r| r.1.clone()),
+            });
+        }
+    }
+}

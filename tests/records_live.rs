@@ -1,0 +1,178 @@
+//! The records index while callgate runs, with real sipp calls through the binary: it follows
+//! the log off the call path, a kill -9 between the log and the index loses nothing (the next
+//! start indexes the rest), a deleted index is rebuilt, and `GET /v1/records` pages through it.
+
+mod common;
+
+use common::http;
+use common::peers::{dialer, Callgate, Carrier};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Three answered calls (two to one number) and two blocked: ten lines (a decision and a
+/// call record each).
+fn place_calls(cg: &Callgate) {
+    let work = tempfile::tempdir().unwrap();
+    let allowed = ["4155550100", "+14155550101", "415.555.0100"];
+    assert_eq!(dialer("uac_allow.xml", &allowed, cg.sip, work.path()), 0);
+    let blocked = ["2125550143", "1-646-555-0111"];
+    assert_eq!(
+        dialer("uac_expect_reject.xml", &blocked, cg.sip, work.path()),
+        0
+    );
+    assert_eq!(cg.wait_call_records(5).len(), 5);
+}
+
+fn audit_dir(cg: &Callgate) -> PathBuf {
+    cg._dir.path().join("audit")
+}
+
+/// Lines the index file holds (read as another process would; None: no index file yet).
+fn indexed(dir: &Path) -> Option<u64> {
+    let path = dir.join("records-index.sqlite");
+    if !path.exists() {
+        return None;
+    }
+    let db = rusqlite::Connection::open(path).ok()?;
+    db.query_row(
+        "SELECT COUNT(DISTINCT day || offset) FROM entries",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n as u64),
+    )
+    .ok()
+}
+
+/// Wait (bounded) until the index holds `n` lines; what it holds then.
+fn wait_indexed(dir: &Path, n: u64) -> Option<u64> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = indexed(dir);
+        if now == Some(n) || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stop(cg: &mut Callgate) {
+    common::peers::unsafe_sigterm(cg.child.id());
+    cg.child.wait().unwrap();
+}
+
+fn callgate_ok(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "callgate {args:?}: {stdout}{stderr}");
+    stdout
+}
+
+#[test]
+fn the_running_callgate_indexes_every_line_it_writes() {
+    let carrier = Carrier::start();
+    let mut cg = Callgate::start(carrier.port);
+    place_calls(&cg);
+    let dir = audit_dir(&cg);
+    assert_eq!(wait_indexed(&dir, 10), Some(10));
+    stop(&mut cg);
+    let said = callgate_ok(&["records", "check-index", dir.to_str().unwrap()]);
+    assert!(said.contains("agrees with the log"), "{said}");
+}
+
+#[test]
+fn after_a_kill_9_the_next_start_indexes_what_the_index_missed() {
+    let carrier = Carrier::start();
+    // One pass at start, the next in an hour: the calls reach the log, not the index.
+    let slow = "[records]\nindex_interval_ms = 3600000\n";
+    let mut cg = Callgate::start_with(carrier.port, slow);
+    place_calls(&cg);
+    let dir = audit_dir(&cg);
+    let before = indexed(&dir).unwrap_or(0);
+    assert!(before < 10, "{before}");
+    cg.kill_9_and_restart();
+    assert_eq!(wait_indexed(&dir, 10), Some(10));
+}
+
+#[test]
+fn a_deleted_index_is_rebuilt_at_the_next_start() {
+    let carrier = Carrier::start();
+    let mut cg = Callgate::start(carrier.port);
+    place_calls(&cg);
+    let dir = audit_dir(&cg);
+    assert_eq!(wait_indexed(&dir, 10), Some(10));
+    stop(&mut cg);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("records-index.sqlite{suffix}")));
+    }
+    cg.kill_9_and_restart();
+    assert_eq!(wait_indexed(&dir, 10), Some(10));
+}
+
+fn get(cg: &Callgate, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = http(cg.admin, "GET", path, "", None);
+    let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+    (status, json)
+}
+
+#[test]
+fn the_api_pages_through_the_records_in_log_order() {
+    let carrier = Carrier::start();
+    let cg = Callgate::start(carrier.port);
+    place_calls(&cg);
+    let (status, all) = get(&cg, "/v1/records?limit=1000");
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["records"].as_array().unwrap().len(), 10, "{all}");
+    assert!(all["next"].is_null());
+    let mut paged = vec![];
+    let mut path = "/v1/records?limit=3".to_string();
+    loop {
+        let (status, page) = get(&cg, &path);
+        assert_eq!(status, 200, "{page}");
+        paged.extend(page["records"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/records?limit=3&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(&paged, all["records"].as_array().unwrap());
+}
+
+#[test]
+fn the_api_finds_one_numbers_calls() {
+    let carrier = Carrier::start();
+    let cg = Callgate::start(carrier.port);
+    place_calls(&cg);
+    let (status, page) = get(&cg, "/v1/records?number=(415)%20555-0100&kind=call");
+    assert_eq!(status, 200, "{page}");
+    let records = page["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{page}");
+    for r in records {
+        assert_eq!(r["kind"], "call");
+        assert_eq!(r["record"]["call"]["called"], "+14155550100");
+    }
+    let (_, blocked) = get(&cg, "/v1/records?kind=decision&verdict=blocked");
+    assert_eq!(blocked["records"].as_array().unwrap().len(), 2, "{blocked}");
+}
+
+#[test]
+fn the_api_says_which_parameter_is_wrong() {
+    let carrier = Carrier::start();
+    let cg = Callgate::start(carrier.port);
+    for (path, names) in [
+        ("/v1/records?limit=0", "limit"),
+        ("/v1/records?limit=5000", "limit"),
+        ("/v1/records?kind=calls", "kind"),
+        ("/v1/records?number=12", "number"),
+        ("/v1/records?from=yesterday", "from"),
+        ("/v1/records?after=nowhere", "nowhere"),
+        ("/v1/records?numbr=4155550100", "numbr"),
+        ("/v1/records/dossier?number=4155550100&format=pdf", "format"),
+    ] {
+        let (status, body) = http(cg.admin, "GET", path, "", None);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains(names), "{path}: {body}");
+    }
+}
