@@ -15,6 +15,9 @@
 # RELAY=null puts benches/null_relay.rs (one recv and one send per datagram, no SIP work) in
 # callgate's place: the syscall floor, to set callgate's CPU per call against (UDP only).
 #
+# INDEX=off runs callgate without its records index (records.index = false), to set the
+# index's CPU per call against (benches/records_index_cpu.sh alternates the two).
+#
 # KEEP=1 keeps the work directory (configs, callgate.log). Loopback only; every sipp run is
 # bounded by -m and a timeout. Needs sipp (sip-tester), and for TLS stunnel4 and openssl.
 set -euo pipefail
@@ -111,6 +114,8 @@ emergency_file = "$WORK/var/emergency.json"
 [audit]
 dir = "$WORK/var/audit"
 durability = "${DURABILITY:-async}"
+[records]
+index = $([ "${INDEX:-on}" = off ] && echo false || echo true)
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
 [log]
@@ -162,7 +167,7 @@ print(f"{sys.argv[4]:8s} ok={ok} failed={failed} elapsed={elapsed:.2f}s calls/s=
 PY
 }
 
-echo "calls=$CALLS rate=$RATE runs=$RUNS transport=$TRANSPORT relay=${RELAY:-callgate} (alternating direct / proxied)"
+echo "calls=$CALLS rate=$RATE runs=$RUNS transport=$TRANSPORT relay=${RELAY:-callgate} index=${INDEX:-on} (alternating direct / proxied)"
 TOTAL_PROXIED=0
 C0=$(cpu_ticks)
 for r in $(seq 1 "$RUNS"); do

@@ -26,6 +26,8 @@ pub struct App {
     pub clock: SharedClock,
     /// Certificates in service, re-read by `reload_tls`.
     pub tls: crate::tls::TlsSet,
+    /// How far the records index has caught up with the log (`records.index`).
+    pub records_index: Arc<crate::records::index::Progress>,
 }
 
 impl App {

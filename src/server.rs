@@ -197,6 +197,7 @@ fn spawn_records_index(app: &Arc<App>) {
         app.cfg.audit.dir.clone(),
         Duration::from_millis(cfg.index_interval_ms),
         metrics,
+        app.records_index.clone(),
         move || weak.upgrade().is_some_and(|a| !a.proxy.is_draining()),
     );
 }
@@ -339,6 +340,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
         audit,
         clock,
         tls,
+        records_index: Arc::default(),
     });
     app.refresh_metrics();
     app.log_list_health();

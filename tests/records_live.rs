@@ -176,3 +176,26 @@ fn the_api_says_which_parameter_is_wrong() {
         assert!(body.contains(names), "{path}: {body}");
     }
 }
+
+/// `records reindex` beside a running callgate rebuilds the same file in place: callgate
+/// goes on indexing into it, and the index agrees with the log afterwards.
+#[test]
+fn a_reindex_beside_the_running_callgate_keeps_one_index() {
+    let carrier = Carrier::start();
+    let mut cg = Callgate::start(carrier.port);
+    place_calls(&cg);
+    let dir = audit_dir(&cg);
+    assert_eq!(wait_indexed(&dir, 10), Some(10));
+    let said = callgate_ok(&["records", "reindex", dir.to_str().unwrap()]);
+    assert!(said.starts_with("10 records indexed"), "{said}");
+    let work = tempfile::tempdir().unwrap();
+    assert_eq!(
+        dialer("uac_allow.xml", &["4155550177"], cg.sip, work.path()),
+        0
+    );
+    assert_eq!(cg.wait_call_records(6).len(), 6);
+    assert_eq!(wait_indexed(&dir, 12), Some(12));
+    stop(&mut cg);
+    let said = callgate_ok(&["records", "check-index", dir.to_str().unwrap()]);
+    assert!(said.contains("agrees with the log: 12 rows"), "{said}");
+}

@@ -13,10 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
-/// One page at most this many records.
+/// One page at most this many records...
 const MAX_LIMIT: u32 = 1000;
+/// ...and about this many bytes of them (a batch of consent records is one long line).
+const PAGE_BYTES: usize = 8 << 20;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,21 +122,46 @@ enum Failure {
     Index(#[from] IndexError),
     #[error(transparent)]
     Find(#[from] FindError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    #[error("{dir}: {source}")]
+    Log { dir: String, source: std::io::Error },
+    #[error("the records index is being built ({0} of {1} files): ask again shortly")]
+    Building(usize, usize),
 }
 
-/// The index of the audit directory, brought up to the log, and the log's files.
-fn current_index(app: &App) -> Result<(Index, Vec<std::path::PathBuf>), Failure> {
+/// The index of the audit directory, brought up to the log, the log's files, and what could
+/// not be read. While callgate's own first pass builds a missing index, the answer is to wait.
+fn current_index(app: &App) -> Result<(Index, Vec<std::path::PathBuf>, Vec<String>), Failure> {
+    if let (true, Some((done, all))) = (app.cfg.records.index, app.records_index.building()) {
+        return Err(Failure::Building(done, all));
+    }
     let dir = &app.cfg.audit.dir;
-    let files = crate::audit::chain::audit_files(dir)?;
+    let files = crate::audit::chain::audit_files(dir).map_err(|source| Failure::Log {
+        dir: dir.display().to_string(),
+        source,
+    })?;
     let mut index = Index::open(dir)?;
-    index.catch_up(&files)?;
-    Ok((index, files))
+    let done = index.catch_up(&files)?;
+    let unread = done.failed.iter().map(|e| e.to_string()).collect();
+    Ok((index, files, unread))
+}
+
+fn answer(result: Result<Result<Response, Failure>, tokio::task::JoinError>) -> Response {
+    match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(Failure::Building(done, all))) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            Json(json!({"error": Failure::Building(done, all).to_string()})),
+        )
+            .into_response(),
+        Ok(Err(e)) => failed(e),
+        Err(e) => failed(e),
+    }
 }
 
 /// `GET /v1/records?number=&from=&to=&campaign=&kind=&verdict=&disposition=&call_id=&decision=&after=&limit=`:
-/// one page of records in log order, and `next` to ask for the following page.
+/// one page of records in log order, and `next` to ask for the following page. Asked by
+/// number, a batch of consent records shows that number's only.
 pub(crate) async fn list(
     State(app): State<Arc<App>>,
     Params(p): Params<RecordsParams>,
@@ -142,25 +170,31 @@ pub(crate) async fn list(
         Ok(q) => q,
         Err(e) => return bad(e),
     };
-    let page = tokio::task::spawn_blocking(move || -> Result<Value, Failure> {
-        let (index, files) = current_index(&app)?;
-        let found = index.query(&q)?;
-        let mut records = Vec::with_capacity(found.len());
-        each_line(&files, &found, |_, f, line| {
-            let record: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
-            records.push(json!({"pos": f.pos.to_string(), "kind": f.kind, "record": record}));
-            Ok(())
-        })?;
-        let full = q.limit.is_some_and(|l| found.len() as u64 == u64::from(l));
-        let next = found.last().filter(|_| full).map(|f| f.pos.to_string());
-        Ok(json!({"records": records, "next": next}))
-    })
-    .await;
-    match page {
-        Ok(Ok(v)) => Json(v).into_response(),
-        Ok(Err(e)) => failed(e),
-        Err(e) => failed(e),
-    }
+    answer(tokio::task::spawn_blocking(move || page(&app, &q)).await)
+}
+
+fn page(app: &App, q: &Query) -> Result<Response, Failure> {
+    let (index, files, unread) = current_index(app)?;
+    let found = index.query(q)?;
+    let (mut records, mut bytes) = (Vec::with_capacity(found.len()), 0);
+    let mut last = None;
+    let mut cut = q.limit.is_some_and(|l| found.len() as u64 == u64::from(l));
+    each_line(&files, &found, |_, f, line| {
+        if bytes > 0 && bytes + line.len() > PAGE_BYTES {
+            cut = true;
+            return Ok(ControlFlow::Break(()));
+        }
+        bytes += line.len();
+        let mut record: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
+        if let (Some(n), Some(admin)) = (&q.number, record.get_mut("admin")) {
+            dossier::only_this_number(admin, n);
+        }
+        records.push(json!({"pos": f.pos.to_string(), "kind": f.kind, "record": record}));
+        last = Some(f.pos.to_string());
+        Ok(ControlFlow::Continue(()))
+    })?;
+    let next = last.filter(|_| cut);
+    Ok(Json(json!({"records": records, "next": next, "unreadable": unread})).into_response())
 }
 
 /// `GET /v1/records/dossier?number=&from=&to=&format=json|html`: the complaint dossier.
@@ -181,19 +215,18 @@ pub(crate) async fn dossier(
         (Ok(number), Ok(from), Ok(to)) => dossier::Ask { number, from, to },
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return bad(e),
     };
-    let built = tokio::task::spawn_blocking(move || -> Result<dossier::Dossier, Failure> {
-        let (index, files) = current_index(&app)?;
-        Ok(dossier::build(&files, &index, &ask, app.clock.now())?)
+    let built = tokio::task::spawn_blocking(move || -> Result<Response, Failure> {
+        let (index, files, _) = current_index(&app)?;
+        let d = dossier::build(&files, &index, &ask, app.clock.now())?;
+        Ok(match html {
+            true => (
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                dossier::html(&d),
+            )
+                .into_response(),
+            false => Json(d).into_response(),
+        })
     })
     .await;
-    match built {
-        Ok(Ok(d)) if html => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            dossier::html(&d),
-        )
-            .into_response(),
-        Ok(Ok(d)) => Json(d).into_response(),
-        Ok(Err(e)) => failed(e),
-        Err(e) => failed(e),
-    }
+    answer(built)
 }

@@ -10,6 +10,7 @@
 
 pub mod chain;
 pub mod verify;
+pub(crate) mod walk;
 
 use crate::metrics::Metrics;
 use crate::number::Called;

@@ -58,67 +58,11 @@ pub fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
     Ok(chain.v)
 }
 
-/// One day's file walked alone: where its chain first breaks, if it does.
-#[derive(Debug)]
-pub struct DayWalk {
-    /// `prev` of the file's first line.
-    pub starts_from: Option<String>,
-    /// Whether the first line points at the hash it was expected to (the previous file's
-    /// seal); None when nothing was expected.
-    pub linked: Option<bool>,
-    /// The offset from which lines are not verified, and why: a line whose hash the next
-    /// line does not name (it, or what follows, was changed, deleted or inserted).
-    pub broken_from: Option<(u64, String)>,
-}
-
-impl DayWalk {
-    /// Whether the chain holds through the line at `offset`: every line up to it links to the
-    /// one before, and the line after it names its hash.
-    pub fn verified_at(&self, offset: u64) -> bool {
-        self.linked != Some(false) && self.broken_from.as_ref().is_none_or(|(b, _)| offset < *b)
-    }
-}
-
-/// Walk the chain of one file; `expected` is the hash its first line should name (the
-/// previous file's seal), when known.
-pub fn walk_day(path: &Path, expected: Option<&str>) -> Result<DayWalk, VerifyError> {
-    let io = |source| VerifyError::Io {
-        file: path.display().to_string(),
-        source,
-    };
-    let mut r = super::chain::open_lines(path).map_err(io)?;
-    let mut chain = Chain::default();
-    let mut walk = DayWalk {
-        starts_from: None,
-        linked: None,
-        broken_from: None,
-    };
-    let (mut buf, mut offset, mut prev_offset) = (Vec::new(), 0u64, 0u64);
-    loop {
-        buf.clear();
-        let n = r.read_until(b'\n', &mut buf).map_err(io)? as u64;
-        if n == 0 || buf.last() != Some(&b'\n') {
-            break;
-        }
-        if let Err(why) = chain.line(&buf[..buf.len() - 1]) {
-            walk.broken_from = Some((prev_offset.min(offset), why));
-            break;
-        }
-        if offset == 0 {
-            walk.starts_from = Some(chain.v.starts_from.clone());
-            walk.linked = expected.map(|e| e == chain.v.starts_from);
-        }
-        prev_offset = offset;
-        offset += n;
-    }
-    Ok(walk)
-}
-
 /// The chain walked so far across files.
 #[derive(Default)]
-struct Chain {
-    v: Verified,
-    prev_hash: Option<String>,
+pub(super) struct Chain {
+    pub(super) v: Verified,
+    pub(super) prev_hash: Option<String>,
     /// The file the last seal named as the next one.
     last_seal_next: Option<String>,
 }
@@ -184,7 +128,7 @@ impl Chain {
     }
 
     /// One record or seal: its `prev` is the hash of the line before. True for a seal.
-    fn line(&mut self, line: &[u8]) -> Result<bool, String> {
+    pub(super) fn line(&mut self, line: &[u8]) -> Result<bool, String> {
         let json: serde_json::Value =
             serde_json::from_slice(line).map_err(|e| format!("not a JSON record: {e}"))?;
         let prev = json

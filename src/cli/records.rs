@@ -130,12 +130,15 @@ fn up_to_date_index(
     files: &[std::path::PathBuf],
 ) -> Option<callgate::records::index::Index> {
     use callgate::records::index::Index;
-    match Index::open(dir).and_then(|mut i| i.catch_up(files).map(|_| i)) {
-        Ok(i) => {
+    match Index::open(dir).and_then(|mut i| i.catch_up(files).map(|done| (i, done))) {
+        Ok((i, done)) => {
             eprintln!(
                 "from the records index in {} (--scan reads the log instead)",
                 dir.display()
             );
+            for e in &done.failed {
+                eprintln!("warning: {e}: the answer may miss records of this day");
+            }
             Some(i)
         }
         Err(e) => {
@@ -145,20 +148,28 @@ fn up_to_date_index(
     }
 }
 
-/// `callgate records reindex DIR`: the index file removed, then built from every day's file.
+/// `callgate records reindex`: the index emptied and filled again in place (a running
+/// callgate keeps its file), owned like the audit directory (run as root, it stays usable
+/// by the callgate user).
 fn reindex(dir: &std::path::Path) -> anyhow::Result<()> {
     use callgate::records::index::{Index, FILE_NAME};
     let files = callgate::audit::verify::expand(&[dir.to_path_buf()])?;
     anyhow::ensure!(!files.is_empty(), "{}: no audit files", dir.display());
-    for suffix in ["", "-wal", "-shm"] {
-        let f = dir.join(format!("{FILE_NAME}{suffix}"));
-        if f.exists() {
-            std::fs::remove_file(&f)?;
+    let path = dir.join(FILE_NAME);
+    let mut index = match Index::open(dir) {
+        Ok(i) => i,
+        Err(e) => {
+            // Not a database any more: nothing can be using it; start a new file.
+            eprintln!("{e}: starting a new index");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            Index::open(dir)?
         }
-    }
+    };
     let t = std::time::Instant::now();
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let n = Index::open(dir)?.catch_up_each(&files, |done, all| {
+    let done = index.rebuild(&files, |done, all| {
         if terminal {
             eprint!("\r{done}/{all} files");
         }
@@ -166,12 +177,43 @@ fn reindex(dir: &std::path::Path) -> anyhow::Result<()> {
     if terminal {
         eprintln!();
     }
+    own_like_dir(dir)?;
+    for e in &done.failed {
+        eprintln!("warning: {e}: not indexed");
+    }
     println!(
-        "{n} records indexed from {} files in {:.1} s: {}",
+        "{} records indexed from {} files in {:.1} s: {}",
+        done.added,
         files.len(),
         t.elapsed().as_secs_f64(),
-        dir.join(FILE_NAME).display()
+        path.display()
     );
+    anyhow::ensure!(
+        done.failed.is_empty(),
+        "{} files could not be read",
+        done.failed.len()
+    );
+    Ok(())
+}
+
+/// The index's files owned by the audit directory's owner.
+fn own_like_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(dir)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let f = dir.join(format!("{}{suffix}", callgate::records::index::FILE_NAME));
+        match std::fs::metadata(&f) {
+            Ok(m) if (m.uid(), m.gid()) != (owner.uid(), owner.gid()) => {
+                std::os::unix::fs::chown(&f, Some(owner.uid()), Some(owner.gid())).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: cannot give it to the directory's owner: {e}",
+                        f.display()
+                    )
+                })?
+            }
+            _ => {}
+        }
+    }
     Ok(())
 }
 
@@ -183,6 +225,12 @@ fn check_index(dir: &std::path::Path) -> anyhow::Result<()> {
         let side = |s: &Option<String>| s.clone().unwrap_or_else(|| "(none)".into());
         println!("{}: index {} | log {}", d.pos, side(&d.index), side(&d.log));
     }
+    for day in &checked.not_indexed_yet {
+        println!("{day}: not indexed yet");
+    }
+    for e in &checked.unreadable {
+        println!("unreadable: {e}");
+    }
     anyhow::ensure!(
         checked.differences == 0,
         "{} of {} rows differ between the index and the log (the first {} above): run `callgate records reindex {}`",
@@ -190,6 +238,10 @@ fn check_index(dir: &std::path::Path) -> anyhow::Result<()> {
         checked.rows,
         checked.first.len(),
         dir.display()
+    );
+    anyhow::ensure!(
+        checked.unreadable.is_empty(),
+        "some of the log could not be read"
     );
     println!(
         "the records index agrees with the log: {} rows",
@@ -216,7 +268,10 @@ fn dossier(a: DossierArgs) -> anyhow::Result<()> {
         None => {
             eprintln!("reading the whole log (no records index to answer from)");
             let mut i = Index::in_memory()?;
-            i.catch_up(&s.files)?;
+            let done = i.catch_up(&s.files)?;
+            if let Some(e) = done.failed.first() {
+                anyhow::bail!("{e}");
+            }
             i
         }
     };
@@ -232,9 +287,16 @@ fn dossier(a: DossierArgs) -> anyhow::Result<()> {
     };
     std::fs::write(&a.out, body)
         .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", a.out.display()))?;
-    let chain = match d.counts.not_verified {
-        0 => "the hash chain verifies through every one".to_string(),
-        n => format!("{n} NOT VERIFIED by the hash chain"),
+    let c = &d.counts;
+    let chain = match (c.not_verified, c.days_not_verified) {
+        (0, 0) => format!(
+            "the hash chain verifies through every one and the {} day files of the period",
+            c.days_walked
+        ),
+        (n, days) => format!(
+            "{n} NOT VERIFIED by the hash chain; {days} of the {} day files of the period break",
+            c.days_walked
+        ),
     };
     eprintln!(
         "{}: {} records ({} decisions, {} calls, {} opt-outs, {} consent records); {chain}",

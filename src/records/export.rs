@@ -143,6 +143,8 @@ pub enum FindError {
     },
     #[error("<stdout>: {0}")]
     Write(std::io::Error),
+    #[error("more than {max} records: ask for a shorter period (--from, --to)")]
+    TooMany { max: usize },
 }
 
 /// Every call record `filter` keeps, from `source`, in log order, handed to `each`.
@@ -164,7 +166,8 @@ pub fn calls(
         match record.as_ref().and_then(|r| r.get("call")) {
             Some(c) if filter.keeps(c) => {
                 n += 1;
-                each(c).map_err(FindError::Write)
+                each(c).map_err(FindError::Write)?;
+                Ok(std::ops::ControlFlow::Continue(()))
             }
             _ => Err(FindError::Differs {
                 file: file.display().to_string(),

@@ -99,6 +99,16 @@ fn verified(ok: bool) -> &'static str {
     }
 }
 
+fn state(e: &Entry) -> String {
+    match (e.verified, e.newest) {
+        (true, true) => format!(
+            "{} (the newest line of the log: the next line written vouches for it)",
+            verified(true)
+        ),
+        (ok, _) => verified(ok).to_string(),
+    }
+}
+
 /// The dossier as a complete HTML document.
 pub fn render(d: &Dossier) -> String {
     let mut h = String::with_capacity(16 * 1024 + d.entries.len() * 4096);
@@ -128,9 +138,18 @@ pub fn render(d: &Dossier) -> String {
 
 fn summary(h: &mut String, d: &Dossier) {
     let c = &d.counts;
-    let chain = match c.not_verified {
-        0 => format!("{} of every line below.", verified(true)),
-        n => format!("{}: {n} lines.", verified(false)),
+    let chain = match (c.not_verified, c.days_not_verified) {
+        (0, 0) => format!(
+            "{} through every line of the {} day files of the period.",
+            verified(true),
+            c.days_walked
+        ),
+        (n, days) => format!(
+            "{}: {n} of the lines below; {days} of the {} day files of the period break \
+             (see the last section).",
+            verified(false),
+            c.days_walked
+        ),
     };
     let _ = write!(
         h,
@@ -161,7 +180,7 @@ fn timeline(h: &mut String, d: &Dossier) {
             esc(&headline(e)),
             esc(&campaign),
             esc(&e.hash),
-            verified(e.verified),
+            state(e),
             n = i + 1,
         );
     }
@@ -181,7 +200,7 @@ fn details(h: &mut String, d: &Dossier) {
             esc(&e.file),
             e.offset,
             esc(&e.hash),
-            verified(e.verified),
+            state(e),
             n = i + 1,
         );
         let mut rows = vec![];
@@ -201,11 +220,16 @@ fn chain(h: &mut String, d: &Dossier) {
          log with <code>callgate audit verify</code>.</p><table><tr><th>File</th>\
          <th>First line names</th><th>Linked to the previous file</th><th>Chain</th></tr>",
     );
-    for day in &d.days {
+    // A long period lists the day files that break; the others are counted.
+    let listed = d
+        .days
+        .iter()
+        .filter(|day| d.days.len() <= 62 || !day.verified);
+    for day in listed {
         let linked = match day.linked_to_previous {
             Some(true) => "yes",
             Some(false) => "NO",
-            None => "no previous file",
+            None => "not known",
         };
         let state = match &day.why {
             None => verified(true).to_string(),
@@ -221,6 +245,14 @@ fn chain(h: &mut String, d: &Dossier) {
             "<tr><td>{}</td><td class=mono>{}</td><td>{linked}</td><td>{state}</td></tr>",
             esc(&day.file),
             esc(day.starts_from.as_deref().unwrap_or("-")),
+        );
+    }
+    if d.days.len() > 62 {
+        let ok = d.days.iter().filter(|day| day.verified).count();
+        let _ = write!(
+            h,
+            "<tr><td colspan=4>{ok} other day files: {}</td></tr>",
+            verified(true)
         );
     }
     h.push_str("</table>");

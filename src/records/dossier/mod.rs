@@ -3,14 +3,15 @@
 //! One document (HTML to print or attach, JSON to process) that answers "you called me".
 //! Lines are found with the records index and read from the log itself.
 
+mod chain;
 mod html;
 
 use super::export::FindError;
 use super::index::{each_line, Index, Kind, Pos, Query};
-use crate::audit::verify::{walk_day, DayWalk, VerifyError};
+use crate::audit::walk::DayWalk;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 pub use html::render as html;
@@ -47,6 +48,10 @@ pub struct Entry {
     pub hash: String,
     /// Whether the hash chain holds from the start of its day's file through this line.
     pub verified: bool,
+    /// The newest line of the log: no line after it vouches for it yet (pin the head
+    /// `callgate audit verify` prints).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub newest: bool,
     /// The record as written (the object under `call` or `admin`, or the decision itself).
     pub record: Value,
     /// The line's exact text, so anyone can recompute `hash` (SHA-256 of it). Left out when
@@ -77,9 +82,17 @@ pub struct Counts {
     pub optouts: u64,
     pub consents: u64,
     pub not_verified: u64,
+    /// Day files of the period whose chain was walked, and how many of them break.
+    pub days_walked: u64,
+    pub days_not_verified: u64,
 }
 
+/// At most this many records in one dossier: a longer history is asked for by period.
+pub const MAX_ENTRIES: usize = 10_000;
+
 /// Gather the dossier from the log `files` (oldest first) through `index` (up to date).
+/// The chain is walked through every day of the period, not only the days with a record of
+/// the number: a line changed so that it no longer names the number still breaks its day.
 pub fn build(
     files: &[PathBuf],
     index: &Index,
@@ -90,32 +103,32 @@ pub fn build(
         number: Some(ask.number.clone()),
         from: ask.from,
         to: ask.to,
+        limit: Some(MAX_ENTRIES as u32 + 1),
         ..Query::default()
     })?;
+    if found.len() > MAX_ENTRIES {
+        return Err(FindError::TooMany { max: MAX_ENTRIES });
+    }
+    let with_entries = found.iter().map(|f| f.pos.day.clone()).collect();
+    let walks = chain::walk_period(files, &with_entries, ask.from, ask.to)?;
     let mut entries = Vec::with_capacity(found.len());
-    let mut days: Vec<Day> = vec![];
-    let mut walked: Option<(String, DayWalk)> = None;
     each_line(files, &found, |file, f, bytes| {
-        if walked.as_ref().is_none_or(|(d, _)| *d != f.pos.day) {
-            let w = walk(files, file)?;
-            days.push(day_of(file, &w));
-            walked = Some((f.pos.day.clone(), w));
-        }
-        let (_, w) = walked.as_ref().expect("walked above");
-        let mut e = entry(file, &f.pos, f.kind, bytes, w)?;
+        let walk = walks.of(&f.pos.day);
+        let mut e = entry(file, &f.pos, f.kind, bytes, walk);
         if !only_this_number(&mut e.record, &ask.number) {
             e.line = Some(String::from_utf8_lossy(bytes).into_owned());
         }
         entries.push(e);
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     })?;
+    let days = walks.days();
     Ok(Dossier {
         number: ask.number.clone(),
         from: ask.from.map(stamp),
         to: ask.to.map(stamp),
         generated_at: stamp(now),
         generated_by: format!("callgate {}", env!("CARGO_PKG_VERSION")),
-        counts: count(&entries),
+        counts: count(&entries, &days),
         entries,
         days,
     })
@@ -125,101 +138,68 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn differs(pos: &Pos, why: &str) -> FindError {
-    FindError::Differs {
-        file: pos.day.clone(),
-        offset: pos.offset,
-        why: why.to_string(),
-    }
-}
-
-/// The chain of `file`, its first line checked against the seal of the file before it.
-fn walk(files: &[PathBuf], file: &Path) -> Result<DayWalk, FindError> {
-    let before = files
-        .iter()
-        .position(|f| super::index::compressed_since(f) == file)
-        .and_then(|i| i.checked_sub(1))
-        .map(|i| super::index::compressed_since(&files[i]));
-    let expected = match before {
-        Some(prev) => Some(
-            crate::audit::chain::final_hash(&prev)
-                .map_err(|source| VerifyError::Io {
-                    file: prev.display().to_string(),
-                    source,
-                })?
-                .0,
-        ),
-        None => None,
-    };
-    Ok(walk_day(file, expected.as_deref())?)
-}
-
 fn name(file: &Path) -> String {
     file.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
 
-fn day_of(file: &Path, walk: &DayWalk) -> Day {
-    Day {
-        file: name(file),
-        starts_from: walk.starts_from.clone(),
-        linked_to_previous: walk.linked,
-        verified: walk.linked != Some(false) && walk.broken_from.is_none(),
-        broken_at: walk.broken_from.as_ref().map(|b| b.0),
-        why: match (&walk.broken_from, walk.linked) {
-            (Some((_, why)), _) => Some(why.clone()),
-            (None, Some(false)) => {
-                Some("the first line does not name the previous file's seal".into())
-            }
-            _ => None,
-        },
-    }
-}
-
-fn entry(
-    file: &Path,
-    pos: &Pos,
-    kind: Kind,
-    bytes: &[u8],
-    walk: &DayWalk,
-) -> Result<Entry, FindError> {
-    let line: Value =
-        serde_json::from_slice(bytes).map_err(|e| differs(pos, &format!("not a record: {e}")))?;
-    let ts = line.get("ts").and_then(Value::as_str).map(str::to_string);
+/// The record at `pos` as the log holds it now. A line changed since it was indexed (not a
+/// record any more, or another kind) is shown as it is: its day's chain breaks at it.
+fn entry(file: &Path, pos: &Pos, kind: Kind, bytes: &[u8], walk: Option<&DayWalk>) -> Entry {
+    let line: Option<Value> = serde_json::from_slice(bytes).ok();
+    let ts = line
+        .as_ref()
+        .and_then(|l| l.get("ts"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let part = |k: &str| line.as_ref().and_then(|l| l.get(k)).cloned();
     let record = match kind {
-        Kind::Call => line.get("call").cloned(),
-        Kind::Admin => line.get("admin").cloned(),
-        Kind::Decision => Some(line),
-    }
-    .ok_or_else(|| differs(pos, "not the record the index names"))?;
-    Ok(Entry {
+        Kind::Call => part("call"),
+        Kind::Admin => part("admin"),
+        Kind::Decision => line.clone(),
+    };
+    let record = record.unwrap_or_else(|| json!({"unreadable": String::from_utf8_lossy(bytes)}));
+    Entry {
         file: name(file),
         offset: pos.offset,
         kind,
         ts,
         hash: crate::audit::chain::line_hash(bytes),
-        verified: walk.verified_at(pos.offset),
+        verified: walk.is_some_and(|w| w.verified_at(pos.offset)),
+        newest: walk.is_some_and(|w| w.unvouched == Some(pos.offset)),
         record,
         line: None,
-    })
+    }
 }
 
-/// A batch of consent records keeps, in the dossier, only the number's own (the line's hash
-/// still covers the whole batch). Whether others were left out.
-fn only_this_number(record: &mut Value, number: &str) -> bool {
-    let consents = record
-        .get_mut("detail")
-        .and_then(|d| d.get_mut("consents"))
-        .and_then(Value::as_array_mut);
-    let Some(cs) = consents else { return false };
+/// A batch of consent records (an admin record) keeps only the number's own, and not what
+/// would tell the batch's size: a dossier goes to one consumer. The line's hash still covers
+/// the whole batch. Whether others were left out.
+pub(crate) fn only_this_number(record: &mut Value, number: &str) -> bool {
+    let Some(detail) = record.get_mut("detail").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let Some(cs) = detail.get_mut("consents").and_then(Value::as_array_mut) else {
+        return false;
+    };
     let before = cs.len();
     cs.retain(|c| c.get("number").and_then(Value::as_str) == Some(number));
-    cs.len() < before
+    let narrowed = cs.len() < before;
+    if narrowed {
+        for batch in ["records", "seq_first", "seq_last"] {
+            detail.remove(batch);
+        }
+    }
+    narrowed
 }
 
-fn count(entries: &[Entry]) -> Counts {
-    let mut c = Counts::default();
+fn count(entries: &[Entry], days: &[Day]) -> Counts {
+    let mut c = Counts {
+        days_walked: days.len() as u64,
+        days_not_verified: days.iter().filter(|d| !d.verified).count() as u64,
+        ..Counts::default()
+    };
     for e in entries {
         let s = |k: &str| e.record.get(k).and_then(Value::as_str);
         match e.kind {

@@ -2,7 +2,7 @@
 //! the log beside the real one and the two are compared row by row, in log order, without
 //! holding either in memory.
 
-use super::{Index, IndexError, Pos, FILE_NAME};
+use super::{Index, IndexError, Pos, Until, FILE_NAME};
 use rusqlite::types::Value;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,10 @@ pub struct Checked {
     pub differences: u64,
     /// The first differences (at most `SHOWN`).
     pub first: Vec<Difference>,
+    /// Days of the log the index has not started on (the next catch-up reads them).
+    pub not_indexed_yet: Vec<String>,
+    /// Days of the log that could not be read.
+    pub unreadable: Vec<String>,
 }
 
 const SHOWN: usize = 20;
@@ -50,19 +54,31 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
     Ok(((pos, r.get(2)?), cols.join(" ")))
 }
 
-/// Compare the index in `dir` (brought up to the log first) with one built from `files`.
+/// Compare the index in `dir`, as it is, with one built from `files` to the same positions
+/// (lines the index has not reached yet are not differences; days it has not started are
+/// named apart).
 pub fn check(dir: &Path, files: &[PathBuf]) -> Result<Checked, IndexError> {
-    let mut index = Index::open(dir)?;
-    index.catch_up(files)?;
-    let scratch_path = dir.join(format!("{FILE_NAME}.check"));
-    let _ = std::fs::remove_file(&scratch_path);
+    let index = Index::open(dir)?;
+    let positions = index.positions()?;
+    let scratch_path = dir.join(format!("{FILE_NAME}.check-{}", std::process::id()));
+    let remove_scratch = || {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", scratch_path.display()));
+        }
+    };
+    remove_scratch();
     let result = Index::at(&scratch_path).and_then(|mut scratch| {
-        scratch.catch_up(files)?;
-        compare(&index, &scratch)
+        let built = scratch.catch_up_each(files, Until::Positions(&positions), |_, _| {})?;
+        let mut checked = compare(&index, &scratch)?;
+        checked.unreadable = built.failed.iter().map(|e| e.to_string()).collect();
+        checked.not_indexed_yet = files
+            .iter()
+            .map(|f| super::read::day_of(f))
+            .filter(|d| !positions.contains_key(d))
+            .collect();
+        Ok(checked)
     });
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", scratch_path.display()));
-    }
+    remove_scratch();
     result
 }
 

@@ -4,6 +4,7 @@
 use crate::audit::chain::open_lines;
 use crate::records::export::FindError;
 use std::io::{BufRead, Read};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// `audit-2026-12-01.jsonl` and its compressed form are the same day.
@@ -104,12 +105,12 @@ pub(crate) fn file_of<'a>(files: &'a [PathBuf], day: &str) -> Option<&'a PathBuf
 }
 
 /// Hand the lines `found` points at (in log order) to `each`, read from the log `files`:
-/// the day's file, where the line is, and its bytes without the newline. A pointer the log
-/// does not hold is an error naming it.
+/// the day's file, where the line is, and its bytes without the newline, until `each` says
+/// to stop. A pointer the log does not hold is an error naming it.
 pub(crate) fn each_line(
     files: &[PathBuf],
     found: &[super::Found],
-    mut each: impl FnMut(&Path, &super::Found, &[u8]) -> Result<(), FindError>,
+    mut each: impl FnMut(&Path, &super::Found, &[u8]) -> Result<ControlFlow<()>, FindError>,
 ) -> Result<(), FindError> {
     let mut reading: Option<(&str, PathBuf, LineAt)> = None;
     let mut line = Vec::with_capacity(4096);
@@ -132,7 +133,9 @@ pub(crate) fn each_line(
         let (_, file, at) = reading.as_mut().expect("opened above");
         at.read(pos.offset, &mut line)
             .map_err(|e| differs(file, e.to_string()))?;
-        each(file, f, line.strip_suffix(b"\n").unwrap_or(&line))?;
+        if each(file, f, line.strip_suffix(b"\n").unwrap_or(&line))?.is_break() {
+            break;
+        }
     }
     Ok(())
 }
