@@ -34,11 +34,9 @@ fn indexed(dir: &Path) -> Option<u64> {
         return None;
     }
     let db = rusqlite::Connection::open(path).ok()?;
-    db.query_row(
-        "SELECT COUNT(DISTINCT day || offset) FROM entries",
-        [],
-        |r| r.get::<_, i64>(0).map(|n| n as u64),
-    )
+    db.query_row("SELECT COUNT(DISTINCT place) FROM entries", [], |r| {
+        r.get::<_, i64>(0).map(|n| n as u64)
+    })
     .ok()
 }
 

@@ -156,13 +156,19 @@ fn a_prune_removes_the_pruned_days_from_the_records_index() {
     two_calls(&h, "old");
     h.clock.advance(chrono::Duration::days(3));
     two_calls(&h, "new");
+    // The days the index holds rows of (a row's place is its day, in days since 1970, above
+    // its byte offset's 40 bits).
     let days = || -> Vec<String> {
         let db = rusqlite::Connection::open(h.dir.join("audit/records-index.sqlite")).unwrap();
         let mut q = db
-            .prepare("SELECT DISTINCT day FROM entries ORDER BY day")
+            .prepare("SELECT DISTINCT place >> 40 FROM entries ORDER BY 1")
             .unwrap();
-        let rows = q.query_map([], |r| r.get(0)).unwrap();
-        rows.map(Result::unwrap).collect()
+        let rows = q.query_map([], |r| r.get::<_, i64>(0)).unwrap();
+        rows.map(|d| {
+            let day = chrono::NaiveDate::default() + chrono::Duration::days(d.unwrap());
+            format!("audit-{day}")
+        })
+        .collect()
     };
     let (status, body) = h.http("GET", "/v1/records?kind=call", "");
     assert_eq!(status, 200, "{body}");

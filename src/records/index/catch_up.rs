@@ -4,7 +4,7 @@
 //! is indexed again from its start; a day that cannot be read is named and the others go on.
 
 use super::read::{compressed_since, day_of, open_at, LineAt};
-use super::{rows, Index, IndexError};
+use super::{codes, rows, Index, IndexError};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -166,8 +166,12 @@ impl Index {
         let mut at = position(&tx, day).map_err(&sql)?;
         let redone = at.indexed_to > 0 && !still_there(file, &at).map_err(io)?;
         if redone {
-            tx.execute("DELETE FROM entries WHERE day = ?1", [day])
-                .map_err(&sql)?;
+            let (lo, hi) = super::codes::day_places(day).unwrap_or((0, 0));
+            tx.execute(
+                "DELETE FROM entries WHERE place >= ?1 AND place < ?2",
+                [lo, hi],
+            )
+            .map_err(&sql)?;
             at = Position {
                 indexed_to: 0,
                 last: None,
@@ -188,10 +192,11 @@ impl Index {
                 })?;
         let last = last.or(at.last);
         tx.execute(
-            "INSERT OR REPLACE INTO days (day, indexed_to, file, file_len, last_at, last_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR REPLACE INTO days (day, day_number, indexed_to, file, file_len, last_at,
+                last_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 day,
+                super::codes::day_number(day),
                 to_i64(to),
                 name_of(file),
                 len.map(to_i64),
@@ -284,9 +289,9 @@ impl Lines<'_> {
         let mut insert = self
             .tx
             .prepare_cached(
-                "INSERT OR REPLACE INTO entries (day, offset, number, kind, ts_ms, campaign,
+                "INSERT OR REPLACE INTO entries (place, number, day, kind, ts_ms, campaign,
                     verdict, reasons, disposition, call_id, decision_id, instance, action, who)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 VALUES (?1, ?2, ?1 >> 40, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .map_err(LinesError::Sql)?;
         let (mut added, mut pos) = (0, from);
@@ -304,12 +309,18 @@ impl Lines<'_> {
                 break;
             }
             if let Some((kind, rows)) = rows::rows_of(&line[..n - 1]) {
+                let place = codes::place(self.day, pos).ok_or_else(|| {
+                    let e = format!(
+                        "{}@{pos}: not a day and offset the index can hold",
+                        self.day
+                    );
+                    LinesError::Io(std::io::Error::other(e))
+                })?;
                 for r in rows {
                     let row = params![
-                        self.day,
-                        to_i64(pos),
-                        r.number,
-                        kind.as_str(),
+                        place,
+                        codes::number(&r.number),
+                        codes::kind(kind),
                         r.ts_ms,
                         r.campaign,
                         r.verdict,

@@ -30,20 +30,16 @@ pub struct Checked {
 
 const SHOWN: usize = 20;
 
-const ROWS: &str = "SELECT day, offset, number, kind, ts_ms, campaign, verdict, reasons,
+const ROWS: &str = "SELECT place, number, kind, ts_ms, campaign, verdict, reasons,
     disposition, call_id, decision_id, instance, action, who FROM entries
-    ORDER BY day, offset, number";
+    ORDER BY place, number";
 
-/// A row: its place (and number, for a line of several) and its columns as text.
-type Row = ((Pos, String), String);
+/// A row: its place and number (a line may have several) and its columns as text.
+type Row = ((i64, i64), String);
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
-    let pos = Pos {
-        day: r.get(0)?,
-        offset: r.get::<_, i64>(1)?.max(0) as u64,
-    };
     let mut cols = Vec::with_capacity(11);
-    for i in 3..14 {
+    for i in 2..13 {
         cols.push(match r.get::<_, Value>(i)? {
             Value::Null => "-".to_string(),
             Value::Integer(n) => n.to_string(),
@@ -51,7 +47,7 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
             other => format!("{other:?}"),
         });
     }
-    Ok(((pos, r.get(2)?), cols.join(" ")))
+    Ok(((r.get(0)?, r.get(1)?), cols.join(" ")))
 }
 
 /// Compare the index in `dir`, as it is, with one built from `files` to the same positions
@@ -118,10 +114,9 @@ impl Checked {
     fn note(&mut self, index: Option<&Row>, log: Option<&Row>) {
         self.differences += 1;
         if self.first.len() < SHOWN {
-            let pos = index.or(log).map(|r| r.0 .0.clone()).unwrap_or(Pos {
-                day: String::new(),
-                offset: 0,
-            });
+            let pos = index
+                .or(log)
+                .map_or(super::codes::pos_of(0), |r| super::codes::pos_of(r.0 .0));
             self.first.push(Difference {
                 pos,
                 index: index.map(|r| r.1.clone()),

@@ -1,6 +1,6 @@
 //! Questions to the index: which lines a query keeps, in log order, a page at a time.
 
-use super::{Index, IndexError, Kind};
+use super::{codes, Index, IndexError, Kind};
 use crate::records::export::CallFilter;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Type;
@@ -88,21 +88,21 @@ impl Index {
     pub fn query(&self, q: &Query) -> Result<Vec<Found>, IndexError> {
         let (clause, args) = where_clause(q);
         let limit = q.limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
-        let sql = format!(
-            "SELECT DISTINCT day, offset, kind FROM entries {clause} ORDER BY day, offset{limit}"
-        );
+        // A number is sought day by day (see the schema): the days the index holds, first.
+        let from = match &q.number {
+            Some(_) => "days CROSS JOIN entries ON entries.day = days.day_number",
+            None => "entries",
+        };
+        let sql = format!("SELECT DISTINCT place, kind FROM {from} {clause} ORDER BY place{limit}");
         let mut stmt = self.db.prepare(&sql).map_err(self.sql())?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args), |r| {
-                let kind: String = r.get(2)?;
+                let kind: i64 = r.get(1)?;
                 Ok(Found {
-                    pos: Pos {
-                        day: r.get(0)?,
-                        offset: r.get::<_, i64>(1)?.max(0) as u64,
-                    },
-                    kind: Kind::parse(&kind).ok_or_else(|| {
-                        let e = format!("kind `{kind}`: not a kind of record");
-                        rusqlite::Error::FromSqlConversionFailure(2, Type::Text, e.into())
+                    pos: codes::pos_of(r.get(0)?),
+                    kind: codes::kind_of(kind).ok_or_else(|| {
+                        let e = format!("kind {kind}: not a kind of record");
+                        rusqlite::Error::FromSqlConversionFailure(1, Type::Integer, e.into())
                     })?,
                 })
             })
@@ -121,7 +121,10 @@ fn where_clause(q: &Query) -> (String, Vec<rusqlite::types::Value>) {
     };
     let text = |s: &Option<String>| s.clone().map(V::Text);
     for (col, v) in [
-        ("number = ?", text(&q.number)),
+        (
+            "number = ?",
+            q.number.as_deref().map(|n| V::Integer(codes::number(n))),
+        ),
         ("campaign = ?", text(&q.campaign)),
         ("verdict = ?", text(&q.verdict)),
         ("disposition = ?", text(&q.disposition)),
@@ -137,18 +140,24 @@ fn where_clause(q: &Query) -> (String, Vec<rusqlite::types::Value>) {
             arg(col, v);
         }
     }
+    // A record is in the file of its day or a later one (a call's, of the day it ended), never
+    // an earlier one: the days before `from` hold none.
+    if let (Some(_), Some(from)) = (&q.number, q.from) {
+        let day = from
+            .date_naive()
+            .signed_duration_since(chrono::NaiveDate::default());
+        arg("days.day_number >= ?", V::Integer(day.num_days()));
+    }
     if let Some(p) = &q.after {
-        args.push(V::Text(p.day.clone()));
-        args.push(V::Integer(p.offset.min(i64::MAX as u64) as i64));
-        let (d, o) = (args.len() - 1, args.len());
-        // A row value, so SQLite seeks on the key instead of filtering every row before it.
-        wheres.push(format!("(day, offset) > (?{d}, ?{o})"));
+        // A place past every line when the page's `after` names none the index can hold.
+        let after = codes::place(&p.day, p.offset).unwrap_or(i64::MAX);
+        arg("place > ?", V::Integer(after));
     }
     if !q.kinds.is_empty() {
         let kinds: Vec<String> = q
             .kinds
             .iter()
-            .map(|k| format!("'{}'", k.as_str()))
+            .map(|k| codes::kind(*k).to_string())
             .collect();
         wheres.push(format!("kind IN ({})", kinds.join(",")));
     }
