@@ -307,11 +307,7 @@ fn the_csv_export_has_the_dialer_s_certificate() {
     dial(&h, &mut dialer, "cert-csv-1");
     assert!(h.recv_carrier().is_some());
     h.run().app.audit.flush();
-    let mut files: Vec<_> = std::fs::read_dir(tmp.path().join("audit"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = callgate::audit::chain::audit_files(&tmp.path().join("audit")).unwrap();
     let mut out = Vec::new();
     export(&files, &Filter::default(), true, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
