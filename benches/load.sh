@@ -16,7 +16,8 @@
 # callgate's place: the syscall floor, to set callgate's CPU per call against (UDP only).
 #
 # INDEX=off runs callgate without its records index (records.index = false), to set the
-# index's CPU per call against (benches/records_index_cpu.sh alternates the two).
+# index's CPU per call against (benches/records_index_cpu.sh alternates the two);
+# INDEX_INTERVAL_MS sets records.index_interval_ms.
 #
 # KEEP=1 keeps the work directory (configs, callgate.log). Loopback only; every sipp run is
 # bounded by -m and a timeout. Needs sipp (sip-tester), and for TLS stunnel4 and openssl.
@@ -116,6 +117,7 @@ dir = "$WORK/var/audit"
 durability = "${DURABILITY:-async}"
 [records]
 index = $([ "${INDEX:-on}" = off ] && echo false || echo true)
+index_interval_ms = ${INDEX_INTERVAL_MS:-1000}
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
 [log]

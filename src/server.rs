@@ -40,6 +40,9 @@ pub struct Running {
     audit: Option<AuditWriter>,
 }
 
+mod synth;
+pub use synth::{generate, Plan};
+
 /// Every metric callgate registers, with its kind, labels and help: `callgate metrics
 /// reference` and the book's metrics page.
 pub fn metrics_catalog() -> Vec<crate::metrics::MetricDoc> {

@@ -27,6 +27,30 @@ pub(crate) enum RecordsCmd {
     /// Everything the log holds about one number, for a complaint: every decision, call,
     /// opt-out and consent, each line's hash and whether the chain verifies through it.
     Dossier(DossierArgs),
+    /// Place synthetic calls through callgate's own proxy, gate and audit writer (in process,
+    /// no sockets, the clock moved along) into an empty audit directory: records for
+    /// benchmarks. The configuration's lists and rules apply; its state files are kept in
+    /// DIR/state.
+    Generate {
+        #[command(flatten)]
+        common: Common,
+        /// The audit directory to write (created; must hold no audit files).
+        dir: std::path::PathBuf,
+        #[arg(long)]
+        calls: u64,
+        /// Spread over this many days...
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// ...from this one (YYYY-MM-DD, UTC; default: `days` days before today).
+        #[arg(long)]
+        first_day: Option<chrono::NaiveDate>,
+        /// Distinct called numbers.
+        #[arg(long, default_value_t = 1_000_000)]
+        numbers: u32,
+        /// Every this many calls goes to a number on the sample national list (0: none).
+        #[arg(long, default_value_t = 10)]
+        blocked_every: u64,
+    },
     /// Ask the running callgate (its admin API, from the configuration) to remove the audit
     /// files past records.retention_days; the removal is an admin record naming each file and
     /// its final hash. Prints what was (or, with --dry-run, would be) removed.
@@ -73,6 +97,25 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
         RecordsCmd::Reindex { dir } => return reindex(&dir),
         RecordsCmd::CheckIndex { dir } => return check_index(&dir),
         RecordsCmd::Dossier(a) => return dossier(a),
+        RecordsCmd::Generate {
+            common,
+            dir,
+            calls,
+            days,
+            first_day,
+            numbers,
+            blocked_every,
+        } => {
+            let today = chrono::Utc::now().date_naive();
+            let plan = callgate::server::Plan {
+                calls,
+                first_day: first_day.unwrap_or(today - chrono::Duration::days(i64::from(days))),
+                days,
+                numbers,
+                blocked_every,
+            };
+            return generate(&common, &dir, &plan);
+        }
     };
     anyhow::ensure!(
         !find || args.sel.number.is_some(),
@@ -306,6 +349,38 @@ fn dossier(a: DossierArgs) -> anyhow::Result<()> {
         d.counts.calls,
         d.counts.optouts,
         d.counts.consents,
+    );
+    Ok(())
+}
+
+/// `callgate records generate`: the configuration with its audit directory and state files
+/// moved into `dir`.
+fn generate(
+    common: &Common,
+    dir: &std::path::Path,
+    plan: &callgate::server::Plan,
+) -> anyhow::Result<()> {
+    let mut cfg = load_config(common)?.cfg;
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state)?;
+    anyhow::ensure!(
+        callgate::audit::chain::audit_files(dir)?.is_empty(),
+        "{}: already holds audit files",
+        dir.display()
+    );
+    cfg.audit.dir = dir.to_path_buf();
+    cfg.lists.optout_journal = state.join("optouts.jsonl");
+    cfg.lists.consent_journal = state.join("consent.jsonl");
+    cfg.lists.caps_journal = state.join("caps.bin");
+    cfg.lists.emergency_file = state.join("emergency.json");
+    let t = std::time::Instant::now();
+    let n = callgate::server::generate(cfg, plan)?;
+    println!(
+        "{n} calls from {} over {} days in {:.1} s: {}",
+        plan.first_day,
+        plan.days,
+        t.elapsed().as_secs_f64(),
+        dir.display()
     );
     Ok(())
 }

@@ -82,9 +82,10 @@ impl Index {
     ) -> Result<CatchUp, IndexError> {
         let days: Vec<String> = files.iter().map(|f| day_of(f)).collect();
         let marks = self.marks()?;
+        let held: std::collections::HashSet<&String> = days.iter().collect();
         let gone: Vec<String> = marks
             .keys()
-            .filter(|d| !days.contains(d))
+            .filter(|d| !held.contains(d))
             .cloned()
             .collect();
         self.forget(&gone)?;
@@ -94,10 +95,10 @@ impl Index {
                 Until::End => None,
                 Until::Positions(p) => Some(p.get(day).copied().unwrap_or(0)),
             };
-            let len = std::fs::metadata(compressed_since(file))
-                .ok()
-                .map(|m| m.len());
-            if limit != Some(0) && changed_since(file, len, marks.get(day)) {
+            let file = &compressed_since(file);
+            let len = changed_since(file, marks.get(day));
+            if limit != Some(0) && len.is_some() {
+                let len = len.flatten();
                 match self.catch_up_day(file, day, len, limit) {
                     Ok((added, redone)) => {
                         done.added += added;
@@ -248,16 +249,20 @@ fn still_there(file: &Path, at: &Position) -> std::io::Result<bool> {
 }
 
 /// Whether `file` may hold lines the index has not read (`mark`: what the index holds of
-/// its day; `len`: the file's length now, None if it cannot be read, which is read anyway to
-/// be told why). A compressed day is final once indexed under its compressed name; a plain
-/// one is unchanged while its length is the one indexed.
-fn changed_since(file: &Path, len: Option<u64>, mark: Option<&DayMark>) -> bool {
-    let Some(m) = mark else { return true };
-    let same_name = m.file == name_of(&compressed_since(file));
-    if same_name && crate::audit::chain::is_compressed(&compressed_since(file)) {
-        return false;
+/// its day), and if so its length now (None when it cannot be read: it is read anyway, to be
+/// told why). A compressed day is final once indexed under its compressed name (no call to
+/// the filesystem: five years of days cost nothing per pass); a plain one is unchanged while
+/// its length is the one indexed.
+fn changed_since(file: &Path, mark: Option<&DayMark>) -> Option<Option<u64>> {
+    let same_name = mark.is_some_and(|m| m.file == name_of(file));
+    if same_name && crate::audit::chain::is_compressed(file) {
+        return None;
     }
-    !(same_name && len.is_some() && m.file_len == len)
+    let len = std::fs::metadata(file).ok().map(|m| m.len());
+    match mark {
+        Some(m) if same_name && len.is_some() && m.file_len == len => None,
+        _ => Some(len),
+    }
 }
 
 enum LinesError {

@@ -3,6 +3,7 @@
 
 use crate::audit::chain::open_lines;
 use crate::records::export::FindError;
+use std::collections::HashMap;
 use std::io::{BufRead, Read};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -51,15 +52,25 @@ pub(crate) fn open_at(file: &Path, at: u64) -> std::io::Result<(Box<dyn BufRead>
 /// Reads lines at given offsets of one day's file, in increasing order: a plain file seeks to
 /// each line, a compressed day is read through.
 pub(crate) enum LineAt {
-    Plain(std::io::BufReader<std::fs::File>),
-    Compressed { reader: Box<dyn BufRead>, pos: u64 },
+    /// `pos`: where the reader stands, so a line just ahead is read from the buffer.
+    Plain {
+        reader: std::io::BufReader<std::fs::File>,
+        pos: u64,
+    },
+    Compressed {
+        reader: Box<dyn BufRead>,
+        pos: u64,
+    },
 }
 
 impl LineAt {
     pub(crate) fn open(file: &Path) -> std::io::Result<LineAt> {
         let file = &compressed_since(file);
         Ok(match crate::audit::chain::is_compressed(file) {
-            false => LineAt::Plain(std::io::BufReader::new(std::fs::File::open(file)?)),
+            false => LineAt::Plain {
+                reader: std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(file)?),
+                pos: 0,
+            },
             true => LineAt::Compressed {
                 reader: open_lines(file)?,
                 pos: 0,
@@ -72,9 +83,16 @@ impl LineAt {
         use std::io::Seek;
         line.clear();
         let n = match self {
-            LineAt::Plain(f) => {
-                f.seek(std::io::SeekFrom::Start(offset))?;
-                f.read_until(b'\n', line)?
+            LineAt::Plain { reader, pos } => {
+                match offset.checked_sub(*pos).and_then(|d| i64::try_from(d).ok()) {
+                    Some(ahead) => reader.seek_relative(ahead)?,
+                    None => {
+                        reader.seek(std::io::SeekFrom::Start(offset))?;
+                    }
+                }
+                let n = reader.read_until(b'\n', line)?;
+                *pos = offset + n as u64;
+                n
             }
             LineAt::Compressed { reader, pos } => {
                 let gap = offset.checked_sub(*pos).ok_or_else(|| {
@@ -99,11 +117,6 @@ impl LineAt {
     }
 }
 
-/// The file of `day` among the log's files.
-pub(crate) fn file_of<'a>(files: &'a [PathBuf], day: &str) -> Option<&'a PathBuf> {
-    files.iter().find(|f| day_of(f) == day)
-}
-
 /// Hand the lines `found` points at (in log order) to `each`, read from the log `files`:
 /// the day's file, where the line is, and its bytes without the newline, until `each` says
 /// to stop. A pointer the log does not hold is an error naming it.
@@ -112,6 +125,7 @@ pub(crate) fn each_line(
     found: &[super::Found],
     mut each: impl FnMut(&Path, &super::Found, &[u8]) -> Result<ControlFlow<()>, FindError>,
 ) -> Result<(), FindError> {
+    let by_day: HashMap<String, &PathBuf> = files.iter().map(|f| (day_of(f), f)).collect();
     let mut reading: Option<(&str, PathBuf, LineAt)> = None;
     let mut line = Vec::with_capacity(4096);
     for f in found {
@@ -121,11 +135,11 @@ pub(crate) fn each_line(
             offset: pos.offset,
             why,
         };
-        let Some(file) = file_of(files, &pos.day) else {
-            let why = "the log no longer holds this day".to_string();
-            return Err(differs(Path::new(&pos.day), why));
-        };
         if reading.as_ref().is_none_or(|(d, _, _)| *d != pos.day) {
+            let Some(file) = by_day.get(&pos.day) else {
+                let why = "the log no longer holds this day".to_string();
+                return Err(differs(Path::new(&pos.day), why));
+            };
             let file = compressed_since(file);
             let at = LineAt::open(&file).map_err(|e| differs(&file, e.to_string()))?;
             reading = Some((&pos.day, file, at));
