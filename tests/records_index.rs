@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::peers::{dialer, Callgate, Carrier};
+use common::peers::{five_calls, Callgate, Carrier};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -16,15 +16,7 @@ fn calls_made() -> &'static Path {
     &DIR.get_or_init(|| {
         let carrier = Carrier::start();
         let cg = Callgate::start(carrier.port);
-        let work = tempfile::tempdir().unwrap();
-        let allowed = ["4155550100", "+14155550101", "415.555.0100"];
-        assert_eq!(dialer("uac_allow.xml", &allowed, cg.sip, work.path()), 0);
-        let blocked = ["2125550143", "1-646-555-0111"];
-        assert_eq!(
-            dialer("uac_expect_reject.xml", &blocked, cg.sip, work.path()),
-            0
-        );
-        assert_eq!(cg.wait_call_records(5).len(), 5);
+        five_calls(&cg);
         let kept = tempfile::tempdir().unwrap();
         let audit = kept.path().join("audit");
         copy_dir(&cg._dir.path().join("audit"), &audit);

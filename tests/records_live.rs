@@ -5,22 +5,17 @@
 mod common;
 
 use common::http;
-use common::peers::{dialer, Callgate, Carrier};
+use common::peers::{dialer, five_calls, Callgate, Carrier};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Three answered calls (two to one number) and two blocked: ten lines (a decision and a
-/// call record each).
-fn place_calls(cg: &Callgate) {
-    let work = tempfile::tempdir().unwrap();
-    let allowed = ["4155550100", "+14155550101", "415.555.0100"];
-    assert_eq!(dialer("uac_allow.xml", &allowed, cg.sip, work.path()), 0);
-    let blocked = ["2125550143", "1-646-555-0111"];
-    assert_eq!(
-        dialer("uac_expect_reject.xml", &blocked, cg.sip, work.path()),
-        0
-    );
-    assert_eq!(cg.wait_call_records(5).len(), 5);
+/// A callgate (with `extra` configuration) that placed `five_calls`: ten lines (a decision
+/// and a call record each), and the carrier it sent them to.
+fn with_five_calls(extra: &str) -> (Carrier, Callgate) {
+    let carrier = Carrier::start();
+    let cg = Callgate::start_with(carrier.port, extra);
+    five_calls(&cg);
+    (carrier, cg)
 }
 
 fn audit_dir(cg: &Callgate) -> PathBuf {
@@ -70,9 +65,7 @@ fn callgate_ok(args: &[&str]) -> String {
 
 #[test]
 fn the_running_callgate_indexes_every_line_it_writes() {
-    let carrier = Carrier::start();
-    let mut cg = Callgate::start(carrier.port);
-    place_calls(&cg);
+    let (_carrier, mut cg) = with_five_calls("");
     let dir = audit_dir(&cg);
     assert_eq!(wait_indexed(&dir, 10), Some(10));
     stop(&mut cg);
@@ -82,11 +75,8 @@ fn the_running_callgate_indexes_every_line_it_writes() {
 
 #[test]
 fn after_a_kill_9_the_next_start_indexes_what_the_index_missed() {
-    let carrier = Carrier::start();
     // One pass at start, the next in an hour: the calls reach the log, not the index.
-    let slow = "[records]\nindex_interval_ms = 3600000\n";
-    let mut cg = Callgate::start_with(carrier.port, slow);
-    place_calls(&cg);
+    let (_carrier, mut cg) = with_five_calls("[records]\nindex_interval_ms = 3600000\n");
     let dir = audit_dir(&cg);
     let before = indexed(&dir).unwrap_or(0);
     assert!(before < 10, "{before}");
@@ -96,9 +86,7 @@ fn after_a_kill_9_the_next_start_indexes_what_the_index_missed() {
 
 #[test]
 fn a_deleted_index_is_rebuilt_at_the_next_start() {
-    let carrier = Carrier::start();
-    let mut cg = Callgate::start(carrier.port);
-    place_calls(&cg);
+    let (_carrier, mut cg) = with_five_calls("");
     let dir = audit_dir(&cg);
     assert_eq!(wait_indexed(&dir, 10), Some(10));
     stop(&mut cg);
@@ -117,9 +105,7 @@ fn get(cg: &Callgate, path: &str) -> (u16, serde_json::Value) {
 
 #[test]
 fn the_api_pages_through_the_records_in_log_order() {
-    let carrier = Carrier::start();
-    let cg = Callgate::start(carrier.port);
-    place_calls(&cg);
+    let (_carrier, cg) = with_five_calls("");
     let (status, all) = get(&cg, "/v1/records?limit=1000");
     assert_eq!(status, 200, "{all}");
     assert_eq!(all["records"].as_array().unwrap().len(), 10, "{all}");
@@ -140,9 +126,7 @@ fn the_api_pages_through_the_records_in_log_order() {
 
 #[test]
 fn the_api_finds_one_numbers_calls() {
-    let carrier = Carrier::start();
-    let cg = Callgate::start(carrier.port);
-    place_calls(&cg);
+    let (_carrier, cg) = with_five_calls("");
     let (status, page) = get(&cg, "/v1/records?number=(415)%20555-0100&kind=call");
     assert_eq!(status, 200, "{page}");
     let records = page["records"].as_array().unwrap();
@@ -179,9 +163,7 @@ fn the_api_says_which_parameter_is_wrong() {
 /// goes on indexing into it, and the index agrees with the log afterwards.
 #[test]
 fn a_reindex_beside_the_running_callgate_keeps_one_index() {
-    let carrier = Carrier::start();
-    let mut cg = Callgate::start(carrier.port);
-    place_calls(&cg);
+    let (_carrier, mut cg) = with_five_calls("");
     let dir = audit_dir(&cg);
     assert_eq!(wait_indexed(&dir, 10), Some(10));
     let said = callgate_ok(&["records", "reindex", dir.to_str().unwrap()]);

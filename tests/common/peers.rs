@@ -91,6 +91,20 @@ pub fn unsafe_sigterm(pid: u32) {
         .status();
 }
 
+/// Five calls through `cg` from sipp dialers: three answered (two to 415 555 0100), two
+/// blocked (on the national list); returns once their five call records are written.
+pub fn five_calls(cg: &Callgate) {
+    let work = tempfile::tempdir().unwrap();
+    let allowed = ["4155550100", "+14155550101", "415.555.0100"];
+    assert_eq!(dialer("uac_allow.xml", &allowed, cg.sip, work.path()), 0);
+    let blocked = ["2125550143", "1-646-555-0111"];
+    assert_eq!(
+        dialer("uac_expect_reject.xml", &blocked, cg.sip, work.path()),
+        0
+    );
+    assert_eq!(cg.wait_call_records(5).len(), 5);
+}
+
 /// sipp's built-in UAS as the carrier, logging every message it receives.
 pub struct Carrier {
     pub child: Child,
