@@ -150,6 +150,7 @@ fn the_api_says_which_parameter_is_wrong() {
         ("/v1/records?number=12", "number"),
         ("/v1/records?from=yesterday", "from"),
         ("/v1/records?after=nowhere", "nowhere"),
+        ("/v1/records?after=audit-2026-13-01@5", "not a place"),
         ("/v1/records?numbr=4155550100", "numbr"),
         ("/v1/records/dossier?number=4155550100&format=pdf", "format"),
     ] {

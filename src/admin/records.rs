@@ -84,6 +84,15 @@ fn time(
     }))
 }
 
+/// A page's `after`: a place the index can hold (as a page's `next` gives).
+fn after(s: &str) -> Result<Pos, String> {
+    let pos: Pos = s.parse()?;
+    match crate::records::index::holds(&pos) {
+        true => Ok(pos),
+        false => Err(format!("after `{s}`: not a place in the log")),
+    }
+}
+
 impl RecordsParams {
     fn query(self) -> Result<Query, String> {
         let kinds = match &self.kind {
@@ -110,7 +119,7 @@ impl RecordsParams {
             disposition: self.disposition,
             call_id: self.call_id,
             decision_id: self.decision,
-            after: self.after.as_deref().map(str::parse::<Pos>).transpose()?,
+            after: self.after.as_deref().map(after).transpose()?,
             limit: Some(limit),
         })
     }

@@ -19,7 +19,7 @@ pub(crate) enum RecordsCmd {
         dir: std::path::PathBuf,
     },
     /// Compare the records index of an audit directory with its log and say where they
-    /// differ (the index is first brought up to the log).
+    /// differ (as far as the index has read; days it has not started are named apart).
     CheckIndex {
         /// The audit directory.
         dir: std::path::PathBuf,

@@ -5,7 +5,7 @@
 //! not wait for it, so the newest sealed days may be left plain. What benchmarks of the records need: records written by the real writer, in the
 //! millions, in minutes.
 
-use crate::clock::OffsetClock;
+use crate::clock::{Clock, OffsetClock};
 use crate::config::Config;
 use crate::sip::peer::{Outgoing, Peer};
 use crate::sip::proxy::Proxy;
@@ -50,6 +50,16 @@ pub fn generate(mut cfg: Config, plan: &Plan) -> anyhow::Result<u64> {
     cfg.admin.listen = "127.0.0.1:0".parse()?;
     cfg.tls.listen = None;
     cfg.calls.max_open = cfg.calls.max_open.max(IN_FLIGHT * 4);
+    // The generated dialer is let in, unthrottled (its calls come faster than any real
+    // time would allow), and the carrier is the configured upstream alone.
+    cfg.dialers.allow = vec!["127.0.0.1/32".parse()?];
+    cfg.dialers.max_calls_per_second = 0;
+    cfg.upstream.sources.clear();
+    anyhow::ensure!(
+        plan.numbers <= 8_000_000,
+        "--numbers {}: at most 8,000,000 (415 200 0000 to 415 999 9999)",
+        plan.numbers
+    );
     let clock = Arc::new(OffsetClock::default());
     let start = plan.first_day.and_hms_opt(DAY_OPENS_HOUR as u32, 0, 0);
     let start = start
@@ -66,17 +76,19 @@ pub fn generate(mut cfg: Config, plan: &Plan) -> anyhow::Result<u64> {
         answered: VecDeque::new(),
     };
     let per_day = plan.calls.div_ceil(u64::from(plan.days.max(1))).max(1);
-    let step_ms = (DAY_HOURS * 3_600_000 / per_day as i64).max(1);
     for i in 0..plan.calls {
         if i > 0 && i % per_day == 0 {
-            // The day's last calls end before it does; the next day opens at 17:00.
+            // The day's last calls end before it does.
             while !g.answered.is_empty() {
                 g.hang_up();
             }
-            clock.advance(Duration::hours(24 - DAY_HOURS) + Duration::milliseconds(step_ms));
-        } else if i > 0 {
-            clock.advance(Duration::milliseconds(step_ms));
         }
+        // Each call's time is set, not stepped: generation taking real time moves nothing.
+        let (day, k) = ((i / per_day) as i64, (i % per_day) as i64);
+        let at = start
+            + Duration::days(day)
+            + Duration::milliseconds(k * DAY_HOURS * 3_600_000 / per_day as i64);
+        clock.advance(at - clock.now());
         let number = match plan.blocked_every > 0 && i % plan.blocked_every == 0 {
             true => "2125550143".to_string(),
             false => format!(

@@ -28,8 +28,9 @@ fn in_period(
 /// The hash the first line of `files[i]` must name: the walk of the file before it, else its
 /// final hash read now (None when there is no file before, or it cannot be read).
 fn expected(files: &[PathBuf], i: usize, previous: Option<&DayWalk>) -> Option<String> {
-    if let Some(w) = previous {
-        return w.head.clone();
+    // A walk that broke has no head: the file's final hash is read instead.
+    if let Some(head) = previous.and_then(|w| w.head.clone()) {
+        return Some(head);
     }
     let before = compressed_since(files.get(i.checked_sub(1)?)?);
     crate::audit::chain::final_hash(&before)

@@ -55,6 +55,9 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
 /// named apart).
 pub fn check(dir: &Path, files: &[PathBuf]) -> Result<Checked, IndexError> {
     let index = Index::open(dir)?;
+    // One snapshot of the index for its positions and its rows: a callgate indexing beside
+    // this check does not make the rows it adds meanwhile look like differences.
+    index.db.execute_batch("BEGIN").map_err(index.sql())?;
     let positions = index.positions()?;
     let scratch_path = dir.join(format!("{FILE_NAME}.check-{}", std::process::id()));
     let remove_scratch = || {
@@ -75,6 +78,7 @@ pub fn check(dir: &Path, files: &[PathBuf]) -> Result<Checked, IndexError> {
         Ok(checked)
     });
     remove_scratch();
+    let _ = index.db.execute_batch("COMMIT");
     result
 }
 

@@ -24,6 +24,12 @@ pub use rows::Kind;
 
 use read::day_of;
 
+/// Whether the index can hold a line at `pos` (a day `audit-YYYY-MM-DD`, an offset under
+/// 1 TiB).
+pub fn holds(pos: &Pos) -> bool {
+    codes::place(&pos.day, pos.offset).is_some()
+}
+
 /// The key of a day in the index (`audit-YYYY-MM-DD`, plain or compressed alike).
 pub(crate) fn day_key(file: &Path) -> String {
     day_of(file)
