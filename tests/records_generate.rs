@@ -3,21 +3,15 @@
 //! asked for are written (sealed ones compressed), each call has its decision and its record,
 //! and the calls to the national list's number are blocked.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+
+/// What `callgate ARGS` said (stdout and stderr); it must succeed.
 fn callgate(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_callgate"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "callgate {args:?}: {said}");
+    let run = common::run_cli(args);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(run.ok, "callgate {args:?}: {said}");
     said
 }
 

@@ -6,7 +6,6 @@ mod common;
 
 use common::peers::{five_calls, Callgate, Carrier};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 /// An audit directory with the records of real calls: three answered (two to one number), two
@@ -47,16 +46,9 @@ fn audit_copy() -> (tempfile::TempDir, PathBuf) {
 
 /// (stdout, stderr) of `callgate ARGS`, which must succeed.
 fn callgate(args: &[&str]) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_callgate"))
-        .args(args)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert!(out.status.success(), "callgate {args:?}: {stderr}");
-    (stdout, stderr)
+    let run = common::run_cli(args);
+    assert!(run.ok, "callgate {args:?}: {}", run.stderr);
+    (run.stdout, run.stderr)
 }
 
 /// The day's plain file of the audit directory (the calls were placed on one day).
@@ -164,29 +156,24 @@ fn a_day_compressed_after_indexing_answers_the_same() {
     let (_tmp, dir) = audit_copy();
     let d = dir.to_str().unwrap();
     reindex(&dir);
-    let (before, _) = callgate(&[
-        "records",
-        "export",
-        d,
-        "--format",
-        "json",
-        "--number",
-        "4155550100",
-    ]);
+    let export = || {
+        callgate(&[
+            "records",
+            "export",
+            d,
+            "--format",
+            "json",
+            "--number",
+            "4155550100",
+        ])
+    };
+    let (before, _) = export();
     let day = day_file(&dir);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &std::fs::read(&day).unwrap()).unwrap();
     std::fs::write(day.with_extension("jsonl.gz"), gz.finish().unwrap()).unwrap();
     std::fs::remove_file(&day).unwrap();
-    let (after, said) = callgate(&[
-        "records",
-        "export",
-        d,
-        "--format",
-        "json",
-        "--number",
-        "4155550100",
-    ]);
+    let (after, said) = export();
     assert!(said.contains("records index"), "{said}");
     assert_eq!(before.lines().count(), 2);
     assert_eq!(after, before);
@@ -205,16 +192,8 @@ fn a_damaged_index_falls_back_to_the_log_and_says_so() {
 
 /// (success, stdout + stderr) of `callgate records check-index DIR`.
 fn check_index(dir: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_callgate"))
-        .args(["records", "check-index", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
+    let run = common::run_cli(&["records", "check-index", dir.to_str().unwrap()]);
+    (run.ok, format!("{}{}", run.stdout, run.stderr))
 }
 
 #[test]

@@ -53,14 +53,9 @@ fn stop(cg: &mut Callgate) {
 }
 
 fn callgate_ok(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "callgate {args:?}: {stdout}{stderr}");
-    stdout
+    let run = common::run_cli(args);
+    assert!(run.ok, "callgate {args:?}: {}{}", run.stdout, run.stderr);
+    run.stdout
 }
 
 #[test]

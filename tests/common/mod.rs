@@ -411,6 +411,26 @@ pub fn free_port() -> u16 {
 /// The callgate binary on `config`, its stderr appended to `log`, with its clock at today
 /// 19:00 UTC (inside every US calling window whenever the test runs); returns once its admin
 /// API at `admin` answers.
+/// What `callgate ARGS` printed, and whether it succeeded.
+pub struct CliRun {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// `callgate ARGS`, run to its end.
+pub fn run_cli(args: &[&str]) -> CliRun {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(args)
+        .output()
+        .unwrap();
+    CliRun {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 pub fn spawn_binary(config: &Path, log: &Path, admin: SocketAddr) -> std::process::Child {
     spawn_binary_env(config, log, admin, &[])
 }

@@ -47,7 +47,7 @@ pub(super) fn walk_period(
     let mut by_day = BTreeMap::new();
     let mut previous: Option<DayWalk> = None;
     for (i, file) in files.iter().enumerate() {
-        let day = crate::records::index::day_key(file);
+        let day = crate::records::index::day_of(file);
         let wanted =
             with_entries.contains(&day) || in_period(crate::audit::chain::day_of(file), from, to);
         if !wanted {

@@ -152,7 +152,6 @@ impl Index {
         len: Option<u64>,
         limit: Option<u64>,
     ) -> Result<(u64, bool), IndexError> {
-        let file = &compressed_since(file);
         let io = |source| IndexError::Io {
             file: file.display().to_string(),
             source,

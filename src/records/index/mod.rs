@@ -22,7 +22,7 @@ pub use query::{Found, Pos, Query};
 pub(crate) use read::{compressed_since, each_line};
 pub use rows::Kind;
 
-use read::day_of;
+pub(crate) use read::day_of;
 
 /// Whether the index can hold a line at `pos` (a day `audit-YYYY-MM-DD`, an offset under
 /// 1 TiB).
@@ -30,10 +30,6 @@ pub fn holds(pos: &Pos) -> bool {
     codes::place(&pos.day, pos.offset).is_some()
 }
 
-/// The key of a day in the index (`audit-YYYY-MM-DD`, plain or compressed alike).
-pub(crate) fn day_key(file: &Path) -> String {
-    day_of(file)
-}
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
 
@@ -210,7 +206,7 @@ mod tests {
     }
 
     fn numbers(index: &Index, filter: &CallFilter) -> usize {
-        index.find(filter).unwrap().len()
+        index.query(&Query::from(filter)).unwrap().len()
     }
 
     #[test]

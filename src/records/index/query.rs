@@ -75,15 +75,6 @@ pub struct Found {
 }
 
 impl Index {
-    /// Where the call records `filter` keeps are, in log order.
-    pub fn find(&self, filter: &CallFilter) -> Result<Vec<(String, u64)>, IndexError> {
-        let found = self.query(&Query::from(filter))?;
-        Ok(found
-            .into_iter()
-            .map(|f| (f.pos.day, f.pos.offset))
-            .collect())
-    }
-
     /// The lines `q` keeps, in log order, at most `q.limit`.
     pub fn query(&self, q: &Query) -> Result<Vec<Found>, IndexError> {
         let (clause, args) = where_clause(q);
