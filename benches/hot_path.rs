@@ -126,6 +126,7 @@ fn fixture() -> Fixture {
         metrics.clone(),
         false,
         false,
+        None,
     )
     .unwrap();
     let settings = proxy_settings::settings("127.0.0.1:9".parse().unwrap(), "127.0.0.1");

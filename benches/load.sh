@@ -141,6 +141,12 @@ CG_PID=$!
 sleep 1
 
 cpu_ticks() { awk '{print $14 + $15}' /proc/$CG_PID/stat; }
+# CPU ticks by thread name ("name ticks" lines; threads of one name summed).
+thread_ticks() {
+  for t in /proc/$CG_PID/task/*; do
+    printf '%s %s\n' "$(tr ' ' _ < "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo 0)"
+  done | awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort
+}
 TCK=$(getconf CLK_TCK)
 
 run_uac() { # $1 = target, $2 = label, $3 = run
@@ -175,14 +181,20 @@ C0=$(cpu_ticks)
 for r in $(seq 1 "$RUNS"); do
   run_uac "$DIRECT" direct "$r"
   c1=$(cpu_ticks)
+  thread_ticks > "$WORK/threads_before_$r"
   run_uac "$PROXIED" proxied "$r"
   c2=$(cpu_ticks)
+  thread_ticks > "$WORK/threads_after_$r"
   TOTAL_PROXIED=$((TOTAL_PROXIED + c2 - c1))
 done
 python3 -c "
 ticks=$TOTAL_PROXIED; tck=$TCK; calls=$CALLS*$RUNS
 print(f'${RELAY:-callgate} CPU: {ticks/tck:.2f} s for {calls} proxied calls = {ticks/tck/calls*10000:.2f} CPU-s per 10,000 calls ({ticks/tck/calls*1e6:.0f} us/call)')
 "
+# Where the CPU went, by thread (during the proxied runs).
+cat "$WORK"/threads_before_* | awk '{print $1, -$2}' | cat - "$WORK"/threads_after_* \
+  | awk -v tck="$TCK" -v calls=$((CALLS * RUNS)) '{a[$1] += $2}
+    END {for (k in a) if (a[k] > 0) printf "  thread %s: %.1f us/call\n", k, a[k] / tck / calls * 1e6}' | sort
 curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null | grep -E '^callgate_decisions_total.* [1-9]|^callgate_audit_records_written_total|^callgate_send_errors_total' || true
 # Datagrams the kernel dropped because a UDP receive buffer was full (/proc/net/udp): the
 # proxy's port, and any other socket (sipp's) that dropped some.

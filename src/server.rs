@@ -6,6 +6,7 @@
 
 use crate::admin::http;
 use crate::app::{live_settings, App};
+use crate::audit::summary::Batch;
 use crate::audit::AuditWriter;
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -23,6 +24,7 @@ use crate::sip::transport::{SipIo, TlsSides};
 use crate::tls::{ClientTls, ServerTls, TlsSet};
 use anyhow::{anyhow, Context};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -189,7 +191,7 @@ fn spawn_list_watch(app: &Arc<App>, every: Duration) {
 }
 
 /// The records index kept current beside the log (`records.index`), until callgate drains.
-fn spawn_records_index(app: &Arc<App>) {
+fn spawn_records_index(app: &Arc<App>, feed: Option<Receiver<Batch>>) {
     let cfg = &app.cfg.records;
     if !cfg.index {
         return;
@@ -201,6 +203,7 @@ fn spawn_records_index(app: &Arc<App>) {
         Duration::from_millis(cfg.index_interval_ms),
         metrics,
         app.records_index.clone(),
+        feed,
         move || weak.upgrade().is_some_and(|a| !a.proxy.is_draining()),
     );
 }
@@ -261,6 +264,8 @@ pub fn start(cfg: Config, clock: SharedClock) -> anyhow::Result<Running> {
 /// Everything opened and wired, nothing running yet.
 struct Built {
     app: Arc<App>,
+    /// The writer's batches, for the records index.
+    index_feed: Option<Receiver<Batch>>,
     sockets: Sockets,
     sip_metrics: Arc<SipMetrics>,
     limits: crate::sip::transport::Limits,
@@ -290,6 +295,14 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
     let lists = Arc::new(ListStore::open(&cfg.lists, clock.clone())?);
     let before_forward = cfg.audit.durability == crate::config::Durability::BeforeForward;
     let flush = Duration::from_millis(cfg.audit.flush_interval_ms.max(1));
+    // The writer hands what it commits to the records index, which need not read it back.
+    let (feed, index_feed) = match cfg.records.index {
+        true => {
+            let (tx, rx) = std::sync::mpsc::sync_channel(crate::audit::summary::FEED_BATCHES);
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
     let (writer, audit) = AuditWriter::start(
         &cfg.audit.dir,
         cfg.audit.queue_capacity,
@@ -297,6 +310,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
         metrics.clone(),
         before_forward,
         cfg.records.compress,
+        feed,
     )?;
     let durable = writer.durable();
     close_calls_left_open(&cfg, &audit, &clock)?;
@@ -349,6 +363,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
     app.log_list_health();
     Ok(Built {
         app,
+        index_feed,
         sockets,
         sip_metrics,
         limits,
@@ -420,7 +435,7 @@ fn run(b: Built) -> anyhow::Result<Running> {
     if lists_cfg.watch {
         spawn_list_watch(&b.app, Duration::from_secs(lists_cfg.watch_interval_secs));
     }
-    spawn_records_index(&b.app);
+    spawn_records_index(&b.app, b.index_feed);
     tracing::info!(sip = %sip_addr, tls = ?tls_addr, admin = %admin_addr, upstream = %b.upstream, "callgate running");
     Ok(Running {
         app: b.app,

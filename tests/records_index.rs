@@ -218,13 +218,14 @@ fn check_index_names_where_the_index_and_the_log_differ() {
     };
     let changed: i64 = db
         .query_row(
-            "SELECT place FROM entries WHERE kind = 1 ORDER BY place LIMIT 1",
+            "SELECT place FROM entries JOIN facets f ON f.id = facet WHERE f.kind = 1
+             ORDER BY place LIMIT 1",
             [],
             |r| r.get(0),
         )
         .unwrap();
     db.execute(
-        "UPDATE entries SET disposition = 'busy' WHERE place = ?1",
+        "UPDATE entries SET call_key = call_key + 1 WHERE place = ?1",
         [changed],
     )
     .unwrap();

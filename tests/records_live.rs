@@ -68,6 +68,32 @@ fn the_running_callgate_indexes_every_line_it_writes() {
     assert!(said.contains("agrees with the log"), "{said}");
 }
 
+/// The writer hands the index what it wrote (the log is not read back): decisions, call
+/// records and admin records (an opt-out, a batch of consents) come out as reading the log
+/// gives them.
+#[test]
+fn what_the_writer_hands_the_index_is_what_the_log_says() {
+    let (_carrier, mut cg) = with_five_calls("");
+    let dir = audit_dir(&cg);
+    assert_eq!(wait_indexed(&dir, 10), Some(10));
+    let consent = r#"[{"number":"2125550100","type":"ebr_inquiry","captured":"2026-01-01","evidence":"web form 6"},{"number":"4155550100","type":"ebr_inquiry","captured":"2026-01-02","evidence":"web form 7"}]"#;
+    let (status, body) = http(cg.admin, "POST", "/v1/consent", consent, None);
+    assert_eq!(status, 201, "{body}");
+    let optout = r#"{"number":"415 555 0101","source":"called in"}"#;
+    let (status, body) = http(cg.admin, "POST", "/v1/optouts", optout, None);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(wait_indexed(&dir, 12), Some(12));
+    let (_, metrics) = http(cg.admin, "GET", "/metrics", "", None);
+    let fed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("callgate_records_indexed_lines_total{from=\"writer\"} "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(fed.is_some_and(|n| n >= 2), "{metrics}");
+    stop(&mut cg);
+    let said = callgate_ok(&["records", "check-index", dir.to_str().unwrap()]);
+    assert!(said.contains("agrees with the log"), "{said}");
+}
+
 #[test]
 fn after_a_kill_9_the_next_start_indexes_what_the_index_missed() {
     // One pass at start, the next in an hour: the calls reach the log, not the index.
@@ -132,6 +158,38 @@ fn the_api_finds_one_numbers_calls() {
     }
     let (_, blocked) = get(&cg, "/v1/records?kind=decision&verdict=blocked");
     assert_eq!(blocked["records"].as_array().unwrap().len(), 2, "{blocked}");
+}
+
+/// A call's Call-ID finds its decision and its call record; its decision id finds the same two
+/// (the index keeps a hash of the one and a name and number for the other).
+#[test]
+fn the_api_finds_a_call_by_its_call_id_and_its_decision() {
+    let (_carrier, cg) = with_five_calls("");
+    let call = cg.wait_call_records(5).pop().unwrap();
+    let (call_id, decision) = (
+        call["call_id"].as_str().unwrap(),
+        call["decision"].as_str().unwrap(),
+    );
+    let kinds = |page: &serde_json::Value| -> Vec<String> {
+        let records = page["records"].as_array().unwrap();
+        records
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let by_call_id = format!("/v1/records?call_id={}", call_id.replace('@', "%40"));
+    let (status, page) = get(&cg, &by_call_id);
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(kinds(&page), ["decision", "call"], "{page}");
+    assert_eq!(page["records"][0]["record"]["id"], decision, "{page}");
+    let (_, page) = get(&cg, &format!("/v1/records?decision={decision}"));
+    assert_eq!(kinds(&page), ["decision", "call"], "{page}");
+    assert_eq!(
+        page["records"][1]["record"]["call"]["call_id"], call_id,
+        "{page}"
+    );
+    let (_, none) = get(&cg, "/v1/records?call_id=no-such-call");
+    assert_eq!(kinds(&none), Vec::<String>::new(), "{none}");
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! UTC midnight: `audit-YYYY-MM-DD.jsonl`.
 
 pub mod chain;
+pub mod summary;
 pub mod verify;
 pub(crate) mod walk;
 
@@ -66,6 +67,8 @@ pub trait Entry: Send {
     fn ts(&self) -> DateTime<Utc>;
     /// One JSON object, no newline.
     fn write(&self, out: &mut Vec<u8>);
+    /// What the line is about, for the records index (None: not a record).
+    fn summary(&self) -> Option<summary::Summary>;
 }
 
 enum Msg {
@@ -192,6 +195,7 @@ impl AuditWriter {
         metrics: Arc<Metrics>,
         group_commit: bool,
         compress_sealed: bool,
+        feed: Option<summary::FeedSender>,
     ) -> anyhow::Result<(AuditWriter, AuditSink)> {
         std::fs::create_dir_all(dir).map_err(|e| {
             anyhow::anyhow!("{}: cannot create audit directory: {e}", dir.display())
@@ -221,6 +225,7 @@ impl AuditWriter {
             .name("audit-writer".into())
             .spawn(move || {
                 let mut w = Writer::new(dir, recovered, m, durable_tx, health, compress);
+                w.feed = feed.map(summary::Feed::new);
                 run_writer(&mut w, rx, flush_interval, group_commit)
             })?;
         Ok((
@@ -302,6 +307,8 @@ struct Writer {
     health: Health,
     /// Where sealed files go to be compressed (`records.compress`).
     compress: Option<mpsc::Sender<PathBuf>>,
+    /// Where committed lines' summaries go (the records index, `records.index`).
+    feed: Option<summary::Feed>,
 }
 
 /// A thread, at low priority, that compresses sealed day files (the writer never waits for
@@ -365,7 +372,11 @@ impl Writer {
     fn append(&mut self, ev: &AuditEvent) {
         self.metrics.audit_queue_depth.dec();
         let before = self.pending;
-        self.append_line(ev.ts, |out| write_record(out, ev));
+        self.append_line(
+            ev.ts,
+            |out| write_record(out, ev),
+            || Some(summary::of_decision(ev)),
+        );
         if self.pending > before {
             self.last_seq = self.last_seq.max(ev.seq);
         }
@@ -373,7 +384,12 @@ impl Writer {
 
     /// Append one line: rotate if the day changed, link it into the chain, write it. The chain
     /// head moves only when the line was handed to the file.
-    fn append_line(&mut self, ts: DateTime<Utc>, serialize: impl FnOnce(&mut Vec<u8>)) {
+    fn append_line(
+        &mut self,
+        ts: DateTime<Utc>,
+        serialize: impl FnOnce(&mut Vec<u8>),
+        summarize: impl FnOnce() -> Option<summary::Summary>,
+    ) {
         let day = self.day_for(ts);
         if self.file.as_ref().map(|f| f.day) != Some(day) {
             self.commit();
@@ -382,6 +398,10 @@ impl Writer {
             self.seal_previous(&path, ts);
             match open_day(&self.dir, day) {
                 Ok(f) => {
+                    if let Some(feed) = &mut self.feed {
+                        let len = f.out.get_ref().metadata().ok().map(|m| m.len());
+                        feed.opened(&path, len);
+                    }
                     self.file = Some(f);
                     self.last_file = Some(path);
                     self.last_sealed = false;
@@ -398,8 +418,18 @@ impl Writer {
                 Ok(()) => {
                     self.pending += 1;
                     self.head = head;
+                    if let Some(feed) = &mut self.feed {
+                        feed.wrote(self.line.len(), summarize);
+                    }
                 }
-                Err(e) => self.health.failed("write", &e),
+                Err(e) => {
+                    // What of the line reached the file is unknown: the index reads the rest
+                    // of this day from the file.
+                    if let Some(feed) = &mut self.feed {
+                        feed.lost();
+                    }
+                    self.health.failed("write", &e)
+                }
             },
             None => self
                 .health
@@ -421,20 +451,24 @@ impl Writer {
 
     fn append_entry(&mut self, e: &dyn Entry) {
         self.metrics.audit_queue_depth.dec();
-        self.append_line(e.ts(), |out| e.write(out));
+        self.append_line(e.ts(), |out| e.write(out), || e.summary());
     }
 
     fn append_admin(&mut self, ev: &AdminEvent) {
         self.metrics.audit_queue_depth.dec();
-        self.append_line(ev.ts, |out| {
-            let _ = serde_json::to_writer(
-                &mut *out,
-                &serde_json::json!({
-                    "ts": ev.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
-                    "admin": {"action": ev.action, "who": ev.who, "detail": ev.detail},
-                }),
-            );
-        });
+        self.append_line(
+            ev.ts,
+            |out| {
+                let _ = serde_json::to_writer(
+                    &mut *out,
+                    &serde_json::json!({
+                        "ts": ev.ts.to_rfc3339_opts(SecondsFormat::Millis, true),
+                        "admin": {"action": ev.action, "who": ev.who, "detail": ev.detail},
+                    }),
+                );
+            },
+            || Some(summary::of_admin(ev)),
+        );
     }
 
     /// Close the chain of the previous file with a seal line before the first record of
@@ -470,6 +504,9 @@ impl Writer {
         if self.pending > 0 {
             match sync(&mut self.file) {
                 Ok(()) => {
+                    if let Some(feed) = &mut self.feed {
+                        feed.committed(&self.head);
+                    }
                     self.metrics.audit_records_written.inc_by(self.pending);
                     self.durable.send_replace(self.last_seq);
                     self.pending = 0;
@@ -506,6 +543,7 @@ impl Writer {
             durable,
             health,
             compress,
+            feed: None,
         }
     }
 

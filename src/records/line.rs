@@ -3,11 +3,13 @@
 
 use super::open::OpenCall;
 use super::{Direction, Disposition, EndedBy};
+use crate::audit::summary::{self, DecisionId, Kind, Summary};
 use crate::audit::Entry;
 use crate::call::{Audience, Reasons};
 use crate::number::E164;
 use crate::policy::context::CallerIdGrant;
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -173,6 +175,25 @@ pub(crate) fn is_call_line(line: &[u8]) -> bool {
 }
 
 impl Line<'_> {
+    /// What the line written at `ts` is about (what the index reads back from it).
+    pub(crate) fn summary(&self, ts: DateTime<Utc>) -> Summary {
+        let decision = match self.decision {
+            Decision::Parts(instance, seq) => DecisionId::Parts(instance.into(), seq),
+            Decision::Id(id) => DecisionId::Whole(id.to_string()),
+        };
+        Summary {
+            number: summary::digits(self.called),
+            ts_ms: Some(summary::call_time(self.invite_at, ts)),
+            campaign: self.campaign.map(Into::into),
+            verdict: Some(Cow::Owned(self.verdict.to_string())),
+            reasons: summary::reasons(self.reasons),
+            disposition: Some(Cow::Borrowed(self.disposition.as_str())),
+            call_id: Some(self.call_id.into()),
+            decision: Some(decision),
+            ..Summary::new(Kind::Call)
+        }
+    }
+
     /// `{"ts":...,"call":{...}}`, no newline (the chain link is added after it).
     pub(crate) fn write(&self, out: &mut Vec<u8>, ts: DateTime<Utc>) {
         out.push(b'{');
@@ -306,5 +327,22 @@ impl Entry for CallRecord {
     fn write(&self, out: &mut Vec<u8>) {
         let telemarketer = self.call.telemarketer.to_string();
         self.line(&telemarketer).write(out, self.ts());
+    }
+
+    /// As `Line::summary` gives it, from the record's own fields (the writer's thread makes
+    /// one per line: shared, not copied, where it can).
+    fn summary(&self) -> Option<Summary> {
+        let (c, e) = (&self.call, &self.end);
+        Some(Summary {
+            number: summary::digits(&c.called),
+            ts_ms: Some(summary::call_time(Some(c.invite_at), self.ts())),
+            campaign: c.campaign.as_ref().map(|k| k.id.clone()),
+            verdict: Some(Cow::Borrowed(c.verdict.as_str())),
+            reasons: summary::reasons(e.reasons),
+            disposition: Some(Cow::Borrowed(e.disposition.as_str())),
+            call_id: Some(c.call_id.clone()),
+            decision: Some(DecisionId::Parts(self.instance.clone(), c.decision)),
+            ..Summary::new(Kind::Call)
+        })
     }
 }

@@ -273,6 +273,17 @@ impl Entry for Closed {
     }
 
     fn write(&self, out: &mut Vec<u8>) {
+        self.with_line(|line| line.write(out, self.now));
+    }
+
+    fn summary(&self) -> Option<crate::audit::summary::Summary> {
+        Some(self.with_line(|line| line.summary(self.now)))
+    }
+}
+
+impl Closed {
+    /// The call record's fields, made from what the decision line kept.
+    fn with_line<R>(&self, f: impl FnOnce(&Line) -> R) -> R {
         let o = &self.o;
         let k = &o.policy;
         let rejected = !o.verdict.forwards() || o.refused;
@@ -321,7 +332,7 @@ impl Entry for Closed {
             transfer_to: None,
             transfer_by: None,
         };
-        line.write(out, self.now);
+        f(&line)
     }
 }
 

@@ -3,7 +3,9 @@
 //! file no longer holds that line where the index left it (cut after a power loss, rewritten)
 //! is indexed again from its start; a day that cannot be read is named and the others go on.
 
+use super::names::Names;
 use super::read::{compressed_since, day_of, open_at, LineAt};
+use super::rows::DecisionId;
 use super::{codes, rows, Index, IndexError};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use std::collections::HashMap;
@@ -34,16 +36,24 @@ struct DayMark {
     file: String,
     file_len: Option<u64>,
     indexed_to: u64,
+    /// Where the day's rows not yet in a closed segment begin.
+    keyed_to: u64,
 }
 
 /// Where the index left a day, read in the day's transaction.
-struct Position {
-    indexed_to: u64,
+#[derive(Default)]
+pub(super) struct Position {
+    pub(super) indexed_to: u64,
     /// Offset and hash of the last line indexed.
-    last: Option<(u64, String)>,
+    pub(super) last: Option<(u64, String)>,
+    /// The open segment: where it begins, and its rows.
+    keyed_to: u64,
+    open_rows: i64,
+    /// The earliest time of the day's rows (a call's is its INVITE's, maybe the day before).
+    earliest_ms: Option<i64>,
 }
 
-fn name_of(p: &Path) -> String {
+pub(super) fn name_of(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
@@ -96,10 +106,18 @@ impl Index {
                 Until::Positions(p) => Some(p.get(day).copied().unwrap_or(0)),
             };
             let file = &compressed_since(file);
+            // A day is over once a later one began or it was compressed: its open segment
+            // closes.
+            let over = i + 1 < files.len() || crate::audit::chain::is_compressed(file);
             let len = changed_since(file, marks.get(day));
+            if len.is_none() && over {
+                if let Some(m) = marks.get(day).filter(|m| m.keyed_to < m.indexed_to) {
+                    self.close_open_segment(day, m.keyed_to, m.indexed_to)?;
+                }
+            }
             if limit != Some(0) && len.is_some() {
                 let len = len.flatten();
-                match self.catch_up_day(file, day, len, limit) {
+                match self.catch_up_day(file, day, len, limit, over) {
                     Ok((added, redone)) => {
                         done.added += added;
                         if redone {
@@ -118,7 +136,7 @@ impl Index {
     fn marks(&self) -> Result<HashMap<String, DayMark>, IndexError> {
         let mut q = self
             .db
-            .prepare("SELECT day, file, file_len, indexed_to FROM days")
+            .prepare("SELECT day, file, file_len, indexed_to, keyed_to FROM days")
             .map_err(self.sql())?;
         let rows = q
             .query_map([], |r| {
@@ -126,6 +144,7 @@ impl Index {
                     file: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
                     file_len: r.get::<_, Option<i64>>(2)?.map(|n| n.max(0) as u64),
                     indexed_to: r.get::<_, i64>(3)?.max(0) as u64,
+                    keyed_to: r.get::<_, i64>(4)?.max(0) as u64,
                 };
                 Ok((r.get::<_, String>(0)?, mark))
             })
@@ -151,6 +170,7 @@ impl Index {
         day: &str,
         len: Option<u64>,
         limit: Option<u64>,
+        over: bool,
     ) -> Result<(u64, bool), IndexError> {
         let io = |source| IndexError::Io {
             file: file.display().to_string(),
@@ -166,16 +186,9 @@ impl Index {
         let mut at = position(&tx, day).map_err(&sql)?;
         let redone = at.indexed_to > 0 && !still_there(file, &at).map_err(io)?;
         if redone {
-            let (lo, hi) = super::codes::day_places(day).unwrap_or((0, 0));
-            tx.execute(
-                "DELETE FROM entries WHERE place >= ?1 AND place < ?2",
-                [lo, hi],
-            )
-            .map_err(&sql)?;
-            at = Position {
-                indexed_to: 0,
-                last: None,
-            };
+            let places = super::codes::day_places(day).unwrap_or((0, 0));
+            super::drop_rows(&tx, places).map_err(&sql)?;
+            at = Position::default();
         }
         let (mut reader, _) = open_at(file, at.indexed_to).map_err(io)?;
         let lines = Lines {
@@ -183,54 +196,121 @@ impl Index {
             day,
             limit,
         };
-        let Indexed { added, to, last } =
-            lines
-                .index(&mut reader, at.indexed_to)
-                .map_err(|e| match e {
-                    LinesError::Sql(source) => sql(source),
-                    LinesError::Io(source) => io(source),
-                })?;
-        let last = last.or(at.last);
-        tx.execute(
-            "INSERT OR REPLACE INTO days (day, day_number, indexed_to, file, file_len, last_at,
-                last_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                day,
-                super::codes::day_number(day),
-                to_i64(to),
-                name_of(file),
-                len.map(to_i64),
-                last.as_ref().map(|l| to_i64(l.0)),
-                last.map(|l| l.1)
-            ],
-        )
-        .map_err(&sql)?;
+        let Indexed {
+            added,
+            to,
+            last,
+            earliest_ms,
+        } = lines
+            .index(&mut reader, at.indexed_to)
+            .map_err(|e| match e {
+                LinesError::Sql(source) => sql(source),
+                LinesError::Io(source) => io(source),
+            })?;
+        let moved = Moved {
+            to,
+            file: name_of(file),
+            file_len: len,
+            last: last.or(at.last.clone()),
+            rows: added,
+            earliest_ms,
+        };
+        advance(&tx, day, &at, moved, over).map_err(&sql)?;
         tx.commit().map_err(&sql)?;
         Ok((added, redone))
     }
 }
 
-fn position(tx: &Transaction, day: &str) -> rusqlite::Result<Position> {
+/// Where a day's index moved to: its new position, and what was added on the way.
+pub(super) struct Moved {
+    pub(super) to: u64,
+    pub(super) file: String,
+    pub(super) file_len: Option<u64>,
+    pub(super) last: Option<(u64, String)>,
+    pub(super) rows: u64,
+    pub(super) earliest_ms: Option<i64>,
+}
+
+/// Record the day's new position (from `at`), closing its open segment when it is full or
+/// the day is `over`.
+pub(super) fn advance(
+    tx: &Transaction,
+    day: &str,
+    at: &Position,
+    m: Moved,
+    over: bool,
+) -> rusqlite::Result<()> {
+    let earliest_ms = match (at.earliest_ms, m.earliest_ms) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let open_rows = at.open_rows + to_i64(m.rows);
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO days (day, day_number, indexed_to, file, file_len, last_at,
+            last_hash, keyed_to, open_rows, earliest_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        day,
+        codes::day_number(day),
+        to_i64(m.to),
+        m.file,
+        m.file_len.map(to_i64),
+        m.last.as_ref().map(|l| to_i64(l.0)),
+        m.last.map(|l| l.1),
+        to_i64(at.keyed_to),
+        open_rows,
+        earliest_ms
+    ])?;
+    if at.keyed_to < m.to && (over || open_rows >= super::SEGMENT_ROWS) {
+        super::segment::close(tx, day, at.keyed_to, m.to)?;
+    }
+    Ok(())
+}
+
+pub(super) fn position(tx: &Transaction, day: &str) -> rusqlite::Result<Position> {
     let row = tx
-        .query_row(
-            "SELECT indexed_to, last_at, last_hash FROM days WHERE day = ?1",
-            [day],
-            |r| {
-                let last = match (r.get::<_, Option<i64>>(1)?, r.get::<_, Option<String>>(2)?) {
-                    (Some(at), Some(hash)) => Some((at.max(0) as u64, hash)),
-                    _ => None,
-                };
-                Ok(Position {
-                    indexed_to: r.get::<_, i64>(0)?.max(0) as u64,
-                    last,
-                })
-            },
-        )
+        .prepare_cached(
+            "SELECT indexed_to, last_at, last_hash, keyed_to, open_rows, earliest_ms
+             FROM days WHERE day = ?1",
+        )?
+        .query_row([day], |r| {
+            let last = match (r.get::<_, Option<i64>>(1)?, r.get::<_, Option<String>>(2)?) {
+                (Some(at), Some(hash)) => Some((at.max(0) as u64, hash)),
+                _ => None,
+            };
+            Ok(Position {
+                indexed_to: r.get::<_, i64>(0)?.max(0) as u64,
+                last,
+                keyed_to: r.get::<_, i64>(3)?.max(0) as u64,
+                open_rows: r.get(4)?,
+                earliest_ms: r.get(5)?,
+            })
+        })
         .optional()?;
-    Ok(row.unwrap_or(Position {
-        indexed_to: 0,
-        last: None,
-    }))
+    Ok(row.unwrap_or_default())
+}
+
+impl Index {
+    /// Close the open segment of a day that is over and had nothing new to index.
+    fn close_open_segment(&mut self, day: &str, from: u64, to: u64) -> Result<(), IndexError> {
+        let sql = self.sql_owned();
+        let tx = self
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&sql)?;
+        let keyed_to: Option<i64> = tx
+            .query_row("SELECT keyed_to FROM days WHERE day = ?1", [day], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(&sql)?;
+        // Another process may have closed it since the marks were read.
+        if keyed_to == Some(to_i64(from)) {
+            super::segment::close(&tx, day, from, to).map_err(&sql)?;
+        }
+        tx.commit().map_err(&sql)
+    }
 }
 
 /// Whether the file still holds, where the index left it, the last line it indexed: the
@@ -264,6 +344,67 @@ fn changed_since(file: &Path, mark: Option<&DayMark>) -> Option<Option<u64>> {
     }
 }
 
+pub(super) const INSERT: &str = "INSERT OR REPLACE INTO entries
+    (place, number, ts_ms, facet, campaign, call_key, decision)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+pub(super) const INSERT_MORE: &str =
+    "INSERT OR REPLACE INTO more_numbers (place, number) VALUES (?1, ?2)";
+
+/// The statements that add lines, and the ids given in their transaction.
+pub(super) struct Put<'t> {
+    tx: &'t Transaction<'t>,
+    insert: rusqlite::CachedStatement<'t>,
+    more: rusqlite::CachedStatement<'t>,
+    names: Names,
+}
+
+impl<'t> Put<'t> {
+    pub(super) fn new(tx: &'t Transaction<'t>) -> rusqlite::Result<Put<'t>> {
+        Ok(Put {
+            tx,
+            insert: tx.prepare_cached(INSERT)?,
+            more: tx.prepare_cached(INSERT_MORE)?,
+            names: Names::default(),
+        })
+    }
+
+    /// Add one line at `place`: its row in `entries` with its first number, its other
+    /// numbers in `more_numbers`. Its time, if it has one.
+    pub(super) fn line(&mut self, place: i64, s: &rows::Summary) -> rusqlite::Result<Option<i64>> {
+        for other in &s.more {
+            self.more.execute(params![place, other])?;
+        }
+        let names = &mut self.names;
+        let facet = names.facet(self.tx, s)?;
+        let campaign = match s.campaign.as_deref() {
+            Some(c) => Some(names.name(self.tx, c)?),
+            None => None,
+        };
+        let decision = match &s.decision {
+            Some(DecisionId::Parts(instance, seq)) => match i64::try_from(*seq) {
+                Ok(seq) if seq < 1 << codes::SEQ_BITS => {
+                    Some(names.name(self.tx, instance)? << codes::SEQ_BITS | seq)
+                }
+                _ => None,
+            },
+            Some(DecisionId::Whole(id)) => names.decision(self.tx, id)?,
+            None => None,
+        };
+        let call_key = s.call_id.as_deref().map(codes::call_key);
+        let st = &mut self.insert;
+        st.raw_bind_parameter(1, place)?;
+        st.raw_bind_parameter(2, s.number)?;
+        st.raw_bind_parameter(3, s.ts_ms)?;
+        st.raw_bind_parameter(4, facet)?;
+        st.raw_bind_parameter(5, campaign)?;
+        st.raw_bind_parameter(6, call_key)?;
+        st.raw_bind_parameter(7, decision)?;
+        st.raw_execute()?;
+        Ok(s.ts_ms)
+    }
+}
+
 enum LinesError {
     Sql(rusqlite::Error),
     Io(std::io::Error),
@@ -275,6 +416,7 @@ struct Indexed {
     added: u64,
     to: u64,
     last: Option<(u64, String)>,
+    earliest_ms: Option<i64>,
 }
 
 /// Rows of one day, added in its transaction.
@@ -290,14 +432,9 @@ impl Lines<'_> {
     /// last whole line (a line still being written is indexed next time), and that line's
     /// offset and hash.
     fn index(&self, reader: &mut dyn BufRead, from: u64) -> Result<Indexed, LinesError> {
-        let mut insert = self
-            .tx
-            .prepare_cached(
-                "INSERT OR REPLACE INTO entries (place, number, day, kind, ts_ms, campaign,
-                    verdict, reasons, disposition, call_id, decision_id, instance, action, who)
-                 VALUES (?1, ?2, ?1 >> 40, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )
-            .map_err(LinesError::Sql)?;
+        let mut put = Put::new(self.tx).map_err(LinesError::Sql)?;
+        let mut earliest_ms: Option<i64> = None;
+        let day = codes::day_number(self.day);
         let (mut added, mut pos) = (0, from);
         let (mut line, mut last) = (Vec::with_capacity(2048), Vec::with_capacity(2048));
         let mut last_at = None;
@@ -312,31 +449,17 @@ impl Lines<'_> {
             if n == 0 || line.last() != Some(&b'\n') {
                 break;
             }
-            if let Some((kind, rows)) = rows::rows_of(&line[..n - 1]) {
-                let place = codes::place(self.day, pos).ok_or_else(|| {
+            if let Some(summary) = rows::summary_of(&line[..n - 1]) {
+                let place = day.and_then(|d| codes::place_in(d, pos)).ok_or_else(|| {
                     let e = format!(
                         "{}@{pos}: not a day and offset the index can hold",
                         self.day
                     );
                     LinesError::Io(std::io::Error::other(e))
                 })?;
-                for r in rows {
-                    let row = params![
-                        place,
-                        codes::number(&r.number),
-                        codes::kind(kind),
-                        r.ts_ms,
-                        r.campaign,
-                        r.verdict,
-                        r.reasons,
-                        r.disposition,
-                        r.call_id,
-                        r.decision_id,
-                        r.instance,
-                        r.action,
-                        r.who
-                    ];
-                    insert.execute(row).map_err(LinesError::Sql)?;
+                let at = put.line(place, &summary).map_err(LinesError::Sql)?;
+                if let Some(t) = at {
+                    earliest_ms = Some(earliest_ms.map_or(t, |e| e.min(t)));
                 }
                 added += 1;
             }
@@ -349,6 +472,7 @@ impl Lines<'_> {
             added,
             to: pos,
             last,
+            earliest_ms,
         })
     }
 }

@@ -30,9 +30,15 @@ pub struct Checked {
 
 const SHOWN: usize = 20;
 
-const ROWS: &str = "SELECT place, number, kind, ts_ms, campaign, verdict, reasons,
-    disposition, call_id, decision_id, instance, action, who FROM entries
-    ORDER BY place, number";
+/// Every row as (place, number, the rest, ids as what they stand for): a line of several
+/// numbers gives one per number.
+const ROWS: &str = "SELECT place, r.number, kind, ts_ms, c.name, verdict, reasons, disposition,
+        call_key, i.name, decision & ((1 << 40) - 1), action, who
+    FROM (SELECT place, number FROM entries
+          UNION ALL SELECT place, number FROM more_numbers) AS r
+    JOIN entries e USING (place) JOIN facets f ON f.id = e.facet
+    LEFT JOIN names c ON c.id = e.campaign LEFT JOIN names i ON i.id = e.decision >> 40
+    ORDER BY 1, 2";
 
 /// A row: its place and number (a line may have several) and its columns as text.
 type Row = ((i64, i64), String);
@@ -69,6 +75,7 @@ pub fn check(dir: &Path, files: &[PathBuf]) -> Result<Checked, IndexError> {
     let result = Index::at(&scratch_path).and_then(|mut scratch| {
         let built = scratch.catch_up_each(files, Until::Positions(&positions), |_, _| {})?;
         let mut checked = compare(&index, &scratch)?;
+        unfound(&index, &mut checked)?;
         checked.unreadable = built.failed.iter().map(|e| e.to_string()).collect();
         checked.not_indexed_yet = files
             .iter()
@@ -112,6 +119,16 @@ fn compare(index: &Index, log: &Index) -> Result<Checked, IndexError> {
             y = b.next().transpose().map_err(log.sql())?;
         }
     }
+}
+
+/// Note each row of a closed segment its number does not find (or that its blocks hold
+/// and the rows do not).
+fn unfound(index: &Index, checked: &mut Checked) -> Result<(), IndexError> {
+    for (place, number) in super::segment::unfound(&index.db).map_err(index.sql())? {
+        let row: Row = ((place, number), format!("+{number}: not in `numbers`"));
+        checked.note(Some(&row), None);
+    }
+    Ok(())
 }
 
 impl Checked {

@@ -23,10 +23,15 @@ pub(crate) fn day_number(day: &str) -> Option<i64> {
 
 /// The place of the line at `offset` of `day` (`audit-YYYY-MM-DD`).
 pub(crate) fn place(day: &str, offset: u64) -> Option<i64> {
+    place_in(day_number(day)?, offset)
+}
+
+/// The place of the line at `offset` of the day `day_number` days since 1970.
+pub(crate) fn place_in(day_number: i64, offset: u64) -> Option<i64> {
     let offset = i64::try_from(offset)
         .ok()
         .filter(|o| *o < 1 << OFFSET_BITS)?;
-    Some(day_number(day)? << OFFSET_BITS | offset)
+    Some(day_number << OFFSET_BITS | offset)
 }
 
 /// The places of `day`: from its first line up to (not including) the next day's.
@@ -44,12 +49,27 @@ pub(crate) fn pos_of(place: i64) -> Pos {
     }
 }
 
-/// An E.164 number (`+14155550100`) as its digits; 0 for none (or what is not a number).
-pub(crate) fn number(n: &str) -> i64 {
-    n.strip_prefix('+')
-        .filter(|d| !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0)
+pub(crate) use crate::audit::summary::digits as number;
+
+/// A Call-ID as the index keeps it: its 64-bit FNV-1a hash (two Call-IDs sharing one, a chance
+/// of one in about 10^19 a pair, would both be found for either).
+pub(crate) fn call_key(call_id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in call_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as i64
+}
+
+/// Bits of a decision that hold its sequence number; the instance's name id is above them.
+pub(crate) const SEQ_BITS: u32 = 40;
+
+/// A decision id (`<instance>-<seq>`) as its instance and sequence number.
+pub(crate) fn decision_parts(id: &str) -> Option<(&str, i64)> {
+    let (instance, seq) = id.rsplit_once('-')?;
+    let seq: i64 = seq.parse().ok()?;
+    (0..1 << SEQ_BITS).contains(&seq).then_some((instance, seq))
 }
 
 pub(crate) fn kind(k: Kind) -> i64 {

@@ -4,26 +4,34 @@
 //! (or the next start) reads from the last position indexed.
 
 use super::{CatchUp, Index, Until, FILE_NAME};
-use crate::metrics::counter;
+use crate::audit::summary::Batch;
+use crate::metrics::{counter, counter_vec};
 use prometheus::{IntCounter, Registry};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(crate) struct FollowerMetrics {
-    lines: IntCounter,
+    /// Lines the writer's batches gave, and lines read back from the log.
+    fed: IntCounter,
+    read: IntCounter,
     failures: IntCounter,
 }
 
 impl FollowerMetrics {
     pub(crate) fn register(r: &Registry) -> FollowerMetrics {
+        let lines = counter_vec(
+            r,
+            "callgate_records_indexed_lines_total",
+            "Audit log lines added to the records index, by where they came from: the writer's \
+             batches, or the log read back (at start, after a gap).",
+            &["from"],
+        );
         FollowerMetrics {
-            lines: counter(
-                r,
-                "callgate_records_indexed_lines_total",
-                "Audit log lines added to the records index.",
-            ),
+            fed: lines.with_label_values(&["writer"]),
+            read: lines.with_label_values(&["log"]),
             failures: counter(
                 r,
                 "callgate_records_index_failures_total",
@@ -55,13 +63,19 @@ impl Progress {
     }
 }
 
-/// Index the log in `dir` now, then every `every`, while `running()` says so. The index file
-/// is reopened when it was removed or replaced.
+/// Read the whole log (a file pass) this often even while the writer's batches keep the index
+/// current: what they cannot tell (a day compressed, a line fed to no one) is found within it.
+const FILE_PASS_EVERY: Duration = Duration::from_secs(30);
+
+/// Index the log in `dir` now, then every `every`, while `running()` says so: from the
+/// writer's batches (`feed`) when there is one, else by reading what the files gained. The
+/// index file is reopened when it was removed or replaced.
 pub(crate) fn spawn_follower(
     dir: PathBuf,
     every: Duration,
     metrics: FollowerMetrics,
     progress: Arc<Progress>,
+    feed: Option<Receiver<Batch>>,
     running: impl Fn() -> bool + Send + 'static,
 ) {
     let spawned = std::thread::Builder::new()
@@ -73,9 +87,11 @@ pub(crate) fn spawn_follower(
                 metrics,
                 progress,
                 last_error: None,
+                last_pass: None,
+                fed_file: None,
             };
             while running() {
-                follower.pass();
+                follower.tick(feed.as_ref());
                 std::thread::sleep(every);
             }
         });
@@ -91,6 +107,10 @@ struct Follower {
     metrics: FollowerMetrics,
     progress: Arc<Progress>,
     last_error: Option<String>,
+    last_pass: Option<Instant>,
+    /// The file the last batch was of: a batch of another starts a file pass (the day before
+    /// is over: its seal, its last segment).
+    fed_file: Option<PathBuf>,
 }
 
 fn inode(path: &Path) -> Option<u64> {
@@ -99,10 +119,63 @@ fn inode(path: &Path) -> Option<u64> {
 }
 
 impl Follower {
+    /// The writer's batches since the last tick, and a file pass first when one is due or
+    /// after them when they left a gap.
+    fn tick(&mut self, feed: Option<&Receiver<Batch>>) {
+        let batches: Vec<Batch> = feed.map(|rx| rx.try_iter().collect()).unwrap_or_default();
+        let new_file = batches
+            .iter()
+            .any(|b| Some(&b.file) != self.fed_file.as_ref());
+        if let Some(b) = batches.last() {
+            self.fed_file = Some(b.file.clone());
+        }
+        // The batches first when the index is open as it was: the file pass after them reads
+        // only what they did not hold.
+        let first = feed.is_none() || new_file || self.replaced();
+        if first {
+            self.pass();
+        }
+        let gap = self.apply(&batches);
+        let due = self
+            .last_pass
+            .is_none_or(|t| t.elapsed() >= FILE_PASS_EVERY);
+        if gap || (due && !first) {
+            self.pass();
+        }
+    }
+
+    /// Whether the index is not open, or its file was removed or replaced since.
+    fn replaced(&self) -> bool {
+        let now = inode(&self.dir.join(FILE_NAME));
+        self.index.as_ref().is_none_or(|(_, ino)| now != Some(*ino))
+    }
+
+    /// Add the batches; whether one left a gap (or failed) that the file must fill.
+    fn apply(&mut self, batches: &[Batch]) -> bool {
+        if batches.is_empty() {
+            return false;
+        }
+        let Some((index, _)) = &mut self.index else {
+            return true;
+        };
+        match index.apply(batches) {
+            Ok((added, gap)) => {
+                self.metrics.fed.inc_by(added);
+                gap
+            }
+            Err(e) => {
+                self.index = None;
+                self.report(Some(e.to_string()));
+                true
+            }
+        }
+    }
+
     fn pass(&mut self) {
+        self.last_pass = Some(Instant::now());
         let problem = match self.catch_up() {
             Ok(done) => {
-                self.metrics.lines.inc_by(done.added);
+                self.metrics.read.inc_by(done.added);
                 for day in &done.redone {
                     tracing::warn!(day = %day, "records index: the log no longer holds what the index had read of this day (cut after a power loss?): indexed again from its start");
                 }
@@ -115,6 +188,10 @@ impl Follower {
                 Some(e)
             }
         };
+        self.report(problem);
+    }
+
+    fn report(&mut self, problem: Option<String>) {
         match problem {
             Some(e) => {
                 self.metrics.failures.inc();

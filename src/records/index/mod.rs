@@ -8,10 +8,13 @@
 mod catch_up;
 mod check;
 mod codes;
+mod feed;
 mod follow;
+mod names;
 mod query;
 mod read;
 mod rows;
+mod segment;
 
 pub use catch_up::CatchUp;
 pub(crate) use catch_up::Until;
@@ -37,7 +40,7 @@ use std::path::{Path, PathBuf};
 pub const FILE_NAME: &str = "records-index.sqlite";
 
 /// The layout of the tables; an index file of another layout is dropped and rebuilt.
-const LAYOUT: i64 = 6;
+const LAYOUT: i64 = 9;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -58,27 +61,50 @@ pub struct Index {
     name: String,
 }
 
-/// Rows are keyed by place (day and offset as one integer, see `codes`) and number (digits;
-/// 0 for none). Searched by number within each day (a number's history is one seek per day
-/// of the log, and a call's row goes into today's part of that index, which stays in the
-/// cache, where an index by number alone takes each call at a random page), by time (a
-/// period, a campaign's month) and by decision id (a call's decision). Campaign, verdict,
-/// disposition and Call-ID are read from the rows of what else was asked: every index is paid
-/// for by every call.
+/// A row is a line, keyed by its place (day and offset as one integer, see `codes`): the
+/// table only ever grows at its end. A line naming several numbers (a batch of consents) has
+/// its first in `entries` and the others in `more_numbers`.
+///
+/// A row is seven integers, written by every call twice: what is text in the log is a
+/// reference here. Kind, verdict, reasons, disposition, and an admin record's action and who
+/// did it are one `facets` row (a few hundred combinations); a campaign and a deciding
+/// instance are `names`; a Call-ID is kept as its 64-bit hash (`codes::call_key`), a decision
+/// id as its instance's name and its sequence number. Both tables only grow (a reindex
+/// keeps them), so an id once given names the same thing for as long as the file lives.
+///
+/// A number is found through `numbers`, written a segment at a time: a segment is a run of a
+/// day's rows, closed when it reaches `SEGMENT_ROWS` or its day is over, and its numbers go
+/// in sorted, in blocks (`segment`). (An index kept row by row takes each call at a random
+/// page of today's part, and every commit writes all the pages it touched again.) The rows
+/// not yet in a closed segment (`days.keyed_to` on) are read directly. Everything else (a
+/// period, a campaign, a verdict, a Call-ID, a decision) is read from the rows of the days it
+/// can be in: every index is paid for by every call.
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS days (
         day TEXT PRIMARY KEY, day_number INTEGER NOT NULL, indexed_to INTEGER NOT NULL,
-        file TEXT, file_len INTEGER, last_at INTEGER, last_hash TEXT);
+        file TEXT, file_len INTEGER, last_at INTEGER, last_hash TEXT,
+        keyed_to INTEGER NOT NULL DEFAULT 0, open_rows INTEGER NOT NULL DEFAULT 0,
+        earliest_ms INTEGER);
     CREATE TABLE IF NOT EXISTS entries (
-        place INTEGER NOT NULL, number INTEGER NOT NULL, day INTEGER NOT NULL,
-        kind INTEGER NOT NULL, ts_ms INTEGER,
-        campaign TEXT, verdict TEXT, reasons TEXT, disposition TEXT, call_id TEXT,
-        decision_id TEXT, instance TEXT, action TEXT, who TEXT,
+        place INTEGER PRIMARY KEY, number INTEGER NOT NULL, ts_ms INTEGER,
+        facet INTEGER NOT NULL, campaign INTEGER, call_key INTEGER, decision INTEGER);
+    CREATE TABLE IF NOT EXISTS facets (
+        id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, verdict TEXT NOT NULL,
+        reasons TEXT NOT NULL, disposition TEXT NOT NULL, action TEXT NOT NULL,
+        who TEXT NOT NULL, UNIQUE (kind, verdict, reasons, disposition, action, who));
+    CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+    CREATE TABLE IF NOT EXISTS more_numbers (
+        place INTEGER NOT NULL, number INTEGER NOT NULL,
         PRIMARY KEY (place, number)) WITHOUT ROWID;
-    CREATE INDEX IF NOT EXISTS entries_by_day_number ON entries (day, number);
-    CREATE INDEX IF NOT EXISTS entries_by_time ON entries (ts_ms);
-    CREATE INDEX IF NOT EXISTS entries_by_decision ON entries (decision_id);
+    CREATE TABLE IF NOT EXISTS segments (
+        seg INTEGER PRIMARY KEY, day INTEGER NOT NULL, end INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS numbers (
+        seg INTEGER NOT NULL, last INTEGER NOT NULL, first INTEGER NOT NULL,
+        pairs BLOB NOT NULL, PRIMARY KEY (seg, last)) WITHOUT ROWID;
 ";
+
+/// Rows in a segment before it is closed: the rows a number query reads directly, at most.
+const SEGMENT_ROWS: i64 = 65_536;
 
 impl Index {
     /// The index in `dir` (the audit directory), created when missing, emptied when it has
@@ -110,10 +136,10 @@ impl Index {
         // other's transaction instead of failing.
         db.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(sql)?;
-        // 64 MiB of page cache: the by-number index takes inserts all over (called numbers
-        // come in no order), and past the cache each one is a page read.
+        // No automatic index: one SQLite builds for a query reads every row of five years.
         db.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;
+             PRAGMA automatic_index = OFF;",
         )
         .map_err(sql)?;
         // Checked inside the transaction: two processes opening an old file rebuild it once.
@@ -124,7 +150,10 @@ impl Index {
         if layout != LAYOUT {
             db.execute_batch(&format!(
                 "DROP TABLE IF EXISTS calls; DROP TABLE IF EXISTS entries;
-                 DROP TABLE IF EXISTS days; {SCHEMA} PRAGMA user_version = {LAYOUT};"
+                 DROP TABLE IF EXISTS more_numbers; DROP TABLE IF EXISTS segments;
+                 DROP TABLE IF EXISTS numbers; DROP TABLE IF EXISTS days;
+                 DROP TABLE IF EXISTS facets; DROP TABLE IF EXISTS names;
+                 {SCHEMA} PRAGMA user_version = {LAYOUT};"
             ))
             .map_err(sql)?;
         }
@@ -152,7 +181,10 @@ impl Index {
     /// callgate indexing beside it goes on with the same file.
     pub fn clear(&mut self) -> Result<(), IndexError> {
         self.db
-            .execute_batch("BEGIN IMMEDIATE; DELETE FROM entries; DELETE FROM days; COMMIT;")
+            .execute_batch(
+                "BEGIN IMMEDIATE; DELETE FROM entries; DELETE FROM more_numbers;
+                 DELETE FROM segments; DELETE FROM numbers; DELETE FROM days; COMMIT;",
+            )
             .map_err(self.sql())
     }
 
@@ -167,18 +199,31 @@ impl Index {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&sql)?;
         for gone in days {
-            if let Some((lo, hi)) = codes::day_places(gone) {
-                tx.execute(
-                    "DELETE FROM entries WHERE place >= ?1 AND place < ?2",
-                    [lo, hi],
-                )
-                .map_err(&sql)?;
+            if let Some(places) = codes::day_places(gone) {
+                drop_rows(&tx, places).map_err(&sql)?;
             }
             tx.execute("DELETE FROM days WHERE day = ?1", [gone])
                 .map_err(&sql)?;
         }
         tx.commit().map_err(&sql)
     }
+}
+
+/// Drop the rows at places `lo..hi` (a day's), with their numbers and segments.
+fn drop_rows(tx: &rusqlite::Transaction, (lo, hi): (i64, i64)) -> rusqlite::Result<()> {
+    for table in ["entries", "more_numbers"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE place >= ?1 AND place < ?2"),
+            [lo, hi],
+        )?;
+    }
+    for table in ["numbers", "segments"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE seg >= ?1 AND seg < ?2"),
+            [lo, hi],
+        )?;
+    }
+    Ok(())
 }
 
 /// Drop the rows of removed log `files` from the index in `dir`, when there is one: the index
@@ -289,5 +334,93 @@ mod tests {
         assert!(done.failed[0]
             .to_string()
             .contains("audit-2026-01-01.jsonl.gz"));
+    }
+
+    fn segments(index: &Index) -> i64 {
+        index
+            .db
+            .query_row("SELECT count(*) FROM segments", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn calls_to(index: &Index, number: &str) -> usize {
+        let f = CallFilter {
+            number: Some(number.to_string()),
+            ..CallFilter::default()
+        };
+        numbers(index, &f)
+    }
+
+    /// Today's rows are found by reading them (its segment is open); once the day is over its
+    /// segment closes, and they are found through `numbers`, together with the new day's.
+    #[test]
+    fn a_number_is_found_in_closed_and_open_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("audit-2026-01-01.jsonl");
+        let second = dir.path().join("audit-2026-01-02.jsonl");
+        std::fs::write(
+            &first,
+            call_line("+14155550100", "2026-01-01T10:00:00.000Z"),
+        )
+        .unwrap();
+        let mut index = Index::open(dir.path()).unwrap();
+        index.catch_up(std::slice::from_ref(&first)).unwrap();
+        assert_eq!((segments(&index), calls_to(&index, "+14155550100")), (0, 1));
+        std::fs::write(
+            &second,
+            call_line("+14155550100", "2026-01-02T10:00:00.000Z"),
+        )
+        .unwrap();
+        index.catch_up(&[first, second]).unwrap();
+        assert_eq!((segments(&index), calls_to(&index, "+14155550100")), (1, 2));
+        assert_eq!(calls_to(&index, "+14155550199"), 0);
+    }
+
+    /// A call's record is written when it ends: one that began before midnight is in the next
+    /// day's file, and a period ending before midnight still finds it.
+    #[test]
+    fn a_period_finds_a_call_recorded_the_day_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = dir.path().join("audit-2026-01-02.jsonl");
+        let line = call_line("+14155550100", "2026-01-01T23:59:00.000Z");
+        std::fs::write(&day, line).unwrap();
+        let mut index = Index::open(dir.path()).unwrap();
+        index.catch_up(std::slice::from_ref(&day)).unwrap();
+        let at = |s: &str| Some(s.parse::<chrono::DateTime<chrono::Utc>>().unwrap());
+        let f = CallFilter {
+            from: at("2026-01-01T00:00:00Z"),
+            to: at("2026-01-02T00:00:00Z"),
+            ..CallFilter::default()
+        };
+        assert_eq!(numbers(&index, &f), 1);
+        let later = CallFilter {
+            from: at("2026-01-02T00:00:00Z"),
+            ..CallFilter::default()
+        };
+        assert_eq!(numbers(&index, &later), 0);
+    }
+
+    /// A closed segment's numbers are kept in blocks of about 256 pairs; a number's pairs are
+    /// never split between two, so a number called more often than that is found whole.
+    #[test]
+    fn a_number_is_found_whole_across_the_blocks_of_a_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("audit-2026-01-01.jsonl");
+        let second = dir.path().join("audit-2026-01-02.jsonl");
+        let lines: String = (0..600)
+            .map(|i| call_line(&format!("+1415555010{}", i % 3), "2026-01-01T10:00:00.000Z"))
+            .collect();
+        std::fs::write(&first, lines).unwrap();
+        std::fs::write(&second, call_line("+14155550100", "2026-01-02T10:00:00.000Z")).unwrap();
+        let mut index = Index::open(dir.path()).unwrap();
+        let files = [first, second];
+        index.catch_up(&files).unwrap();
+        assert_eq!(segments(&index), 1);
+        let found: Vec<usize> = (0..3)
+            .map(|n| calls_to(&index, &format!("+1415555010{n}")))
+            .collect();
+        assert_eq!(found, [201, 200, 200]);
+        let checked = check(dir.path(), &files).unwrap();
+        assert_eq!(checked.differences, 0, "{:?}", checked.first);
     }
 }

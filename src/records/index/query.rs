@@ -77,17 +77,23 @@ pub struct Found {
 impl Index {
     /// The lines `q` keeps, in log order, at most `q.limit`.
     pub fn query(&self, q: &Query) -> Result<Vec<Found>, IndexError> {
-        let (clause, args) = where_clause(q);
-        let limit = q.limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
-        // A number is sought day by day (see the schema): the days the index holds, first.
-        let from = match &q.number {
-            Some(_) => "days CROSS JOIN entries ON entries.day = days.day_number",
-            None => "entries",
+        let mut args = Args::default();
+        let rows = match &q.number {
+            Some(n) => {
+                self.hits(codes::number(n), q.from).map_err(self.sql())?;
+                "temp.hits h CROSS JOIN entries e ON e.place = h.place"
+            }
+            None => "entries e",
         };
-        let sql = format!("SELECT DISTINCT place, kind FROM {from} {clause} ORDER BY place{limit}");
+        let clause = where_clause(q, &mut args);
+        let limit = q.limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
+        let sql = format!(
+            "SELECT e.place, f.kind FROM {rows} CROSS JOIN facets f ON f.id = e.facet
+             {clause} ORDER BY e.place{limit}"
+        );
         let mut stmt = self.db.prepare(&sql).map_err(self.sql())?;
         let rows = stmt
-            .query_map(rusqlite::params_from_iter(args), |r| {
+            .query_map(rusqlite::params_from_iter(args.0), |r| {
                 let kind: i64 = r.get(1)?;
                 Ok(Found {
                     pos: codes::pos_of(r.get(0)?),
@@ -102,47 +108,105 @@ impl Index {
     }
 }
 
-fn where_clause(q: &Query) -> (String, Vec<rusqlite::types::Value>) {
+/// The arguments of a query, numbered as they are added.
+#[derive(Default)]
+struct Args(Vec<rusqlite::types::Value>);
+
+impl Args {
+    /// `?` in `sql` as the next argument, `v`.
+    fn add(&mut self, sql: &str, v: rusqlite::types::Value) -> String {
+        self.0.push(v);
+        sql.replace('?', &format!("?{}", self.0.len()))
+    }
+}
+
+impl Index {
+    /// `temp.hits`: the places of the lines naming `number`, none in a day before `from`'s (a
+    /// record is in the file of its day or a later one): from the closed segments' blocks, and
+    /// read directly in each day's open segment.
+    fn hits(&self, number: i64, from: Option<DateTime<Utc>>) -> rusqlite::Result<()> {
+        let first_day = from.map_or(i64::MIN, |t| {
+            t.date_naive()
+                .signed_duration_since(chrono::NaiveDate::default())
+                .num_days()
+        });
+        let mut places = super::segment::places_of(&self.db, number, first_day)?;
+        let open = |table: &str| {
+            format!(
+                "SELECT t.place FROM days d CROSS JOIN {table} t
+                   ON t.place >= ((d.day_number << 40) | d.keyed_to)
+                  AND t.place < ((d.day_number + 1) << 40)
+                 WHERE d.keyed_to < d.indexed_to AND d.day_number >= ?2 AND +t.number = ?1"
+            )
+        };
+        for table in ["entries", "more_numbers"] {
+            let mut q = self.db.prepare_cached(&open(table))?;
+            let rows = q.query_map([number, first_day], |r| r.get::<_, i64>(0))?;
+            for p in rows {
+                places.push(p?);
+            }
+        }
+        self.db.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS hits (place INTEGER PRIMARY KEY);
+             DELETE FROM temp.hits;",
+        )?;
+        let mut insert = self
+            .db
+            .prepare_cached("INSERT OR IGNORE INTO temp.hits (place) VALUES (?1)")?;
+        for p in places {
+            insert.execute([p])?;
+        }
+        Ok(())
+    }
+}
+
+fn where_clause(q: &Query, args: &mut Args) -> String {
     use rusqlite::types::Value as V;
     let mut wheres: Vec<String> = vec![];
-    let mut args: Vec<V> = vec![];
-    let mut arg = |w: &str, v: V| {
-        args.push(v);
-        wheres.push(w.replace('?', &format!("?{}", args.len())));
-    };
     let text = |s: &Option<String>| s.clone().map(V::Text);
     for (col, v) in [
         (
-            "number = ?",
-            q.number.as_deref().map(|n| V::Integer(codes::number(n))),
+            "e.campaign = (SELECT id FROM names WHERE name = ?)",
+            text(&q.campaign),
         ),
-        ("campaign = ?", text(&q.campaign)),
-        ("verdict = ?", text(&q.verdict)),
-        ("disposition = ?", text(&q.disposition)),
-        ("call_id = ?", text(&q.call_id)),
-        ("decision_id = ?", text(&q.decision_id)),
+        ("f.verdict = ?", text(&q.verdict)),
+        ("f.disposition = ?", text(&q.disposition)),
         (
-            "ts_ms >= ?",
+            "e.call_key = ?",
+            q.call_id.as_deref().map(|c| V::Integer(codes::call_key(c))),
+        ),
+        (
+            "e.ts_ms >= ?",
             q.from.map(|t| V::Integer(t.timestamp_millis())),
         ),
-        ("ts_ms < ?", q.to.map(|t| V::Integer(t.timestamp_millis()))),
+        (
+            "e.ts_ms < ?",
+            q.to.map(|t| V::Integer(t.timestamp_millis())),
+        ),
     ] {
         if let Some(v) = v {
-            arg(col, v);
+            wheres.push(args.add(col, v));
         }
     }
-    // A record is in the file of its day or a later one (a call's, of the day it ended), never
-    // an earlier one: the days before `from` hold none.
-    if let (Some(_), Some(from)) = (&q.number, q.from) {
-        let day = from
-            .date_naive()
-            .signed_duration_since(chrono::NaiveDate::default());
-        arg("days.day_number >= ?", V::Integer(day.num_days()));
+    if let Some(id) = &q.decision_id {
+        wheres.push(match codes::decision_parts(id) {
+            Some((instance, seq)) => {
+                let i = args.add("?", V::Text(instance.to_string()));
+                let s = args.add("?", V::Integer(seq));
+                format!(
+                    "e.decision = (((SELECT id FROM names WHERE name = {i}) << {}) | {s})",
+                    codes::SEQ_BITS
+                )
+            }
+            // Not a decision id the index can hold: no line has it.
+            None => "0".to_string(),
+        });
     }
+    wheres.extend(period(q, args));
     if let Some(p) = &q.after {
         // A place past every line when the page's `after` names none the index can hold.
         let after = codes::place(&p.day, p.offset).unwrap_or(i64::MAX);
-        arg("place > ?", V::Integer(after));
+        wheres.push(args.add("e.place > ?", V::Integer(after)));
     }
     if !q.kinds.is_empty() {
         let kinds: Vec<String> = q
@@ -150,11 +214,32 @@ fn where_clause(q: &Query) -> (String, Vec<rusqlite::types::Value>) {
             .iter()
             .map(|k| codes::kind(*k).to_string())
             .collect();
-        wheres.push(format!("kind IN ({})", kinds.join(",")));
+        wheres.push(format!("f.kind IN ({})", kinds.join(",")));
     }
-    let clause = match wheres.is_empty() {
+    match wheres.is_empty() {
         true => String::new(),
         false => format!("WHERE {}", wheres.join(" AND ")),
-    };
-    (clause, args)
+    }
+}
+
+/// The days a period's rows can be in, as places: from `from`'s day (a record is in the file
+/// of its day or a later one) to the last day holding a row before `to` (a call's record is
+/// written when it ends, maybe days after its INVITE).
+fn period(q: &Query, args: &mut Args) -> Vec<String> {
+    use rusqlite::types::Value as V;
+    let mut wheres = vec![];
+    if let Some(from) = q.from {
+        let day = from
+            .date_naive()
+            .signed_duration_since(chrono::NaiveDate::default())
+            .num_days();
+        wheres.push(args.add("e.place >= (? << 40)", V::Integer(day)));
+    }
+    if let Some(to) = q.to {
+        wheres.push(args.add(
+            "e.place < ((SELECT max(day_number) FROM days WHERE earliest_ms < ?) + 1) << 40",
+            V::Integer(to.timestamp_millis()),
+        ));
+    }
+    wheres
 }
