@@ -6,7 +6,7 @@
 
 use crate::admin::http;
 use crate::app::{live_settings, App};
-use crate::audit::summary::Batch;
+use crate::audit::summary::{Batch, FeedSender};
 use crate::audit::AuditWriter;
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -287,6 +287,18 @@ struct Sockets {
     tls_addr: Option<SocketAddr>,
 }
 
+/// The writer hands what it commits to the records index (`records.index`), which then need
+/// not read it back.
+fn index_feed(cfg: &Config) -> (Option<FeedSender>, Option<Receiver<Batch>>) {
+    match cfg.records.index {
+        true => {
+            let (tx, rx) = std::sync::mpsc::sync_channel(crate::audit::summary::FEED_BATCHES);
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    }
+}
+
 fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
     // Certificates first: a missing or broken file stops the start before anything is opened.
     let tls = load_certificates(&cfg)?;
@@ -295,14 +307,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
     let lists = Arc::new(ListStore::open(&cfg.lists, clock.clone())?);
     let before_forward = cfg.audit.durability == crate::config::Durability::BeforeForward;
     let flush = Duration::from_millis(cfg.audit.flush_interval_ms.max(1));
-    // The writer hands what it commits to the records index, which need not read it back.
-    let (feed, index_feed) = match cfg.records.index {
-        true => {
-            let (tx, rx) = std::sync::mpsc::sync_channel(crate::audit::summary::FEED_BATCHES);
-            (Some(tx), Some(rx))
-        }
-        false => (None, None),
-    };
+    let (feed, index_feed) = index_feed(&cfg);
     let (writer, audit) = AuditWriter::start(
         &cfg.audit.dir,
         cfg.audit.queue_capacity,

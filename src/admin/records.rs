@@ -195,6 +195,13 @@ fn page(app: &App, q: &Query) -> Result<Response, Failure> {
         }
         bytes += line.len();
         let mut record: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
+        // The index keeps a Call-ID as its hash: the line itself says whether it is the one.
+        if q.call_id
+            .as_deref()
+            .is_some_and(|c| call_id_of(&record) != Some(c))
+        {
+            return Ok(ControlFlow::Continue(()));
+        }
         if let (Some(n), Some(admin)) = (&q.number, record.get_mut("admin")) {
             dossier::only_this_number(admin, n);
         }
@@ -204,6 +211,14 @@ fn page(app: &App, q: &Query) -> Result<Response, Failure> {
     })?;
     let next = last.filter(|_| cut);
     Ok(Json(json!({"records": records, "next": next, "unreadable": unread})).into_response())
+}
+
+/// A decision's or a call record's Call-ID.
+fn call_id_of(record: &Value) -> Option<&str> {
+    record
+        .get("call_id")
+        .or_else(|| record.get("call").and_then(|c| c.get("call_id")))
+        .and_then(Value::as_str)
 }
 
 /// `GET /v1/records/dossier?number=&from=&to=&format=json|html`: the complaint dossier.

@@ -279,12 +279,14 @@ fn open_day(dir: &Path, day: NaiveDate) -> std::io::Result<DayFile> {
     })
 }
 
+/// Called with lines pending: without a file they were lost with it (a rotation whose flush
+/// failed), and they are not reported written.
 fn sync(file: &mut Option<DayFile>) -> std::io::Result<()> {
-    if let Some(f) = file {
-        f.out.flush()?;
-        f.out.get_ref().sync_data()?;
-    }
-    Ok(())
+    let f = file
+        .as_mut()
+        .ok_or_else(|| std::io::Error::other("no audit file open"))?;
+    f.out.flush()?;
+    f.out.get_ref().sync_data()
 }
 
 /// The writer thread's open file and its unsynced records.
@@ -393,6 +395,12 @@ impl Writer {
         let day = self.day_for(ts);
         if self.file.as_ref().map(|f| f.day) != Some(day) {
             self.commit();
+            if self.pending > 0 {
+                // Its lines go with the file: the index reads what reached it.
+                if let Some(feed) = &mut self.feed {
+                    feed.lost();
+                }
+            }
             self.file = None;
             let path = day_path(&self.dir, day);
             self.seal_previous(&path, ts);

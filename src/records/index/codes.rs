@@ -51,8 +51,9 @@ pub(crate) fn pos_of(place: i64) -> Pos {
 
 pub(crate) use crate::audit::summary::digits as number;
 
-/// A Call-ID as the index keeps it: its 64-bit FNV-1a hash (two Call-IDs sharing one, a chance
-/// of one in about 10^19 a pair, would both be found for either).
+/// A Call-ID as the index keeps it: its 64-bit FNV-1a hash. Two Call-IDs may share one (by
+/// chance, or made to by whoever chooses Call-IDs): what reads the lines found checks the
+/// Call-ID itself.
 pub(crate) fn call_key(call_id: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in call_id.bytes() {
@@ -67,9 +68,11 @@ pub(crate) const SEQ_BITS: u32 = 40;
 
 /// A decision id (`<instance>-<seq>`) as its instance and sequence number.
 pub(crate) fn decision_parts(id: &str) -> Option<(&str, i64)> {
-    let (instance, seq) = id.rsplit_once('-')?;
-    let seq: i64 = seq.parse().ok()?;
-    (0..1 << SEQ_BITS).contains(&seq).then_some((instance, seq))
+    let (instance, text) = id.rsplit_once('-')?;
+    let seq: i64 = text.parse().ok()?;
+    // As the writer writes it: `7`, not `007` or `+7`.
+    let canonical = seq.to_string() == text;
+    (canonical && (0..1 << SEQ_BITS).contains(&seq)).then_some((instance, seq))
 }
 
 pub(crate) fn kind(k: Kind) -> i64 {

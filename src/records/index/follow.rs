@@ -89,6 +89,7 @@ pub(crate) fn spawn_follower(
                 last_error: None,
                 last_pass: None,
                 fed_file: None,
+                fed_end: None,
             };
             while running() {
                 follower.tick(feed.as_ref());
@@ -111,6 +112,9 @@ struct Follower {
     /// The file the last batch was of: a batch of another starts a file pass (the day before
     /// is over: its seal, its last segment).
     fed_file: Option<PathBuf>,
+    /// Where the last batch ended: a file grown past it while no batch came (one dropped, or
+    /// lines the writer could not feed) is read at the next tick.
+    fed_end: Option<(PathBuf, u64)>,
 }
 
 fn inode(path: &Path) -> Option<u64> {
@@ -139,7 +143,16 @@ impl Follower {
         let due = self
             .last_pass
             .is_none_or(|t| t.elapsed() >= FILE_PASS_EVERY);
-        if gap || (due && !first) {
+        let grew = batches.is_empty()
+            && self
+                .fed_end
+                .as_ref()
+                .is_some_and(|(file, end)| std::fs::metadata(file).is_ok_and(|m| m.len() > *end));
+        if let Some(b) = batches.last() {
+            self.fed_end = Some((b.file.clone(), b.end));
+        }
+        if gap || grew || (due && !first) {
+            self.fed_end = None;
             self.pass();
         }
     }

@@ -411,7 +411,11 @@ mod tests {
             .map(|i| call_line(&format!("+1415555010{}", i % 3), "2026-01-01T10:00:00.000Z"))
             .collect();
         std::fs::write(&first, lines).unwrap();
-        std::fs::write(&second, call_line("+14155550100", "2026-01-02T10:00:00.000Z")).unwrap();
+        std::fs::write(
+            &second,
+            call_line("+14155550100", "2026-01-02T10:00:00.000Z"),
+        )
+        .unwrap();
         let mut index = Index::open(dir.path()).unwrap();
         let files = [first, second];
         index.catch_up(&files).unwrap();

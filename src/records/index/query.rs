@@ -75,8 +75,22 @@ pub struct Found {
 }
 
 impl Index {
-    /// The lines `q` keeps, in log order, at most `q.limit`.
+    /// The lines `q` keeps, in log order, at most `q.limit`: read in one snapshot (a number's
+    /// closed and open segments are read apart, and a segment closing between the two reads
+    /// would fall in neither).
     pub fn query(&self, q: &Query) -> Result<Vec<Found>, IndexError> {
+        let own = self.db.is_autocommit();
+        if own {
+            self.db.execute_batch("BEGIN").map_err(self.sql())?;
+        }
+        let found = self.query_now(q);
+        if own {
+            let _ = self.db.execute_batch("COMMIT");
+        }
+        found
+    }
+
+    fn query_now(&self, q: &Query) -> Result<Vec<Found>, IndexError> {
         let mut args = Args::default();
         let rows = match &q.number {
             Some(n) => {
@@ -169,8 +183,12 @@ fn where_clause(q: &Query, args: &mut Args) -> String {
             "e.campaign = (SELECT id FROM names WHERE name = ?)",
             text(&q.campaign),
         ),
-        ("f.verdict = ?", text(&q.verdict)),
-        ("f.disposition = ?", text(&q.disposition)),
+        // A facet holds "" for none: an empty value asked matches nothing, as before.
+        ("f.verdict = ? AND f.verdict != ''", text(&q.verdict)),
+        (
+            "f.disposition = ? AND f.disposition != ''",
+            text(&q.disposition),
+        ),
         (
             "e.call_key = ?",
             q.call_id.as_deref().map(|c| V::Integer(codes::call_key(c))),

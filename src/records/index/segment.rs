@@ -6,8 +6,9 @@
 use super::codes;
 use rusqlite::{params, Connection, Transaction};
 
-/// Pairs a block holds (about 4 KB); a number's pairs are never split between blocks.
-const BLOCK_PAIRS: usize = 256;
+/// Pairs a block holds (768 bytes: a block fits in its B-tree page, no overflow page to read);
+/// a number's pairs are never split between blocks.
+const BLOCK_PAIRS: usize = 48;
 
 /// The pairs (number, place) of the rows at places `from..to` that name a number.
 fn pairs(tx: &Connection, from: i64, to: i64) -> rusqlite::Result<Vec<(i64, i64)>> {
