@@ -88,7 +88,8 @@ pub struct Summary {
     /// Reason codes, space-separated.
     pub reasons: Option<Text>,
     pub disposition: Option<Text>,
-    pub call_id: Option<Box<str>>,
+    /// The Call-ID as its hash (`call_key`): what the index keeps of it.
+    pub call_key: Option<i64>,
     pub decision: Option<DecisionId>,
     /// Admin records: what was done and by whom.
     pub action: Option<String>,
@@ -106,7 +107,7 @@ impl Summary {
             verdict: None,
             reasons: None,
             disposition: None,
-            call_id: None,
+            call_key: None,
             decision: None,
             action: None,
             who: None,
@@ -131,6 +132,18 @@ pub fn digits(n: &str) -> i64 {
         .filter(|d| !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|d| d.parse().ok())
         .unwrap_or(0)
+}
+
+/// A Call-ID as the index keeps it: its 64-bit FNV-1a hash. Two Call-IDs may share one (by
+/// chance, or made to by whoever chooses Call-IDs): what reads the lines found checks the
+/// Call-ID itself.
+pub fn call_key(call_id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in call_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as i64
 }
 
 /// Reason codes as the index keeps them: space-separated, None for none.
@@ -168,7 +181,7 @@ pub(crate) fn of_decision(ev: &AuditEvent) -> Summary {
         campaign: d.context.as_ref().map(|c| c.campaign.id.clone()),
         verdict: Some(Cow::Borrowed(d.verdict.as_str())),
         reasons: reasons(d.reasons),
-        call_id: Some(String::from_utf8_lossy(&ev.call_id).into()),
+        call_key: Some(call_key(&String::from_utf8_lossy(&ev.call_id))),
         decision: Some(DecisionId::Parts(ev.instance.clone(), ev.seq)),
         ..Summary::new(Kind::Decision)
     }

@@ -188,7 +188,7 @@ impl Line<'_> {
             verdict: Some(Cow::Owned(self.verdict.to_string())),
             reasons: summary::reasons(self.reasons),
             disposition: Some(Cow::Borrowed(self.disposition.as_str())),
-            call_id: Some(self.call_id.into()),
+            call_key: Some(summary::call_key(self.call_id)),
             decision: Some(decision),
             ..Summary::new(Kind::Call)
         }
@@ -340,7 +340,7 @@ impl Entry for CallRecord {
             verdict: Some(Cow::Borrowed(c.verdict.as_str())),
             reasons: summary::reasons(e.reasons),
             disposition: Some(Cow::Borrowed(e.disposition.as_str())),
-            call_id: Some(c.call_id.clone()),
+            call_key: Some(summary::call_key(&c.call_id)),
             decision: Some(DecisionId::Parts(self.instance.clone(), c.decision)),
             ..Summary::new(Kind::Call)
         })

@@ -391,14 +391,13 @@ impl<'t> Put<'t> {
             Some(DecisionId::Whole(id)) => names.decision(self.tx, id)?,
             None => None,
         };
-        let call_key = s.call_id.as_deref().map(codes::call_key);
         let st = &mut self.insert;
         st.raw_bind_parameter(1, place)?;
         st.raw_bind_parameter(2, s.number)?;
         st.raw_bind_parameter(3, s.ts_ms)?;
         st.raw_bind_parameter(4, facet)?;
         st.raw_bind_parameter(5, campaign)?;
-        st.raw_bind_parameter(6, call_key)?;
+        st.raw_bind_parameter(6, s.call_key)?;
         st.raw_bind_parameter(7, decision)?;
         st.raw_execute()?;
         Ok(s.ts_ms)

@@ -51,17 +51,7 @@ pub(crate) fn pos_of(place: i64) -> Pos {
 
 pub(crate) use crate::audit::summary::digits as number;
 
-/// A Call-ID as the index keeps it: its 64-bit FNV-1a hash. Two Call-IDs may share one (by
-/// chance, or made to by whoever chooses Call-IDs): what reads the lines found checks the
-/// Call-ID itself.
-pub(crate) fn call_key(call_id: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in call_id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h as i64
-}
+pub(crate) use crate::audit::summary::call_key;
 
 /// Bits of a decision that hold its sequence number; the instance's name id is above them.
 pub(crate) const SEQ_BITS: u32 = 40;

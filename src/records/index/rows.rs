@@ -63,10 +63,6 @@ struct AdminPart {
     detail: serde_json::Value,
 }
 
-fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
-    s.map(Cow::into_owned)
-}
-
 fn text(s: Option<Cow<'_, str>>) -> Option<summary::Text> {
     s.map(|s| Cow::Owned(s.into_owned()))
 }
@@ -97,7 +93,7 @@ pub(crate) fn summary_of(line: &[u8]) -> Option<Summary> {
             verdict: text(c.verdict),
             reasons: joined(&c.reasons),
             disposition: text(c.disposition),
-            call_id: owned(c.call_id).map(Into::into),
+            call_key: c.call_id.as_deref().map(summary::call_key),
             decision: decision(c.decision),
             ..Summary::new(Kind::Call)
         });
@@ -113,7 +109,7 @@ pub(crate) fn summary_of(line: &[u8]) -> Option<Summary> {
         campaign: l.policy.and_then(|p| p.campaign).map(|c| c.as_ref().into()),
         verdict: Some(Cow::Owned(verdict.into_owned())),
         reasons: joined(&l.reasons),
-        call_id: owned(l.call_id).map(Into::into),
+        call_key: l.call_id.as_deref().map(summary::call_key),
         decision: decision(l.id),
         ..Summary::new(Kind::Decision)
     })
