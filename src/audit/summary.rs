@@ -50,29 +50,6 @@ pub enum DecisionId {
     Whole(String),
 }
 
-impl DecisionId {
-    /// The id as text, written into `buf` when it must be put together.
-    pub fn text<'a>(&'a self, buf: &'a mut String) -> &'a str {
-        match self {
-            DecisionId::Parts(instance, seq) => {
-                use std::fmt::Write;
-                buf.clear();
-                let _ = write!(buf, "{instance}-{seq}");
-                buf
-            }
-            DecisionId::Whole(id) => id,
-        }
-    }
-
-    /// The instance that decided.
-    pub fn instance(&self) -> Option<&str> {
-        match self {
-            DecisionId::Parts(instance, _) => Some(instance),
-            DecisionId::Whole(id) => id.rsplit_once('-').map(|(i, _)| i),
-        }
-    }
-}
-
 /// One line's summary.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {

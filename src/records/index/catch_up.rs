@@ -5,7 +5,6 @@
 
 use super::names::Names;
 use super::read::{compressed_since, day_of, open_at, LineAt};
-use super::rows::DecisionId;
 use super::{codes, rows, Index, IndexError};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use std::collections::HashMap;
@@ -382,13 +381,7 @@ impl<'t> Put<'t> {
             None => None,
         };
         let decision = match &s.decision {
-            Some(DecisionId::Parts(instance, seq)) => match i64::try_from(*seq) {
-                Ok(seq) if seq < 1 << codes::SEQ_BITS => {
-                    Some(names.name(self.tx, instance)? << codes::SEQ_BITS | seq)
-                }
-                _ => None,
-            },
-            Some(DecisionId::Whole(id)) => names.decision(self.tx, id)?,
+            Some(d) => names.decision(self.tx, d)?,
             None => None,
         };
         let st = &mut self.insert;

@@ -21,6 +21,13 @@ pub(crate) fn day_number(day: &str) -> Option<i64> {
     )
 }
 
+/// Days since 1970 of the day of `t`.
+pub(crate) fn day_number_of(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.date_naive()
+        .signed_duration_since(NaiveDate::default())
+        .num_days()
+}
+
 /// The place of the line at `offset` of `day` (`audit-YYYY-MM-DD`).
 pub(crate) fn place(day: &str, offset: u64) -> Option<i64> {
     place_in(day_number(day)?, offset)

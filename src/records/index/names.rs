@@ -3,7 +3,7 @@
 //! the file does not hold.
 
 use super::codes;
-use super::rows::Summary;
+use super::rows::{DecisionId, Summary};
 use rusqlite::{params, Transaction};
 use std::collections::HashMap;
 
@@ -73,10 +73,22 @@ impl Names {
         Ok(id)
     }
 
-    /// A decision id as the index keeps it (None: not one it can hold).
-    pub(super) fn decision(&mut self, tx: &Transaction, id: &str) -> rusqlite::Result<Option<i64>> {
-        let Some((instance, seq)) = codes::decision_parts(id) else {
-            return Ok(None);
+    /// A decision id as the index keeps it: its instance's name id above its sequence
+    /// number (None: not one it can hold).
+    pub(super) fn decision(
+        &mut self,
+        tx: &Transaction,
+        d: &DecisionId,
+    ) -> rusqlite::Result<Option<i64>> {
+        let (instance, seq) = match d {
+            DecisionId::Parts(instance, seq) => match i64::try_from(*seq) {
+                Ok(seq) if seq < 1 << codes::SEQ_BITS => (&**instance, seq),
+                _ => return Ok(None),
+            },
+            DecisionId::Whole(id) => match codes::decision_parts(id) {
+                Some(parts) => parts,
+                None => return Ok(None),
+            },
         };
         Ok(Some(self.name(tx, instance)? << codes::SEQ_BITS | seq))
     }

@@ -139,11 +139,7 @@ impl Index {
     /// record is in the file of its day or a later one): from the closed segments' blocks, and
     /// read directly in each day's open segment.
     fn hits(&self, number: i64, from: Option<DateTime<Utc>>) -> rusqlite::Result<()> {
-        let first_day = from.map_or(i64::MIN, |t| {
-            t.date_naive()
-                .signed_duration_since(chrono::NaiveDate::default())
-                .num_days()
-        });
+        let first_day = from.map_or(i64::MIN, codes::day_number_of);
         let mut places = super::segment::places_of(&self.db, number, first_day)?;
         let open = |table: &str| {
             format!(
@@ -247,10 +243,7 @@ fn period(q: &Query, args: &mut Args) -> Vec<String> {
     use rusqlite::types::Value as V;
     let mut wheres = vec![];
     if let Some(from) = q.from {
-        let day = from
-            .date_naive()
-            .signed_duration_since(chrono::NaiveDate::default())
-            .num_days();
+        let day = codes::day_number_of(from);
         wheres.push(args.add("e.place >= (? << 40)", V::Integer(day)));
     }
     if let Some(to) = q.to {

@@ -127,9 +127,7 @@ mod tests {
         assert_eq!(r.number, 14155550100);
         assert_eq!(r.campaign.as_deref(), Some("spring"));
         assert_eq!(r.reasons.as_deref(), Some("national_dnc state_hours"));
-        let d = r.decision.unwrap();
-        assert_eq!(d.text(&mut String::new()), "abc-7");
-        assert_eq!(d.instance(), Some("abc"));
+        assert_eq!(r.decision, Some(DecisionId::Whole("abc-7".into())));
     }
 
     #[test]
