@@ -3,7 +3,7 @@
 //! file no longer holds that line where the index left it (cut after a power loss, rewritten)
 //! is indexed again from its start; a day that cannot be read is named and the others go on.
 
-use super::names::Names;
+use super::put::Put;
 use super::read::{compressed_since, day_of, open_at, LineAt};
 use super::{codes, rows, Index, IndexError};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
@@ -343,60 +343,6 @@ fn changed_since(file: &Path, mark: Option<&DayMark>) -> Option<Option<u64>> {
     }
 }
 
-pub(super) const INSERT: &str = "INSERT OR REPLACE INTO entries
-    (place, number, ts_ms, facet, campaign, call_key, decision)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-
-pub(super) const INSERT_MORE: &str =
-    "INSERT OR REPLACE INTO more_numbers (place, number) VALUES (?1, ?2)";
-
-/// The statements that add lines, and the ids given in their transaction.
-pub(super) struct Put<'t> {
-    tx: &'t Transaction<'t>,
-    insert: rusqlite::CachedStatement<'t>,
-    more: rusqlite::CachedStatement<'t>,
-    names: Names,
-}
-
-impl<'t> Put<'t> {
-    pub(super) fn new(tx: &'t Transaction<'t>) -> rusqlite::Result<Put<'t>> {
-        Ok(Put {
-            tx,
-            insert: tx.prepare_cached(INSERT)?,
-            more: tx.prepare_cached(INSERT_MORE)?,
-            names: Names::default(),
-        })
-    }
-
-    /// Add one line at `place`: its row in `entries` with its first number, its other
-    /// numbers in `more_numbers`. Its time, if it has one.
-    pub(super) fn line(&mut self, place: i64, s: &rows::Summary) -> rusqlite::Result<Option<i64>> {
-        for other in &s.more {
-            self.more.execute(params![place, other])?;
-        }
-        let names = &mut self.names;
-        let facet = names.facet(self.tx, s)?;
-        let campaign = match s.campaign.as_deref() {
-            Some(c) => Some(names.name(self.tx, c)?),
-            None => None,
-        };
-        let decision = match &s.decision {
-            Some(d) => names.decision(self.tx, d)?,
-            None => None,
-        };
-        let st = &mut self.insert;
-        st.raw_bind_parameter(1, place)?;
-        st.raw_bind_parameter(2, s.number)?;
-        st.raw_bind_parameter(3, s.ts_ms)?;
-        st.raw_bind_parameter(4, facet)?;
-        st.raw_bind_parameter(5, campaign)?;
-        st.raw_bind_parameter(6, s.call_key)?;
-        st.raw_bind_parameter(7, decision)?;
-        st.raw_execute()?;
-        Ok(s.ts_ms)
-    }
-}
-
 enum LinesError {
     Sql(rusqlite::Error),
     Io(std::io::Error),
@@ -424,7 +370,7 @@ impl Lines<'_> {
     /// last whole line (a line still being written is indexed next time), and that line's
     /// offset and hash.
     fn index(&self, reader: &mut dyn BufRead, from: u64) -> Result<Indexed, LinesError> {
-        let mut put = Put::new(self.tx).map_err(LinesError::Sql)?;
+        let mut put = Put::new(self.tx);
         let mut earliest_ms: Option<i64> = None;
         let day = codes::day_number(self.day);
         let (mut added, mut pos) = (0, from);
@@ -459,6 +405,7 @@ impl Lines<'_> {
             last_at = Some(pos);
             pos += n as u64;
         }
+        put.flush().map_err(LinesError::Sql)?;
         let last = last_at.map(|at| (at, crate::audit::chain::line_hash(&last[..last.len() - 1])));
         Ok(Indexed {
             added,

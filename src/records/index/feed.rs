@@ -3,10 +3,12 @@
 //! not start where the index stands (one dropped, the index replaced) is a gap: the follower
 //! reads the file instead.
 
-use super::catch_up::{advance, name_of, position, Moved, Put};
+use super::catch_up::{advance, name_of, position, Moved, Position};
+use super::put::Put;
 use super::{codes, day_of, Index, IndexError};
 use crate::audit::summary::Batch;
 use rusqlite::{Transaction, TransactionBehavior};
+use std::path::Path;
 
 impl Index {
     /// Add the batches' lines past where the index stands in their day, in one transaction:
@@ -18,9 +20,17 @@ impl Index {
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&sql)?;
-        let (mut added, mut gap) = (0, false);
+        let mut put = Put::new(&tx);
+        let (mut added, mut gap, mut run) = (0, false, None::<Run>);
         for b in batches {
-            match apply_one(&tx, b)? {
+            if let Some(r) = run.take_if(|r| r.file != b.file) {
+                r.end(&tx, &mut put)?;
+            }
+            let r = match &mut run {
+                Some(r) => r,
+                None => run.insert(Run::start(&tx, &b.file)?),
+            };
+            match r.add(&mut put, b)? {
                 Some(n) => added += n,
                 None => {
                     gap = true;
@@ -28,50 +38,98 @@ impl Index {
                 }
             }
         }
+        if let Some(r) = run {
+            r.end(&tx, &mut put)?;
+        }
         tx.commit().map_err(&sql)?;
         Ok((added, gap))
     }
 }
 
-/// One batch, in the caller's transaction: its rows added, or None for a gap.
-fn apply_one(tx: &Transaction, b: &Batch) -> Result<Option<u64>, IndexError> {
-    let day = day_of(&b.file);
-    let sql = |source| IndexError::Sql {
-        file: b.file.display().to_string(),
-        source,
-    };
-    let at = position(tx, &day).map_err(sql)?;
-    if at.indexed_to < b.from {
-        return Ok(None);
+/// Consecutive batches of one file, added with one look at where the index stood in its day
+/// and one move of that position: the writer commits as often as every half millisecond.
+struct Run<'b> {
+    file: &'b Path,
+    day: String,
+    day_number: Option<i64>,
+    at: Position,
+    /// Where the batches added so far end.
+    to: u64,
+    last: Option<(u64, String)>,
+    rows: u64,
+    earliest_ms: Option<i64>,
+}
+
+impl<'b> Run<'b> {
+    fn start(tx: &Transaction, file: &'b Path) -> Result<Run<'b>, IndexError> {
+        let day = day_of(file);
+        let at = position(tx, &day).map_err(sql_of(file))?;
+        Ok(Run {
+            file,
+            day_number: codes::day_number(&day),
+            day,
+            to: at.indexed_to,
+            at,
+            last: None,
+            rows: 0,
+            earliest_ms: None,
+        })
     }
-    if at.indexed_to >= b.end {
-        return Ok(Some(0));
-    }
-    let mut put = Put::new(tx).map_err(sql)?;
-    let (mut rows, mut earliest_ms) = (0, None::<i64>);
-    let day_number = codes::day_number(&day);
-    for (offset, s) in b.lines.iter().filter(|(o, _)| *o >= at.indexed_to) {
-        let place = day_number.and_then(|d| codes::place_in(d, *offset));
-        let place = place.ok_or_else(|| IndexError::Io {
-            file: b.file.display().to_string(),
-            source: std::io::Error::other(format!(
-                "{day}@{offset}: not a day and offset the index can hold"
-            )),
-        })?;
-        if let Some(t) = put.line(place, s).map_err(sql)? {
-            earliest_ms = Some(earliest_ms.map_or(t, |e| e.min(t)));
+
+    /// One batch's lines past where the run stands: how many, or None for a gap.
+    fn add(&mut self, put: &mut Put, b: &Batch) -> Result<Option<u64>, IndexError> {
+        if self.to < b.from {
+            return Ok(None);
         }
-        rows += 1;
+        if self.to >= b.end {
+            return Ok(Some(0));
+        }
+        let mut rows = 0;
+        for (offset, s) in b.lines.iter().filter(|(o, _)| *o >= self.to) {
+            let place = self.day_number.and_then(|d| codes::place_in(d, *offset));
+            let place = place.ok_or_else(|| IndexError::Io {
+                file: b.file.display().to_string(),
+                source: std::io::Error::other(format!(
+                    "{}@{offset}: not a day and offset the index can hold",
+                    self.day
+                )),
+            })?;
+            if let Some(t) = put.line(place, s).map_err(sql_of(&b.file))? {
+                self.earliest_ms = Some(self.earliest_ms.map_or(t, |e| e.min(t)));
+            }
+            rows += 1;
+        }
+        if let Some(last) = b.last.as_ref().filter(|(o, _)| *o >= self.to) {
+            self.last = Some(last.clone());
+        }
+        self.to = b.end;
+        self.rows += rows;
+        Ok(Some(rows))
     }
-    let last = b.last.clone().filter(|(o, _)| *o >= at.indexed_to);
-    let moved = Moved {
-        to: b.end,
-        file: name_of(&b.file),
-        file_len: Some(b.end),
-        last: last.or(at.last.clone()),
-        rows,
-        earliest_ms,
-    };
-    advance(tx, &day, &at, moved, false).map_err(sql)?;
-    Ok(Some(rows))
+
+    /// Record the day's new position, once its rows are in.
+    fn end(self, tx: &Transaction, put: &mut Put) -> Result<(), IndexError> {
+        let sql = sql_of(self.file);
+        put.flush().map_err(&sql)?;
+        if self.to == self.at.indexed_to {
+            return Ok(());
+        }
+        let moved = Moved {
+            to: self.to,
+            file: name_of(self.file),
+            file_len: Some(self.to),
+            last: self.last.or(self.at.last.clone()),
+            rows: self.rows,
+            earliest_ms: self.earliest_ms,
+        };
+        advance(tx, &self.day, &self.at, moved, false).map_err(sql)
+    }
+}
+
+fn sql_of(file: &Path) -> impl Fn(rusqlite::Error) -> IndexError {
+    let file = file.display().to_string();
+    move |source| IndexError::Sql {
+        file: file.clone(),
+        source,
+    }
 }

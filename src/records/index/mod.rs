@@ -11,6 +11,7 @@ mod codes;
 mod feed;
 mod follow;
 mod names;
+mod put;
 mod query;
 mod read;
 mod rows;
