@@ -84,7 +84,7 @@ impl<'b> Run<'b> {
         if self.to >= b.end {
             return Ok(Some(0));
         }
-        let mut rows = 0;
+        let (mut rows, sql) = (0, sql_of(&b.file));
         for (offset, s) in b.lines.iter().filter(|(o, _)| *o >= self.to) {
             let place = self.day_number.and_then(|d| codes::place_in(d, *offset));
             let place = place.ok_or_else(|| IndexError::Io {
@@ -94,7 +94,7 @@ impl<'b> Run<'b> {
                     self.day
                 )),
             })?;
-            if let Some(t) = put.line(place, s).map_err(sql_of(&b.file))? {
+            if let Some(t) = put.line(place, s).map_err(&sql)? {
                 self.earliest_ms = Some(self.earliest_ms.map_or(t, |e| e.min(t)));
             }
             rows += 1;
@@ -126,10 +126,10 @@ impl<'b> Run<'b> {
     }
 }
 
-fn sql_of(file: &Path) -> impl Fn(rusqlite::Error) -> IndexError {
-    let file = file.display().to_string();
+/// An SQL error as the index's error about `file` (the name is made only if there is one).
+fn sql_of(file: &Path) -> impl Fn(rusqlite::Error) -> IndexError + '_ {
     move |source| IndexError::Sql {
-        file: file.clone(),
+        file: file.display().to_string(),
         source,
     }
 }
