@@ -428,4 +428,56 @@ mod tests {
         let checked = check(dir.path(), &files).unwrap();
         assert_eq!(checked.differences, 0, "{:?}", checked.first);
     }
+
+    /// The writer's batches, fed in runs of one day that end mid-chunk and cross into the next
+    /// day, leave the index as reading the files does: every line, no other.
+    #[test]
+    fn batches_fed_across_chunks_and_days_index_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut batches = Vec::new();
+        let mut files = Vec::new();
+        for (day, count) in [("2026-01-01", 75u64), ("2026-01-02", 5)] {
+            let file = dir.path().join(format!("audit-{day}.jsonl"));
+            let mut text = String::new();
+            let mut lines = Vec::new();
+            for i in 0..count {
+                let line = call_line(&format!("+1415555{i:04}"), &format!("{day}T10:00:00.000Z"));
+                let summary = rows::summary_of(line.trim_end().as_bytes()).unwrap();
+                lines.push((text.len() as u64, summary));
+                text.push_str(&line);
+            }
+            std::fs::write(&file, &text).unwrap();
+            // Batches of 25 lines: a run of four, then the next day's.
+            let ends: Vec<u64> = lines
+                .iter()
+                .skip(1)
+                .map(|l| l.0)
+                .chain([text.len() as u64])
+                .collect();
+            let mut from = 0;
+            for (n, part) in lines.chunks(25).enumerate() {
+                let end = ends[n * 25 + part.len() - 1];
+                batches.push(crate::audit::summary::Batch {
+                    file: file.clone(),
+                    from,
+                    end,
+                    lines: part.iter().map(|(o, s)| (*o, s.clone())).collect(),
+                    last: None,
+                });
+                from = end;
+            }
+            files.push(file);
+        }
+        let mut index = Index::open(dir.path()).unwrap();
+        assert_eq!(index.apply(&batches).unwrap(), (80, false));
+        assert_eq!(numbers(&index, &CallFilter::default()), 80);
+        assert_eq!(calls_to(&index, "+14155550074"), 1);
+        let checked = check(dir.path(), &files).unwrap();
+        assert_eq!(
+            (checked.rows, checked.differences),
+            (80, 0),
+            "{:?}",
+            checked.first
+        );
+    }
 }
