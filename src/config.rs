@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod password;
+pub use password::{PasswordHashText, MIN_PASSWORD_CHARS};
+
 /// The repository's `config/callgate.toml`, built in: `callgate run` without `--config` uses it.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config/callgate.toml");
 
@@ -604,6 +607,11 @@ pub struct AdminConfig {
     pub tls_key: Option<PathBuf>,
     /// Mutual TLS: every client must present a certificate from these CAs.
     pub client_ca: Option<PathBuf>,
+    /// Who may sign in to the console (`/console`), one `[[admin.user]]` table each. With none,
+    /// the console is open on loopback when no token is set, and closed otherwise.
+    pub user: Vec<AdminUser>,
+    /// A console session ends after this many minutes without a request.
+    pub session_idle_minutes: u64,
 }
 
 impl Default for AdminConfig {
@@ -614,8 +622,35 @@ impl Default for AdminConfig {
             tls_cert: None,
             tls_key: None,
             client_ca: None,
+            user: vec![],
+            session_idle_minutes: 30,
         }
     }
+}
+
+/// A console user: a password or a client certificate signs them in.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUser {
+    /// Shown in the console and written in the audit record of every change the user makes.
+    pub name: String,
+    /// `viewer` (reads everything) or `operator` (also adds opt-outs and consent, closes
+    /// states in an emergency, reloads the lists).
+    pub role: AdminRole,
+    /// The password's Argon2 hash, as `callgate admin hash-password` prints it (never the
+    /// password itself).
+    #[schemars(with = "Option<String>")]
+    pub password_hash: Option<PasswordHashText>,
+    /// The name on a client certificate (`admin.client_ca`) that signs in as this user.
+    pub certificate: Option<String>,
+}
+
+/// What a console user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminRole {
+    Viewer,
+    Operator,
 }
 
 /// Logging to standard error (the journal under systemd).
@@ -841,6 +876,7 @@ impl Config {
             return fail("admin.listen", why);
         }
         self.validate_tls(&fail)?;
+        self.validate_users(file, src)?;
         self.validate_bounds(&fail)?;
         if !self.sip.record_route {
             return fail(
@@ -865,6 +901,39 @@ impl Config {
 
     /// Every number that becomes a duration, a deadline or a size has a range: an absurd
     /// value is named here rather than overflowing a deadline or an allocation later.
+    /// Console users: named once each, and each able to sign in somehow.
+    fn validate_users(&self, file: &str, src: &str) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for u in &self.admin.user {
+            let anchor = format!("\"{}\"", u.name);
+            let fail = |key: &str, message: String| {
+                Err(error_at_key(file, src, Some(&anchor), key, message))
+            };
+            if u.name.trim().is_empty() || u.name.chars().any(char::is_control) {
+                return fail("admin.user.name", format!("`{}` is not a name", u.name));
+            }
+            if !seen.insert(u.name.as_str()) {
+                return fail("admin.user.name", format!("`{}` is named twice", u.name));
+            }
+            if u.password_hash.is_none() && u.certificate.is_none() {
+                return fail(
+                    "admin.user.name",
+                    format!(
+                        "`{}` has neither password_hash nor certificate: nothing signs them in",
+                        u.name
+                    ),
+                );
+            }
+            if u.certificate.is_some() && self.admin.client_ca.is_none() {
+                return fail(
+                    "admin.user.certificate",
+                    "a certificate signs in only with admin.client_ca (mutual TLS)".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn validate_bounds(
         &self,
         fail: &dyn Fn(&str, String) -> Result<(), ConfigError>,
@@ -879,13 +948,14 @@ impl Config {
 
     /// Every number that has a range: (key, its value here, least, most). The configuration
     /// reference shows the ranges.
-    pub fn bounds(&self) -> [(&'static str, u64, u64, u64); 19] {
+    pub fn bounds(&self) -> [(&'static str, u64, u64, u64); 20] {
         const DAY: u64 = 86_400;
         let (sip, calls) = (&self.sip, &self.calls);
         // One line per setting: the table reads better than rustfmt's five lines each.
         #[rustfmt::skip]
         let bounds = [
             ("calls.max_duration_secs", calls.max_duration_secs, 1, 7 * DAY),
+            ("admin.session_idle_minutes", self.admin.session_idle_minutes, 1, 24 * 60),
             ("calls.abandon_secs", calls.abandon_secs.unwrap_or(0), 0, 3600),
             ("calls.max_open", calls.max_open as u64, 1, 100_000_000),
             ("sip.max_message_bytes", sip.max_message_bytes as u64, 1024, 65_535),
@@ -1086,6 +1156,56 @@ mod tests {
             assert!(s.starts_with(&format!("x.toml:{line}:")), "{s}");
             assert!(s.contains(key), "{s}");
         }
+    }
+
+    #[test]
+    fn a_console_user_error_names_its_line_and_key() {
+        let hash = PasswordHashText::of("a long enough password").unwrap();
+        let h = hash.as_str();
+        for (text, line, key) in [
+            (
+                "[[admin.user]]\nname = \"alice\"\nrole = \"operator\"\npassword_hash = \"secret\"\n".to_string(),
+                4,
+                "password_hash",
+            ),
+            (
+                "[[admin.user]]\nname = \"alice\"\nrole = \"admin\"\n".to_string(),
+                3,
+                "role",
+            ),
+            (
+                format!("[[admin.user]]\nname = \"alice\"\nrole = \"viewer\"\npassword_hash = \"{h}\"\n[[admin.user]]\nname = \"bob\"\nrole = \"viewer\"\n"),
+                6,
+                "admin.user.name",
+            ),
+            (
+                "[[admin.user]]\nname = \"alice\"\nrole = \"viewer\"\ncertificate = \"alice.example\"\n".to_string(),
+                4,
+                "admin.user.certificate",
+            ),
+        ] {
+            let s = Config::from_str_named("x.toml", &text)
+                .unwrap_err()
+                .to_string();
+            assert!(s.starts_with(&format!("x.toml:{line}:")), "{s}");
+            assert!(s.contains(key), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_console_user_with_a_password_hash_is_read() {
+        let hash = PasswordHashText::of("a long enough password").unwrap();
+        let text = format!(
+            "[[admin.user]]\nname = \"alice\"\nrole = \"operator\"\npassword_hash = \"{}\"\n",
+            hash.as_str()
+        );
+        let cfg = Config::from_str_named("x.toml", &text).unwrap();
+        assert_eq!(cfg.admin.user[0].role, AdminRole::Operator);
+        assert!(cfg.admin.user[0]
+            .password_hash
+            .as_ref()
+            .unwrap()
+            .matches("a long enough password"));
     }
 
     #[test]

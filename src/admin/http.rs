@@ -59,7 +59,9 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/records/dossier", get(super::records::dossier))
         .route("/v1/records/prune", post(prune_records))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
-        .with_state(app)
+        .with_state(app.clone())
+        // The console signs its users in itself (the bearer token is the API's).
+        .merge(super::console::router(app))
 }
 
 async fn auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
@@ -266,9 +268,27 @@ async fn add_optout(
         Ok(n) => n,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("`{}`: {e}", body.number)),
     };
+    match record_optout(&app, n, body.source, who(&app, &peer)).await {
+        Ok(rec) => (
+            StatusCode::CREATED,
+            Json(json!({"number": rec.number, "seq": rec.seq, "at": rec.at, "durable": true})),
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// Add an opt-out (durable when this returns Ok), count it and audit it as `who`'s: the API
+/// and the console both come here.
+pub(crate) async fn record_optout(
+    app: &Arc<App>,
+    n: E164,
+    source: Option<String>,
+    who: String,
+) -> Result<crate::lists::optouts::OptOutRecord, String> {
     let app2 = app.clone();
     // The fsync blocks: keep it off the async executor.
-    let res = tokio::task::spawn_blocking(move || app2.lists.optouts.add(n, body.source)).await;
+    let res = tokio::task::spawn_blocking(move || app2.lists.optouts.add(n, source)).await;
     match res {
         Ok(Ok(rec)) => {
             app.metrics.optouts_added.inc();
@@ -278,23 +298,16 @@ async fn add_optout(
             tracing::info!(number = %n, seq = rec.seq, "opt-out recorded");
             app.record_admin(
                 "optout_add",
-                who(&app, &peer),
+                who,
                 json!({"number": rec.number, "seq": rec.seq, "source": rec.source}),
             );
-            (
-                StatusCode::CREATED,
-                Json(json!({"number": rec.number, "seq": rec.seq, "at": rec.at, "durable": true})),
-            )
-                .into_response()
+            Ok(rec)
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "opt-out journal write failed");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("not recorded: {e}"),
-            )
+            Err(format!("not recorded: {e}"))
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -126,7 +126,7 @@ impl RecordsParams {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+pub(super) enum Failure {
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
@@ -139,7 +139,9 @@ enum Failure {
 
 /// The index of the audit directory, brought up to the log, the log's files, and what could
 /// not be read. While callgate's own first pass builds a missing index, the answer is to wait.
-fn current_index(app: &App) -> Result<(Index, Vec<std::path::PathBuf>, Vec<String>), Failure> {
+pub(super) fn current_index(
+    app: &App,
+) -> Result<(Index, Vec<std::path::PathBuf>, Vec<String>), Failure> {
     if let (true, Some((done, all))) = (app.cfg.records.index, app.records_index.building()) {
         return Err(Failure::Building(done, all));
     }

@@ -1,6 +1,7 @@
 //! The command line: its definitions and each command's body, one file per command group.
 //! `main.rs` parses and hands over to [`dispatch`].
 
+mod admin;
 mod audit;
 mod check;
 mod config;
@@ -67,6 +68,11 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: audit::AuditCmd,
     },
+    /// What the admin console needs: `hash-password` for a console user's configuration.
+    Admin {
+        #[command(subcommand)]
+        cmd: admin::AdminCmd,
+    },
     /// Find and export call records (TSR 310.5(a)(2)) in the audit log.
     Records {
         #[command(subcommand)]
@@ -95,6 +101,7 @@ pub(crate) fn dispatch(cmd: Cmd) -> anyhow::Result<u8> {
         Cmd::Lists { cmd } => lists::main(cmd).map(|()| 0),
         Cmd::Audit { cmd } => audit::main(cmd),
         Cmd::Records { cmd } => records::main(cmd).map(|()| 0),
+        Cmd::Admin { cmd } => admin::main(cmd).map(|()| 0),
         Cmd::Completions(args) => docs::completions(args).map(|()| 0),
         Cmd::Man(args) => docs::man(args).map(|()| 0),
         Cmd::Metrics { cmd } => docs::metrics(cmd).map(|()| 0),

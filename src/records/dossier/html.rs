@@ -46,7 +46,7 @@ fn s<'v>(r: &'v Value, k: &str) -> &'v str {
 }
 
 /// One line saying what the record is.
-fn headline(e: &Entry) -> String {
+pub(crate) fn headline(e: &Entry) -> String {
     let r = &e.record;
     match e.kind {
         Kind::Decision => {
@@ -66,6 +66,15 @@ fn headline(e: &Entry) -> String {
         }
         Kind::Admin => format!("{} by {}", s(r, "action"), s(r, "who")),
     }
+}
+
+/// The campaign a decision or call was of ("-" for none).
+pub(crate) fn campaign_of(e: &Entry) -> String {
+    e.record
+        .get("campaign")
+        .or_else(|| e.record.get("policy").and_then(|p| p.get("campaign")))
+        .map(text)
+        .unwrap_or_else(|| "-".into())
 }
 
 /// A record's fields, one row each; nested objects by dotted names.
@@ -166,12 +175,7 @@ fn timeline(h: &mut String, d: &Dossier) {
          <th>Campaign</th><th>Line hash (SHA-256)</th><th>Chain</th></tr>",
     );
     for (i, e) in d.entries.iter().enumerate() {
-        let campaign = e
-            .record
-            .get("campaign")
-            .or_else(|| e.record.get("policy").and_then(|p| p.get("campaign")))
-            .map(text)
-            .unwrap_or_else(|| "-".into());
+        let campaign = campaign_of(e);
         let _ = write!(
             h,
             "<tr><td><a href=\"#e{n}\">{n}</a></td><td>{}</td><td>{}</td><td>{}</td>\

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 pub use html::render as html;
+pub(crate) use html::{campaign_of, headline};
 
 /// What the dossier covers.
 pub struct Ask {

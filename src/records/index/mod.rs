@@ -16,6 +16,7 @@ mod query;
 mod read;
 mod rows;
 mod segment;
+mod tally;
 
 pub use catch_up::CatchUp;
 pub(crate) use catch_up::Until;
@@ -25,6 +26,7 @@ pub(crate) use follow::{spawn_follower, FollowerMetrics};
 pub use query::{Found, Pos, Query};
 pub(crate) use read::{compressed_since, each_line};
 pub use rows::Kind;
+pub use tally::Tally;
 
 pub(crate) use read::day_of;
 

@@ -37,7 +37,7 @@ impl std::str::FromStr for Pos {
 
 /// What a query keeps. Times compare with a decision's or an admin record's time and a call's
 /// INVITE. Empty `kinds`: every kind.
-#[derive(Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Query {
     pub number: Option<String>,
     pub from: Option<DateTime<Utc>>,
@@ -124,11 +124,11 @@ impl Index {
 
 /// The arguments of a query, numbered as they are added.
 #[derive(Default)]
-struct Args(Vec<rusqlite::types::Value>);
+pub(super) struct Args(pub(super) Vec<rusqlite::types::Value>);
 
 impl Args {
     /// `?` in `sql` as the next argument, `v`.
-    fn add(&mut self, sql: &str, v: rusqlite::types::Value) -> String {
+    pub(super) fn add(&mut self, sql: &str, v: rusqlite::types::Value) -> String {
         self.0.push(v);
         sql.replace('?', &format!("?{}", self.0.len()))
     }
@@ -170,7 +170,7 @@ impl Index {
     }
 }
 
-fn where_clause(q: &Query, args: &mut Args) -> String {
+pub(super) fn where_clause(q: &Query, args: &mut Args) -> String {
     use rusqlite::types::Value as V;
     let mut wheres: Vec<String> = vec![];
     let text = |s: &Option<String>| s.clone().map(V::Text);

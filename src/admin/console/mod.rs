@@ -1,0 +1,207 @@
+//! The compliance console: server-rendered pages under `/console` on the admin listener, for
+//! the compliance officer. Who may come in (`access`): a session from signing in with a
+//! configured user's password, a client certificate mapped to a user, or, when no user is
+//! configured and no token set, anyone on loopback (as the API allows). A form that changes
+//! something must come from an operator and carry the session's CSRF token; each change is an
+//! audited admin record naming the user.
+
+mod number;
+mod overview;
+mod page;
+mod session;
+mod sign_in;
+
+use super::listener::AdminPeer;
+use crate::app::App;
+use crate::config::AdminRole;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+pub(crate) use session::Session;
+use session::Sessions;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A form's body is read whole to find its CSRF token: at most this many bytes.
+const MAX_FORM_BYTES: usize = 1 << 20;
+
+pub(crate) struct Console {
+    app: Arc<App>,
+    sessions: Sessions,
+    /// Served over HTTPS: cookies are `Secure`.
+    https: bool,
+}
+
+pub(crate) fn router(app: Arc<App>) -> Router {
+    let idle = Duration::from_secs(app.cfg.admin.session_idle_minutes.saturating_mul(60));
+    let console = Arc::new(Console {
+        https: app.tls.admin.is_some(),
+        sessions: Sessions::new(idle),
+        app,
+    });
+    let signed_in = Router::new()
+        .route("/console", get(overview::show))
+        .route("/console/number", get(number::show))
+        .route("/console/number/dossier", get(number::dossier))
+        .route("/console/optouts", post(number::add_optout))
+        .route("/console/sign-out", post(sign_in::sign_out))
+        .layer(middleware::from_fn_with_state(console.clone(), access));
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .route(
+            "/console/sign-in",
+            get(sign_in::form).post(sign_in::sign_in),
+        )
+        .route("/console/style.css", get(style))
+        .merge(signed_in)
+        .with_state(console)
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        page::STYLE,
+    )
+        .into_response()
+}
+
+/// Who a request comes from.
+enum Who {
+    /// A session that has not ended.
+    Session(Session),
+    /// A session started now (a client certificate, or loopback with no users): its cookie
+    /// goes with the answer.
+    New(String, Session),
+    SignIn,
+    Refused(&'static str),
+}
+
+fn who_is(c: &Console, headers: &HeaderMap, peer: &AdminPeer) -> Who {
+    if let Some(s) = session::cookie_of(headers).and_then(|id| c.sessions.get(id)) {
+        return Who::Session(s);
+    }
+    let users = &c.app.cfg.admin.user;
+    let by_cert = peer.cert.as_deref().and_then(|cert| {
+        users
+            .iter()
+            .find(|u| u.certificate.as_deref() == Some(cert))
+    });
+    if let Some(u) = by_cert {
+        let how = format!("client certificate {}", peer.cert.as_deref().unwrap_or(""));
+        let (id, s) = c.sessions.start(&u.name, u.role, &how);
+        return Who::New(id, s);
+    }
+    if !users.is_empty() {
+        return Who::SignIn;
+    }
+    if c.app.cfg.admin_token().is_none() && peer.addr.ip().is_loopback() {
+        let how = "loopback, no console users configured";
+        let (id, s) = c.sessions.start("loopback", AdminRole::Operator, how);
+        return Who::New(id, s);
+    }
+    Who::Refused(
+        "No console user is configured: add an [[admin.user]] table to the configuration \
+         (`callgate admin hash-password` makes its password_hash).",
+    )
+}
+
+/// Let in who may come in; refuse a change from a viewer, from another site or without the
+/// session's CSRF token. The handler finds the `Session` in the request's extensions.
+async fn access(
+    State(c): State<Arc<Console>>,
+    ConnectInfo(peer): ConnectInfo<AdminPeer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (session, cookie) = match who_is(&c, req.headers(), &peer) {
+        Who::Session(s) => (s, None),
+        Who::New(id, s) => (s, Some(id)),
+        Who::SignIn => return to_sign_in(&req),
+        Who::Refused(why) => return page::refused(StatusCode::FORBIDDEN, why),
+    };
+    let mut req = match *req.method() == Method::POST {
+        true => match guard_change(&session, req).await {
+            Ok(r) => r,
+            Err(refusal) => return refusal,
+        },
+        false => req,
+    };
+    req.extensions_mut().insert(session);
+    let mut answer = next.run(req).await;
+    if let Some(id) = cookie {
+        if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&id, c.https)) {
+            answer.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    answer
+}
+
+/// To the sign-in page, back here after it.
+fn to_sign_in(req: &Request) -> Response {
+    let here = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/console");
+    let back: String = url_encode(here);
+    Redirect::to(&format!("/console/sign-in?next={back}")).into_response()
+}
+
+pub(crate) fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A form that changes something: from this site (`Origin`, when the browser sends it),
+/// from an operator (signing out is anyone's), with the session's CSRF token.
+async fn guard_change(s: &Session, req: Request) -> Result<Request, Response> {
+    let forbid = |why: &str| page::refused(StatusCode::FORBIDDEN, why);
+    if !same_origin(req.headers()) {
+        return Err(forbid("This form was sent from another site."));
+    }
+    if s.role != AdminRole::Operator && req.uri().path() != "/console/sign-out" {
+        return Err(forbid(
+            "You are signed in as a viewer: viewers may look but not change anything.",
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| page::refused(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+    let token = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v);
+    if !token.is_some_and(|t| session::same_token(t, &s.csrf)) {
+        return Err(forbid(
+            "The form did not carry this session's security token (CSRF): reload the page and \
+             send it again.",
+        ));
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+/// Whether the request's `Origin`, if any, is the host it was sent to.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, h)| h);
+    origin_host.is_some() && origin_host == host
+}
+
+/// Who made a change, for its audit record: the user, how they signed in, from where.
+pub(crate) fn who(s: &Session, peer: &AdminPeer) -> String {
+    format!("{} (console: {}) from {}", s.user, s.how, peer.addr)
+}

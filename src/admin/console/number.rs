@@ -1,0 +1,289 @@
+//! One number: what would happen to a call to it now and why, its opt-out and consent
+//! records, its whole history from the records index (every decision and call), the printable
+//! dossier, and for operators, adding an opt-out.
+
+use super::page::{csrf_field, notice, page, refused};
+use super::{url_encode, Console, Session};
+use crate::admin::listener::AdminPeer;
+use crate::app::App;
+use crate::config::AdminRole;
+use crate::number::E164;
+use crate::policy::{CheckRequest, Decision};
+use crate::records::dossier::{self, Dossier};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use maud::{html, Markup};
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct Ask {
+    /// The number as typed.
+    n: Option<String>,
+    /// What was just done (after a form).
+    done: Option<String>,
+}
+
+pub(crate) async fn show(
+    State(c): State<Arc<Console>>,
+    Extension(s): Extension<Session>,
+    Query(q): Query<Ask>,
+) -> Response {
+    let typed = q.n.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let Some(typed) = typed else {
+        return page(&s, "Number", search_form(""));
+    };
+    let done = match q.done.as_deref() {
+        Some("optout") => Some("Opt-out recorded: the next call to this number is blocked."),
+        _ => None,
+    };
+    number_page(&c, &s, typed, done, None, StatusCode::OK).await
+}
+
+/// The number's page, with a notice (`done`) or an error from a form.
+async fn number_page(
+    c: &Arc<Console>,
+    s: &Session,
+    typed: &str,
+    done: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let n: E164 = match typed.parse() {
+        Ok(n) => n,
+        Err(e) => {
+            let body = html! {
+                (notice(None, Some(&format!("`{typed}` is not a number callgate can call: {e}"))))
+                (search_form(typed))
+            };
+            let mut answer = page(s, "Number", body);
+            *answer.status_mut() = StatusCode::BAD_REQUEST;
+            return answer;
+        }
+    };
+    let app = c.app.clone();
+    let history = tokio::task::spawn_blocking(move || history(&app, n)).await;
+    let history = history.unwrap_or_else(|e| Err(e.to_string()));
+    let decision = c.app.gate.check(&CheckRequest {
+        number: n.to_string(),
+        ..CheckRequest::default()
+    });
+    let body = html! {
+        (notice(done, error))
+        (search_form(typed))
+        h2 { "A call now" }
+        @match &decision {
+            Ok(d) => (explain(d)),
+            Err(e) => p.bad { (e) },
+        }
+        h2 { "Opt-out" }
+        (optout(&c.app, s, n))
+        h2 { "Consent and business relationships" }
+        (consent(&c.app, n))
+        h2 { "History" }
+        @match &history {
+            Ok(d) => (timeline(d, n)),
+            Err(e) => p.bad role="alert" { "The records index cannot answer: " (e) },
+        }
+    };
+    let mut answer = page(s, &format!("Number {n}"), body);
+    *answer.status_mut() = status;
+    answer
+}
+
+fn search_form(typed: &str) -> Markup {
+    html! {
+        form.card method="get" action="/console/number" {
+            label for="n" { "Number" }
+            input type="search" id="n" name="n" value=(typed) placeholder="(415) 555-0100" required;
+            " " button type="submit" { "Look up" }
+        }
+    }
+}
+
+fn explain(d: &Decision) -> Markup {
+    let checks = crate::policy::explain::checks(d);
+    html! {
+        div.card {
+            p {
+                @if d.verdict.forwards() { strong.ok { "Would be forwarded" } }
+                @else { strong.bad { "Would be blocked" } }
+                " (" (d.verdict.as_str()) ")"
+            }
+            @if !d.reasons.is_empty() {
+                ul { @for r in d.reasons.iter() { li { (r.text()) " " span.muted.mono { (r.code()) } } } }
+            }
+            details {
+                summary { "Every check, in order" }
+                table {
+                    thead { tr { th { "Check" } th { "Outcome" } th { "Source" } } }
+                    tbody {
+                        @for c in &checks {
+                            tr {
+                                td { (c["check"].as_str().unwrap_or("-")) }
+                                td { (c["outcome"].as_str().unwrap_or("-")) }
+                                td.muted { (c.get("source").and_then(|s| s.as_str()).unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn optout(app: &App, s: &Session, n: E164) -> Markup {
+    html! {
+        @match app.lists.optouts.when(n) {
+            Some(at) => p.bad { "Opted out on " (at.format("%Y-%m-%d %H:%M UTC")) "." },
+            None => p { "Not opted out." },
+        }
+        @if s.role == AdminRole::Operator {
+            form.card method="post" action="/console/optouts" {
+                (csrf_field(s))
+                input type="hidden" name="number" value=(n.to_string());
+                label for="source" { "Source (how the request came in)" }
+                input type="text" id="source" name="source" placeholder="phone call, agent 7";
+                " " button type="submit" { "Add opt-out" }
+            }
+        }
+    }
+}
+
+fn consent(app: &App, n: E164) -> Markup {
+    let defaults = &app.gate.rules().policy.rules.consent;
+    let records = app.gate.state.consent.get(n).unwrap_or_default();
+    html! {
+        @if records.is_empty() {
+            p.muted { "None held." }
+        } @else {
+            table {
+                thead { tr { th { "Kind" } th { "Seller" } th { "Campaign" } th { "Captured" } th { "Expires" } th { "Evidence" } } }
+                tbody {
+                    @for r in records.iter() {
+                        tr {
+                            td { (format!("{:?}", r.kind).to_lowercase()) }
+                            td { (r.seller.as_deref().unwrap_or("-")) }
+                            td { (r.campaign.as_deref().unwrap_or("-")) }
+                            td { (r.captured) }
+                            td { (r.expiry(defaults).map(|d| d.to_string()).unwrap_or_else(|| "none".into())) }
+                            td.mono { (r.evidence.as_deref().unwrap_or("-")) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every record of the number, from the index and the log (the dossier's gathering).
+fn history(app: &App, n: E164) -> Result<Dossier, String> {
+    let (index, files, _) = super::super::records::current_index(app).map_err(|e| e.to_string())?;
+    let ask = dossier::Ask {
+        number: n.to_string(),
+        from: None,
+        to: None,
+    };
+    dossier::build(&files, &index, &ask, app.clock.now()).map_err(|e| e.to_string())
+}
+
+fn timeline(d: &Dossier, n: E164) -> Markup {
+    let c = &d.counts;
+    html! {
+        p {
+            (c.decisions) " decisions (" (c.blocked) " blocked), " (c.calls) " calls (" (c.answered)
+            " answered), " (c.optouts) " opt-outs, " (c.consents) " consent records. "
+            a href=(format!("/console/number/dossier?n={}", url_encode(&n.to_string()))) { "Printable dossier" }
+        }
+        @if c.not_verified > 0 {
+            p.bad role="alert" { (c.not_verified) " record(s) whose hash chain does not verify." }
+        }
+        @if d.entries.is_empty() {
+            p.muted { "No record of this number." }
+        } @else {
+            table {
+                thead { tr { th { "Time (UTC)" } th { "Record" } th { "Campaign" } th { "Chain" } } }
+                tbody {
+                    @for e in &d.entries {
+                        tr {
+                            td { (e.ts.as_deref().unwrap_or("-")) }
+                            td { (dossier::headline(e)) }
+                            td { (dossier::campaign_of(e)) }
+                            td { @if e.verified { span.ok { "verified" } } @else { span.bad { "not verified" } } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The printable dossier of the number (as `records dossier --format html` writes it).
+pub(crate) async fn dossier(State(c): State<Arc<Console>>, Query(q): Query<Ask>) -> Response {
+    let n: E164 = match q.n.as_deref().unwrap_or("").parse() {
+        Ok(n) => n,
+        Err(e) => return refused(StatusCode::BAD_REQUEST, &format!("Not a number: {e}")),
+    };
+    let app = c.app.clone();
+    match tokio::task::spawn_blocking(move || history(&app, n)).await {
+        Ok(Ok(d)) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            dossier::html(&d),
+        )
+            .into_response(),
+        Ok(Err(e)) => refused(StatusCode::SERVICE_UNAVAILABLE, &e),
+        Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct OptOutForm {
+    number: String,
+    #[serde(default)]
+    source: String,
+    #[allow(dead_code)]
+    csrf: String,
+}
+
+/// `POST /console/optouts`: durable before the answer; back to the number's page.
+pub(crate) async fn add_optout(
+    State(c): State<Arc<Console>>,
+    Extension(s): Extension<Session>,
+    ConnectInfo(peer): ConnectInfo<AdminPeer>,
+    Form(f): Form<OptOutForm>,
+) -> Response {
+    let n: E164 = match f.number.trim().parse() {
+        Ok(n) => n,
+        Err(e) => {
+            let why = format!("`{}` is not a number callgate can call: {e}", f.number);
+            return number_page(&c, &s, &f.number, None, Some(&why), StatusCode::BAD_REQUEST).await;
+        }
+    };
+    let source = Some(f.source.trim().to_string()).filter(|s| !s.is_empty());
+    match crate::admin::http::record_optout(&c.app, n, source, super::who(&s, &peer)).await {
+        Ok(_) => {
+            let to = format!(
+                "/console/number?n={}&done=optout",
+                url_encode(&n.to_string())
+            );
+            Redirect::to(&to).into_response()
+        }
+        Err(e) => {
+            let why = format!("The opt-out was not recorded: {e}");
+            number_page(
+                &c,
+                &s,
+                &n.to_string(),
+                None,
+                Some(&why),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )
+            .await
+        }
+    }
+}
