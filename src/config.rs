@@ -899,11 +899,11 @@ impl Config {
         Ok(())
     }
 
-    /// Every number that becomes a duration, a deadline or a size has a range: an absurd
-    /// value is named here rather than overflowing a deadline or an allocation later.
-    /// Console users: named once each, and each able to sign in somehow.
+    /// Console users: named once each, each able to sign in somehow, a certificate naming
+    /// one user at most.
     fn validate_users(&self, file: &str, src: &str) -> Result<(), ConfigError> {
         let mut seen = std::collections::HashSet::new();
+        let mut certificates = std::collections::HashSet::new();
         for u in &self.admin.user {
             let anchor = format!("\"{}\"", u.name);
             let fail = |key: &str, message: String| {
@@ -930,10 +930,18 @@ impl Config {
                     "a certificate signs in only with admin.client_ca (mutual TLS)".into(),
                 );
             }
+            if let Some(c) = &u.certificate {
+                if !certificates.insert(c.as_str()) {
+                    let why = format!("`{c}` already signs in another user");
+                    return fail("admin.user.certificate", why);
+                }
+            }
         }
         Ok(())
     }
 
+    /// Every number that becomes a duration, a deadline or a size has a range: an absurd
+    /// value is named here rather than overflowing a deadline or an allocation later.
     fn validate_bounds(
         &self,
         fail: &dyn Fn(&str, String) -> Result<(), ConfigError>,

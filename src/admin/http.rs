@@ -388,6 +388,34 @@ async fn add_consent(
     if inputs.is_empty() {
         return bad("no records".into());
     }
+    match record_consents(&app, inputs, who(&app, &peer)).await {
+        Ok(recs) => {
+            let first = recs.first().map(|r| r.seq).unwrap_or(0);
+            let last = recs.last().map(|r| r.seq).unwrap_or(0);
+            (
+                StatusCode::CREATED,
+                Json(json!({"records": recs.len(), "seq_first": first, "seq_last": last, "durable": true})),
+            )
+                .into_response()
+        }
+        Err(Refused::Bad(e)) => bad(e),
+        Err(Refused::Failed(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// Why a change was not made: what was sent, or callgate itself.
+pub(crate) enum Refused {
+    Bad(String),
+    Failed(String),
+}
+
+/// Add consent records (all or nothing, durable when this returns Ok) and audit them as
+/// `who`'s, the records themselves in the admin record: the API and the console come here.
+pub(crate) async fn record_consents(
+    app: &Arc<App>,
+    inputs: Vec<crate::policy::consent::ConsentInput>,
+    who: String,
+) -> Result<Vec<Arc<crate::policy::consent::ConsentRecord>>, Refused> {
     let app2 = app.clone();
     let now = app.clock.now();
     let res = tokio::task::spawn_blocking(move || app2.gate.state.consent.add(inputs, now)).await;
@@ -397,19 +425,15 @@ async fn add_consent(
             let last = recs.last().map(|r| r.seq).unwrap_or(0);
             app.record_admin(
                 "consent_add",
-                who(&app, &peer),
+                who,
                 // The records themselves, so the chained log proves what consent was entered,
                 // by whom, and the records index finds them by number.
                 json!({"records": recs.len(), "seq_first": first, "seq_last": last, "consents": recs}),
             );
-            (
-                StatusCode::CREATED,
-                Json(json!({"records": recs.len(), "seq_first": first, "seq_last": last, "durable": true})),
-            )
-                .into_response()
+            Ok(recs)
         }
-        Ok(Err(e)) => bad(e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => Err(Refused::Bad(e.to_string())),
+        Err(e) => Err(Refused::Failed(e.to_string())),
     }
 }
 
@@ -466,15 +490,28 @@ async fn set_emergency(
         Ok(b) => b,
         Err(answer) => return *answer,
     };
+    match record_closures(&app, closed, who(&app, &peer)).await {
+        Ok(()) => Json(app.gate.state.emergency.current()).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// Replace the emergency closures (durable when this returns Ok) and audit it as `who`'s:
+/// the API and the console come here.
+pub(crate) async fn record_closures(
+    app: &Arc<App>,
+    closed: crate::policy::emergency::Closed,
+    who: String,
+) -> Result<(), String> {
     let app2 = app.clone();
     let c2 = closed.clone();
     match tokio::task::spawn_blocking(move || app2.gate.state.emergency.set(&c2)).await {
         Ok(Ok(())) => {
             tracing::warn!(states = ?closed.states, npas = ?closed.npas, "state-of-emergency closures changed");
-            app.record_admin("emergency_set", who(&app, &peer), json!(closed));
-            Json(app.gate.state.emergency.current()).into_response()
+            app.record_admin("emergency_set", who, json!(closed));
+            Ok(())
         }
-        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }

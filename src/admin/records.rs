@@ -31,6 +31,8 @@ pub(crate) struct RecordsParams {
     /// `decision`, `call` or `admin`; several separated by commas.
     kind: Option<String>,
     verdict: Option<String>,
+    /// A reason code the record has among its reasons.
+    reason: Option<String>,
     disposition: Option<String>,
     call_id: Option<String>,
     decision: Option<String>,
@@ -63,14 +65,14 @@ fn failed(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-fn number(n: &str) -> Result<String, String> {
+pub(super) fn number(n: &str) -> Result<String, String> {
     n.parse::<E164>()
         .map(|e| e.to_string())
         .map_err(|e| format!("number `{n}`: {e}"))
 }
 
 /// A time bound: RFC 3339, or a day (`to` a day includes it).
-fn time(
+pub(super) fn time(
     s: &Option<String>,
     key: &str,
     to: bool,
@@ -85,7 +87,7 @@ fn time(
 }
 
 /// A page's `after`: a place the index can hold (as a page's `next` gives).
-fn after(s: &str) -> Result<Pos, String> {
+pub(super) fn after(s: &str) -> Result<Pos, String> {
     let pos: Pos = s.parse()?;
     match crate::records::index::holds(&pos) {
         true => Ok(pos),
@@ -116,6 +118,7 @@ impl RecordsParams {
             campaign: self.campaign,
             kinds,
             verdict: self.verdict,
+            reason: self.reason,
             disposition: self.disposition,
             call_id: self.call_id,
             decision_id: self.decision,
@@ -170,7 +173,7 @@ fn answer(result: Result<Result<Response, Failure>, tokio::task::JoinError>) -> 
     }
 }
 
-/// `GET /v1/records?number=&from=&to=&campaign=&kind=&verdict=&disposition=&call_id=&decision=&after=&limit=`:
+/// `GET /v1/records?number=&from=&to=&campaign=&kind=&verdict=&reason=&disposition=&call_id=&decision=&after=&limit=`:
 /// one page of records in log order, and `next` to ask for the following page. Asked by
 /// number, a batch of consent records shows that number's only.
 pub(crate) async fn list(

@@ -98,11 +98,131 @@ impl OptOuts {
         self.seq.store(rec.seq, Ordering::Release);
         Ok(rec)
     }
+
+    /// Add every one of `entries` or none: one write and one fsync for all of them; a write
+    /// that fails is cut from the journal again, and none is in force.
+    pub fn add_many(
+        &self,
+        entries: Vec<(E164, Option<String>)>,
+    ) -> std::io::Result<Vec<OptOutRecord>> {
+        let mut f = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let (first, at) = (self.seq.load(Ordering::Acquire) + 1, self.clock.now());
+        let mut records = Vec::with_capacity(entries.len());
+        let mut lines = Vec::new();
+        for (i, (n, source)) in entries.into_iter().enumerate() {
+            let rec = OptOutRecord {
+                seq: first + i as u64,
+                at,
+                number: n.to_string(),
+                source,
+            };
+            serde_json::to_writer(&mut lines, &rec).map_err(std::io::Error::other)?;
+            lines.push(b'\n');
+            records.push((n, rec));
+        }
+        let before = f.metadata()?.len();
+        if let Err(e) = f.write_all(&lines).and_then(|()| f.sync_data()) {
+            let _ = f.set_len(before).and_then(|()| f.sync_data());
+            return Err(e);
+        }
+        for (n, rec) in &records {
+            self.set.insert(*n, rec.at);
+        }
+        if let Some((_, last)) = records.last() {
+            self.seq.store(last.seq, Ordering::Release);
+        }
+        Ok(records.into_iter().map(|(_, r)| r).collect())
+    }
+}
+
+/// Lines of an opt-out CSV named in one refusal at most.
+const ERRORS_SHOWN: usize = 20;
+
+/// An opt-out CSV: a header `number` or `number,source`, then one opt-out a line (a source
+/// may hold commas). The whole file or nothing: every bad line is named (the first
+/// `ERRORS_SHOWN`), by its line number.
+pub fn parse_csv(text: &str) -> Result<Vec<(E164, Option<String>)>, Vec<String>> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
+    let header = lines.next().map(|(i, h)| (i, h.to_ascii_lowercase()));
+    let with_source = match header.as_ref().map(|(i, h)| (*i, h.replace(' ', ""))) {
+        Some((_, h)) if h == "number" => false,
+        Some((_, h)) if h == "number,source" => true,
+        Some((i, h)) => {
+            return Err(vec![format!(
+                "line {i}: the header is `{h}`; expected `number` or `number,source`"
+            )])
+        }
+        None => {
+            return Err(vec![
+                "the file is empty: expected a header `number,source`".into()
+            ])
+        }
+    };
+    let (mut entries, mut errors) = (Vec::new(), Vec::new());
+    for (i, line) in lines {
+        let (number, source) = match with_source {
+            true => line.split_once(',').unwrap_or((line, "")),
+            false => (line, ""),
+        };
+        let number = number.trim().trim_matches('"');
+        match number.parse::<E164>() {
+            Ok(n) => {
+                let source = source.trim().trim_matches('"');
+                entries.push((n, Some(source.to_string()).filter(|s| !s.is_empty())));
+            }
+            Err(e) => errors.push(format!("line {i}: `{number}`: {e}")),
+        }
+    }
+    if errors.len() > ERRORS_SHOWN {
+        let more = errors.len() - ERRORS_SHOWN;
+        errors.truncate(ERRORS_SHOWN);
+        errors.push(format!("and {more} more bad line(s)"));
+    }
+    match (errors.is_empty(), entries.is_empty()) {
+        (false, _) => Err(errors),
+        (true, true) => Err(vec!["no opt-out in the file".into()]),
+        (true, false) => Ok(entries),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_added_at_once_survive_reopen_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("o.jsonl");
+        let (a, b): (E164, E164) = ("2125550143".parse().unwrap(), "4155550100".parse().unwrap());
+        {
+            let o = OptOuts::open(&p, crate::clock::system()).unwrap();
+            o.add(a, None).unwrap();
+            let recs = o
+                .add_many(vec![(b, Some("mail".into())), (a, None)])
+                .unwrap();
+            assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+        }
+        let o = OptOuts::open(&p, crate::clock::system()).unwrap();
+        assert!(o.contains(a) && o.contains(b));
+        assert_eq!(o.seq(), 3);
+    }
+
+    #[test]
+    fn a_csv_with_a_bad_line_is_refused_whole_naming_it() {
+        let e = parse_csv("number,source\n4155550100,mail\n12345,phone\n").unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("line 3: `12345`"), "{e:?}");
+    }
+
+    #[test]
+    fn a_csv_source_may_hold_commas() {
+        let got = parse_csv("number,source\n(415) 555-0100,\"letter, March 3\"\n").unwrap();
+        assert_eq!(got[0].1.as_deref(), Some("letter, March 3"));
+    }
 
     #[test]
     fn survives_reopen() {

@@ -75,7 +75,8 @@ impl CallFilter {
     }
 }
 
-fn cell(c: &Value, k: &str) -> String {
+/// A field of a call record as text ("" when it has none; a list's items separated by spaces).
+pub(crate) fn cell(c: &Value, k: &str) -> String {
     match c.get(k) {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
@@ -189,16 +190,24 @@ pub fn export(
     out: &mut dyn Write,
 ) -> Result<u64, FindError> {
     if csv {
-        writeln!(out, "{}", CSV_COLUMNS.join(",")).map_err(FindError::Write)?;
+        out.write_all(csv_header().as_bytes())
+            .map_err(FindError::Write)?;
     }
-    calls(files, filter, source, |c| {
-        if csv {
-            let row: Vec<String> = CSV_COLUMNS.iter().map(|k| csv_field(&cell(c, k))).collect();
-            writeln!(out, "{}", row.join(","))
-        } else {
-            writeln!(out, "{c}")
-        }
+    calls(files, filter, source, |c| match csv {
+        true => out.write_all(csv_row(c).as_bytes()),
+        false => writeln!(out, "{c}"),
     })
+}
+
+/// The CSV's first line: its columns.
+pub(crate) fn csv_header() -> String {
+    format!("{}\n", CSV_COLUMNS.join(","))
+}
+
+/// A call record (the object under `call`) as one line of the CSV.
+pub(crate) fn csv_row(c: &Value) -> String {
+    let row: Vec<String> = CSV_COLUMNS.iter().map(|k| csv_field(&cell(c, k))).collect();
+    format!("{}\n", row.join(","))
 }
 
 /// One line per call for a person: when, what happened, for how long, under which decision.

@@ -5,7 +5,11 @@
 //! something must come from an operator and carry the session's CSRF token; each change is an
 //! audited admin record naming the user.
 
+mod calls;
+mod consent;
+mod emergency;
 mod number;
+mod optouts;
 mod overview;
 mod page;
 mod session;
@@ -13,7 +17,7 @@ mod sign_in;
 
 use super::listener::AdminPeer;
 use crate::app::App;
-use crate::config::AdminRole;
+use crate::config::{AdminRole, PasswordHashText};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -25,28 +29,57 @@ use session::Sessions;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A form's body is read whole to find its CSRF token: at most this many bytes.
-const MAX_FORM_BYTES: usize = 1 << 20;
+/// A form's body (an uploaded CSV's too) is read whole to find its CSRF token: at most this
+/// many bytes.
+const MAX_FORM_BYTES: usize = 8 << 20;
 
 pub(crate) struct Console {
     app: Arc<App>,
     sessions: Sessions,
-    /// Served over HTTPS: cookies are `Secure`.
+    /// Served over HTTPS: cookies are `Secure`, and forms come from an `https://` origin.
     https: bool,
+    /// Checked when a sign-in names no user: as costly as a user's hash.
+    decoy: PasswordHashText,
+    /// Turns to check a password (`sign_in::CHECKS_AT_ONCE`).
+    checking: tokio::sync::Semaphore,
 }
 
 pub(crate) fn router(app: Arc<App>) -> Router {
     let idle = Duration::from_secs(app.cfg.admin.session_idle_minutes.saturating_mul(60));
+    let decoy = match app
+        .cfg
+        .admin
+        .user
+        .iter()
+        .find_map(|u| u.password_hash.as_ref())
+    {
+        Some(h) => h.decoy_like(),
+        None => PasswordHashText::of(&session::token()).expect("a long password"),
+    };
     let console = Arc::new(Console {
         https: app.tls.admin.is_some(),
         sessions: Sessions::new(idle),
+        decoy,
+        checking: tokio::sync::Semaphore::new(sign_in::CHECKS_AT_ONCE),
         app,
     });
     let signed_in = Router::new()
         .route("/console", get(overview::show))
         .route("/console/number", get(number::show))
+        .route("/console/calls", get(calls::show))
+        .route("/console/calls.csv", get(calls::csv))
         .route("/console/number/dossier", get(number::dossier))
-        .route("/console/optouts", post(number::add_optout))
+        .route(
+            "/console/optouts",
+            get(optouts::show).post(number::add_optout),
+        )
+        .route("/console/optouts/upload", post(optouts::upload))
+        .route("/console/consent", get(consent::show))
+        .route("/console/consent/upload", post(consent::upload))
+        .route(
+            "/console/emergency",
+            get(emergency::show).post(emergency::set),
+        )
         .route("/console/sign-out", post(sign_in::sign_out))
         .layer(middleware::from_fn_with_state(console.clone(), access));
     Router::new()
@@ -57,6 +90,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         )
         .route("/console/style.css", get(style))
         .merge(signed_in)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(console)
 }
 
@@ -94,7 +128,7 @@ fn who_is(c: &Console, headers: &HeaderMap, peer: &AdminPeer) -> Who {
     });
     if let Some(u) = by_cert {
         let how = format!("client certificate {}", peer.cert.as_deref().unwrap_or(""));
-        let (id, s) = c.sessions.start(&u.name, u.role, &how);
+        let (id, s) = c.sessions.reuse_or_start(&u.name, u.role, &how);
         return Who::New(id, s);
     }
     if !users.is_empty() {
@@ -102,7 +136,9 @@ fn who_is(c: &Console, headers: &HeaderMap, peer: &AdminPeer) -> Who {
     }
     if c.app.cfg.admin_token().is_none() && peer.addr.ip().is_loopback() {
         let how = "loopback, no console users configured";
-        let (id, s) = c.sessions.start("loopback", AdminRole::Operator, how);
+        let (id, s) = c
+            .sessions
+            .reuse_or_start("loopback", AdminRole::Operator, how);
         return Who::New(id, s);
     }
     Who::Refused(
@@ -126,7 +162,7 @@ async fn access(
         Who::Refused(why) => return page::refused(StatusCode::FORBIDDEN, why),
     };
     let mut req = match *req.method() == Method::POST {
-        true => match guard_change(&session, req).await {
+        true => match guard_change(&session, c.https, req).await {
             Ok(r) => r,
             Err(refusal) => return refusal,
         },
@@ -142,8 +178,12 @@ async fn access(
     answer
 }
 
-/// To the sign-in page, back here after it.
+/// To the sign-in page, back here after it; a change sent after the session ended is not
+/// done (and not sent again by the browser after signing in), and the page says so.
 fn to_sign_in(req: &Request) -> Response {
+    if req.method() != Method::GET {
+        return Redirect::to("/console/sign-in?expired=1").into_response();
+    }
     let here = req
         .uri()
         .path_and_query()
@@ -166,9 +206,9 @@ pub(crate) fn url_encode(s: &str) -> String {
 
 /// A form that changes something: from this site (`Origin`, when the browser sends it),
 /// from an operator (signing out is anyone's), with the session's CSRF token.
-async fn guard_change(s: &Session, req: Request) -> Result<Request, Response> {
+async fn guard_change(s: &Session, https: bool, req: Request) -> Result<Request, Response> {
     let forbid = |why: &str| page::refused(StatusCode::FORBIDDEN, why);
-    if !same_origin(req.headers()) {
+    if !same_origin(req.headers(), https) {
         return Err(forbid("This form was sent from another site."));
     }
     if s.role != AdminRole::Operator && req.uri().path() != "/console/sign-out" {
@@ -180,9 +220,15 @@ async fn guard_change(s: &Session, req: Request) -> Result<Request, Response> {
     let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
         .await
         .map_err(|_| page::refused(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
-    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
-    let token = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v);
-    if !token.is_some_and(|t| session::same_token(t, &s.csrf)) {
+    let content_type = parts.headers.get(header::CONTENT_TYPE);
+    let boundary = content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok());
+    let token = match boundary {
+        Some(b) => multipart_field(&bytes, b, "csrf").await,
+        None => form_field(&bytes, "csrf"),
+    };
+    if !token.is_some_and(|t| session::same_token(&t, &s.csrf)) {
         return Err(forbid(
             "The form did not carry this session's security token (CSRF): reload the page and \
              send it again.",
@@ -191,14 +237,52 @@ async fn guard_change(s: &Session, req: Request) -> Result<Request, Response> {
     Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
-/// Whether the request's `Origin`, if any, is the host it was sent to.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// The text of an upload form's `file` field.
+pub(crate) async fn uploaded_text(mut form: axum::extract::Multipart) -> Result<String, String> {
+    while let Some(field) = form.next_field().await.map_err(|e| e.body_text())? {
+        if field.name() == Some("file") {
+            let bytes = field.bytes().await.map_err(|e| e.body_text())?;
+            return String::from_utf8(bytes.to_vec())
+                .map_err(|_| "the file is not text (UTF-8)".into());
+        }
+    }
+    Err("no file was sent".into())
+}
+
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    fields.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// A field of a `multipart/form-data` body (a file upload's form).
+async fn multipart_field(body: &axum::body::Bytes, boundary: String, name: &str) -> Option<String> {
+    let mut form = multer::Multipart::with_reader(std::io::Cursor::new(body.clone()), boundary);
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some(name) {
+            return field.text().await.ok();
+        }
+    }
+    None
+}
+
+/// Whether the request's `Origin`, if the browser sent one, is this console: its scheme and
+/// the host the request was sent to (a reverse proxy in front must keep `Host`).
+fn same_origin(headers: &HeaderMap, https: bool) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin.split_once("://").map(|(_, h)| h);
-    origin_host.is_some() && origin_host == host
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let scheme = if https { "https" } else { "http" };
+    origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
+}
+
+/// Wait until the audit records of a change are written: the page that follows shows the
+/// change in the history the records index reads from the log.
+pub(crate) async fn written(app: &Arc<App>) {
+    let app = app.clone();
+    let _ = tokio::task::spawn_blocking(move || app.audit.flush()).await;
 }
 
 /// Who made a change, for its audit record: the user, how they signed in, from where.

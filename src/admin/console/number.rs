@@ -6,10 +6,12 @@ use super::page::{csrf_field, notice, page, refused};
 use super::{url_encode, Console, Session};
 use crate::admin::listener::AdminPeer;
 use crate::app::App;
+use crate::call::Verdict;
 use crate::config::AdminRole;
 use crate::number::E164;
 use crate::policy::{CheckRequest, Decision};
 use crate::records::dossier::{self, Dossier};
+use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -35,8 +37,14 @@ pub(crate) async fn show(
     let Some(typed) = typed else {
         return page(&s, "Number", search_form(""));
     };
+    // Said only when it is so: a link cannot make the page claim an opt-out.
+    let opted_out = typed
+        .parse::<E164>()
+        .is_ok_and(|n| c.app.lists.optouts.contains(n));
     let done = match q.done.as_deref() {
-        Some("optout") => Some("Opt-out recorded: the next call to this number is blocked."),
+        Some("optout") if opted_out => {
+            Some("Opt-out recorded: the next call to this number is blocked.")
+        }
         _ => None,
     };
     number_page(&c, &s, typed, done, None, StatusCode::OK).await
@@ -110,7 +118,9 @@ fn explain(d: &Decision) -> Markup {
             p {
                 @if d.verdict.forwards() { strong.ok { "Would be forwarded" } }
                 @else { strong.bad { "Would be blocked" } }
-                " (" (d.verdict.as_str()) ")"
+                @if !matches!(d.verdict, Verdict::Allowed | Verdict::Blocked) {
+                    " (" (d.verdict.as_str()) ")"
+                }
             }
             @if !d.reasons.is_empty() {
                 ul { @for r in d.reasons.iter() { li { (r.text()) " " span.muted.mono { (r.code()) } } } }
@@ -152,7 +162,7 @@ fn optout(app: &App, s: &Session, n: E164) -> Markup {
     }
 }
 
-fn consent(app: &App, n: E164) -> Markup {
+pub(super) fn consent(app: &App, n: E164) -> Markup {
     let defaults = &app.gate.rules().policy.rules.consent;
     let records = app.gate.state.consent.get(n).unwrap_or_default();
     html! {
@@ -189,13 +199,18 @@ fn history(app: &App, n: E164) -> Result<Dossier, String> {
     dossier::build(&files, &index, &ask, app.clock.now()).map_err(|e| e.to_string())
 }
 
+/// The newest records the page shows; the dossier has them all.
+const SHOWN: usize = 200;
+
 fn timeline(d: &Dossier, n: E164) -> Markup {
     let c = &d.counts;
+    let dossier = format!("/console/number/dossier?n={}", url_encode(&n.to_string()));
+    let older = d.entries.len().saturating_sub(SHOWN);
     html! {
         p {
             (c.decisions) " decisions (" (c.blocked) " blocked), " (c.calls) " calls (" (c.answered)
             " answered), " (c.optouts) " opt-outs, " (c.consents) " consent records. "
-            a href=(format!("/console/number/dossier?n={}", url_encode(&n.to_string()))) { "Printable dossier" }
+            a href=(dossier) { "Printable dossier" }
         }
         @if c.not_verified > 0 {
             p.bad role="alert" { (c.not_verified) " record(s) whose hash chain does not verify." }
@@ -206,7 +221,7 @@ fn timeline(d: &Dossier, n: E164) -> Markup {
             table {
                 thead { tr { th { "Time (UTC)" } th { "Record" } th { "Campaign" } th { "Chain" } } }
                 tbody {
-                    @for e in &d.entries {
+                    @for e in d.entries.iter().skip(older) {
                         tr {
                             td { (e.ts.as_deref().unwrap_or("-")) }
                             td { (dossier::headline(e)) }
@@ -215,6 +230,10 @@ fn timeline(d: &Dossier, n: E164) -> Markup {
                         }
                     }
                 }
+            }
+            @if older > 0 {
+                p.muted { "The newest " (SHOWN) " records; the " (older) " before them are in the "
+                    a href=(dossier) { "dossier" } "." }
             }
         }
     }
@@ -246,8 +265,6 @@ pub(crate) struct OptOutForm {
     number: String,
     #[serde(default)]
     source: String,
-    #[allow(dead_code)]
-    csrf: String,
 }
 
 /// `POST /console/optouts`: durable before the answer; back to the number's page.
@@ -255,8 +272,18 @@ pub(crate) async fn add_optout(
     State(c): State<Arc<Console>>,
     Extension(s): Extension<Session>,
     ConnectInfo(peer): ConnectInfo<AdminPeer>,
-    Form(f): Form<OptOutForm>,
+    form: Result<Form<OptOutForm>, FormRejection>,
 ) -> Response {
+    let Ok(Form(f)) = form else {
+        let why = "The form was not complete: it needs the number.";
+        let mut answer = page(
+            &s,
+            "Number",
+            html! { (notice(None, Some(why))) (search_form("")) },
+        );
+        *answer.status_mut() = StatusCode::BAD_REQUEST;
+        return answer;
+    };
     let n: E164 = match f.number.trim().parse() {
         Ok(n) => n,
         Err(e) => {
@@ -267,6 +294,7 @@ pub(crate) async fn add_optout(
     let source = Some(f.source.trim().to_string()).filter(|s| !s.is_empty());
     match crate::admin::http::record_optout(&c.app, n, source, super::who(&s, &peer)).await {
         Ok(_) => {
+            super::written(&c.app).await;
             let to = format!(
                 "/console/number?n={}&done=optout",
                 url_encode(&n.to_string())

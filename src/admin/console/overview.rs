@@ -88,7 +88,7 @@ impl Counts {
             .iter()
             .filter(|t| t.kind == Kind::Decision && t.verdict == "blocked");
         for t in blocked {
-            for code in t.reasons.split(',').filter(|c| !c.is_empty()) {
+            for code in t.reasons.split_whitespace() {
                 *counts
                     .blocked_by_reason
                     .entry(code.to_string())

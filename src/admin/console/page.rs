@@ -10,7 +10,14 @@ use maud::{html, Markup, DOCTYPE};
 pub(crate) const STYLE: &str = include_str!("style.css");
 
 /// The pages in the navigation: path and title.
-const NAV: &[(&str, &str)] = &[("/console", "Overview"), ("/console/number", "Number")];
+const NAV: &[(&str, &str)] = &[
+    ("/console", "Overview"),
+    ("/console/number", "Number"),
+    ("/console/calls", "Calls"),
+    ("/console/optouts", "Opt-outs"),
+    ("/console/consent", "Consent"),
+    ("/console/emergency", "Emergency"),
+];
 
 /// A whole page for `s`, titled `title`, with `body` in its main part.
 pub(crate) fn page(s: &Session, title: &str, body: Markup) -> Response {
@@ -92,6 +99,19 @@ fn role_name(s: &Session) -> &'static str {
     match s.role {
         crate::config::AdminRole::Viewer => "viewer",
         crate::config::AdminRole::Operator => "operator",
+    }
+}
+
+/// An operator's form to upload a CSV to `action`, with `help` on what the file holds.
+pub(crate) fn upload_form(s: &Session, action: &str, help: Markup) -> Markup {
+    html! {
+        h2 { "Upload a CSV" }
+        form.card method="post" action=(action) enctype="multipart/form-data" {
+            (csrf_field(s))
+            p.muted { (help) " All of it is added, or, if any line is bad, none." }
+            input type="file" name="file" accept=".csv,text/csv,text/plain" required;
+            " " button type="submit" { "Upload" }
+        }
     }
 }
 

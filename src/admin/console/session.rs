@@ -13,6 +13,10 @@ pub(crate) const MAX_SESSIONS: usize = 4096;
 
 pub(crate) const COOKIE: &str = "callgate_session";
 
+/// The sign-in form's own token (no session yet): the form and this cookie must carry the
+/// same, which a page of another site cannot arrange (login CSRF).
+pub(crate) const SIGN_IN_COOKIE: &str = "callgate_signin";
+
 /// Who is signed in, and the token every form of theirs must carry (CSRF).
 #[derive(Clone, Debug)]
 pub(crate) struct Session {
@@ -34,7 +38,7 @@ pub(crate) struct Sessions {
 }
 
 /// 32 random bytes as hex: a session token or a CSRF token.
-fn token() -> String {
+pub(crate) fn token() -> String {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).expect("the system's random source");
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -77,6 +81,31 @@ impl Sessions {
         (id, session)
     }
 
+    /// The live session of `user` that began `how`, or a new one: a client certificate signs
+    /// in at every request without a cookie, and must not start a session each time (past
+    /// the bound, they would end other people's).
+    pub(crate) fn reuse_or_start(
+        &self,
+        user: &str,
+        role: AdminRole,
+        how: &str,
+    ) -> (String, Session) {
+        let now = Instant::now();
+        {
+            let mut held = self.held.lock().unwrap();
+            let live = held.iter_mut().find(|(_, h)| {
+                &*h.session.user == user
+                    && &*h.session.how == how
+                    && now.duration_since(h.last_seen) < self.idle
+            });
+            if let Some((id, h)) = live {
+                h.last_seen = now;
+                return (id.clone(), h.session.clone());
+            }
+        }
+        self.start(user, role, how)
+    }
+
     /// The session `id` names, if it has not ended; a request keeps it alive.
     pub(crate) fn get(&self, id: &str) -> Option<Session> {
         let now = Instant::now();
@@ -97,13 +126,18 @@ impl Sessions {
 
 /// The session cookie's value in a request's `Cookie` headers.
 pub(crate) fn cookie_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    named_cookie(headers, COOKIE)
+}
+
+/// The value of the cookie `name` in a request's `Cookie` headers.
+pub(crate) fn named_cookie<'h>(headers: &'h axum::http::HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
 }
 
@@ -117,6 +151,12 @@ pub(crate) fn set_cookie(id: &str, https: bool) -> String {
 pub(crate) fn clear_cookie(https: bool) -> String {
     let secure = if https { "; Secure" } else { "" };
     format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+}
+
+/// The `Set-Cookie` value of the sign-in form's token.
+pub(crate) fn sign_in_cookie(token: &str, https: bool) -> String {
+    let secure = if https { "; Secure" } else { "" };
+    format!("{SIGN_IN_COOKIE}={token}; Path=/console/sign-in; HttpOnly; SameSite=Strict{secure}")
 }
 
 /// Whether two tokens are equal, in time that does not tell where they differ.
@@ -163,6 +203,14 @@ mod tests {
         assert!(s.get(&last).is_some());
         assert!(s.get(&first).is_some());
         assert_eq!(s.held.lock().unwrap().len(), MAX_SESSIONS);
+    }
+
+    #[test]
+    fn a_certificate_keeps_one_session() {
+        let s = Sessions::new(Duration::from_secs(60));
+        let (a, _) = s.reuse_or_start("bob", AdminRole::Viewer, "client certificate bob");
+        let (b, _) = s.reuse_or_start("bob", AdminRole::Viewer, "client certificate bob");
+        assert_eq!(a, b);
     }
 
     #[test]

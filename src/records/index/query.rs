@@ -45,6 +45,8 @@ pub struct Query {
     pub campaign: Option<String>,
     pub kinds: Vec<Kind>,
     pub verdict: Option<String>,
+    /// One reason code among the line's.
+    pub reason: Option<String>,
     pub disposition: Option<String>,
     pub call_id: Option<String>,
     pub decision_id: Option<String>,
@@ -181,6 +183,11 @@ pub(super) fn where_clause(q: &Query, args: &mut Args) -> String {
         ),
         // A facet holds "" for none: an empty value asked matches nothing, as before.
         ("f.verdict = ? AND f.verdict != ''", text(&q.verdict)),
+        // Reasons are codes separated by spaces.
+        (
+            "instr(' ' || f.reasons || ' ', ' ' || ? || ' ') > 0",
+            text(&q.reason),
+        ),
         (
             "f.disposition = ? AND f.disposition != ''",
             text(&q.disposition),

@@ -12,7 +12,7 @@ pub struct Tally {
     pub kind: Kind,
     /// "" for none, as in the index.
     pub verdict: String,
-    /// Reason codes, comma-separated.
+    /// Reason codes, separated by spaces.
     pub reasons: String,
     pub disposition: String,
     pub action: String,

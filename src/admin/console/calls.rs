@@ -1,0 +1,281 @@
+//! Calls: the call records of a period, searched by campaign, verdict, reason, disposition
+//! and number through the records index, a page at a time, and the whole result as CSV.
+
+use super::page::{html_response, notice, page};
+use super::{url_encode, Console, Session};
+use crate::app::App;
+use crate::call::{Reason, Verdict};
+use crate::records::export::{cell, csv_header, csv_row};
+use crate::records::index::{each_line, Kind, Query};
+use crate::records::Disposition;
+use axum::extract::{Query as Params, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use maud::{html, Markup};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+/// Calls on a page.
+const PAGE: u32 = 100;
+/// Calls in one CSV: past this, narrow the search or use `callgate records export`.
+const MAX_CSV: u32 = 200_000;
+
+/// The search, as the form sends it (every field may be empty).
+#[derive(Deserialize, Serialize, Default, Clone)]
+pub(crate) struct Search {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    number: String,
+    #[serde(default)]
+    campaign: String,
+    #[serde(default)]
+    verdict: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    disposition: String,
+    /// The previous page's last call.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    after: String,
+}
+
+fn some(s: &str) -> Option<String> {
+    Some(s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+impl Search {
+    /// The index query, or what is wrong with the search.
+    fn query(&self, limit: u32) -> Result<Query, String> {
+        use super::super::records::{after, number, time};
+        let verdict = some(&self.verdict);
+        if let Some(v) = verdict.as_deref().filter(|v| Verdict::parse(v).is_none()) {
+            return Err(format!("verdict `{v}`: not a verdict"));
+        }
+        let reason = some(&self.reason);
+        if let Some(r) = reason.as_deref().filter(|r| Reason::from_code(r).is_none()) {
+            return Err(format!("reason `{r}`: not a reason code"));
+        }
+        let disposition = some(&self.disposition);
+        if let Some(d) = disposition
+            .as_deref()
+            .filter(|d| Disposition::parse(d).is_none())
+        {
+            return Err(format!("disposition `{d}`: not a disposition"));
+        }
+        Ok(Query {
+            number: some(&self.number).as_deref().map(number).transpose()?,
+            from: time(&some(&self.from), "from", false)?,
+            to: time(&some(&self.to), "to", true)?,
+            campaign: some(&self.campaign),
+            kinds: vec![Kind::Call],
+            verdict,
+            reason,
+            disposition,
+            after: some(&self.after).as_deref().map(after).transpose()?,
+            limit: Some(limit),
+            ..Query::default()
+        })
+    }
+
+    /// The search as a query string (for the next page and the CSV link).
+    fn link(&self, path: &str, after: Option<&str>) -> String {
+        let mut s = Search {
+            after: String::new(),
+            ..self.clone()
+        };
+        if let Some(a) = after {
+            s.after = a.to_string();
+        }
+        let query = serde_urlencoded::to_string(&s).unwrap_or_default();
+        format!("{path}?{query}")
+    }
+}
+
+/// The call records a query found, read from the log, and the last one's place.
+fn calls(app: &App, q: &Query) -> Result<(Vec<Value>, Option<String>), String> {
+    let (index, files, _) = super::super::records::current_index(app).map_err(|e| e.to_string())?;
+    let found = index.query(q).map_err(|e| e.to_string())?;
+    let mut calls = Vec::with_capacity(found.len());
+    let mut last = None;
+    each_line(&files, &found, |_, f, line| {
+        let record: Option<Value> = serde_json::from_slice(line).ok();
+        if let Some(call) = record.and_then(|mut r| r.get_mut("call").map(Value::take)) {
+            calls.push(call);
+            last = Some(f.pos.to_string());
+        }
+        Ok(ControlFlow::Continue(()))
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((calls, last))
+}
+
+pub(crate) async fn show(
+    State(c): State<Arc<Console>>,
+    Extension(s): Extension<Session>,
+    Params(search): Params<Search>,
+) -> Response {
+    let q = match search.query(PAGE) {
+        Ok(q) => q,
+        Err(e) => {
+            let body = html! { (notice(None, Some(&e))) (form(&search)) };
+            let mut answer = page(&s, "Calls", body);
+            *answer.status_mut() = StatusCode::BAD_REQUEST;
+            return answer;
+        }
+    };
+    let app = c.app.clone();
+    let found = tokio::task::spawn_blocking(move || calls(&app, &q)).await;
+    let found = found.unwrap_or_else(|e| Err(e.to_string()));
+    let body = html! {
+        (form(&search))
+        @match &found {
+            Ok((calls, last)) => (results(&search, calls, last.as_deref())),
+            Err(e) => p.bad role="alert" { "The records index cannot answer: " (e) },
+        }
+    };
+    page(&s, "Calls", body)
+}
+
+fn form(s: &Search) -> Markup {
+    let verdicts = Verdict::ALL.map(|v| v.as_str());
+    let dispositions = Disposition::ALL.map(|d| d.as_str());
+    let reasons: Vec<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
+    html! {
+        form.card.search method="get" action="/console/calls" {
+            span { label for="from" { "From (UTC)" } input type="date" id="from" name="from" value=(s.from); }
+            span { label for="to" { "To (UTC, included)" } input type="date" id="to" name="to" value=(s.to); }
+            span { label for="number" { "Number" } input type="search" id="number" name="number" value=(s.number); }
+            span { label for="campaign" { "Campaign" } input type="search" id="campaign" name="campaign" value=(s.campaign); }
+            span { label for="verdict" { "Verdict" } (select("verdict", &verdicts, &s.verdict)) }
+            span { label for="reason" { "Reason" } (select("reason", &reasons, &s.reason)) }
+            span { label for="disposition" { "Disposition" } (select("disposition", &dispositions, &s.disposition)) }
+            span { button type="submit" { "Search" } }
+        }
+    }
+}
+
+fn select(name: &str, options: &[&str], chosen: &str) -> Markup {
+    html! {
+        select id=(name) name=(name) {
+            option value="" selected[chosen.is_empty()] { "any" }
+            @for o in options { option value=(o) selected[*o == chosen] { (o) } }
+        }
+    }
+}
+
+fn results(search: &Search, calls: &[Value], last: Option<&str>) -> Markup {
+    let field = |c: &Value, k: &str| {
+        let v = cell(c, k);
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v
+        }
+    };
+    let duration = |c: &Value| {
+        c.get("duration_ms")
+            .and_then(Value::as_u64)
+            .map(|ms| format!("{}.{:03} s", ms / 1000, ms % 1000))
+            .unwrap_or_else(|| "-".into())
+    };
+    html! {
+        p {
+            (calls.len()) " call(s) on this page. "
+            a href=(search.link("/console/calls.csv", None)) { "Export the whole search as CSV" }
+        }
+        @if calls.is_empty() {
+            p.muted { "No call matches." }
+        } @else {
+            table {
+                thead { tr {
+                    th { "INVITE (UTC)" } th { "Called" } th { "Caller ID" } th { "Campaign" }
+                    th { "Verdict" } th { "Reasons" } th { "Disposition" } th { "Duration" } th { "Ended by" }
+                } }
+                tbody {
+                    @for c in calls {
+                        @let called = field(c, "called");
+                        tr {
+                            td { (field(c, "invite_at")) }
+                            td { a href=(format!("/console/number?n={}", url_encode(&called))) { (called) } }
+                            td { (field(c, "caller_id")) }
+                            td { (field(c, "campaign")) }
+                            td { (field(c, "verdict")) }
+                            td.mono { (field(c, "reasons")) }
+                            td { (field(c, "disposition")) }
+                            td.n { (duration(c)) }
+                            td { (field(c, "ended_by")) }
+                        }
+                    }
+                }
+            }
+            @if calls.len() as u32 == PAGE {
+                @if let Some(last) = last {
+                    p { a href=(search.link("/console/calls", Some(last))) { "Next page" } }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /console/calls.csv?...`: every call the search finds, as `records export` writes them.
+pub(crate) async fn csv(
+    State(c): State<Arc<Console>>,
+    Extension(s): Extension<Session>,
+    Params(search): Params<Search>,
+) -> Response {
+    let q = match search.query(MAX_CSV + 1) {
+        Ok(q) => q,
+        Err(e) => {
+            let mut answer = page(
+                &s,
+                "Calls",
+                html! { (notice(None, Some(&e))) (form(&search)) },
+            );
+            *answer.status_mut() = StatusCode::BAD_REQUEST;
+            return answer;
+        }
+    };
+    let app = c.app.clone();
+    let found = tokio::task::spawn_blocking(move || calls(&app, &q)).await;
+    let calls = match found.unwrap_or_else(|e| Err(e.to_string())) {
+        Ok((calls, _)) => calls,
+        Err(e) => {
+            let why = format!("The records index cannot answer: {e}");
+            return html_response(StatusCode::SERVICE_UNAVAILABLE, notice(None, Some(&why)));
+        }
+    };
+    if calls.len() > MAX_CSV as usize {
+        let why = format!(
+            "More than {MAX_CSV} calls match: narrow the period, or use `callgate records export`."
+        );
+        let mut answer = page(
+            &s,
+            "Calls",
+            html! { (notice(None, Some(&why))) (form(&search)) },
+        );
+        *answer.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return answer;
+    }
+    let mut out = csv_header();
+    for c in &calls {
+        out.push_str(&csv_row(c));
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"calls.csv\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        out,
+    )
+        .into_response()
+}

@@ -1,0 +1,95 @@
+//! Opt-outs: how many are held, one added by hand (the number page's form), or a CSV of them
+//! uploaded (letters, a call centre's do-not-call log): all of it or nothing, each bad line
+//! named by its number; each opt-out an audited admin record naming the user.
+
+use super::page::{notice, page, upload_form};
+use super::{Console, Session};
+use crate::admin::listener::AdminPeer;
+use crate::config::AdminRole;
+use axum::extract::{ConnectInfo, Multipart, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use maud::{html, Markup};
+use serde_json::json;
+use std::sync::Arc;
+
+pub(crate) async fn show(
+    State(c): State<Arc<Console>>,
+    Extension(s): Extension<Session>,
+) -> Response {
+    page(&s, "Opt-outs", body(&c, &s, None, &[]))
+}
+
+fn body(c: &Console, s: &Session, done: Option<&str>, errors: &[String]) -> Markup {
+    html! {
+        (notice(done, None))
+        @if !errors.is_empty() {
+            div.card role="alert" {
+                p.bad { "The file was refused; nothing was added." }
+                ul { @for e in errors { li { (e) } } }
+            }
+        }
+        p { (c.app.lists.optouts.len()) " opt-out(s) held. Look a number up on the "
+            a href="/console/number" { "number page" } " to see its opt-out, or add one there." }
+        @if s.role == AdminRole::Operator {
+            (upload_form(s, "/console/optouts/upload", html! {
+                "A header line " code { "number,source" } " (or " code { "number" }
+                "), then one opt-out a line."
+            }))
+        }
+    }
+}
+
+/// `POST /console/optouts/upload`: durable, all of it, before the answer.
+pub(crate) async fn upload(
+    State(c): State<Arc<Console>>,
+    Extension(s): Extension<Session>,
+    ConnectInfo(peer): ConnectInfo<AdminPeer>,
+    form: Multipart,
+) -> Response {
+    let refuse = |status: StatusCode, errors: Vec<String>| {
+        let mut answer = page(&s, "Opt-outs", body(&c, &s, None, &errors));
+        *answer.status_mut() = status;
+        answer
+    };
+    let entries = match super::uploaded_text(form)
+        .await
+        .map_err(|e| vec![e])
+        .and_then(|t| crate::lists::optouts::parse_csv(&t))
+    {
+        Ok(e) => e,
+        Err(errors) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, errors),
+    };
+    let app = c.app.clone();
+    let added = tokio::task::spawn_blocking(move || app.lists.optouts.add_many(entries)).await;
+    let records = match added {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "opt-out journal write failed");
+            let why = format!("the opt-outs could not be written: {e}");
+            return refuse(StatusCode::INTERNAL_SERVER_ERROR, vec![why]);
+        }
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, vec![e.to_string()]),
+    };
+    let app = &c.app;
+    app.metrics.optouts_added.inc_by(records.len() as u64);
+    app.metrics
+        .optouts_entries
+        .set(app.lists.optouts.len() as i64);
+    let who = super::who(&s, &peer);
+    for rec in &records {
+        app.record_admin(
+            "optout_add",
+            who.clone(),
+            json!({"number": rec.number, "seq": rec.seq, "source": rec.source}),
+        );
+    }
+    tracing::info!(count = records.len(), user = %s.user, "opt-outs uploaded");
+    super::written(app).await;
+    let done = format!(
+        "{} opt-out(s) recorded: the next call to each of them is blocked.",
+        records.len()
+    );
+    page(&s, "Opt-outs", body(&c, &s, Some(&done), &[]))
+}
