@@ -297,3 +297,41 @@ async fn a_csv_with_a_bad_line_is_refused_naming_the_line_and_adds_nothing() {
     assert!(b.text().await.contains("Not opted out"));
     b.close().await;
 }
+
+#[tokio::test]
+async fn the_report_for_the_period_shows_the_counts_the_test_placed() {
+    let (_carrier, cg) = callgate();
+    let work = tempfile::tempdir().unwrap();
+    assert_eq!(
+        dialer(
+            "uac_expect_reject.xml",
+            &["2125550143"],
+            cg.sip,
+            work.path()
+        ),
+        0
+    );
+    assert_eq!(
+        dialer(
+            "uac_allow.xml",
+            &["4155550100", "4155550101"],
+            cg.sip,
+            work.path()
+        ),
+        0
+    );
+    let b = Browser::open(&cg, "report").await;
+    b.sign_in("victor").await;
+    b.go("/console/reports").await;
+    b.shot("reports").await;
+    let today = callgate::clock::today_at_utc_hour_rfc3339(19)[..10].to_string();
+    b.go(&format!("/console/reports/view?from={today}&to={today}"))
+        .await;
+    let text = b.text().await;
+    b.shot("report").await;
+    assert!(text.contains("Decisions 3"), "{text}");
+    assert!(text.contains("Blocked 1"), "{text}");
+    assert!(text.contains("Call records 3"), "{text}");
+    assert!(text.contains("within its allowed age"), "{text}");
+    b.close().await;
+}

@@ -8,6 +8,7 @@ mod config;
 mod docs;
 mod lists;
 mod records;
+mod report;
 mod run;
 mod select;
 mod systemd;
@@ -78,6 +79,10 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: records::RecordsCmd,
     },
+    /// Write the compliance report of a period (HTML to print or hand to an auditor, or JSON):
+    /// decisions by verdict, blocks by reason, calls by disposition, abandonment per campaign,
+    /// opt-outs and consent entered, and the list versions in service each day with their age.
+    Report(report::ReportArgs),
     /// Print the shell completion script for SHELL (the Debian package installs bash, zsh and
     /// fish completions).
     Completions(docs::CompletionsArgs),
@@ -102,6 +107,7 @@ pub(crate) fn dispatch(cmd: Cmd) -> anyhow::Result<u8> {
         Cmd::Audit { cmd } => audit::main(cmd),
         Cmd::Records { cmd } => records::main(cmd).map(|()| 0),
         Cmd::Admin { cmd } => admin::main(cmd).map(|()| 0),
+        Cmd::Report(args) => report::main(args).map(|()| 0),
         Cmd::Completions(args) => docs::completions(args).map(|()| 0),
         Cmd::Man(args) => docs::man(args).map(|()| 0),
         Cmd::Metrics { cmd } => docs::metrics(cmd).map(|()| 0),

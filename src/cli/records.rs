@@ -168,7 +168,7 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
 /// The records index of `dir`, brought up to the log, and said to be in use; `None` (and why)
 /// when it cannot be brought up to date (read-only for this user, damaged): an index behind
 /// the log would answer from less than the log holds, so the log is read instead.
-fn up_to_date_index(
+pub(super) fn up_to_date_index(
     dir: &std::path::Path,
     files: &[std::path::PathBuf],
 ) -> Option<callgate::records::index::Index> {

@@ -12,6 +12,7 @@ mod line;
 pub(crate) mod metrics;
 mod open;
 pub mod recover;
+pub mod report;
 
 pub use line::CallRecord;
 pub(crate) use line::End;

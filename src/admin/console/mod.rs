@@ -12,6 +12,7 @@ mod number;
 mod optouts;
 mod overview;
 mod page;
+mod reports;
 mod session;
 mod sign_in;
 
@@ -80,6 +81,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             "/console/emergency",
             get(emergency::show).post(emergency::set),
         )
+        .route("/console/reports", get(reports::show))
+        .route("/console/reports/view", get(reports::view))
         .route("/console/sign-out", post(sign_in::sign_out))
         .layer(middleware::from_fn_with_state(console.clone(), access));
     Router::new()

@@ -5,8 +5,8 @@
 use super::page::{page, refused};
 use super::{Console, Session};
 use crate::app::App;
-use crate::call::Reason;
 use crate::records::index::{Kind, Query, Tally};
+use crate::records::report::bars;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -34,7 +34,7 @@ pub(crate) async fn show(
         h2 { "Today's decisions" span.muted { " (since 00:00 UTC)" } }
         (today(&counts))
         h2 { "Blocked in the last 24 hours, by reason" }
-        (reasons_chart(&counts.blocked_by_reason))
+        (bars("Blocked calls by reason", &counts.blocked_by_reason))
     };
     page(&s, "Overview", body)
 }
@@ -221,31 +221,6 @@ fn today(c: &Counts) -> Markup {
                         }
                     }
                 }
-            }
-        }
-    }
-}
-
-/// Horizontal bars, one per reason, as inline SVG (no script, prints as drawn).
-pub(crate) fn reasons_chart(by_reason: &BTreeMap<String, u64>) -> Markup {
-    if by_reason.is_empty() {
-        return html! { p.muted { "No call was blocked." } };
-    }
-    let mut rows: Vec<(&String, u64)> = by_reason.iter().map(|(k, v)| (k, *v)).collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let max = rows.first().map(|r| r.1).unwrap_or(1).max(1);
-    let (label_w, bar_w, row_h) = (260u64, 420u64, 22u64);
-    let height = row_h * rows.len() as u64 + 4;
-    html! {
-        svg.chart xmlns="http://www.w3.org/2000/svg" width=(label_w + bar_w + 80) height=(height)
-            role="img" aria-label="Blocked calls by reason" {
-            @for (i, (code, n)) in rows.iter().enumerate() {
-                @let y = i as u64 * row_h;
-                @let w = (n * bar_w / max).max(1);
-                @let text = Reason::from_code(code).map(|r| r.text()).unwrap_or(code.as_str());
-                text x="0" y=(y + 15) { title { (code) } (text) }
-                rect.bar x=(label_w) y=(y + 3) width=(w) height=(row_h - 6) {}
-                text x=(label_w + w + 6) y=(y + 15) { (n) }
             }
         }
     }

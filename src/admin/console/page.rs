@@ -17,6 +17,7 @@ const NAV: &[(&str, &str)] = &[
     ("/console/optouts", "Opt-outs"),
     ("/console/consent", "Consent"),
     ("/console/emergency", "Emergency"),
+    ("/console/reports", "Reports"),
 ];
 
 /// A whole page for `s`, titled `title`, with `body` in its main part.

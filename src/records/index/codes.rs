@@ -6,7 +6,7 @@ use super::{Kind, Pos};
 use chrono::NaiveDate;
 
 /// Bits of a place that hold the byte offset (a day file up to 1 TiB).
-const OFFSET_BITS: u32 = 40;
+pub(crate) const OFFSET_BITS: u32 = 40;
 
 fn date_of(day: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(day.strip_prefix("audit-")?, "%Y-%m-%d").ok()

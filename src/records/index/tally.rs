@@ -3,7 +3,7 @@
 //! period's rows; no line of the log is read.
 
 use super::query::{where_clause, Args};
-use super::{codes, Index, IndexError, Kind, Query};
+use super::{codes, Found, Index, IndexError, Kind, Query};
 use rusqlite::types::Type;
 
 /// Lines of one facet in the period.
@@ -16,6 +16,8 @@ pub struct Tally {
     pub reasons: String,
     pub disposition: String,
     pub action: String,
+    /// The campaign of the lines counted (None: lines without one).
+    pub campaign: Option<String>,
     pub count: u64,
 }
 
@@ -32,8 +34,9 @@ impl Index {
         let mut args = Args::default();
         let clause = where_clause(&q, &mut args);
         let sql = format!(
-            "SELECT f.kind, f.verdict, f.reasons, f.disposition, f.action, count(*)
-             FROM entries e CROSS JOIN facets f ON f.id = e.facet {clause} GROUP BY e.facet"
+            "SELECT f.kind, f.verdict, f.reasons, f.disposition, f.action, c.name, count(*)
+             FROM entries e CROSS JOIN facets f ON f.id = e.facet
+             LEFT JOIN names c ON c.id = e.campaign {clause} GROUP BY e.facet, e.campaign"
         );
         let mut stmt = self.db.prepare(&sql).map_err(self.sql())?;
         let rows = stmt
@@ -48,8 +51,43 @@ impl Index {
                     reasons: r.get(2)?,
                     disposition: r.get(3)?,
                     action: r.get(4)?,
-                    count: r.get::<_, i64>(5)?.max(0) as u64,
+                    campaign: r.get(5)?,
+                    count: r.get::<_, i64>(6)?.max(0) as u64,
                 })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+}
+
+impl Index {
+    /// The first and the last line `q` keeps in each day of the log (its number and page are
+    /// not used), in log order: what was in force when a day's calls began and ended.
+    pub fn day_ends(&self, q: &Query) -> Result<Vec<(Found, Found)>, IndexError> {
+        let q = Query {
+            number: None,
+            after: None,
+            limit: None,
+            ..q.clone()
+        };
+        let mut args = Args::default();
+        let clause = where_clause(&q, &mut args);
+        let sql = format!(
+            "SELECT min(e.place), max(e.place), f.kind FROM entries e
+             CROSS JOIN facets f ON f.id = e.facet {clause}
+             GROUP BY e.place >> {bits} ORDER BY 1",
+            bits = codes::OFFSET_BITS
+        );
+        let mut stmt = self.db.prepare(&sql).map_err(self.sql())?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.0), |r| {
+                let (first, last): (i64, i64) = (r.get(0)?, r.get(1)?);
+                let kind = codes::kind_of(r.get(2)?).unwrap_or(Kind::Decision);
+                let found = |place| Found {
+                    pos: codes::pos_of(place),
+                    kind,
+                };
+                Ok((found(first), found(last)))
             })
             .map_err(self.sql())?;
         rows.collect::<Result<_, _>>().map_err(self.sql())

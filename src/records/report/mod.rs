@@ -1,0 +1,259 @@
+//! The compliance report of a period, for an auditor: decisions by verdict, blocks by
+//! reason, calls by disposition, abandonment per campaign, opt-outs and consent entered, caps
+//! reached, shadow-mode would-blocks, and the list versions in service each day with their age
+//! (the proof that the national list was never older than the rule allows, or the days it
+//! was). Counted through the records index; the list versions read from each day's first and
+//! last decision in the log itself.
+
+mod html;
+
+use super::export::FindError;
+use super::index::{each_line, Index, Kind, Query, Tally};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+pub(crate) use html::bars;
+pub use html::render as html;
+
+/// What the report covers.
+pub struct Ask {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub campaign: Option<String>,
+    /// The most days a national list may be old (`policy.national_max_age_days`).
+    pub national_max_age_days: u32,
+}
+
+#[derive(Serialize)]
+pub struct Report {
+    pub from: String,
+    pub to: String,
+    pub campaign: Option<String>,
+    pub generated_at: String,
+    /// Decisions by verdict.
+    pub decisions: BTreeMap<String, u64>,
+    /// Blocked decisions by reason (a decision may have several).
+    pub blocked_by_reason: BTreeMap<String, u64>,
+    /// What shadow mode would have blocked, by reason.
+    pub would_block_by_reason: BTreeMap<String, u64>,
+    /// Call records by disposition.
+    pub calls: BTreeMap<String, u64>,
+    pub campaigns: Vec<Campaign>,
+    pub optouts_received: u64,
+    /// Consent uploads and entries (admin records; each may hold many records).
+    pub consent_entries: u64,
+    /// Calls blocked by a frequency cap.
+    pub caps_reached: u64,
+    /// The lists each day's calls were decided with.
+    pub days: Vec<DayLists>,
+    /// Days on which a decision used a national list older than allowed.
+    pub stale_days: Vec<String>,
+}
+
+/// One campaign's calls and abandonment (TSR 310.4(b)(4): abandoned over answered).
+#[derive(Serialize)]
+pub struct Campaign {
+    pub campaign: String,
+    pub calls: u64,
+    pub answered: u64,
+    pub abandoned: u64,
+    pub abandonment_percent: Option<f64>,
+}
+
+/// A day's lists, as its first and last decisions name them.
+#[derive(Serialize)]
+pub struct DayLists {
+    pub day: String,
+    pub lists: Vec<ListInService>,
+}
+
+#[derive(Serialize, Clone, PartialEq)]
+pub struct ListInService {
+    pub id: String,
+    pub kind: String,
+    pub version: String,
+    pub downloaded: Option<String>,
+    /// Days from its download to the decision that used it (the day's last, the oldest).
+    pub age_days: Option<i64>,
+    /// For a national list: whether it was within the allowed age.
+    pub fresh: Option<bool>,
+}
+
+/// Gather the report from the log `files` (oldest first) through `index` (up to date).
+pub fn build(
+    files: &[PathBuf],
+    index: &Index,
+    ask: &Ask,
+    now: DateTime<Utc>,
+) -> Result<Report, FindError> {
+    let q = Query {
+        from: Some(ask.from),
+        to: Some(ask.to),
+        campaign: ask.campaign.clone(),
+        ..Query::default()
+    };
+    let tallies = index.tally(&q)?;
+    let mut r = Report {
+        from: stamp(ask.from),
+        to: stamp(ask.to),
+        campaign: ask.campaign.clone(),
+        generated_at: stamp(now),
+        decisions: BTreeMap::new(),
+        blocked_by_reason: BTreeMap::new(),
+        would_block_by_reason: BTreeMap::new(),
+        calls: BTreeMap::new(),
+        campaigns: campaigns(&tallies),
+        optouts_received: 0,
+        consent_entries: 0,
+        caps_reached: 0,
+        days: vec![],
+        stale_days: vec![],
+    };
+    for t in &tallies {
+        count(&mut r, t);
+    }
+    let decisions = Query {
+        kinds: vec![Kind::Decision],
+        ..q
+    };
+    r.days = days(files, index, &decisions, ask)?;
+    r.stale_days = r
+        .days
+        .iter()
+        .filter(|d| d.lists.iter().any(|l| l.fresh == Some(false)))
+        .map(|d| d.day.clone())
+        .collect();
+    Ok(r)
+}
+
+/// A time as the report shows it: to the second, UTC.
+fn stamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Add one tally to the report's counts.
+fn count(r: &mut Report, t: &Tally) {
+    let reasons = || t.reasons.split_whitespace();
+    match t.kind {
+        Kind::Decision => {
+            *r.decisions.entry(t.verdict.clone()).or_default() += t.count;
+            let by_reason = match t.verdict.as_str() {
+                "blocked" => &mut r.blocked_by_reason,
+                "would_block" => &mut r.would_block_by_reason,
+                _ => return,
+            };
+            for code in reasons() {
+                *by_reason.entry(code.to_string()).or_default() += t.count;
+            }
+            if t.verdict == "blocked" && reasons().any(|c| c == "frequency_cap") {
+                r.caps_reached += t.count;
+            }
+        }
+        Kind::Call => *r.calls.entry(t.disposition.clone()).or_default() += t.count,
+        Kind::Admin => match t.action.as_str() {
+            "optout_add" => r.optouts_received += t.count,
+            "consent_add" => r.consent_entries += t.count,
+            _ => {}
+        },
+    }
+}
+
+fn campaigns(tallies: &[Tally]) -> Vec<Campaign> {
+    let mut by: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for t in tallies.iter().filter(|t| t.kind == Kind::Call) {
+        let name = t.campaign.clone().unwrap_or_else(|| "-".into());
+        let e = by.entry(name).or_default();
+        e.0 += t.count;
+        match t.disposition.as_str() {
+            "answered" | "transferred" => e.1 += t.count,
+            "abandoned" => e.2 += t.count,
+            _ => {}
+        }
+    }
+    by.into_iter()
+        .map(|(campaign, (calls, answered, abandoned))| Campaign {
+            campaign,
+            calls,
+            answered,
+            abandoned,
+            // Abandoned calls were answered by a person too.
+            abandonment_percent: (answered + abandoned > 0)
+                .then(|| 100.0 * abandoned as f64 / (answered + abandoned) as f64),
+        })
+        .collect()
+}
+
+/// Each day's lists, from its first and last decisions.
+fn days(
+    files: &[PathBuf],
+    index: &Index,
+    decisions: &Query,
+    ask: &Ask,
+) -> Result<Vec<DayLists>, FindError> {
+    let ends = index.day_ends(decisions)?;
+    let found: Vec<_> = ends
+        .iter()
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
+        .collect();
+    let mut days: Vec<DayLists> = vec![];
+    each_line(files, &found, |_, f, line| {
+        let lists = serde_json::from_slice::<Value>(line)
+            .map(|d| lists_of(&d, ask))
+            .unwrap_or_default();
+        let day = f.pos.day.trim_start_matches("audit-").to_string();
+        match days.last_mut() {
+            Some(d) if d.day == day => {
+                for l in lists {
+                    match d
+                        .lists
+                        .iter_mut()
+                        .find(|x| x.id == l.id && x.version == l.version)
+                    {
+                        Some(x) => *x = l,
+                        None => d.lists.push(l),
+                    }
+                }
+            }
+            _ => days.push(DayLists { day, lists }),
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(days)
+}
+
+/// The lists a decision line names, with their age at its time.
+fn lists_of(d: &Value, ask: &Ask) -> Vec<ListInService> {
+    let at = d
+        .get("ts")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    let s = |l: &Value, k: &str| l.get(k).and_then(Value::as_str).map(str::to_string);
+    let lists = d.get("lists").and_then(Value::as_array);
+    lists
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let downloaded = s(l, "downloaded");
+            let age_days = match (at, downloaded.as_deref()) {
+                (Some(at), Some(dl)) => crate::lists::load::parse_date(dl)
+                    .map(|dl| (at.with_timezone(&Utc) - dl).num_days()),
+                _ => None,
+            };
+            let kind = s(l, "kind").unwrap_or_default();
+            let fresh = (kind == "national")
+                .then(|| age_days.is_some_and(|a| a <= i64::from(ask.national_max_age_days)));
+            ListInService {
+                id: s(l, "id").unwrap_or_default(),
+                kind,
+                version: s(l, "version").unwrap_or_default(),
+                downloaded,
+                age_days,
+                fresh,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,79 @@
+//! `callgate report` on records made by real sipp calls through the binary: the counts of
+//! the period, and the list versions in service each day.
+
+mod common;
+use common::peers::{dialer, Callgate, Carrier};
+use common::run_cli;
+
+#[test]
+fn the_report_counts_the_calls_placed_and_proves_the_list_age() {
+    let carrier = Carrier::start();
+    let cg = Callgate::start(carrier.port);
+    let work = tempfile::tempdir().unwrap();
+    assert_eq!(
+        dialer(
+            "uac_expect_reject.xml",
+            &["2125550143"],
+            cg.sip,
+            work.path()
+        ),
+        0
+    );
+    assert_eq!(
+        dialer("uac_allow.xml", &["4155550100"], cg.sip, work.path()),
+        0
+    );
+    cg.wait_call_records(2);
+    let today = &callgate::clock::today_at_utc_hour_rfc3339(19)[..10];
+    let out = work.path().join("report.json");
+    let config = cg.config.display().to_string();
+    let run = run_cli(&[
+        "report",
+        "--config",
+        &config,
+        "--from",
+        today,
+        "--to",
+        today,
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(run.ok, "{}", run.stderr);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["decisions"]["allowed"], 1, "{r:#}");
+    assert_eq!(r["decisions"]["blocked"], 1, "{r:#}");
+    assert_eq!(r["blocked_by_reason"]["national_dnc"], 1, "{r:#}");
+    assert_eq!(r["calls"]["answered"], 1, "{r:#}");
+    assert_eq!(r["calls"]["rejected"], 1, "{r:#}");
+    let national = r["days"][0]["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "national")
+        .cloned()
+        .unwrap();
+    assert_eq!(national["age_days"], 2, "{r:#}");
+    assert_eq!(national["fresh"], true);
+    assert_eq!(r["stale_days"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_report_of_a_period_backwards_is_refused_naming_it() {
+    let run = run_cli(&[
+        "report",
+        "--from",
+        "2026-02-01",
+        "--to",
+        "2026-01-01",
+        "--out",
+        "/dev/null",
+    ]);
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains("--from 2026-02-01 is not before --to 2026-01-01"),
+        "{}",
+        run.stderr
+    );
+}
