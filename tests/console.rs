@@ -557,3 +557,35 @@ fn closures_that_are_not_ones_are_named_and_change_nothing() {
         .1
         .contains("\"states\":[]"));
 }
+
+#[test]
+fn a_reload_from_the_lists_page_is_shown_with_who_made_it() {
+    let (h, _dir) = with_users();
+    let mut c = signed_in(&h, "alice");
+    let token = csrf(&c.get("/console/lists").body);
+    let a = c.post("/console/lists/reload", &[("csrf", &token)]);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("Reloaded: generation"), "{}", a.body);
+    assert!(a.body.contains("alice (console: password)"), "{}", a.body);
+}
+
+#[test]
+fn a_viewer_verifies_the_chain_and_sees_its_head() {
+    let (h, _dir) = with_users();
+    blocked_call(&h);
+    let mut c = signed_in(&h, "victor");
+    let token = csrf(&c.get("/console/audit").body);
+    let a = c.post("/console/audit/verify", &[("csrf", &token)]);
+    assert_eq!(a.status, 303, "{}", a.body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = c.get("/console/audit").body;
+        if !page.contains("Verifying the hash chain") {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(page.contains("The chain verifies"), "{page}");
+    assert!(page.contains("started by victor"), "{page}");
+}

@@ -33,6 +33,8 @@ pub(crate) struct RecordsParams {
     verdict: Option<String>,
     /// A reason code the record has among its reasons.
     reason: Option<String>,
+    /// An admin record's action (`optout_add`, `lists_reload`...).
+    action: Option<String>,
     disposition: Option<String>,
     call_id: Option<String>,
     decision: Option<String>,
@@ -119,6 +121,7 @@ impl RecordsParams {
             kinds,
             verdict: self.verdict,
             reason: self.reason,
+            action: self.action,
             disposition: self.disposition,
             call_id: self.call_id,
             decision_id: self.decision,
@@ -173,7 +176,7 @@ fn answer(result: Result<Result<Response, Failure>, tokio::task::JoinError>) -> 
     }
 }
 
-/// `GET /v1/records?number=&from=&to=&campaign=&kind=&verdict=&reason=&disposition=&call_id=&decision=&after=&limit=`:
+/// `GET /v1/records?number=&from=&to=&campaign=&kind=&verdict=&reason=&action=&disposition=&call_id=&decision=&after=&limit=`:
 /// one page of records in log order, and `next` to ask for the following page. Asked by
 /// number, a batch of consent records shows that number's only.
 pub(crate) async fn list(

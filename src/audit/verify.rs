@@ -50,9 +50,18 @@ pub enum VerifyError {
 /// Check the chain through `files` in order. The first bad line is reported with its file and
 /// line number; a changed, deleted, inserted or moved record breaks the link of the line after.
 pub fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
+    verify_with(files, |_| {})
+}
+
+/// `verify`, telling `done` how many files it has walked after each one.
+pub fn verify_with(
+    files: &[PathBuf],
+    mut done: impl FnMut(usize),
+) -> Result<Verified, VerifyError> {
     let mut chain = Chain::default();
     for (i, path) in files.iter().enumerate() {
         chain.file(path, i + 1 == files.len())?;
+        done(i + 1);
     }
     chain.v.head = chain.prev_hash.unwrap_or_else(|| GENESIS.to_string());
     Ok(chain.v)

@@ -5,9 +5,11 @@
 //! something must come from an operator and carry the session's CSRF token; each change is an
 //! audited admin record naming the user.
 
+mod audit;
 mod calls;
 mod consent;
 mod emergency;
+mod lists;
 mod number;
 mod optouts;
 mod overview;
@@ -43,6 +45,8 @@ pub(crate) struct Console {
     decoy: PasswordHashText,
     /// Turns to check a password (`sign_in::CHECKS_AT_ONCE`).
     checking: tokio::sync::Semaphore,
+    /// The chain verification under way or last done.
+    verification: audit::Shared,
 }
 
 pub(crate) fn router(app: Arc<App>) -> Router {
@@ -62,6 +66,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         sessions: Sessions::new(idle),
         decoy,
         checking: tokio::sync::Semaphore::new(sign_in::CHECKS_AT_ONCE),
+        verification: audit::Shared::default(),
         app,
     });
     let signed_in = Router::new()
@@ -81,6 +86,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             "/console/emergency",
             get(emergency::show).post(emergency::set),
         )
+        .route("/console/lists", get(lists::show))
+        .route("/console/lists/reload", post(lists::reload))
+        .route("/console/audit", get(audit::show))
+        .route("/console/audit/verify", post(audit::start))
         .route("/console/reports", get(reports::show))
         .route("/console/reports/view", get(reports::view))
         .route("/console/sign-out", post(sign_in::sign_out))
@@ -207,6 +216,9 @@ pub(crate) fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// Forms anyone signed in may send: they change nothing callgate decides with.
+const CHANGE_NOTHING: [&str; 2] = ["/console/sign-out", "/console/audit/verify"];
+
 /// A form that changes something: from this site (`Origin`, when the browser sends it),
 /// from an operator (signing out is anyone's), with the session's CSRF token.
 async fn guard_change(s: &Session, https: bool, req: Request) -> Result<Request, Response> {
@@ -214,7 +226,7 @@ async fn guard_change(s: &Session, https: bool, req: Request) -> Result<Request,
     if !same_origin(req.headers(), https) {
         return Err(forbid("This form was sent from another site."));
     }
-    if s.role != AdminRole::Operator && req.uri().path() != "/console/sign-out" {
+    if s.role != AdminRole::Operator && !CHANGE_NOTHING.contains(&req.uri().path()) {
         return Err(forbid(
             "You are signed in as a viewer: viewers may look but not change anything.",
         ));

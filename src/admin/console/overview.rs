@@ -163,7 +163,7 @@ fn alarms(app: &App, counts: &Counts) -> Markup {
     }
 }
 
-fn lists(app: &App) -> Markup {
+pub(super) fn lists(app: &App) -> Markup {
     let lists = app.lists.current();
     let now = app.clock.now();
     let policy = &app.gate.rules().policy;

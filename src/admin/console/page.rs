@@ -17,6 +17,8 @@ const NAV: &[(&str, &str)] = &[
     ("/console/optouts", "Opt-outs"),
     ("/console/consent", "Consent"),
     ("/console/emergency", "Emergency"),
+    ("/console/lists", "Lists"),
+    ("/console/audit", "Audit"),
     ("/console/reports", "Reports"),
 ];
 

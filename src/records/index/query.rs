@@ -47,6 +47,8 @@ pub struct Query {
     pub verdict: Option<String>,
     /// One reason code among the line's.
     pub reason: Option<String>,
+    /// An admin record's action (`optout_add`, `lists_reload`...).
+    pub action: Option<String>,
     pub disposition: Option<String>,
     pub call_id: Option<String>,
     pub decision_id: Option<String>,
@@ -183,6 +185,7 @@ pub(super) fn where_clause(q: &Query, args: &mut Args) -> String {
         ),
         // A facet holds "" for none: an empty value asked matches nothing, as before.
         ("f.verdict = ? AND f.verdict != ''", text(&q.verdict)),
+        ("f.action = ? AND f.action != ''", text(&q.action)),
         // Reasons are codes separated by spaces.
         (
             "instr(' ' || f.reasons || ' ', ' ' || ? || ' ') > 0",
