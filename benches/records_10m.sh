@@ -71,7 +71,7 @@ level = "warn"
 TOML
 "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/callgate.log" &
 CG_PID=$!
-trap 'kill $CG_PID 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $CG_PID 2>/dev/null; wait $CG_PID 2>/dev/null; rm -rf "$WORK"' EXIT
 base="http://127.0.0.1:$ADMIN_PORT"
 for _ in $(seq 1 600); do
   [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/records?limit=1")" = 200 ] && break
@@ -83,6 +83,7 @@ page() {
 ms() { printf '%.0f ms' "$(echo "$1 * 1000" | bc)"; }
 echo "console pages (median of 3):"
 echo "  a number's page (its five-year history, a call now, consent): $(ms "$(page "/console/number?n=$number")")"
+echo "  its printable dossier of a month (the chain walked): $(ms "$(page "/console/number/dossier?n=$number&from=$month_from&to=$month_to")")"
 echo "  calls of a month of one campaign, first page of 100: $(ms "$(page "/console/calls?from=$month_from&to=$month_to&campaign=default")")"
 echo "  calls of a month blocked for the national list, first page: $(ms "$(page "/console/calls?from=$month_from&to=$month_to&reason=national_dnc")")"
 echo "  the overview (today's and the last 24 hours' counts): $(ms "$(page "/console")")"

@@ -589,3 +589,20 @@ fn a_viewer_verifies_the_chain_and_sees_its_head() {
     assert!(page.contains("The chain verifies"), "{page}");
     assert!(page.contains("started by victor"), "{page}");
 }
+
+#[test]
+fn the_printable_dossier_of_a_period_verifies_each_line() {
+    let (h, _dir) = with_users();
+    blocked_call(&h);
+    let mut c = signed_in(&h, "victor");
+    let today = &callgate::clock::today_at_utc_hour_rfc3339(19)[..10];
+    let a = c.get(&format!(
+        "/console/number/dossier?n=2125550143&from={today}&to={today}"
+    ));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("national_dnc"), "{}", a.body);
+    assert!(!a.body.contains("NOT VERIFIED"), "{}", a.body);
+    let bad = c.get("/console/number/dossier?n=2125550143&from=someday");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("from `someday`"), "{}", bad.body);
+}

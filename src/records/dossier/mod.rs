@@ -7,7 +7,7 @@ mod chain;
 mod html;
 
 use super::export::FindError;
-use super::index::{each_line, Index, Kind, Pos, Query};
+use super::index::{each_line, Found, Index, Kind, Pos, Query};
 use crate::audit::walk::DayWalk;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -100,28 +100,10 @@ pub fn build(
     ask: &Ask,
     now: DateTime<Utc>,
 ) -> Result<Dossier, FindError> {
-    let found = index.query(&Query {
-        number: Some(ask.number.clone()),
-        from: ask.from,
-        to: ask.to,
-        limit: Some(MAX_ENTRIES as u32 + 1),
-        ..Query::default()
-    })?;
-    if found.len() > MAX_ENTRIES {
-        return Err(FindError::TooMany { max: MAX_ENTRIES });
-    }
+    let found = found(index, ask)?;
     let with_entries = found.iter().map(|f| f.pos.day.clone()).collect();
     let walks = chain::walk_period(files, &with_entries, ask.from, ask.to)?;
-    let mut entries = Vec::with_capacity(found.len());
-    each_line(files, &found, |file, f, bytes| {
-        let walk = walks.of(&f.pos.day);
-        let mut e = entry(file, &f.pos, f.kind, bytes, walk);
-        if !only_this_number(&mut e.record, &ask.number) {
-            e.line = Some(String::from_utf8_lossy(bytes).into_owned());
-        }
-        entries.push(e);
-        Ok(std::ops::ControlFlow::Continue(()))
-    })?;
+    let entries = gather(files, &found, ask, Some(&walks))?;
     let days = walks.days();
     Ok(Dossier {
         number: ask.number.clone(),
@@ -133,6 +115,54 @@ pub fn build(
         entries,
         days,
     })
+}
+
+/// The number's records as the log holds them, without walking the hash chain (none is
+/// marked verified): the console's history of a number, read in milliseconds; the dossier
+/// proves the chain.
+pub fn history(
+    files: &[PathBuf],
+    index: &Index,
+    ask: &Ask,
+) -> Result<(Vec<Entry>, Counts), FindError> {
+    let entries = gather(files, &found(index, ask)?, ask, None)?;
+    let counts = count(&entries, &[]);
+    Ok((entries, counts))
+}
+
+/// The lines of the number in the period, at most `MAX_ENTRIES`.
+fn found(index: &Index, ask: &Ask) -> Result<Vec<Found>, FindError> {
+    let found = index.query(&Query {
+        number: Some(ask.number.clone()),
+        from: ask.from,
+        to: ask.to,
+        limit: Some(MAX_ENTRIES as u32 + 1),
+        ..Query::default()
+    })?;
+    if found.len() > MAX_ENTRIES {
+        return Err(FindError::TooMany { max: MAX_ENTRIES });
+    }
+    Ok(found)
+}
+
+/// Each found line as an entry, marked verified as `walks` (if any) found its day.
+fn gather(
+    files: &[PathBuf],
+    found: &[Found],
+    ask: &Ask,
+    walks: Option<&chain::Walks>,
+) -> Result<Vec<Entry>, FindError> {
+    let mut entries = Vec::with_capacity(found.len());
+    each_line(files, found, |file, f, bytes| {
+        let walk = walks.and_then(|w| w.of(&f.pos.day));
+        let mut e = entry(file, &f.pos, f.kind, bytes, walk);
+        if !only_this_number(&mut e.record, &ask.number) {
+            e.line = Some(String::from_utf8_lossy(bytes).into_owned());
+        }
+        entries.push(e);
+        Ok(std::ops::ControlFlow::Continue(()))
+    })?;
+    Ok(entries)
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
