@@ -286,22 +286,36 @@ pub(crate) async fn record_optout(
     source: Option<String>,
     who: String,
 ) -> Result<crate::lists::optouts::OptOutRecord, String> {
+    let mut recs = record_optouts(app, vec![(n, source)], who).await?;
+    recs.pop().ok_or_else(|| "not recorded".to_string())
+}
+
+/// Add opt-outs, all or none (durable when this returns Ok), count them and audit each as
+/// `who`'s (one admin record a number, as the dossier reads them): the API's one and the
+/// console's uploads come here.
+pub(crate) async fn record_optouts(
+    app: &Arc<App>,
+    entries: Vec<(E164, Option<String>)>,
+    who: String,
+) -> Result<Vec<crate::lists::optouts::OptOutRecord>, String> {
     let app2 = app.clone();
     // The fsync blocks: keep it off the async executor.
-    let res = tokio::task::spawn_blocking(move || app2.lists.optouts.add(n, source)).await;
+    let res = tokio::task::spawn_blocking(move || app2.lists.optouts.add_many(entries)).await;
     match res {
-        Ok(Ok(rec)) => {
-            app.metrics.optouts_added.inc();
+        Ok(Ok(recs)) => {
+            app.metrics.optouts_added.inc_by(recs.len() as u64);
             app.metrics
                 .optouts_entries
                 .set(app.lists.optouts.len() as i64);
-            tracing::info!(number = %n, seq = rec.seq, "opt-out recorded");
-            app.record_admin(
-                "optout_add",
-                who,
-                json!({"number": rec.number, "seq": rec.seq, "source": rec.source}),
-            );
-            Ok(rec)
+            for rec in &recs {
+                tracing::info!(number = %rec.number, seq = rec.seq, "opt-out recorded");
+                app.record_admin(
+                    "optout_add",
+                    who.clone(),
+                    json!({"number": rec.number, "seq": rec.seq, "source": rec.source}),
+                );
+            }
+            Ok(recs)
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "opt-out journal write failed");
@@ -492,7 +506,8 @@ async fn set_emergency(
     };
     match record_closures(&app, closed, who(&app, &peer)).await {
         Ok(()) => Json(app.gate.state.emergency.current()).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
+        Err(Refused::Bad(e)) => error(StatusCode::BAD_REQUEST, e),
+        Err(Refused::Failed(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 
@@ -502,7 +517,7 @@ pub(crate) async fn record_closures(
     app: &Arc<App>,
     closed: crate::policy::emergency::Closed,
     who: String,
-) -> Result<(), String> {
+) -> Result<(), Refused> {
     let app2 = app.clone();
     let c2 = closed.clone();
     match tokio::task::spawn_blocking(move || app2.gate.state.emergency.set(&c2)).await {
@@ -511,7 +526,8 @@ pub(crate) async fn record_closures(
             app.record_admin("emergency_set", who, json!(closed));
             Ok(())
         }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(e.to_string()),
+        // Closures that are not ones are refused before anything is written.
+        Ok(Err(e)) => Err(Refused::Bad(e.to_string())),
+        Err(e) => Err(Refused::Failed(e.to_string())),
     }
 }

@@ -80,12 +80,9 @@ pub(super) fn time(
     to: bool,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
     let Some(s) = s else { return Ok(None) };
-    let t = crate::lists::load::parse_date(s)
-        .ok_or_else(|| format!("{key} `{s}`: expected RFC 3339 or YYYY-MM-DD"))?;
-    Ok(Some(match to && s.trim().len() == 10 {
-        true => t + chrono::Duration::days(1),
-        false => t,
-    }))
+    crate::records::period_bound(s, to)
+        .map(Some)
+        .ok_or_else(|| format!("{key} `{s}`: expected RFC 3339 or YYYY-MM-DD"))
 }
 
 /// A page's `after`: a place the index can hold (as a page's `next` gives).
@@ -127,6 +124,7 @@ impl RecordsParams {
             decision_id: self.decision,
             after: self.after.as_deref().map(after).transpose()?,
             limit: Some(limit),
+            newest_first: false,
         })
     }
 }

@@ -29,13 +29,8 @@ pub(crate) struct ReportArgs {
 }
 
 fn time(s: &str, what: &str, to: bool) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    let t = callgate::lists::load::parse_date(s)
-        .ok_or_else(|| anyhow::anyhow!("--{what} `{s}`: expected YYYY-MM-DD or RFC 3339"))?;
-    // A day given as the end includes it.
-    Ok(match to && s.trim().len() == 10 {
-        true => t + chrono::Duration::days(1),
-        false => t,
-    })
+    callgate::records::period_bound(s, to)
+        .ok_or_else(|| anyhow::anyhow!("--{what} `{s}`: expected YYYY-MM-DD or RFC 3339"))
 }
 
 pub(crate) fn main(a: ReportArgs) -> anyhow::Result<()> {

@@ -26,6 +26,9 @@ pub struct OptOuts {
     journal: Mutex<File>,
     seq: AtomicU64,
     clock: SharedClock,
+    /// A failed write could not be cut from the journal again: no more is written to it (a
+    /// line appended after a torn one would make the journal unreadable at the next start).
+    broken: std::sync::atomic::AtomicBool,
 }
 
 impl OptOuts {
@@ -50,6 +53,7 @@ impl OptOuts {
             journal: Mutex::new(file),
             seq: AtomicU64::new(seq),
             clock,
+            broken: Default::default(),
         })
     }
 
@@ -92,11 +96,27 @@ impl OptOuts {
         };
         let mut line = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        f.write_all(&line)?;
-        f.sync_data()?;
+        self.append(&mut f, &line)?;
         self.set.insert(n, rec.at);
         self.seq.store(rec.seq, Ordering::Release);
         Ok(rec)
+    }
+
+    /// Write `lines` and fsync them, or, if that fails, cut the journal back to where it was:
+    /// what was not acknowledged is not there at the next start either.
+    fn append(&self, f: &mut File, lines: &[u8]) -> std::io::Result<()> {
+        if self.broken.load(Ordering::Acquire) {
+            return Err(std::io::Error::other(
+                "the opt-out journal could not be repaired after a failed write: restart callgate",
+            ));
+        }
+        let before = f.metadata()?.len();
+        let written = f.write_all(lines).and_then(|()| f.sync_data());
+        if written.is_err() && f.set_len(before).and_then(|()| f.sync_data()).is_err() {
+            self.broken.store(true, Ordering::Release);
+            tracing::error!("opt-out journal: a failed write could not be cut off; no more opt-outs are written until a restart");
+        }
+        written
     }
 
     /// Add every one of `entries` or none: one write and one fsync for all of them; a write
@@ -120,11 +140,7 @@ impl OptOuts {
             lines.push(b'\n');
             records.push((n, rec));
         }
-        let before = f.metadata()?.len();
-        if let Err(e) = f.write_all(&lines).and_then(|()| f.sync_data()) {
-            let _ = f.set_len(before).and_then(|()| f.sync_data());
-            return Err(e);
-        }
+        self.append(&mut f, &lines)?;
         for (n, rec) in &records {
             self.set.insert(*n, rec.at);
         }

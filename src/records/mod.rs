@@ -14,6 +14,16 @@ mod open;
 pub mod recover;
 pub mod report;
 
+/// A period's bound as people write it: RFC 3339, or a day (UTC). A day as the period's end
+/// includes it (its end is the next midnight).
+pub fn period_bound(s: &str, end: bool) -> Option<chrono::DateTime<chrono::Utc>> {
+    let t = crate::lists::load::parse_date(s)?;
+    Some(match end && s.trim().len() == 10 {
+        true => t + chrono::Duration::days(1),
+        false => t,
+    })
+}
+
 pub use line::CallRecord;
 pub(crate) use line::End;
 pub(crate) use metrics::RecordMetrics;

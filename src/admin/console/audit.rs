@@ -111,7 +111,20 @@ pub(crate) async fn start(
 /// The walk, on its own thread, telling `shared` how far it is.
 fn walk(dir: &std::path::Path, shared: &Shared, now: impl Fn() -> DateTime<Utc>) {
     let lock = || shared.lock().unwrap_or_else(|p| p.into_inner());
-    let outcome = crate::audit::chain::audit_files(dir)
+    // A walk that panics still ends: the page must not say "under way" for ever.
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chain_outcome(dir, shared)))
+            .unwrap_or_else(|_| Err("the verification stopped on an internal error".into()));
+    let mut v = lock();
+    v.running = false;
+    v.finished = Some(now());
+    v.outcome = Some(outcome);
+}
+
+/// Every file of `dir` walked, `shared` told how far.
+fn chain_outcome(dir: &std::path::Path, shared: &Shared) -> Result<Verified, String> {
+    let lock = || shared.lock().unwrap_or_else(|p| p.into_inner());
+    crate::audit::chain::audit_files(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))
         .and_then(|files| {
             lock().total = files.len();
@@ -122,9 +135,5 @@ fn walk(dir: &std::path::Path, shared: &Shared, now: impl Fn() -> DateTime<Utc>)
                     head: v.head,
                 })
                 .map_err(|e| e.to_string())
-        });
-    let mut v = lock();
-    v.running = false;
-    v.finished = Some(now());
-    v.outcome = Some(outcome);
+        })
 }

@@ -1,7 +1,7 @@
 //! Calls: the call records of a period, searched by campaign, verdict, reason, disposition
 //! and number through the records index, a page at a time, and the whole result as CSV.
 
-use super::page::{html_response, notice, page};
+use super::page::{notice, page};
 use super::{url_encode, Console, Session};
 use crate::app::App;
 use crate::call::{Reason, Verdict};
@@ -113,6 +113,28 @@ fn calls(app: &App, q: &Query) -> Result<(Vec<Value>, Option<String>), String> {
     })
     .map_err(|e| e.to_string())?;
     Ok((calls, last))
+}
+
+/// The CSV of the calls a query finds, written as they are read (no record is kept), or
+/// why not: more than `MAX_CSV` of them among it.
+fn csv_of(app: &App, q: &Query) -> Result<String, String> {
+    let (index, files, _) = super::super::records::current_index(app).map_err(|e| e.to_string())?;
+    let found = index.query(q).map_err(|e| e.to_string())?;
+    if found.len() > MAX_CSV as usize {
+        return Err(format!(
+            "More than {MAX_CSV} calls match: narrow the period, or use `callgate records export`."
+        ));
+    }
+    let mut out = csv_header();
+    each_line(&files, &found, |_, _, line| {
+        let record: Option<Value> = serde_json::from_slice(line).ok();
+        if let Some(call) = record.as_ref().and_then(|r| r.get("call")) {
+            out.push_str(&csv_row(call));
+        }
+        Ok(ControlFlow::Continue(()))
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 pub(crate) async fn show(
@@ -241,31 +263,31 @@ pub(crate) async fn csv(
             return answer;
         }
     };
-    let app = c.app.clone();
-    let found = tokio::task::spawn_blocking(move || calls(&app, &q)).await;
-    let calls = match found.unwrap_or_else(|e| Err(e.to_string())) {
-        Ok((calls, _)) => calls,
-        Err(e) => {
-            let why = format!("The records index cannot answer: {e}");
-            return html_response(StatusCode::SERVICE_UNAVAILABLE, notice(None, Some(&why)));
-        }
-    };
-    if calls.len() > MAX_CSV as usize {
-        let why = format!(
-            "More than {MAX_CSV} calls match: narrow the period, or use `callgate records export`."
-        );
+    // One export at a time: each may hold a large file in memory while it is written.
+    let Ok(_turn) = c.exporting.try_acquire() else {
+        let why = "Another export is being written: try again in a moment.";
         let mut answer = page(
             &s,
             "Calls",
-            html! { (notice(None, Some(&why))) (form(&search)) },
+            html! { (notice(None, Some(why))) (form(&search)) },
         );
-        *answer.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        *answer.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         return answer;
-    }
-    let mut out = csv_header();
-    for c in &calls {
-        out.push_str(&csv_row(c));
-    }
+    };
+    let app = c.app.clone();
+    let written = tokio::task::spawn_blocking(move || csv_of(&app, &q)).await;
+    let out = match written.unwrap_or_else(|e| Err(e.to_string())) {
+        Ok(out) => out,
+        Err(why) => {
+            let mut answer = page(
+                &s,
+                "Calls",
+                html! { (notice(None, Some(&why))) (form(&search)) },
+            );
+            *answer.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            return answer;
+        }
+    };
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

@@ -3,6 +3,7 @@
 
 use super::page::{csrf_field, notice, page};
 use super::{Console, Session};
+use crate::admin::http::Refused;
 use crate::admin::listener::AdminPeer;
 use crate::config::AdminRole;
 use crate::policy::emergency::Closed;
@@ -87,12 +88,13 @@ pub(crate) async fn set(
     ConnectInfo(peer): ConnectInfo<AdminPeer>,
     form: Result<Form<ClosuresForm>, FormRejection>,
 ) -> Response {
-    let refuse = |why: String| {
+    let refuse_with = |status: StatusCode, why: String| {
         let why = format!("Nothing was changed: {why}");
         let mut answer = page(&s, "Emergency", body(&c, &s, None, Some(&why)));
-        *answer.status_mut() = StatusCode::BAD_REQUEST;
+        *answer.status_mut() = status;
         answer
     };
+    let refuse = |why: String| refuse_with(StatusCode::BAD_REQUEST, why);
     let closed = match form
         .map_err(|e| e.body_text())
         .and_then(|Form(f)| f.closed())
@@ -106,6 +108,7 @@ pub(crate) async fn set(
             let done = "The closures are saved and in force.";
             page(&s, "Emergency", body(&c, &s, Some(done), None))
         }
-        Err(e) => refuse(e),
+        Err(Refused::Bad(e)) => refuse(e),
+        Err(Refused::Failed(e)) => refuse_with(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

@@ -44,11 +44,11 @@ async fn body(c: &Console, s: &Session, done: Option<&str>, error: Option<&str>)
         h2 { "Reloads" }
         @match &history {
             Err(e) => p.bad role="alert" { "The records index cannot answer: " (e) },
-            Ok(h) if h.is_empty() => p.muted { "No reload in the records." },
+            Ok(h) if h.is_empty() => p.muted { "No reload in the records of the last " (SINCE_DAYS) " days." },
             Ok(h) => table {
                 thead { tr { th { "Time (UTC)" } th { "By" } th { "Result" } } }
                 tbody {
-                    @for r in h.iter().rev().take(SHOWN) {
+                    @for r in h {
                         tr {
                             td { (r["ts"].as_str().unwrap_or("-")) }
                             td { (r["admin"]["who"].as_str().unwrap_or("-")) }
@@ -84,21 +84,29 @@ fn outcome(d: &Value) -> Markup {
     }
 }
 
-/// Every `lists_reload` record, oldest first.
+/// How far back the page looks for reloads.
+const SINCE_DAYS: i64 = 400;
+
+/// The newest `lists_reload` records (at most `SHOWN`, of the last `SINCE_DAYS`), newest first.
 fn reloads(app: &App) -> Result<Vec<Value>, String> {
     let (index, files, _) = super::super::records::current_index(app).map_err(|e| e.to_string())?;
     let q = Query {
         kinds: vec![Kind::Admin],
         action: Some("lists_reload".into()),
+        from: Some(app.clock.now() - chrono::Duration::days(SINCE_DAYS)),
+        newest_first: true,
+        limit: Some(SHOWN as u32),
         ..Query::default()
     };
-    let found = index.query(&q).map_err(|e| e.to_string())?;
+    let mut found = index.query(&q).map_err(|e| e.to_string())?;
+    found.reverse(); // the log is read forwards
     let mut out = Vec::with_capacity(found.len());
     each_line(&files, &found, |_, _, line| {
         out.extend(serde_json::from_slice::<Value>(line).ok());
         Ok(ControlFlow::Continue(()))
     })
     .map_err(|e| e.to_string())?;
+    out.reverse();
     Ok(out)
 }
 

@@ -19,9 +19,10 @@ mod session;
 mod sign_in;
 
 use super::listener::AdminPeer;
+use super::records;
 use crate::app::App;
 use crate::config::{AdminRole, PasswordHashText};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -32,9 +33,11 @@ use session::Sessions;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A form's body (an uploaded CSV's too) is read whole to find its CSRF token: at most this
-/// many bytes.
-const MAX_FORM_BYTES: usize = 8 << 20;
+/// A form's body is read whole to find its CSRF token: at most this many bytes...
+const MAX_FORM_BYTES: usize = 64 << 10;
+/// ...or, for an upload (`UPLOADS`), this many.
+const MAX_UPLOAD_BYTES: usize = 8 << 20;
+const UPLOADS: [&str; 2] = ["/console/optouts/upload", "/console/consent/upload"];
 
 pub(crate) struct Console {
     app: Arc<App>,
@@ -47,6 +50,8 @@ pub(crate) struct Console {
     checking: tokio::sync::Semaphore,
     /// The chain verification under way or last done.
     verification: audit::Shared,
+    /// A turn to write a CSV export (one at a time).
+    exporting: tokio::sync::Semaphore,
 }
 
 pub(crate) fn router(app: Arc<App>) -> Router {
@@ -67,6 +72,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         decoy,
         checking: tokio::sync::Semaphore::new(sign_in::CHECKS_AT_ONCE),
         verification: audit::Shared::default(),
+        exporting: tokio::sync::Semaphore::new(1),
         app,
     });
     let signed_in = Router::new()
@@ -79,9 +85,15 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             "/console/optouts",
             get(optouts::show).post(number::add_optout),
         )
-        .route("/console/optouts/upload", post(optouts::upload))
+        .route(
+            "/console/optouts/upload",
+            post(optouts::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
         .route("/console/consent", get(consent::show))
-        .route("/console/consent/upload", post(consent::upload))
+        .route(
+            "/console/consent/upload",
+            post(consent::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
         .route(
             "/console/emergency",
             get(emergency::show).post(emergency::set),
@@ -102,7 +114,6 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         )
         .route("/console/style.css", get(style))
         .merge(signed_in)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(console)
 }
 
@@ -232,7 +243,11 @@ async fn guard_change(s: &Session, https: bool, req: Request) -> Result<Request,
         ));
     }
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+    let limit = match UPLOADS.contains(&parts.uri.path()) {
+        true => MAX_UPLOAD_BYTES,
+        false => MAX_FORM_BYTES,
+    };
+    let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| page::refused(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
     let content_type = parts.headers.get(header::CONTENT_TYPE);
@@ -291,6 +306,34 @@ fn same_origin(headers: &HeaderMap, https: bool) -> bool {
     };
     let scheme = if https { "https" } else { "http" };
     origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
+}
+
+/// A printable document (a dossier, a report) made off the async threads from the records
+/// index brought up to the log, `make` given the index and the log's files; or a page saying
+/// why there is none.
+pub(crate) async fn document(
+    app: &Arc<App>,
+    make: impl FnOnce(&App, &crate::records::index::Index, &[std::path::PathBuf]) -> Result<String, String>
+        + Send
+        + 'static,
+) -> Response {
+    let app = app.clone();
+    let made = tokio::task::spawn_blocking(move || {
+        let (index, files, _) = records::current_index(&app).map_err(|e| e.to_string())?;
+        make(&app, &index, &files)
+    })
+    .await;
+    match made.unwrap_or_else(|e| Err(e.to_string())) {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => page::refused(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
 }
 
 /// Wait until the audit records of a change are written: the page that follows shows the

@@ -10,10 +10,10 @@ use crate::call::Verdict;
 use crate::config::AdminRole;
 use crate::number::E164;
 use crate::policy::{CheckRequest, Decision};
-use crate::records::dossier::{self, Counts, Entry};
+use crate::records::dossier::{self, Entry, Kinds};
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use chrono::NaiveDate;
@@ -190,27 +190,28 @@ pub(super) fn consent(app: &App, n: E164) -> Markup {
 }
 
 /// Every record of the number, from the index and the log (the dossier's gathering).
-/// The number's records (without the chain walk: the dossier does that).
-fn history(app: &App, n: E164) -> Result<(Vec<Entry>, Counts), String> {
+/// The number's newest records and its counts (without the chain walk: the dossier does that).
+fn history(app: &App, n: E164) -> Result<(Vec<Entry>, Kinds), String> {
     let (index, files, _) = super::super::records::current_index(app).map_err(|e| e.to_string())?;
     let ask = dossier::Ask {
         number: n.to_string(),
         from: None,
         to: None,
     };
-    dossier::history(&files, &index, &ask).map_err(|e| e.to_string())
+    dossier::history(&files, &index, &ask, SHOWN).map_err(|e| e.to_string())
 }
 
 /// The newest records the page shows; the dossier has them all.
 const SHOWN: usize = 200;
 
-fn timeline(entries: &[Entry], c: &Counts, n: E164, today: NaiveDate) -> Markup {
-    let older = entries.len().saturating_sub(SHOWN);
+fn timeline(entries: &[Entry], c: &Kinds, n: E164, today: NaiveDate) -> Markup {
+    let all = c.decisions + c.calls + c.admin;
+    let older = all.saturating_sub(entries.len() as u64);
     let year_ago = today - chrono::Duration::days(365);
     html! {
         p {
-            (c.decisions) " decision(s) (" (c.blocked) " blocked), " (c.calls) " call(s) (" (c.answered)
-            " answered), " (c.optouts) " opt-out(s), " (c.consents) " consent record(s)."
+            (c.decisions) " decision(s), " (c.calls) " call record(s), " (c.admin)
+            " opt-out, consent or other record(s)."
         }
         @if entries.is_empty() {
             p.muted { "No record of this number." }
@@ -218,7 +219,7 @@ fn timeline(entries: &[Entry], c: &Counts, n: E164, today: NaiveDate) -> Markup 
             table {
                 thead { tr { th { "Time (UTC)" } th { "Record" } th { "Campaign" } } }
                 tbody {
-                    @for e in entries.iter().skip(older) {
+                    @for e in entries {
                         tr {
                             td { (e.ts.as_deref().unwrap_or("-")) }
                             td { (dossier::headline(e)) }
@@ -275,25 +276,11 @@ pub(crate) async fn dossier(
             return refused(StatusCode::BAD_REQUEST, &e)
         }
     };
-    let app = c.app.clone();
-    let built = tokio::task::spawn_blocking(move || -> Result<String, String> {
-        let (index, files, _) =
-            super::super::records::current_index(&app).map_err(|e| e.to_string())?;
-        let d = dossier::build(&files, &index, &ask, app.clock.now()).map_err(|e| e.to_string())?;
+    super::document(&c.app, move |app, index, files| {
+        let d = dossier::build(files, index, &ask, app.clock.now()).map_err(|e| e.to_string())?;
         Ok(dossier::html(&d))
     })
-    .await;
-    match built.unwrap_or_else(|e| Err(e.to_string())) {
-        Ok(body) => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            body,
-        )
-            .into_response(),
-        Err(e) => refused(StatusCode::SERVICE_UNAVAILABLE, &e),
-    }
+    .await
 }
 
 #[derive(Deserialize)]

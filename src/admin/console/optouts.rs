@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 use maud::{html, Markup};
-use serde_json::json;
 use std::sync::Arc;
 
 pub(crate) async fn show(
@@ -61,30 +60,12 @@ pub(crate) async fn upload(
         Ok(e) => e,
         Err(errors) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, errors),
     };
-    let app = c.app.clone();
-    let added = tokio::task::spawn_blocking(move || app.lists.optouts.add_many(entries)).await;
-    let records = match added {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "opt-out journal write failed");
-            let why = format!("the opt-outs could not be written: {e}");
-            return refuse(StatusCode::INTERNAL_SERVER_ERROR, vec![why]);
-        }
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, vec![e.to_string()]),
+    let recorded = crate::admin::http::record_optouts(&c.app, entries, super::who(&s, &peer)).await;
+    let records = match recorded {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, vec![e]),
     };
     let app = &c.app;
-    app.metrics.optouts_added.inc_by(records.len() as u64);
-    app.metrics
-        .optouts_entries
-        .set(app.lists.optouts.len() as i64);
-    let who = super::who(&s, &peer);
-    for rec in &records {
-        app.record_admin(
-            "optout_add",
-            who.clone(),
-            json!({"number": rec.number, "seq": rec.seq, "source": rec.source}),
-        );
-    }
     tracing::info!(count = records.len(), user = %s.user, "opt-outs uploaded");
     super::written(app).await;
     let done = format!(

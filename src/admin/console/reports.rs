@@ -1,12 +1,12 @@
 //! Reports: the compliance report of a period (as `callgate report` writes it), printable.
 
-use super::page::{notice, page, refused};
+use super::page::{notice, page};
 use super::{Console, Session};
 use crate::app::App;
 use crate::records::report;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Extension;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -75,23 +75,10 @@ pub(crate) async fn view(
             return answer;
         }
     };
-    let app = c.app.clone();
-    let built = tokio::task::spawn_blocking(move || -> Result<String, String> {
-        let (index, files, _) =
-            super::super::records::current_index(&app).map_err(|e| e.to_string())?;
-        let r = report::build(&files, &index, &ask, app.clock.now()).map_err(|e| e.to_string())?;
+    super::document(&c.app, move |app, index, files| {
+        let r = report::build(files, index, &ask, app.clock.now())
+            .map_err(|e| format!("No report: {e}"))?;
         Ok(report::html(&r))
     })
-    .await;
-    match built.unwrap_or_else(|e| Err(e.to_string())) {
-        Ok(body) => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            body,
-        )
-            .into_response(),
-        Err(e) => refused(StatusCode::SERVICE_UNAVAILABLE, &format!("No report: {e}")),
-    }
+    .await
 }

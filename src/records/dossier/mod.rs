@@ -117,17 +117,39 @@ pub fn build(
     })
 }
 
-/// The number's records as the log holds them, without walking the hash chain (none is
-/// marked verified): the console's history of a number, read in milliseconds; the dossier
-/// proves the chain.
+/// A number's records by kind (whatever their count: a history shows the newest only).
+#[derive(Default, Serialize)]
+pub struct Kinds {
+    pub decisions: u64,
+    pub calls: u64,
+    pub admin: u64,
+}
+
+/// The number's newest `newest` records as the log holds them, without walking the hash chain
+/// (none is marked verified), and how many it has of each kind: the console's history of a
+/// number, read in milliseconds; the dossier proves the chain.
 pub fn history(
     files: &[PathBuf],
     index: &Index,
     ask: &Ask,
-) -> Result<(Vec<Entry>, Counts), FindError> {
-    let entries = gather(files, &found(index, ask)?, ask, None)?;
-    let counts = count(&entries, &[]);
-    Ok((entries, counts))
+    newest: usize,
+) -> Result<(Vec<Entry>, Kinds), FindError> {
+    let found = index.query(&Query {
+        number: Some(ask.number.clone()),
+        from: ask.from,
+        to: ask.to,
+        ..Query::default()
+    })?;
+    let mut kinds = Kinds::default();
+    for f in &found {
+        *match f.kind {
+            Kind::Decision => &mut kinds.decisions,
+            Kind::Call => &mut kinds.calls,
+            Kind::Admin => &mut kinds.admin,
+        } += 1;
+    }
+    let shown = &found[found.len().saturating_sub(newest)..];
+    Ok((gather(files, shown, ask, None)?, kinds))
 }
 
 /// The lines of the number in the period, at most `MAX_ENTRIES`.

@@ -55,6 +55,8 @@ pub struct Query {
     /// Only lines after this one (the previous page's last).
     pub after: Option<Pos>,
     pub limit: Option<u32>,
+    /// The newest lines first (with `limit`: the last ones), instead of log order.
+    pub newest_first: bool,
 }
 
 impl From<&CallFilter> for Query {
@@ -105,9 +107,10 @@ impl Index {
         };
         let clause = where_clause(q, &mut args);
         let limit = q.limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
+        let order = if q.newest_first { " DESC" } else { "" };
         let sql = format!(
             "SELECT e.place, f.kind FROM {rows} CROSS JOIN facets f ON f.id = e.facet
-             {clause} ORDER BY e.place{limit}"
+             {clause} ORDER BY e.place{order}{limit}"
         );
         let mut stmt = self.db.prepare(&sql).map_err(self.sql())?;
         let rows = stmt

@@ -61,19 +61,22 @@ impl Index {
 }
 
 impl Index {
-    /// The first and the last line `q` keeps in each day of the log (its number and page are
-    /// not used), in log order: what was in force when a day's calls began and ended.
-    pub fn day_ends(&self, q: &Query) -> Result<Vec<(Found, Found)>, IndexError> {
+    /// The first and the last line of `kind` that `q` keeps in each day of the log (its
+    /// number, kinds and page are not used), in log order: what was in force when a day's
+    /// calls began and ended.
+    pub fn day_ends(&self, q: &Query, kind: Kind) -> Result<Vec<(Found, Found)>, IndexError> {
         let q = Query {
             number: None,
             after: None,
             limit: None,
+            newest_first: false,
+            kinds: vec![kind],
             ..q.clone()
         };
         let mut args = Args::default();
         let clause = where_clause(&q, &mut args);
         let sql = format!(
-            "SELECT min(e.place), max(e.place), f.kind FROM entries e
+            "SELECT min(e.place), max(e.place) FROM entries e
              CROSS JOIN facets f ON f.id = e.facet {clause}
              GROUP BY e.place >> {bits} ORDER BY 1",
             bits = codes::OFFSET_BITS
@@ -82,7 +85,6 @@ impl Index {
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args.0), |r| {
                 let (first, last): (i64, i64) = (r.get(0)?, r.get(1)?);
-                let kind = codes::kind_of(r.get(2)?).unwrap_or(Kind::Decision);
                 let found = |place| Found {
                     pos: codes::pos_of(place),
                     kind,

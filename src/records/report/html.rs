@@ -136,8 +136,8 @@ fn campaigns(r: &Report) -> Markup {
                     }
                 }
             }
-            p.muted { "Abandoned over answered by a person (abandoned included); the TSR allows 3% \
-                per campaign over 30 days." }
+            p.muted { "Abandoned over answered by a person (abandoned included), over the report's \
+                period; the TSR allows 3% per campaign over 30 days: measure it over 30 days." }
         }
     }
 }
@@ -147,16 +147,23 @@ fn days(r: &Report) -> Markup {
         @if r.days.is_empty() { p.muted { "No decision in the period." } }
         @else {
             @if r.stale_days.is_empty() {
-                p.ok { "On every day with calls, the national list in service was within its allowed age." }
+                p.ok { "On every day with calls, the national list in service at the day's first and \
+                    last decision was within its allowed age." }
             } @else {
-                p.bad { "A national list older than allowed was in service on: " (r.stale_days.join(", ")) "." }
+                p.bad { "Not proven (a national list older than allowed, none, or a record that \
+                    could not be read) on: " (r.stale_days.join(", ")) "." }
             }
+            p.muted { "Read from each day's first and last decision; a version in service only \
+                between them (a reload during the day) is not shown." }
             table {
                 tr { th { "Day" } th { "List" } th { "Version" } th { "Downloaded" } th { "Age (days)" } }
                 @for d in &r.days {
+                    @if let Some(p) = &d.problem {
+                        tr { td { (d.day) } td.bad colspan="4" { (p) } }
+                    }
                     @for (i, l) in d.lists.iter().enumerate() {
                         tr {
-                            td { @if i == 0 { (d.day) } }
+                            td { @if i == 0 && d.problem.is_none() { (d.day) } }
                             td { (l.id) " " span.muted { "(" (l.kind) ")" } }
                             td.mono { (l.version) }
                             td { (l.downloaded.as_deref().map(day).unwrap_or("-")) }

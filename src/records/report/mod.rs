@@ -50,7 +50,8 @@ pub struct Report {
     pub caps_reached: u64,
     /// The lists each day's calls were decided with.
     pub days: Vec<DayLists>,
-    /// Days on which a decision used a national list older than allowed.
+    /// Days whose decisions are not proven to have had a national list within its allowed
+    /// age: an older one, none, or a decision line that could not be read.
     pub stale_days: Vec<String>,
 }
 
@@ -69,6 +70,19 @@ pub struct Campaign {
 pub struct DayLists {
     pub day: String,
     pub lists: Vec<ListInService>,
+    /// Why the day does not prove a fresh national list, besides an old one: none in service
+    /// (missing or unavailable), or a decision line that could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl DayLists {
+    /// Whether the day's decisions were made with a national list within its allowed age.
+    fn proven(&self) -> bool {
+        self.problem.is_none()
+            && self.lists.iter().any(|l| l.kind == "national")
+            && self.lists.iter().all(|l| l.fresh != Some(false))
+    }
 }
 
 #[derive(Serialize, Clone, PartialEq)]
@@ -116,15 +130,11 @@ pub fn build(
     for t in &tallies {
         count(&mut r, t);
     }
-    let decisions = Query {
-        kinds: vec![Kind::Decision],
-        ..q
-    };
-    r.days = days(files, index, &decisions, ask)?;
+    r.days = days(files, index, &q, ask)?;
     r.stale_days = r
         .days
         .iter()
-        .filter(|d| d.lists.iter().any(|l| l.fresh == Some(false)))
+        .filter(|d| !d.proven())
         .map(|d| d.day.clone())
         .collect();
     Ok(r)
@@ -194,19 +204,35 @@ fn days(
     decisions: &Query,
     ask: &Ask,
 ) -> Result<Vec<DayLists>, FindError> {
-    let ends = index.day_ends(decisions)?;
+    let ends = index.day_ends(decisions, Kind::Decision)?;
     let found: Vec<_> = ends
         .iter()
         .flat_map(|(a, b)| [a.clone(), b.clone()])
         .collect();
     let mut days: Vec<DayLists> = vec![];
     each_line(files, &found, |_, f, line| {
-        let lists = serde_json::from_slice::<Value>(line)
-            .map(|d| lists_of(&d, ask))
+        let decision = serde_json::from_slice::<Value>(line).ok();
+        let lists = decision
+            .as_ref()
+            .map(|d| lists_of(d, ask))
             .unwrap_or_default();
+        let problem = match &decision {
+            None => Some("a decision line could not be read".to_string()),
+            Some(d) if !lists.iter().any(|l| l.kind == "national") => {
+                let unavailable = d.get("lists_unavailable").map(Value::to_string);
+                Some(format!(
+                    "no national list in service{}",
+                    unavailable
+                        .map(|u| format!(" (unavailable: {u})"))
+                        .unwrap_or_default()
+                ))
+            }
+            Some(_) => None,
+        };
         let day = f.pos.day.trim_start_matches("audit-").to_string();
         match days.last_mut() {
             Some(d) if d.day == day => {
+                d.problem = d.problem.take().or(problem);
                 for l in lists {
                     match d
                         .lists
@@ -218,7 +244,11 @@ fn days(
                     }
                 }
             }
-            _ => days.push(DayLists { day, lists }),
+            _ => days.push(DayLists {
+                day,
+                lists,
+                problem,
+            }),
         }
         Ok(ControlFlow::Continue(()))
     })?;
@@ -256,4 +286,43 @@ fn lists_of(d: &Value, ask: &Ask) -> Vec<ListInService> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn national(fresh: bool) -> ListInService {
+        ListInService {
+            id: "national".into(),
+            kind: "national".into(),
+            version: "v".into(),
+            downloaded: None,
+            age_days: Some(if fresh { 3 } else { 40 }),
+            fresh: Some(fresh),
+        }
+    }
+
+    fn day(lists: Vec<ListInService>, problem: Option<&str>) -> DayLists {
+        DayLists {
+            day: "2026-01-01".into(),
+            lists,
+            problem: problem.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_day_proves_the_rule_only_with_a_fresh_national_list() {
+        assert!(day(vec![national(true)], None).proven());
+        assert!(!day(vec![national(false)], None).proven());
+        assert!(
+            !day(vec![], None).proven(),
+            "no national list proves nothing"
+        );
+        assert!(!day(
+            vec![national(true)],
+            Some("a decision line could not be read")
+        )
+        .proven());
+    }
 }
