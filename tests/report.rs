@@ -25,8 +25,13 @@ fn todays_report() -> Value {
         0
     );
     cg.wait_call_records(2);
+    report_of_today(&cg, work.path())
+}
+
+/// `callgate report` of today on `cg`'s records, as JSON.
+fn report_of_today(cg: &Callgate, work: &std::path::Path) -> Value {
     let today = &callgate::clock::today_at_utc_hour_rfc3339(19)[..10];
-    let out = work.path().join("report.json");
+    let out = work.join("report.json");
     let config = cg.config.display().to_string();
     let run = run_cli(&[
         "report",
@@ -89,4 +94,48 @@ fn a_report_of_a_period_backwards_is_refused_naming_it() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn the_report_names_the_state_of_each_blocked_call() {
+    let r = todays_report();
+    let states: u64 = r["blocked_by_state"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(states, 1, "{r:#}");
+    assert_eq!(r["blocked_by_state"]["NY"], 1, "212 is New York's: {r:#}");
+}
+
+#[test]
+fn the_report_shows_an_opt_out_and_the_first_call_blocked_after_it() {
+    let carrier = Carrier::start();
+    let cg = Callgate::start(carrier.port);
+    let work = tempfile::tempdir().unwrap();
+    let (status, body) = common::http(
+        cg.admin,
+        "POST",
+        "/v1/optouts",
+        r#"{"number":"4155550142","source":"letter"}"#,
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        dialer(
+            "uac_expect_reject.xml",
+            &["4155550142"],
+            cg.sip,
+            work.path()
+        ),
+        0
+    );
+    cg.wait_call_records(1);
+    let r = report_of_today(&cg, work.path());
+    let o = &r["optouts"][0];
+    assert_eq!(o["number"], "+14155550142", "{r:#}");
+    assert_eq!(o["source"], "letter");
+    assert!(o["first_blocked"].is_string(), "{r:#}");
+    assert!(o["hours"].as_f64().unwrap() >= 0.0);
 }

@@ -45,8 +45,10 @@ pub fn render(r: &Report) -> String {
                         (bars("Would-blocks by reason", &r.would_block_by_reason))
                     }
                 }
+                section { h2 { "Blocked calls by state" } (table("State", &r.blocked_by_state)) }
                 section { h2 { "Calls by disposition" } (table("Disposition", &r.calls)) }
                 section { h2 { "Abandonment by campaign" } (campaigns(r)) }
+                section { h2 { "Opt-outs received, and the first call blocked after each" } (optouts(r)) }
                 section { h2 { "Lists in service each day" } (days(r)) }
             }
         }
@@ -138,6 +140,31 @@ fn campaigns(r: &Report) -> Markup {
             }
             p.muted { "Abandoned over answered by a person (abandoned included), over the report's \
                 period; the TSR allows 3% per campaign over 30 days: measure it over 30 days." }
+        }
+    }
+}
+
+fn optouts(r: &Report) -> Markup {
+    html! {
+        @if r.optouts.is_empty() { p.muted { "No opt-out received in the period." } }
+        @else {
+            @if r.optouts.len() as u64 != r.optouts_received {
+                p.muted { "The newest " (r.optouts.len()) " of " (r.optouts_received) "." }
+            }
+            table {
+                tr { th { "Number" } th { "Received (UTC)" } th { "Source" } th { "First call blocked after it" } th { "Hours" } }
+                @for o in &r.optouts {
+                    tr {
+                        td { (o.number) }
+                        td { (o.received) }
+                        td { (o.source.as_deref().unwrap_or("-")) }
+                        td { (o.first_blocked.as_deref().unwrap_or("none in the period")) }
+                        td.n { (o.hours.map(|h| format!("{h:.1}")).unwrap_or_else(|| "-".into())) }
+                    }
+                }
+            }
+            p.muted { "An opt-out is in force from the moment it is recorded: a call after it is \
+                blocked for the company's list (internal_dnc), never forwarded." }
         }
     }
 }

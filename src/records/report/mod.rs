@@ -48,11 +48,31 @@ pub struct Report {
     pub consent_entries: u64,
     /// Calls blocked by a frequency cap.
     pub caps_reached: u64,
+    /// Blocked decisions by the called party's state (its address on file, else its area
+    /// code's; `unknown` when neither is known).
+    pub blocked_by_state: BTreeMap<String, u64>,
+    /// Each opt-out received in the period and the first call to the number blocked for it
+    /// after (in the period), the newest `FOLLOW_UPS` of them.
+    pub optouts: Vec<FollowUp>,
     /// The lists each day's calls were decided with.
     pub days: Vec<DayLists>,
     /// Days whose decisions are not proven to have had a national list within its allowed
     /// age: an older one, none, or a decision line that could not be read.
     pub stale_days: Vec<String>,
+}
+
+/// Opt-outs the report lists, at most (the newest).
+pub const FOLLOW_UPS: usize = 500;
+
+/// An opt-out and what came of it: the first blocked attempt to call the number after it.
+#[derive(Serialize)]
+pub struct FollowUp {
+    pub number: String,
+    pub received: String,
+    pub source: Option<String>,
+    pub first_blocked: Option<String>,
+    /// Hours from the opt-out to that attempt.
+    pub hours: Option<f64>,
 }
 
 /// One campaign's calls and abandonment (TSR 310.4(b)(4): abandoned over answered).
@@ -124,12 +144,17 @@ pub fn build(
         optouts_received: 0,
         consent_entries: 0,
         caps_reached: 0,
+        blocked_by_state: BTreeMap::new(),
+        optouts: vec![],
         days: vec![],
         stale_days: vec![],
     };
     for t in &tallies {
         count(&mut r, t);
     }
+    let blocks = blocks(files, index, &q)?;
+    r.blocked_by_state = blocks.by_state;
+    r.optouts = follow_ups(files, index, &q, &blocks.for_optout)?;
     r.days = days(files, index, &q, ask)?;
     r.stale_days = r
         .days
@@ -195,6 +220,95 @@ fn campaigns(tallies: &[Tally]) -> Vec<Campaign> {
                 .then(|| 100.0 * abandoned as f64 / (answered + abandoned) as f64),
         })
         .collect()
+}
+
+/// What the period's blocked decisions say beyond their facets.
+struct Blocks {
+    by_state: BTreeMap<String, u64>,
+    /// Times of the calls blocked for the internal list (opt-outs), by number.
+    for_optout: std::collections::HashMap<String, Vec<DateTime<Utc>>>,
+}
+
+/// The period's blocked decisions, read from the log.
+fn blocks(files: &[PathBuf], index: &Index, q: &Query) -> Result<Blocks, FindError> {
+    let found = index.query(&Query {
+        kinds: vec![Kind::Decision],
+        verdict: Some("blocked".into()),
+        ..q.clone()
+    })?;
+    let mut b = Blocks {
+        by_state: BTreeMap::new(),
+        for_optout: Default::default(),
+    };
+    each_line(files, &found, |_, _, line| {
+        let Ok(d) = serde_json::from_slice::<Value>(line) else {
+            return Ok(ControlFlow::Continue(()));
+        };
+        let policy = d.get("policy");
+        let state = ["address_state", "npa_state"]
+            .iter()
+            .find_map(|k| policy.and_then(|p| p.get(*k)).and_then(Value::as_str));
+        *b.by_state
+            .entry(state.unwrap_or("unknown").to_string())
+            .or_default() += 1;
+        let internal = d["reasons"]
+            .as_array()
+            .is_some_and(|rs| rs.iter().any(|r| r == "internal_dnc"));
+        if let (true, Some(n), Some(at)) = (internal, d["called_e164"].as_str(), time_of(&d)) {
+            b.for_optout.entry(n.to_string()).or_default().push(at);
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(b)
+}
+
+fn time_of(line: &Value) -> Option<DateTime<Utc>> {
+    let t = line.get("ts").and_then(Value::as_str)?;
+    DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The period's opt-outs (the newest `FOLLOW_UPS`), each with the first call to the number
+/// blocked after it.
+fn follow_ups(
+    files: &[PathBuf],
+    index: &Index,
+    q: &Query,
+    blocked: &std::collections::HashMap<String, Vec<DateTime<Utc>>>,
+) -> Result<Vec<FollowUp>, FindError> {
+    let mut found = index.query(&Query {
+        kinds: vec![Kind::Admin],
+        action: Some("optout_add".into()),
+        // Opt-outs are not of a campaign.
+        campaign: None,
+        newest_first: true,
+        limit: Some(FOLLOW_UPS as u32),
+        ..q.clone()
+    })?;
+    found.reverse();
+    let mut out = Vec::with_capacity(found.len());
+    each_line(files, &found, |_, _, line| {
+        let Ok(l) = serde_json::from_slice::<Value>(line) else {
+            return Ok(ControlFlow::Continue(()));
+        };
+        let detail = &l["admin"]["detail"];
+        let (Some(number), Some(received)) = (detail["number"].as_str(), time_of(&l)) else {
+            return Ok(ControlFlow::Continue(()));
+        };
+        let first = blocked
+            .get(number)
+            .and_then(|ts| ts.iter().filter(|t| **t >= received).min().copied());
+        out.push(FollowUp {
+            number: number.to_string(),
+            received: stamp(received),
+            source: detail["source"].as_str().map(str::to_string),
+            first_blocked: first.map(stamp),
+            hours: first.map(|f| (f - received).num_seconds() as f64 / 3600.0),
+        });
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(out)
 }
 
 /// Each day's lists, from its first and last decisions.
