@@ -1,7 +1,7 @@
 //! Calls: the call records of a period, searched by campaign, verdict, reason, disposition
 //! and number through the records index, a page at a time, and the whole result as CSV.
 
-use super::page::{notice, page};
+use super::page::{notice, page, page_with};
 use super::{url_encode, Console, Session};
 use crate::app::App;
 use crate::call::{Reason, Verdict};
@@ -146,9 +146,7 @@ pub(crate) async fn show(
         Ok(q) => q,
         Err(e) => {
             let body = html! { (notice(None, Some(&e))) (form(&search)) };
-            let mut answer = page(&s, "Calls", body);
-            *answer.status_mut() = StatusCode::BAD_REQUEST;
-            return answer;
+            return page_with(StatusCode::BAD_REQUEST, &s, "Calls", body);
         }
     };
     let app = c.app.clone();
@@ -254,38 +252,35 @@ pub(crate) async fn csv(
     let q = match search.query(MAX_CSV + 1) {
         Ok(q) => q,
         Err(e) => {
-            let mut answer = page(
+            return page_with(
+                StatusCode::BAD_REQUEST,
                 &s,
                 "Calls",
                 html! { (notice(None, Some(&e))) (form(&search)) },
             );
-            *answer.status_mut() = StatusCode::BAD_REQUEST;
-            return answer;
         }
     };
     // One export at a time: each may hold a large file in memory while it is written.
     let Ok(_turn) = c.exporting.try_acquire() else {
         let why = "Another export is being written: try again in a moment.";
-        let mut answer = page(
+        return page_with(
+            StatusCode::TOO_MANY_REQUESTS,
             &s,
             "Calls",
             html! { (notice(None, Some(why))) (form(&search)) },
         );
-        *answer.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        return answer;
     };
     let app = c.app.clone();
     let written = tokio::task::spawn_blocking(move || csv_of(&app, &q)).await;
     let out = match written.unwrap_or_else(|e| Err(e.to_string())) {
         Ok(out) => out,
         Err(why) => {
-            let mut answer = page(
+            return page_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
                 &s,
                 "Calls",
                 html! { (notice(None, Some(&why))) (form(&search)) },
             );
-            *answer.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            return answer;
         }
     };
     (

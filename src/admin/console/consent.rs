@@ -1,7 +1,7 @@
 //! Consent and established business relationships: a number's records, and a CSV of them
 //! uploaded by an operator (all of it or nothing, the bad line named), audited as the user's.
 
-use super::page::{notice, page, upload_form};
+use super::page::{notice, page, page_with, upload_form};
 use super::{Console, Session};
 use crate::admin::http::{record_consents, Refused};
 use crate::admin::listener::AdminPeer;
@@ -34,15 +34,12 @@ pub(crate) async fn show(
             Some(format!("`{}` is not a number: {e}", typed.unwrap_or(""))),
         ),
     };
-    let mut answer = page(
-        &s,
-        "Consent",
-        body(&c, &s, typed.unwrap_or(""), found, None, error.as_deref()),
-    );
-    if error.is_some() {
-        *answer.status_mut() = StatusCode::BAD_REQUEST;
-    }
-    answer
+    let status = match error {
+        Some(_) => StatusCode::BAD_REQUEST,
+        None => StatusCode::OK,
+    };
+    let body = body(&c, &s, typed.unwrap_or(""), found, None, error.as_deref());
+    page_with(status, &s, "Consent", body)
 }
 
 fn body(
@@ -84,9 +81,12 @@ pub(crate) async fn upload(
 ) -> Response {
     let refuse = |status: StatusCode, why: String| {
         let why = format!("The file was refused; nothing was added. {why}");
-        let mut answer = page(&s, "Consent", body(&c, &s, "", None, None, Some(&why)));
-        *answer.status_mut() = status;
-        answer
+        page_with(
+            status,
+            &s,
+            "Consent",
+            body(&c, &s, "", None, None, Some(&why)),
+        )
     };
     let parsed = super::uploaded_text(form)
         .await

@@ -1,7 +1,7 @@
 //! Emergency closures: the states and area codes where marketing calls are closed (a declared
 //! state of emergency), and an operator's change of them (durable, audited as the user's).
 
-use super::page::{csrf_field, notice, page};
+use super::page::{csrf_field, notice, page, page_with};
 use super::{Console, Session};
 use crate::admin::http::Refused;
 use crate::admin::listener::AdminPeer;
@@ -90,9 +90,7 @@ pub(crate) async fn set(
 ) -> Response {
     let refuse_with = |status: StatusCode, why: String| {
         let why = format!("Nothing was changed: {why}");
-        let mut answer = page(&s, "Emergency", body(&c, &s, None, Some(&why)));
-        *answer.status_mut() = status;
-        answer
+        page_with(status, &s, "Emergency", body(&c, &s, None, Some(&why)))
     };
     let refuse = |why: String| refuse_with(StatusCode::BAD_REQUEST, why);
     let closed = match form

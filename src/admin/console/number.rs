@@ -2,7 +2,7 @@
 //! records, its whole history from the records index (every decision and call), the printable
 //! dossier, and for operators, adding an opt-out.
 
-use super::page::{csrf_field, notice, page, refused};
+use super::page::{csrf_field, notice, page, page_with, refused};
 use super::{url_encode, Console, Session};
 use crate::admin::listener::AdminPeer;
 use crate::app::App;
@@ -67,9 +67,7 @@ async fn number_page(
                 (notice(None, Some(&format!("`{typed}` is not a number callgate can call: {e}"))))
                 (search_form(typed))
             };
-            let mut answer = page(s, "Number", body);
-            *answer.status_mut() = StatusCode::BAD_REQUEST;
-            return answer;
+            return page_with(StatusCode::BAD_REQUEST, s, "Number", body);
         }
     };
     let app = c.app.clone();
@@ -97,9 +95,7 @@ async fn number_page(
             Err(e) => p.bad role="alert" { "The records index cannot answer: " (e) },
         }
     };
-    let mut answer = page(s, &format!("Number {n}"), body);
-    *answer.status_mut() = status;
-    answer
+    page_with(status, s, &format!("Number {n}"), body)
 }
 
 fn search_form(typed: &str) -> Markup {
@@ -299,13 +295,12 @@ pub(crate) async fn add_optout(
 ) -> Response {
     let Ok(Form(f)) = form else {
         let why = "The form was not complete: it needs the number.";
-        let mut answer = page(
+        return page_with(
+            StatusCode::BAD_REQUEST,
             &s,
             "Number",
             html! { (notice(None, Some(why))) (search_form("")) },
         );
-        *answer.status_mut() = StatusCode::BAD_REQUEST;
-        return answer;
     };
     let n: E164 = match f.number.trim().parse() {
         Ok(n) => n,

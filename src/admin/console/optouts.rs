@@ -2,7 +2,7 @@
 //! uploaded (letters, a call centre's do-not-call log): all of it or nothing, each bad line
 //! named by its number; each opt-out an audited admin record naming the user.
 
-use super::page::{notice, page, upload_form};
+use super::page::{notice, page, page_with, upload_form};
 use super::{Console, Session};
 use crate::admin::listener::AdminPeer;
 use crate::config::AdminRole;
@@ -48,9 +48,7 @@ pub(crate) async fn upload(
     form: Multipart,
 ) -> Response {
     let refuse = |status: StatusCode, errors: Vec<String>| {
-        let mut answer = page(&s, "Opt-outs", body(&c, &s, None, &errors));
-        *answer.status_mut() = status;
-        answer
+        page_with(status, &s, "Opt-outs", body(&c, &s, None, &errors))
     };
     let entries = match super::uploaded_text(form)
         .await

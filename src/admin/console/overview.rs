@@ -5,7 +5,7 @@
 use super::page::{page, refused};
 use super::{Console, Session};
 use crate::app::App;
-use crate::records::index::{Kind, Query, Tally};
+use crate::records::index::{Index, Kind, Query, Tally};
 use crate::records::report::bars;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -61,10 +61,13 @@ impl Counts {
             blocked_by_reason: BTreeMap::new(),
             problem: None,
         };
-        let asked = tally(app, midnight, now).and_then(|today| {
-            let day = tally(app, Some(now - Duration::hours(24)), now)?;
-            Ok((today, day))
-        });
+        // One catch-up of the index for both counts.
+        let asked = super::super::records::current_index(app)
+            .map_err(|e| e.to_string())
+            .and_then(|(index, _, _)| {
+                let today = tally(&index, midnight, now)?;
+                Ok((today, tally(&index, Some(now - Duration::hours(24)), now)?))
+            });
         let (today, day) = match asked {
             Ok(t) => t,
             Err(e) => {
@@ -99,8 +102,11 @@ impl Counts {
     }
 }
 
-fn tally(app: &App, from: Option<DateTime<Utc>>, to: DateTime<Utc>) -> Result<Vec<Tally>, String> {
-    let (index, _, _) = super::super::records::current_index(app).map_err(|e| e.to_string())?;
+fn tally(
+    index: &Index,
+    from: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Tally>, String> {
     let q = Query {
         from,
         to: Some(to),

@@ -24,6 +24,11 @@ const NAV: &[(&str, &str)] = &[
 
 /// A whole page for `s`, titled `title`, with `body` in its main part.
 pub(crate) fn page(s: &Session, title: &str, body: Markup) -> Response {
+    page_with(StatusCode::OK, s, title, body)
+}
+
+/// `page`, answered with `status` (a refusal that shows the page again with what was wrong).
+pub(crate) fn page_with(status: StatusCode, s: &Session, title: &str, body: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -53,7 +58,7 @@ pub(crate) fn page(s: &Session, title: &str, body: Markup) -> Response {
             }
         }
     };
-    html_response(StatusCode::OK, markup)
+    html_response(status, markup)
 }
 
 /// A page with no session (sign-in, a refusal).

@@ -1,6 +1,6 @@
 //! Reports: the compliance report of a period (as `callgate report` writes it), printable.
 
-use super::page::{notice, page};
+use super::page::{notice, page, page_with};
 use super::{Console, Session};
 use crate::app::App;
 use crate::records::report;
@@ -70,9 +70,7 @@ pub(crate) async fn view(
     let ask = match p.ask(&c.app) {
         Ok(a) => a,
         Err(e) => {
-            let mut answer = page(&s, "Reports", form(&p, Some(&e)));
-            *answer.status_mut() = StatusCode::BAD_REQUEST;
-            return answer;
+            return page_with(StatusCode::BAD_REQUEST, &s, "Reports", form(&p, Some(&e)));
         }
     };
     super::document(&c.app, move |app, index, files| {
