@@ -139,3 +139,39 @@ fn the_report_shows_an_opt_out_and_the_first_call_blocked_after_it() {
     assert!(o["first_blocked"].is_string(), "{r:#}");
     assert!(o["hours"].as_f64().unwrap() >= 0.0);
 }
+
+/// A call to a number on the national list whose owner gave written consent: allowed.
+fn consented_call() -> (Callgate, Carrier, tempfile::TempDir) {
+    let carrier = Carrier::start();
+    let cg = Callgate::start(carrier.port);
+    let work = tempfile::tempdir().unwrap();
+    let consent = r#"[{"number":"2125550143","type":"pewc","captured":"2026-01-02","evidence":"signed form 12"}]"#;
+    let (status, body) = common::http(cg.admin, "POST", "/v1/consent", consent, None);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        dialer("uac_allow.xml", &["2125550143"], cg.sip, work.path()),
+        0
+    );
+    cg.wait_call_records(1);
+    (cg, carrier, work)
+}
+
+#[test]
+fn the_report_counts_the_calls_a_consent_record_let_through_by_its_type() {
+    let (cg, _carrier, work) = consented_call();
+    let r = report_of_today(&cg, work.path());
+    assert_eq!(r["consent_used"]["pewc"], 1, "{r:#}");
+    assert_eq!(r["decisions"]["allowed"], 1, "{r:#}");
+}
+
+#[test]
+fn a_dossier_says_which_consent_record_a_call_went_ahead_under() {
+    let (cg, _carrier, _work) = consented_call();
+    let path = "/v1/records/dossier?number=2125550143&format=html";
+    let (status, body) = common::http(cg.admin, "GET", path, "", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("Decision: allowed, under pewc record 1"),
+        "{body}"
+    );
+}

@@ -540,6 +540,20 @@ fn https(
     path: &str,
     body: &str,
 ) -> std::io::Result<(u16, String)> {
+    let json = "Content-Type: application/json\r\n";
+    https_with(h, pki, cert, method, path, json, body).map(|(status, _, body)| (status, body))
+}
+
+/// An HTTPS request with `headers` (each line ending in CRLF): status, head and body.
+fn https_with(
+    h: &Harness,
+    pki: &Pki,
+    cert: Option<&Leaf>,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
     use std::io::{Read, Write};
     let mut s = connect(
         h.run().admin_addr,
@@ -548,7 +562,7 @@ fn https(
     )?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     s.flush()?;
@@ -564,12 +578,8 @@ fn https(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("no HTTP answer: {out:?}")))?;
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or("")
-        .to_string();
-    Ok((status, body))
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    Ok((status, head.to_string(), body.to_string()))
 }
 
 #[test]
@@ -616,6 +626,119 @@ fn admin_changes_over_mutual_tls_name_the_certificate_in_the_audit_log() {
     assert!(
         who.iter()
             .any(|w| w.contains("client certificate ops.example.test")),
+        "{who:?}"
+    );
+}
+
+/// An admin over mutual TLS whose certificate `ops.example.test` is the console operator
+/// `olga`; `alice` signs in with a password.
+fn console_mtls(dir: &Path, pki: &Pki) -> (Harness, Leaf) {
+    use callgate::config::{AdminRole, AdminUser, PasswordHashText};
+    common::write_data(dir, Some(2));
+    let server = pki.leaf(dir, "admin", &["admin.callgate.test", "127.0.0.1"]);
+    let ca = pki.write_ca(dir, "ops-ca.crt");
+    let h = Harness::in_dir_with(dir.to_path_buf(), "", |c| {
+        c.admin.tls_cert = Some(server.cert.clone());
+        c.admin.tls_key = Some(server.key.clone());
+        c.admin.client_ca = Some(ca);
+        c.admin.user = vec![
+            AdminUser {
+                name: "olga".into(),
+                role: AdminRole::Operator,
+                password_hash: None,
+                certificate: Some("ops.example.test".into()),
+            },
+            AdminUser {
+                name: "alice".into(),
+                role: AdminRole::Operator,
+                password_hash: Some(PasswordHashText::of("correct horse battery staple").unwrap()),
+                certificate: None,
+            },
+        ];
+    });
+    let ops = pki.leaf(dir, "ops", &["ops.example.test"]);
+    (h, ops)
+}
+
+fn http_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn a_client_certificate_mapped_to_a_console_user_is_signed_in_as_that_user() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Ops CA");
+    let (h, ops) = console_mtls(tmp.path(), &pki);
+    let (status, head, body) = https_with(&h, &pki, Some(&ops), "GET", "/console", "", "").unwrap();
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert!(body.contains("olga"), "{body}");
+    let cookie = http_header(&head, "set-cookie").unwrap_or_default();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+}
+
+#[test]
+fn a_client_certificate_no_console_user_has_is_sent_to_sign_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Ops CA");
+    let (h, _) = console_mtls(tmp.path(), &pki);
+    let stranger = pki.leaf(tmp.path(), "stranger", &["stranger.example.test"]);
+    let (status, head, _) =
+        https_with(&h, &pki, Some(&stranger), "GET", "/console", "", "").unwrap();
+    assert_eq!(status, 303, "{head}");
+    assert!(
+        http_header(&head, "location").is_some_and(|l| l.starts_with("/console/sign-in")),
+        "{head}"
+    );
+}
+
+#[test]
+fn an_opt_out_added_in_the_console_by_certificate_names_its_user_and_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Ops CA");
+    let (h, ops) = console_mtls(tmp.path(), &pki);
+    let page = "/console/number?n=4155550123";
+    let (status, head, body) = https_with(&h, &pki, Some(&ops), "GET", page, "", "").unwrap();
+    assert_eq!(status, 200, "{head}");
+    let cookie = http_header(&head, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    let field = "name=\"csrf\" value=\"";
+    let token = &body[body.find(field).unwrap() + field.len()..];
+    let token = &token[..token.find('"').unwrap()];
+    let form = format!("csrf={token}&number=%2B14155550123&source=letter");
+    let headers = format!(
+        "Cookie: {cookie}\r\nOrigin: https://admin\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n"
+    );
+    let (status, head, body) = https_with(
+        &h,
+        &pki,
+        Some(&ops),
+        "POST",
+        "/console/optouts",
+        &headers,
+        &form,
+    )
+    .unwrap();
+    assert!(status < 400, "{status} {head}\n{body}");
+    let who: Vec<String> = h
+        .audit_lines()
+        .iter()
+        .filter_map(|l| l.get("admin"))
+        .filter(|a| a["action"] == "optout_add")
+        .map(|a| a["who"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(who.len(), 1, "{who:?}");
+    assert!(
+        who[0].starts_with("olga") && who[0].contains("client certificate ops.example.test"),
         "{who:?}"
     );
 }

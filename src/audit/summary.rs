@@ -65,6 +65,8 @@ pub struct Summary {
     /// Reason codes, space-separated.
     pub reasons: Option<Text>,
     pub disposition: Option<Text>,
+    /// A decision's consent or EBR record that exempted it from a check: its type (`pewc`...).
+    pub consent: Option<Text>,
     /// The Call-ID as its hash (`call_key`): what the index keeps of it.
     pub call_key: Option<i64>,
     pub decision: Option<DecisionId>,
@@ -84,6 +86,7 @@ impl Summary {
             verdict: None,
             reasons: None,
             disposition: None,
+            consent: None,
             call_key: None,
             decision: None,
             action: None,
@@ -158,6 +161,12 @@ pub(crate) fn of_decision(ev: &AuditEvent) -> Summary {
         campaign: d.context.as_ref().map(|c| c.campaign.id.clone()),
         verdict: Some(Cow::Borrowed(d.verdict.as_str())),
         reasons: reasons(d.reasons),
+        // As the line has it: within the policy context, written for outbound calls only.
+        consent: d
+            .context
+            .as_ref()
+            .and(d.consent.as_ref())
+            .map(|c| Cow::Borrowed(c.kind.as_str())),
         call_key: Some(call_key(&String::from_utf8_lossy(&ev.call_id))),
         decision: Some(DecisionId::Parts(ev.instance.clone(), ev.seq)),
         ..Summary::new(Kind::Decision)

@@ -108,6 +108,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .layer(middleware::from_fn_with_state(console.clone(), access));
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
+        // The address people type with its slash.
+        .route("/console/", get(|| async { Redirect::to("/console") }))
         .route(
             "/console/sign-in",
             get(sign_in::form).post(sign_in::sign_in),

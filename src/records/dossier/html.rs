@@ -51,10 +51,15 @@ pub(crate) fn headline(e: &Entry) -> String {
     match e.kind {
         Kind::Decision => {
             let reasons = r.get("reasons").map(text).unwrap_or_default();
-            match reasons.is_empty() {
+            let mut line = match reasons.is_empty() {
                 true => format!("Decision: {}", s(r, "verdict")),
                 false => format!("Decision: {} ({reasons})", s(r, "verdict")),
+            };
+            // The consent a call went ahead under is what a complaint asks about first.
+            if let Some(c) = r.pointer("/policy/consent_used") {
+                let _ = write!(line, ", under {} record {}", s(c, "type"), text(&c["seq"]));
             }
+            line
         }
         Kind::Call => {
             let secs = r

@@ -33,7 +33,7 @@ const SHOWN: usize = 20;
 /// Every row as (place, number, the rest, ids as what they stand for): a line of several
 /// numbers gives one per number.
 const ROWS: &str = "SELECT place, r.number, kind, ts_ms, c.name, verdict, reasons, disposition,
-        call_key, i.name, decision & ((1 << 40) - 1), action, who
+        call_key, i.name, decision & ((1 << 40) - 1), action, who, consent
     FROM (SELECT place, number FROM entries
           UNION ALL SELECT place, number FROM more_numbers) AS r
     JOIN entries e USING (place) JOIN facets f ON f.id = e.facet
@@ -44,8 +44,8 @@ const ROWS: &str = "SELECT place, r.number, kind, ts_ms, c.name, verdict, reason
 type Row = ((i64, i64), String);
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
-    let mut cols = Vec::with_capacity(11);
-    for i in 2..13 {
+    let mut cols = Vec::with_capacity(12);
+    for i in 2..14 {
         cols.push(match r.get::<_, Value>(i)? {
             Value::Null => "-".to_string(),
             Value::Integer(n) => n.to_string(),

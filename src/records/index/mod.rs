@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 pub const FILE_NAME: &str = "records-index.sqlite";
 
 /// The layout of the tables; an index file of another layout is dropped and rebuilt.
-const LAYOUT: i64 = 9;
+const LAYOUT: i64 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -69,8 +69,8 @@ pub struct Index {
 /// its first in `entries` and the others in `more_numbers`.
 ///
 /// A row is seven integers, written by every call twice: what is text in the log is a
-/// reference here. Kind, verdict, reasons, disposition, and an admin record's action and who
-/// did it are one `facets` row (a few hundred combinations); a campaign and a deciding
+/// reference here. Kind, verdict, reasons, disposition, the type of consent a decision used,
+/// and an admin record's action and who did it are one `facets` row (a few hundred combinations); a campaign and a deciding
 /// instance are `names`; a Call-ID is kept as its 64-bit hash (`codes::call_key`), a decision
 /// id as its instance's name and its sequence number. Both tables only grow (a reindex
 /// keeps them), so an id once given names the same thing for as long as the file lives.
@@ -94,7 +94,8 @@ const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS facets (
         id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, verdict TEXT NOT NULL,
         reasons TEXT NOT NULL, disposition TEXT NOT NULL, action TEXT NOT NULL,
-        who TEXT NOT NULL, UNIQUE (kind, verdict, reasons, disposition, action, who));
+        who TEXT NOT NULL, consent TEXT NOT NULL,
+        UNIQUE (kind, verdict, reasons, disposition, action, who, consent));
     CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
     CREATE TABLE IF NOT EXISTS more_numbers (
         place INTEGER NOT NULL, number INTEGER NOT NULL,

@@ -35,7 +35,8 @@ impl Names {
         Ok(id)
     }
 
-    /// The id of the facet of `s` (its kind, verdict, reasons, disposition, action, who).
+    /// The id of the facet of `s` (its kind, verdict, reasons, disposition, action, who,
+    /// consent used).
     pub(super) fn facet(&mut self, tx: &Transaction, s: &Summary) -> rusqlite::Result<i64> {
         let kind = codes::kind(s.kind);
         let parts = [
@@ -44,6 +45,7 @@ impl Names {
             s.disposition.as_deref().unwrap_or(""),
             s.action.as_deref().unwrap_or(""),
             s.who.as_deref().unwrap_or(""),
+            s.consent.as_deref().unwrap_or(""),
         ];
         self.key.clear();
         self.key.push(char::from(b'0' + kind as u8));
@@ -54,21 +56,20 @@ impl Names {
         if let Some(id) = self.facets.get(&self.key) {
             return Ok(*id);
         }
-        let [verdict, reasons, disposition, action, who] = parts;
+        let [verdict, reasons, disposition, action, who, consent] = parts;
+        let values = params![kind, verdict, reasons, disposition, action, who, consent];
         tx.prepare_cached(
-            "INSERT OR IGNORE INTO facets (kind, verdict, reasons, disposition, action, who)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR IGNORE INTO facets
+             (kind, verdict, reasons, disposition, action, who, consent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
-        .execute(params![kind, verdict, reasons, disposition, action, who])?;
+        .execute(values)?;
         let id = tx
             .prepare_cached(
                 "SELECT id FROM facets WHERE kind = ?1 AND verdict = ?2 AND reasons = ?3
-                 AND disposition = ?4 AND action = ?5 AND who = ?6",
+                 AND disposition = ?4 AND action = ?5 AND who = ?6 AND consent = ?7",
             )?
-            .query_row(
-                params![kind, verdict, reasons, disposition, action, who],
-                |r| r.get(0),
-            )?;
+            .query_row(values, |r| r.get(0))?;
         self.facets.insert(self.key.clone(), id);
         Ok(id)
     }

@@ -33,6 +33,14 @@ struct AnyLine<'a> {
 struct Policy<'a> {
     #[serde(borrow)]
     campaign: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    consent_used: Option<ConsentUsed<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ConsentUsed<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
@@ -103,10 +111,15 @@ pub(crate) fn summary_of(line: &[u8]) -> Option<Summary> {
         return Some(summary::admin(ts, &a.action, &a.who, &a.detail));
     }
     let verdict = l.verdict?;
+    let (campaign, consent) = match l.policy {
+        Some(p) => (p.campaign, p.consent_used.map(|c| c.kind)),
+        None => (None, None),
+    };
     Some(Summary {
         number: l.called_e164.as_deref().map_or(0, summary::digits),
         ts_ms: millis(l.ts.as_deref()),
-        campaign: l.policy.and_then(|p| p.campaign).map(|c| c.as_ref().into()),
+        campaign: campaign.map(|c| c.as_ref().into()),
+        consent: text(consent),
         verdict: Some(Cow::Owned(verdict.into_owned())),
         reasons: joined(&l.reasons),
         call_key: l.call_id.as_deref().map(summary::call_key),
@@ -128,6 +141,13 @@ mod tests {
         assert_eq!(r.campaign.as_deref(), Some("spring"));
         assert_eq!(r.reasons.as_deref(), Some("national_dnc state_hours"));
         assert_eq!(r.decision, Some(DecisionId::Whole("abc-7".into())));
+    }
+
+    #[test]
+    fn a_decision_names_the_type_of_consent_that_exempted_it() {
+        let line = br#"{"id":"abc-8","ts":"2026-12-06T19:00:00.154Z","call_id":"2@h","called_e164":"+14155550100","verdict":"allowed","policy":{"campaign":"spring","consent_used":{"seq":3,"type":"ebr_purchase"}},"prev":"00"}"#;
+        let r = summary_of(line).unwrap();
+        assert_eq!(r.consent.as_deref(), Some("ebr_purchase"));
     }
 
     #[test]

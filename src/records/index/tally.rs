@@ -1,5 +1,5 @@
 //! Counts over a period: how many lines of each facet (kind, verdict, reasons, disposition,
-//! admin action), for the console's overview and the reports. One grouped read of the
+//! consent used, admin action), for the console's overview and the reports. One grouped read of the
 //! period's rows; no line of the log is read.
 
 use super::query::{where_clause, Args};
@@ -16,6 +16,8 @@ pub struct Tally {
     pub reasons: String,
     pub disposition: String,
     pub action: String,
+    /// The type of consent that exempted a decision ("" for none).
+    pub consent: String,
     /// The campaign of the lines counted (None: lines without one).
     pub campaign: Option<String>,
     pub count: u64,
@@ -34,7 +36,8 @@ impl Index {
         let mut args = Args::default();
         let clause = where_clause(&q, &mut args);
         let sql = format!(
-            "SELECT f.kind, f.verdict, f.reasons, f.disposition, f.action, c.name, count(*)
+            "SELECT f.kind, f.verdict, f.reasons, f.disposition, f.action, f.consent, c.name,
+                    count(*)
              FROM entries e CROSS JOIN facets f ON f.id = e.facet
              LEFT JOIN names c ON c.id = e.campaign {clause} GROUP BY e.facet, e.campaign"
         );
@@ -51,8 +54,9 @@ impl Index {
                     reasons: r.get(2)?,
                     disposition: r.get(3)?,
                     action: r.get(4)?,
-                    campaign: r.get(5)?,
-                    count: r.get::<_, i64>(6)?.max(0) as u64,
+                    consent: r.get(5)?,
+                    campaign: r.get(6)?,
+                    count: r.get::<_, i64>(7)?.max(0) as u64,
                 })
             })
             .map_err(self.sql())?;

@@ -47,6 +47,14 @@ pub fn render(r: &Report) -> String {
                 }
                 section { h2 { "Blocked calls by state" } (table("State", &r.blocked_by_state)) }
                 section { h2 { "Calls by disposition" } (table("Disposition", &r.calls)) }
+                section {
+                    h2 { "Consent the calls were made under" }
+                    p.muted {
+                        "Decisions a consent or business-relationship record exempted from a \
+                         rule, by the record's type."
+                    }
+                    (table("Type of record", &r.consent_used))
+                }
                 section { h2 { "Abandonment by campaign" } (campaigns(r)) }
                 section { h2 { "Opt-outs received, and the first call blocked after each" } (optouts(r)) }
                 section { h2 { "Lists in service each day" } (days(r)) }

@@ -1,5 +1,6 @@
 //! The compliance report of a period, for an auditor: decisions by verdict, blocks by
-//! reason, calls by disposition, abandonment per campaign, opt-outs and consent entered, caps
+//! reason, calls by disposition, abandonment per campaign, opt-outs and consent entered,
+//! the consent decisions were exempted under, caps
 //! reached, shadow-mode would-blocks, and the list versions in service each day with their age
 //! (the proof that the national list was never older than the rule allows, or the days it
 //! was). Counted through the records index; the list versions read from each day's first and
@@ -46,6 +47,9 @@ pub struct Report {
     pub optouts_received: u64,
     /// Consent uploads and entries (admin records; each may hold many records).
     pub consent_entries: u64,
+    /// Decisions a consent or EBR record exempted from a check, by the record's type
+    /// (`pewc`, `ebr_purchase`...): the consent the calls were made under.
+    pub consent_used: BTreeMap<String, u64>,
     /// Calls blocked by a frequency cap.
     pub caps_reached: u64,
     /// Blocked decisions by the called party's state (its address on file, else its area
@@ -143,6 +147,7 @@ pub fn build(
         campaigns: campaigns(&tallies),
         optouts_received: 0,
         consent_entries: 0,
+        consent_used: BTreeMap::new(),
         caps_reached: 0,
         blocked_by_state: BTreeMap::new(),
         optouts: vec![],
@@ -176,6 +181,9 @@ fn count(r: &mut Report, t: &Tally) {
     match t.kind {
         Kind::Decision => {
             *r.decisions.entry(t.verdict.clone()).or_default() += t.count;
+            if !t.consent.is_empty() {
+                *r.consent_used.entry(t.consent.clone()).or_default() += t.count;
+            }
             let by_reason = match t.verdict.as_str() {
                 "blocked" => &mut r.blocked_by_reason,
                 "would_block" => &mut r.would_block_by_reason,
