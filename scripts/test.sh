@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need (sipp; stunnel, which gives Debian's TLS-less sipp its TLS hop;
 # baresip, a real SIP phone as the dialer; Kamailio for its recipe; promtool (Debian's prometheus) for the alert rules
-# and dashboard; Chromium and chromedriver, the browser the console's tests drive; cargo-deb for the Debian package, which tests/package.rs builds and installs
+# and dashboard; Chromium and chromedriver, the browser the console's tests drive; PostgreSQL, the database several instances share (tests start their own servers); cargo-deb for the Debian package, which tests/package.rs builds and installs
 # with dpkg into a scratch root; the rustfmt and clippy components), then check formatting and lints and run every test. This is the README's test command and exactly what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,7 @@ command -v kamailio >/dev/null 2>&1 || missing+=(kamailio)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql-15)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${missing[*]}"
   SUDO=""
@@ -28,6 +29,7 @@ command -v baresip >/dev/null 2>&1 || { echo "FATAL: baresip is still missing; t
 command -v promtool >/dev/null 2>&1 || { echo "FATAL: promtool is still missing; the alert-rule tests cannot run" >&2; exit 1; }
 command -v kamailio >/dev/null 2>&1 || { echo "FATAL: kamailio is still missing; the Kamailio recipe tests cannot run" >&2; exit 1; }
 command -v chromium >/dev/null 2>&1 || { echo "FATAL: chromium is still missing; the console's browser tests cannot run" >&2; exit 1; }
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "FATAL: PostgreSQL (initdb) is still missing; the shared-state tests cannot run" >&2; exit 1; }
 command -v chromedriver >/dev/null 2>&1 || { echo "FATAL: chromedriver is still missing; the console's browser tests cannot run" >&2; exit 1; }
 if ! command -v mdbook >/dev/null 2>&1; then
   echo "== installing mdbook (the book in docs/ is built by the tests)"

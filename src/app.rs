@@ -28,6 +28,8 @@ pub struct App {
     pub tls: crate::tls::TlsSet,
     /// How far the records index has caught up with the log (`records.index`).
     pub records_index: Arc<crate::records::index::Progress>,
+    /// The database shared with other instances (`[shared]`), if any.
+    pub shared: Option<Arc<crate::shared::Shared>>,
 }
 
 impl App {
@@ -194,6 +196,9 @@ impl App {
             }
         }
         m.list_generation.set(lists.generation as i64);
+        if let Some(shared) = &self.shared {
+            shared.refresh_metrics(&self.gate.state, now);
+        }
         m.prefilter_memory.set(lists.prefilter_bytes() as i64);
         self.refresh_disk_metrics();
         for (campaign, t) in self.gate.state.abandonment.all(now.date_naive()) {
@@ -248,6 +253,10 @@ impl App {
         }
         let lists = self.lists.current();
         let now = self.clock.now();
+        if let Some(why) = (self.shared.as_ref()).and_then(|s| s.not_current(&self.gate.state, now))
+        {
+            return Some(why);
+        }
         let live = self.gate.rules();
         let policy = &live.policy;
         let (fresh, _, why) = policy.national_status(&lists, now);

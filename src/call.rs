@@ -21,6 +21,7 @@ pub enum Reason {
     CustomDnc,
     ListUnavailable,
     StaleList,
+    SharedStateStale,
     UnknownCampaign,
     CallTypeNotAllowed,
     StateOfEmergency,
@@ -43,7 +44,7 @@ pub enum Reason {
 
 impl Reason {
     /// In precedence order: the first one present is the "primary" reason of a decision.
-    pub(crate) const ALL: [Reason; 25] = [
+    pub(crate) const ALL: [Reason; 26] = [
         Reason::UnparseableNumber,
         Reason::InternalDnc,
         Reason::NationalDnc,
@@ -51,6 +52,7 @@ impl Reason {
         Reason::CustomDnc,
         Reason::ListUnavailable,
         Reason::StaleList,
+        Reason::SharedStateStale,
         Reason::UnknownCampaign,
         Reason::CallTypeNotAllowed,
         Reason::StateOfEmergency,
@@ -84,6 +86,7 @@ impl Reason {
             Reason::StateDnc => "state_dnc",
             Reason::CustomDnc => "custom_dnc",
             Reason::StaleList => "stale_list",
+            Reason::SharedStateStale => "shared_state_stale",
             Reason::ListUnavailable => "list_unavailable",
             Reason::UnknownCampaign => "unknown_campaign",
             Reason::CallTypeNotAllowed => "call_type_not_allowed",
@@ -114,6 +117,9 @@ impl Reason {
             Reason::StateDnc => "number is on a state do-not-call list",
             Reason::CustomDnc => "number is on a suppression list",
             Reason::StaleList => "National DNC list missing or older than allowed",
+            Reason::SharedStateStale => {
+                "the shared opt-outs could not be confirmed current (database unreachable)"
+            }
             Reason::ListUnavailable => "a configured list could not be loaded",
             Reason::UnknownCampaign => "the campaign named by the dialer is not configured",
             Reason::CallTypeNotAllowed => "call type not allowed for this campaign",

@@ -35,6 +35,7 @@ pub struct Config {
     pub campaigns: CampaignsConfig,
     pub calls: CallsConfig,
     pub records: RecordsConfig,
+    pub shared: SharedConfig,
     #[serde(rename = "campaign")]
     pub campaign: Vec<CampaignConfig>,
     /// Where this configuration came from (file name, text), to locate errors found later.
@@ -173,6 +174,39 @@ impl Default for RecordsConfig {
             compress: true,
             index: true,
             index_interval_ms: 1000,
+        }
+    }
+}
+
+/// Several instances, one compliance state: opt-outs kept in PostgreSQL and followed by every
+/// instance. Off without `url` (each instance keeps its own files).
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharedConfig {
+    /// `postgres://user:password@host1,host2/db?target_session_attrs=read-write`: the
+    /// database every instance shares (the first host that accepts writes is used).
+    pub url: Option<String>,
+    /// Marketing calls fail closed (`shared_state_stale`) when the database has not confirmed
+    /// this instance current for this long (milliseconds).
+    pub max_lag_ms: u64,
+    /// How often the instance asks the database for what changed, besides being told by
+    /// LISTEN/NOTIFY (milliseconds; at most half of `max_lag_ms`).
+    pub poll_ms: u64,
+    /// The longest a connection or a query may take before it counts as failed (milliseconds).
+    pub timeout_ms: u64,
+    /// When the instance is not current: `reject` marketing calls (default) or `allow` them,
+    /// recording the reason.
+    pub on_stale: FailMode,
+}
+
+impl Default for SharedConfig {
+    fn default() -> Self {
+        SharedConfig {
+            url: None,
+            max_lag_ms: 5000,
+            poll_ms: 1000,
+            timeout_ms: 3000,
+            on_stale: FailMode::Reject,
         }
     }
 }
@@ -878,6 +912,7 @@ impl Config {
         self.validate_tls(&fail)?;
         self.validate_users(file, src)?;
         self.validate_bounds(&fail)?;
+        self.validate_shared(&fail)?;
         if !self.sip.record_route {
             return fail(
                 "sip.record_route",
@@ -940,6 +975,30 @@ impl Config {
         Ok(())
     }
 
+    /// The shared database: a URL PostgreSQL's client reads, polled often enough to confirm
+    /// the instance current within its allowed lag.
+    fn validate_shared(
+        &self,
+        fail: &dyn Fn(&str, String) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
+        let shared = &self.shared;
+        if let Some(url) = &shared.url {
+            if let Err(e) = url.parse::<tokio_postgres::Config>() {
+                // The URL may hold a password: the error names the problem, not the URL.
+                return fail("shared.url", format!("not a PostgreSQL URL: {e}"));
+            }
+        }
+        if shared.poll_ms.saturating_mul(2) > shared.max_lag_ms {
+            let why = format!(
+                "{} is more than half of shared.max_lag_ms ({}): one late poll would make the \
+                 instance stale",
+                shared.poll_ms, shared.max_lag_ms
+            );
+            return fail("shared.poll_ms", why);
+        }
+        Ok(())
+    }
+
     /// Every number that becomes a duration, a deadline or a size has a range: an absurd
     /// value is named here rather than overflowing a deadline or an allocation later.
     fn validate_bounds(
@@ -956,7 +1015,7 @@ impl Config {
 
     /// Every number that has a range: (key, its value here, least, most). The configuration
     /// reference shows the ranges.
-    pub fn bounds(&self) -> [(&'static str, u64, u64, u64); 20] {
+    pub fn bounds(&self) -> [(&'static str, u64, u64, u64); 23] {
         const DAY: u64 = 86_400;
         let (sip, calls) = (&self.sip, &self.calls);
         // One line per setting: the table reads better than rustfmt's five lines each.
@@ -982,6 +1041,9 @@ impl Config {
             ("policy.national_max_age_days", u64::from(self.policy.national_max_age_days), 1, 36_500),
             ("lists.watch_interval_secs", self.lists.watch_interval_secs, 1, 3600),
             ("records.index_interval_ms", self.records.index_interval_ms, 10, 3_600_000),
+            ("shared.max_lag_ms", self.shared.max_lag_ms, 100, 3_600_000),
+            ("shared.poll_ms", self.shared.poll_ms, 20, 1_800_000),
+            ("shared.timeout_ms", self.shared.timeout_ms, 100, 60_000),
         ];
         bounds
     }

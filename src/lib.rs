@@ -24,5 +24,6 @@ pub mod number;
 pub mod policy;
 pub mod records;
 pub mod server;
+pub mod shared;
 pub mod sip;
 pub mod tls;

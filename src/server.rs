@@ -53,6 +53,7 @@ pub fn metrics_catalog() -> Vec<crate::metrics::MetricDoc> {
         SipMetrics::register(&m.registry);
         crate::records::metrics::RecordMetrics::register(&m.registry);
         crate::records::index::FollowerMetrics::register(&m.registry);
+        crate::shared::SharedMetrics::register(&m.registry);
     })
 }
 
@@ -347,12 +348,8 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
         sip_metrics.clone(),
     ));
     spawn_state_upkeep(state, clock.clone());
-    let limits = crate::sip::transport::Limits {
-        max_message: cfg.sip.max_message_bytes,
-        idle: Duration::from_secs(cfg.sip.tcp_idle_timeout_secs.max(1)),
-        message_timeout: Duration::from_secs(cfg.sip.tcp_message_timeout_secs.max(1)),
-        max_conns: cfg.sip.tcp_max_connections,
-    };
+    let limits = transport_limits(&cfg);
+    let shared = crate::shared::Shared::new(&cfg.shared, &audit.instance_arc(), &metrics.registry);
     let app = Arc::new(App {
         cfg,
         proxy,
@@ -363,6 +360,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
         clock,
         tls,
         records_index: Arc::default(),
+        shared,
     });
     app.refresh_metrics();
     app.log_list_health();
@@ -377,6 +375,15 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
         durable,
         upstream,
     })
+}
+
+fn transport_limits(cfg: &Config) -> crate::sip::transport::Limits {
+    crate::sip::transport::Limits {
+        max_message: cfg.sip.max_message_bytes,
+        idle: Duration::from_secs(cfg.sip.tcp_idle_timeout_secs.max(1)),
+        message_timeout: Duration::from_secs(cfg.sip.tcp_message_timeout_secs.max(1)),
+        max_conns: cfg.sip.tcp_max_connections,
+    }
 }
 
 /// A previous run killed mid-call left calls with a decision and no call record: they get
@@ -441,6 +448,16 @@ fn run(b: Built) -> anyhow::Result<Running> {
         spawn_list_watch(&b.app, Duration::from_secs(lists_cfg.watch_interval_secs));
     }
     spawn_records_index(&b.app, b.index_feed);
+    if let Some(shared) = &b.app.shared {
+        let parts = crate::shared::Parts {
+            lists: b.app.lists.clone(),
+            state: b.app.gate.state.clone(),
+            clock: b.app.clock.clone(),
+            audit: b.app.audit.clone(),
+        };
+        crate::shared::spawn_follower(shared.clone(), parts)
+            .context("the thread that follows the shared database")?;
+    }
     tracing::info!(sip = %sip_addr, tls = ?tls_addr, admin = %admin_addr, upstream = %b.upstream, "callgate running");
     Ok(Running {
         app: b.app,
@@ -499,6 +516,13 @@ fn open_policy_state(
         caps: CapStore::open(&cfg.lists.caps_journal, clock.now().timestamp(), flush)?,
         emergency: Emergency::open(&cfg.lists.emergency_file)?,
         abandonment: crate::policy::abandon::Abandonment::open_in(&cfg.audit.dir)?,
+        currency: match cfg.shared.url {
+            None => crate::policy::Currency::standalone(),
+            Some(_) => crate::policy::Currency::shared(
+                Duration::from_millis(cfg.shared.max_lag_ms),
+                cfg.shared.on_stale,
+            ),
+        },
     })
 }
 

@@ -274,7 +274,7 @@ async fn add_optout(
             Json(json!({"number": rec.number, "seq": rec.seq, "at": rec.at, "durable": true})),
         )
             .into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(e.status(), e.to_string()),
     }
 }
 
@@ -285,44 +285,87 @@ pub(crate) async fn record_optout(
     n: E164,
     source: Option<String>,
     who: String,
-) -> Result<crate::lists::optouts::OptOutRecord, String> {
+) -> Result<crate::lists::optouts::OptOutRecord, NotRecorded> {
     let mut recs = record_optouts(app, vec![(n, source)], who).await?;
-    recs.pop().ok_or_else(|| "not recorded".to_string())
+    recs.pop().ok_or_else(|| NotRecorded::Journal {
+        error: "nothing written".into(),
+        shared: false,
+    })
+}
+
+/// Why opt-outs were not recorded, and the HTTP status that says it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotRecorded {
+    /// Nothing was recorded anywhere: the shared database did not commit.
+    #[error("not recorded: {0}")]
+    Shared(#[from] crate::shared::SharedError),
+    /// The journal here failed. With a shared database the opt-outs are committed there,
+    /// and this instance applies them once its journal can be written.
+    #[error("not recorded in this instance's journal{}: {error}",
+        if *.shared { " (committed to the shared database: every instance applies them)" } else { "" })]
+    Journal { error: String, shared: bool },
+}
+
+impl NotRecorded {
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            NotRecorded::Shared(_) => StatusCode::SERVICE_UNAVAILABLE,
+            NotRecorded::Journal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
 
 /// Add opt-outs, all or none (durable when this returns Ok), count them and audit each as
 /// `who`'s (one admin record a number, as the dossier reads them): the API's one and the
-/// console's uploads come here.
+/// console's uploads come here. With a shared database they are committed there first: an
+/// acknowledged opt-out is on the database's servers, and every instance applies it.
 pub(crate) async fn record_optouts(
     app: &Arc<App>,
     entries: Vec<(E164, Option<String>)>,
     who: String,
-) -> Result<Vec<crate::lists::optouts::OptOutRecord>, String> {
+) -> Result<Vec<crate::lists::optouts::OptOutRecord>, NotRecorded> {
+    let at = app.clock.now();
+    let shared_seqs = match &app.shared {
+        Some(shared) => Some(shared.add_optouts(&entries, at, &who).await.inspect_err(
+            |e| tracing::error!(error = %e, "opt-outs not recorded: the shared database did not commit them"),
+        )?),
+        None => None,
+    };
     let app2 = app.clone();
     // The fsync blocks: keep it off the async executor.
-    let res = tokio::task::spawn_blocking(move || app2.lists.optouts.add_many(entries)).await;
-    match res {
-        Ok(Ok(recs)) => {
-            app.metrics.optouts_added.inc_by(recs.len() as u64);
-            app.metrics
-                .optouts_entries
-                .set(app.lists.optouts.len() as i64);
-            for rec in &recs {
-                tracing::info!(number = %rec.number, seq = rec.seq, "opt-out recorded");
-                app.record_admin(
-                    "optout_add",
-                    who.clone(),
-                    json!({"number": rec.number, "seq": rec.seq, "source": rec.source}),
-                );
-            }
-            Ok(recs)
-        }
+    let res =
+        tokio::task::spawn_blocking(move || app2.lists.optouts.add_many_at(entries, at)).await;
+    let recs = match res {
+        Ok(Ok(recs)) => recs,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "opt-out journal write failed");
-            Err(format!("not recorded: {e}"))
+            let shared = shared_seqs.is_some();
+            return Err(NotRecorded::Journal {
+                error: e.to_string(),
+                shared,
+            });
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            let shared = shared_seqs.is_some();
+            return Err(NotRecorded::Journal {
+                error: e.to_string(),
+                shared,
+            });
+        }
+    };
+    app.metrics.optouts_added.inc_by(recs.len() as u64);
+    app.metrics
+        .optouts_entries
+        .set(app.lists.optouts.len() as i64);
+    for (i, rec) in recs.iter().enumerate() {
+        tracing::info!(number = %rec.number, seq = rec.seq, "opt-out recorded");
+        let mut detail = json!({"number": rec.number, "seq": rec.seq, "source": rec.source});
+        if let Some(seq) = shared_seqs.as_ref().and_then(|s| s.get(i)) {
+            detail["shared_seq"] = json!(seq);
+        }
+        app.record_admin("optout_add", who.clone(), detail);
     }
+    Ok(recs)
 }
 
 async fn reload(

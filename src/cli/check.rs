@@ -45,6 +45,8 @@ pub(crate) fn main(args: CheckArgs) -> anyhow::Result<u8> {
         caps: callgate::policy::caps::CapStore::in_memory(),
         emergency: callgate::policy::emergency::Emergency::open(&cfg.lists.emergency_file)?,
         abandonment: callgate::policy::abandon::Abandonment::open_in(&cfg.audit.dir)?,
+        // This instance's copy of the shared state, as it last saw it.
+        currency: callgate::policy::Currency::standalone(),
     };
     let req = callgate::policy::CheckRequest {
         number: args.number.clone(),

@@ -18,6 +18,18 @@ pub struct OptOutRecord {
     pub number: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// An opt-out learnt from the shared database: its sequence number there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<u64>,
+}
+
+/// An opt-out as the shared database holds it.
+#[derive(Debug, Clone)]
+pub struct SharedOptOut {
+    pub seq: u64,
+    pub number: E164,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub source: Option<String>,
 }
 
 pub struct OptOuts {
@@ -25,6 +37,8 @@ pub struct OptOuts {
     set: DashMap<E164, chrono::DateTime<chrono::Utc>>,
     journal: Mutex<File>,
     seq: AtomicU64,
+    /// The newest shared opt-out this journal holds: where following the database resumes.
+    shared_seq: AtomicU64,
     clock: SharedClock,
     /// A failed write could not be cut from the journal again: no more is written to it (a
     /// line appended after a torn one would make the journal unreadable at the next start).
@@ -37,7 +51,7 @@ impl OptOuts {
     /// an error: silently dropping an acknowledged opt-out is worse than not starting.
     pub fn open(path: &Path, clock: SharedClock) -> anyhow::Result<OptOuts> {
         let set = DashMap::new();
-        let mut seq = 0;
+        let (mut seq, mut shared_seq) = (0, 0);
         let file = crate::journal::open_replay(path, "opt-out", |rec: OptOutRecord, _| {
             let n: E164 = rec
                 .number
@@ -45,6 +59,7 @@ impl OptOuts {
                 .map_err(|e| anyhow::anyhow!("bad number `{}`: {e}", rec.number))?;
             set.insert(n, rec.at);
             seq = seq.max(rec.seq);
+            shared_seq = shared_seq.max(rec.shared.unwrap_or(0));
             Ok(())
         })?;
         tracing::info!(file = %path.display(), entries = set.len(), "opt-out journal replayed");
@@ -52,6 +67,7 @@ impl OptOuts {
             set,
             journal: Mutex::new(file),
             seq: AtomicU64::new(seq),
+            shared_seq: AtomicU64::new(shared_seq),
             clock,
             broken: Default::default(),
         })
@@ -93,6 +109,7 @@ impl OptOuts {
             at: self.clock.now(),
             number: n.to_string(),
             source,
+            shared: None,
         };
         let mut line = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
         line.push(b'\n');
@@ -125,24 +142,77 @@ impl OptOuts {
         &self,
         entries: Vec<(E164, Option<String>)>,
     ) -> std::io::Result<Vec<OptOutRecord>> {
+        self.add_many_at(entries, self.clock.now())
+    }
+
+    /// `add_many`, stamped `at` (the time the shared database recorded them with).
+    pub fn add_many_at(
+        &self,
+        entries: Vec<(E164, Option<String>)>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> std::io::Result<Vec<OptOutRecord>> {
+        self.write(entries.into_iter().map(|(n, source)| (n, at, source, None)))
+    }
+
+    /// Bring in opt-outs another instance recorded in the shared database, in its order:
+    /// those not already in force since at least as long (this instance's own, given back
+    /// by the database) are written, with their place there. Returns how many were new.
+    pub fn apply_shared(&self, rows: Vec<SharedOptOut>) -> std::io::Result<usize> {
+        let last = rows.last().map(|r| r.seq);
+        let new: Vec<_> = rows
+            .into_iter()
+            .filter(|r| self.when(r.number).is_none_or(|t| t < r.at))
+            .map(|r| (r.number, r.at, r.source, Some(r.seq)))
+            .collect();
+        let count = self.write(new.into_iter())?.len();
+        if let Some(last) = last {
+            self.shared_seq.fetch_max(last, Ordering::AcqRel);
+        }
+        Ok(count)
+    }
+
+    /// The newest shared opt-out in force here (0: none).
+    pub fn shared_seq(&self) -> u64 {
+        self.shared_seq.load(Ordering::Acquire)
+    }
+
+    fn write(
+        &self,
+        entries: impl Iterator<
+            Item = (
+                E164,
+                chrono::DateTime<chrono::Utc>,
+                Option<String>,
+                Option<u64>,
+            ),
+        >,
+    ) -> std::io::Result<Vec<OptOutRecord>> {
         let mut f = self.journal.lock().unwrap_or_else(|p| p.into_inner());
-        let (first, at) = (self.seq.load(Ordering::Acquire) + 1, self.clock.now());
-        let mut records = Vec::with_capacity(entries.len());
+        let first = self.seq.load(Ordering::Acquire) + 1;
+        let mut records = Vec::new();
         let mut lines = Vec::new();
-        for (i, (n, source)) in entries.into_iter().enumerate() {
+        for (i, (n, at, source, shared)) in entries.enumerate() {
             let rec = OptOutRecord {
                 seq: first + i as u64,
                 at,
                 number: n.to_string(),
                 source,
+                shared,
             };
             serde_json::to_writer(&mut lines, &rec).map_err(std::io::Error::other)?;
             lines.push(b'\n');
             records.push((n, rec));
         }
+        if records.is_empty() {
+            return Ok(vec![]);
+        }
         self.append(&mut f, &lines)?;
         for (n, rec) in &records {
-            self.set.insert(*n, rec.at);
+            // The latest opt-out of a number is the one in force, whichever came in last.
+            self.set
+                .entry(*n)
+                .and_modify(|t| *t = (*t).max(rec.at))
+                .or_insert(rec.at);
         }
         if let Some((_, last)) = records.last() {
             self.seq.store(last.seq, Ordering::Release);

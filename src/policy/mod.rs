@@ -184,6 +184,63 @@ pub struct PolicyState {
     pub caps: CapStore,
     pub emergency: Emergency,
     pub abandonment: abandon::Abandonment,
+    /// Whether the state shared with other instances is known to be current.
+    pub currency: Currency,
+}
+
+/// Whether what other instances recorded (their opt-outs) is known to be here: the last time
+/// the shared database confirmed it. A standalone instance is always current.
+pub struct Currency {
+    /// None: standalone. Else the longest a confirmation holds, and what to do past it.
+    shared: Option<(chrono::Duration, crate::config::FailMode)>,
+    /// Milliseconds (callgate's clock) of the last confirmation; `i64::MIN` for none yet.
+    confirmed_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Currency {
+    pub fn standalone() -> Currency {
+        Currency {
+            shared: None,
+            confirmed_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Current only while confirmed within `max_lag`; not current before the first time.
+    pub fn shared(max_lag: std::time::Duration, on_stale: crate::config::FailMode) -> Currency {
+        let lag = chrono::Duration::from_std(max_lag).unwrap_or(chrono::Duration::MAX);
+        Currency {
+            shared: Some((lag, on_stale)),
+            ..Currency::standalone()
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Everything the database held when `at` was read has been applied.
+    pub fn confirm(&self, at: DateTime<Utc>) {
+        use std::sync::atomic::Ordering;
+        self.confirmed_ms
+            .fetch_max(at.timestamp_millis(), Ordering::AcqRel);
+    }
+
+    /// When the state was last confirmed current (None: never, or standalone).
+    pub fn confirmed(&self) -> Option<DateTime<Utc>> {
+        let ms = self.confirmed_ms.load(std::sync::atomic::Ordering::Acquire);
+        (ms != i64::MIN)
+            .then(|| DateTime::from_timestamp_millis(ms))
+            .flatten()
+    }
+
+    /// None when current at `now`; else what to do with a marketing call.
+    pub fn stale(&self, now: DateTime<Utc>) -> Option<crate::config::FailMode> {
+        let (max_lag, on_stale) = self.shared?;
+        match self.confirmed() {
+            Some(t) if now.signed_duration_since(t) <= max_lag => None,
+            _ => Some(on_stale),
+        }
+    }
 }
 
 impl PolicyState {
@@ -193,6 +250,7 @@ impl PolicyState {
             caps: CapStore::in_memory(),
             emergency: Emergency::in_memory(),
             abandonment: abandon::Abandonment::in_memory(),
+            currency: Currency::standalone(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod calls;
 pub mod peers;
+pub mod postgres;
 
 use callgate::clock::OffsetClock;
 use callgate::config::Config;

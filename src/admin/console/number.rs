@@ -320,16 +320,8 @@ pub(crate) async fn add_optout(
             Redirect::to(&to).into_response()
         }
         Err(e) => {
-            let why = format!("The opt-out was not recorded: {e}");
-            number_page(
-                &c,
-                &s,
-                &n.to_string(),
-                None,
-                Some(&why),
-                StatusCode::INTERNAL_SERVER_ERROR,
-            )
-            .await
+            let why = format!("The opt-out was {e}");
+            number_page(&c, &s, &n.to_string(), None, Some(&why), e.status()).await
         }
     }
 }

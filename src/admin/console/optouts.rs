@@ -61,7 +61,7 @@ pub(crate) async fn upload(
     let recorded = crate::admin::http::record_optouts(&c.app, entries, super::who(&s, &peer)).await;
     let records = match recorded {
         Ok(r) => r,
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, vec![e]),
+        Err(e) => return refuse(e.status(), vec![e.to_string()]),
     };
     let app = &c.app;
     tracing::info!(count = records.len(), user = %s.user, "opt-outs uploaded");

@@ -1,0 +1,127 @@
+//! Following the shared database: LISTEN for commits, read everything past the last row
+//! applied, apply it to the journal, and confirm the instance current. On its own thread, so
+//! neither the SIP loop nor the admin API ever waits on the database.
+
+use super::{optouts, schema, Parts, Shared, SharedError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, NoTls};
+
+/// Start following on a thread of its own (it runs as long as the process).
+pub(crate) fn spawn_follower(shared: Arc<Shared>, parts: Parts) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("shared".into())
+        .spawn(move || rt.block_on(follow_forever(shared, parts)))?;
+    Ok(())
+}
+
+async fn follow_forever(shared: Arc<Shared>, parts: Parts) {
+    let mut applied = parts.lists.optouts.shared_seq();
+    shared.metrics.applied_seq.set(applied as i64);
+    let pause = Duration::from_millis(shared.cfg.poll_ms);
+    loop {
+        let e = follow(&shared, &parts, &mut applied).await;
+        shared.metrics.fetch_errors.inc();
+        tracing::warn!(error = %e, "shared database: not following; connecting again");
+        *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        tokio::time::sleep(pause).await;
+        shared.metrics.reconnects.inc();
+    }
+}
+
+/// Follow over one connection until it fails: the reason it did.
+async fn follow(shared: &Shared, parts: &Parts, applied: &mut u64) -> SharedError {
+    let (client, mut told) = match shared.bounded(listening(shared)).await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let poll = Duration::from_millis(shared.cfg.poll_ms);
+    loop {
+        // Everything committed before this moment is in what the read below sees.
+        let asked_at = parts.clock.now();
+        if let Err(e) = shared
+            .bounded(catch_up(&client, shared, parts, applied))
+            .await
+        {
+            return e;
+        }
+        parts.state.currency.confirm(asked_at);
+        *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        tokio::select! {
+            told = told.recv() => if told.is_none() { return SharedError::Closed },
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// A connection listening for commits: a message on the channel for each (several at
+/// once coalesce into one), the channel closed when the connection ends.
+async fn listening(shared: &Shared) -> Result<(Client, mpsc::Receiver<()>), SharedError> {
+    let (mut client, mut conn) = shared.pg.connect(NoTls).await?;
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(_))) => {
+                    let _ = tx.try_send(());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "shared database connection ended");
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    schema::migrate(&mut client).await?;
+    client
+        .batch_execute(&format!("LISTEN {}", optouts::CHANNEL))
+        .await?;
+    Ok((client, rx))
+}
+
+/// Apply every opt-out past `applied`, in order.
+async fn catch_up(
+    client: &Client,
+    shared: &Shared,
+    parts: &Parts,
+    applied: &mut u64,
+) -> Result<(), SharedError> {
+    loop {
+        let rows = optouts::after(client, *applied).await?;
+        let full = rows.len() as i64 == optouts::FETCH_ROWS;
+        let Some((first, last)) = rows.first().zip(rows.last()).map(|(f, l)| (f.seq, l.seq)) else {
+            return Ok(());
+        };
+        let lists = parts.lists.clone();
+        // The journal's fsync blocks.
+        let added = tokio::task::spawn_blocking(move || lists.optouts.apply_shared(rows))
+            .await
+            .map_err(|e| SharedError::Journal(std::io::Error::other(e)))?
+            .map_err(SharedError::Journal)?;
+        *applied = last;
+        shared.metrics.applied_seq.set(last as i64);
+        if added > 0 {
+            tracing::info!(
+                added,
+                first,
+                last,
+                "opt-outs from the shared database in force"
+            );
+            parts.audit.admin(crate::audit::AdminEvent {
+                ts: parts.clock.now(),
+                action: "shared_optouts_applied",
+                who: "shared database".into(),
+                detail: serde_json::json!({"first_seq": first, "last_seq": last, "added": added}),
+            });
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}

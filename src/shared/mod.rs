@@ -1,0 +1,210 @@
+//! Several instances, one compliance state: opt-outs recorded in a PostgreSQL database every
+//! instance shares (`[shared]`). A write is acknowledged after the database commits it; every
+//! instance keeps the whole set in memory and in its journal as before (a call never waits on
+//! the database), learns of new rows by LISTEN/NOTIFY, and reads everything past the last
+//! row it applied, with a poll as a backstop. An instance the database has not confirmed
+//! current within `max_lag_ms` is stale: marketing calls fail closed (`shared_state_stale`).
+
+mod follow;
+mod optouts;
+mod schema;
+
+use crate::clock::SharedClock;
+use crate::config::SharedConfig;
+use crate::lists::ListStore;
+use crate::number::E164;
+use crate::policy::PolicyState;
+use chrono::{DateTime, Utc};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_postgres::{Client, NoTls};
+
+pub(crate) use follow::spawn_follower;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    #[error("shared database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("shared database: no answer within {0} ms")]
+    Timeout(u64),
+    #[error("shared database schema is version {found}, newer than this callgate knows ({known}): upgrade callgate")]
+    NewerSchema { found: i32, known: i32 },
+    #[error("shared database: a row this callgate cannot read: {0}")]
+    BadRow(String),
+    #[error("shared database: the connection closed")]
+    Closed,
+    #[error("the opt-out journal: {0}")]
+    Journal(std::io::Error),
+}
+
+pub(crate) struct SharedMetrics {
+    pub fetch_errors: IntCounter,
+    pub reconnects: IntCounter,
+    pub applied_seq: IntGauge,
+    pub lag_ms: IntGauge,
+    pub writes: IntCounterVec,
+}
+
+impl SharedMetrics {
+    pub(crate) fn register(r: &Registry) -> SharedMetrics {
+        use crate::metrics::{counter, counter_vec, gauge};
+        SharedMetrics {
+            fetch_errors: counter(
+                r,
+                "callgate_shared_fetch_errors_total",
+                "Reads of the shared database that failed (connection, query or timeout).",
+            ),
+            reconnects: counter(
+                r,
+                "callgate_shared_reconnects_total",
+                "Connections to the shared database made again after one failed.",
+            ),
+            applied_seq: gauge(
+                r,
+                "callgate_shared_optouts_seq",
+                "The newest shared opt-out this instance has applied.",
+            ),
+            lag_ms: gauge(
+                r,
+                "callgate_shared_lag_milliseconds",
+                "Time since the shared database last confirmed this instance current (-1: never).",
+            ),
+            writes: counter_vec(
+                r,
+                "callgate_shared_writes_total",
+                "Opt-outs written to the shared database, by outcome.",
+                &["outcome"],
+            ),
+        }
+    }
+}
+
+/// This instance's side of the shared database.
+pub struct Shared {
+    cfg: SharedConfig,
+    pg: tokio_postgres::Config,
+    /// The connection writes go through; made again after it fails.
+    writer: tokio::sync::Mutex<Option<Client>>,
+    instance: String,
+    pub(crate) metrics: SharedMetrics,
+    /// Why the last read failed, until one succeeds.
+    last_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// None without `shared.url`.
+    pub fn new(cfg: &SharedConfig, instance: &str, registry: &Registry) -> Option<Arc<Shared>> {
+        let url = cfg.url.as_deref()?;
+        // Checked with the configuration: a URL that does not parse never gets here.
+        let mut pg: tokio_postgres::Config = url.parse().ok()?;
+        pg.connect_timeout(Duration::from_millis(cfg.timeout_ms));
+        pg.application_name(format!("callgate {instance}"));
+        Some(Arc::new(Shared {
+            cfg: cfg.clone(),
+            pg,
+            writer: tokio::sync::Mutex::new(None),
+            instance: instance.to_string(),
+            metrics: SharedMetrics::register(registry),
+            last_error: Mutex::new(None),
+        }))
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.timeout_ms)
+    }
+
+    /// `f` within the configured timeout.
+    async fn bounded<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, SharedError>>,
+    ) -> Result<T, SharedError> {
+        tokio::time::timeout(self.timeout(), f)
+            .await
+            .unwrap_or(Err(SharedError::Timeout(self.cfg.timeout_ms)))
+    }
+
+    /// A connection, its schema current; its driver runs on the calling runtime.
+    async fn connect(&self) -> Result<Client, SharedError> {
+        self.bounded(async {
+            let (mut client, conn) = self.pg.connect(NoTls).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::warn!(error = %e, "shared database connection ended");
+                }
+            });
+            schema::migrate(&mut client).await?;
+            Ok(client)
+        })
+        .await
+    }
+
+    /// Record opt-outs in the shared database (all or none), stamped `at`: Ok once
+    /// committed. A connection that failed is made again at the next write.
+    pub async fn add_optouts(
+        &self,
+        entries: &[(E164, Option<String>)],
+        at: DateTime<Utc>,
+        who: &str,
+    ) -> Result<Vec<u64>, SharedError> {
+        let mut writer = self.writer.lock().await;
+        let result = self
+            .bounded(async {
+                if writer.as_ref().is_none_or(Client::is_closed) {
+                    *writer = Some(self.connect().await?);
+                }
+                let client = writer.as_mut().ok_or(SharedError::Closed)?;
+                optouts::insert(client, entries, at, who, &self.instance).await
+            })
+            .await;
+        let outcome = match &result {
+            Ok(_) => "committed",
+            Err(_) => {
+                // A write cut off mid-way leaves the connection in an unknown state.
+                *writer = None;
+                "failed"
+            }
+        };
+        self.metrics
+            .writes
+            .with_label_values(&[outcome])
+            .inc_by(entries.len() as u64);
+        result
+    }
+
+    /// Why this instance is not current, for `/readyz` (None: it is).
+    pub fn not_current(&self, state: &PolicyState, now: DateTime<Utc>) -> Option<String> {
+        state.currency.stale(now)?;
+        let since = match state.currency.confirmed() {
+            Some(t) => format!("last confirmed {} ms ago", (now - t).num_milliseconds()),
+            None => "never confirmed since the start".to_string(),
+        };
+        let error = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        Some(format!(
+            "shared_state_stale: the shared database has not confirmed this instance current \
+             ({since}; allowed {} ms){}",
+            self.cfg.max_lag_ms,
+            error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ))
+    }
+
+    /// The lag gauge, at a scrape.
+    pub fn refresh_metrics(&self, state: &PolicyState, now: DateTime<Utc>) {
+        let lag = state
+            .currency
+            .confirmed()
+            .map_or(-1, |t| (now - t).num_milliseconds().max(0));
+        self.metrics.lag_ms.set(lag);
+    }
+}
+
+/// What the follower needs of the running instance.
+pub(crate) struct Parts {
+    pub lists: Arc<ListStore>,
+    pub state: Arc<PolicyState>,
+    pub clock: SharedClock,
+    pub audit: crate::audit::AuditSink,
+}

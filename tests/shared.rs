@@ -1,0 +1,167 @@
+//! Several callgate binaries sharing one PostgreSQL (a real server started by the test, on
+//! loopback), with sipp placing the calls: an opt-out posted to one instance is in force on
+//! the others; an instance the database cannot confirm current fails closed for marketing
+//! calls and says so; a write the database did not commit is refused and changes nothing.
+
+mod common;
+use common::http;
+use common::peers::{dialer, Callgate, Carrier};
+use common::postgres::Postgres;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The `[shared]` section for `url`: stale after a second without confirmation.
+fn shared(url: &str) -> String {
+    format!("[shared]\nurl = \"{url}\"\nmax_lag_ms = 1000\npoll_ms = 200\ntimeout_ms = 500\n")
+}
+
+/// Wait (bounded) until `admin`'s `/readyz` answers `want`.
+fn wait_ready(admin: SocketAddr, want: u16) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (status, body) = http(admin, "GET", "/readyz", "", None);
+        if status == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "/readyz still {status}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The verdict `admin` would give a call to `number` now.
+fn verdict(admin: SocketAddr, number: &str) -> Value {
+    let (status, body) = http(
+        admin,
+        "GET",
+        &format!("/v1/check?number={number}"),
+        "",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn reasons(v: &Value) -> Vec<String> {
+    v["reasons"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["code"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Two instances on one database, both confirmed current.
+fn two_instances(pg: &Postgres, carrier: &Carrier) -> (Callgate, Callgate) {
+    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
+    let b = Callgate::start_with(carrier.port, &shared(&pg.url()));
+    wait_ready(a.admin, 200);
+    wait_ready(b.admin, 200);
+    (a, b)
+}
+
+#[test]
+fn an_opt_out_posted_to_one_instance_blocks_the_next_call_through_another() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let (a, b) = two_instances(&pg, &carrier);
+    let optout = r#"{"number":"4155550177","source":"called in"}"#;
+    let (status, body) = http(a.admin, "POST", "/v1/optouts", optout, None);
+    assert_eq!(status, 201, "{body}");
+    let posted = Instant::now();
+    while !reasons(&verdict(b.admin, "4155550177")).contains(&"internal_dnc".to_string()) {
+        assert!(
+            posted.elapsed() < Duration::from_secs(5),
+            "not in force on B"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    eprintln!(
+        "opt-out in force on the other instance after {:?}",
+        posted.elapsed()
+    );
+    let work = tempfile::tempdir().unwrap();
+    let rejected = dialer("uac_expect_reject.xml", &["4155550177"], b.sip, work.path());
+    assert_eq!(rejected, 0);
+    let calls = b.wait_call_records(1);
+    assert_eq!(calls[0]["reasons"][0], "internal_dnc", "{calls:?}");
+}
+
+#[test]
+fn an_opt_out_is_committed_to_the_database_before_it_is_acknowledged() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
+    wait_ready(a.admin, 200);
+    let optout = r#"{"number":"4155550178","source":"letter"}"#;
+    let (status, body) = http(a.admin, "POST", "/v1/optouts", optout, None);
+    assert_eq!(status, 201, "{body}");
+    let row = pg.psql("SELECT seq, number, source FROM callgate_optouts");
+    assert_eq!(row, "1|+14155550178|letter");
+}
+
+#[test]
+fn an_instance_without_its_database_rejects_marketing_calls_and_is_not_ready() {
+    let carrier = Carrier::start();
+    // Nothing listens there.
+    let url = format!(
+        "postgres://callgate@127.0.0.1:{}/postgres",
+        common::free_port()
+    );
+    let cg = Callgate::start_with(carrier.port, &shared(&url));
+    let (status, body) = http(cg.admin, "GET", "/readyz", "", None);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("shared_state_stale"), "{body}");
+    let work = tempfile::tempdir().unwrap();
+    // 415 555 0100 is on no list: only the database's silence stops it.
+    let rejected = dialer(
+        "uac_expect_reject.xml",
+        &["4155550100"],
+        cg.sip,
+        work.path(),
+    );
+    assert_eq!(rejected, 0);
+    let calls = cg.wait_call_records(1);
+    assert_eq!(calls[0]["reasons"][0], "shared_state_stale", "{calls:?}");
+    assert_eq!(carrier.invites(), 0);
+}
+
+#[test]
+fn an_opt_out_the_database_did_not_commit_is_refused_and_not_in_force() {
+    let carrier = Carrier::start();
+    let url = format!(
+        "postgres://callgate@127.0.0.1:{}/postgres",
+        common::free_port()
+    );
+    let cg = Callgate::start_with(carrier.port, &shared(&url));
+    let optout = r#"{"number":"4155550179"}"#;
+    let (status, body) = http(cg.admin, "POST", "/v1/optouts", optout, None);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not recorded"), "{body}");
+    assert!(!reasons(&verdict(cg.admin, "4155550179")).contains(&"internal_dnc".to_string()));
+}
+
+#[test]
+fn an_instance_whose_database_dies_goes_stale_and_is_current_again_once_it_returns() {
+    let mut pg = Postgres::start();
+    let carrier = Carrier::start();
+    let cg = Callgate::start_with(carrier.port, &shared(&pg.url()));
+    wait_ready(cg.admin, 200);
+    pg.kill();
+    let stale_after = wait_ready(cg.admin, 503);
+    pg.restart();
+    let current_after = wait_ready(cg.admin, 200);
+    eprintln!("stale {stale_after:?} after the database died; current {current_after:?} after it returned");
+    let (_, metrics) = http(cg.admin, "GET", "/metrics", "", None);
+    let errors = metrics
+        .lines()
+        .find(|l| l.starts_with("callgate_shared_fetch_errors_total"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(errors.is_some_and(|e| e >= 1.0), "{metrics}");
+}
