@@ -197,6 +197,9 @@ pub struct SharedConfig {
     /// When the instance is not current: `reject` marketing calls (default) or `allow` them,
     /// recording the reason.
     pub on_stale: FailMode,
+    /// Where the instance notes the last change it applied, to resume from it after a
+    /// restart (default: `shared-cursor` beside `lists.optout_journal`).
+    pub cursor_file: Option<PathBuf>,
 }
 
 impl Default for SharedConfig {
@@ -207,6 +210,7 @@ impl Default for SharedConfig {
             poll_ms: 1000,
             timeout_ms: 3000,
             on_stale: FailMode::Reject,
+            cursor_file: None,
         }
     }
 }

@@ -377,6 +377,14 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
     })
 }
 
+/// Where following the shared database resumes (`shared.cursor_file`).
+fn shared_cursor(cfg: &Config) -> std::path::PathBuf {
+    cfg.shared.cursor_file.clone().unwrap_or_else(|| {
+        let journal = &cfg.lists.optout_journal;
+        journal.with_file_name("shared-cursor")
+    })
+}
+
 fn transport_limits(cfg: &Config) -> crate::sip::transport::Limits {
     crate::sip::transport::Limits {
         max_message: cfg.sip.max_message_bytes,
@@ -454,6 +462,7 @@ fn run(b: Built) -> anyhow::Result<Running> {
             state: b.app.gate.state.clone(),
             clock: b.app.clock.clone(),
             audit: b.app.audit.clone(),
+            cursor: shared_cursor(&b.app.cfg),
         };
         crate::shared::spawn_follower(shared.clone(), parts)
             .context("the thread that follows the shared database")?;

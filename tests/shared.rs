@@ -101,8 +101,101 @@ fn an_opt_out_is_committed_to_the_database_before_it_is_acknowledged() {
     let optout = r#"{"number":"4155550178","source":"letter"}"#;
     let (status, body) = http(a.admin, "POST", "/v1/optouts", optout, None);
     assert_eq!(status, 201, "{body}");
-    let row = pg.psql("SELECT seq, number, source FROM callgate_optouts");
-    assert_eq!(row, "1|+14155550178|letter");
+    let row =
+        pg.psql("SELECT seq, kind, body->0->>'number', body->0->>'source' FROM callgate_changes");
+    assert_eq!(row, "1|optouts|+14155550178|letter");
+}
+
+#[test]
+fn an_opt_out_is_in_force_on_the_instance_that_took_it_when_it_answers() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
+    wait_ready(a.admin, 200);
+    let (status, body) = http(
+        a.admin,
+        "POST",
+        "/v1/optouts",
+        r#"{"number":"4155550180"}"#,
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    let v = verdict(a.admin, "4155550180");
+    assert!(reasons(&v).contains(&"internal_dnc".to_string()), "{v}");
+}
+
+#[test]
+fn consent_posted_to_one_instance_exempts_a_call_through_another() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let (a, b) = two_instances(&pg, &carrier);
+    // On the national list; its owner gave written consent.
+    let consent = r#"[{"number":"2125550143","type":"pewc","captured":"2026-01-02","evidence":"signed form 12"}]"#;
+    let (status, body) = http(b.admin, "POST", "/v1/consent", consent, None);
+    assert_eq!(status, 201, "{body}");
+    let posted = Instant::now();
+    while verdict(a.admin, "2125550143")["verdict"] != "allowed" {
+        assert!(
+            posted.elapsed() < Duration::from_secs(5),
+            "consent not in force on A"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let work = tempfile::tempdir().unwrap();
+    assert_eq!(
+        dialer("uac_allow.xml", &["2125550143"], a.sip, work.path()),
+        0
+    );
+}
+
+#[test]
+fn an_emergency_closure_set_on_one_instance_closes_the_state_on_another() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let (a, b) = two_instances(&pg, &carrier);
+    let (status, body) = http(
+        a.admin,
+        "PUT",
+        "/v1/emergency",
+        r#"{"states":["CA"]}"#,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let posted = Instant::now();
+    while !reasons(&verdict(b.admin, "4155550100")).contains(&"state_of_emergency".to_string()) {
+        assert!(
+            posted.elapsed() < Duration::from_secs(5),
+            "closure not in force on B"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn an_instance_restarted_after_a_crash_applies_each_change_once() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let (a, mut b) = two_instances(&pg, &carrier);
+    for n in ["4155550181", "4155550182"] {
+        let optout = format!(r#"{{"number":"{n}"}}"#);
+        let (status, body) = http(a.admin, "POST", "/v1/optouts", &optout, None);
+        assert_eq!(status, 201, "{body}");
+    }
+    let posted = Instant::now();
+    while !reasons(&verdict(b.admin, "4155550182")).contains(&"internal_dnc".to_string()) {
+        assert!(
+            posted.elapsed() < Duration::from_secs(5),
+            "not in force on B"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The cursor is written after the journal: remove it, as a crash between the two would.
+    std::fs::remove_file(b._dir.path().join("shared-cursor")).unwrap();
+    b.kill_9_and_restart();
+    wait_ready(b.admin, 200);
+    let journal = std::fs::read_to_string(b._dir.path().join("optouts.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 2, "{journal}");
+    assert!(reasons(&verdict(b.admin, "4155550181")).contains(&"internal_dnc".to_string()));
 }
 
 #[test]

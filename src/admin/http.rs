@@ -3,6 +3,7 @@
 //! `/healthz` requires `Authorization: Bearer <token>`; with `admin.tls_cert` it serves HTTPS,
 //! and with `admin.client_ca` only clients with a certificate from those CAs get in.
 
+use super::changes::{record_closures, record_consents, record_optout, Refused};
 use super::listener::{AdminPeer, HttpsListener};
 use crate::app::App;
 use crate::call::Verdict;
@@ -278,96 +279,6 @@ async fn add_optout(
     }
 }
 
-/// Add an opt-out (durable when this returns Ok), count it and audit it as `who`'s: the API
-/// and the console both come here.
-pub(crate) async fn record_optout(
-    app: &Arc<App>,
-    n: E164,
-    source: Option<String>,
-    who: String,
-) -> Result<crate::lists::optouts::OptOutRecord, NotRecorded> {
-    let mut recs = record_optouts(app, vec![(n, source)], who).await?;
-    recs.pop().ok_or_else(|| NotRecorded::Journal {
-        error: "nothing written".into(),
-        shared: false,
-    })
-}
-
-/// Why opt-outs were not recorded, and the HTTP status that says it.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum NotRecorded {
-    /// Nothing was recorded anywhere: the shared database did not commit.
-    #[error("not recorded: {0}")]
-    Shared(#[from] crate::shared::SharedError),
-    /// The journal here failed. With a shared database the opt-outs are committed there,
-    /// and this instance applies them once its journal can be written.
-    #[error("not recorded in this instance's journal{}: {error}",
-        if *.shared { " (committed to the shared database: every instance applies them)" } else { "" })]
-    Journal { error: String, shared: bool },
-}
-
-impl NotRecorded {
-    pub(crate) fn status(&self) -> StatusCode {
-        match self {
-            NotRecorded::Shared(_) => StatusCode::SERVICE_UNAVAILABLE,
-            NotRecorded::Journal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-/// Add opt-outs, all or none (durable when this returns Ok), count them and audit each as
-/// `who`'s (one admin record a number, as the dossier reads them): the API's one and the
-/// console's uploads come here. With a shared database they are committed there first: an
-/// acknowledged opt-out is on the database's servers, and every instance applies it.
-pub(crate) async fn record_optouts(
-    app: &Arc<App>,
-    entries: Vec<(E164, Option<String>)>,
-    who: String,
-) -> Result<Vec<crate::lists::optouts::OptOutRecord>, NotRecorded> {
-    let at = app.clock.now();
-    let shared_seqs = match &app.shared {
-        Some(shared) => Some(shared.add_optouts(&entries, at, &who).await.inspect_err(
-            |e| tracing::error!(error = %e, "opt-outs not recorded: the shared database did not commit them"),
-        )?),
-        None => None,
-    };
-    let app2 = app.clone();
-    // The fsync blocks: keep it off the async executor.
-    let res =
-        tokio::task::spawn_blocking(move || app2.lists.optouts.add_many_at(entries, at)).await;
-    let recs = match res {
-        Ok(Ok(recs)) => recs,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "opt-out journal write failed");
-            let shared = shared_seqs.is_some();
-            return Err(NotRecorded::Journal {
-                error: e.to_string(),
-                shared,
-            });
-        }
-        Err(e) => {
-            let shared = shared_seqs.is_some();
-            return Err(NotRecorded::Journal {
-                error: e.to_string(),
-                shared,
-            });
-        }
-    };
-    app.metrics.optouts_added.inc_by(recs.len() as u64);
-    app.metrics
-        .optouts_entries
-        .set(app.lists.optouts.len() as i64);
-    for (i, rec) in recs.iter().enumerate() {
-        tracing::info!(number = %rec.number, seq = rec.seq, "opt-out recorded");
-        let mut detail = json!({"number": rec.number, "seq": rec.seq, "source": rec.source});
-        if let Some(seq) = shared_seqs.as_ref().and_then(|s| s.get(i)) {
-            detail["shared_seq"] = json!(seq);
-        }
-        app.record_admin("optout_add", who.clone(), detail);
-    }
-    Ok(recs)
-}
-
 async fn reload(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<AdminPeer>,
@@ -456,41 +367,7 @@ async fn add_consent(
                 .into_response()
         }
         Err(Refused::Bad(e)) => bad(e),
-        Err(Refused::Failed(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
-}
-
-/// Why a change was not made: what was sent, or callgate itself.
-pub(crate) enum Refused {
-    Bad(String),
-    Failed(String),
-}
-
-/// Add consent records (all or nothing, durable when this returns Ok) and audit them as
-/// `who`'s, the records themselves in the admin record: the API and the console come here.
-pub(crate) async fn record_consents(
-    app: &Arc<App>,
-    inputs: Vec<crate::policy::consent::ConsentInput>,
-    who: String,
-) -> Result<Vec<Arc<crate::policy::consent::ConsentRecord>>, Refused> {
-    let app2 = app.clone();
-    let now = app.clock.now();
-    let res = tokio::task::spawn_blocking(move || app2.gate.state.consent.add(inputs, now)).await;
-    match res {
-        Ok(Ok(recs)) => {
-            let first = recs.first().map(|r| r.seq).unwrap_or(0);
-            let last = recs.last().map(|r| r.seq).unwrap_or(0);
-            app.record_admin(
-                "consent_add",
-                who,
-                // The records themselves, so the chained log proves what consent was entered,
-                // by whom, and the records index finds them by number.
-                json!({"records": recs.len(), "seq_first": first, "seq_last": last, "consents": recs}),
-            );
-            Ok(recs)
-        }
-        Ok(Err(e)) => Err(Refused::Bad(e.to_string())),
-        Err(e) => Err(Refused::Failed(e.to_string())),
+        Err(Refused::Failed(status, e)) => error(status, e),
     }
 }
 
@@ -550,27 +427,6 @@ async fn set_emergency(
     match record_closures(&app, closed, who(&app, &peer)).await {
         Ok(()) => Json(app.gate.state.emergency.current()).into_response(),
         Err(Refused::Bad(e)) => error(StatusCode::BAD_REQUEST, e),
-        Err(Refused::Failed(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
-}
-
-/// Replace the emergency closures (durable when this returns Ok) and audit it as `who`'s:
-/// the API and the console come here.
-pub(crate) async fn record_closures(
-    app: &Arc<App>,
-    closed: crate::policy::emergency::Closed,
-    who: String,
-) -> Result<(), Refused> {
-    let app2 = app.clone();
-    let c2 = closed.clone();
-    match tokio::task::spawn_blocking(move || app2.gate.state.emergency.set(&c2)).await {
-        Ok(Ok(())) => {
-            tracing::warn!(states = ?closed.states, npas = ?closed.npas, "state-of-emergency closures changed");
-            app.record_admin("emergency_set", who, json!(closed));
-            Ok(())
-        }
-        // Closures that are not ones are refused before anything is written.
-        Ok(Err(e)) => Err(Refused::Bad(e.to_string())),
-        Err(e) => Err(Refused::Failed(e.to_string())),
+        Err(Refused::Failed(status, e)) => error(status, e),
     }
 }

@@ -154,17 +154,17 @@ impl OptOuts {
         self.write(entries.into_iter().map(|(n, source)| (n, at, source, None)))
     }
 
-    /// Bring in opt-outs another instance recorded in the shared database, in its order:
-    /// those not already in force since at least as long (this instance's own, given back
-    /// by the database) are written, with their place there. Returns how many were new.
+    /// Bring in opt-outs recorded in the shared database, in its order, each with its place
+    /// there; those this journal already holds (read again after a restart) are skipped.
+    /// Returns how many were new.
     pub fn apply_shared(&self, rows: Vec<SharedOptOut>) -> std::io::Result<usize> {
+        let held = self.shared_seq();
         let last = rows.last().map(|r| r.seq);
-        let new: Vec<_> = rows
+        let new = rows
             .into_iter()
-            .filter(|r| self.when(r.number).is_none_or(|t| t < r.at))
-            .map(|r| (r.number, r.at, r.source, Some(r.seq)))
-            .collect();
-        let count = self.write(new.into_iter())?.len();
+            .filter(|r| r.seq > held)
+            .map(|r| (r.number, r.at, r.source, Some(r.seq)));
+        let count = self.write(new)?.len();
         if let Some(last) = last {
             self.shared_seq.fetch_max(last, Ordering::AcqRel);
         }

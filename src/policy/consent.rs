@@ -90,6 +90,9 @@ impl ConsentRecord {
 struct JournalLine {
     seq: u64,
     at: DateTime<Utc>,
+    /// A record learnt from the shared database: the change it came in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shared: Option<u64>,
     #[serde(flatten)]
     rec: ConsentInput,
 }
@@ -100,6 +103,8 @@ pub struct ConsentStore {
     map: DashMap<E164, Records>,
     journal: Mutex<Option<File>>,
     seq: AtomicU64,
+    /// The newest change from the shared database this journal holds.
+    shared_seq: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +250,7 @@ impl ConsentStore {
             map: DashMap::new(),
             journal: Mutex::new(None),
             seq: AtomicU64::new(0),
+            shared_seq: AtomicU64::new(0),
         }
     }
 
@@ -256,6 +262,9 @@ impl ConsentStore {
         let file = crate::journal::open_replay(path, "consent", |j: JournalLine, _| {
             let rec = j.rec.validate(j.seq).map_err(anyhow::Error::msg)?;
             store.seq.fetch_max(j.seq, Ordering::AcqRel);
+            store
+                .shared_seq
+                .fetch_max(j.shared.unwrap_or(0), Ordering::AcqRel);
             recs.push(rec);
             Ok(())
         })?;
@@ -309,6 +318,44 @@ impl ConsentStore {
         inputs: Vec<ConsentInput>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Arc<ConsentRecord>>, ConsentError> {
+        self.write(inputs, now, None)
+    }
+
+    /// `add` for a change read from the shared database (`shared`, its place there).
+    pub fn add_shared(
+        &self,
+        inputs: Vec<ConsentInput>,
+        at: DateTime<Utc>,
+        shared: u64,
+    ) -> Result<Vec<Arc<ConsentRecord>>, ConsentError> {
+        let added = self.write(inputs, at, Some(shared))?;
+        self.shared_seq.fetch_max(shared, Ordering::AcqRel);
+        Ok(added)
+    }
+
+    /// The newest change from the shared database this store holds (0: none).
+    pub fn shared_seq(&self) -> u64 {
+        self.shared_seq.load(Ordering::Acquire)
+    }
+
+    /// Every one of `inputs` valid, or an error naming the first that is not (nothing is
+    /// written): checked before a change goes to the shared database.
+    pub fn check(inputs: &[ConsentInput]) -> Result<(), ConsentError> {
+        for (i, input) in inputs.iter().enumerate() {
+            input.validate(0).map_err(|m| ConsentError {
+                where_: format!("record {}", i + 1),
+                message: m,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn write(
+        &self,
+        inputs: Vec<ConsentInput>,
+        now: DateTime<Utc>,
+        shared: Option<u64>,
+    ) -> Result<Vec<Arc<ConsentRecord>>, ConsentError> {
         let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         let base = self.seq.load(Ordering::Acquire);
         let mut recs = Vec::with_capacity(inputs.len());
@@ -324,6 +371,7 @@ impl ConsentStore {
                 &JournalLine {
                     seq,
                     at: now,
+                    shared,
                     rec: input,
                 },
             )

@@ -74,6 +74,11 @@ impl Emergency {
         Ok(())
     }
 
+    /// Whether `c` names only states and area codes that exist (what `set` refuses).
+    pub fn check(c: &Closed) -> Result<(), String> {
+        Emergency::in_memory().apply(c)
+    }
+
     /// Replace the closures; durable before it returns (blocking: call off the async runtime).
     pub fn set(&self, c: &Closed) -> anyhow::Result<()> {
         let _g = self.write.lock().unwrap_or_else(|p| p.into_inner());

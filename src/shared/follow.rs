@@ -1,8 +1,8 @@
-//! Following the shared database: LISTEN for commits, read everything past the last row
-//! applied, apply it to the journal, and confirm the instance current. On its own thread, so
+//! Following the shared database: LISTEN for commits, read every change past the last one
+//! applied, apply them to the stores, and confirm the instance current. On its own thread, so
 //! neither the SIP loop nor the admin API ever waits on the database.
 
-use super::{optouts, schema, Parts, Shared, SharedError};
+use super::{apply, changes, schema, Parts, Shared, SharedError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -15,13 +15,14 @@ pub(crate) fn spawn_follower(shared: Arc<Shared>, parts: Parts) -> std::io::Resu
         .build()?;
     std::thread::Builder::new()
         .name("shared".into())
-        .spawn(move || rt.block_on(follow_forever(shared, parts)))?;
+        .spawn(move || rt.block_on(follow_forever(shared, Arc::new(parts))))?;
     Ok(())
 }
 
-async fn follow_forever(shared: Arc<Shared>, parts: Parts) {
-    let mut applied = parts.lists.optouts.shared_seq();
+async fn follow_forever(shared: Arc<Shared>, parts: Arc<Parts>) {
+    let mut applied = apply::cursor(&parts.cursor);
     shared.metrics.applied_seq.set(applied as i64);
+    shared.applied.send_replace(applied);
     let pause = Duration::from_millis(shared.cfg.poll_ms);
     loop {
         let e = follow(&shared, &parts, &mut applied).await;
@@ -34,7 +35,7 @@ async fn follow_forever(shared: Arc<Shared>, parts: Parts) {
 }
 
 /// Follow over one connection until it fails: the reason it did.
-async fn follow(shared: &Shared, parts: &Parts, applied: &mut u64) -> SharedError {
+async fn follow(shared: &Shared, parts: &Arc<Parts>, applied: &mut u64) -> SharedError {
     let (client, mut told) = match shared.bounded(listening(shared)).await {
         Ok(c) => c,
         Err(e) => return e,
@@ -80,48 +81,67 @@ async fn listening(shared: &Shared) -> Result<(Client, mpsc::Receiver<()>), Shar
     });
     schema::migrate(&mut client).await?;
     client
-        .batch_execute(&format!("LISTEN {}", optouts::CHANNEL))
+        .batch_execute(&format!("LISTEN {}", changes::CHANNEL))
         .await?;
     Ok((client, rx))
 }
 
-/// Apply every opt-out past `applied`, in order.
+/// Apply every change past `applied`, in order.
 async fn catch_up(
     client: &Client,
     shared: &Shared,
-    parts: &Parts,
+    parts: &Arc<Parts>,
     applied: &mut u64,
 ) -> Result<(), SharedError> {
     loop {
-        let rows = optouts::after(client, *applied).await?;
-        let full = rows.len() as i64 == optouts::FETCH_ROWS;
+        let rows = changes::after(client, *applied).await?;
+        let full = rows.len() as i64 == changes::FETCH_ROWS;
         let Some((first, last)) = rows.first().zip(rows.last()).map(|(f, l)| (f.seq, l.seq)) else {
             return Ok(());
         };
-        let lists = parts.lists.clone();
-        // The journal's fsync blocks.
-        let added = tokio::task::spawn_blocking(move || lists.optouts.apply_shared(rows))
-            .await
-            .map_err(|e| SharedError::Journal(std::io::Error::other(e)))?
-            .map_err(SharedError::Journal)?;
+        let p = parts.clone();
+        // The journals' fsyncs block.
+        let done = tokio::task::spawn_blocking(move || {
+            let done = apply::apply(&p, rows)?;
+            apply::set_cursor(&p.cursor, last)?;
+            Ok(done)
+        })
+        .await
+        .map_err(|e| SharedError::Journal(std::io::Error::other(e)))?
+        .map_err(SharedError::Journal)?;
         *applied = last;
         shared.metrics.applied_seq.set(last as i64);
-        if added > 0 {
-            tracing::info!(
-                added,
-                first,
-                last,
-                "opt-outs from the shared database in force"
-            );
-            parts.audit.admin(crate::audit::AdminEvent {
-                ts: parts.clock.now(),
-                action: "shared_optouts_applied",
-                who: "shared database".into(),
-                detail: serde_json::json!({"first_seq": first, "last_seq": last, "added": added}),
-            });
-        }
+        shared.applied.send_replace(last);
+        record(parts, first, last, &done);
         if !full {
             return Ok(());
         }
     }
+}
+
+/// What a batch of changes did, in the log and this instance's chained records.
+fn record(parts: &Parts, first: u64, last: u64, done: &apply::Applied) {
+    for why in &done.refused {
+        tracing::error!(change = %why, "a change from the shared database is refused here");
+    }
+    if done.optouts + done.consent + done.emergency == 0 && done.refused.is_empty() {
+        // All held here already (read again after a restart).
+        return;
+    }
+    tracing::info!(
+        first,
+        last,
+        optouts = done.optouts,
+        consent = done.consent,
+        emergency = done.emergency,
+        "changes from the shared database in force"
+    );
+    parts.audit.admin(crate::audit::AdminEvent {
+        ts: parts.clock.now(),
+        action: "shared_changes_applied",
+        who: "shared database".into(),
+        detail: serde_json::json!({"first_seq": first, "last_seq": last,
+            "optouts": done.optouts, "consent": done.consent, "emergency": done.emergency,
+            "refused": done.refused}),
+    });
 }

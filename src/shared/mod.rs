@@ -1,19 +1,23 @@
-//! Several instances, one compliance state: opt-outs recorded in a PostgreSQL database every
-//! instance shares (`[shared]`). A write is acknowledged after the database commits it; every
-//! instance keeps the whole set in memory and in its journal as before (a call never waits on
-//! the database), learns of new rows by LISTEN/NOTIFY, and reads everything past the last
-//! row it applied, with a poll as a backstop. An instance the database has not confirmed
-//! current within `max_lag_ms` is stale: marketing calls fail closed (`shared_state_stale`).
+//! Several instances, one compliance state: opt-outs, consent records and emergency closures
+//! recorded as changes in a PostgreSQL database every instance shares (`[shared]`). A change
+//! is acknowledged after the database commits it; every instance keeps the whole state in
+//! memory and in its journals as before (a call never waits on the database), learns of new
+//! changes by LISTEN/NOTIFY, and reads everything past the last one it applied, with a poll as
+//! a backstop. The follower is the only one that applies them, on the instance that made the
+//! change too, so every instance applies the same changes in the same order. An instance the
+//! database has not confirmed current within `max_lag_ms` is stale: marketing calls fail
+//! closed (`shared_state_stale`).
 
+mod apply;
+pub mod changes;
 mod follow;
-mod optouts;
 mod schema;
 
 use crate::clock::SharedClock;
 use crate::config::SharedConfig;
 use crate::lists::ListStore;
-use crate::number::E164;
 use crate::policy::PolicyState;
+use changes::Change;
 use chrono::{DateTime, Utc};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 use std::sync::{Arc, Mutex};
@@ -90,6 +94,8 @@ pub struct Shared {
     pub(crate) metrics: SharedMetrics,
     /// Why the last read failed, until one succeeds.
     last_error: Mutex<Option<String>>,
+    /// The newest change applied here.
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -107,6 +113,7 @@ impl Shared {
             instance: instance.to_string(),
             metrics: SharedMetrics::register(registry),
             last_error: Mutex::new(None),
+            applied: tokio::sync::watch::Sender::new(0),
         }))
     }
 
@@ -139,14 +146,14 @@ impl Shared {
         .await
     }
 
-    /// Record opt-outs in the shared database (all or none), stamped `at`: Ok once
+    /// Record `change` in the shared database, stamped `at`: its sequence number once
     /// committed. A connection that failed is made again at the next write.
-    pub async fn add_optouts(
+    pub async fn commit(
         &self,
-        entries: &[(E164, Option<String>)],
+        change: &Change,
         at: DateTime<Utc>,
         who: &str,
-    ) -> Result<Vec<u64>, SharedError> {
+    ) -> Result<u64, SharedError> {
         let mut writer = self.writer.lock().await;
         let result = self
             .bounded(async {
@@ -154,7 +161,7 @@ impl Shared {
                     *writer = Some(self.connect().await?);
                 }
                 let client = writer.as_mut().ok_or(SharedError::Closed)?;
-                optouts::insert(client, entries, at, who, &self.instance).await
+                changes::insert(client, change, at, who, &self.instance).await
             })
             .await;
         let outcome = match &result {
@@ -165,11 +172,17 @@ impl Shared {
                 "failed"
             }
         };
-        self.metrics
-            .writes
-            .with_label_values(&[outcome])
-            .inc_by(entries.len() as u64);
+        self.metrics.writes.with_label_values(&[outcome]).inc();
         result
+    }
+
+    /// Wait (at most the configured timeout) until change `seq` is applied here: what the
+    /// instance that made a change answers after, so the change is in force where it was made
+    /// when the answer says so. False when it was not in time.
+    pub async fn in_force(&self, seq: u64) -> bool {
+        let mut applied = self.applied.subscribe();
+        let reached = tokio::time::timeout(self.timeout(), applied.wait_for(|a| *a >= seq)).await;
+        matches!(reached, Ok(Ok(_)))
     }
 
     /// Why this instance is not current, for `/readyz` (None: it is).
@@ -207,4 +220,6 @@ pub(crate) struct Parts {
     pub state: Arc<PolicyState>,
     pub clock: SharedClock,
     pub audit: crate::audit::AuditSink,
+    /// Where following resumes after a restart.
+    pub cursor: std::path::PathBuf,
 }

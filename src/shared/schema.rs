@@ -10,13 +10,15 @@ const MIGRATION_LOCK: i64 = 0x6361_6c6c_6761_7401;
 /// Every step, by version. A step is never changed once released: a change is a new step.
 const STEPS: &[(i32, &str)] = &[(
     1,
-    // `seq` is given under `OPTOUTS_LOCK` in commit order (see `optouts`), so an instance
-    // that has read everything up to a seq never misses a row that commits later below it.
-    "CREATE TABLE callgate_optouts (
+    // One log of every change to the shared state (opt-outs, consent, emergency closures), so
+    // every instance applies them in one order. `seq` is given under `CHANGES_LOCK` in commit
+    // order (see `changes`): an instance that has read up to a seq never misses a row that
+    // commits later below it.
+    "CREATE TABLE callgate_changes (
         seq bigint PRIMARY KEY,
-        number text NOT NULL,
+        kind text NOT NULL,
+        body jsonb NOT NULL,
         at timestamptz NOT NULL,
-        source text,
         who text NOT NULL,
         instance text NOT NULL,
         committed_at timestamptz NOT NULL DEFAULT now());",

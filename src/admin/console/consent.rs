@@ -3,7 +3,7 @@
 
 use super::page::{notice, page, page_with, upload_form};
 use super::{Console, Session};
-use crate::admin::http::{record_consents, Refused};
+use crate::admin::changes::{record_consents, Refused};
 use crate::admin::listener::AdminPeer;
 use crate::config::AdminRole;
 use crate::number::E164;
@@ -108,6 +108,6 @@ pub(crate) async fn upload(
             page(&s, "Consent", body(&c, &s, "", None, Some(&done), None))
         }
         Err(Refused::Bad(e)) => refuse(StatusCode::UNPROCESSABLE_ENTITY, e),
-        Err(Refused::Failed(e)) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(Refused::Failed(status, e)) => refuse(status, e),
     }
 }

@@ -3,7 +3,7 @@
 
 use super::page::{csrf_field, notice, page, page_with};
 use super::{Console, Session};
-use crate::admin::http::Refused;
+use crate::admin::changes::Refused;
 use crate::admin::listener::AdminPeer;
 use crate::config::AdminRole;
 use crate::policy::emergency::Closed;
@@ -100,13 +100,13 @@ pub(crate) async fn set(
         Ok(c) => c,
         Err(e) => return refuse(e),
     };
-    match crate::admin::http::record_closures(&c.app, closed, super::who(&s, &peer)).await {
+    match crate::admin::changes::record_closures(&c.app, closed, super::who(&s, &peer)).await {
         Ok(()) => {
             super::written(&c.app).await;
             let done = "The closures are saved and in force.";
             page(&s, "Emergency", body(&c, &s, Some(done), None))
         }
         Err(Refused::Bad(e)) => refuse(e),
-        Err(Refused::Failed(e)) => refuse_with(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(Refused::Failed(status, e)) => refuse_with(status, e),
     }
 }

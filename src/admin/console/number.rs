@@ -310,7 +310,7 @@ pub(crate) async fn add_optout(
         }
     };
     let source = Some(f.source.trim().to_string()).filter(|s| !s.is_empty());
-    match crate::admin::http::record_optout(&c.app, n, source, super::who(&s, &peer)).await {
+    match crate::admin::changes::record_optout(&c.app, n, source, super::who(&s, &peer)).await {
         Ok(_) => {
             super::written(&c.app).await;
             let to = format!(

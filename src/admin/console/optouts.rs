@@ -58,7 +58,8 @@ pub(crate) async fn upload(
         Ok(e) => e,
         Err(errors) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, errors),
     };
-    let recorded = crate::admin::http::record_optouts(&c.app, entries, super::who(&s, &peer)).await;
+    let recorded =
+        crate::admin::changes::record_optouts(&c.app, entries, super::who(&s, &peer)).await;
     let records = match recorded {
         Ok(r) => r,
         Err(e) => return refuse(e.status(), vec![e.to_string()]),

@@ -1,0 +1,85 @@
+//! Changes read from the shared database, applied to this instance's stores in their order,
+//! and the cursor that says where to resume. Each store remembers the newest change it holds
+//! (in its journal), so a change read twice (after a crash between a store's write and the
+//! cursor's) is applied once.
+
+use super::changes::{Change, Row};
+use super::Parts;
+use crate::lists::optouts::SharedOptOut;
+use std::path::Path;
+
+/// What one batch of changes did here.
+#[derive(Default, Debug)]
+pub(crate) struct Applied {
+    pub optouts: usize,
+    pub consent: usize,
+    pub emergency: usize,
+    /// Rows that could not be applied (a record this instance refuses), named.
+    pub refused: Vec<String>,
+}
+
+/// Apply `rows` (in order) to the stores. Blocking: the journals' fsyncs.
+pub(crate) fn apply(parts: &Parts, rows: Vec<Row>) -> std::io::Result<Applied> {
+    let mut applied = Applied::default();
+    let mut optouts: Vec<SharedOptOut> = vec![];
+    for row in rows {
+        if !matches!(row.change, Change::OptOuts(_)) {
+            applied.optouts += flush_optouts(parts, &mut optouts)?;
+        }
+        match row.change {
+            Change::OptOuts(entries) if row.seq > parts.lists.optouts.shared_seq() => {
+                for e in entries {
+                    match e.number.parse() {
+                        Ok(number) => optouts.push(SharedOptOut {
+                            seq: row.seq,
+                            number,
+                            at: row.at,
+                            source: e.source,
+                        }),
+                        Err(_) => applied
+                            .refused
+                            .push(format!("change {}: opt-out `{}`", row.seq, e.number)),
+                    }
+                }
+            }
+            Change::Consent(inputs) if row.seq > parts.state.consent.shared_seq() => {
+                let count = inputs.len();
+                match parts.state.consent.add_shared(inputs, row.at, row.seq) {
+                    Ok(_) => applied.consent += count,
+                    Err(e) => applied.refused.push(format!("change {}: {e}", row.seq)),
+                }
+            }
+            Change::Emergency(closed) => match parts.state.emergency.set(&closed) {
+                Ok(()) => applied.emergency += 1,
+                Err(e) => applied.refused.push(format!("change {}: {e:#}", row.seq)),
+            },
+            // Already in this instance's journal.
+            Change::OptOuts(_) | Change::Consent(_) => {}
+        }
+    }
+    applied.optouts += flush_optouts(parts, &mut optouts)?;
+    Ok(applied)
+}
+
+/// A run of opt-outs in one write and one fsync.
+fn flush_optouts(parts: &Parts, run: &mut Vec<SharedOptOut>) -> std::io::Result<usize> {
+    if run.is_empty() {
+        return Ok(0);
+    }
+    parts.lists.optouts.apply_shared(std::mem::take(run))
+}
+
+/// Where following resumes: the last change applied, as the cursor file says (0 when there
+/// is none, or it cannot be read: everything is read again, and the stores skip what they
+/// hold).
+pub(crate) fn cursor(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Written after the stores: a cursor never runs ahead of them (a stale one costs a re-read).
+pub(crate) fn set_cursor(path: &Path, seq: u64) -> std::io::Result<()> {
+    crate::journal::replace_file(path, &[format!("{seq}\n").as_bytes()])
+}

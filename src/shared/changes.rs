@@ -1,0 +1,126 @@
+//! The log of changes in the shared database: each written in one transaction with its
+//! sequence number, read back in that order by every instance.
+
+use super::SharedError;
+use crate::policy::consent::ConsentInput;
+use crate::policy::emergency::Closed;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_postgres::Client;
+
+/// Held by a writer from giving out sequence numbers to its commit: sequence numbers are in
+/// commit order, so a reader that has seen `n` has seen everything below it.
+const CHANGES_LOCK: i64 = 0x6361_6c6c_6761_7402;
+
+/// Told to every listening instance on commit.
+pub(crate) const CHANNEL: &str = "callgate_changes";
+
+/// The most rows one fetch reads; the follower fetches again until it has all.
+pub(crate) const FETCH_ROWS: i64 = 10_000;
+
+/// One opt-out of a batch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OptOutEntry {
+    pub number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// A change to the state every instance shares: all of a batch or none.
+#[derive(Clone, Debug)]
+pub enum Change {
+    OptOuts(Vec<OptOutEntry>),
+    Consent(Vec<ConsentInput>),
+    /// The closures in force from now on (they replace the previous ones).
+    Emergency(Closed),
+}
+
+impl Change {
+    fn kind(&self) -> &'static str {
+        match self {
+            Change::OptOuts(_) => "optouts",
+            Change::Consent(_) => "consent",
+            Change::Emergency(_) => "emergency",
+        }
+    }
+
+    fn body(&self) -> Result<Value, serde_json::Error> {
+        match self {
+            Change::OptOuts(o) => serde_json::to_value(o),
+            Change::Consent(c) => serde_json::to_value(c),
+            Change::Emergency(e) => serde_json::to_value(e),
+        }
+    }
+
+    fn parse(kind: &str, body: Value) -> Result<Change, String> {
+        let e = |e: serde_json::Error| e.to_string();
+        match kind {
+            "optouts" => serde_json::from_value(body).map(Change::OptOuts).map_err(e),
+            "consent" => serde_json::from_value(body).map(Change::Consent).map_err(e),
+            "emergency" => serde_json::from_value(body)
+                .map(Change::Emergency)
+                .map_err(e),
+            other => Err(format!("kind `{other}` is not one this callgate knows")),
+        }
+    }
+}
+
+/// A change as the database holds it.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub change: Change,
+}
+
+/// Record `change`, stamped `at`: its sequence number once committed.
+pub(crate) async fn insert(
+    client: &mut Client,
+    change: &Change,
+    at: DateTime<Utc>,
+    who: &str,
+    instance: &str,
+) -> Result<u64, SharedError> {
+    let body = change
+        .body()
+        .map_err(|e| SharedError::BadRow(e.to_string()))?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHANGES_LOCK])
+        .await?;
+    let seq: i64 = tx
+        .query_one(
+            "INSERT INTO callgate_changes (seq, kind, body, at, who, instance)
+             SELECT coalesce(max(seq), 0) + 1, $1, $2, $3, $4, $5 FROM callgate_changes
+             RETURNING seq",
+            &[&change.kind(), &body, &at, &who, &instance],
+        )
+        .await?
+        .get(0);
+    tx.execute(&format!("NOTIFY {CHANNEL}"), &[]).await?;
+    tx.commit().await?;
+    Ok(seq as u64)
+}
+
+/// The changes after `seq`, in order, at most `FETCH_ROWS`.
+pub(crate) async fn after(client: &Client, seq: u64) -> Result<Vec<Row>, SharedError> {
+    let rows = client
+        .query(
+            "SELECT seq, kind, body, at FROM callgate_changes
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[&(seq as i64), &FETCH_ROWS],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let (seq, kind): (i64, String) = (r.get(0), r.get(1));
+            let change = Change::parse(&kind, r.get(2))
+                .map_err(|e| SharedError::BadRow(format!("change {seq}: {e}")))?;
+            Ok(Row {
+                seq: seq as u64,
+                at: r.get(3),
+                change,
+            })
+        })
+        .collect()
+}
