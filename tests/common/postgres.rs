@@ -93,6 +93,69 @@ impl Postgres {
         self.dir.path().join("data")
     }
 
+    /// A streaming standby of `primary`, named `name` (its `application_name`), started: a
+    /// base backup of the primary, following it from there.
+    pub fn standby_of(primary: &Postgres, name: &str) -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some((uid, gid)) = server_user() {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        }
+        let data = dir.path().join("data");
+        let out = as_server(&mut Command::new(program("pg_basebackup")))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "callgate",
+            ])
+            .args(["-X", "stream", "-R", "-D"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conninfo = format!(
+            "\nprimary_conninfo = 'host=127.0.0.1 port={} user=callgate application_name={name}'\n",
+            primary.port
+        );
+        let auto = data.join("postgresql.auto.conf");
+        let mut conf = std::fs::read_to_string(&auto).unwrap_or_default();
+        conf.push_str(&conninfo);
+        std::fs::write(&auto, conf).unwrap();
+        let mut pg = Postgres {
+            port: super::free_port(),
+            dir,
+            child: None,
+        };
+        pg.restart();
+        pg
+    }
+
+    /// Append settings to the server's configuration (read at its next start, or reload).
+    pub fn configure(&self, lines: &str) {
+        let auto = self.data().join("postgresql.auto.conf");
+        let mut conf = std::fs::read_to_string(&auto).unwrap_or_default();
+        conf.push('\n');
+        conf.push_str(lines);
+        conf.push('\n');
+        std::fs::write(&auto, conf).unwrap();
+    }
+
+    /// Reload the configuration (SIGHUP).
+    pub fn reload(&self) {
+        self.psql("SELECT pg_reload_conf()");
+    }
+
+    /// A standby becomes a primary (`pg_promote`, waiting for it).
+    pub fn promote(&self) {
+        assert_eq!(self.psql("SELECT pg_promote(true, 30)"), "t");
+    }
+
     /// Start the server on its data (again), and wait until it answers.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
