@@ -197,7 +197,7 @@ impl App {
         }
         m.list_generation.set(lists.generation as i64);
         if let Some(shared) = &self.shared {
-            shared.refresh_metrics(&self.gate.state, now);
+            shared.refresh_metrics(&self.gate.state);
         }
         m.prefilter_memory.set(lists.prefilter_bytes() as i64);
         self.refresh_disk_metrics();
@@ -253,8 +253,7 @@ impl App {
         }
         let lists = self.lists.current();
         let now = self.clock.now();
-        if let Some(why) = (self.shared.as_ref()).and_then(|s| s.not_current(&self.gate.state, now))
-        {
+        if let Some(why) = (self.shared.as_ref()).and_then(|s| s.not_current(&self.gate.state)) {
             return Some(why);
         }
         let live = self.gate.rules();

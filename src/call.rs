@@ -118,7 +118,7 @@ impl Reason {
             Reason::CustomDnc => "number is on a suppression list",
             Reason::StaleList => "National DNC list missing or older than allowed",
             Reason::SharedStateStale => {
-                "the shared opt-outs could not be confirmed current (database unreachable)"
+                "the opt-outs, consent and closures shared by the instances could not be confirmed current"
             }
             Reason::ListUnavailable => "a configured list could not be loaded",
             Reason::UnknownCampaign => "the campaign named by the dialer is not configured",

@@ -178,8 +178,9 @@ impl Default for RecordsConfig {
     }
 }
 
-/// Several instances, one compliance state: opt-outs kept in PostgreSQL and followed by every
-/// instance. Off without `url` (each instance keeps its own files).
+/// Several instances, one compliance state: opt-outs, consent records and emergency closures
+/// kept in PostgreSQL and followed by every instance. Off without `url` (each instance keeps
+/// its own files).
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SharedConfig {

@@ -171,6 +171,18 @@ fn an_emergency_closure_set_on_one_instance_closes_the_state_on_another() {
     }
 }
 
+/// Wait (bounded) until `admin` blocks `number` for `reason`.
+fn wait_blocked(admin: SocketAddr, number: &str, reason: &str) {
+    let start = Instant::now();
+    while !reasons(&verdict(admin, number)).contains(&reason.to_string()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{number}: no {reason}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
 fn an_instance_restarted_after_a_crash_applies_each_change_once() {
     let pg = Postgres::start();
@@ -181,21 +193,97 @@ fn an_instance_restarted_after_a_crash_applies_each_change_once() {
         let (status, body) = http(a.admin, "POST", "/v1/optouts", &optout, None);
         assert_eq!(status, 201, "{body}");
     }
-    let posted = Instant::now();
-    while !reasons(&verdict(b.admin, "4155550182")).contains(&"internal_dnc".to_string()) {
-        assert!(
-            posted.elapsed() < Duration::from_secs(5),
-            "not in force on B"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    // The cursor is written after the journal: remove it, as a crash between the two would.
+    let consent = r#"[{"number":"2125550143","type":"pewc","captured":"2026-01-02"}]"#;
+    assert_eq!(http(a.admin, "POST", "/v1/consent", consent, None).0, 201);
+    let closed = r#"{"states":["CA"]}"#;
+    assert_eq!(http(a.admin, "PUT", "/v1/emergency", closed, None).0, 200);
+    wait_blocked(b.admin, "4155550100", "state_of_emergency");
+    // The cursor is written after the stores: remove it, as a crash between the two would.
     std::fs::remove_file(b._dir.path().join("shared-cursor")).unwrap();
     b.kill_9_and_restart();
     wait_ready(b.admin, 200);
-    let journal = std::fs::read_to_string(b._dir.path().join("optouts.jsonl")).unwrap();
-    assert_eq!(journal.lines().count(), 2, "{journal}");
-    assert!(reasons(&verdict(b.admin, "4155550181")).contains(&"internal_dnc".to_string()));
+    let lines = |file: &str| {
+        let text = std::fs::read_to_string(b._dir.path().join(file)).unwrap_or_default();
+        text.lines().count()
+    };
+    assert_eq!(lines("optouts.jsonl"), 2);
+    assert_eq!(lines("consent.jsonl"), 1);
+    wait_blocked(b.admin, "4155550181", "internal_dnc");
+    wait_blocked(b.admin, "4155550100", "state_of_emergency");
+}
+
+#[test]
+fn an_instance_started_late_catches_up_past_one_read() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
+    wait_ready(a.admin, 200);
+    // More changes than one read takes (64).
+    for i in 0..100 {
+        let optout = format!(r#"{{"number":"41555530{i:02}"}}"#);
+        assert_eq!(http(a.admin, "POST", "/v1/optouts", &optout, None).0, 201);
+    }
+    let b = Callgate::start_with(carrier.port, &shared(&pg.url()));
+    wait_ready(b.admin, 200);
+    for n in ["4155553000", "4155553063", "4155553064", "4155553099"] {
+        assert!(
+            reasons(&verdict(b.admin, n)).contains(&"internal_dnc".to_string()),
+            "{n}"
+        );
+    }
+}
+
+#[test]
+fn an_instance_that_applied_more_than_the_database_holds_stays_stale_and_says_why() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let mut a = Callgate::start_with(carrier.port, &shared(&pg.url()));
+    wait_ready(a.admin, 200);
+    // As if the database were restored from an older backup.
+    std::fs::write(a._dir.path().join("shared-cursor"), "1000\n").unwrap();
+    a.kill_9_and_restart();
+    let (status, body) = http(a.admin, "GET", "/readyz", "", None);
+    assert_eq!(status, 503, "{body}");
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, body) = http(a.admin, "GET", "/readyz", "", None);
+    assert!(body.contains("lost changes"), "{body}");
+}
+
+#[test]
+fn a_database_migrated_by_a_newer_callgate_is_refused() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
+    wait_ready(a.admin, 200);
+    pg.psql("INSERT INTO callgate_schema (version) VALUES (99)");
+    let b = Callgate::start_with(carrier.port, &shared(&pg.url()));
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, body) = http(b.admin, "GET", "/readyz", "", None);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("schema is version 99"), "{body}");
+}
+
+#[test]
+fn an_instance_told_to_allow_when_stale_forwards_and_records_why() {
+    let carrier = Carrier::start();
+    let url = format!(
+        "postgres://callgate@127.0.0.1:{}/postgres",
+        common::free_port()
+    );
+    let config = format!("{}on_stale = \"allow\"\n", shared(&url));
+    let cg = Callgate::start_with(carrier.port, &config);
+    let work = tempfile::tempdir().unwrap();
+    assert_eq!(
+        dialer("uac_allow.xml", &["4155550100"], cg.sip, work.path()),
+        0
+    );
+    let decision = cg
+        .audit()
+        .into_iter()
+        .find(|l| l.get("verdict").is_some())
+        .unwrap();
+    assert_eq!(decision["fail_open"], true, "{decision}");
+    assert_eq!(decision["reasons"][0], "shared_state_stale", "{decision}");
 }
 
 #[test]

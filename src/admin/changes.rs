@@ -69,8 +69,8 @@ pub(crate) async fn record_optouts(
     who: String,
 ) -> Result<Vec<OptOutRecord>, NotRecorded> {
     let at = app.clock.now();
-    let (recs, shared_seq) = match &app.shared {
-        Some(shared) => (shared_optouts(shared, entries, at, &who).await?, Some(())),
+    let (recs, shared) = match &app.shared {
+        Some(shared) => (shared_optouts(shared, entries, at, &who).await?, true),
         None => {
             let app2 = app.clone();
             // The fsync blocks: keep it off the async executor.
@@ -81,7 +81,7 @@ pub(crate) async fn record_optouts(
                 .map_err(|e| NotRecorded::Journal(e.to_string()))?
                 .inspect_err(|e| tracing::error!(error = %e, "opt-out journal write failed"))
                 .map_err(|e| NotRecorded::Journal(e.to_string()))?;
-            (recs, None)
+            (recs, false)
         }
     };
     app.metrics.optouts_added.inc_by(recs.len() as u64);
@@ -91,7 +91,7 @@ pub(crate) async fn record_optouts(
     for rec in &recs {
         tracing::info!(number = %rec.number, seq = rec.seq, "opt-out recorded");
         let mut detail = json!({"number": rec.number, "seq": rec.seq, "source": rec.source});
-        if shared_seq.is_some() {
+        if shared {
             detail["shared_seq"] = json!(rec.seq);
         }
         app.record_admin("optout_add", who.clone(), detail);
@@ -134,13 +134,15 @@ async fn shared_optouts(
 
 /// Wait for the follower to apply change `seq` here; say so when it did not in time (the
 /// change is committed, and in force here as soon as the follower is back).
-async fn in_force_here(shared: &Shared, seq: u64) {
-    if !shared.in_force(seq).await {
+async fn in_force_here(shared: &Shared, seq: u64) -> bool {
+    let in_force = shared.in_force(seq).await;
+    if !in_force {
         tracing::warn!(
             seq,
             "a change committed to the shared database is not yet in force on this instance"
         );
     }
+    in_force
 }
 
 /// Add consent records (all or nothing) and audit them as `who`'s, the records themselves
@@ -157,11 +159,14 @@ pub(crate) async fn record_consents(
             let seq = shared
                 .commit(&Change::Consent(inputs.clone()), now, &who)
                 .await?;
-            in_force_here(shared, seq).await;
-            let recs = inputs
-                .iter()
-                .filter_map(|i| i.validate(seq).ok().map(Arc::new))
-                .collect();
+            let recs = match in_force_here(shared, seq).await {
+                // As this instance holds them: their numbers are the ones decisions name.
+                true => held_records(app, &inputs, seq),
+                false => inputs
+                    .iter()
+                    .filter_map(|i| i.validate(0).ok().map(Arc::new))
+                    .collect(),
+            };
             (recs, Some(seq))
         }
         None => {
@@ -187,20 +192,41 @@ pub(crate) async fn record_consents(
     Ok(recs)
 }
 
-/// Replace the emergency closures and audit it as `who`'s.
+/// The records of change `seq` the consent store holds, for the numbers of `inputs`.
+fn held_records(app: &App, inputs: &[ConsentInput], seq: u64) -> Vec<Arc<ConsentRecord>> {
+    let mut numbers: Vec<E164> = inputs
+        .iter()
+        .filter_map(|i| i.number.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let consent = &app.gate.state.consent;
+    let mut recs: Vec<Arc<ConsentRecord>> = numbers
+        .into_iter()
+        .filter_map(|n| consent.get(n))
+        .flat_map(|held| held.to_vec())
+        .filter(|r| r.shared == Some(seq))
+        .collect();
+    recs.sort_by_key(|r| r.seq);
+    recs
+}
+
+/// Replace the emergency closures and audit it as `who`'s: whether they are in force here
+/// (with a shared database, they may be committed and not yet applied here).
 pub(crate) async fn record_closures(
     app: &Arc<App>,
     closed: Closed,
     who: String,
-) -> Result<(), Refused> {
+) -> Result<bool, Refused> {
     // Closures that are not ones are refused before anything is written.
     Emergency::check(&closed).map_err(Refused::Bad)?;
     let mut detail = json!(closed);
+    let mut in_force = true;
     match &app.shared {
         Some(shared) => {
             let change = Change::Emergency(closed.clone());
             let seq = shared.commit(&change, app.clock.now(), &who).await?;
-            in_force_here(shared, seq).await;
+            in_force = in_force_here(shared, seq).await;
             detail["shared_seq"] = json!(seq);
         }
         None => {
@@ -216,5 +242,5 @@ pub(crate) async fn record_closures(
     }
     tracing::warn!(states = ?closed.states, npas = ?closed.npas, "state-of-emergency closures changed");
     app.record_admin("emergency_set", who, detail);
-    Ok(())
+    Ok(in_force)
 }

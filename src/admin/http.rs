@@ -425,7 +425,13 @@ async fn set_emergency(
         Err(answer) => return *answer,
     };
     match record_closures(&app, closed, who(&app, &peer)).await {
-        Ok(()) => Json(app.gate.state.emergency.current()).into_response(),
+        Ok(true) => Json(app.gate.state.emergency.current()).into_response(),
+        // Committed for the cluster, not yet applied here: say so rather than show the old.
+        Ok(false) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"committed": true, "in_force_here": false})),
+        )
+            .into_response(),
         Err(Refused::Bad(e)) => error(StatusCode::BAD_REQUEST, e),
         Err(Refused::Failed(status, e)) => error(status, e),
     }

@@ -158,11 +158,9 @@ impl OptOuts {
     /// there; those this journal already holds (read again after a restart) are skipped.
     /// Returns how many were new.
     pub fn apply_shared(&self, rows: Vec<SharedOptOut>) -> std::io::Result<usize> {
-        let held = self.shared_seq();
         let last = rows.last().map(|r| r.seq);
         let new = rows
             .into_iter()
-            .filter(|r| r.seq > held)
             .map(|r| (r.number, r.at, r.source, Some(r.seq)));
         let count = self.write(new)?.len();
         if let Some(last) = last {
@@ -189,6 +187,9 @@ impl OptOuts {
     ) -> std::io::Result<Vec<OptOutRecord>> {
         let mut f = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         let first = self.seq.load(Ordering::Acquire) + 1;
+        // Read under the lock: a shared change this journal holds already is not written again.
+        let held = self.shared_seq();
+        let entries = entries.filter(|e| e.3.is_none_or(|s| s > held));
         let mut records = Vec::new();
         let mut lines = Vec::new();
         for (i, (n, at, source, shared)) in entries.enumerate() {

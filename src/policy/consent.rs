@@ -50,6 +50,9 @@ pub struct ConsentRecord {
     pub evidence: Option<String>,
     pub address_state: Option<State>,
     pub time_zone: Option<Zone>,
+    /// The change of the shared database it came in (None: entered on this instance alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<u64>,
 }
 
 impl ConsentRecord {
@@ -166,6 +169,7 @@ impl ConsentInput {
             evidence: opt(&self.evidence),
             address_state,
             time_zone,
+            shared: None,
         })
     }
 }
@@ -260,7 +264,8 @@ impl ConsentStore {
         let store = ConsentStore::in_memory();
         let mut recs = Vec::new();
         let file = crate::journal::open_replay(path, "consent", |j: JournalLine, _| {
-            let rec = j.rec.validate(j.seq).map_err(anyhow::Error::msg)?;
+            let mut rec = j.rec.validate(j.seq).map_err(anyhow::Error::msg)?;
+            rec.shared = j.shared;
             store.seq.fetch_max(j.seq, Ordering::AcqRel);
             store
                 .shared_seq
@@ -321,16 +326,15 @@ impl ConsentStore {
         self.write(inputs, now, None)
     }
 
-    /// `add` for a change read from the shared database (`shared`, its place there).
+    /// `add` for a change read from the shared database (`shared`, its place there); nothing
+    /// when this store holds that change already.
     pub fn add_shared(
         &self,
         inputs: Vec<ConsentInput>,
         at: DateTime<Utc>,
         shared: u64,
     ) -> Result<Vec<Arc<ConsentRecord>>, ConsentError> {
-        let added = self.write(inputs, at, Some(shared))?;
-        self.shared_seq.fetch_max(shared, Ordering::AcqRel);
-        Ok(added)
+        self.write(inputs, at, Some(shared))
     }
 
     /// The newest change from the shared database this store holds (0: none).
@@ -357,15 +361,20 @@ impl ConsentStore {
         shared: Option<u64>,
     ) -> Result<Vec<Arc<ConsentRecord>>, ConsentError> {
         let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        // Read under the lock: a shared change this store holds already is not written again.
+        if shared.is_some_and(|s| s <= self.shared_seq()) {
+            return Ok(vec![]);
+        }
         let base = self.seq.load(Ordering::Acquire);
         let mut recs = Vec::with_capacity(inputs.len());
         let mut buf = Vec::new();
         for (i, input) in inputs.into_iter().enumerate() {
             let seq = base + 1 + i as u64;
-            let rec = input.validate(seq).map_err(|m| ConsentError {
+            let mut rec = input.validate(seq).map_err(|m| ConsentError {
                 where_: format!("record {}", i + 1),
                 message: m,
             })?;
+            rec.shared = shared;
             serde_json::to_writer(
                 &mut buf,
                 &JournalLine {
@@ -389,6 +398,9 @@ impl ConsentStore {
         }
         let numbers: Vec<E164> = recs.iter().map(|r| r.number).collect();
         self.seq.store(base + recs.len() as u64, Ordering::Release);
+        if let Some(s) = shared {
+            self.shared_seq.fetch_max(s, Ordering::AcqRel);
+        }
         self.publish(recs);
         Ok(numbers
             .iter()

@@ -270,14 +270,8 @@ impl<'a> Run<'a> {
         if stale.others.is_some_and(|t| now > t) {
             self.fail(Check::Location, Reason::StaleList, cfg.on_stale_list);
         }
-        if let Some(mode) = self
-            .env
-            .state
-            .currency
-            .stale(now)
-            .filter(|_| self.marketing)
-        {
-            self.fail(Check::Location, Reason::SharedStateStale, mode);
+        if let Some(mode) = self.env.state.currency.stale().filter(|_| self.marketing) {
+            self.fail(Check::OptOuts, Reason::SharedStateStale, mode);
         }
         let unavailable = &self.d.lists.unavailable;
         if unavailable.iter().any(|u| u.kind != ListKind::National) {

@@ -17,7 +17,18 @@ pub struct Closed {
     pub npas: Vec<u16>,
 }
 
+/// The file: the closures, and the change of the shared database they came in.
+#[derive(Serialize, Deserialize)]
+struct InFile {
+    #[serde(flatten)]
+    closed: Closed,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shared_seq: Option<u64>,
+}
+
 pub struct Emergency {
+    /// The newest change of the shared database applied here (0: none), kept in the file.
+    shared_seq: AtomicU64,
     states: AtomicU64,
     /// 1000 bits, one per area code.
     npas: [AtomicU64; 16],
@@ -28,6 +39,7 @@ pub struct Emergency {
 impl Emergency {
     pub fn in_memory() -> Emergency {
         Emergency {
+            shared_seq: AtomicU64::new(0),
             states: AtomicU64::new(0),
             npas: Default::default(),
             path: None,
@@ -40,9 +52,11 @@ impl Emergency {
         e.path = Some(path.to_path_buf());
         match std::fs::read_to_string(path) {
             Ok(s) => {
-                let c: Closed = serde_json::from_str(&s).with_context(|| {
+                let file: InFile = serde_json::from_str(&s).with_context(|| {
                     format!("{}: corrupt state-of-emergency file", path.display())
                 })?;
+                let c = file.closed;
+                e.shared_seq = AtomicU64::new(file.shared_seq.unwrap_or(0));
                 e.apply(&c)
                     .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
                 if c != Closed::default() {
@@ -81,16 +95,35 @@ impl Emergency {
 
     /// Replace the closures; durable before it returns (blocking: call off the async runtime).
     pub fn set(&self, c: &Closed) -> anyhow::Result<()> {
+        self.write(c, None)
+    }
+
+    /// `set` for change `shared` of the shared database; nothing when this file holds that
+    /// change or a newer one already (an older closure never replaces a newer one).
+    pub fn set_shared(&self, c: &Closed, shared: u64) -> anyhow::Result<()> {
+        self.write(c, Some(shared))
+    }
+
+    fn write(&self, c: &Closed, shared: Option<u64>) -> anyhow::Result<()> {
         let _g = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let held = self.shared_seq.load(Ordering::Acquire);
+        if shared.is_some_and(|s| s <= held) {
+            return Ok(());
+        }
         // Validate before writing, so a bad request changes nothing.
-        Emergency::in_memory()
-            .apply(c)
-            .map_err(anyhow::Error::msg)?;
+        Emergency::check(c).map_err(anyhow::Error::msg)?;
         if let Some(path) = &self.path {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            crate::journal::replace_file(path, &[&serde_json::to_vec_pretty(c)?])?;
+            let file = InFile {
+                closed: c.clone(),
+                shared_seq: shared.or((held > 0).then_some(held)),
+            };
+            crate::journal::replace_file(path, &[&serde_json::to_vec_pretty(&file)?])?;
+        }
+        if let Some(s) = shared {
+            self.shared_seq.store(s, Ordering::Release);
         }
         self.apply(c).map_err(anyhow::Error::msg)
     }

@@ -188,56 +188,55 @@ pub struct PolicyState {
     pub currency: Currency,
 }
 
-/// Whether what other instances recorded (their opt-outs) is known to be here: the last time
-/// the shared database confirmed it. A standalone instance is always current.
+/// Whether the changes other instances made (opt-outs, consent, emergency closures) are known
+/// to be here: how long ago the shared database last confirmed it, on the monotonic clock (a
+/// wall clock stepped back or forth neither extends nor cuts a confirmation). A standalone
+/// instance is always current.
 pub struct Currency {
     /// None: standalone. Else the longest a confirmation holds, and what to do past it.
-    shared: Option<(chrono::Duration, crate::config::FailMode)>,
-    /// Milliseconds (callgate's clock) of the last confirmation; `i64::MIN` for none yet.
-    confirmed_ms: std::sync::atomic::AtomicI64,
+    shared: Option<(std::time::Duration, crate::config::FailMode)>,
+    /// What confirmations are measured from.
+    base: std::time::Instant,
+    /// Milliseconds after `base` of the last confirmation, plus one; 0 for none yet.
+    confirmed_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Currency {
     pub fn standalone() -> Currency {
         Currency {
             shared: None,
-            confirmed_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            base: std::time::Instant::now(),
+            confirmed_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// Current only while confirmed within `max_lag`; not current before the first time.
     pub fn shared(max_lag: std::time::Duration, on_stale: crate::config::FailMode) -> Currency {
-        let lag = chrono::Duration::from_std(max_lag).unwrap_or(chrono::Duration::MAX);
         Currency {
-            shared: Some((lag, on_stale)),
+            shared: Some((max_lag, on_stale)),
             ..Currency::standalone()
         }
     }
 
-    pub fn is_shared(&self) -> bool {
-        self.shared.is_some()
-    }
-
-    /// Everything the database held when `at` was read has been applied.
-    pub fn confirm(&self, at: DateTime<Utc>) {
-        use std::sync::atomic::Ordering;
+    /// Everything the database held at `asked` (taken before the read) has been applied.
+    pub fn confirm(&self, asked: std::time::Instant) {
+        let ms = asked.saturating_duration_since(self.base).as_millis() as u64 + 1;
         self.confirmed_ms
-            .fetch_max(at.timestamp_millis(), Ordering::AcqRel);
+            .fetch_max(ms, std::sync::atomic::Ordering::AcqRel);
     }
 
-    /// When the state was last confirmed current (None: never, or standalone).
-    pub fn confirmed(&self) -> Option<DateTime<Utc>> {
+    /// How long ago the state was last confirmed current (None: never, or standalone).
+    pub fn since_confirmed(&self) -> Option<std::time::Duration> {
         let ms = self.confirmed_ms.load(std::sync::atomic::Ordering::Acquire);
-        (ms != i64::MIN)
-            .then(|| DateTime::from_timestamp_millis(ms))
-            .flatten()
+        let at = self.base + std::time::Duration::from_millis(ms.checked_sub(1)?);
+        Some(at.elapsed())
     }
 
-    /// None when current at `now`; else what to do with a marketing call.
-    pub fn stale(&self, now: DateTime<Utc>) -> Option<crate::config::FailMode> {
+    /// None when current; else what to do with a marketing call.
+    pub fn stale(&self) -> Option<crate::config::FailMode> {
         let (max_lag, on_stale) = self.shared?;
-        match self.confirmed() {
-            Some(t) if now.signed_duration_since(t) <= max_lag => None,
+        match self.since_confirmed() {
+            Some(ago) if ago <= max_lag => None,
             _ => Some(on_stale),
         }
     }

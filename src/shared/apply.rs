@@ -1,11 +1,13 @@
 //! Changes read from the shared database, applied to this instance's stores in their order,
 //! and the cursor that says where to resume. Each store remembers the newest change it holds
-//! (in its journal), so a change read twice (after a crash between a store's write and the
-//! cursor's) is applied once.
+//! (in its journal or file) and skips what it holds, under its write lock, so a change read
+//! twice (after a crash between a store's write and the cursor's) is applied once.
 
 use super::changes::{Change, Row};
 use super::Parts;
 use crate::lists::optouts::SharedOptOut;
+use crate::policy::consent::ConsentStore;
+use crate::policy::emergency::Emergency;
 use std::path::Path;
 
 /// What one batch of changes did here.
@@ -18,7 +20,9 @@ pub(crate) struct Applied {
     pub refused: Vec<String>,
 }
 
-/// Apply `rows` (in order) to the stores. Blocking: the journals' fsyncs.
+/// Apply `rows` (in order) to the stores. Blocking: the journals' fsyncs. A change this
+/// instance finds invalid is refused (and named); one it cannot write is an error: the batch
+/// is read again, and the instance is stale until it is written.
 pub(crate) fn apply(parts: &Parts, rows: Vec<Row>) -> std::io::Result<Applied> {
     let mut applied = Applied::default();
     let mut optouts: Vec<SharedOptOut> = vec![];
@@ -26,35 +30,38 @@ pub(crate) fn apply(parts: &Parts, rows: Vec<Row>) -> std::io::Result<Applied> {
         if !matches!(row.change, Change::OptOuts(_)) {
             applied.optouts += flush_optouts(parts, &mut optouts)?;
         }
+        let seq = row.seq;
         match row.change {
-            Change::OptOuts(entries) if row.seq > parts.lists.optouts.shared_seq() => {
+            Change::OptOuts(entries) => {
                 for e in entries {
                     match e.number.parse() {
                         Ok(number) => optouts.push(SharedOptOut {
-                            seq: row.seq,
+                            seq,
                             number,
                             at: row.at,
                             source: e.source,
                         }),
                         Err(_) => applied
                             .refused
-                            .push(format!("change {}: opt-out `{}`", row.seq, e.number)),
+                            .push(format!("change {seq}: opt-out `{}`", e.number)),
                     }
                 }
             }
-            Change::Consent(inputs) if row.seq > parts.state.consent.shared_seq() => {
-                let count = inputs.len();
-                match parts.state.consent.add_shared(inputs, row.at, row.seq) {
-                    Ok(_) => applied.consent += count,
-                    Err(e) => applied.refused.push(format!("change {}: {e}", row.seq)),
+            Change::Consent(inputs) => match ConsentStore::check(&inputs) {
+                Err(e) => applied.refused.push(format!("change {seq}: {e}")),
+                Ok(()) => {
+                    let added = parts.state.consent.add_shared(inputs, row.at, seq);
+                    applied.consent += added.map_err(std::io::Error::other)?.len();
                 }
-            }
-            Change::Emergency(closed) => match parts.state.emergency.set(&closed) {
-                Ok(()) => applied.emergency += 1,
-                Err(e) => applied.refused.push(format!("change {}: {e:#}", row.seq)),
             },
-            // Already in this instance's journal.
-            Change::OptOuts(_) | Change::Consent(_) => {}
+            Change::Emergency(closed) => match Emergency::check(&closed) {
+                Err(e) => applied.refused.push(format!("change {seq}: {e}")),
+                Ok(()) => {
+                    let set = parts.state.emergency.set_shared(&closed, seq);
+                    set.map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+                    applied.emergency += 1;
+                }
+            },
         }
     }
     applied.optouts += flush_optouts(parts, &mut optouts)?;

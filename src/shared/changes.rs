@@ -16,8 +16,9 @@ const CHANGES_LOCK: i64 = 0x6361_6c6c_6761_7402;
 /// Told to every listening instance on commit.
 pub(crate) const CHANNEL: &str = "callgate_changes";
 
-/// The most rows one fetch reads; the follower fetches again until it has all.
-pub(crate) const FETCH_ROWS: i64 = 10_000;
+/// The most changes one fetch reads (the follower fetches again until it has all): a change
+/// may be a whole upload of several MiB, so a fetch's memory is bounded by few of them.
+pub(crate) const FETCH_ROWS: i64 = 64;
 
 /// One opt-out of a batch.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -85,7 +86,13 @@ pub(crate) async fn insert(
     let body = change
         .body()
         .map_err(|e| SharedError::BadRow(e.to_string()))?;
-    let tx = client.transaction().await?;
+    // Read committed whatever the database's default: the insert's snapshot must be taken
+    // after the lock is granted, so it sees the previous writer's row.
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHANGES_LOCK])
         .await?;
     let seq: i64 = tx
@@ -102,6 +109,15 @@ pub(crate) async fn insert(
     Ok(seq as u64)
 }
 
+/// The newest change's seq (0: none yet).
+pub(crate) async fn newest(client: &Client) -> Result<u64, SharedError> {
+    let newest: i64 = client
+        .query_one("SELECT coalesce(max(seq), 0) FROM callgate_changes", &[])
+        .await?
+        .try_get(0)?;
+    Ok(u64::try_from(newest).unwrap_or(0))
+}
+
 /// The changes after `seq`, in order, at most `FETCH_ROWS`.
 pub(crate) async fn after(client: &Client, seq: u64) -> Result<Vec<Row>, SharedError> {
     let rows = client
@@ -111,16 +127,24 @@ pub(crate) async fn after(client: &Client, seq: u64) -> Result<Vec<Row>, SharedE
             &[&(seq as i64), &FETCH_ROWS],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            let (seq, kind): (i64, String) = (r.get(0), r.get(1));
-            let change = Change::parse(&kind, r.get(2))
-                .map_err(|e| SharedError::BadRow(format!("change {seq}: {e}")))?;
-            Ok(Row {
-                seq: seq as u64,
-                at: r.get(3),
-                change,
-            })
-        })
-        .collect()
+    rows.iter().map(row).collect()
+}
+
+/// One row as a change; what this callgate cannot read is an error naming it (the follower
+/// stops there, and the instance goes stale, rather than skip a change).
+fn row(r: &tokio_postgres::Row) -> Result<Row, SharedError> {
+    let bad = |what: String| SharedError::BadRow(what);
+    let seq: i64 = r
+        .try_get(0)
+        .map_err(|e| bad(format!("a change's seq: {e}")))?;
+    let seq = u64::try_from(seq).map_err(|_| bad(format!("change {seq}: a negative seq")))?;
+    let field = |e: tokio_postgres::Error| bad(format!("change {seq}: {e}"));
+    let kind: String = r.try_get(1).map_err(field)?;
+    let change = Change::parse(&kind, r.try_get(2).map_err(field)?)
+        .map_err(|e| bad(format!("change {seq}: {e}")))?;
+    Ok(Row {
+        seq,
+        at: r.try_get(3).map_err(field)?,
+        change,
+    })
 }

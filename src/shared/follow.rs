@@ -2,7 +2,7 @@
 //! applied, apply them to the stores, and confirm the instance current. On its own thread, so
 //! neither the SIP loop nor the admin API ever waits on the database.
 
-use super::{apply, changes, schema, Parts, Shared, SharedError};
+use super::{apply, changes, Parts, Shared, SharedError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -40,17 +40,26 @@ async fn follow(shared: &Shared, parts: &Arc<Parts>, applied: &mut u64) -> Share
         Ok(c) => c,
         Err(e) => return e,
     };
+    match shared.bounded(changes::newest(&client)).await {
+        Ok(newest) if newest < *applied => {
+            return SharedError::Behind {
+                newest,
+                applied: *applied,
+            }
+        }
+        Ok(_) => {}
+        Err(e) => return e,
+    }
     let poll = Duration::from_millis(shared.cfg.poll_ms);
     loop {
         // Everything committed before this moment is in what the read below sees.
-        let asked_at = parts.clock.now();
-        if let Err(e) = shared
-            .bounded(catch_up(&client, shared, parts, applied))
-            .await
-        {
+        let asked = std::time::Instant::now();
+        // Only the reads are bounded: an apply that has begun is always waited for, so two
+        // never run at once and the cursor never goes back.
+        if let Err(e) = catch_up(&client, shared, parts, applied).await {
             return e;
         }
-        parts.state.currency.confirm(asked_at);
+        parts.state.currency.confirm(asked);
         *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
         tokio::select! {
             told = told.recv() => if told.is_none() { return SharedError::Closed },
@@ -79,7 +88,7 @@ async fn listening(shared: &Shared) -> Result<(Client, mpsc::Receiver<()>), Shar
             }
         }
     });
-    schema::migrate(&mut client).await?;
+    shared.migrate(&mut client).await?;
     client
         .batch_execute(&format!("LISTEN {}", changes::CHANNEL))
         .await?;
@@ -94,7 +103,7 @@ async fn catch_up(
     applied: &mut u64,
 ) -> Result<(), SharedError> {
     loop {
-        let rows = changes::after(client, *applied).await?;
+        let rows = shared.bounded(changes::after(client, *applied)).await?;
         let full = rows.len() as i64 == changes::FETCH_ROWS;
         let Some((first, last)) = rows.first().zip(rows.last()).map(|(f, l)| (f.seq, l.seq)) else {
             return Ok(());

@@ -38,8 +38,13 @@ pub enum SharedError {
     BadRow(String),
     #[error("shared database: the connection closed")]
     Closed,
-    #[error("the opt-out journal: {0}")]
+    #[error("applying a change here: {0}")]
     Journal(std::io::Error),
+    /// The database holds fewer changes than this instance applied: it is not the one the
+    /// instance followed (restored from a backup, or an asynchronous standby promoted), and
+    /// changes made since would be skipped under numbers already read.
+    #[error("the database's newest change is {newest}, but this instance applied up to {applied}: it lost changes (restored, or an asynchronous standby promoted); fix the database or remove shared.cursor_file to read it all again")]
+    Behind { newest: u64, applied: u64 },
 }
 
 pub(crate) struct SharedMetrics {
@@ -96,6 +101,8 @@ pub struct Shared {
     last_error: Mutex<Option<String>>,
     /// The newest change applied here.
     applied: tokio::sync::watch::Sender<u64>,
+    /// The schema was brought up to date by this process (once is enough).
+    migrated: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -105,6 +112,10 @@ impl Shared {
         // Checked with the configuration: a URL that does not parse never gets here.
         let mut pg: tokio_postgres::Config = url.parse().ok()?;
         pg.connect_timeout(Duration::from_millis(cfg.timeout_ms));
+        // A connection whose peer vanished (a network cut, a server killed) is noticed and
+        // closed, not left waiting for ever.
+        pg.keepalives_idle(Duration::from_secs(10));
+        pg.tcp_user_timeout(Duration::from_millis(cfg.timeout_ms));
         pg.application_name(format!("callgate {instance}"));
         Some(Arc::new(Shared {
             cfg: cfg.clone(),
@@ -114,6 +125,7 @@ impl Shared {
             metrics: SharedMetrics::register(registry),
             last_error: Mutex::new(None),
             applied: tokio::sync::watch::Sender::new(0),
+            migrated: Default::default(),
         }))
     }
 
@@ -140,10 +152,20 @@ impl Shared {
                     tracing::warn!(error = %e, "shared database connection ended");
                 }
             });
-            schema::migrate(&mut client).await?;
+            self.migrate(&mut client).await?;
             Ok(client)
         })
         .await
+    }
+
+    /// Bring the schema up to date, the first time a connection of this process is made.
+    async fn migrate(&self, client: &mut Client) -> Result<(), SharedError> {
+        use std::sync::atomic::Ordering;
+        if !self.migrated.load(Ordering::Acquire) {
+            schema::migrate(client).await?;
+            self.migrated.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Record `change` in the shared database, stamped `at`: its sequence number once
@@ -186,10 +208,10 @@ impl Shared {
     }
 
     /// Why this instance is not current, for `/readyz` (None: it is).
-    pub fn not_current(&self, state: &PolicyState, now: DateTime<Utc>) -> Option<String> {
-        state.currency.stale(now)?;
-        let since = match state.currency.confirmed() {
-            Some(t) => format!("last confirmed {} ms ago", (now - t).num_milliseconds()),
+    pub fn not_current(&self, state: &PolicyState) -> Option<String> {
+        state.currency.stale()?;
+        let since = match state.currency.since_confirmed() {
+            Some(ago) => format!("last confirmed {} ms ago", ago.as_millis()),
             None => "never confirmed since the start".to_string(),
         };
         let error = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -205,11 +227,11 @@ impl Shared {
     }
 
     /// The lag gauge, at a scrape.
-    pub fn refresh_metrics(&self, state: &PolicyState, now: DateTime<Utc>) {
+    pub fn refresh_metrics(&self, state: &PolicyState) {
         let lag = state
             .currency
-            .confirmed()
-            .map_or(-1, |t| (now - t).num_milliseconds().max(0));
+            .since_confirmed()
+            .map_or(-1, |ago| ago.as_millis() as i64);
         self.metrics.lag_ms.set(lag);
     }
 }

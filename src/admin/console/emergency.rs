@@ -101,9 +101,15 @@ pub(crate) async fn set(
         Err(e) => return refuse(e),
     };
     match crate::admin::changes::record_closures(&c.app, closed, super::who(&s, &peer)).await {
-        Ok(()) => {
+        Ok(in_force) => {
             super::written(&c.app).await;
-            let done = "The closures are saved and in force.";
+            let done = match in_force {
+                true => "The closures are saved and in force.",
+                false => {
+                    "The closures are committed to the shared database; this instance \
+                          applies them once it is back in touch with it."
+                }
+            };
             page(&s, "Emergency", body(&c, &s, Some(done), None))
         }
         Err(Refused::Bad(e)) => refuse(e),
