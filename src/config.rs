@@ -201,6 +201,9 @@ pub struct SharedConfig {
     /// Where the instance notes the last change it applied, to resume from it after a
     /// restart (default: `shared-cursor` beside `lists.optout_journal`).
     pub cursor_file: Option<PathBuf>,
+    /// The name this instance goes by in the cluster (the console's list of instances, and
+    /// each change it records). Default: the host name and the admin port, `host:9090`.
+    pub instance_name: Option<String>,
 }
 
 impl Default for SharedConfig {
@@ -212,6 +215,7 @@ impl Default for SharedConfig {
             timeout_ms: 3000,
             on_stale: FailMode::Reject,
             cursor_file: None,
+            instance_name: None,
         }
     }
 }

@@ -349,7 +349,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
     ));
     spawn_state_upkeep(state, clock.clone());
     let limits = transport_limits(&cfg);
-    let shared = crate::shared::Shared::new(&cfg.shared, &audit.instance_arc(), &metrics.registry);
+    let shared = crate::shared::Shared::new(&cfg.shared, &instance_name(&cfg), &metrics.registry);
     let app = Arc::new(App {
         cfg,
         proxy,
@@ -374,6 +374,17 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
         writer,
         durable,
         upstream,
+    })
+}
+
+/// What this instance is called in the cluster (`shared.instance_name`): by default its
+/// host and admin port, which two instances never share.
+fn instance_name(cfg: &Config) -> String {
+    cfg.shared.instance_name.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "callgate".into());
+        format!("{host}:{}", cfg.admin.listen.port())
     })
 }
 

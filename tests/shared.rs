@@ -4,9 +4,9 @@
 //! calls and says so; a write the database did not commit is refused and changes nothing.
 
 mod common;
-use common::http;
 use common::peers::{dialer, Callgate, Carrier};
 use common::postgres::Postgres;
+use common::{http, wait_ready};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,22 +14,6 @@ use std::time::{Duration, Instant};
 /// The `[shared]` section for `url`: stale after a second without confirmation.
 fn shared(url: &str) -> String {
     format!("[shared]\nurl = \"{url}\"\nmax_lag_ms = 1000\npoll_ms = 200\ntimeout_ms = 500\n")
-}
-
-/// Wait (bounded) until `admin`'s `/readyz` answers `want`.
-fn wait_ready(admin: SocketAddr, want: u16) -> Duration {
-    let start = Instant::now();
-    loop {
-        let (status, body) = http(admin, "GET", "/readyz", "", None);
-        if status == want {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "/readyz still {status}: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// The verdict `admin` would give a call to `number` now.
@@ -345,4 +329,27 @@ fn an_instance_whose_database_dies_goes_stale_and_is_current_again_once_it_retur
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<f64>().ok());
     assert!(errors.is_some_and(|e| e >= 1.0), "{metrics}");
+}
+
+#[test]
+fn the_console_lists_every_instance_sharing_the_database() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let (a, b) = two_instances(&pg, &carrier);
+    // Named by host and admin port by default.
+    let names = [
+        format!(":{}</td>", a.admin.port()),
+        format!(":{}</td>", b.admin.port()),
+    ];
+    let start = Instant::now();
+    loop {
+        let (status, page) = http(a.admin, "GET", "/console", "", None);
+        assert_eq!(status, 200, "{page}");
+        if names.iter().all(|n| page.contains(n.as_str())) {
+            assert!(page.contains("Instances sharing this database"), "{page}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{page}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

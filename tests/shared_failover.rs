@@ -5,28 +5,13 @@
 //! writes flow again once the standby is promoted.
 
 mod common;
-use common::http;
 use common::peers::{dialer, Callgate, Carrier};
 use common::postgres::Postgres;
+use common::{http, wait_ready};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn wait_ready(admin: SocketAddr, want: u16) -> Duration {
-    let start = Instant::now();
-    loop {
-        let (status, body) = http(admin, "GET", "/readyz", "", None);
-        if status == want {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "/readyz still {status}: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 fn opted_out(admin: SocketAddr, number: &str) -> bool {
     let (_, body) = http(

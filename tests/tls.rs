@@ -520,6 +520,15 @@ fn an_upstream_client_without_a_certificate_reports_no_expiry() {
 
 /// A harness whose admin API is HTTPS and requires a client certificate.
 fn admin_mtls(dir: &Path, pki: &Pki) -> (Harness, Leaf) {
+    admin_mtls_with(dir, pki, vec![])
+}
+
+/// `admin_mtls` with console `users`.
+fn admin_mtls_with(
+    dir: &Path,
+    pki: &Pki,
+    users: Vec<callgate::config::AdminUser>,
+) -> (Harness, Leaf) {
     common::write_data(dir, Some(2));
     let server = pki.leaf(dir, "admin", &["admin.callgate.test", "127.0.0.1"]);
     let ca = pki.write_ca(dir, "ops-ca.crt");
@@ -527,6 +536,7 @@ fn admin_mtls(dir: &Path, pki: &Pki) -> (Harness, Leaf) {
         c.admin.tls_cert = Some(server.cert.clone());
         c.admin.tls_key = Some(server.key.clone());
         c.admin.client_ca = Some(ca);
+        c.admin.user = users;
     });
     let ops = pki.leaf(dir, "ops", &["ops.example.test"]);
     (h, ops)
@@ -634,30 +644,21 @@ fn admin_changes_over_mutual_tls_name_the_certificate_in_the_audit_log() {
 /// `olga`; `alice` signs in with a password.
 fn console_mtls(dir: &Path, pki: &Pki) -> (Harness, Leaf) {
     use callgate::config::{AdminRole, AdminUser, PasswordHashText};
-    common::write_data(dir, Some(2));
-    let server = pki.leaf(dir, "admin", &["admin.callgate.test", "127.0.0.1"]);
-    let ca = pki.write_ca(dir, "ops-ca.crt");
-    let h = Harness::in_dir_with(dir.to_path_buf(), "", |c| {
-        c.admin.tls_cert = Some(server.cert.clone());
-        c.admin.tls_key = Some(server.key.clone());
-        c.admin.client_ca = Some(ca);
-        c.admin.user = vec![
-            AdminUser {
-                name: "olga".into(),
-                role: AdminRole::Operator,
-                password_hash: None,
-                certificate: Some("ops.example.test".into()),
-            },
-            AdminUser {
-                name: "alice".into(),
-                role: AdminRole::Operator,
-                password_hash: Some(PasswordHashText::of("correct horse battery staple").unwrap()),
-                certificate: None,
-            },
-        ];
-    });
-    let ops = pki.leaf(dir, "ops", &["ops.example.test"]);
-    (h, ops)
+    let users = vec![
+        AdminUser {
+            name: "olga".into(),
+            role: AdminRole::Operator,
+            password_hash: None,
+            certificate: Some("ops.example.test".into()),
+        },
+        AdminUser {
+            name: "alice".into(),
+            role: AdminRole::Operator,
+            password_hash: Some(PasswordHashText::of("correct horse battery staple").unwrap()),
+            certificate: None,
+        },
+    ];
+    admin_mtls_with(dir, pki, users)
 }
 
 fn http_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {

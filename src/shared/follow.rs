@@ -2,7 +2,7 @@
 //! applied, apply them to the stores, and confirm the instance current. On its own thread, so
 //! neither the SIP loop nor the admin API ever waits on the database.
 
-use super::{apply, changes, Parts, Shared, SharedError};
+use super::{apply, changes, instances, Parts, Shared, SharedError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -51,6 +51,7 @@ async fn follow(shared: &Shared, parts: &Arc<Parts>, applied: &mut u64) -> Share
         Err(e) => return e,
     }
     let poll = Duration::from_millis(shared.cfg.poll_ms);
+    let mut reported: Option<std::time::Instant> = None;
     loop {
         // Everything committed before this moment is in what the read below sees.
         let asked = std::time::Instant::now();
@@ -61,6 +62,16 @@ async fn follow(shared: &Shared, parts: &Arc<Parts>, applied: &mut u64) -> Share
         }
         parts.state.currency.confirm(asked);
         *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if reported.is_none_or(|t| t.elapsed() >= poll) {
+            reported = Some(std::time::Instant::now());
+            // Only what the console shows: a report that fails does not make the instance stale.
+            if let Err(e) = shared
+                .bounded(instances::report(&client, shared, *applied))
+                .await
+            {
+                tracing::warn!(error = %e, "shared database: this instance's report failed");
+            }
+        }
         tokio::select! {
             told = told.recv() => if told.is_none() { return SharedError::Closed },
             () = tokio::time::sleep(poll) => {}

@@ -11,6 +11,7 @@
 mod apply;
 pub mod changes;
 mod follow;
+mod instances;
 mod schema;
 
 use crate::clock::SharedClock;
@@ -103,6 +104,20 @@ pub struct Shared {
     applied: tokio::sync::watch::Sender<u64>,
     /// The schema was brought up to date by this process (once is enough).
     migrated: std::sync::atomic::AtomicBool,
+    /// When this process started, as the cluster's list of instances says.
+    started_at: DateTime<Utc>,
+}
+
+/// An instance of the cluster, as it last reported itself.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub name: String,
+    pub started_at: DateTime<Utc>,
+    /// Since it last reported (it does at every poll while it follows the database).
+    pub seen_ago: Duration,
+    /// The changes the database holds that it had not applied when it last reported.
+    pub behind: u64,
+    pub version: String,
 }
 
 impl Shared {
@@ -126,6 +141,7 @@ impl Shared {
             last_error: Mutex::new(None),
             applied: tokio::sync::watch::Sender::new(0),
             migrated: Default::default(),
+            started_at: Utc::now(),
         }))
     }
 
@@ -205,6 +221,23 @@ impl Shared {
         let mut applied = self.applied.subscribe();
         let reached = tokio::time::timeout(self.timeout(), applied.wait_for(|a| *a >= seq)).await;
         matches!(reached, Ok(Ok(_)))
+    }
+
+    /// Every instance that reported in the last week, by name: the console's view of the
+    /// cluster. Read through the writer's connection.
+    pub async fn instances(&self) -> Result<Vec<Instance>, SharedError> {
+        let mut writer = self.writer.lock().await;
+        let rows = self
+            .bounded(async {
+                if writer.as_ref().is_none_or(Client::is_closed) {
+                    *writer = Some(self.connect().await?);
+                }
+                let client = writer.as_ref().ok_or(SharedError::Closed)?;
+                Ok(client.query(instances::LIST, &[]).await?)
+            })
+            .await
+            .inspect_err(|_| *writer = None)?;
+        rows.iter().map(instances::row).collect()
     }
 
     /// Why this instance is not current, for `/readyz` (None: it is).

@@ -8,13 +8,14 @@ use tokio_postgres::Client;
 const MIGRATION_LOCK: i64 = 0x6361_6c6c_6761_7401;
 
 /// Every step, by version. A step is never changed once released: a change is a new step.
-const STEPS: &[(i32, &str)] = &[(
-    1,
-    // One log of every change to the shared state (opt-outs, consent, emergency closures), so
-    // every instance applies them in one order. `seq` is given under `CHANGES_LOCK` in commit
-    // order (see `changes`): an instance that has read up to a seq never misses a row that
-    // commits later below it.
-    "CREATE TABLE callgate_changes (
+const STEPS: &[(i32, &str)] = &[
+    (
+        1,
+        // One log of every change to the shared state (opt-outs, consent, emergency closures), so
+        // every instance applies them in one order. `seq` is given under `CHANGES_LOCK` in commit
+        // order (see `changes`): an instance that has read up to a seq never misses a row that
+        // commits later below it.
+        "CREATE TABLE callgate_changes (
         seq bigint PRIMARY KEY,
         kind text NOT NULL,
         body jsonb NOT NULL,
@@ -22,7 +23,18 @@ const STEPS: &[(i32, &str)] = &[(
         who text NOT NULL,
         instance text NOT NULL,
         committed_at timestamptz NOT NULL DEFAULT now());",
-)];
+    ),
+    (
+        2,
+        // Each instance, as it last reported itself: what the console shows of the cluster.
+        "CREATE TABLE callgate_instances (
+        name text PRIMARY KEY,
+        started_at timestamptz NOT NULL,
+        seen_at timestamptz NOT NULL,
+        applied_seq bigint NOT NULL,
+        version text NOT NULL);",
+    ),
+];
 
 /// The newest version this callgate knows.
 pub(crate) const VERSION: i32 = STEPS[STEPS.len() - 1].0;

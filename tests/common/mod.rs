@@ -478,3 +478,19 @@ pub fn spawn_binary_env(
     }
     child
 }
+
+/// Wait (bounded, 30 s) until `admin`'s `/readyz` answers `want`; how long that took.
+pub fn wait_ready(admin: SocketAddr, want: u16) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let (status, body) = http(admin, "GET", "/readyz", "", None);
+        if status == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "/readyz still {status}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,6 +1,6 @@
 //! The overview: whether calls are being decided and why not, every list with its age and
 //! the days before it goes stale, today's decisions by verdict, the last 24 hours' blocks by
-//! reason (a chart), and alarms.
+//! reason (a chart), alarms, and with a shared database the cluster's instances.
 
 use super::page::{page, refused};
 use super::{Console, Session};
@@ -35,8 +35,38 @@ pub(crate) async fn show(
         (today(&counts))
         h2 { "Blocked in the last 24 hours, by reason" }
         (bars("Blocked calls by reason", &counts.blocked_by_reason))
+        @if let Some(shared) = &c.app.shared {
+            h2 { "Instances sharing this database" }
+            (cluster(shared, c.app.cfg.shared.max_lag_ms).await)
+        }
     };
     page(&s, "Overview", body)
+}
+
+/// Every instance of the cluster: when it started, when it last reported, how many changes
+/// it had not applied then (red past the allowed lag).
+async fn cluster(shared: &crate::shared::Shared, max_lag_ms: u64) -> Markup {
+    let instances = match shared.instances().await {
+        Ok(i) => i,
+        Err(e) => {
+            return html! { p.bad role="alert" { "The shared database did not answer: " (e) } }
+        }
+    };
+    let late = |i: &crate::shared::Instance| i.seen_ago.as_millis() > u128::from(max_lag_ms);
+    html! {
+        table {
+            tr { th { "Instance" } th { "Started (UTC)" } th { "Last report" } th { "Changes not applied" } th { "Version" } }
+            @for i in &instances {
+                tr class=[late(i).then_some("bad")] {
+                    td { (i.name) }
+                    td { (i.started_at.format("%Y-%m-%d %H:%M:%S")) }
+                    td.n { (format!("{:.1} s ago", i.seen_ago.as_secs_f64())) }
+                    td.n { (i.behind) }
+                    td { (i.version) }
+                }
+            }
+        }
+    }
 }
 
 /// What the records index says about today and the last 24 hours.
