@@ -19,6 +19,9 @@
 # index's CPU per call against (benches/records_index_cpu.sh alternates the two);
 # INDEX_INTERVAL_MS sets records.index_interval_ms.
 #
+# SHARED_URL=postgres://... runs callgate with [shared] on that database (benches/shared_cpu.sh
+# alternates it with a standalone callgate).
+#
 # KEEP=1 keeps the work directory (configs, callgate.log). Loopback only; every sipp run is
 # bounded by -m and a timeout. Needs sipp (sip-tester), and for TLS stunnel4 and openssl.
 set -euo pipefail
@@ -122,6 +125,7 @@ index_interval_ms = ${INDEX_INTERVAL_MS:-1000}
 listen = "127.0.0.1:$ADMIN_PORT"
 [log]
 level = "warn"
+$([ -n "${SHARED_URL:-}" ] && printf '[shared]\nurl = "%s"\n' "$SHARED_URL")
 EOF
 
 timeout 900 sipp -sn uas "${SIPP_T[@]}" -i 127.0.0.1 -p $UAS_PORT -nostdin -bg > /dev/null 2>&1 || true
