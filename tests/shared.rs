@@ -40,6 +40,19 @@ fn reasons(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Wait (bounded, 5 s) until `admin` blocks `number` for `reason`; how long that took.
+fn wait_blocked(admin: SocketAddr, number: &str, reason: &str) -> Duration {
+    let start = Instant::now();
+    while !reasons(&verdict(admin, number)).contains(&reason.to_string()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{number}: no {reason}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    start.elapsed()
+}
+
 /// Two instances on one database, both confirmed current.
 fn two_instances(pg: &Postgres, carrier: &Carrier) -> (Callgate, Callgate) {
     let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
@@ -57,18 +70,8 @@ fn an_opt_out_posted_to_one_instance_blocks_the_next_call_through_another() {
     let optout = r#"{"number":"4155550177","source":"called in"}"#;
     let (status, body) = http(a.admin, "POST", "/v1/optouts", optout, None);
     assert_eq!(status, 201, "{body}");
-    let posted = Instant::now();
-    while !reasons(&verdict(b.admin, "4155550177")).contains(&"internal_dnc".to_string()) {
-        assert!(
-            posted.elapsed() < Duration::from_secs(5),
-            "not in force on B"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    eprintln!(
-        "opt-out in force on the other instance after {:?}",
-        posted.elapsed()
-    );
+    let took = wait_blocked(b.admin, "4155550177", "internal_dnc");
+    eprintln!("opt-out in force on the other instance after {took:?}");
     let work = tempfile::tempdir().unwrap();
     let rejected = dialer("uac_expect_reject.xml", &["4155550177"], b.sip, work.path());
     assert_eq!(rejected, 0);
@@ -145,26 +148,7 @@ fn an_emergency_closure_set_on_one_instance_closes_the_state_on_another() {
         None,
     );
     assert_eq!(status, 200, "{body}");
-    let posted = Instant::now();
-    while !reasons(&verdict(b.admin, "4155550100")).contains(&"state_of_emergency".to_string()) {
-        assert!(
-            posted.elapsed() < Duration::from_secs(5),
-            "closure not in force on B"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Wait (bounded) until `admin` blocks `number` for `reason`.
-fn wait_blocked(admin: SocketAddr, number: &str, reason: &str) {
-    let start = Instant::now();
-    while !reasons(&verdict(admin, number)).contains(&reason.to_string()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{number}: no {reason}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_blocked(b.admin, "4155550100", "state_of_emergency");
 }
 
 #[test]

@@ -174,6 +174,17 @@ impl Shared {
         .await
     }
 
+    /// The writer's connection, made (again) when there is none or it closed.
+    async fn writer_client<'a>(
+        &self,
+        writer: &'a mut Option<Client>,
+    ) -> Result<&'a mut Client, SharedError> {
+        if writer.as_ref().is_none_or(Client::is_closed) {
+            *writer = Some(self.connect().await?);
+        }
+        writer.as_mut().ok_or(SharedError::Closed)
+    }
+
     /// Bring the schema up to date, the first time a connection of this process is made.
     async fn migrate(&self, client: &mut Client) -> Result<(), SharedError> {
         use std::sync::atomic::Ordering;
@@ -195,10 +206,7 @@ impl Shared {
         let mut writer = self.writer.lock().await;
         let result = self
             .bounded(async {
-                if writer.as_ref().is_none_or(Client::is_closed) {
-                    *writer = Some(self.connect().await?);
-                }
-                let client = writer.as_mut().ok_or(SharedError::Closed)?;
+                let client = self.writer_client(&mut writer).await?;
                 changes::insert(client, change, at, who, &self.instance).await
             })
             .await;
@@ -229,10 +237,7 @@ impl Shared {
         let mut writer = self.writer.lock().await;
         let rows = self
             .bounded(async {
-                if writer.as_ref().is_none_or(Client::is_closed) {
-                    *writer = Some(self.connect().await?);
-                }
-                let client = writer.as_ref().ok_or(SharedError::Closed)?;
+                let client = self.writer_client(&mut writer).await?;
                 Ok(client.query(instances::LIST, &[]).await?)
             })
             .await
