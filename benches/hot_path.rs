@@ -155,10 +155,11 @@ fn fixture() -> Fixture {
             host: settings.advertise_host.clone(),
             before_forward: false,
             refuse_unrecorded: true,
+            caps: None,
         },
         rules,
     );
-    let proxy = Proxy::new(settings, access, Arc::new(gate), sip_metrics);
+    let proxy = Proxy::new(settings, access, gate, sip_metrics);
     Fixture {
         proxy,
         _writer: writer,

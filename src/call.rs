@@ -33,6 +33,7 @@ pub enum Reason {
     CallerIdUnlisted,
     AbandonmentRate,
     FrequencyCap,
+    FrequencyCapUnknown,
     Holiday,
     OutsideHours,
     UnknownLocation,
@@ -44,7 +45,7 @@ pub enum Reason {
 
 impl Reason {
     /// In precedence order: the first one present is the "primary" reason of a decision.
-    pub(crate) const ALL: [Reason; 26] = [
+    pub(crate) const ALL: [Reason; 27] = [
         Reason::UnparseableNumber,
         Reason::InternalDnc,
         Reason::NationalDnc,
@@ -64,6 +65,7 @@ impl Reason {
         Reason::CallerIdUnlisted,
         Reason::AbandonmentRate,
         Reason::FrequencyCap,
+        Reason::FrequencyCapUnknown,
         Reason::Holiday,
         Reason::OutsideHours,
         Reason::UnknownLocation,
@@ -99,6 +101,7 @@ impl Reason {
             Reason::CallerIdUnlisted => "caller_id_unlisted",
             Reason::AbandonmentRate => "abandonment_rate",
             Reason::FrequencyCap => "frequency_cap",
+            Reason::FrequencyCapUnknown => "frequency_cap_unknown",
             Reason::Holiday => "holiday",
             Reason::OutsideHours => "outside_hours",
             Reason::UnknownLocation => "unknown_location",
@@ -134,6 +137,9 @@ impl Reason {
                 "the campaign abandoned more answered calls than its limit (30 days)"
             }
             Reason::FrequencyCap => "too many calls to this number in the rolling window",
+            Reason::FrequencyCapUnknown => {
+                "the calls to this number could not be counted in the shared database in time"
+            }
             Reason::Holiday => "no calls on this holiday in the called party's state",
             Reason::OutsideHours => "outside the legal calling hours at the called party",
             Reason::UnknownLocation => "area code has no known place or time zone",

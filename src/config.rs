@@ -195,8 +195,9 @@ pub struct SharedConfig {
     pub poll_ms: u64,
     /// The longest a connection or a query may take before it counts as failed (milliseconds).
     pub timeout_ms: u64,
-    /// When the instance is not current: `reject` marketing calls (default) or `allow` them,
-    /// recording the reason.
+    /// When the instance is not current, or a call's frequency caps could not be counted in
+    /// the database within `timeout_ms`: `reject` the call (default) or `allow` it, recording
+    /// the reason (`shared_state_stale`, `frequency_cap_unknown`).
     pub on_stale: FailMode,
     /// Where the instance notes the last change it applied, to resume from it after a
     /// restart (default: `shared-cursor` beside `lists.optout_journal`).

@@ -327,7 +327,9 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
     let tls_addr = sockets.tls_addr;
     let tls_sides = tls_sides(&cfg, &tls, upstream, &upstream_host)?;
     let settings = proxy_settings(&cfg, sockets.sip, tls_addr, upstream, upstream_host);
-    let gate = Arc::new(Compliance::new(
+    let shared = crate::shared::Shared::new(&cfg.shared, &instance_name(&cfg), &metrics.registry);
+    let caps = shared_caps(shared.as_ref())?;
+    let gate = Compliance::new(
         Parts {
             normalizer: Normalizer::new(&cfg.numbers.strip_prefixes, &cfg.numbers.service_codes),
             lists: lists.clone(),
@@ -338,9 +340,10 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
             host: settings.advertise_host.clone(),
             before_forward,
             refuse_unrecorded: cfg.audit.on_write_error == crate::config::FailMode::Reject,
+            caps,
         },
         rules,
-    ));
+    );
     let proxy = Arc::new(Proxy::new(
         settings,
         access,
@@ -349,7 +352,6 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
     ));
     spawn_state_upkeep(state, clock.clone());
     let limits = transport_limits(&cfg);
-    let shared = crate::shared::Shared::new(&cfg.shared, &instance_name(&cfg), &metrics.registry);
     let app = Arc::new(App {
         cfg,
         proxy,
@@ -375,6 +377,18 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
         durable,
         upstream,
     })
+}
+
+/// With `[shared]`, the thread that counts frequency caps across instances.
+fn shared_caps(
+    shared: Option<&Arc<crate::shared::Shared>>,
+) -> anyhow::Result<Option<Arc<dyn crate::policy::caps::CapCounter>>> {
+    let Some(shared) = shared else {
+        return Ok(None);
+    };
+    let counter = crate::shared::spawn_counter(shared.clone())
+        .context("the thread that counts frequency caps")?;
+    Ok(Some(counter))
 }
 
 /// What this instance is called in the cluster (`shared.instance_name`): by default its

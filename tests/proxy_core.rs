@@ -25,6 +25,8 @@ const US: &str = "192.0.2.10:5060";
 struct StubGate {
     reject_with: Option<u16>,
     hold_until: Option<u64>,
+    /// Calls whose Call-ID starts with this are answered `Later`.
+    later_for: Option<&'static str>,
     asked: Mutex<Vec<(Side, String)>>,
     events: Mutex<Vec<(CallKey, CallEvent)>>,
 }
@@ -32,7 +34,11 @@ struct StubGate {
 impl CallGate for StubGate {
     fn admit(&self, call: &NewCall<'_>) -> Admission {
         let call_id = String::from_utf8_lossy(call.req.msg.call_id()).into_owned();
+        let later = self.later_for.is_some_and(|p| call_id.starts_with(p));
         self.asked.lock().unwrap().push((call.side, call_id));
+        if later {
+            return Admission::Later;
+        }
         match self.reject_with {
             Some(status) => Admission::Reject(Rejection {
                 status,
@@ -467,4 +473,119 @@ fn garbage_earns_nothing_and_reaches_no_one() {
         .feed(DIALER, "\u{1}\u{2} not SIP at all\r\n\r\n")
         .is_empty());
     assert!(c.asked().is_empty());
+}
+
+fn later_gate() -> StubGate {
+    StubGate {
+        later_for: Some("later"),
+        ..StubGate::default()
+    }
+}
+
+fn key_of(call_id: &str) -> CallKey {
+    CallKey::of(call_id.as_bytes(), b"d1", Side::Dialer)
+}
+
+fn forward() -> Admission {
+    Admission::Forward { hold_until: None }
+}
+
+impl Core {
+    fn decided(&self, call_id: &str, admission: Admission) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        self.proxy.decided(key_of(call_id), admission, &mut out);
+        out
+    }
+}
+
+#[test]
+fn a_call_decided_later_gets_100_at_once_and_goes_upstream_when_the_gate_answers() {
+    let c = core(later_gate());
+    let out = c.feed(DIALER, &invite("later1", "z9hG4bK-l1"));
+    assert_eq!(out.len(), 1);
+    assert!(text(&out[0]).starts_with("SIP/2.0 100 Trying\r\n"));
+    let sent = c.decided("later1", forward());
+    assert_eq!(sent.len(), 1, "the INVITE alone: its 100 was sent already");
+    assert_eq!(to(&sent[0]), addr(CARRIER));
+    assert!(text(&sent[0]).starts_with("INVITE "));
+}
+
+#[test]
+fn other_calls_flow_while_one_is_being_decided() {
+    let c = core(later_gate());
+    c.feed(DIALER, &invite("later2", "z9hG4bK-l2"));
+    let other = c.feed(DIALER, &invite("now2", "z9hG4bK-n2"));
+    assert_eq!(other.len(), 2);
+    assert_eq!(to(&other[1]), addr(CARRIER));
+}
+
+#[test]
+fn a_retransmission_while_deciding_gets_100_again_and_is_not_decided_twice() {
+    let c = core(later_gate());
+    c.feed(DIALER, &invite("later3", "z9hG4bK-l3"));
+    let again = c.feed(DIALER, &invite("later3", "z9hG4bK-l3"));
+    assert_eq!(again.len(), 1);
+    assert!(text(&again[0]).starts_with("SIP/2.0 100 Trying\r\n"));
+    assert_eq!(c.asked().len(), 1);
+}
+
+#[test]
+fn a_cancel_while_deciding_gets_200_and_an_allowed_invite_then_ends_487_going_nowhere() {
+    let c = core(later_gate());
+    c.feed(DIALER, &invite("later4", "z9hG4bK-l4"));
+    let cancel = request("CANCEL", "later4", "z9hG4bK-l4", "", 1, "");
+    let answered = c.feed(DIALER, &cancel);
+    assert_eq!(answered.len(), 1);
+    assert!(text(&answered[0]).starts_with("SIP/2.0 200 OK\r\n"));
+    assert!(text(&answered[0]).contains("CSeq: 1 CANCEL"));
+    let sent = c.decided("later4", forward());
+    assert_eq!(sent.len(), 1, "nothing goes upstream");
+    assert_eq!(to(&sent[0]), addr(DIALER));
+    assert!(text(&sent[0]).starts_with("SIP/2.0 487 "));
+    assert_eq!(
+        c.events(),
+        [
+            CallEvent::Cancelled(Side::Dialer),
+            CallEvent::Failed {
+                status: 487,
+                by: Side::Dialer
+            }
+        ]
+    );
+}
+
+#[test]
+fn a_rejection_decided_later_is_sent_and_answers_retransmissions() {
+    let c = core(later_gate());
+    c.feed(DIALER, &invite("later5", "z9hG4bK-l5"));
+    let rejection = Admission::Reject(Rejection {
+        status: 603,
+        phrase: "Decline".into(),
+        headers: vec![],
+    });
+    let sent = c.decided("later5", rejection);
+    assert_eq!(sent.len(), 1);
+    assert!(text(&sent[0]).starts_with("SIP/2.0 603 Decline\r\n"));
+    let again = c.feed(DIALER, &invite("later5", "z9hG4bK-l5"));
+    assert_eq!(again[0].data, sent[0].data);
+    assert_eq!(c.asked().len(), 1);
+}
+
+#[test]
+fn an_answer_that_comes_before_the_call_is_held_is_acted_on_when_it_is() {
+    let c = core(later_gate());
+    assert!(c.decided("later6", forward()).is_empty());
+    let out = c.feed(DIALER, &invite("later6", "z9hG4bK-l6"));
+    assert_eq!(out.len(), 2);
+    assert!(text(&out[0]).starts_with("SIP/2.0 100 Trying\r\n"));
+    assert_eq!(to(&out[1]), addr(CARRIER));
+}
+
+#[test]
+fn another_invite_of_a_call_being_decided_is_refused_482() {
+    let c = core(later_gate());
+    c.feed(DIALER, &invite("later7", "z9hG4bK-l7a"));
+    let merged = c.feed(DIALER, &invite("later7", "z9hG4bK-l7b"));
+    assert!(text(&merged[0]).starts_with("SIP/2.0 482 "));
+    assert_eq!(c.asked().len(), 1);
 }

@@ -337,3 +337,59 @@ fn the_console_lists_every_instance_sharing_the_database() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Florida allows three calls per subject in 24 hours (`FL_OK_MD.cap_24h`).
+const FLORIDA: &str = "3055550123";
+
+#[test]
+fn calls_to_a_florida_number_through_two_instances_are_counted_together_and_the_fourth_is_blocked()
+{
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let (a, b) = two_instances(&pg, &carrier);
+    let work = tempfile::tempdir().unwrap();
+    for (i, via) in [&a, &b, &a].iter().enumerate() {
+        let failed = dialer("uac_allow.xml", &[FLORIDA], via.sip, work.path());
+        assert_eq!(failed, 0, "call {} was not let through", i + 1);
+    }
+    let fourth = dialer("uac_expect_reject.xml", &[FLORIDA], b.sip, work.path());
+    assert_eq!(fourth, 0, "the fourth call was let through");
+    let calls = b.wait_call_records(2);
+    assert_eq!(calls[1]["reasons"][0], "frequency_cap", "{calls:?}");
+    let counted = pg.psql("SELECT count(*), count(DISTINCT instance) FROM callgate_cap_calls");
+    assert_eq!(counted, "3|2", "the blocked call is not counted");
+}
+
+#[test]
+fn a_capped_call_fails_closed_when_the_count_is_slow_while_other_calls_flow() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
+    wait_ready(a.admin, 200);
+    let work = tempfile::tempdir().unwrap();
+    // The count waits on this lock for longer than timeout_ms (500 ms).
+    let mut locker = pg.psql_background(
+        "BEGIN; LOCK TABLE callgate_cap_calls IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;",
+    );
+    pg.wait_for_lock_on("callgate_cap_calls");
+    let slow = std::thread::spawn({
+        let (sip, dir) = (a.sip, work.path().join("capped"));
+        std::fs::create_dir_all(&dir).unwrap();
+        move || dialer("uac_expect_reject.xml", &[FLORIDA], sip, &dir)
+    });
+    // Calls that need no count go through meanwhile (the SIP thread never waits on it).
+    let others = ["4155550191", "4155550192", "4155550193", "4155550194"];
+    let started = Instant::now();
+    assert_eq!(dialer("uac_allow.xml", &others, a.sip, work.path()), 0);
+    let took = started.elapsed();
+    assert_eq!(slow.join().unwrap(), 0, "the capped call was let through");
+    let records = a.wait_call_records(5);
+    let capped = records
+        .iter()
+        .find(|c| c["called"].as_str().is_some_and(|n| n.ends_with(FLORIDA)))
+        .expect("the capped call's record");
+    assert_eq!(capped["reasons"][0], "frequency_cap_unknown", "{capped}");
+    eprintln!("four uncapped calls took {took:?} while the count waited");
+    let _ = locker.kill();
+    let _ = locker.wait();
+}

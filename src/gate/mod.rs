@@ -13,13 +13,14 @@ pub use record::Telemarketers;
 use crate::audit::{AuditSink, Backlog};
 use crate::call::Verdict;
 use crate::clock::SharedClock;
-use crate::config::{CallsConfig, RejectConfig};
+use crate::config::{CallsConfig, FailMode, RejectConfig};
 use crate::lists::ListStore;
 use crate::metrics::Metrics;
 use crate::number::{Called, Normalizer, NumberProblem};
+use crate::policy::caps::{CapCounter, CapsUnknown};
 use crate::policy::{Against, CheckRequest, Decision, Policy, PolicyState};
 use crate::records::{OpenCalls, RecordMetrics};
-use crate::sip::gate::{Admission, CallEvent, CallGate, CallNews, NewCall};
+use crate::sip::gate::{Admission, CallEvent, CallGate, CallNews, Later, NewCall};
 use crate::sip::peer::Side;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
@@ -58,6 +59,21 @@ pub struct Compliance {
     /// The audit backlog as last seen by `admit` (0 clear, 1 behind, 2 full): its changes
     /// are logged once each.
     backlog_seen: std::sync::atomic::AtomicU8,
+    /// Where frequency caps are counted across instances (`[shared]`).
+    caps: Option<Arc<dyn CapCounter>>,
+    /// This gate, for the answers that come after `admit` returned.
+    me: std::sync::Weak<Compliance>,
+}
+
+/// A decision made, not yet recorded: what its record and its call's record take.
+struct Decided {
+    heard: record::Heard,
+    open: crate::records::OpenCall,
+    decision: Decision,
+    rules: Arc<Rules>,
+    ts: DateTime<Utc>,
+    received: Instant,
+    key: crate::sip::gate::CallKey,
 }
 
 /// What `Compliance` is built from (everything but the rules is fixed for the process).
@@ -71,14 +87,16 @@ pub struct Parts {
     pub host: String,
     pub before_forward: bool,
     pub refuse_unrecorded: bool,
+    /// With `[shared]`: the count of frequency caps across instances.
+    pub caps: Option<Arc<dyn CapCounter>>,
 }
 
 impl Compliance {
-    pub fn new(p: Parts, rules: Rules) -> Compliance {
+    pub fn new(p: Parts, rules: Rules) -> Arc<Compliance> {
         p.state
             .caps
             .set_retain_secs(rules.policy.longest_cap_secs());
-        Compliance {
+        Arc::new_cyclic(|me| Compliance {
             normalizer: p.normalizer,
             lists: p.lists,
             state: p.state,
@@ -92,7 +110,9 @@ impl Compliance {
             calls: OpenCalls::default(),
             record_metrics: RecordMetrics::register(&p.metrics.registry),
             backlog_seen: Default::default(),
-        }
+            caps: p.caps,
+            me: me.clone(),
+        })
     }
 
     /// The rules in force (they change on a configuration reload).
@@ -160,55 +180,24 @@ impl CallGate for Compliance {
                 Unrecordable::Backlog,
             ));
         }
-        let rules = self.rules.load();
+        let rules = self.rules.load_full();
         let (called, called_span) = extract::called_number(&self.normalizer, call);
         let decision = self.decide(call, called, &rules, ts);
-        let latency = call.received.elapsed();
-        self.metrics.decision_seconds.observe(latency.as_secs_f64());
-        self.metrics
-            .count_decision(decision.verdict, decision.reasons);
-        let seq = self.audit.next_seq();
-        let open = record::open_call(call, &decision, seq, ts, &rules);
-        let unrecordable = self.refuses_unrecorded(&decision, backlog);
-        // A rejected call ends here: its record follows its decision's in the log.
-        let (admission, ended) = if let Some(why) = unrecordable {
-            match why {
-                Unrecordable::Backlog => self
-                    .metrics
-                    .backlog_refusals
-                    .with_label_values(&["behind"])
-                    .inc(),
-                Unrecordable::Unwritable => self.metrics.unrecordable_refusals.inc(),
-            }
-            let id = self.audit.decision_id(seq);
-            let r = reject::unrecordable(Some(&id), &self.host, why);
-            (
-                Admission::Reject(r),
-                Some(record::rejected(503, Default::default(), ts)),
-            )
-        } else if decision.verdict.forwards() {
-            let hold_until = self.before_forward.then_some(seq);
-            (Admission::Forward { hold_until }, None)
-        } else {
-            let id = self.audit.decision_id(seq);
-            let r = reject::rejection(&rules.reject, &decision, &id, &self.host);
-            let end = record::rejected(r.status, decision.reasons, ts);
-            (Admission::Reject(r), Some(end))
-        };
-        let outcome = record::Outcome {
-            called_span,
-            seq,
+        let open = record::open_call(call, &decision, ts, &rules);
+        let decided = Decided {
+            heard: record::heard(call, called_span),
+            open,
+            decision,
+            rules,
             ts,
-            latency,
-            sip_status: ended.as_ref().and_then(|e| e.sip_status),
-            refused: unrecordable.map(Unrecordable::code),
+            received: call.received,
+            key: call.key,
         };
-        record::submit(&self.audit, call, decision, outcome);
-        match ended {
-            Some(end) => self.end_call(open, end),
-            None => self.calls.open(call.key, open),
+        if decided.decision.caps_due.is_empty() {
+            self.conclude(decided, backlog)
+        } else {
+            self.count_then_conclude(decided, call.later.clone())
         }
-        admission
     }
 
     fn on_event(&self, news: &CallNews<'_>) {
@@ -236,6 +225,96 @@ impl CallGate for Compliance {
 }
 
 impl Compliance {
+    /// The verdict made final: counted, recorded (with the call's record when it ends here),
+    /// and answered.
+    fn conclude(&self, d: Decided, backlog: Backlog) -> Admission {
+        let Decided {
+            heard,
+            mut open,
+            decision,
+            rules,
+            ts,
+            received,
+            key,
+        } = d;
+        let latency = received.elapsed();
+        self.metrics.decision_seconds.observe(latency.as_secs_f64());
+        self.metrics
+            .count_decision(decision.verdict, decision.reasons);
+        let seq = self.audit.next_seq();
+        open.decision = seq;
+        open.verdict = decision.verdict;
+        let unrecordable = self.refuses_unrecorded(&decision, backlog);
+        // A rejected call ends here: its record follows its decision's in the log.
+        let (admission, ended) = if let Some(why) = unrecordable {
+            self.count_unrecordable(why);
+            let id = self.audit.decision_id(seq);
+            let r = reject::unrecordable(Some(&id), &self.host, why);
+            (
+                Admission::Reject(r),
+                Some(record::rejected(503, Default::default(), ts)),
+            )
+        } else if decision.verdict.forwards() {
+            let hold_until = self.before_forward.then_some(seq);
+            (Admission::Forward { hold_until }, None)
+        } else {
+            let id = self.audit.decision_id(seq);
+            let r = reject::rejection(&rules.reject, &decision, &id, &self.host);
+            let end = record::rejected(r.status, decision.reasons, ts);
+            (Admission::Reject(r), Some(end))
+        };
+        let outcome = record::Outcome {
+            seq,
+            ts,
+            latency,
+            sip_status: ended.as_ref().and_then(|e| e.sip_status),
+            refused: unrecordable.map(Unrecordable::code),
+        };
+        record::submit(&self.audit, heard, decision, outcome);
+        match ended {
+            Some(end) => self.end_call(open, end),
+            None => self.calls.open(key, open),
+        }
+        admission
+    }
+
+    fn count_unrecordable(&self, why: Unrecordable) {
+        match why {
+            Unrecordable::Backlog => self
+                .metrics
+                .backlog_refusals
+                .with_label_values(&["behind"])
+                .inc(),
+            Unrecordable::Unwritable => self.metrics.unrecordable_refusals.inc(),
+        }
+    }
+
+    /// The call's caps are counted in the shared database first (`[shared]`): the SIP core
+    /// holds the call meanwhile, and gets the answer through `later`. Without a counter (it
+    /// could not be started) the count is unknown and the call fails as configured.
+    fn count_then_conclude(&self, d: Decided, later: Later) -> Admission {
+        let on_unknown = self
+            .state
+            .currency
+            .on_unavailable()
+            .unwrap_or(FailMode::Reject);
+        let (Some(counter), Some(me)) = (&self.caps, self.me.upgrade()) else {
+            let mut d = d;
+            let unknown = CapsUnknown("the shared frequency-cap count is not running".into());
+            d.decision.settle_caps(Err(unknown), on_unknown);
+            return self.conclude(d, self.audit_backlog());
+        };
+        let (due, at, key) = (d.decision.caps_due, d.ts.timestamp(), d.key);
+        let done = move |answer| {
+            let mut d = d;
+            d.decision.settle_caps(answer, on_unknown);
+            let admission = me.conclude(d, me.audit_backlog());
+            later.answer(key, admission);
+        };
+        counter.count(due, at, Box::new(done));
+        Admission::Later
+    }
+
     /// A marketing call the policy lets through is refused while its records cannot be
     /// written, or are queued faster than the writer keeps up (`audit.on_write_error =
     /// "reject"`): why it is refused. Emergency, informational and inbound

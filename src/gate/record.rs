@@ -19,8 +19,6 @@ use std::time::Duration;
 
 /// What happened to the call besides the decision itself.
 pub(super) struct Outcome {
-    /// The URI the called number was taken from.
-    pub(super) called_span: Span,
     pub(super) seq: u64,
     pub(super) ts: DateTime<Utc>,
     pub(super) latency: Duration,
@@ -30,20 +28,44 @@ pub(super) struct Outcome {
     pub(super) refused: Option<&'static str>,
 }
 
-pub(super) fn submit(audit: &AuditSink, call: &NewCall<'_>, decision: Decision, o: Outcome) {
+/// What the decision record takes from the INVITE, kept apart from it so a call decided
+/// later (a shared frequency-cap count) is recorded once its answer comes.
+pub(super) struct Heard {
+    call_id: bytes::Bytes,
+    source: std::net::SocketAddr,
+    transport: &'static str,
+    source_cert: Option<Arc<[String]>>,
+    from: bytes::Bytes,
+    pai: Option<bytes::Bytes>,
+    called_raw: bytes::Bytes,
+}
+
+pub(super) fn heard(call: &NewCall<'_>, called_span: Span) -> Heard {
     let msg = call.req.msg;
     let slice = |h: HeaderName| msg.header(h).map(|h| msg.buf.slice(h.value.range()));
-    audit.submit(AuditEvent {
-        seq: o.seq,
-        instance: audit.instance_arc(),
-        ts: o.ts,
+    Heard {
         call_id: slice(HeaderName::CallId).unwrap_or_default(),
         source: call.src.addr(),
         transport: call.src.transport().lower(),
         source_cert: call.cert_names.clone(),
         from: slice(HeaderName::From).unwrap_or_default(),
         pai: slice(HeaderName::PAssertedIdentity),
-        called_raw: msg.buf.slice(o.called_span.range()),
+        called_raw: msg.buf.slice(called_span.range()),
+    }
+}
+
+pub(super) fn submit(audit: &AuditSink, heard: Heard, decision: Decision, o: Outcome) {
+    audit.submit(AuditEvent {
+        seq: o.seq,
+        instance: audit.instance_arc(),
+        ts: o.ts,
+        call_id: heard.call_id,
+        source: heard.source,
+        transport: heard.transport,
+        source_cert: heard.source_cert,
+        from: heard.from,
+        pai: heard.pai,
+        called_raw: heard.called_raw,
         decision,
         sip_status: o.sip_status,
         refused: o.refused,
@@ -83,10 +105,10 @@ impl Telemarketers {
 }
 
 /// What the call record of a new call will say, as far as the INVITE and decision tell.
+/// Its decision's sequence number and verdict are set when the decision is final.
 pub(super) fn open_call(
     call: &NewCall<'_>,
     d: &Decision,
-    seq: u64,
     ts: DateTime<Utc>,
     rules: &Rules,
 ) -> OpenCall {
@@ -98,7 +120,7 @@ pub(super) fn open_call(
         _ => super::extract::field(msg.bytes(call.req.uri)),
     };
     OpenCall {
-        decision: seq,
+        decision: 0,
         call_id: super::extract::field(msg.call_id()),
         direction: match call.side {
             Side::Dialer => Direction::Outbound,

@@ -19,6 +19,60 @@ const RECORD: usize = 24;
 /// (called number as E.164 digits, subject hash or 0 for per-number caps).
 pub(crate) type CapKey = (u64, u64);
 
+/// A cap a call must be counted against in the shared database (`[shared]`), where every
+/// instance's calls are counted: the check that asked, so its outcome can be settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapDue {
+    pub key: CapKey,
+    pub calls: u8,
+    pub window_secs: u32,
+    pub check: super::Check,
+}
+
+/// The caps a decision left to the shared count (fixed capacity: deciding does not allocate).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CapsDue {
+    items: [Option<CapDue>; 4],
+}
+
+impl CapsDue {
+    /// False when full: the caller fails the cap closed rather than leave it uncounted.
+    pub(crate) fn push(&mut self, due: CapDue) -> bool {
+        match self.items.iter_mut().find(|i| i.is_none()) {
+            Some(slot) => {
+                *slot = Some(due);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = CapDue> + '_ {
+        self.items.iter().map_while(|i| *i)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items[0].is_none()
+    }
+}
+
+/// The shared count of a call could not be made (database unreachable, slow, or too many
+/// counts waiting): the call's caps are unknown.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct CapsUnknown(pub String);
+
+/// The index (in `CapsDue` order) of the first cap already reached, or None: counted.
+pub type CapAnswer = Result<Option<usize>, CapsUnknown>;
+
+/// Counts kept outside this process, shared by every instance: the shared database.
+pub trait CapCounter: Send + Sync {
+    /// Count a call made at `at` (Unix seconds) against every cap in `due`, unless one of
+    /// them is already reached; `done` gets the answer, once, within the configured timeout.
+    /// Never blocks the caller.
+    fn count(&self, due: CapsDue, at: i64, done: Box<dyn FnOnce(CapAnswer) + Send>);
+}
+
 #[derive(Clone, Copy, Default)]
 struct Ring {
     /// Unix seconds of the latest calls, newest at `(next - 1) % MAX_CAP`.

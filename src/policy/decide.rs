@@ -2,7 +2,7 @@
 //! (reasons, the trace of what each list and rule concluded, the consent record that exempted
 //! the call); the verdict comes from whether any step blocked it.
 
-use super::caps::CapKey;
+use super::caps::{CapDue, CapKey};
 use super::consent::{ConsentRecord, Records};
 use super::context::{CallContext, CallerId};
 use super::hours;
@@ -52,8 +52,9 @@ impl Policy {
             flags: Flags::default(),
             marketing: ctx.purpose == Purpose::Marketing,
             caps: CapKeys::default(),
+            commit,
         }
-        .checks(commit);
+        .checks();
         d.context = Some(ctx);
         d
     }
@@ -77,11 +78,13 @@ struct Run<'a> {
     marketing: bool,
     /// The cap counters the rules consulted: counted when the call is allowed.
     caps: CapKeys,
+    /// Count an allowed call toward frequency caps (false for "what if" checks).
+    commit: bool,
 }
 
 impl<'a> Run<'a> {
     /// The checks, in order.
-    fn checks(mut self, commit: bool) {
+    fn checks(mut self) {
         match self.d.called {
             Ok(Called::Service(_)) => return self.emergency_number(),
             Ok(Called::Number(n)) => {
@@ -97,7 +100,7 @@ impl<'a> Run<'a> {
                 self.check_caller_id();
             }
         }
-        self.finish(commit)
+        self.finish()
     }
 
     fn block(&mut self, c: Check, r: Reason) {
@@ -355,7 +358,7 @@ impl<'a> Run<'a> {
                     calls,
                     window_secs,
                     per_subject,
-                } => self.cap(n, *calls, *window_secs, *per_subject),
+                } => self.cap(c, n, *calls, *window_secs, *per_subject),
                 RuleKind::OptoutNoContact { days } => {
                     self.optout_no_contact(n, *days, consents.revoked)
                 }
@@ -382,14 +385,38 @@ impl<'a> Run<'a> {
     }
 
     /// A frequency cap: the calls to this number (per subject, when the rule says so) within
-    /// the window. The counter is remembered so an allowed call is counted once.
-    fn cap(&mut self, n: E164, calls: u8, window_secs: u32, per_subject: bool) -> Outcome {
+    /// the window. The counter is remembered so an allowed call is counted once. With
+    /// `[shared]` the count is every instance's, in the shared database: the cap is left to
+    /// count there (`Decision::settle_caps`) if the rest of the policy lets the call through.
+    fn cap(
+        &mut self,
+        c: Check,
+        n: E164,
+        calls: u8,
+        window_secs: u32,
+        per_subject: bool,
+    ) -> Outcome {
         let subject = if per_subject {
             self.ctx.campaign.subject_key
         } else {
             0
         };
         let key = (n.as_u64(), subject);
+        if self.env.state.currency.on_unavailable().is_some() {
+            if !self.commit {
+                return Outcome::NotCounted;
+            }
+            let due = CapDue {
+                key,
+                calls,
+                window_secs,
+                check: c,
+            };
+            return match self.d.caps_due.push(due) {
+                true => Outcome::NotCounted,
+                false => Outcome::Block(Reason::FrequencyCapUnknown),
+            };
+        }
         self.caps.consulted(key);
         let now = self.env.now.timestamp();
         if self.env.state.caps.count(key, window_secs, now) >= calls {
@@ -420,16 +447,19 @@ impl<'a> Run<'a> {
 
     /// The verdict (shadow campaigns forward what they would block), then the cap counts of
     /// a call that goes ahead.
-    fn finish(self, commit: bool) {
+    fn finish(self) {
         self.d.verdict = match (self.flags.block, self.ctx.campaign.shadow) {
             (false, _) => Verdict::Allowed,
             (true, true) => Verdict::WouldBlock,
             (true, false) => Verdict::Blocked,
         };
-        if commit && self.d.verdict.forwards() {
+        if self.commit && self.d.verdict.forwards() {
             for key in self.caps.keys() {
                 self.env.state.caps.record(key, self.env.now.timestamp());
             }
+        } else {
+            // A call that does not go ahead is not counted anywhere.
+            self.d.caps_due = Default::default();
         }
         self.d.fail_open = self.flags.fail_open && self.d.verdict == Verdict::Allowed;
     }

@@ -17,6 +17,7 @@ fn outcome(o: Outcome) -> (&'static str, Option<&'static str>) {
         Outcome::Pending => ("entry_not_yet_effective", None),
         Outcome::OutOfScope => ("other_state", None),
         Outcome::FailOpen(r) => ("fail_open", Some(r.code())),
+        Outcome::NotCounted => ("not_counted", None),
     }
 }
 

@@ -21,7 +21,7 @@ use crate::config::{FailMode, PolicyConfig};
 use crate::lists::{ListKind, ListSet, LoadedList, OptOuts, StaleTimes};
 use crate::number::geo::{NpaTable, State, Zone, Zones};
 use crate::number::{Called, NumberProblem, E164};
-use caps::CapStore;
+use caps::{CapAnswer, CapStore, CapsDue};
 use consent::{ConsentRecord, ConsentStore};
 use context::{CallContext, CallerId, Campaigns};
 use emergency::Emergency;
@@ -72,6 +72,9 @@ pub enum Outcome {
     OutOfScope,
     /// Failed, but the configuration says to fail open.
     FailOpen(Reason),
+    /// A cap counted in the shared database, not counted: the call was decided without it
+    /// (blocked by another check, or only a "what if"), or is still being counted.
+    NotCounted,
 }
 
 /// Every check a decision evaluated, in order; fixed capacity so deciding does not allocate.
@@ -99,6 +102,17 @@ impl Trace {
     }
     pub fn iter(&self) -> impl Iterator<Item = (Check, Outcome)> + '_ {
         self.items[..self.len as usize].iter().copied()
+    }
+
+    /// Settle the outcome check `c` left open (`Outcome::NotCounted`).
+    fn settle(&mut self, c: Check, o: Outcome) {
+        let items = &mut self.items[..self.len as usize];
+        if let Some(item) = items
+            .iter_mut()
+            .find(|(ic, io)| *ic == c && *io == Outcome::NotCounted)
+        {
+            item.1 = o;
+        }
     }
 }
 
@@ -167,9 +181,55 @@ pub struct Decision {
     pub trace: Trace,
     /// Outside hours only: seconds until the calling window opens.
     pub retry_after: Option<u32>,
+    /// The caps this call must still be counted against in the shared database before it
+    /// goes ahead (`settle_caps`); empty without `[shared]`.
+    pub caps_due: CapsDue,
 }
 
 impl Decision {
+    /// The shared database's answer for `caps_due`: a cap already reached blocks the call (a
+    /// shadow campaign's would-block); no answer fails as `on_unknown` says. Only a call the
+    /// rest of the policy let through is counted, so only its verdict can change here.
+    pub fn settle_caps(&mut self, answer: CapAnswer, on_unknown: crate::config::FailMode) {
+        use crate::config::FailMode;
+        let due = std::mem::take(&mut self.caps_due);
+        let (mut block, mut fail_open) = (false, false);
+        for (i, cap) in due.iter().enumerate() {
+            let outcome = match &answer {
+                Ok(reached) if *reached == Some(i) => Outcome::Block(Reason::FrequencyCap),
+                Ok(Some(r)) if i > *r => continue, // not counted: an earlier cap was reached
+                Ok(_) => Outcome::Pass,
+                Err(_) if on_unknown == FailMode::Allow => {
+                    Outcome::FailOpen(Reason::FrequencyCapUnknown)
+                }
+                Err(_) => Outcome::Block(Reason::FrequencyCapUnknown),
+            };
+            match outcome {
+                Outcome::Block(r) => {
+                    self.reasons.insert(r);
+                    block = true;
+                }
+                Outcome::FailOpen(r) => {
+                    self.reasons.insert(r);
+                    fail_open = true;
+                }
+                _ => {}
+            }
+            self.trace.settle(cap.check, outcome);
+        }
+        let shadow = self.context.as_ref().is_some_and(|c| c.campaign.shadow);
+        if block {
+            self.verdict = if shadow {
+                Verdict::WouldBlock
+            } else {
+                Verdict::Blocked
+            };
+            self.fail_open = false;
+        } else if fail_open && self.verdict == Verdict::Allowed {
+            self.fail_open = true;
+        }
+    }
+
     pub fn number(&self) -> Option<E164> {
         match self.called {
             Ok(Called::Number(n)) => Some(n),
@@ -230,6 +290,11 @@ impl Currency {
         let ms = self.confirmed_ms.load(std::sync::atomic::Ordering::Acquire);
         let at = self.base + std::time::Duration::from_millis(ms.checked_sub(1)?);
         Some(at.elapsed())
+    }
+
+    /// Shared: what to do when the shared database cannot answer. None when standalone.
+    pub fn on_unavailable(&self) -> Option<crate::config::FailMode> {
+        self.shared.map(|(_, mode)| mode)
     }
 
     /// None when current; else what to do with a marketing call.
@@ -320,6 +385,7 @@ impl Policy {
             consent_seq: 0,
             trace: Trace::default(),
             retry_after: None,
+            caps_due: CapsDue::default(),
         }
     }
 

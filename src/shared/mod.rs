@@ -9,6 +9,7 @@
 //! closed (`shared_state_stale`).
 
 mod apply;
+mod caps;
 pub mod changes;
 mod follow;
 mod instances;
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
+pub(crate) use caps::spawn_counter;
 pub(crate) use follow::spawn_follower;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,8 @@ pub(crate) struct SharedMetrics {
     pub applied_seq: IntGauge,
     pub lag_ms: IntGauge,
     pub writes: IntCounterVec,
+    pub cap_counts: IntCounterVec,
+    pub cap_seconds: prometheus::Histogram,
 }
 
 impl SharedMetrics {
@@ -72,8 +76,8 @@ impl SharedMetrics {
             ),
             applied_seq: gauge(
                 r,
-                "callgate_shared_optouts_seq",
-                "The newest shared opt-out this instance has applied.",
+                "callgate_shared_applied_seq",
+                "The newest shared change (opt-outs, consent, closures) this instance has applied.",
             ),
             lag_ms: gauge(
                 r,
@@ -85,6 +89,18 @@ impl SharedMetrics {
                 "callgate_shared_writes_total",
                 "Opt-outs written to the shared database, by outcome.",
                 &["outcome"],
+            ),
+            cap_counts: counter_vec(
+                r,
+                "callgate_shared_cap_counts_total",
+                "Calls counted against frequency caps in the shared database, by outcome (counted, reached: a cap was full, unknown: no answer in time).",
+                &["outcome"],
+            ),
+            cap_seconds: crate::metrics::histogram(
+                r,
+                "callgate_shared_cap_seconds",
+                "Time from asking for a call's shared frequency-cap count to its answer.",
+                vec![2.5e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5, 1.0, 5.0],
             ),
         }
     }

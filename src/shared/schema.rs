@@ -34,6 +34,44 @@ const STEPS: &[(i32, &str)] = &[
         applied_seq bigint NOT NULL,
         version text NOT NULL);",
     ),
+    (
+        3,
+        // Frequency caps counted across instances (see `caps`): one row per call counted, and
+        // the count made in one statement under a lock per number and subject, so two
+        // instances never both let the call past a cap through.
+        "CREATE TABLE callgate_cap_calls (
+        number bigint NOT NULL,
+        subject bigint NOT NULL,
+        at bigint NOT NULL,
+        instance text NOT NULL);
+        CREATE INDEX callgate_cap_calls_key ON callgate_cap_calls (number, subject, at);
+        CREATE FUNCTION callgate_cap_take(numbers bigint[], subjects bigint[], windows bigint[],
+            limits integer[], at_unix bigint, inst text) RETURNS integer
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            i integer;
+            n bigint;
+            k bigint;
+        BEGIN
+            -- Locks taken in one order, so two counts never wait on each other crosswise.
+            FOR k IN SELECT DISTINCT hashtextextended(numbers[j]::text || '/' || subjects[j]::text, 0)
+                     FROM generate_subscripts(numbers, 1) AS j ORDER BY 1 LOOP
+                PERFORM pg_advisory_xact_lock(k);
+            END LOOP;
+            FOR i IN 1 .. coalesce(array_length(numbers, 1), 0) LOOP
+                SELECT count(*) INTO n FROM callgate_cap_calls c
+                 WHERE c.number = numbers[i] AND c.subject = subjects[i]
+                   AND c.at > at_unix - windows[i];
+                IF n >= limits[i] THEN
+                    RETURN i;
+                END IF;
+            END LOOP;
+            INSERT INTO callgate_cap_calls (number, subject, at, instance)
+                SELECT DISTINCT numbers[j], subjects[j], at_unix, inst
+                  FROM generate_subscripts(numbers, 1) AS j;
+            RETURN 0;
+        END $$;",
+    ),
 ];
 
 /// The newest version this callgate knows.

@@ -44,6 +44,8 @@ pub struct NewCall<'a> {
     pub received: Instant,
     /// What later news of this call is keyed by.
     pub key: CallKey,
+    /// Where the answer goes when the gate answers `Later`.
+    pub later: &'a Later,
 }
 
 /// What the gate answers for a new call.
@@ -52,6 +54,30 @@ pub enum Admission {
     Forward { hold_until: Option<u64> },
     /// Answer the dialer with this final response; nothing goes upstream.
     Reject(Rejection),
+    /// The gate needs time (a count in a database shared with other instances). The core
+    /// answers 100 Trying and holds the INVITE while every other call flows; the gate sends
+    /// its answer (`Forward` or `Reject`) for this call, once, through `NewCall::later`.
+    Later,
+}
+
+/// Where a gate that answered `Later` sends its answer: into the core's loop, which resumes
+/// the call (`Proxy::decided`).
+#[derive(Clone)]
+pub struct Later(tokio::sync::mpsc::UnboundedSender<(CallKey, Admission)>);
+
+impl Later {
+    pub(crate) fn channel() -> (
+        Later,
+        tokio::sync::mpsc::UnboundedReceiver<(CallKey, Admission)>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Later(tx), rx)
+    }
+
+    /// The answer for call `key`. Bounded by the gate: it holds at most so many calls.
+    pub fn answer(&self, key: CallKey, admission: Admission) {
+        let _ = self.0.send((key, admission));
+    }
 }
 
 /// A final response the core builds and sends (and resends to retransmissions).

@@ -148,6 +148,20 @@ impl SipIo {
         }
     }
 
+    /// The calls the gate decided later go on as its answers come.
+    async fn send_decided(
+        self: Arc<Self>,
+        mut answers: mpsc::UnboundedReceiver<(super::gate::CallKey, super::gate::Admission)>,
+    ) {
+        let mut outs = Vec::with_capacity(4);
+        while let Some((key, admission)) = answers.recv().await {
+            self.proxy.decided(key, admission, &mut outs);
+            for o in outs.drain(..) {
+                self.send(o);
+            }
+        }
+    }
+
     /// Run until `shutdown` flips: the UDP loop, the TCP and TLS acceptors and the
     /// transaction sweeper.
     pub async fn run(
@@ -163,6 +177,9 @@ impl SipIo {
             tokio::spawn(self.clone().accept_loop(l, true, shutdown.clone()));
         }
         tokio::spawn(self.clone().release_held());
+        if let Some(answers) = self.proxy.take_answers() {
+            tokio::spawn(self.clone().send_decided(answers));
+        }
         let sweeper = self.clone();
         tokio::spawn(async move {
             let mut t = tokio::time::interval(Duration::from_secs(1));

@@ -247,6 +247,27 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// `sql` run by psql in the background (the caller stops it).
+    pub fn psql_background(&self, sql: &str) -> std::process::Child {
+        Command::new(program("psql"))
+            .args(["-X", "-q", "-d", &self.url(), "-c", sql])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Wait (bounded, 10 s) until a session holds a lock on `table`.
+    pub fn wait_for_lock_on(&self, table: &str) {
+        let sql = format!(
+            "SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass AND granted"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.psql(&sql) == "0" {
+            assert!(std::time::Instant::now() < deadline, "no lock on {table}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

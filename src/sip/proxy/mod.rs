@@ -17,6 +17,7 @@
 mod admission;
 mod calls;
 mod deadlines;
+mod deciding;
 mod respond;
 mod response;
 mod rewrite;
@@ -26,7 +27,9 @@ mod transaction;
 pub use admission::Access;
 pub use respond::status_phrase;
 
-use super::gate::{Admission, CallEvent, CallGate, CallKey, CallNews, EndedBy, NewCall, Rejection};
+use super::gate::{
+    Admission, CallEvent, CallGate, CallKey, CallNews, EndedBy, Later, NewCall, Rejection,
+};
 use super::metrics::{Direction, SipMetrics};
 use super::parse::{Message, Method, StartLine, ValidRequest};
 use super::peer::{Dest, Outgoing, Peer, Side, Transport};
@@ -83,6 +86,11 @@ pub struct Proxy {
     /// When the SIP loop last turned (its sweep), in ms since `born`: `/healthz` reads it.
     heartbeat: AtomicU64,
     born: Instant,
+    /// New calls the gate decides later, held until it answers (`deciding`).
+    deciding: dashmap::DashMap<CallKey, deciding::Deciding>,
+    /// Where the gate sends those answers; the receiver until the transport takes it.
+    later: Later,
+    answers: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(CallKey, Admission)>>>,
 }
 
 /// The request being handled, with what the dispatcher has established about it.
@@ -118,6 +126,7 @@ impl Proxy {
         metrics: Arc<SipMetrics>,
     ) -> Proxy {
         let branch_salt = hash_of(&[s.advertise_host.as_bytes(), &s.advertise_port.to_be_bytes()]);
+        let (later, answers) = Later::channel();
         Proxy {
             calls: calls::Calls::new(s.longest_call, s.timer_c),
             s,
@@ -130,7 +139,21 @@ impl Proxy {
             branch_salt,
             heartbeat: AtomicU64::new(0),
             born: Instant::now(),
+            deciding: Default::default(),
+            later,
+            answers: std::sync::Mutex::new(Some(answers)),
         }
+    }
+
+    /// The gate's answers for calls it decides later (`Proxy::decided` takes each): the
+    /// transport that runs the proxy takes them once.
+    pub fn take_answers(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<(CallKey, Admission)>> {
+        self.answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Swap in reloaded settings; messages already being handled finish with the old ones.
@@ -153,9 +176,9 @@ impl Proxy {
         self.calls.len()
     }
 
-    /// Forwarded INVITEs still waiting for a final response.
+    /// New INVITEs still waiting for a final response: forwarded, or held for the gate.
     pub fn pending_invites(&self) -> usize {
-        self.txns.pending_len()
+        self.txns.pending_len() + self.deciding.len()
     }
 
     /// Forget transactions older than the transaction timeout (64*T1 by default), and idle
@@ -165,7 +188,7 @@ impl Proxy {
         self.beat();
         let open = self.txns.sweep(
             self.s.tx_timeout,
-            |call| self.calls.unanswered(call),
+            |call| self.calls.unanswered(call) || self.is_deciding(call),
             |key| self.our_branch(key),
         );
         self.admission.sweep();
@@ -339,9 +362,12 @@ impl Proxy {
         };
         match self.calls.attempt(key, target, r.v.cseq, unanswered) {
             // The caller's new attempt after a challenge: the call decided before goes on.
-            calls::Attempt::Continues => return self.forward_new_invite(r, fwd, key, None, out),
+            calls::Attempt::Continues => {
+                return self.forward_new_invite(r, fwd, key, None, self.s.send_100, out)
+            }
             calls::Attempt::Merged => return self.refuse_merged(r, out),
             calls::Attempt::Replaces(ended) => self.tell(key, ended, None),
+            calls::Attempt::New if self.is_deciding(key) => return self.refuse_merged(r, out),
             calls::Attempt::New => {}
         }
         if r.side == Side::Dialer && !self.admission.take_call_token(r.src.ip()) {
@@ -370,14 +396,16 @@ impl Proxy {
             cert_names: self.admission.cert_names(r.src),
             received,
             key,
+            later: &self.later,
         };
         match self.gate.admit(&call) {
             Admission::Forward { hold_until } => {
                 self.calls.opened(key, target, r.v.cseq, unanswered());
                 self.metrics.calls_open.inc();
-                self.forward_new_invite(r, fwd, key, hold_until, out)
+                self.forward_new_invite(r, fwd, key, hold_until, self.s.send_100, out)
             }
             Admission::Reject(rejection) => self.reject_new_invite(r, &rejection, out),
+            Admission::Later => self.hold_for_decision(r, key, out),
         }
     }
 
@@ -387,11 +415,11 @@ impl Proxy {
         fwd: Forward,
         call: CallKey,
         hold_until: Option<u64>,
+        trying: bool,
         out: &mut Vec<Outgoing>,
     ) {
-        if self.s.send_100 {
-            let trying = super::edit::build_response(r.msg(), 100, "Trying", None, &[]);
-            self.send_local(r.src, Method::Invite, 100, trying, out);
+        if trying {
+            self.trying(r.msg(), r.src, out);
         }
         self.forward(r, &fwd, true, out);
         // The forwarded INVITE is the last message pushed: it waits for its record.

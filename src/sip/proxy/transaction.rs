@@ -28,6 +28,8 @@ pub(super) enum TxPhase {
         status: u16,
         to: Peer,
     },
+    /// A new INVITE the gate decides later (`deciding`): answered 100 Trying, held.
+    Deciding { call: CallKey },
 }
 
 struct Tx {
@@ -89,7 +91,12 @@ impl Transactions {
         for (started, key) in self.started.due(horizon) {
             self.pending
                 .remove_if(&branch_of(key), |_, t| *t <= horizon);
-            let waiting = |tx: &Tx| matches!(tx.phase, TxPhase::Forwarded { call: Some(c), .. } if unanswered(c));
+            let waiting = |tx: &Tx| match tx.phase {
+                TxPhase::Forwarded { call: Some(c), .. } | TxPhase::Deciding { call: c } => {
+                    unanswered(c)
+                }
+                _ => false,
+            };
             match self.txns.get_mut(&key) {
                 // Restarted since: its newer entry comes due later.
                 Some(tx) if tx.created != started => {}
@@ -146,6 +153,11 @@ impl Proxy {
                 self.count_retransmission("INVITE", "relayed");
                 self.relay_in_tx(r, dest, r.v.is_initial(), out);
             }
+            TxPhase::Deciding { .. } => {
+                // Section 17.2.1, Proceeding: the provisional response again.
+                self.count_retransmission("INVITE", "answered");
+                self.trying(r.msg(), r.src, out);
+            }
         }
     }
 
@@ -153,6 +165,8 @@ impl Proxy {
         match self.txns.phase(r.key) {
             // The ACK to our own non-2xx final response ends here (section 17.2.1).
             Some(TxPhase::Rejected { .. }) => self.count_retransmission("ACK", "absorbed"),
+            // No final response was sent yet: nothing to acknowledge.
+            Some(TxPhase::Deciding { .. }) => self.metrics.dropped("ack_unroutable"),
             // ACK for a non-2xx response from downstream: same hop, same branch.
             Some(TxPhase::Forwarded { dest, .. }) => self.relay_in_tx(r, dest, false, out),
             // ACK for a 2xx: its own transaction, routed like any in-dialog request.
@@ -169,6 +183,14 @@ impl Proxy {
 
     pub(super) fn on_cancel(&self, r: &Req<'_>, out: &mut Vec<Outgoing>) {
         match self.txns.phase(r.key) {
+            Some(TxPhase::Deciding { call }) => self.cancel_while_deciding(r, call, out),
+            phase => self.cancel_in(phase, r, out),
+        }
+    }
+
+    /// A CANCEL for an INVITE that was forwarded, answered, or never seen.
+    pub(super) fn cancel_in(&self, phase: Option<TxPhase>, r: &Req<'_>, out: &mut Vec<Outgoing>) {
+        match phase {
             // CANCEL goes where its INVITE went, with the INVITE's branch (section 9.1).
             Some(TxPhase::Forwarded { dest, .. }) => {
                 let news = self.calls.on_cancel(r.msg(), r.side);
@@ -177,7 +199,7 @@ impl Proxy {
             }
             // Already answered with a final response: the CANCEL has nothing left to cancel.
             Some(TxPhase::Rejected { .. }) => self.respond(r.msg(), 200, r.src, &[], out),
-            None => self.respond(r.msg(), 481, r.src, &[], out),
+            Some(TxPhase::Deciding { .. }) | None => self.respond(r.msg(), 481, r.src, &[], out),
         }
     }
 
