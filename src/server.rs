@@ -491,6 +491,8 @@ fn run(b: Built) -> anyhow::Result<Running> {
         };
         crate::shared::spawn_follower(shared.clone(), parts)
             .context("the thread that follows the shared database")?;
+        crate::shared::spawn_shipper(shared.clone(), b.app.cfg.audit.dir.clone())
+            .context("the thread that ships records to the shared database")?;
     }
     tracing::info!(sip = %sip_addr, tls = ?tls_addr, admin = %admin_addr, upstream = %b.upstream, "callgate running");
     Ok(Running {

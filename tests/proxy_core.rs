@@ -589,3 +589,35 @@ fn another_invite_of_a_call_being_decided_is_refused_482() {
     assert!(text(&merged[0]).starts_with("SIP/2.0 482 "));
     assert_eq!(c.asked().len(), 1);
 }
+
+#[test]
+fn a_call_the_gate_leaves_undecided_past_the_transaction_timeout_gets_500() {
+    let mut settings = proxy_settings::settings(addr(CARRIER), "198.51.100.7");
+    settings.tx_timeout = std::time::Duration::from_millis(20);
+    let gate = Arc::new(later_gate());
+    let proxy = Proxy::new(
+        settings,
+        dialers(),
+        gate.clone(),
+        Arc::new(SipMetrics::detached()),
+    );
+    let c = Core { proxy, gate };
+    c.feed(DIALER, &invite("later8", "z9hG4bK-l8"));
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let mut out = Vec::new();
+    c.proxy.sweep(&mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(text(&out[0]).starts_with("SIP/2.0 500 "));
+    assert_eq!(to(&out[0]), addr(DIALER));
+    assert!(
+        c.decided("later8", forward()).is_empty(),
+        "a late answer sends nothing"
+    );
+    assert_eq!(
+        c.events(),
+        [CallEvent::Failed {
+            status: 500,
+            by: Side::Dialer
+        }]
+    );
+}

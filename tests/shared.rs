@@ -393,3 +393,66 @@ fn a_capped_call_fails_closed_when_the_count_is_slow_while_other_calls_flow() {
     let _ = locker.kill();
     let _ = locker.wait();
 }
+
+#[test]
+fn a_shadow_campaigns_call_past_a_cap_is_forwarded_and_counted_as_placed() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let shadow = "[[campaign]]\nid = \"default\"\nshadow = true\n";
+    let a = Callgate::start_with(carrier.port, &format!("{}{shadow}", shared(&pg.url())));
+    wait_ready(a.admin, 200);
+    let work = tempfile::tempdir().unwrap();
+    for i in 0..4 {
+        let failed = dialer("uac_allow.xml", &[FLORIDA], a.sip, work.path());
+        assert_eq!(failed, 0, "shadow call {} was not forwarded", i + 1);
+    }
+    let calls = a.wait_call_records(4);
+    assert_eq!(calls[3]["verdict"], "would_block", "{calls:?}");
+    let counted = pg.psql("SELECT count(*) FROM callgate_cap_calls");
+    assert_eq!(counted, "4", "every call placed is counted");
+}
+
+#[test]
+fn the_call_records_of_every_instance_appear_in_one_export() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let (a, b) = two_instances(&pg, &carrier);
+    let work = tempfile::tempdir().unwrap();
+    assert_eq!(
+        dialer("uac_allow.xml", &["4155550195"], a.sip, work.path()),
+        0
+    );
+    assert_eq!(
+        dialer("uac_allow.xml", &["4155550196"], b.sip, work.path()),
+        0
+    );
+    a.wait_call_records(1);
+    b.wait_call_records(1);
+    let shipped = Instant::now();
+    let calls = "SELECT count(*) FROM callgate_records WHERE kind = 'call'";
+    while pg.psql(calls) != "2" {
+        assert!(shipped.elapsed() < Duration::from_secs(10), "not shipped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args([
+            "records",
+            "export",
+            "--format",
+            "json",
+            "--shared",
+            &pg.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let called: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["called"].to_string())
+        .collect();
+    assert_eq!(called, ["\"+14155550195\"", "\"+14155550196\""]);
+}

@@ -75,6 +75,10 @@ pub(crate) struct RecordsArgs {
     /// Read every line of the log even when the directory has a records index.
     #[arg(long)]
     scan: bool,
+    /// The call records of every instance sharing this PostgreSQL database (`shared.url`),
+    /// as they shipped them, instead of one log (export only; no audit files are named).
+    #[arg(long, value_name = "URL")]
+    shared: Option<String>,
 }
 
 /// `callgate records find|export`: call records from the records index when the audit
@@ -137,7 +141,7 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let s = args.sel.read()?;
+    let s = args.sel.read_with(args.shared.is_none())?;
     let filter = export::CallFilter {
         from: s.from,
         to: s.to,
@@ -145,6 +149,10 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
         campaign: s.campaign,
         disposition,
     };
+    if let Some(url) = &args.shared {
+        anyhow::ensure!(!find, "records find: --shared is for export");
+        return shared_export(url, &filter, csv);
+    }
     let index = dir.as_deref().and_then(|d| up_to_date_index(d, &s.files));
     let source = match &index {
         Some(i) => export::Source::Index(i),
@@ -162,6 +170,20 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
     };
     std::io::Write::flush(&mut out)?;
     eprintln!("{n} calls");
+    Ok(())
+}
+
+/// `records export --shared`: the cluster's call records from its database.
+fn shared_export(
+    url: &str,
+    filter: &callgate::records::export::CallFilter,
+    csv: bool,
+) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let n = callgate::shared::ship::export(url, filter, csv, &mut out)?;
+    std::io::Write::flush(&mut out)?;
+    eprintln!("{n} calls (every instance sharing the database)");
     Ok(())
 }
 

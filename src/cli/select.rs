@@ -6,7 +6,6 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub(crate) struct Selection {
     /// Audit files, or directories of them.
-    #[arg(required = true)]
     pub(crate) paths: Vec<PathBuf>,
     /// From this time on (RFC 3339 or YYYY-MM-DD, UTC).
     #[arg(long)]
@@ -32,6 +31,15 @@ pub(crate) struct Selected {
 
 impl Selection {
     pub(crate) fn read(self) -> anyhow::Result<Selected> {
+        self.read_with(true)
+    }
+
+    /// `files_needed`: false when the records come from elsewhere (the shared database).
+    pub(crate) fn read_with(self, files_needed: bool) -> anyhow::Result<Selected> {
+        anyhow::ensure!(
+            !files_needed || !self.paths.is_empty(),
+            "name the audit files, or directories of them, to read"
+        );
         let date = |s: Option<String>, what: &str| -> anyhow::Result<_> {
             s.map(|s| {
                 callgate::lists::load::parse_date(&s).ok_or_else(|| {

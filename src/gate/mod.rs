@@ -193,7 +193,11 @@ impl CallGate for Compliance {
             received: call.received,
             key: call.key,
         };
-        if decided.decision.caps_due.is_empty() {
+        // A call refused for its records is not counted either.
+        let refused = self
+            .refuses_unrecorded(&decided.decision, backlog)
+            .is_some();
+        if decided.decision.caps_due.is_empty() || refused {
             self.conclude(decided, backlog)
         } else {
             self.count_then_conclude(decided, call.later.clone())

@@ -14,6 +14,10 @@ use std::time::Duration;
 
 /// The largest `calls` a cap may have: each key keeps its last MAX_CAP call times.
 pub(crate) const MAX_CAP: usize = 8;
+
+/// The most `kind = "cap"` rules a rule book may have (checked at load): a decision keeps
+/// the caps it consulted in this much fixed room.
+pub(crate) const MAX_CAP_RULES: usize = 8;
 const RECORD: usize = 24;
 
 /// (called number as E.164 digits, subject hash or 0 for per-number caps).
@@ -32,11 +36,15 @@ pub struct CapDue {
 /// The caps a decision left to the shared count (fixed capacity: deciding does not allocate).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CapsDue {
-    items: [Option<CapDue>; 4],
+    items: [Option<CapDue>; MAX_CAP_RULES],
+    /// The call goes ahead whatever the count says (a shadow campaign's would-block): it is
+    /// counted even past a cap, as it is placed.
+    pub counted_anyway: bool,
 }
 
 impl CapsDue {
-    /// False when full: the caller fails the cap closed rather than leave it uncounted.
+    /// False when full (cannot happen within `MAX_CAP_RULES`): the caller fails the cap
+    /// closed rather than leave it uncounted.
     pub(crate) fn push(&mut self, due: CapDue) -> bool {
         match self.items.iter_mut().find(|i| i.is_none()) {
             Some(slot) => {
@@ -68,8 +76,8 @@ pub type CapAnswer = Result<Option<usize>, CapsUnknown>;
 /// Counts kept outside this process, shared by every instance: the shared database.
 pub trait CapCounter: Send + Sync {
     /// Count a call made at `at` (Unix seconds) against every cap in `due`, unless one of
-    /// them is already reached; `done` gets the answer, once, within the configured timeout.
-    /// Never blocks the caller.
+    /// them is already reached (and `due.counted_anyway` is not set); `done` gets the answer,
+    /// once, within the configured timeout. Never blocks the caller.
     fn count(&self, due: CapsDue, at: i64, done: Box<dyn FnOnce(CapAnswer) + Send>);
 }
 

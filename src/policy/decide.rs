@@ -457,6 +457,7 @@ impl<'a> Run<'a> {
             for key in self.caps.keys() {
                 self.env.state.caps.record(key, self.env.now.timestamp());
             }
+            self.d.caps_due.counted_anyway = self.ctx.campaign.shadow;
         } else {
             // A call that does not go ahead is not counted anywhere.
             self.d.caps_due = Default::default();
@@ -584,10 +585,10 @@ impl HoursRun {
     }
 }
 
-/// The cap counters a decision consulted (at most four distinct ones are kept).
+/// The cap counters a decision consulted (one per cap rule at most).
 #[derive(Default)]
 struct CapKeys {
-    keys: [CapKey; 4],
+    keys: [CapKey; super::caps::MAX_CAP_RULES],
     n: usize,
 }
 

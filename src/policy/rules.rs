@@ -185,6 +185,17 @@ impl RuleBook {
         if rules.len() > MAX_RULES {
             return Err(fail("", "rule", format!("more than {MAX_RULES} rules")));
         }
+        // A decision keeps the caps it consulted in fixed room (it does not allocate).
+        let caps = rules
+            .iter()
+            .filter(|r| matches!(r.kind, RuleKind::Cap { .. }));
+        if let Some(past) = caps.clone().nth(super::caps::MAX_CAP_RULES) {
+            let why = format!(
+                "more than {} rules of kind \"cap\"",
+                super::caps::MAX_CAP_RULES
+            );
+            return Err(fail(&past.id, "kind", why));
+        }
         let (federal, by_state) = index_by_state(&rules);
         let consent = consent_defaults(raw.consent).map_err(|v| {
             let why = format!("unknown consent type `{v}`");
@@ -458,6 +469,19 @@ mod tests {
             .to_string();
         assert!(e.starts_with("rules.toml:4:"), "{e}");
         assert!(e.contains("all_days"), "{e}");
+    }
+
+    #[test]
+    fn more_cap_rules_than_a_decision_holds_are_refused_naming_the_first_past() {
+        let cap = |i: usize| {
+            format!("[[rule]]\nid = \"cap{i}\"\nkind = \"cap\"\ncalls = 3\nwindow_hours = 24\n")
+        };
+        let src: String = (0..=super::super::caps::MAX_CAP_RULES).map(cap).collect();
+        let e = book(&src).err().unwrap().to_string();
+        assert!(e.contains("more than 8 rules of kind \"cap\""), "{e}");
+        assert!(e.contains("kind"), "{e}");
+        let fits: String = (0..super::super::caps::MAX_CAP_RULES).map(cap).collect();
+        assert!(book(&fits).is_ok());
     }
 
     #[test]

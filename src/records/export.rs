@@ -56,7 +56,7 @@ pub struct CallFilter {
 }
 
 impl CallFilter {
-    fn keeps(&self, c: &Value) -> bool {
+    pub(crate) fn keeps(&self, c: &Value) -> bool {
         let s = |k: &str| c.get(k).and_then(Value::as_str);
         let at = s("invite_at").and_then(|t| DateTime::parse_from_rfc3339(t).ok());
         self.from.is_none_or(|f| at.is_some_and(|t| t >= f))

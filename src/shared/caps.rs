@@ -10,23 +10,44 @@ use super::{Shared, SharedError};
 use crate::policy::caps::{CapAnswer, CapCounter, CapsDue, CapsUnknown};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
-use tokio_postgres::Client;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_postgres::{Client, Statement};
 
-/// Counts waiting for the database at most; past it a count is unknown at once (the call
-/// fails as `on_stale` says) rather than wait behind a backlog it cannot clear in time.
+/// Counts waiting for the database, and counts being made, at most (each); past it a count
+/// is unknown at once (the call fails as `on_stale` says) rather than wait behind a backlog
+/// it cannot clear in time.
 const QUEUE: usize = 1024;
 
-/// Rows older than this are deleted (no cap window is longer).
-const KEEP_SECS: i64 = 366 * 86_400;
+/// Rows past their windows are deleted this many at a time, on a connection of their own.
+const PRUNE_BATCH: i64 = 10_000;
 
-const TAKE: &str = "SELECT callgate_cap_take($1, $2, $3, $4, $5, $6)";
+const TAKE: &str = "SELECT callgate_cap_take($1, $2, $3, $4, $5, $6, $7)";
 
 struct Job {
     due: CapsDue,
     at: i64,
-    done: Box<dyn FnOnce(CapAnswer) + Send>,
+    done: Answer,
     asked: Instant,
+}
+
+/// The caller's callback, answered exactly once: a count dropped unanswered (its task gone,
+/// the thread stopping) answers "unknown", so no call is held for ever.
+struct Answer(Option<Box<dyn FnOnce(CapAnswer) + Send>>);
+
+impl Answer {
+    fn give(mut self, answer: CapAnswer) {
+        if let Some(done) = self.0.take() {
+            done(answer)
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done(Err(CapsUnknown("the count was lost".into())))
+        }
+    }
 }
 
 /// The shared count, as the policy's gate sees it.
@@ -39,36 +60,36 @@ impl CapCounter for SharedCaps {
         let job = Job {
             due,
             at,
-            done,
+            done: Answer(Some(done)),
             asked: Instant::now(),
         };
         if let Err(e) = self.jobs.try_send(job) {
             let job = match e {
                 mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
             };
-            (job.done)(Err(CapsUnknown(format!(
-                "{QUEUE} frequency-cap counts already waiting for the shared database"
-            ))));
+            job.done.give(Err(busy()));
         }
     }
 }
 
 /// Start the thread that counts (it runs as long as the process).
 pub(crate) fn spawn_counter(shared: Arc<Shared>) -> std::io::Result<Arc<SharedCaps>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let (jobs, rx) = mpsc::channel(QUEUE);
-    std::thread::Builder::new()
-        .name("shared-caps".into())
-        .spawn(move || rt.block_on(serve(shared, rx)))?;
+    super::spawn_thread("shared-caps", serve(shared, rx))?;
     Ok(Arc::new(SharedCaps { jobs }))
 }
 
-/// The counting connection: made when needed, not tried again for a poll interval after a
-/// failure (meanwhile counts are unknown at once, not each left to wait out a connect).
+fn busy() -> CapsUnknown {
+    CapsUnknown(format!(
+        "{QUEUE} frequency-cap counts already waiting for the shared database"
+    ))
+}
+
+/// The counting connection and its prepared count: made when needed, not tried again for a
+/// poll interval after a failure (meanwhile counts are unknown at once, not each left to wait
+/// out a connect).
 struct Conn {
-    client: Option<Arc<Client>>,
+    client: Option<(Arc<Client>, Statement)>,
     failed: Option<(Instant, String)>,
     pruned: Option<Instant>,
 }
@@ -79,10 +100,11 @@ async fn serve(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
         failed: None,
         pruned: None,
     };
+    let making = Arc::new(Semaphore::new(QUEUE));
     // Connected before the first capped call, which would otherwise wait for it.
     let _ = conn.client(&shared).await;
     while let Some(job) = jobs.recv().await {
-        let client = match conn.client(&shared).await {
+        let (client, take) = match conn.client(&shared).await {
             Ok(c) => c,
             Err(why) => {
                 shared
@@ -90,25 +112,38 @@ async fn serve(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
                     .cap_counts
                     .with_label_values(&["unknown"])
                     .inc();
-                (job.done)(Err(CapsUnknown(why)));
+                job.done.give(Err(CapsUnknown(why)));
                 continue;
             }
+        };
+        let Ok(permit) = making.clone().try_acquire_owned() else {
+            shared
+                .metrics
+                .cap_counts
+                .with_label_values(&["unknown"])
+                .inc();
+            job.done.give(Err(busy()));
+            continue;
         };
         if conn
             .pruned
             .is_none_or(|t| t.elapsed() > Duration::from_secs(3600))
         {
             conn.pruned = Some(Instant::now());
-            tokio::spawn(prune(client.clone(), job.at - KEEP_SECS));
+            tokio::spawn(prune(shared.clone(), job.at));
         }
         // Counts run side by side, pipelined on the one connection.
-        tokio::spawn(count(shared.clone(), client, job));
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            count(shared, &client, &take, job).await;
+            drop(permit);
+        });
     }
 }
 
 impl Conn {
-    async fn client(&mut self, shared: &Shared) -> Result<Arc<Client>, String> {
-        if let Some(c) = self.client.as_ref().filter(|c| !c.is_closed()) {
+    async fn client(&mut self, shared: &Shared) -> Result<(Arc<Client>, Statement), String> {
+        if let Some(c) = self.client.as_ref().filter(|(c, _)| !c.is_closed()) {
             return Ok(c.clone());
         }
         self.client = None;
@@ -119,10 +154,9 @@ impl Conn {
                 "no connection to the shared database ({ago} ms ago: {why})"
             ));
         }
-        match shared.connect().await {
+        match counting(shared).await {
             Ok(c) => {
                 self.failed = None;
-                let c = Arc::new(c);
                 self.client = Some(c.clone());
                 Ok(c)
             }
@@ -135,8 +169,23 @@ impl Conn {
     }
 }
 
+/// A connection for counting: the server gives up on a count (a lock held, a slow disk)
+/// before callgate stops waiting for it, so a count callgate called unknown is, as a rule,
+/// not recorded either; and the count's statement prepared once.
+async fn counting(shared: &Shared) -> Result<(Arc<Client>, Statement), SharedError> {
+    let client = shared.connect().await?;
+    let limit = shared.cfg.timeout_ms * 3 / 4;
+    client
+        .batch_execute(&format!(
+            "SET statement_timeout = {limit}; SET lock_timeout = {limit}"
+        ))
+        .await?;
+    let take = client.prepare(TAKE).await?;
+    Ok((Arc::new(client), take))
+}
+
 /// One call's count, bounded by what is left of the timeout since it was asked for.
-async fn count(shared: Arc<Shared>, client: Arc<Client>, job: Job) {
+async fn count(shared: Arc<Shared>, client: &Client, take_stmt: &Statement, job: Job) {
     let Job {
         due,
         at,
@@ -144,7 +193,7 @@ async fn count(shared: Arc<Shared>, client: Arc<Client>, job: Job) {
         asked,
     } = job;
     let left = shared.timeout().saturating_sub(asked.elapsed());
-    let taken = take(&client, due, at, &shared.instance);
+    let taken = take(client, take_stmt, due, at, &shared.instance);
     let answer = match tokio::time::timeout(left, taken).await {
         Ok(Ok(reached)) => Ok(reached),
         Ok(Err(e)) => Err(CapsUnknown(e.to_string())),
@@ -166,12 +215,13 @@ async fn count(shared: Arc<Shared>, client: Arc<Client>, job: Job) {
         .metrics
         .cap_seconds
         .observe(asked.elapsed().as_secs_f64());
-    done(answer)
+    done.give(answer)
 }
 
 /// The index of the first cap reached (none: the call was counted).
 async fn take(
     client: &Client,
+    stmt: &Statement,
     due: CapsDue,
     at: i64,
     instance: &str,
@@ -184,22 +234,33 @@ async fn take(
         windows.push(i64::from(d.window_secs));
         limits.push(i32::from(d.calls));
     }
-    let row = client
-        .query_one(
-            TAKE,
-            &[&numbers, &subjects, &windows, &limits, &at, &instance],
-        )
-        .await?;
+    let force = due.counted_anyway;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &numbers, &subjects, &windows, &limits, &at, &instance, &force,
+    ];
+    let row = client.query_one(stmt, &params).await?;
     let reached: i32 = row.try_get(0)?;
     Ok(usize::try_from(reached).ok().and_then(|i| i.checked_sub(1)))
 }
 
-/// Delete counted calls older than any window.
-async fn prune(client: Arc<Client>, before: i64) {
-    let deleted = client
-        .execute("DELETE FROM callgate_cap_calls WHERE at < $1", &[&before])
-        .await;
-    if let Err(e) = deleted {
-        tracing::warn!(error = %e, "shared database: old frequency-cap counts not deleted");
+/// Delete the counted calls past every window they were counted for, a batch at a time on
+/// a connection of its own, so counts never wait behind it.
+async fn prune(shared: Arc<Shared>, now: i64) {
+    let client = match shared.connect().await {
+        Ok(c) => c,
+        Err(e) => {
+            return tracing::warn!(error = %e, "shared database: old frequency-cap counts not deleted")
+        }
+    };
+    let delete = "DELETE FROM callgate_cap_calls WHERE ctid IN \
+                  (SELECT ctid FROM callgate_cap_calls WHERE keep_until < $1 LIMIT $2)";
+    loop {
+        match client.execute(delete, &[&now, &PRUNE_BATCH]).await {
+            Ok(n) if (n as i64) < PRUNE_BATCH => return,
+            Ok(_) => {}
+            Err(e) => {
+                return tracing::warn!(error = %e, "shared database: old frequency-cap counts not deleted")
+            }
+        }
     }
 }

@@ -10,13 +10,7 @@ use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 /// Start following on a thread of its own (it runs as long as the process).
 pub(crate) fn spawn_follower(shared: Arc<Shared>, parts: Parts) -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("shared".into())
-        .spawn(move || rt.block_on(follow_forever(shared, Arc::new(parts))))?;
-    Ok(())
+    super::spawn_thread("shared", follow_forever(shared, Arc::new(parts)))
 }
 
 async fn follow_forever(shared: Arc<Shared>, parts: Arc<Parts>) {

@@ -14,6 +14,7 @@ pub mod changes;
 mod follow;
 mod instances;
 mod schema;
+pub mod ship;
 
 use crate::clock::SharedClock;
 use crate::config::SharedConfig;
@@ -28,6 +29,7 @@ use tokio_postgres::{Client, NoTls};
 
 pub(crate) use caps::spawn_counter;
 pub(crate) use follow::spawn_follower;
+pub(crate) use ship::spawn_shipper;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SharedError {
@@ -58,6 +60,9 @@ pub(crate) struct SharedMetrics {
     pub writes: IntCounterVec,
     pub cap_counts: IntCounterVec,
     pub cap_seconds: prometheus::Histogram,
+    pub records_shipped: IntCounter,
+    pub records_waiting: IntGauge,
+    pub ship_errors: IntCounter,
 }
 
 impl SharedMetrics {
@@ -101,6 +106,21 @@ impl SharedMetrics {
                 "callgate_shared_cap_seconds",
                 "Time from asking for a call's shared frequency-cap count to its answer.",
                 vec![2.5e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5, 1.0, 5.0],
+            ),
+            records_shipped: counter(
+                r,
+                "callgate_shared_records_shipped_total",
+                "Lines of this instance's log (decisions, calls, admin records) shipped to the cluster's records table.",
+            ),
+            records_waiting: gauge(
+                r,
+                "callgate_shared_records_waiting_bytes",
+                "Bytes of this instance's log not yet shipped to the cluster's records table.",
+            ),
+            ship_errors: counter(
+                r,
+                "callgate_shared_ship_errors_total",
+                "Passes that could not ship records to the shared database (they are shipped later, from the log).",
             ),
         }
     }
@@ -288,6 +308,22 @@ impl Shared {
             .map_or(-1, |ago| ago.as_millis() as i64);
         self.metrics.lag_ms.set(lag);
     }
+}
+
+/// Run `work` on a thread of its own, named `name`, with a runtime of its own: the database
+/// work of an instance never shares a thread with the SIP loop or the admin API, nor with
+/// another kind of database work.
+fn spawn_thread(
+    name: &str,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || rt.block_on(work))?;
+    Ok(())
 }
 
 /// What the follower needs of the running instance.

@@ -36,22 +36,27 @@ const STEPS: &[(i32, &str)] = &[
     ),
     (
         3,
-        // Frequency caps counted across instances (see `caps`): one row per call counted, and
-        // the count made in one statement under a lock per number and subject, so two
-        // instances never both let the call past a cap through.
+        // Frequency caps counted across instances (see `caps`): one row per call counted, kept
+        // until its longest window has passed, and the count made in one statement under a
+        // lock per number and subject, so two instances never both let the call past a cap
+        // through. `force`: a call that goes ahead whatever the count (a shadow campaign's) is
+        // counted even past a cap.
         "CREATE TABLE callgate_cap_calls (
         number bigint NOT NULL,
         subject bigint NOT NULL,
         at bigint NOT NULL,
+        keep_until bigint NOT NULL,
         instance text NOT NULL);
         CREATE INDEX callgate_cap_calls_key ON callgate_cap_calls (number, subject, at);
+        CREATE INDEX callgate_cap_calls_keep ON callgate_cap_calls (keep_until);
         CREATE FUNCTION callgate_cap_take(numbers bigint[], subjects bigint[], windows bigint[],
-            limits integer[], at_unix bigint, inst text) RETURNS integer
+            limits integer[], at_unix bigint, inst text, force boolean) RETURNS integer
         LANGUAGE plpgsql AS $$
         DECLARE
             i integer;
             n bigint;
             k bigint;
+            reached integer := 0;
         BEGIN
             -- Locks taken in one order, so two counts never wait on each other crosswise.
             FOR k IN SELECT DISTINCT hashtextextended(numbers[j]::text || '/' || subjects[j]::text, 0)
@@ -63,14 +68,40 @@ const STEPS: &[(i32, &str)] = &[
                  WHERE c.number = numbers[i] AND c.subject = subjects[i]
                    AND c.at > at_unix - windows[i];
                 IF n >= limits[i] THEN
-                    RETURN i;
+                    reached := i;
+                    EXIT;
                 END IF;
             END LOOP;
-            INSERT INTO callgate_cap_calls (number, subject, at, instance)
-                SELECT DISTINCT numbers[j], subjects[j], at_unix, inst
-                  FROM generate_subscripts(numbers, 1) AS j;
-            RETURN 0;
+            IF reached = 0 OR force THEN
+                INSERT INTO callgate_cap_calls (number, subject, at, keep_until, instance)
+                    SELECT numbers[j], subjects[j], at_unix, at_unix + max(windows[j]), inst
+                      FROM generate_subscripts(numbers, 1) AS j
+                     GROUP BY numbers[j], subjects[j];
+            END IF;
+            RETURN reached;
         END $$;",
+    ),
+    (
+        4,
+        // The cluster's records: every line of every instance's log (decisions, calls, admin
+        // records), shipped from the log at least once and kept once by its place in it. The
+        // log stays the tamper-evident truth; this is what the cluster's exports read.
+        "CREATE TABLE callgate_records (
+        instance text NOT NULL,
+        day text NOT NULL,
+        at_byte bigint NOT NULL,
+        kind text NOT NULL,
+        ts_ms bigint,
+        number bigint,
+        line text NOT NULL,
+        PRIMARY KEY (instance, day, at_byte));
+        CREATE INDEX callgate_records_number ON callgate_records (number, ts_ms);
+        CREATE INDEX callgate_records_time ON callgate_records (kind, ts_ms);
+        CREATE TABLE callgate_record_positions (
+        instance text NOT NULL,
+        day text NOT NULL,
+        shipped bigint NOT NULL,
+        PRIMARY KEY (instance, day));",
     ),
 ];
 

@@ -24,7 +24,8 @@ pub use check::{check, Checked, Difference};
 pub use follow::Progress;
 pub(crate) use follow::{spawn_follower, FollowerMetrics};
 pub use query::{Found, Pos, Query};
-pub(crate) use read::{compressed_since, each_line};
+pub(crate) use read::{compressed_since, each_line, open_at};
+pub(crate) use rows::summary_of;
 pub use rows::Kind;
 pub use tally::Tally;
 

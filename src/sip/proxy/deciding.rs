@@ -1,10 +1,12 @@
 //! New calls the gate decides later (`Admission::Later`: a count in a database shared with
 //! other instances). The caller gets 100 Trying at once and the INVITE is held here; every
 //! other call flows meanwhile. A retransmitted INVITE gets the 100 again; a CANCEL is answered
-//! 200 and remembered, and the INVITE then ends with 487 whatever the gate says, so nothing of
-//! the call goes upstream after its caller gave up. The gate's answer resumes the call where
-//! `on_new_invite` left it: nothing of the call has left for the upstream before, so its
-//! messages keep their order.
+//! 200 and remembered, and a call the gate then lets through ends with 487 instead (a call it
+//! rejects gets its rejection), so nothing of the call goes upstream after its caller gave up.
+//! The gate's answer resumes the call where `on_new_invite` left it: nothing of the call has
+//! left for the upstream before, so its messages keep their order. A call the gate leaves
+//! without an answer for the transaction timeout gets 500 (the gate promises to answer well
+//! within it).
 
 use super::calls::Unanswered;
 use super::routing::Route;
@@ -15,6 +17,7 @@ use crate::sip::parse::{Message, Method};
 use crate::sip::peer::{Outgoing, Peer, Side};
 use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// A new call the gate decides later: its INVITE held, or (when the answer came before the
@@ -31,6 +34,8 @@ pub(super) struct Held {
     /// Its transaction key.
     tx: u64,
     received: Instant,
+    /// When it was held.
+    since: Instant,
     /// The caller cancelled it meanwhile.
     cancelled: bool,
     /// The gate's answer is being acted on (under this entry's lock): a CANCEL from now on
@@ -50,18 +55,22 @@ impl Proxy {
             side: r.side,
             tx: r.key,
             received: r.received,
+            since: Instant::now(),
             cancelled: false,
             done: false,
         };
         match self.deciding.entry(key) {
             Entry::Vacant(v) => {
                 v.insert(Deciding::Held(held));
+                self.held.fetch_add(1, Ordering::Relaxed);
             }
-            Entry::Occupied(o) => {
+            Entry::Occupied(o) if matches!(o.get(), Deciding::Early(_)) => {
                 if let Deciding::Early(admission) = o.remove() {
                     self.resume(&held, key, admission, out);
                 }
             }
+            // Another INVITE of the call is held already (`on_new_invite` refuses those).
+            Entry::Occupied(_) => self.refuse_merged(r, out),
         }
     }
 
@@ -100,23 +109,72 @@ impl Proxy {
             }
             Entry::Occupied(o) => o,
         };
-        match entry.get_mut() {
-            Deciding::Held(held) if !held.done => held.done = true,
-            _ => return self.decided_too_late(key, admission),
+        let expired = match entry.get_mut() {
+            Deciding::Held(held) if !held.done => {
+                held.done = true;
+                false
+            }
+            Deciding::Held(_) => true,
+            Deciding::Early(_) => false,
+        };
+        if expired || matches!(entry.get(), Deciding::Early(_)) {
+            // Answered after the sweep gave up on it, or answered twice.
+            if expired {
+                entry.remove();
+            }
+            return self.decided_too_late(key, admission);
         }
         if let Deciding::Held(held) = entry.get() {
             self.resume(held, key, admission, out);
         }
         entry.remove();
+        self.held.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// New calls held for the gate (what `calls.max_open` counts besides the open calls).
+    pub(super) fn held_calls(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// The sweep: a call held past the transaction timeout gets 500 (see the module note).
+    pub(super) fn expire_held(&self, timeout: std::time::Duration, out: &mut Vec<Outgoing>) {
+        let overdue: Vec<CallKey> = self
+            .deciding
+            .iter()
+            .filter_map(|e| match e.value() {
+                Deciding::Held(h) if !h.done && h.since.elapsed() > timeout => Some(*e.key()),
+                _ => None,
+            })
+            .collect();
+        for key in overdue {
+            let Some(mut entry) = self.deciding.get_mut(&key) else {
+                continue;
+            };
+            let Deciding::Held(held) = entry.value_mut() else {
+                continue;
+            };
+            if held.done {
+                continue;
+            }
+            // Kept, marked, so a late answer is told apart from an early one.
+            held.done = true;
+            tracing::error!(?key, "the gate did not decide a held call in time: 500");
+            self.resume(held, key, Admission::Reject(server_error()), out);
+            self.held.fetch_sub(1, Ordering::Relaxed);
+        }
+        // A call whose answer never came at all is forgotten after a while.
+        self.deciding.retain(
+            |_, d| !matches!(d, Deciding::Held(h) if h.done && h.since.elapsed() > timeout * 4),
+        );
     }
 
     fn resume(&self, held: &Held, key: CallKey, admission: Admission, out: &mut Vec<Outgoing>) {
         // Parsed and validated once already, when it came in: it cannot fail now.
         let Ok(msg) = Message::parse(held.invite.clone()) else {
-            return;
+            return self.decided_too_late(key, admission);
         };
         let Ok(v) = msg.validate_request() else {
-            return;
+            return self.decided_too_late(key, admission);
         };
         let r = Req {
             v: &v,
@@ -145,11 +203,14 @@ impl Proxy {
         hold: Option<u64>,
         out: &mut Vec<Outgoing>,
     ) {
+        // Checked and routed when it came in: only a changed configuration fails here.
+        let forwarded = Admission::Forward { hold_until: None };
         let Some(ruri) = self.usable_request_uri(r.v, r.src, out) else {
-            return;
+            return self.decided_too_late(key, forwarded);
         };
         let Route::Forward(fwd) = self.route(r, &ruri, self.our_routes(r.msg())) else {
-            return self.reject_new_invite(r, &server_error(), out);
+            self.reject_new_invite(r, &server_error(), out);
+            return self.decided_too_late(key, forwarded);
         };
         let target = crate::hashing::hash_bytes(r.msg().bytes(r.v.uri));
         let unanswered = Unanswered {
@@ -183,9 +244,10 @@ impl Proxy {
     }
 
     /// An answer for a call no longer held (it cannot happen while the gate keeps its word to
-    /// answer once): a call it let through is told as failed, so its record is closed.
+    /// answer once within the transaction timeout), or that cannot go on: a call it let
+    /// through is told as failed, so its record is closed.
     fn decided_too_late(&self, key: CallKey, admission: Admission) {
-        tracing::error!(?key, "the gate answered a call that is not waiting for it");
+        tracing::error!(?key, "a call the gate let through could not go on");
         if let Admission::Forward { .. } = admission {
             self.metrics.calls_open.inc();
             let failed = CallEvent::Failed {

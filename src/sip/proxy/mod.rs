@@ -88,6 +88,8 @@ pub struct Proxy {
     born: Instant,
     /// New calls the gate decides later, held until it answers (`deciding`).
     deciding: dashmap::DashMap<CallKey, deciding::Deciding>,
+    /// How many of them are held (not counting early answers).
+    held: std::sync::atomic::AtomicUsize,
     /// Where the gate sends those answers; the receiver until the transport takes it.
     later: Later,
     answers: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(CallKey, Admission)>>>,
@@ -140,6 +142,7 @@ impl Proxy {
             heartbeat: AtomicU64::new(0),
             born: Instant::now(),
             deciding: Default::default(),
+            held: Default::default(),
             later,
             answers: std::sync::Mutex::new(Some(answers)),
         }
@@ -178,7 +181,7 @@ impl Proxy {
 
     /// New INVITEs still waiting for a final response: forwarded, or held for the gate.
     pub fn pending_invites(&self) -> usize {
-        self.txns.pending_len() + self.deciding.len()
+        self.txns.pending_len() + self.held_calls()
     }
 
     /// Forget transactions older than the transaction timeout (64*T1 by default), and idle
@@ -192,6 +195,7 @@ impl Proxy {
             |key| self.our_branch(key),
         );
         self.admission.sweep();
+        self.expire_held(self.s.tx_timeout, out);
         self.metrics.transactions.set(open as i64);
         for due in self.calls.expired(Instant::now()) {
             if let Some(invite) = due.timer_c {
@@ -382,7 +386,7 @@ impl Proxy {
         // The open-calls gauge is exact (inc at open, dec at the one end told): read it rather
         // than count the map, which would lock every shard per new call.
         let open = usize::try_from(self.metrics.calls_open.get()).unwrap_or(0);
-        if open >= self.s.max_open_calls {
+        if open + self.held_calls() >= self.s.max_open_calls {
             return self.refuse_past_max_open(r, out);
         }
         if self.at_capacity.swap(false, Ordering::Relaxed) {
