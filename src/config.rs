@@ -1006,6 +1006,15 @@ impl Config {
             );
             return fail("shared.poll_ms", why);
         }
+        let transaction_ms = self.sip.transaction_timeout_secs.saturating_mul(1000);
+        if shared.timeout_ms >= transaction_ms {
+            let why = format!(
+                "{} is not below sip.transaction_timeout_secs ({} s): a call held for a \
+                 frequency-cap count would be given up before its answer",
+                shared.timeout_ms, self.sip.transaction_timeout_secs
+            );
+            return fail("shared.timeout_ms", why);
+        }
         Ok(())
     }
 
@@ -1420,5 +1429,15 @@ mod tests {
             .to_string();
         assert!(e.starts_with("x.toml:4:"), "{e}");
         assert!(e.contains("key `dialer`: unknown field `dialer`"), "{e}");
+    }
+
+    #[test]
+    fn a_shared_timeout_past_the_transaction_timeout_is_refused() {
+        let text = "[sip]\ntransaction_timeout_secs = 32\n[shared]\nurl = \"postgres://h/db\"\ntimeout_ms = 40000\n";
+        let e = Config::from_str_named("x.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:5:"), "{e}");
+        assert!(e.contains("shared.timeout_ms"), "{e}");
     }
 }

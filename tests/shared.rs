@@ -428,12 +428,7 @@ fn the_call_records_of_every_instance_appear_in_one_export() {
     );
     a.wait_call_records(1);
     b.wait_call_records(1);
-    let shipped = Instant::now();
-    let calls = "SELECT count(*) FROM callgate_records WHERE kind = 'call'";
-    while pg.psql(calls) != "2" {
-        assert!(shipped.elapsed() < Duration::from_secs(10), "not shipped");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_shipped_calls(&pg, 2);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
         .args([
             "records",
@@ -455,4 +450,36 @@ fn the_call_records_of_every_instance_appear_in_one_export() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["called"].to_string())
         .collect();
     assert_eq!(called, ["\"+14155550195\"", "\"+14155550196\""]);
+}
+
+/// Wait (bounded, 10 s) until the database holds `n` call records.
+fn wait_shipped_calls(pg: &Postgres, n: usize) {
+    let since = Instant::now();
+    let calls = "SELECT count(*) FROM callgate_records WHERE kind = 'call'";
+    while pg.psql(calls) != n.to_string() {
+        assert!(since.elapsed() < Duration::from_secs(10), "not shipped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn records_made_while_the_database_was_away_are_shipped_once_it_returns() {
+    let mut pg = Postgres::start();
+    let carrier = Carrier::start();
+    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
+    wait_ready(a.admin, 200);
+    let work = tempfile::tempdir().unwrap();
+    assert_eq!(
+        dialer("uac_allow.xml", &["4155550197"], a.sip, work.path()),
+        0
+    );
+    wait_shipped_calls(&pg, 1);
+    pg.kill();
+    wait_ready(a.admin, 503);
+    // Rejected (the instance is stale), and recorded all the same.
+    let rejected = dialer("uac_expect_reject.xml", &["4155550198"], a.sip, work.path());
+    assert_eq!(rejected, 0);
+    a.wait_call_records(2);
+    pg.restart();
+    wait_shipped_calls(&pg, 2);
 }

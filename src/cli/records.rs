@@ -76,7 +76,7 @@ pub(crate) struct RecordsArgs {
     #[arg(long)]
     scan: bool,
     /// The call records of every instance sharing this PostgreSQL database (`shared.url`),
-    /// as they shipped them, instead of one log (export only; no audit files are named).
+    /// as they shipped them, in INVITE order, instead of one log (no audit files are named).
     #[arg(long, value_name = "URL")]
     shared: Option<String>,
 }
@@ -150,8 +150,7 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
         disposition,
     };
     if let Some(url) = &args.shared {
-        anyhow::ensure!(!find, "records find: --shared is for export");
-        return shared_export(url, &filter, csv);
+        return shared_export(url, &filter, find, csv);
     }
     let index = dir.as_deref().and_then(|d| up_to_date_index(d, &s.files));
     let source = match &index {
@@ -173,15 +172,22 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `records export --shared`: the cluster's call records from its database.
+/// `records find|export --shared`: the cluster's call records from its database.
 fn shared_export(
     url: &str,
     filter: &callgate::records::export::CallFilter,
+    find: bool,
     csv: bool,
 ) -> anyhow::Result<()> {
+    use callgate::shared::ship::Form;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let n = callgate::shared::ship::export(url, filter, csv, &mut out)?;
+    let form = match (find, csv) {
+        (true, _) => Form::Summary,
+        (false, true) => Form::Csv,
+        (false, false) => Form::Json,
+    };
+    let n = callgate::shared::ship::export(url, filter, form, &mut out)?;
     std::io::Write::flush(&mut out)?;
     eprintln!("{n} calls (every instance sharing the database)");
     Ok(())

@@ -154,7 +154,7 @@ impl Conn {
                 "no connection to the shared database ({ago} ms ago: {why})"
             ));
         }
-        match counting(shared).await {
+        match shared.bounded(counting(shared)).await {
             Ok(c) => {
                 self.failed = None;
                 self.client = Some(c.clone());

@@ -39,6 +39,10 @@ pub enum SharedError {
     Timeout(u64),
     #[error("shared database schema is version {found}, newer than this callgate knows ({known}): upgrade callgate")]
     NewerSchema { found: i32, known: i32 },
+    /// The log does not continue what was shipped from it: shipping stops rather than skip
+    /// or mix lines.
+    #[error("audit log {day} at byte {at}: {why}; records are not shipped past it")]
+    LogDiffers { day: String, at: u64, why: String },
     #[error("shared database: a row this callgate cannot read: {0}")]
     BadRow(String),
     #[error("shared database: the connection closed")]

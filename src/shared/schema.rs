@@ -101,6 +101,8 @@ const STEPS: &[(i32, &str)] = &[
         instance text NOT NULL,
         day text NOT NULL,
         shipped bigint NOT NULL,
+        last_hash text,
+        sealed boolean NOT NULL DEFAULT false,
         PRIMARY KEY (instance, day));",
     ),
 ];

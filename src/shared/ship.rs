@@ -3,16 +3,24 @@
 //! the database holds for each day's file, a batch at a time, the lines and the new position
 //! in one transaction. At least once (a crash between the commit and nothing else loses
 //! nothing) and kept once (a line's key is its place in the log), so a database outage only
-//! delays it: shipping catches up from the log when the database is back. The log stays the
+//! delays it: shipping catches up from the log when the database is back. Each batch must
+//! continue the hash chain where the last one shipped ended (its first line's `prev`): a log
+//! that does not (another instance shipping under the same `shared.instance_name`, a log that
+//! lost its tail) stops shipping, loudly, rather than skip or mix lines. The log stays the
 //! tamper-evident truth; the table is what `callgate records export --shared` reads.
+//!
+//! The thread reads the files itself and waits on the database only for its queries (each
+//! bounded by `timeout_ms`), so a long compressed day never counts against the timeout; its
+//! reader is kept from one batch to the next, so a day is decompressed once.
 
 use super::{Shared, SharedError};
 use crate::records::index::{day_of, open_at, summary_of};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::runtime::Runtime;
 use tokio_postgres::Client;
 
 /// Lines per transaction at most (and bytes, about).
@@ -23,122 +31,300 @@ const INSERT: &str =
     "INSERT INTO callgate_records (instance, day, at_byte, kind, ts_ms, number, line)
     SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::text[])
     ON CONFLICT DO NOTHING";
-const POSITION: &str = "INSERT INTO callgate_record_positions (instance, day, shipped)
-    VALUES ($1, $2, $3) ON CONFLICT (instance, day) DO UPDATE SET shipped = excluded.shipped";
+const POSITION: &str = "INSERT INTO callgate_record_positions (instance, day, shipped, last_hash)
+    VALUES ($1, $2, $3, $4) ON CONFLICT (instance, day)
+    DO UPDATE SET shipped = excluded.shipped, last_hash = excluded.last_hash";
 
 /// Start shipping the log in `dir` on a thread of its own (it runs as long as the process).
 pub(crate) fn spawn_shipper(shared: Arc<Shared>, dir: PathBuf) -> std::io::Result<()> {
-    super::spawn_thread("shared-records", ship_forever(shared, dir))
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Made on its thread: its reader of a day's file stays there.
+    std::thread::Builder::new()
+        .name("shared-records".into())
+        .spawn(move || {
+            let shipper = Shipper {
+                shared,
+                dir,
+                client: None,
+                known: HashMap::new(),
+                reading: None,
+            };
+            shipper.run(&rt)
+        })?;
+    Ok(())
 }
 
-async fn ship_forever(shared: Arc<Shared>, dir: PathBuf) {
-    let pause = Duration::from_millis(shared.cfg.poll_ms);
-    let mut client: Option<Client> = None;
-    let mut complete = HashSet::new();
-    loop {
-        let some = ship_some(&shared, &dir, &mut client, &mut complete);
-        match shared.bounded(some).await {
-            // More may wait: go on at once.
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => {
-                client = None;
-                shared.metrics.ship_errors.inc();
-                tracing::warn!(error = %e, "shared database: records not shipped; trying again");
+/// Where a day's file has been shipped to, as the database holds it.
+#[derive(Clone, Default, PartialEq)]
+struct Position {
+    shipped: u64,
+    /// The SHA-256 of the last line shipped: the next line's `prev`.
+    last_hash: Option<String>,
+    /// A compressed day shipped whole: never read again.
+    sealed: bool,
+}
+
+/// A day's file open where the last batch ended.
+struct Reading {
+    day: String,
+    reader: Box<dyn BufRead>,
+    at: u64,
+}
+
+struct Shipper {
+    shared: Arc<Shared>,
+    dir: PathBuf,
+    client: Option<Client>,
+    /// Positions as last read from the database: what waits is measured from them, also while
+    /// the database is away.
+    known: HashMap<String, Position>,
+    reading: Option<Reading>,
+}
+
+impl Shipper {
+    fn run(mut self, rt: &Runtime) {
+        let pause = Duration::from_millis(self.shared.cfg.poll_ms);
+        loop {
+            match self.pass(rt) {
+                // More may wait: go on at once.
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    self.client = None;
+                    self.reading = None;
+                    self.shared.metrics.ship_errors.inc();
+                    tracing::warn!(error = %e, "shared database: records not shipped; trying again");
+                }
             }
+            std::thread::sleep(pause);
         }
-        tokio::time::sleep(pause).await;
     }
-}
 
-/// One batch of the first day's file with lines not shipped: how many lines it shipped.
-/// `complete`: compressed days found wholly shipped (not read through again).
-async fn ship_some(
-    shared: &Shared,
-    dir: &Path,
-    client: &mut Option<Client>,
-    complete: &mut HashSet<String>,
-) -> Result<usize, SharedError> {
-    if client.as_ref().is_none_or(Client::is_closed) {
-        *client = Some(shared.connect().await?);
-    }
-    let client = client.as_mut().ok_or(SharedError::Closed)?;
-    let shipped: HashMap<String, i64> = client
-        .query(
-            "SELECT day, shipped FROM callgate_record_positions WHERE instance = $1",
-            &[&shared.instance],
-        )
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, SharedError>>()?;
-    let files = crate::audit::chain::audit_files(dir).map_err(SharedError::Journal)?;
-    let mut waiting = 0u64;
-    let mut batch = None;
-    for file in &files {
-        let day = day_of(file);
-        let from = shipped.get(&day).copied().unwrap_or(0).max(0) as u64;
-        // A plain file's size says what waits; a compressed day is read through (rarely:
-        // once a day is over it was shipped already, unless the database was away).
-        let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-        let compressed = crate::audit::chain::is_compressed(file);
-        waiting += len.saturating_sub(from) * u64::from(!compressed);
-        let unread = if compressed {
-            !complete.contains(&day)
-        } else {
-            len > from
+    /// One batch of the first day's file with lines not shipped (or a compressed day found
+    /// wholly shipped, marked so): whether anything was done.
+    fn pass(&mut self, rt: &Runtime) -> Result<bool, SharedError> {
+        let files = crate::audit::chain::audit_files(&self.dir).map_err(SharedError::Journal)?;
+        self.measure_waiting(&files);
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(rt.block_on(self.shared.connect())?);
+        }
+        let client = self.client.as_mut().ok_or(SharedError::Closed)?;
+        let shared = self.shared.clone();
+        let instance = shared.instance.as_str();
+        self.known = rt.block_on(shared.bounded(positions(client, instance)))?;
+        let Some((file, day)) = first_unshipped(&files, &self.known) else {
+            return Ok(false);
         };
-        if batch.is_none() && unread {
-            let lines = read_batch(file, from).map_err(SharedError::Journal)?;
-            if !lines.lines.is_empty() {
-                batch = Some((day, lines));
-            } else if compressed {
-                complete.insert(day);
+        let at = self.known.get(&day).cloned().unwrap_or_default();
+        let batch = self.read(&file, &day, at.shipped)?;
+        let client = self.client.as_mut().ok_or(SharedError::Closed)?;
+        if batch.lines.is_empty() {
+            if !crate::audit::chain::is_compressed(&file) {
+                return Ok(false); // only a line being written
             }
+            rt.block_on(shared.bounded(seal(client, instance, &day, at.shipped)))?;
+            return Ok(true);
+        }
+        let n = batch.lines.len() as u64;
+        rt.block_on(shared.bounded(ship(client, instance, &day, &at, &batch)))?;
+        if let Some(r) = self.reading.as_mut() {
+            r.at = batch.end;
+        }
+        shared.metrics.records_shipped.inc_by(n);
+        Ok(true)
+    }
+
+    /// Bytes of the plain days' files past what was last known shipped.
+    fn measure_waiting(&self, files: &[PathBuf]) {
+        let waiting: u64 = files
+            .iter()
+            .filter(|f| !crate::audit::chain::is_compressed(f))
+            .map(|f| {
+                let len = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+                let shipped = self.known.get(&day_of(f)).map_or(0, |p| p.shipped);
+                len.saturating_sub(shipped)
+            })
+            .sum();
+        self.shared.metrics.records_waiting.set(waiting as i64);
+    }
+
+    /// The next whole lines of `day` from byte `from`: from the reader kept where the last
+    /// batch ended, else from the file opened there.
+    fn read(&mut self, file: &Path, day: &str, from: u64) -> Result<Batch, SharedError> {
+        let kept = self.reading.take().filter(|r| r.day == day && r.at == from);
+        let mut reading = match kept {
+            Some(r) => r,
+            None => {
+                let (reader, at) = open_at(file, from).map_err(SharedError::Journal)?;
+                Reading {
+                    day: day.to_string(),
+                    reader,
+                    at,
+                }
+            }
+        };
+        let batch = read_batch(&mut reading.reader, reading.at).map_err(SharedError::Journal)?;
+        // A line cut short stays in the reader's buffer: only a batch of whole lines keeps it.
+        if !batch.partial {
+            self.reading = Some(reading);
+        }
+        Ok(batch)
+    }
+}
+
+/// The first day's file with lines not shipped: a plain file longer than its position, or a
+/// compressed day not yet marked shipped whole.
+fn first_unshipped(
+    files: &[PathBuf],
+    known: &HashMap<String, Position>,
+) -> Option<(PathBuf, String)> {
+    files.iter().find_map(|f| {
+        let day = day_of(f);
+        let at = known.get(&day);
+        let unread = if crate::audit::chain::is_compressed(f) {
+            !at.is_some_and(|p| p.sealed)
+        } else {
+            let len = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            len > at.map_or(0, |p| p.shipped)
+        };
+        unread.then(|| (f.clone(), day))
+    })
+}
+
+async fn positions(
+    client: &Client,
+    instance: &str,
+) -> Result<HashMap<String, Position>, SharedError> {
+    let rows = client
+        .query(
+            "SELECT day, shipped, last_hash, sealed FROM callgate_record_positions WHERE instance = $1",
+            &[&instance],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let shipped: i64 = r.try_get(1)?;
+            let p = Position {
+                shipped: shipped.max(0) as u64,
+                last_hash: r.try_get(2)?,
+                sealed: r.try_get(3)?,
+            };
+            Ok((r.try_get(0)?, p))
+        })
+        .collect()
+}
+
+/// The batch and the new position in one transaction, under a lock on this instance's day,
+/// after checking that the position is still the one the batch was read from and that the
+/// batch continues the chain shipped so far.
+async fn ship(
+    client: &mut Client,
+    instance: &str,
+    day: &str,
+    at: &Position,
+    batch: &Batch,
+) -> Result<(), SharedError> {
+    let differs = |why: &str| SharedError::LogDiffers {
+        day: day.to_string(),
+        at: at.shipped,
+        why: why.to_string(),
+    };
+    if let (Some(expected), Some((_, first))) = (&at.last_hash, batch.lines.first()) {
+        if prev_of(first) != Some(expected.as_str()) {
+            return Err(differs(
+                "its line there does not follow the last line shipped",
+            ));
         }
     }
-    shared.metrics.records_waiting.set(waiting as i64);
-    let Some((day, lines)) = batch else {
-        return Ok(0);
-    };
-    let n = lines.lines.len();
     let tx = client.transaction().await?;
-    let (at, kind, ts, number, text) = lines.columns();
     tx.execute(
-        INSERT,
-        &[&shared.instance, &day, &at, &kind, &ts, &number, &text],
+        "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 2))",
+        &[&instance, &day],
     )
     .await?;
-    tx.execute(POSITION, &[&shared.instance, &day, &(lines.end as i64)])
+    let now = tx
+        .query_opt(
+            "SELECT shipped, last_hash FROM callgate_record_positions WHERE instance = $1 AND day = $2",
+            &[&instance, &day],
+        )
+        .await?
+        .map(|r| Ok::<_, SharedError>((r.try_get::<_, i64>(0)?, r.try_get::<_, Option<String>>(1)?)))
+        .transpose()?;
+    if now.unwrap_or((0, None)) != (at.shipped as i64, at.last_hash.clone()) {
+        return Err(differs(
+            "another shipper moved the position (two instances with one shared.instance_name?)",
+        ));
+    }
+    let (offsets, kind, ts, number, text) = batch.columns();
+    tx.execute(
+        INSERT,
+        &[&instance, &day, &offsets, &kind, &ts, &number, &text],
+    )
+    .await?;
+    let last = batch.lines.last().map(|(_, l)| line_hash(l));
+    tx.execute(POSITION, &[&instance, &day, &(batch.end as i64), &last])
         .await?;
     tx.commit().await?;
-    shared.metrics.records_shipped.inc_by(n as u64);
-    Ok(n)
+    Ok(())
+}
+
+/// A compressed day read through to its end: shipped whole, never read again.
+async fn seal(client: &Client, instance: &str, day: &str, shipped: u64) -> Result<(), SharedError> {
+    client
+        .execute(
+            "UPDATE callgate_record_positions SET sealed = true WHERE instance = $1 AND day = $2 AND shipped = $3",
+            &[&instance, &day, &(shipped as i64)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The `prev` a log line ends with (the hash of the line before it).
+fn prev_of(line: &str) -> Option<&str> {
+    let at = line.rfind("\"prev\":\"")? + 8;
+    line.get(at..at + 64)
+}
+
+fn line_hash(line: &str) -> String {
+    use sha2::Digest;
+    crate::hashing::hex(&sha2::Sha256::digest(line.as_bytes()))
 }
 
 /// Whole lines of one day's file from byte `from`, and where they end.
 struct Batch {
     lines: Vec<(u64, String)>,
     end: u64,
+    /// The read stopped at a line not yet whole (the writer is on it).
+    partial: bool,
 }
 
-fn read_batch(file: &Path, from: u64) -> std::io::Result<Batch> {
-    let (mut reader, mut at) = open_at(file, from)?;
-    let (mut lines, mut bytes) = (Vec::new(), 0);
+fn read_batch(reader: &mut dyn BufRead, from: u64) -> std::io::Result<Batch> {
+    let mut batch = Batch {
+        lines: Vec::new(),
+        end: from,
+        partial: false,
+    };
+    let mut bytes = 0;
     let mut line = Vec::with_capacity(4096);
-    while lines.len() < BATCH_LINES && bytes < BATCH_BYTES {
+    while batch.lines.len() < BATCH_LINES && bytes < BATCH_BYTES {
         line.clear();
         let n = reader.read_until(b'\n', &mut line)?;
-        // The end, or a line the writer has not finished: it is shipped once it is whole.
-        if n == 0 || line.last() != Some(&b'\n') {
+        if n == 0 {
+            break;
+        }
+        // A line the writer has not finished: shipped once it is whole, read again then.
+        if line.last() != Some(&b'\n') {
+            batch.partial = true;
             break;
         }
         let text = String::from_utf8_lossy(&line[..n - 1]).into_owned();
-        lines.push((at, text));
-        at += n as u64;
+        batch.lines.push((batch.end, text));
+        batch.end += n as u64;
         bytes += n;
     }
-    Ok(Batch { lines, end: at })
+    Ok(batch)
 }
 
 impl Batch {
@@ -198,15 +384,24 @@ pub async fn call_lines(
     Ok(n)
 }
 
-/// `callgate records export --shared URL`: the call records of every instance sharing the
-/// database at `url` that `filter` keeps, as CSV or JSON lines (as the export of one log).
+/// How `export` writes each call record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Csv,
+    Json,
+    /// One line for a person (`records find`).
+    Summary,
+}
+
+/// `callgate records find|export --shared URL`: the call records of every instance sharing
+/// the database at `url` that `filter` keeps, as the export or find of one log writes them.
 pub fn export(
     url: &str,
     filter: &crate::records::export::CallFilter,
-    csv: bool,
+    form: Form,
     out: &mut dyn std::io::Write,
 ) -> Result<u64, SharedError> {
-    use crate::records::export::{csv_header, csv_row};
+    use crate::records::export::{csv_header, csv_row, summary};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -214,7 +409,7 @@ pub fn export(
     rt.block_on(async {
         let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         tokio::spawn(conn);
-        if csv {
+        if form == Form::Csv {
             out.write_all(csv_header().as_bytes())
                 .map_err(SharedError::Journal)?;
         }
@@ -232,12 +427,36 @@ pub fn export(
                 return Ok(());
             };
             kept += 1;
-            match csv {
-                true => out.write_all(csv_row(c).as_bytes()),
-                false => writeln!(out, "{c}"),
+            match form {
+                Form::Csv => out.write_all(csv_row(c).as_bytes()),
+                Form::Json => writeln!(out, "{c}"),
+                Form::Summary => writeln!(out, "{}", summary(c)),
             }
         })
         .await?;
         Ok(kept)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_shipped_only_once_it_is_whole() {
+        let log = b"{\"a\":1}\n{\"a\":2}\n{\"a\":";
+        let batch = read_batch(&mut &log[..], 100).unwrap();
+        assert_eq!(batch.lines.len(), 2);
+        assert_eq!(batch.lines[1], (108, "{\"a\":2}".to_string()));
+        assert_eq!(batch.end, 116, "up to the end of the last whole line");
+        assert!(batch.partial);
+    }
+
+    #[test]
+    fn the_next_batch_must_follow_the_hash_of_the_last_line_shipped() {
+        let first = format!("{{\"a\":1,\"prev\":\"{}\"}}", "0".repeat(64));
+        let next = format!("{{\"a\":2,\"prev\":\"{}\"}}", line_hash(&first));
+        assert_eq!(prev_of(&next), Some(line_hash(&first).as_str()));
+        assert_eq!(prev_of("{\"a\":3}"), None);
+    }
 }

@@ -24,7 +24,8 @@ use std::time::Instant;
 /// core had finished holding it) the answer.
 pub(super) enum Deciding {
     Held(Held),
-    Early(Admission),
+    /// The answer, and when it came.
+    Early(Admission, Instant),
 }
 
 pub(super) struct Held {
@@ -64,8 +65,8 @@ impl Proxy {
                 v.insert(Deciding::Held(held));
                 self.held.fetch_add(1, Ordering::Relaxed);
             }
-            Entry::Occupied(o) if matches!(o.get(), Deciding::Early(_)) => {
-                if let Deciding::Early(admission) = o.remove() {
+            Entry::Occupied(o) if matches!(o.get(), Deciding::Early(..)) => {
+                if let Deciding::Early(admission, _) = o.remove() {
                     self.resume(&held, key, admission, out);
                 }
             }
@@ -94,7 +95,7 @@ impl Proxy {
 
     /// Whether a call with this key is being decided (another INVITE of it is a merge).
     pub(super) fn is_deciding(&self, key: CallKey) -> bool {
-        matches!(self.deciding.get(&key).as_deref(), Some(Deciding::Held(_)))
+        matches!(self.deciding.get(&key).as_deref(), Some(Deciding::Held(h)) if !h.done)
     }
 
     /// The gate's answer for a call it decided later; what to send is appended to `out`. The
@@ -104,7 +105,7 @@ impl Proxy {
         let mut entry = match self.deciding.entry(key) {
             // Not held yet: `hold_for_decision` finds the answer.
             Entry::Vacant(v) => {
-                v.insert(Deciding::Early(admission));
+                v.insert(Deciding::Early(admission, Instant::now()));
                 return;
             }
             Entry::Occupied(o) => o,
@@ -115,9 +116,9 @@ impl Proxy {
                 false
             }
             Deciding::Held(_) => true,
-            Deciding::Early(_) => false,
+            Deciding::Early(..) => false,
         };
-        if expired || matches!(entry.get(), Deciding::Early(_)) {
+        if expired || matches!(entry.get(), Deciding::Early(..)) {
             // Answered after the sweep gave up on it, or answered twice.
             if expired {
                 entry.remove();
@@ -162,10 +163,12 @@ impl Proxy {
             self.resume(held, key, Admission::Reject(server_error()), out);
             self.held.fetch_sub(1, Ordering::Relaxed);
         }
-        // A call whose answer never came at all is forgotten after a while.
-        self.deciding.retain(
-            |_, d| !matches!(d, Deciding::Held(h) if h.done && h.since.elapsed() > timeout * 4),
-        );
+        // A call whose answer never came at all, or an answer whose call never came to be
+        // held, is forgotten after a while.
+        self.deciding.retain(|_, d| match d {
+            Deciding::Held(h) => !(h.done && h.since.elapsed() > timeout * 4),
+            Deciding::Early(_, at) => at.elapsed() <= timeout,
+        });
     }
 
     fn resume(&self, held: &Held, key: CallKey, admission: Admission, out: &mut Vec<Outgoing>) {
