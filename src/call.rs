@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub enum Reason {
     // Declared in precedence order: `r as usize` is the index into `Reason::ALL`.
     UnparseableNumber = 0,
+    CountryNotAllowed,
     InternalDnc,
     NationalDnc,
     StateDnc,
@@ -22,6 +23,7 @@ pub enum Reason {
     ListUnavailable,
     StaleList,
     SharedStateStale,
+    CountryNotConfigured,
     UnknownCampaign,
     CallTypeNotAllowed,
     StateOfEmergency,
@@ -45,8 +47,9 @@ pub enum Reason {
 
 impl Reason {
     /// In precedence order: the first one present is the "primary" reason of a decision.
-    pub(crate) const ALL: [Reason; 27] = [
+    pub(crate) const ALL: [Reason; 29] = [
         Reason::UnparseableNumber,
+        Reason::CountryNotAllowed,
         Reason::InternalDnc,
         Reason::NationalDnc,
         Reason::StateDnc,
@@ -54,6 +57,7 @@ impl Reason {
         Reason::ListUnavailable,
         Reason::StaleList,
         Reason::SharedStateStale,
+        Reason::CountryNotConfigured,
         Reason::UnknownCampaign,
         Reason::CallTypeNotAllowed,
         Reason::StateOfEmergency,
@@ -83,6 +87,8 @@ impl Reason {
     pub fn code(self) -> &'static str {
         match self {
             Reason::UnparseableNumber => "unparseable_number",
+            Reason::CountryNotAllowed => "country_not_allowed",
+            Reason::CountryNotConfigured => "country_not_configured",
             Reason::InternalDnc => "internal_dnc",
             Reason::NationalDnc => "national_dnc",
             Reason::StateDnc => "state_dnc",
@@ -115,6 +121,10 @@ impl Reason {
     pub fn text(self) -> &'static str {
         match self {
             Reason::UnparseableNumber => "called number could not be extracted or normalized",
+            Reason::CountryNotAllowed => "calls to this country are not allowed here",
+            Reason::CountryNotConfigured => {
+                "no policy for the called country: its consent, hours and lists are not known"
+            }
             Reason::InternalDnc => "number is on the company do-not-call list",
             Reason::NationalDnc => "number is on the National Do-Not-Call Registry",
             Reason::StateDnc => "number is on a state do-not-call list",

@@ -434,6 +434,9 @@ pub struct NumbersConfig {
     pub strip_prefixes: Vec<String>,
     /// Emergency and N11 service codes: always forwarded at once, never checked, always logged.
     pub service_codes: Vec<String>,
+    /// Country calling codes calls may go to (`["1"]`: the NANP only); a call to any other
+    /// country is rejected (`country_not_allowed`) whatever its type. Empty: any country.
+    pub allowed_countries: Vec<String>,
 }
 
 impl Default for NumbersConfig {
@@ -446,6 +449,7 @@ impl Default for NumbersConfig {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+            allowed_countries: vec![],
         }
     }
 }
@@ -485,6 +489,11 @@ pub struct PolicyConfig {
     pub holidays_dir: PathBuf,
     /// A +1 number whose area code has no known place (a marketing call cannot be timed).
     pub on_unknown_location: FailMode,
+    /// A marketing call to a country outside the NANP, for which callgate has no policy (its
+    /// law on consent, calling hours and lists is not known): `country_not_configured`.
+    pub on_country_not_configured: FailMode,
+    /// The same for informational and debt-collection calls.
+    pub country_not_configured_other: FailMode,
     /// A rule about wireless numbers applies but no list of kind "wireless" is loaded.
     pub on_unknown_line_type: FailMode,
     /// A rule with a holiday window applies in a year no calendar file covers.
@@ -504,6 +513,8 @@ impl Default for PolicyConfig {
             rules: "config/rules.toml".into(),
             holidays_dir: "config/holidays".into(),
             on_unknown_location: FailMode::Reject,
+            on_country_not_configured: FailMode::Reject,
+            country_not_configured_other: FailMode::Allow,
             on_unknown_line_type: FailMode::Reject,
             on_missing_calendar: FailMode::Reject,
             retry_after_hours: true,
@@ -939,6 +950,17 @@ impl Config {
         {
             if p.is_empty() || p.len() > 8 || !p.bytes().all(|c| c.is_ascii_digit()) {
                 return fail("numbers", format!("`{p}` must be 1-8 digits"));
+            }
+        }
+        for c in &self.numbers.allowed_countries {
+            let digits = c.strip_prefix('+').unwrap_or(c);
+            let ok = (1..=3).contains(&digits.len())
+                && !digits.starts_with('0')
+                && digits.bytes().all(|d| d.is_ascii_digit());
+            if !ok {
+                let why =
+                    format!("`{c}` is not a country calling code (1-3 digits, e.g. \"1\", \"44\")");
+                return fail("numbers.allowed_countries", why);
             }
         }
         Ok(())
@@ -1439,5 +1461,18 @@ mod tests {
             .to_string();
         assert!(e.starts_with("x.toml:5:"), "{e}");
         assert!(e.contains("shared.timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn an_allowed_country_that_is_not_a_calling_code_names_the_key() {
+        let text = "[numbers]\nallowed_countries = [\"1\", \"049\"]\n";
+        let e = Config::from_str_named("x.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:2:"), "{e}");
+        assert!(
+            e.contains("numbers.allowed_countries") && e.contains("`049`"),
+            "{e}"
+        );
     }
 }

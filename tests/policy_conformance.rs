@@ -109,6 +109,10 @@ const TABLE: &str = r#"
 +18015550100 | 2026-07-24T16:00:00Z | default |  |  |  | blocked | holiday
 +18015550100 | 2026-07-24T16:00:00Z | default |  |  | pec@2026-01-01 | allowed |
 +12155550100 | 2099-03-05T16:00:00Z | default |  |  |  | blocked | calendar_missing
+# --- countries outside the NANP: no country policy yet, marketing fails closed ---
++4915112345678 | 2026-11-24T17:00:00Z | default |  |  |  | blocked | country_not_configured
++4915112345678 | 2026-11-24T17:00:00Z | info |  |  |  | allowed | country_not_configured
++33612345678 | 2026-11-24T12:30:00Z | collect |  |  |  | allowed | country_not_configured
 # --- debt collection: federal hours, no registry ban; informational: neither ---
 +12125550143 | 2026-11-24T15:00:00Z | collect |  |  |  | allowed |
 +12125550100 | 2026-11-24T12:00:00Z | collect |  |  |  | blocked | outside_hours
@@ -542,4 +546,32 @@ fn a_check_counts_nothing() {
             "allowed"
         );
     }
+}
+
+#[test]
+fn a_country_outside_numbers_allowed_countries_is_refused_for_every_call_type() {
+    let config = format!("{CONFIG}\n[numbers]\nallowed_countries = [\"1\"]\n");
+    let policy =
+        Policy::new(&Config::from_str_named("conformance.toml", &config).unwrap()).unwrap();
+    let lists = lists();
+    let row = |number: &'static str, campaign: &'static str| Row {
+        line: 0,
+        number,
+        at: "2026-11-24T17:00:00Z".parse().unwrap(),
+        campaign,
+        call_type: "",
+        caller: "",
+        records: "",
+        verdict: "",
+        reasons: BTreeSet::new(),
+    };
+    let (verdict, reasons) = evaluate(&policy, &lists, &row("+4915112345678", "info"));
+    assert_eq!(verdict, "blocked");
+    assert!(reasons.contains("country_not_allowed"), "{reasons:?}");
+    let (verdict, reasons) = evaluate(&policy, &lists, &row("+12125550100", "default"));
+    assert_eq!(
+        (verdict.as_str(), reasons.len()),
+        ("allowed", 0),
+        "{reasons:?}"
+    );
 }

@@ -179,6 +179,7 @@ impl<'a> Run<'a> {
 
     /// Everything that depends on the number: lists, data freshness, place, rules.
     fn check_number(&mut self, n: E164) {
+        self.check_country(n);
         self.d.list_hits = self.d.lists.lookup(n);
         let mut consents = Consents::of(self, n);
         let (npa, info) = self.area_code(n);
@@ -196,6 +197,23 @@ impl<'a> Run<'a> {
         self.d.place = place;
         if hours_blocked && self.p.cfg.retry_after_hours {
             self.d.retry_after = self.seconds_until_open(&place, states);
+        }
+    }
+
+    /// The called country. Outside `numbers.allowed_countries` every call is blocked.
+    /// Outside the NANP callgate knows no country's law yet (consent, hours, lists): the call
+    /// fails as configured, closed for marketing by default.
+    fn check_country(&mut self, n: E164) {
+        if !self.p.country_allowed(n) {
+            self.block(Check::Location, Reason::CountryNotAllowed);
+        }
+        if n.nanp_national().is_none() {
+            let cfg = &self.p.cfg;
+            let mode = match self.marketing {
+                true => cfg.on_country_not_configured,
+                false => cfg.country_not_configured_other,
+            };
+            self.fail(Check::Location, Reason::CountryNotConfigured, mode);
         }
     }
 

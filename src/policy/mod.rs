@@ -324,6 +324,8 @@ pub struct Policy {
     pub rules: Arc<RuleBook>,
     pub campaigns: Campaigns,
     pub npas: Arc<NpaTable>,
+    /// `numbers.allowed_countries` as numbers (empty: any country).
+    allowed_countries: Vec<u64>,
 }
 
 /// The shipped area-code table, parsed once.
@@ -343,11 +345,29 @@ impl Policy {
             rules: Arc::new(rules),
             campaigns,
             npas: npa_table(),
+            allowed_countries: cfg
+                .numbers
+                .allowed_countries
+                .iter()
+                .filter_map(|c| c.trim_start_matches('+').parse().ok())
+                .collect(),
         })
     }
 
     pub fn config(&self) -> &PolicyConfig {
         &self.cfg
+    }
+
+    /// Whether `numbers.allowed_countries` lets calls go to `n`'s country. Country codes are
+    /// prefix-free (ITU-T E.164): a code is the number's country when its digits begin it.
+    pub(crate) fn country_allowed(&self, n: E164) -> bool {
+        let digits = n.as_u64();
+        let len = digits.checked_ilog10().unwrap_or(0) + 1;
+        self.allowed_countries.is_empty()
+            || self.allowed_countries.iter().any(|&code| {
+                let code_len = code.checked_ilog10().unwrap_or(0) + 1;
+                len > code_len && digits / 10u64.pow(len - code_len) == code
+            })
     }
 
     /// The longest cap window of the rules (how long counters must be kept).
