@@ -20,12 +20,7 @@ use std::time::{Duration, Instant};
 const ROUNDS: usize = 3;
 
 fn main() {
-    // `cargo test` runs this too (without `--bench`): a few, to show it still works.
-    let bench = std::env::args().any(|a| a == "--bench");
-    let per_block: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(if bench { 100 } else { 5 });
+    let per_block = common::bench_size(100, 5);
     let pg = Postgres::start();
     // To see what the commit's flush costs: CALLGATE_BENCH_SYNC_COMMIT=off.
     if let Ok(v) = std::env::var("CALLGATE_BENCH_SYNC_COMMIT") {

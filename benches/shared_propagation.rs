@@ -14,12 +14,7 @@ use common::postgres::Postgres;
 use std::time::{Duration, Instant};
 
 fn main() {
-    // `cargo test` runs this too (without `--bench`): a few, to show it still works.
-    let bench = std::env::args().any(|a| a == "--bench");
-    let count: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(if bench { 300 } else { 20 });
+    let count = common::bench_size(300, 20);
     let pg = Postgres::start();
     let carrier = Carrier::start();
     let shared = format!(

@@ -13,12 +13,7 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 fn main() {
-    // `cargo test` runs this too (without `--bench`): a few, to show it still works.
-    let bench = std::env::args().any(|a| a == "--bench");
-    let calls: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(if bench { 50_000 } else { 500 });
+    let calls = common::bench_size(50000, 500) as u64;
     let pg = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit");

@@ -11,7 +11,7 @@ use callgate::sip::gate::{
 };
 use callgate::sip::metrics::SipMetrics;
 use callgate::sip::peer::{Dest, Outgoing, Peer, Side};
-use callgate::sip::proxy::{Access, Proxy};
+use callgate::sip::proxy::{Access, Proxy, ProxySettings};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -66,7 +66,14 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn core_with(gate: StubGate, access: Access) -> Core {
-    let settings = proxy_settings::settings(addr(CARRIER), "198.51.100.7");
+    core_on(
+        gate,
+        access,
+        proxy_settings::settings(addr(CARRIER), "198.51.100.7"),
+    )
+}
+
+fn core_on(gate: StubGate, access: Access, settings: ProxySettings) -> Core {
     let gate = Arc::new(gate);
     let proxy = Proxy::new(
         settings,
@@ -594,14 +601,7 @@ fn another_invite_of_a_call_being_decided_is_refused_482() {
 fn a_call_the_gate_leaves_undecided_past_the_transaction_timeout_gets_500() {
     let mut settings = proxy_settings::settings(addr(CARRIER), "198.51.100.7");
     settings.tx_timeout = std::time::Duration::from_millis(20);
-    let gate = Arc::new(later_gate());
-    let proxy = Proxy::new(
-        settings,
-        dialers(),
-        gate.clone(),
-        Arc::new(SipMetrics::detached()),
-    );
-    let c = Core { proxy, gate };
+    let c = core_on(later_gate(), dialers(), settings);
     c.feed(DIALER, &invite("later8", "z9hG4bK-l8"));
     std::thread::sleep(std::time::Duration::from_millis(30));
     let mut out = Vec::new();

@@ -53,13 +53,16 @@ fn wait_blocked(admin: SocketAddr, number: &str, reason: &str) -> Duration {
     start.elapsed()
 }
 
+/// One instance on the database (with `extra` configuration), confirmed current.
+fn one_instance(pg: &Postgres, carrier: &Carrier, extra: &str) -> Callgate {
+    let cg = Callgate::start_with(carrier.port, &format!("{}{extra}", shared(&pg.url())));
+    wait_ready(cg.admin, 200);
+    cg
+}
+
 /// Two instances on one database, both confirmed current.
 fn two_instances(pg: &Postgres, carrier: &Carrier) -> (Callgate, Callgate) {
-    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
-    let b = Callgate::start_with(carrier.port, &shared(&pg.url()));
-    wait_ready(a.admin, 200);
-    wait_ready(b.admin, 200);
-    (a, b)
+    (one_instance(pg, carrier, ""), one_instance(pg, carrier, ""))
 }
 
 #[test]
@@ -83,8 +86,7 @@ fn an_opt_out_posted_to_one_instance_blocks_the_next_call_through_another() {
 fn an_opt_out_is_committed_to_the_database_before_it_is_acknowledged() {
     let pg = Postgres::start();
     let carrier = Carrier::start();
-    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
-    wait_ready(a.admin, 200);
+    let a = one_instance(&pg, &carrier, "");
     let optout = r#"{"number":"4155550178","source":"letter"}"#;
     let (status, body) = http(a.admin, "POST", "/v1/optouts", optout, None);
     assert_eq!(status, 201, "{body}");
@@ -97,8 +99,7 @@ fn an_opt_out_is_committed_to_the_database_before_it_is_acknowledged() {
 fn an_opt_out_is_in_force_on_the_instance_that_took_it_when_it_answers() {
     let pg = Postgres::start();
     let carrier = Carrier::start();
-    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
-    wait_ready(a.admin, 200);
+    let a = one_instance(&pg, &carrier, "");
     let (status, body) = http(
         a.admin,
         "POST",
@@ -184,8 +185,7 @@ fn an_instance_restarted_after_a_crash_applies_each_change_once() {
 fn an_instance_started_late_catches_up_past_one_read() {
     let pg = Postgres::start();
     let carrier = Carrier::start();
-    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
-    wait_ready(a.admin, 200);
+    let a = one_instance(&pg, &carrier, "");
     // More changes than one read takes (64).
     for i in 0..100 {
         let optout = format!(r#"{{"number":"41555530{i:02}"}}"#);
@@ -221,8 +221,7 @@ fn an_instance_that_applied_more_than_the_database_holds_stays_stale_and_says_wh
 fn a_database_migrated_by_a_newer_callgate_is_refused() {
     let pg = Postgres::start();
     let carrier = Carrier::start();
-    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
-    wait_ready(a.admin, 200);
+    let _a = one_instance(&pg, &carrier, "");
     pg.psql("INSERT INTO callgate_schema (version) VALUES (99)");
     let b = Callgate::start_with(carrier.port, &shared(&pg.url()));
     std::thread::sleep(Duration::from_millis(500));
@@ -364,8 +363,7 @@ fn calls_to_a_florida_number_through_two_instances_are_counted_together_and_the_
 fn a_capped_call_fails_closed_when_the_count_is_slow_while_other_calls_flow() {
     let pg = Postgres::start();
     let carrier = Carrier::start();
-    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
-    wait_ready(a.admin, 200);
+    let a = one_instance(&pg, &carrier, "");
     let work = tempfile::tempdir().unwrap();
     // The count waits on this lock for longer than timeout_ms (500 ms).
     let mut locker = pg.psql_background(
@@ -399,8 +397,7 @@ fn a_shadow_campaigns_call_past_a_cap_is_forwarded_and_counted_as_placed() {
     let pg = Postgres::start();
     let carrier = Carrier::start();
     let shadow = "[[campaign]]\nid = \"default\"\nshadow = true\n";
-    let a = Callgate::start_with(carrier.port, &format!("{}{shadow}", shared(&pg.url())));
-    wait_ready(a.admin, 200);
+    let a = one_instance(&pg, &carrier, shadow);
     let work = tempfile::tempdir().unwrap();
     for i in 0..4 {
         let failed = dialer("uac_allow.xml", &[FLORIDA], a.sip, work.path());
@@ -429,23 +426,11 @@ fn the_call_records_of_every_instance_appear_in_one_export() {
     a.wait_call_records(1);
     b.wait_call_records(1);
     wait_shipped_calls(&pg, 2);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
-        .args([
-            "records",
-            "export",
-            "--format",
-            "json",
-            "--shared",
-            &pg.url(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let called: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let url = pg.url();
+    let out = common::run_cli(&["records", "export", "--format", "json", "--shared", &url]);
+    assert!(out.ok, "{}", out.stderr);
+    let called: Vec<String> = out
+        .stdout
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["called"].to_string())
         .collect();
@@ -466,8 +451,7 @@ fn wait_shipped_calls(pg: &Postgres, n: usize) {
 fn records_made_while_the_database_was_away_are_shipped_once_it_returns() {
     let mut pg = Postgres::start();
     let carrier = Carrier::start();
-    let a = Callgate::start_with(carrier.port, &shared(&pg.url()));
-    wait_ready(a.admin, 200);
+    let a = one_instance(&pg, &carrier, "");
     let work = tempfile::tempdir().unwrap();
     assert_eq!(
         dialer("uac_allow.xml", &["4155550197"], a.sip, work.path()),

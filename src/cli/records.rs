@@ -161,8 +161,7 @@ pub(crate) fn main(cmd: RecordsCmd) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let n = if find {
         export::calls(&s.files, &filter, &source, |c| {
-            use std::io::Write;
-            writeln!(out, "{}", export::summary(c))
+            export::Form::Summary.write(&mut out, c)
         })?
     } else {
         export::export(&s.files, &filter, &source, csv, &mut out)?
@@ -179,7 +178,7 @@ fn shared_export(
     find: bool,
     csv: bool,
 ) -> anyhow::Result<()> {
-    use callgate::shared::ship::Form;
+    use callgate::records::export::Form;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let form = match (find, csv) {

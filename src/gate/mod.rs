@@ -194,10 +194,11 @@ impl CallGate for Compliance {
             key: call.key,
         };
         // A call refused for its records is not counted either.
-        let refused = self
-            .refuses_unrecorded(&decided.decision, backlog)
-            .is_some();
-        if decided.decision.caps_due.is_empty() || refused {
+        if decided.decision.caps_due.is_empty()
+            || self
+                .refuses_unrecorded(&decided.decision, backlog)
+                .is_some()
+        {
             self.conclude(decided, backlog)
         } else {
             self.count_then_conclude(decided, call.later.clone())

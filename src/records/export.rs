@@ -180,6 +180,33 @@ pub fn calls(
     Ok(n)
 }
 
+/// How a call record is written: a CSV row, a JSON line, or one line for a person (`find`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Csv,
+    Json,
+    Summary,
+}
+
+impl Form {
+    /// What comes before the records (the CSV's header).
+    pub fn start(self, out: &mut dyn Write) -> std::io::Result<()> {
+        match self {
+            Form::Csv => out.write_all(csv_header().as_bytes()),
+            _ => Ok(()),
+        }
+    }
+
+    /// One call record (the object under `call`).
+    pub fn write(self, out: &mut dyn Write, c: &Value) -> std::io::Result<()> {
+        match self {
+            Form::Csv => out.write_all(csv_row(c).as_bytes()),
+            Form::Json => writeln!(out, "{c}"),
+            Form::Summary => writeln!(out, "{}", summary(c)),
+        }
+    }
+}
+
 /// Write the kept call records as CSV (a header, then one row per call) or JSON lines (the
 /// `call` object of each). Returns the count written.
 pub fn export(
@@ -189,14 +216,9 @@ pub fn export(
     csv: bool,
     out: &mut dyn Write,
 ) -> Result<u64, FindError> {
-    if csv {
-        out.write_all(csv_header().as_bytes())
-            .map_err(FindError::Write)?;
-    }
-    calls(files, filter, source, |c| match csv {
-        true => out.write_all(csv_row(c).as_bytes()),
-        false => writeln!(out, "{c}"),
-    })
+    let form = if csv { Form::Csv } else { Form::Json };
+    form.start(out).map_err(FindError::Write)?;
+    calls(files, filter, source, |c| form.write(out, c))
 }
 
 /// The CSV's first line: its columns.

@@ -384,24 +384,14 @@ pub async fn call_lines(
     Ok(n)
 }
 
-/// How `export` writes each call record.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Form {
-    Csv,
-    Json,
-    /// One line for a person (`records find`).
-    Summary,
-}
-
 /// `callgate records find|export --shared URL`: the call records of every instance sharing
 /// the database at `url` that `filter` keeps, as the export or find of one log writes them.
 pub fn export(
     url: &str,
     filter: &crate::records::export::CallFilter,
-    form: Form,
+    form: crate::records::export::Form,
     out: &mut dyn std::io::Write,
 ) -> Result<u64, SharedError> {
-    use crate::records::export::{csv_header, csv_row, summary};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -409,10 +399,7 @@ pub fn export(
     rt.block_on(async {
         let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         tokio::spawn(conn);
-        if form == Form::Csv {
-            out.write_all(csv_header().as_bytes())
-                .map_err(SharedError::Journal)?;
-        }
+        form.start(out).map_err(SharedError::Journal)?;
         let ms = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_millis());
         let number = filter
             .number
@@ -427,11 +414,7 @@ pub fn export(
                 return Ok(());
             };
             kept += 1;
-            match form {
-                Form::Csv => out.write_all(csv_row(c).as_bytes()),
-                Form::Json => writeln!(out, "{c}"),
-                Form::Summary => writeln!(out, "{}", summary(c)),
-            }
+            form.write(out, c)
         })
         .await?;
         Ok(kept)

@@ -419,6 +419,16 @@ pub struct CliRun {
     pub stderr: String,
 }
 
+/// How much a bench with `harness = false` does: `full` under `cargo bench` (which passes
+/// `--bench`), `smoke` under `cargo test` (to show it still works); a number argument wins.
+pub fn bench_size(full: usize, smoke: usize) -> usize {
+    let bench = std::env::args().any(|a| a == "--bench");
+    std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(if bench { full } else { smoke })
+}
+
 /// `callgate ARGS`, run to its end.
 pub fn run_cli(args: &[&str]) -> CliRun {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
