@@ -418,13 +418,20 @@ impl App {
         let _moving = crate::audit::chain::FILES_MOVING
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let files = crate::audit::chain::audit_files(&self.cfg.audit.dir)?;
-        let newest = files.last().cloned();
+        // This log, then the copies of the other instances' (named from the audit directory).
+        let dir = &self.cfg.audit.dir;
+        let copies = crate::records::cluster::others(dir).into_iter();
+        let logs = std::iter::once((dir.clone(), String::new()))
+            .chain(copies.map(|s| (s.dir.clone(), s.prefix())));
         let mut removed = Vec::new();
-        for f in files.iter().filter(|f| Some(*f) != newest.as_ref()) {
-            if crate::audit::chain::day_of(f).is_some_and(|d| d < keep_from) {
-                let (final_hash, records) = crate::audit::chain::final_hash(f)?;
-                removed.push((f.clone(), final_hash, records));
+        for (log, prefix) in logs {
+            let files = crate::audit::chain::audit_files(&log)?;
+            let newest = files.last().cloned();
+            for f in files.iter().filter(|f| Some(*f) != newest.as_ref()) {
+                if crate::audit::chain::day_of(f).is_some_and(|d| d < keep_from) {
+                    let (final_hash, records) = crate::audit::chain::final_hash(f)?;
+                    removed.push((log.clone(), prefix.clone(), f.clone(), final_hash, records));
+                }
             }
         }
         let report = PruneReport {
@@ -433,8 +440,11 @@ impl App {
             dry_run,
             removed: removed
                 .iter()
-                .map(|(f, h, n)| PrunedFile {
-                    file: f.file_name().unwrap_or_default().to_string_lossy().into(),
+                .map(|(_, prefix, f, h, n)| PrunedFile {
+                    file: format!(
+                        "{prefix}{}",
+                        f.file_name().unwrap_or_default().to_string_lossy()
+                    ),
                     final_hash: h.clone(),
                     records: *n,
                 })
@@ -446,12 +456,15 @@ impl App {
         let detail = serde_json::to_value(&report).unwrap_or_default();
         self.record_admin("records_prune", who, detail);
         self.audit.flush();
-        for (f, _, _) in &removed {
-            std::fs::remove_file(f)?;
+        let mut by_log: std::collections::BTreeMap<_, Vec<_>> = Default::default();
+        for (log, _, f, _, _) in removed {
+            std::fs::remove_file(&f)?;
             tracing::info!(file = %f.display(), "audit file past the retention removed");
+            by_log.entry(log).or_default().push(f);
         }
-        let files: Vec<_> = removed.into_iter().map(|(f, _, _)| f).collect();
-        crate::records::index::forget_files(&self.cfg.audit.dir, &files);
+        for (log, files) in by_log {
+            crate::records::index::forget_files(&log, &files);
+        }
         Ok(report)
     }
 }

@@ -205,6 +205,10 @@ pub struct SharedConfig {
     /// The name this instance goes by in the cluster (the console's list of instances, and
     /// each change it records). Default: the host name and the admin port, `host:9090`.
     pub instance_name: Option<String>,
+    /// Copy every other instance's records from the database into `cluster/` in the audit
+    /// directory, so this instance's console and reports show the whole cluster (and hold a
+    /// copy of every log).
+    pub mirror_records: bool,
 }
 
 impl Default for SharedConfig {
@@ -217,6 +221,7 @@ impl Default for SharedConfig {
             on_stale: FailMode::Reject,
             cursor_file: None,
             instance_name: None,
+            mirror_records: true,
         }
     }
 }

@@ -493,6 +493,15 @@ fn run(b: Built) -> anyhow::Result<Running> {
             .context("the thread that follows the shared database")?;
         crate::shared::spawn_shipper(shared.clone(), b.app.cfg.audit.dir.clone())
             .context("the thread that ships records to the shared database")?;
+        if b.app.cfg.shared.mirror_records {
+            let parts = crate::shared::MirrorParts {
+                dir: b.app.cfg.audit.dir.clone(),
+                clock: b.app.clock.clone(),
+                retention_days: b.app.cfg.records.retention_days,
+            };
+            crate::shared::spawn_mirror(shared.clone(), parts)
+                .context("the thread that copies the other instances' records")?;
+        }
     }
     tracing::info!(sip = %sip_addr, tls = ?tls_addr, admin = %admin_addr, upstream = %b.upstream, "callgate running");
     Ok(Running {

@@ -437,6 +437,89 @@ fn the_call_records_of_every_instance_appear_in_one_export() {
     assert_eq!(called, ["\"+14155550195\"", "\"+14155550196\""]);
 }
 
+#[test]
+fn each_instance_console_shows_the_calls_placed_through_the_other() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let (a, b) = two_instances(&pg, &carrier);
+    let work = tempfile::tempdir().unwrap();
+    assert_eq!(
+        dialer("uac_allow.xml", &["4155550191"], a.sip, work.path()),
+        0
+    );
+    assert_eq!(
+        dialer("uac_allow.xml", &["4155550192"], b.sip, work.path()),
+        0
+    );
+    let both = ["+14155550191", "+14155550192"];
+    for cg in [&a, &b] {
+        let start = Instant::now();
+        loop {
+            let (status, page) = http(cg.admin, "GET", "/console/calls", "", None);
+            assert_eq!(status, 200, "{page}");
+            if both.iter().all(|n| page.contains(n)) {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{page}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // A's call on B's page of the number, read from B's copy of A's log.
+    let (status, page) = http(b.admin, "GET", "/console/number?n=4155550191", "", None);
+    assert_eq!(status, 200, "{page}");
+    let a_name = format!(":{}</td>", a.admin.port());
+    assert!(page.contains("<th>Instance</th>") && page.contains(&a_name), "{page}");
+}
+
+#[test]
+fn an_instances_copy_of_another_instances_log_verifies_as_that_log() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let (a, b) = two_instances(&pg, &carrier);
+    let work = tempfile::tempdir().unwrap();
+    assert_eq!(
+        dialer("uac_allow.xml", &["4155550193"], a.sip, work.path()),
+        0
+    );
+    a.wait_call_records(1);
+    wait_shipped_calls(&pg, 1);
+    let copies = b._dir.path().join("audit").join("cluster");
+    let start = Instant::now();
+    let copy = loop {
+        let dirs: Vec<_> = std::fs::read_dir(&copies)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        let has_call = |d: &std::path::PathBuf| {
+            common::audit_lines(d)
+                .iter()
+                .any(|l| l.get("call").is_some())
+        };
+        if let Some(d) = dirs.iter().find(|d| has_call(d)) {
+            break d.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no copy of A's log in {copies:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = common::run_cli(&["audit", "verify", copy.to_str().unwrap()]);
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    // Byte for byte: each day of the copy is a prefix of A's day.
+    for f in std::fs::read_dir(&copy)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+    {
+        if f.extension().is_some_and(|e| e == "jsonl") {
+            let copied = std::fs::read(&f).unwrap();
+            let own =
+                std::fs::read(a._dir.path().join("audit").join(f.file_name().unwrap())).unwrap();
+            assert!(own.starts_with(&copied), "{f:?}");
+        }
+    }
+}
+
 /// Wait (bounded, 10 s) until the database holds `n` call records.
 fn wait_shipped_calls(pg: &Postgres, n: usize) {
     let since = Instant::now();

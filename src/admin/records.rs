@@ -160,6 +160,22 @@ pub(super) fn current_index(
     Ok((index, files, unread))
 }
 
+/// This instance's log and the copies of the other instances' (`records::cluster`), each
+/// index brought up to its log.
+pub(super) fn current_logs(app: &App) -> Result<crate::records::cluster::Logs, Failure> {
+    let (index, files, unread) = current_index(app)?;
+    let own = crate::records::cluster::Opened {
+        source: crate::records::cluster::Source {
+            instance: None,
+            dir: app.cfg.audit.dir.clone(),
+        },
+        files,
+        index,
+        unread,
+    };
+    Ok(crate::records::cluster::Logs::with_others(own)?)
+}
+
 fn answer(result: Result<Result<Response, Failure>, tokio::task::JoinError>) -> Response {
     match result {
         Ok(Ok(r)) => r,

@@ -5,6 +5,7 @@
 //! calls a crash left open. Nothing here reads SIP: the gate hands over what it took from the
 //! messages.
 
+pub mod cluster;
 pub mod dossier;
 pub mod export;
 pub mod index;

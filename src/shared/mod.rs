@@ -13,6 +13,7 @@ mod caps;
 pub mod changes;
 mod follow;
 mod instances;
+mod mirror;
 mod schema;
 pub mod ship;
 
@@ -29,6 +30,7 @@ use tokio_postgres::{Client, NoTls};
 
 pub(crate) use caps::spawn_counter;
 pub(crate) use follow::spawn_follower;
+pub(crate) use mirror::{spawn_mirror, MirrorParts};
 pub(crate) use ship::spawn_shipper;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,8 @@ pub(crate) struct SharedMetrics {
     pub records_shipped: IntCounter,
     pub records_waiting: IntGauge,
     pub ship_errors: IntCounter,
+    pub records_mirrored: IntCounter,
+    pub mirror_errors: IntCounter,
 }
 
 impl SharedMetrics {
@@ -125,6 +129,16 @@ impl SharedMetrics {
                 r,
                 "callgate_shared_ship_errors_total",
                 "Passes that could not ship records to the shared database (they are shipped later, from the log).",
+            ),
+            records_mirrored: counter(
+                r,
+                "callgate_shared_records_mirrored_total",
+                "Lines of other instances' logs copied here from the cluster's records table.",
+            ),
+            mirror_errors: counter(
+                r,
+                "callgate_shared_mirror_errors_total",
+                "Passes that could not copy other instances' records, and days whose copy was stopped because the table did not continue it.",
             ),
         }
     }

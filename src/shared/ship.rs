@@ -282,12 +282,12 @@ async fn seal(client: &Client, instance: &str, day: &str, shipped: u64) -> Resul
 }
 
 /// The `prev` a log line ends with (the hash of the line before it).
-fn prev_of(line: &str) -> Option<&str> {
+pub(super) fn prev_of(line: &str) -> Option<&str> {
     let at = line.rfind("\"prev\":\"")? + 8;
     line.get(at..at + 64)
 }
 
-fn line_hash(line: &str) -> String {
+pub(super) fn line_hash(line: &str) -> String {
     use sha2::Digest;
     crate::hashing::hex(&sha2::Sha256::digest(line.as_bytes()))
 }

@@ -5,6 +5,7 @@ use super::page::{notice, page, page_with};
 use super::{url_encode, Console, Session};
 use crate::app::App;
 use crate::call::{Reason, Verdict};
+use crate::records::cluster::{self, Cursor};
 use crate::records::export::{cell, csv_header, csv_row};
 use crate::records::index::{each_line, Kind, Query};
 use crate::records::Disposition;
@@ -50,9 +51,10 @@ fn some(s: &str) -> Option<String> {
 }
 
 impl Search {
-    /// The index query, or what is wrong with the search.
-    fn query(&self, limit: u32) -> Result<Query, String> {
-        use super::super::records::{after, number, time};
+    /// The index query and where the page starts in each instance's log, or what is wrong
+    /// with the search.
+    fn query(&self, limit: u32) -> Result<(Query, Cursor), String> {
+        use super::super::records::{number, time};
         let verdict = some(&self.verdict);
         if let Some(v) = verdict.as_deref().filter(|v| Verdict::parse(v).is_none()) {
             return Err(format!("verdict `{v}`: not a verdict"));
@@ -68,7 +70,11 @@ impl Search {
         {
             return Err(format!("disposition `{d}`: not a disposition"));
         }
-        Ok(Query {
+        let cursor = some(&self.after)
+            .map(|a| a.parse::<Cursor>().map_err(|e| format!("after: {e}")))
+            .transpose()?
+            .unwrap_or_default();
+        let q = Query {
             number: some(&self.number).as_deref().map(number).transpose()?,
             from: time(&some(&self.from), "from", false)?,
             to: time(&some(&self.to), "to", true)?,
@@ -77,10 +83,10 @@ impl Search {
             verdict,
             reason,
             disposition,
-            after: some(&self.after).as_deref().map(after).transpose()?,
             limit: Some(limit),
             ..Query::default()
-        })
+        };
+        Ok((q, cursor))
     }
 
     /// The search as a query string (for the next page and the CSV link).
@@ -97,43 +103,45 @@ impl Search {
     }
 }
 
-/// The call records a query found, read from the log, and the last one's place.
-fn calls(app: &App, q: &Query) -> Result<(Vec<Value>, Option<String>), String> {
-    let (index, files, _) = super::super::records::current_index(app).map_err(|e| e.to_string())?;
-    let found = index.query(q).map_err(|e| e.to_string())?;
-    let mut calls = Vec::with_capacity(found.len());
-    let mut last = None;
-    each_line(&files, &found, |_, f, line| {
-        let record: Option<Value> = serde_json::from_slice(line).ok();
-        if let Some(call) = record.and_then(|mut r| r.get_mut("call").map(Value::take)) {
-            calls.push(call);
-            last = Some(f.pos.to_string());
-        }
-        Ok(ControlFlow::Continue(()))
-    })
-    .map_err(|e| e.to_string())?;
-    Ok((calls, last))
+/// A page of the call records a query found in every instance's log, in time order, and
+/// where the next page starts.
+fn calls(app: &App, q: &Query, cursor: &Cursor) -> Result<(Vec<Value>, String), String> {
+    let logs = super::super::records::current_logs(app).map_err(|e| e.to_string())?;
+    let limit = q.limit.unwrap_or(PAGE) as usize;
+    let (hits, next) = cluster::page(&logs, q, cursor, limit).map_err(|e| e.to_string())?;
+    let calls = hits
+        .iter()
+        .filter_map(|h| serde_json::from_slice::<Value>(&h.line).ok())
+        .filter_map(|mut r| r.get_mut("call").map(Value::take))
+        .collect();
+    Ok((calls, next.to_string()))
 }
 
 /// The CSV of the calls a query finds, written as they are read (no record is kept), or
 /// why not: more than `MAX_CSV` of them among it.
 fn csv_of(app: &App, q: &Query) -> Result<String, String> {
-    let (index, files, _) = super::super::records::current_index(app).map_err(|e| e.to_string())?;
-    let found = index.query(q).map_err(|e| e.to_string())?;
-    if found.len() > MAX_CSV as usize {
+    let logs = super::super::records::current_logs(app).map_err(|e| e.to_string())?;
+    let mut found = Vec::with_capacity(1 + logs.others.len());
+    for log in logs.iter() {
+        found.push(log.index.query(q).map_err(|e| e.to_string())?);
+    }
+    if found.iter().map(Vec::len).sum::<usize>() > MAX_CSV as usize {
         return Err(format!(
             "More than {MAX_CSV} calls match: narrow the period, or use `callgate records export`."
         ));
     }
+    // Instance by instance, each in its log's order (`records export --shared` merges by time).
     let mut out = csv_header();
-    each_line(&files, &found, |_, _, line| {
-        let record: Option<Value> = serde_json::from_slice(line).ok();
-        if let Some(call) = record.as_ref().and_then(|r| r.get("call")) {
-            out.push_str(&csv_row(call));
-        }
-        Ok(ControlFlow::Continue(()))
-    })
-    .map_err(|e| e.to_string())?;
+    for (log, found) in logs.iter().zip(&found) {
+        each_line(&log.files, found, |_, _, line| {
+            let record: Option<Value> = serde_json::from_slice(line).ok();
+            if let Some(call) = record.as_ref().and_then(|r| r.get("call")) {
+                out.push_str(&csv_row(call));
+            }
+            Ok(ControlFlow::Continue(()))
+        })
+        .map_err(|e| e.to_string())?;
+    }
     Ok(out)
 }
 
@@ -142,7 +150,7 @@ pub(crate) async fn show(
     Extension(s): Extension<Session>,
     Params(search): Params<Search>,
 ) -> Response {
-    let q = match search.query(PAGE) {
+    let (q, cursor) = match search.query(PAGE) {
         Ok(q) => q,
         Err(e) => {
             let body = html! { (notice(None, Some(&e))) (form(&search)) };
@@ -150,12 +158,12 @@ pub(crate) async fn show(
         }
     };
     let app = c.app.clone();
-    let found = tokio::task::spawn_blocking(move || calls(&app, &q)).await;
+    let found = tokio::task::spawn_blocking(move || calls(&app, &q, &cursor)).await;
     let found = found.unwrap_or_else(|e| Err(e.to_string()));
     let body = html! {
         (form(&search))
         @match &found {
-            Ok((calls, last)) => (results(&search, calls, last.as_deref())),
+            Ok((calls, next)) => (results(&search, calls, next)),
             Err(e) => p.bad role="alert" { "The records index cannot answer: " (e) },
         }
     };
@@ -189,7 +197,7 @@ fn select(name: &str, options: &[&str], chosen: &str) -> Markup {
     }
 }
 
-fn results(search: &Search, calls: &[Value], last: Option<&str>) -> Markup {
+fn results(search: &Search, calls: &[Value], next: &str) -> Markup {
     let field = |c: &Value, k: &str| {
         let v = cell(c, k);
         if v.is_empty() {
@@ -235,9 +243,7 @@ fn results(search: &Search, calls: &[Value], last: Option<&str>) -> Markup {
                 }
             }
             @if calls.len() as u32 == PAGE {
-                @if let Some(last) = last {
-                    p { a href=(search.link("/console/calls", Some(last))) { "Next page" } }
-                }
+                p { a href=(search.link("/console/calls", Some(next))) { "Next page" } }
             }
         }
     }
@@ -250,7 +256,7 @@ pub(crate) async fn csv(
     Params(search): Params<Search>,
 ) -> Response {
     let q = match search.query(MAX_CSV + 1) {
-        Ok(q) => q,
+        Ok((q, _)) => q,
         Err(e) => {
             return page_with(
                 StatusCode::BAD_REQUEST,

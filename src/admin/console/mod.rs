@@ -315,14 +315,12 @@ fn same_origin(headers: &HeaderMap, https: bool) -> bool {
 /// why there is none.
 pub(crate) async fn document(
     app: &Arc<App>,
-    make: impl FnOnce(&App, &crate::records::index::Index, &[std::path::PathBuf]) -> Result<String, String>
-        + Send
-        + 'static,
+    make: impl FnOnce(&App, &crate::records::cluster::Logs) -> Result<String, String> + Send + 'static,
 ) -> Response {
     let app = app.clone();
     let made = tokio::task::spawn_blocking(move || {
-        let (index, files, _) = records::current_index(&app).map_err(|e| e.to_string())?;
-        make(&app, &index, &files)
+        let logs = records::current_logs(&app).map_err(|e| e.to_string())?;
+        make(&app, &logs)
     })
     .await;
     match made.unwrap_or_else(|e| Err(e.to_string())) {

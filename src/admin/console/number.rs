@@ -188,13 +188,13 @@ pub(super) fn consent(app: &App, n: E164) -> Markup {
 /// Every record of the number, from the index and the log (the dossier's gathering).
 /// The number's newest records and its counts (without the chain walk: the dossier does that).
 fn history(app: &App, n: E164) -> Result<(Vec<Entry>, Kinds), String> {
-    let (index, files, _) = super::super::records::current_index(app).map_err(|e| e.to_string())?;
+    let logs = super::super::records::current_logs(app).map_err(|e| e.to_string())?;
     let ask = dossier::Ask {
         number: n.to_string(),
         from: None,
         to: None,
     };
-    dossier::history(&files, &index, &ask, SHOWN).map_err(|e| e.to_string())
+    dossier::history_all(&logs, &ask, SHOWN).map_err(|e| e.to_string())
 }
 
 /// The newest records the page shows; the dossier has them all.
@@ -212,14 +212,19 @@ fn timeline(entries: &[Entry], c: &Kinds, n: E164, today: NaiveDate) -> Markup {
         @if entries.is_empty() {
             p.muted { "No record of this number." }
         } @else {
+            @let cluster = entries.iter().any(|e| e.instance.is_some());
             table {
-                thead { tr { th { "Time (UTC)" } th { "Record" } th { "Campaign" } } }
+                thead { tr {
+                    th { "Time (UTC)" } th { "Record" } th { "Campaign" }
+                    @if cluster { th { "Instance" } }
+                } }
                 tbody {
                     @for e in entries {
                         tr {
                             td { (e.ts.as_deref().unwrap_or("-")) }
                             td { (dossier::headline(e)) }
                             td { (dossier::campaign_of(e)) }
+                            @if cluster { td { (e.instance.as_deref().unwrap_or("this one")) } }
                         }
                     }
                 }
@@ -272,8 +277,8 @@ pub(crate) async fn dossier(
             return refused(StatusCode::BAD_REQUEST, &e)
         }
     };
-    super::document(&c.app, move |app, index, files| {
-        let d = dossier::build(files, index, &ask, app.clock.now()).map_err(|e| e.to_string())?;
+    super::document(&c.app, move |app, logs| {
+        let d = dossier::build_all(logs, &ask, app.clock.now()).map_err(|e| e.to_string())?;
         Ok(dossier::html(&d))
     })
     .await

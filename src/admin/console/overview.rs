@@ -91,12 +91,16 @@ impl Counts {
             blocked_by_reason: BTreeMap::new(),
             problem: None,
         };
-        // One catch-up of the index for both counts.
-        let asked = super::super::records::current_index(app)
+        // One catch-up of each index for both counts; every instance's calls are counted.
+        let asked = super::super::records::current_logs(app)
             .map_err(|e| e.to_string())
-            .and_then(|(index, _, _)| {
-                let today = tally(&index, midnight, now)?;
-                Ok((today, tally(&index, Some(now - Duration::hours(24)), now)?))
+            .and_then(|logs| {
+                let (mut today, mut day) = (Vec::new(), Vec::new());
+                for log in logs.iter() {
+                    today.extend(tally(&log.index, midnight, now)?);
+                    day.extend(tally(&log.index, Some(now - Duration::hours(24)), now)?);
+                }
+                Ok((today, day))
             });
         let (today, day) = match asked {
             Ok(t) => t,

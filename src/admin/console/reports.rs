@@ -73,8 +73,8 @@ pub(crate) async fn view(
             return page_with(StatusCode::BAD_REQUEST, &s, "Reports", form(&p, Some(&e)));
         }
     };
-    super::document(&c.app, move |app, index, files| {
-        let r = report::build(files, index, &ask, app.clock.now())
+    super::document(&c.app, move |app, logs| {
+        let r = report::build_all(logs, &ask, app.clock.now())
             .map_err(|e| format!("No report: {e}"))?;
         Ok(report::html(&r))
     })

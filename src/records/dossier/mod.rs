@@ -6,6 +6,7 @@
 mod chain;
 mod html;
 
+use super::cluster::{Logs, Source};
 use super::export::FindError;
 use super::index::{each_line, Found, Index, Kind, Pos, Query};
 use crate::audit::walk::DayWalk;
@@ -42,6 +43,10 @@ pub struct Dossier {
 #[derive(Serialize)]
 pub struct Entry {
     pub file: String,
+    /// The instance whose log holds the line, when not this one (the line is read from this
+    /// instance's copy of that log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     pub offset: u64,
     pub kind: Kind,
     pub ts: Option<String>,
@@ -117,6 +122,28 @@ pub fn build(
     })
 }
 
+/// The dossier of every log of the cluster (this instance's and the copies of the others'):
+/// each log's entries and chain walks, a copy's files named from the audit directory
+/// (`cluster/<instance>/...`), the entries in time order.
+pub fn build_all(logs: &Logs, ask: &Ask, now: DateTime<Utc>) -> Result<Dossier, FindError> {
+    let mut d = build(&logs.own.files, &logs.own.index, ask, now)?;
+    for log in &logs.others {
+        let other = build(&log.files, &log.index, ask, now)?;
+        d.entries.extend(labelled(other.entries, &log.source));
+        d.days.extend(other.days.into_iter().map(|mut day| {
+            day.file.insert_str(0, &log.source.prefix());
+            day
+        }));
+    }
+    if d.entries.len() > MAX_ENTRIES {
+        return Err(FindError::TooMany { max: MAX_ENTRIES });
+    }
+    // Stable: within one time, this instance's entries first, each log's in its order.
+    d.entries.sort_by(|a, b| a.ts.cmp(&b.ts));
+    d.counts = count(&d.entries, &d.days);
+    Ok(d)
+}
+
 /// A number's records by kind (whatever their count: a history shows the newest only).
 #[derive(Default, Serialize)]
 pub struct Kinds {
@@ -150,6 +177,36 @@ pub fn history(
     }
     let shown = &found[found.len().saturating_sub(newest)..];
     Ok((gather(files, shown, ask, None)?, kinds))
+}
+
+/// Another log's entries: their instance, their files named from the audit directory.
+fn labelled(entries: Vec<Entry>, log: &Source) -> impl Iterator<Item = Entry> + '_ {
+    let prefix = log.prefix();
+    entries.into_iter().map(move |mut e| {
+        e.file.insert_str(0, &prefix);
+        e.instance = log.instance.clone();
+        e
+    })
+}
+
+/// The number's newest `newest` records in every log of the cluster, in time order, and how
+/// many it has of each kind in all (see `history`).
+pub fn history_all(
+    logs: &Logs,
+    ask: &Ask,
+    newest: usize,
+) -> Result<(Vec<Entry>, Kinds), FindError> {
+    let (mut entries, mut kinds) = history(&logs.own.files, &logs.own.index, ask, newest)?;
+    for log in &logs.others {
+        let (more, k) = history(&log.files, &log.index, ask, newest)?;
+        entries.extend(labelled(more, &log.source));
+        kinds.decisions += k.decisions;
+        kinds.calls += k.calls;
+        kinds.admin += k.admin;
+    }
+    entries.sort_by(|a, b| a.ts.cmp(&b.ts));
+    entries.drain(..entries.len().saturating_sub(newest));
+    Ok((entries, kinds))
 }
 
 /// The lines of the number in the period, at most `MAX_ENTRIES`.
@@ -215,6 +272,7 @@ fn entry(file: &Path, pos: &Pos, kind: Kind, bytes: &[u8], walk: Option<&DayWalk
     let record = record.unwrap_or_else(|| json!({"unreadable": String::from_utf8_lossy(bytes)}));
     Entry {
         file: name(file),
+        instance: None,
         offset: pos.offset,
         kind,
         ts,

@@ -194,11 +194,11 @@ fn days(r: &Report) -> Markup {
                 tr { th { "Day" } th { "List" } th { "Version" } th { "Downloaded" } th { "Age (days)" } }
                 @for d in &r.days {
                     @if let Some(p) = &d.problem {
-                        tr { td { (d.day) } td.bad colspan="4" { (p) } }
+                        tr { td { (d.label()) } td.bad colspan="4" { (p) } }
                     }
                     @for (i, l) in d.lists.iter().enumerate() {
                         tr {
-                            td { @if i == 0 && d.problem.is_none() { (d.day) } }
+                            td { @if i == 0 && d.problem.is_none() { (d.label()) } }
                             td { (l.id) " " span.muted { "(" (l.kind) ")" } }
                             td.mono { (l.version) }
                             td { (l.downloaded.as_deref().map(day).unwrap_or("-")) }

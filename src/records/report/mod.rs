@@ -8,6 +8,7 @@
 
 mod html;
 
+use super::cluster::Logs;
 use super::export::FindError;
 use super::index::{each_line, Index, Kind, Query, Tally};
 use chrono::{DateTime, Utc};
@@ -93,6 +94,9 @@ pub struct Campaign {
 #[derive(Serialize)]
 pub struct DayLists {
     pub day: String,
+    /// The instance whose decisions these are, when not this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     pub lists: Vec<ListInService>,
     /// Why the day does not prove a fresh national list, besides an old one: none in service
     /// (missing or unavailable), or a decision line that could not be read.
@@ -101,6 +105,14 @@ pub struct DayLists {
 }
 
 impl DayLists {
+    /// The day, and its instance when not this one.
+    pub(crate) fn label(&self) -> String {
+        match &self.instance {
+            Some(i) => format!("{} ({i})", self.day),
+            None => self.day.clone(),
+        }
+    }
+
     /// Whether the day's decisions were made with a national list within its allowed age.
     fn proven(&self) -> bool {
         self.problem.is_none()
@@ -218,7 +230,15 @@ fn campaigns(tallies: &[Tally]) -> Vec<Campaign> {
         }
     }
     by.into_iter()
-        .map(|(campaign, (calls, answered, abandoned))| Campaign {
+        .map(|(campaign, (calls, answered, abandoned))| {
+            Campaign::new(campaign, calls, answered, abandoned)
+        })
+        .collect()
+}
+
+impl Campaign {
+    fn new(campaign: String, calls: u64, answered: u64, abandoned: u64) -> Campaign {
+        Campaign {
             campaign,
             calls,
             answered,
@@ -226,8 +246,63 @@ fn campaigns(tallies: &[Tally]) -> Vec<Campaign> {
             // Abandoned calls were answered by a person too.
             abandonment_percent: (answered + abandoned > 0)
                 .then(|| 100.0 * abandoned as f64 / (answered + abandoned) as f64),
-        })
-        .collect()
+        }
+    }
+}
+
+/// The report of every log of the cluster (`logs`, this instance's first): each log's counts
+/// added up, a campaign's abandonment over all its calls, and each instance's days and lists
+/// (each instance decides with lists of its own).
+pub fn build_all(logs: &Logs, ask: &Ask, now: DateTime<Utc>) -> Result<Report, FindError> {
+    let mut r = build(&logs.own.files, &logs.own.index, ask, now)?;
+    for log in &logs.others {
+        let mut other = build(&log.files, &log.index, ask, now)?;
+        for d in &mut other.days {
+            d.instance = log.source.instance.clone();
+        }
+        r.add(other);
+    }
+    r.stale_days = r
+        .days
+        .iter()
+        .filter(|d| !d.proven())
+        .map(DayLists::label)
+        .collect();
+    Ok(r)
+}
+
+impl Report {
+    /// Another instance's report of the same period, added to this one.
+    fn add(&mut self, other: Report) {
+        let sum = |a: &mut BTreeMap<String, u64>, b: BTreeMap<String, u64>| {
+            for (k, n) in b {
+                *a.entry(k).or_default() += n;
+            }
+        };
+        sum(&mut self.decisions, other.decisions);
+        sum(&mut self.blocked_by_reason, other.blocked_by_reason);
+        sum(&mut self.would_block_by_reason, other.would_block_by_reason);
+        sum(&mut self.calls, other.calls);
+        sum(&mut self.consent_used, other.consent_used);
+        sum(&mut self.blocked_by_state, other.blocked_by_state);
+        self.optouts_received += other.optouts_received;
+        self.consent_entries += other.consent_entries;
+        self.caps_reached += other.caps_reached;
+        let mut by: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+        for c in self.campaigns.drain(..).chain(other.campaigns) {
+            let e = by.entry(c.campaign).or_default();
+            (e.0, e.1, e.2) = (e.0 + c.calls, e.1 + c.answered, e.2 + c.abandoned);
+        }
+        self.campaigns = by
+            .into_iter()
+            .map(|(c, (calls, answered, abandoned))| Campaign::new(c, calls, answered, abandoned))
+            .collect();
+        self.optouts.extend(other.optouts);
+        self.optouts.sort_by(|a, b| a.received.cmp(&b.received));
+        let past = self.optouts.len().saturating_sub(FOLLOW_UPS);
+        self.optouts.drain(..past);
+        self.days.extend(other.days);
+    }
 }
 
 /// What the period's blocked decisions say beyond their facets.
@@ -368,6 +443,7 @@ fn days(
             }
             _ => days.push(DayLists {
                 day,
+                instance: None,
                 lists,
                 problem,
             }),
@@ -428,6 +504,7 @@ mod tests {
     fn day(lists: Vec<ListInService>, problem: Option<&str>) -> DayLists {
         DayLists {
             day: "2026-01-01".into(),
+            instance: None,
             lists,
             problem: problem.map(str::to_string),
         }
