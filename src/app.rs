@@ -398,9 +398,13 @@ impl App {
     /// disk refuses marketing calls).
     fn refresh_disk_metrics(&self) {
         let dir = &self.cfg.audit.dir;
-        let bytes: u64 = crate::audit::chain::audit_files(dir)
-            .unwrap_or_default()
-            .iter()
+        // With the copies of the other instances' logs: they fill the same disk.
+        let copies = crate::records::cluster::others(dir)
+            .into_iter()
+            .map(|s| s.dir);
+        let bytes: u64 = std::iter::once(dir.clone())
+            .chain(copies)
+            .flat_map(|d| crate::audit::chain::audit_files(&d).unwrap_or_default())
             .filter_map(|f| f.metadata().ok())
             .map(|m| m.len())
             .sum();
@@ -425,7 +429,15 @@ impl App {
             .chain(copies.map(|s| (s.dir.clone(), s.prefix())));
         let mut removed = Vec::new();
         for (log, prefix) in logs {
-            let files = crate::audit::chain::audit_files(&log)?;
+            let files = match crate::audit::chain::audit_files(&log) {
+                Ok(files) => files,
+                // A copy that cannot be read does not keep this log from its retention.
+                Err(e) if !prefix.is_empty() => {
+                    tracing::warn!(dir = %log.display(), error = %e, "a copy of another instance's records not pruned");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let newest = files.last().cloned();
             for f in files.iter().filter(|f| Some(*f) != newest.as_ref()) {
                 if crate::audit::chain::day_of(f).is_some_and(|d| d < keep_from) {

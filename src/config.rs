@@ -203,7 +203,8 @@ pub struct SharedConfig {
     /// restart (default: `shared-cursor` beside `lists.optout_journal`).
     pub cursor_file: Option<PathBuf>,
     /// The name this instance goes by in the cluster (the console's list of instances, and
-    /// each change it records). Default: the host name and the admin port, `host:9090`.
+    /// each change it records; 1-64 bytes). Default: the host name and the admin port,
+    /// `host:9090`. Renaming an instance makes its earlier records another instance's.
     pub instance_name: Option<String>,
     /// Copy every other instance's records from the database into `cluster/` in the audit
     /// directory, so this instance's console and reports show the whole cluster (and hold a
@@ -1032,6 +1033,13 @@ impl Config {
                 shared.poll_ms, shared.max_lag_ms
             );
             return fail("shared.poll_ms", why);
+        }
+        if let Some(name) = &shared.instance_name {
+            // Each instance's records are copied into a directory named after it.
+            if name.trim().is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                let why = "must be 1-64 bytes, without control characters".into();
+                return fail("shared.instance_name", why);
+            }
         }
         let transaction_ms = self.sip.transaction_timeout_secs.saturating_mul(1000);
         if shared.timeout_ms >= transaction_ms {

@@ -468,7 +468,10 @@ fn each_instance_console_shows_the_calls_placed_through_the_other() {
     let (status, page) = http(b.admin, "GET", "/console/number?n=4155550191", "", None);
     assert_eq!(status, 200, "{page}");
     let a_name = format!(":{}</td>", a.admin.port());
-    assert!(page.contains("<th>Instance</th>") && page.contains(&a_name), "{page}");
+    assert!(
+        page.contains("<th>Instance</th>") && page.contains(&a_name),
+        "{page}"
+    );
 }
 
 #[test]

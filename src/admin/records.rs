@@ -163,17 +163,15 @@ pub(super) fn current_index(
 /// This instance's log and the copies of the other instances' (`records::cluster`), each
 /// index brought up to its log.
 pub(super) fn current_logs(app: &App) -> Result<crate::records::cluster::Logs, Failure> {
-    let (index, files, unread) = current_index(app)?;
-    let own = crate::records::cluster::Opened {
-        source: crate::records::cluster::Source {
-            instance: None,
-            dir: app.cfg.audit.dir.clone(),
-        },
-        files,
-        index,
-        unread,
-    };
-    Ok(crate::records::cluster::Logs::with_others(own)?)
+    use crate::records::cluster::{Logs, Opened, Source};
+    if let (true, Some((done, all))) = (app.cfg.records.index, app.records_index.building()) {
+        return Err(Failure::Building(done, all));
+    }
+    let own = Opened::open(Source {
+        instance: None,
+        dir: app.cfg.audit.dir.clone(),
+    })?;
+    Ok(Logs::with_others(own))
 }
 
 fn answer(result: Result<Result<Response, Failure>, tokio::task::JoinError>) -> Response {
@@ -262,8 +260,8 @@ pub(crate) async fn dossier(
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return bad(e),
     };
     let built = tokio::task::spawn_blocking(move || -> Result<Response, Failure> {
-        let (index, files, _) = current_index(&app)?;
-        let d = dossier::build(&files, &index, &ask, app.clock.now())?;
+        let logs = current_logs(&app)?;
+        let d = dossier::build_all(&logs, &ask, app.clock.now())?;
         Ok(match html {
             true => (
                 [(header::CONTENT_TYPE, "text/html; charset=utf-8")],

@@ -11,10 +11,10 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// The directory of the other instances' logs, in the audit directory.
-pub const DIR: &str = "cluster";
+pub(crate) const DIR: &str = "cluster";
 
 /// One instance's log.
-pub struct Source {
+pub(crate) struct Source {
     /// None: this instance's own log.
     pub instance: Option<String>,
     pub dir: PathBuf,
@@ -23,7 +23,7 @@ pub struct Source {
 impl Source {
     /// How the source's files are named in a document: by their path from the audit
     /// directory (`cluster/b%3A8081/audit-2026-12-07.jsonl`), so two instances' days differ.
-    pub fn prefix(&self) -> String {
+    pub(crate) fn prefix(&self) -> String {
         match &self.dir.file_name() {
             Some(name) if self.instance.is_some() => {
                 format!("{DIR}/{}/", name.to_string_lossy())
@@ -38,9 +38,14 @@ impl Source {
     }
 }
 
-/// The directory holding the copy of `instance`'s log: its name with every byte outside
-/// `[A-Za-z0-9._-]` written `%XX` (an instance is `host:port` by default).
-pub fn mirror_dir(audit_dir: &Path, instance: &str) -> PathBuf {
+/// The directory holding the copy of `instance`'s log (see `dir_name`).
+pub(crate) fn mirror_dir(audit_dir: &Path, instance: &str) -> PathBuf {
+    audit_dir.join(DIR).join(dir_name(instance))
+}
+
+/// An instance's name as a directory's: every byte outside `[A-Za-z0-9._-]` (and a leading
+/// `.`) written `%XX` (an instance is `host:port` by default).
+fn dir_name(instance: &str) -> String {
     let mut name = String::with_capacity(instance.len());
     for b in instance.bytes() {
         match b {
@@ -52,7 +57,7 @@ pub fn mirror_dir(audit_dir: &Path, instance: &str) -> PathBuf {
     if name.is_empty() {
         name.push_str("%00");
     }
-    audit_dir.join(DIR).join(name)
+    name
 }
 
 /// The instance a mirror directory's name stands for, or None for a name `mirror_dir` does
@@ -73,7 +78,7 @@ fn instance_of(name: &str) -> Option<String> {
 }
 
 /// The copies of the other instances' logs in `audit_dir`, by instance.
-pub fn others(audit_dir: &Path) -> Vec<Source> {
+pub(crate) fn others(audit_dir: &Path) -> Vec<Source> {
     let mut others: Vec<Source> = std::fs::read_dir(audit_dir.join(DIR))
         .into_iter()
         .flatten()
@@ -91,39 +96,51 @@ pub fn others(audit_dir: &Path) -> Vec<Source> {
 }
 
 /// This instance's log and the copies of the others', each with its index.
-pub struct Logs {
+pub(crate) struct Logs {
     pub own: Opened,
     pub others: Vec<Opened>,
+    /// Copies that could not be read (their index would not open or catch up), and why: the
+    /// answer is without them, and says so.
+    pub skipped: Vec<String>,
 }
 
 impl Logs {
     /// The copies in `own`'s directory opened beside it (their indexes caught up).
-    pub fn with_others(own: Opened) -> Result<Logs, IndexError> {
-        let others = others(&own.source.dir)
-            .into_iter()
-            .map(Opened::open)
-            .collect::<Result<_, _>>()?;
-        Ok(Logs { own, others })
+    pub(crate) fn with_others(own: Opened) -> Logs {
+        let mut logs = Logs {
+            own,
+            others: Vec::new(),
+            skipped: Vec::new(),
+        };
+        for source in others(&logs.own.source.dir) {
+            let name = source.instance.clone().unwrap_or_default();
+            match Opened::open(source) {
+                Ok(log) => logs.others.push(log),
+                Err(e) => {
+                    tracing::warn!(instance = %name, error = %e, "another instance's copy of its records cannot be read");
+                    logs.skipped.push(format!("{name}: {e}"));
+                }
+            }
+        }
+        logs
     }
 
     /// This instance's log first.
-    pub fn iter(&self) -> impl Iterator<Item = &Opened> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Opened> {
         std::iter::once(&self.own).chain(&self.others)
     }
 }
 
 /// A log with its files and its index, brought up to it.
-pub struct Opened {
+pub(crate) struct Opened {
     pub source: Source,
     pub files: Vec<PathBuf>,
     pub index: Index,
-    /// Lines the index could not read (the answer may miss them).
-    pub unread: Vec<String>,
 }
 
 impl Opened {
     /// The log of `source` with its index caught up.
-    pub fn open(source: Source) -> Result<Opened, IndexError> {
+    pub(crate) fn open(source: Source) -> Result<Opened, IndexError> {
         let files =
             crate::audit::chain::audit_files(&source.dir).map_err(|source_err| IndexError::Io {
                 file: source.dir.display().to_string(),
@@ -131,12 +148,13 @@ impl Opened {
             })?;
         let mut index = Index::open(&source.dir)?;
         let done = index.catch_up(&files)?;
-        let unread = done.failed.iter().map(|e| e.to_string()).collect();
+        for e in &done.failed {
+            tracing::warn!(dir = %source.dir.display(), error = %e, "records index: a day it could not read (answers may miss its records)");
+        }
         Ok(Opened {
             source,
             files,
             index,
-            unread,
         })
     }
 }
@@ -144,13 +162,17 @@ impl Opened {
 /// Where a merged search goes on: each log's last line shown (a log not in it starts from its
 /// beginning). Written `instance=DAY@OFFSET` joined by `;`, this instance's key empty.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Cursor(BTreeMap<String, Pos>);
+pub(crate) struct Cursor(BTreeMap<String, Pos>);
 
 impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (i, (k, pos)) in self.0.iter().enumerate() {
             let sep = if i == 0 { "" } else { ";" };
-            write!(f, "{sep}{}={pos}", percent(k))?;
+            let key = match k.as_str() {
+                "" => String::new(),
+                k => dir_name(k),
+            };
+            write!(f, "{sep}{key}={pos}")?;
         }
         Ok(())
     }
@@ -177,19 +199,8 @@ impl std::str::FromStr for Cursor {
     }
 }
 
-fn percent(instance: &str) -> String {
-    match instance {
-        "" => String::new(),
-        i => mirror_dir(Path::new(""), i)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    }
-}
-
 /// A line a merged search found: which log, where, and its bytes.
-pub struct Hit {
-    pub source: usize,
+pub(crate) struct Hit {
     pub found: Found,
     pub line: Vec<u8>,
 }
@@ -198,14 +209,14 @@ pub struct Hit {
 /// its own order, merged by the records' time (a record without one goes first), and the
 /// cursor past them. A log is never read past the lines shown, so no line is skipped or
 /// shown twice from one page to the next.
-pub fn page(
+pub(crate) fn page(
     logs: &Logs,
     q: &Query,
     cursor: &Cursor,
     limit: usize,
 ) -> Result<(Vec<Hit>, Cursor), super::export::FindError> {
     let mut heads: Vec<std::collections::VecDeque<(Option<i64>, Hit)>> = Vec::new();
-    for (i, log) in logs.iter().enumerate() {
+    for log in logs.iter() {
         let q = Query {
             after: cursor.0.get(log.source.key()).cloned(),
             limit: Some(limit.min(u32::MAX as usize) as u32),
@@ -216,7 +227,6 @@ pub fn page(
         each_line(&log.files, &found, |_, f, line| {
             let at = super::index::summary_of(line).and_then(|s| s.ts_ms);
             let hit = Hit {
-                source: i,
                 found: f.clone(),
                 line: line.to_vec(),
             };

@@ -9,8 +9,10 @@
 //! are not copied (a pruned copy is not fetched again).
 
 use super::{Shared, SharedError};
+use crate::audit::chain::line_hash;
 use crate::clock::SharedClock;
 use crate::records::cluster::mirror_dir;
+use crate::records::index::Index;
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -52,74 +54,136 @@ async fn mirror_forever(shared: Arc<Shared>, parts: MirrorParts) {
         client: None,
         copies: HashMap::new(),
         stopped: HashSet::new(),
+        indexes: HashMap::new(),
     };
     loop {
-        match m.pass().await {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(e) => {
-                m.client = None;
-                m.shared.metrics.mirror_errors.inc();
-                tracing::warn!(error = %e, "shared database: other instances' records not copied; trying again");
-            }
+        if let Err(e) = m.pass().await {
+            m.client = None;
+            m.shared.metrics.mirror_errors.inc();
+            tracing::warn!(error = %e, "shared database: other instances' records not copied; trying again");
         }
         tokio::time::sleep(pause).await;
     }
 }
 
+/// An instance and one of its days (`audit-YYYY-MM-DD`).
+type Day = (String, String);
+
 struct Mirror {
     shared: Arc<Shared>,
     parts: MirrorParts,
     client: Option<Client>,
-    copies: HashMap<(String, String), Copy>,
+    copies: HashMap<Day, Copy>,
     /// Days whose table does not continue the copy: not copied again until a restart.
-    stopped: HashSet<(String, String)>,
+    stopped: HashSet<Day>,
+    /// Each copy's records index, brought up to the copy after it grows (so the console never
+    /// indexes a whole copy while someone waits).
+    indexes: HashMap<String, Index>,
 }
 
 impl Mirror {
-    /// One batch of the first day with lines shipped and not copied: whether one was copied.
-    async fn pass(&mut self) -> Result<bool, SharedError> {
+    /// Copy every day shipped past its copy, as far as it was shipped when the pass began.
+    /// The database's failures end the pass; a day's own (its file, its lines) end that day's
+    /// part of it only, so one day never holds up the others.
+    async fn pass(&mut self) -> Result<(), SharedError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = Some(self.shared.connect().await?);
         }
-        let client = self.client.as_ref().ok_or(SharedError::Closed)?;
         let oldest = self.oldest_day();
         let shared = self.shared.clone();
+        let client = self.client.as_ref().ok_or(SharedError::Closed)?;
         let days = shared
             .bounded(shipped_days(client, &shared.instance, &oldest))
             .await?;
-        for (instance, day, shipped) in days {
-            let key = (instance, day);
+        let mut grown = HashSet::new();
+        for (key, shipped) in days {
             if self.stopped.contains(&key) {
                 continue;
             }
-            let file = day_file(&self.parts.dir, &key.0, &key.1);
-            if !self.copies.contains_key(&key) {
-                let copy = open_copy(&file).map_err(SharedError::Journal)?;
-                self.copies.insert(key.clone(), copy);
-            }
-            let from = self.copies[&key].len;
-            if from >= shipped {
-                continue;
-            }
-            let rows = shared
-                .bounded(lines_from(client, &key.0, &key.1, from))
-                .await?;
-            let copy = self.copies.get_mut(&key).expect("inserted above");
-            match append(&file, copy, &rows) {
-                Ok(n) => {
-                    shared.metrics.records_mirrored.inc_by(n);
-                    return Ok(true);
+            match self.copy_day(&key, shipped).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    grown.insert(key.0.clone());
                 }
-                Err(Append::Io(e)) => return Err(SharedError::Journal(e)),
-                Err(Append::Differs(at, why)) => {
-                    shared.metrics.mirror_errors.inc();
-                    tracing::error!(instance = %key.0, day = %key.1, at, why, "the cluster's records do not continue this instance's copy of them: the day is not copied further");
-                    self.stopped.insert(key);
-                }
+                Err(Failed::Db(e)) => return Err(e),
+                Err(Failed::Day(e)) => self.day_failed(key, e),
             }
         }
-        Ok(false)
+        for instance in grown {
+            self.index(&instance);
+        }
+        Ok(())
+    }
+
+    /// Copy one day up to `shipped`, a batch at a time: how many lines were copied.
+    async fn copy_day(&mut self, key: &Day, shipped: u64) -> Result<u64, Failed> {
+        let file = day_file(&self.parts.dir, &key.0, &key.1);
+        let mut copied = 0;
+        loop {
+            let copy = match self.copies.remove(key) {
+                Some(c) => c,
+                None => open_copy(&file).map_err(|e| Failed::Day(e.to_string()))?,
+            };
+            let from = copy.len;
+            self.copies.insert(key.clone(), copy);
+            if from >= shipped {
+                return Ok(copied);
+            }
+            let client = self
+                .client
+                .as_ref()
+                .ok_or(Failed::Db(SharedError::Closed))?;
+            let rows = self
+                .shared
+                .bounded(lines_from(client, &key.0, &key.1, from))
+                .await
+                .map_err(Failed::Db)?;
+            let copy = self.copies.get_mut(key).expect("inserted above");
+            let n = append(&file, copy, &rows).inspect_err(|_| {
+                // Read again from the file: what it holds is the truth.
+                self.copies.remove(key);
+            })?;
+            if n == 0 {
+                // Shipped further than the table holds yet (a batch being committed).
+                return Ok(copied);
+            }
+            self.shared.metrics.records_mirrored.inc_by(n);
+            copied += n;
+        }
+    }
+
+    fn day_failed(&mut self, key: Day, why: String) {
+        self.shared.metrics.mirror_errors.inc();
+        let (instance, day) = (&key.0, &key.1);
+        match why.starts_with(DIFFERS) {
+            true => {
+                tracing::error!(%instance, %day, %why, "the cluster's records do not continue this instance's copy of them: the day is not copied further");
+                self.stopped.insert(key);
+            }
+            false => {
+                tracing::warn!(%instance, %day, %why, "a day of another instance's records not copied; trying again")
+            }
+        }
+    }
+
+    /// Bring the records index of `instance`'s copy up to it.
+    fn index(&mut self, instance: &str) {
+        let dir = mirror_dir(&self.parts.dir, instance);
+        let caught_up = (|| -> Result<(), String> {
+            let index = match self.indexes.entry(instance.to_string()) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(Index::open(&dir).map_err(|e| e.to_string())?)
+                }
+            };
+            let files = crate::audit::chain::audit_files(&dir).map_err(|e| e.to_string())?;
+            index.catch_up(&files).map_err(|e| e.to_string())?;
+            Ok(())
+        })();
+        if let Err(e) = caught_up {
+            self.indexes.remove(instance);
+            tracing::warn!(%instance, error = %e, "the records index of another instance's copy is behind it (the console catches it up)");
+        }
     }
 
     /// The oldest day's file name still within the retention.
@@ -130,6 +194,15 @@ impl Mirror {
     }
 }
 
+/// Why a day was not copied: the database (ends the pass) or the day itself.
+enum Failed {
+    Db(SharedError),
+    Day(String),
+}
+
+/// How a day whose table does not continue its copy is told apart (it is not tried again).
+const DIFFERS: &str = "differs: ";
+
 fn day_file(dir: &Path, instance: &str, day: &str) -> PathBuf {
     mirror_dir(dir, instance).join(format!("{day}.jsonl"))
 }
@@ -139,7 +212,7 @@ async fn shipped_days(
     client: &Client,
     me: &str,
     oldest: &str,
-) -> Result<Vec<(String, String, u64)>, SharedError> {
+) -> Result<Vec<(Day, u64)>, SharedError> {
     let rows = client
         .query(
             "SELECT instance, day, shipped FROM callgate_record_positions
@@ -147,12 +220,25 @@ async fn shipped_days(
             &[&me, &oldest],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            let shipped: i64 = r.try_get(2)?;
-            Ok((r.try_get(0)?, r.try_get(1)?, shipped.max(0) as u64))
-        })
-        .collect()
+    let mut days = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let (instance, day): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+        let shipped: i64 = r.try_get(2)?;
+        // The names become paths here: only a log's own day names are taken.
+        match is_day_name(&day) && !instance.is_empty() {
+            true => days.push(((instance, day), shipped.max(0) as u64)),
+            false => {
+                tracing::warn!(%instance, %day, "callgate_record_positions: a row that names no day of a log is not copied")
+            }
+        }
+    }
+    Ok(days)
+}
+
+/// `audit-YYYY-MM-DD`, a real day.
+fn is_day_name(day: &str) -> bool {
+    day.len() == "audit-YYYY-MM-DD".len()
+        && crate::audit::chain::day_of(Path::new(&format!("{day}.jsonl"))).is_some()
 }
 
 /// A day's lines from byte `from` on, in order, a batch at most.
@@ -200,6 +286,12 @@ fn open_copy(file: &Path) -> std::io::Result<Copy> {
     let mut tail = Vec::with_capacity((len - start) as usize);
     f.read_to_end(&mut tail)?;
     let Some(end) = tail.iter().rposition(|b| *b == b'\n') else {
+        if start > 0 {
+            return Err(std::io::Error::other(format!(
+                "{}: no whole line in its last {TAIL} bytes",
+                file.display()
+            )));
+        }
         f.set_len(0)?;
         return Ok(Copy {
             len: 0,
@@ -213,59 +305,64 @@ fn open_copy(file: &Path) -> std::io::Result<Copy> {
     let line_start = tail[..end].iter().rposition(|b| *b == b'\n').map(|i| i + 1);
     let last_hash = line_start
         .or((start == 0).then_some(0))
-        .map(|s| super::ship::line_hash(&String::from_utf8_lossy(&tail[s..end])));
+        .map(|s| line_hash(&tail[s..end]));
     Ok(Copy {
         len: start + end as u64 + 1,
         last_hash,
     })
 }
 
-enum Append {
-    Io(std::io::Error),
-    /// The table does not continue the copy: where, and why.
-    Differs(u64, String),
-}
-
 /// Append `rows` to the copy, checked to continue it (each where the last ended, naming its
-/// hash), and fsync it: how many lines were appended.
-fn append(file: &Path, copy: &mut Copy, rows: &[(u64, String)]) -> Result<u64, Append> {
+/// hash) and the file to be as long as the copy is known to be, and fsync it: how many lines
+/// were appended. A write that fails is cut off again.
+fn append(file: &Path, copy: &mut Copy, rows: &[(u64, String)]) -> Result<u64, Failed> {
     let mut out = Vec::new();
     let mut at = copy.len;
     let mut last = copy.last_hash.clone();
     for (row_at, line) in rows {
+        let differs = |why: String| Failed::Day(format!("{DIFFERS}byte {at}: {why}"));
         if *row_at != at {
-            return Err(Append::Differs(
-                at,
-                format!("the next line starts at byte {row_at}"),
-            ));
+            return Err(differs(format!("the next line starts at byte {row_at}")));
         }
-        let prev = super::ship::prev_of(line);
-        if let (Some(last), Some(prev)) = (&last, prev) {
-            if last != prev {
-                return Err(Append::Differs(
-                    at,
+        match (&last, super::ship::prev_of(line)) {
+            (_, None) => return Err(differs("a line without `prev`".into())),
+            (Some(last), Some(prev)) if last != prev => {
+                return Err(differs(
                     "the line does not name the hash of the line before it".into(),
-                ));
+                ))
             }
+            _ => {}
         }
         out.extend_from_slice(line.as_bytes());
         out.push(b'\n');
         at += line.len() as u64 + 1;
-        last = Some(super::ship::line_hash(line));
+        last = Some(line_hash(line.as_bytes()));
     }
     if out.is_empty() {
         return Ok(0);
     }
+    let io = |e: std::io::Error| Failed::Day(format!("{}: {e}", file.display()));
+    // Not while a prune removes files.
+    let _moving = crate::audit::chain::FILES_MOVING
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     if let Some(parent) = file.parent() {
-        std::fs::create_dir_all(parent).map_err(Append::Io)?;
+        std::fs::create_dir_all(parent).map_err(io)?;
     }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(file)
-        .map_err(Append::Io)?;
-    f.write_all(&out).map_err(Append::Io)?;
-    f.sync_data().map_err(Append::Io)?;
+        .map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    if len != copy.len {
+        let why = format!("is {len} bytes long, not {} as copied", copy.len);
+        return Err(io(std::io::Error::other(why)));
+    }
+    if let Err(e) = f.write_all(&out).and_then(|()| f.sync_data()) {
+        let _ = f.set_len(copy.len);
+        return Err(io(e));
+    }
     copy.len = at;
     copy.last_hash = last;
     Ok(rows.len() as u64)
@@ -285,7 +382,7 @@ mod tests {
         let file = dir.path().join("audit-2026-12-07.jsonl");
         let zero = "0".repeat(64);
         let first = line(&zero, 1);
-        let second = line(&super::super::ship::line_hash(&first), 2);
+        let second = line(&line_hash(first.as_bytes()), 2);
         let mut copy = open_copy(&file).unwrap();
         let rows = vec![(0, first.clone()), (first.len() as u64 + 1, second.clone())];
         assert_eq!(append(&file, &mut copy, &rows).ok(), Some(2));
@@ -293,15 +390,37 @@ mod tests {
         let at = copy.len;
         assert!(matches!(
             append(&file, &mut copy, &[(at, forged)]),
-            Err(Append::Differs(..))
+            Err(Failed::Day(..))
         ));
         assert!(matches!(
             append(&file, &mut copy, &[(at + 1, line(&zero, 4))]),
-            Err(Append::Differs(..))
+            Err(Failed::Day(..))
         ));
+        // A copy changed under the mirror (removed, cut) is not written past.
+        std::fs::write(&file, "").unwrap();
+        let rows = [(copy.len, line(copy.last_hash.as_deref().unwrap(), 5))];
+        assert!(matches!(
+            append(&file, &mut copy, &rows),
+            Err(Failed::Day(..))
+        ));
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
+        std::fs::write(&file, format!("{first}\n{second}\n")).unwrap();
         let again = open_copy(&file).unwrap();
         assert_eq!(again.len, copy.len);
         assert_eq!(again.last_hash, copy.last_hash);
+    }
+
+    #[test]
+    fn only_a_logs_day_names_become_file_names() {
+        assert!(is_day_name("audit-2026-12-07"));
+        for bad in [
+            "audit-2026-12-07/../../x",
+            "audit-2026-13-01",
+            "../audit",
+            "audit-2026-12-7",
+        ] {
+            assert!(!is_day_name(bad), "{bad}");
+        }
     }
 
     #[test]

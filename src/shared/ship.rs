@@ -263,7 +263,10 @@ async fn ship(
         &[&instance, &day, &offsets, &kind, &ts, &number, &text],
     )
     .await?;
-    let last = batch.lines.last().map(|(_, l)| line_hash(l));
+    let last = batch
+        .lines
+        .last()
+        .map(|(_, l)| crate::audit::chain::line_hash(l.as_bytes()));
     tx.execute(POSITION, &[&instance, &day, &(batch.end as i64), &last])
         .await?;
     tx.commit().await?;
@@ -285,11 +288,6 @@ async fn seal(client: &Client, instance: &str, day: &str, shipped: u64) -> Resul
 pub(super) fn prev_of(line: &str) -> Option<&str> {
     let at = line.rfind("\"prev\":\"")? + 8;
     line.get(at..at + 64)
-}
-
-pub(super) fn line_hash(line: &str) -> String {
-    use sha2::Digest;
-    crate::hashing::hex(&sha2::Sha256::digest(line.as_bytes()))
 }
 
 /// Whole lines of one day's file from byte `from`, and where they end.
@@ -438,8 +436,14 @@ mod tests {
     #[test]
     fn the_next_batch_must_follow_the_hash_of_the_last_line_shipped() {
         let first = format!("{{\"a\":1,\"prev\":\"{}\"}}", "0".repeat(64));
-        let next = format!("{{\"a\":2,\"prev\":\"{}\"}}", line_hash(&first));
-        assert_eq!(prev_of(&next), Some(line_hash(&first).as_str()));
+        let next = format!(
+            "{{\"a\":2,\"prev\":\"{}\"}}",
+            crate::audit::chain::line_hash(first.as_bytes())
+        );
+        assert_eq!(
+            prev_of(&next),
+            Some(crate::audit::chain::line_hash(first.as_bytes()).as_str())
+        );
         assert_eq!(prev_of("{\"a\":3}"), None);
     }
 }

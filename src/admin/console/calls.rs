@@ -105,7 +105,7 @@ impl Search {
 
 /// A page of the call records a query found in every instance's log, in time order, and
 /// where the next page starts.
-fn calls(app: &App, q: &Query, cursor: &Cursor) -> Result<(Vec<Value>, String), String> {
+fn calls(app: &App, q: &Query, cursor: &Cursor) -> Result<Page, String> {
     let logs = super::super::records::current_logs(app).map_err(|e| e.to_string())?;
     let limit = q.limit.unwrap_or(PAGE) as usize;
     let (hits, next) = cluster::page(&logs, q, cursor, limit).map_err(|e| e.to_string())?;
@@ -114,7 +114,18 @@ fn calls(app: &App, q: &Query, cursor: &Cursor) -> Result<(Vec<Value>, String), 
         .filter_map(|h| serde_json::from_slice::<Value>(&h.line).ok())
         .filter_map(|mut r| r.get_mut("call").map(Value::take))
         .collect();
-    Ok((calls, next.to_string()))
+    Ok(Page {
+        calls,
+        next: next.to_string(),
+        skipped: logs.skipped,
+    })
+}
+
+/// A page of calls, where the next starts, and the instances whose records are not in it.
+struct Page {
+    calls: Vec<Value>,
+    next: String,
+    skipped: Vec<String>,
 }
 
 /// The CSV of the calls a query finds, written as they are read (no record is kept), or
@@ -163,7 +174,12 @@ pub(crate) async fn show(
     let body = html! {
         (form(&search))
         @match &found {
-            Ok((calls, next)) => (results(&search, calls, next)),
+            Ok(p) => {
+                @for why in &p.skipped {
+                    p.bad role="alert" { "Without another instance's calls: " (why) }
+                }
+                (results(&search, &p.calls, &p.next))
+            },
             Err(e) => p.bad role="alert" { "The records index cannot answer: " (e) },
         }
     };

@@ -125,7 +125,7 @@ pub fn build(
 /// The dossier of every log of the cluster (this instance's and the copies of the others'):
 /// each log's entries and chain walks, a copy's files named from the audit directory
 /// (`cluster/<instance>/...`), the entries in time order.
-pub fn build_all(logs: &Logs, ask: &Ask, now: DateTime<Utc>) -> Result<Dossier, FindError> {
+pub(crate) fn build_all(logs: &Logs, ask: &Ask, now: DateTime<Utc>) -> Result<Dossier, FindError> {
     let mut d = build(&logs.own.files, &logs.own.index, ask, now)?;
     for log in &logs.others {
         let other = build(&log.files, &log.index, ask, now)?;
@@ -191,7 +191,7 @@ fn labelled(entries: Vec<Entry>, log: &Source) -> impl Iterator<Item = Entry> + 
 
 /// The number's newest `newest` records in every log of the cluster, in time order, and how
 /// many it has of each kind in all (see `history`).
-pub fn history_all(
+pub(crate) fn history_all(
     logs: &Logs,
     ask: &Ask,
     newest: usize,

@@ -14,7 +14,7 @@ use super::index::{each_line, Index, Kind, Query, Tally};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
@@ -140,12 +140,29 @@ pub fn build(
     ask: &Ask,
     now: DateTime<Utc>,
 ) -> Result<Report, FindError> {
-    let q = Query {
+    let blocks = blocks(files, index, &query_of(ask))?;
+    build_with(files, index, ask, now, blocks)
+}
+
+fn query_of(ask: &Ask) -> Query {
+    Query {
         from: Some(ask.from),
         to: Some(ask.to),
         campaign: ask.campaign.clone(),
         ..Query::default()
-    };
+    }
+}
+
+/// The report of one log, with the blocked calls that follow up its opt-outs in `blocks`
+/// (the cluster's: an opt-out taken by one instance may be honoured by another).
+fn build_with(
+    files: &[PathBuf],
+    index: &Index,
+    ask: &Ask,
+    now: DateTime<Utc>,
+    blocks: Blocks,
+) -> Result<Report, FindError> {
+    let q = query_of(ask);
     let tallies = index.tally(&q)?;
     let mut r = Report {
         from: stamp(ask.from),
@@ -156,7 +173,12 @@ pub fn build(
         blocked_by_reason: BTreeMap::new(),
         would_block_by_reason: BTreeMap::new(),
         calls: BTreeMap::new(),
-        campaigns: campaigns(&tallies),
+        campaigns: campaigns(
+            tallies
+                .iter()
+                .filter(|t| t.kind == Kind::Call)
+                .map(campaign_of),
+        ),
         optouts_received: 0,
         consent_entries: 0,
         consent_used: BTreeMap::new(),
@@ -169,9 +191,8 @@ pub fn build(
     for t in &tallies {
         count(&mut r, t);
     }
-    let blocks = blocks(files, index, &q)?;
-    r.blocked_by_state = blocks.by_state;
     r.optouts = follow_ups(files, index, &q, &blocks.for_optout)?;
+    r.blocked_by_state = blocks.by_state;
     r.days = days(files, index, &q, ask)?;
     r.stale_days = r
         .days
@@ -217,22 +238,27 @@ fn count(r: &mut Report, t: &Tally) {
     }
 }
 
-fn campaigns(tallies: &[Tally]) -> Vec<Campaign> {
+/// A call tally as a campaign's (calls, answered, abandoned).
+fn campaign_of(t: &Tally) -> Campaign {
+    let n = t.count;
+    let (answered, abandoned) = match t.disposition.as_str() {
+        "answered" | "transferred" => (n, 0),
+        "abandoned" => (0, n),
+        _ => (0, 0),
+    };
+    let name = t.campaign.clone().unwrap_or_else(|| "-".into());
+    Campaign::new(name, n, answered, abandoned)
+}
+
+/// Each campaign's calls added up, by name.
+fn campaigns(parts: impl Iterator<Item = Campaign>) -> Vec<Campaign> {
     let mut by: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
-    for t in tallies.iter().filter(|t| t.kind == Kind::Call) {
-        let name = t.campaign.clone().unwrap_or_else(|| "-".into());
-        let e = by.entry(name).or_default();
-        e.0 += t.count;
-        match t.disposition.as_str() {
-            "answered" | "transferred" => e.1 += t.count,
-            "abandoned" => e.2 += t.count,
-            _ => {}
-        }
+    for c in parts {
+        let e = by.entry(c.campaign).or_default();
+        (e.0, e.1, e.2) = (e.0 + c.calls, e.1 + c.answered, e.2 + c.abandoned);
     }
     by.into_iter()
-        .map(|(campaign, (calls, answered, abandoned))| {
-            Campaign::new(campaign, calls, answered, abandoned)
-        })
+        .map(|(c, (calls, answered, abandoned))| Campaign::new(c, calls, answered, abandoned))
         .collect()
 }
 
@@ -253,10 +279,25 @@ impl Campaign {
 /// The report of every log of the cluster (`logs`, this instance's first): each log's counts
 /// added up, a campaign's abandonment over all its calls, and each instance's days and lists
 /// (each instance decides with lists of its own).
-pub fn build_all(logs: &Logs, ask: &Ask, now: DateTime<Utc>) -> Result<Report, FindError> {
-    let mut r = build(&logs.own.files, &logs.own.index, ask, now)?;
-    for log in &logs.others {
-        let mut other = build(&log.files, &log.index, ask, now)?;
+pub(crate) fn build_all(logs: &Logs, ask: &Ask, now: DateTime<Utc>) -> Result<Report, FindError> {
+    let q = query_of(ask);
+    let mut each = Vec::new();
+    let mut for_optout: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+    for log in logs.iter() {
+        let mut b = blocks(&log.files, &log.index, &q)?;
+        for (n, times) in b.for_optout.drain() {
+            for_optout.entry(n).or_default().extend(times);
+        }
+        each.push(b);
+    }
+    let mut each = each.into_iter().map(|b| Blocks {
+        by_state: b.by_state,
+        for_optout: for_optout.clone(),
+    });
+    let own = each.next().unwrap_or_default();
+    let mut r = build_with(&logs.own.files, &logs.own.index, ask, now, own)?;
+    for (log, b) in logs.others.iter().zip(each) {
+        let mut other = build_with(&log.files, &log.index, ask, now, b)?;
         for d in &mut other.days {
             d.instance = log.source.instance.clone();
         }
@@ -288,15 +329,8 @@ impl Report {
         self.optouts_received += other.optouts_received;
         self.consent_entries += other.consent_entries;
         self.caps_reached += other.caps_reached;
-        let mut by: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
-        for c in self.campaigns.drain(..).chain(other.campaigns) {
-            let e = by.entry(c.campaign).or_default();
-            (e.0, e.1, e.2) = (e.0 + c.calls, e.1 + c.answered, e.2 + c.abandoned);
-        }
-        self.campaigns = by
-            .into_iter()
-            .map(|(c, (calls, answered, abandoned))| Campaign::new(c, calls, answered, abandoned))
-            .collect();
+        let mine = std::mem::take(&mut self.campaigns);
+        self.campaigns = campaigns(mine.into_iter().chain(other.campaigns));
         self.optouts.extend(other.optouts);
         self.optouts.sort_by(|a, b| a.received.cmp(&b.received));
         let past = self.optouts.len().saturating_sub(FOLLOW_UPS);
@@ -306,10 +340,11 @@ impl Report {
 }
 
 /// What the period's blocked decisions say beyond their facets.
+#[derive(Default)]
 struct Blocks {
     by_state: BTreeMap<String, u64>,
     /// Times of the calls blocked for the internal list (opt-outs), by number.
-    for_optout: std::collections::HashMap<String, Vec<DateTime<Utc>>>,
+    for_optout: HashMap<String, Vec<DateTime<Utc>>>,
 }
 
 /// The period's blocked decisions, read from the log.
