@@ -96,6 +96,30 @@ fn check_explains_an_allowed_number() {
 }
 
 #[test]
+fn check_explains_a_canadian_number_by_the_crtc_rules_not_the_us_ones() {
+    let h = Harness::start();
+    let (status, body) = h.http("GET", "/v1/check?number=7095550100", "");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["context"]["country"], "CA", "{body}");
+    assert!(
+        body.contains("ca.hours") && !body.contains("federal.hours"),
+        "{body}"
+    );
+    assert!(body.contains("America/St_Johns"), "{body}");
+}
+
+#[test]
+fn check_explains_a_country_without_a_policy() {
+    let h = Harness::start();
+    let (_, body) = h.http("GET", "/v1/check?number=8765550100", "");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["verdict"], "blocked", "{body}");
+    assert_eq!(v["reasons"][0]["code"], "country_not_configured", "{body}");
+    assert_eq!(v["context"]["country"], "JM", "{body}");
+}
+
+#[test]
 fn readyz_is_503_when_the_national_list_is_stale() {
     let h = Harness::with(Some(40), "");
     let (status, body) = h.http("GET", "/readyz", "");

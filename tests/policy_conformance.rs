@@ -113,6 +113,27 @@ const TABLE: &str = r#"
 +4915112345678 | 2026-11-24T17:00:00Z | default |  |  |  | blocked | country_not_configured
 +4915112345678 | 2026-11-24T17:00:00Z | info |  |  |  | allowed | country_not_configured
 +33612345678 | 2026-11-24T12:30:00Z | collect |  |  |  | allowed | country_not_configured
+# --- Canada: the CRTC's hours in the province's time, not the US federal window ---
+# Toronto, Tuesday 21:00 and 21:45 EST; Sunday 17:30 and 18:30 EST.
++14165550100 | 2026-11-25T02:00:00Z | default |  |  |  | allowed |
++14165550100 | 2026-11-25T02:45:00Z | default |  |  |  | blocked | outside_hours
++14165550100 | 2026-11-29T22:30:00Z | default |  |  |  | allowed |
++14165550100 | 2026-11-29T23:30:00Z | default |  |  |  | blocked | outside_hours
+# St. John's (UTC-3:30, and Labrador's Atlantic time): Tuesday 21:00 and 21:35 NST; Sunday
+# 17:45 and 18:10 NST.
++17095550100 | 2026-11-25T00:30:00Z | default |  |  |  | allowed |
++17095550100 | 2026-11-25T01:05:00Z | default |  |  |  | blocked | outside_hours
++17095550100 | 2026-11-29T21:15:00Z | default |  |  |  | allowed |
++17095550100 | 2026-11-29T21:40:00Z | default |  |  |  | blocked | outside_hours
+# Regina keeps Central Standard Time all year: 21:15 CST on a July Monday is 03:15Z.
++13065550100 | 2026-07-21T03:15:00Z | default |  |  |  | allowed |
++13065550100 | 2026-07-21T03:45:00Z | default |  |  |  | blocked | outside_hours
+# An automated (prerecorded) solicitation needs express consent (ADAD rules).
++14165550100 | 2026-11-24T15:00:00Z | robo | prerecorded |  |  | blocked | consent_required
++14165550100 | 2026-11-24T15:00:00Z | robo | prerecorded |  | pewc@2026-01-01 | allowed |
+# Another NANP country without a policy (Jamaica) fails closed for marketing.
++18765550100 | 2026-11-24T17:00:00Z | default |  |  |  | blocked | country_not_configured
++18765550100 | 2026-11-24T17:00:00Z | info |  |  |  | allowed | country_not_configured
 # --- debt collection: federal hours, no registry ban; informational: neither ---
 +12125550143 | 2026-11-24T15:00:00Z | collect |  |  |  | allowed |
 +12125550100 | 2026-11-24T12:00:00Z | collect |  |  |  | blocked | outside_hours
@@ -174,9 +195,10 @@ const TABLE: &str = r#"
 +15045550100 | 2026-11-24T16:00:00Z | default |  |  | emergency=LA | blocked | state_of_emergency
 +12125550100 | 2026-11-24T15:00:00Z | default |  |  | emergency=212 | blocked | state_of_emergency
 +16465550100 | 2026-11-24T15:00:00Z | default |  |  | emergency=212 | allowed |
-# --- places callgate cannot time; places US rules do not cover; service codes ---
+# --- places callgate cannot time; a Canadian number at midnight (once allowed: no US rule
+# covers it); service codes ---
 +19995550100 | 2026-11-24T15:00:00Z | default |  |  |  | blocked | unknown_location
-+14165550100 | 2026-11-24T05:00:00Z | default |  |  |  | allowed |
++14165550100 | 2026-11-24T05:00:00Z | default |  |  |  | blocked | outside_hours
 911 | 2026-11-24T05:00:00Z | default |  |  |  | emergency | service_number
 "#;
 

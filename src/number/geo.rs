@@ -110,10 +110,16 @@ pub enum Zone {
     Atlantic,
     Chamorro,
     Samoa,
+    /// Canada's Atlantic time (with DST; Puerto Rico's `Atlantic` has none).
+    AtlanticCanada,
+    /// UTC-3:30 with DST.
+    Newfoundland,
+    /// Central time without DST.
+    Saskatchewan,
 }
 
 impl Zone {
-    pub(crate) const ALL: [Zone; 11] = [
+    pub(crate) const ALL: [Zone; 14] = [
         Zone::Eastern,
         Zone::Central,
         Zone::Mountain,
@@ -125,6 +131,9 @@ impl Zone {
         Zone::Atlantic,
         Zone::Chamorro,
         Zone::Samoa,
+        Zone::AtlanticCanada,
+        Zone::Newfoundland,
+        Zone::Saskatchewan,
     ];
 
     pub fn tz(self) -> Tz {
@@ -140,6 +149,9 @@ impl Zone {
             Zone::Atlantic => chrono_tz::America::Puerto_Rico,
             Zone::Chamorro => chrono_tz::Pacific::Guam,
             Zone::Samoa => chrono_tz::Pacific::Pago_Pago,
+            Zone::AtlanticCanada => chrono_tz::America::Halifax,
+            Zone::Newfoundland => chrono_tz::America::St_Johns,
+            Zone::Saskatchewan => chrono_tz::America::Regina,
         }
     }
 
@@ -208,6 +220,78 @@ impl Serialize for Zones {
     }
 }
 
+/// A country, by its ISO 3166-1 alpha-2 code (`US`, `CA`): what a rule's `country` names.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Country([u8; 2]);
+
+impl Country {
+    pub const US: Country = Country(*b"US");
+    pub const CA: Country = Country(*b"CA");
+
+    /// Two ASCII letters, any case.
+    pub fn parse(code: &str) -> Option<Country> {
+        match code.trim().as_bytes() {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                Some(Country([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+
+    /// NANPA's COUNTRY column (`US`, `CANADA`, `JAMAICA`...).
+    fn of_nanpa(name: &str) -> Option<Country> {
+        const NAMES: [(&str, &str); 20] = [
+            ("US", "US"),
+            ("CANADA", "CA"),
+            ("ANGUILLA", "AI"),
+            ("ANTIGUA/BARBUDA", "AG"),
+            ("BAHAMAS", "BS"),
+            ("BARBADOS", "BB"),
+            ("BERMUDA", "BM"),
+            ("BRITISH VIRGIN ISLANDS", "VG"),
+            ("CAYMAN ISLANDS", "KY"),
+            ("DOMINICA", "DM"),
+            ("DOMINICAN REPUBLIC", "DO"),
+            ("GRENADA", "GD"),
+            ("JAMAICA", "JM"),
+            ("MONTSERRAT", "MS"),
+            ("SINT MAARTEN", "SX"),
+            ("ST. KITTS & NEVIS", "KN"),
+            ("ST. VINCENT & GRENADINES", "VC"),
+            ("ST.LUCIA", "LC"),
+            ("TRINIDAD & TOBAGO", "TT"),
+            ("TURKS & CAICOS ISLANDS", "TC"),
+        ];
+        let name = name.trim();
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, code)| Country::parse(code))
+    }
+}
+
+impl fmt::Debug for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl fmt::Display for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Serialize for Country {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
 /// What is known about one area code.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NpaInfo {
@@ -217,6 +301,8 @@ pub struct NpaInfo {
     pub zones: Zones,
     /// Assigned to any NANP country (US or not).
     pub assigned: bool,
+    /// The NANP country the code serves (None: not assigned).
+    pub country: Option<Country>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -334,22 +420,30 @@ impl Build {
         }
         let info = &mut self.npa[code as usize];
         info.assigned = true;
+        info.country = Country::of_nanpa(country);
+        if info.country.is_none() {
+            return Err(format!("unknown NANP country `{country}`"));
+        }
         let location = get(cols.location);
         if location.is_empty() || location == "NANP AREA" {
             // Non-geographic (5XX, 710) or reserved codes: no place, so no zones either.
             return Ok(());
         }
-        if country == "US" {
-            info.state = State::parse(location);
-            if info.state.is_none() {
-                return Err(format!("unknown US location `{location}`"));
+        let place = match info.country {
+            Some(Country::US) => {
+                info.state = State::parse(location);
+                if info.state.is_none() {
+                    return Err(format!("unknown US location `{location}`"));
+                }
+                Place::Us(info.state)
             }
-        }
-        // US rules need the zones of US codes; elsewhere (Newfoundland's `N`...) they are
-        // informative only.
-        info.zones = match parse_zones(get(cols.time_zone), info.state) {
+            Some(Country::CA) => Place::Canada(location),
+            _ => Place::Elsewhere,
+        };
+        // US and Canadian rules need the zones of their codes; elsewhere they are informative.
+        info.zones = match parse_zones(get(cols.time_zone), place) {
             Ok(z) => z,
-            Err(_) if info.state.is_none() => Zones::default(),
+            Err(_) if place == Place::Elsewhere => Zones::default(),
             Err(m) => return Err(format!("NPA {code}: TIME_ZONE {m}")),
         };
         self.complex(get(cols.overlay));
@@ -388,7 +482,8 @@ impl Build {
             let mut zones = self.npa[code as usize].zones;
             for c in [2, 4] {
                 if let Some(v) = f.get(c) {
-                    let z = parse_zones(v, state).map_err(|m| err(format!("npa {code}: {m}")))?;
+                    let z = parse_zones(v, Place::Us(state))
+                        .map_err(|m| err(format!("npa {code}: {m}")))?;
                     zones = zones.union(z);
                 }
             }
@@ -414,11 +509,33 @@ impl Build {
     }
 }
 
+/// Where an area code's zone letters are read: a letter names another zone in Canada.
+#[derive(Clone, Copy, PartialEq)]
+enum Place<'a> {
+    Us(Option<State>),
+    /// NANPA's LOCATION (`SASKATCHEWAN`...).
+    Canada(&'a str),
+    Elsewhere,
+}
+
 /// NANPA's TIME_ZONE forms: letter runs ("E", "EC", "MP", "A", "AK"), "(UTC-10)", "UTC-11",
 /// "(UTC+10)", free text naming "PT/MT", and libphonenumber's "AK/H/HA", "M(noDST)", "-".
-fn parse_zones(v: &str, state: Option<State>) -> Result<Zones, String> {
+/// In Canada "A" is Halifax's time, "N" Newfoundland's, and Saskatchewan's "C" keeps no DST.
+fn parse_zones(v: &str, place: Place<'_>) -> Result<Zones, String> {
     let v = v.trim();
     let mut z = Zones::default();
+    let state = match place {
+        Place::Us(s) => s,
+        _ => None,
+    };
+    let (atlantic, central) = match place {
+        Place::Canada(l) if l.eq_ignore_ascii_case("SASKATCHEWAN") => {
+            (Zone::AtlanticCanada, Zone::Saskatchewan)
+        }
+        Place::Canada(_) => (Zone::AtlanticCanada, Zone::Central),
+        _ => (Zone::Atlantic, Zone::Central),
+    };
+    let canada = matches!(place, Place::Canada(_));
     // In Arizona plain "M" is Phoenix time, unless the value also names "M(noDST)": then "M"
     // is the DST-observing Navajo Nation.
     let az_no_dst = state.map(|s| s.code()) == Some("AZ") && !v.contains("noDST");
@@ -444,14 +561,19 @@ fn parse_zones(v: &str, state: Option<State>) -> Result<Zones, String> {
                     "PT" => z.insert(Zone::Pacific),
                     "MT" => mountain(&mut z),
                     "M(noDST)" => z.insert(Zone::Arizona),
+                    // Labrador keeps Atlantic time: a call must be legal in both.
+                    "N" if canada => {
+                        z.insert(Zone::Newfoundland);
+                        z.insert(Zone::AtlanticCanada);
+                    }
                     p if !p.is_empty() && p.chars().all(|c| "ECMPA".contains(c)) => {
                         for c in p.chars() {
                             match c {
                                 'E' => z.insert(Zone::Eastern),
-                                'C' => z.insert(Zone::Central),
+                                'C' => z.insert(central),
                                 'M' => mountain(&mut z),
                                 'P' => z.insert(Zone::Pacific),
-                                _ => z.insert(Zone::Atlantic),
+                                _ => z.insert(atlantic),
                             }
                         }
                     }
@@ -506,6 +628,27 @@ mod tests {
             assert!(!t.get(n).zones.is_empty(), "NPA {n} has no zone");
         }
         assert_eq!(t.file_date, "11/26/2025");
+    }
+
+    #[test]
+    fn canadian_codes_keep_their_provinces_time() {
+        assert_eq!(zones(416), ["America/New_York"]);
+        assert_eq!(zones(902), ["America/Halifax"]);
+        assert_eq!(zones(709), ["America/Halifax", "America/St_Johns"]);
+        assert_eq!(zones(306), ["America/Regina"]);
+        let t = NpaTable::embedded();
+        assert_eq!(t.get(416).country, Some(Country::CA));
+        assert_eq!(t.get(416).state, None);
+    }
+
+    #[test]
+    fn every_assigned_code_names_its_country() {
+        let t = NpaTable::embedded();
+        assert_eq!(t.get(212).country, Some(Country::US));
+        assert_eq!(t.get(876).country, Country::parse("JM"));
+        assert!((0..1000).all(|n| t.get(n).assigned == t.get(n).country.is_some()));
+        assert_eq!(Country::parse("de"), Country::parse("DE"));
+        assert_eq!(Country::parse("DEU"), None);
     }
 
     #[test]

@@ -179,10 +179,10 @@ impl<'a> Run<'a> {
 
     /// Everything that depends on the number: lists, data freshness, place, rules.
     fn check_number(&mut self, n: E164) {
-        self.check_country(n);
+        let (npa, info) = self.area_code(n);
+        self.check_country(n, info);
         self.d.list_hits = self.d.lists.lookup(n);
         let mut consents = Consents::of(self, n);
-        let (npa, info) = self.area_code(n);
         let mut place = place_of(info, &consents);
         // The states whose rules apply: the area code's and the known address's.
         let mut states = StateSet::default();
@@ -201,13 +201,20 @@ impl<'a> Run<'a> {
     }
 
     /// The called country. Outside `numbers.allowed_countries` every call is blocked.
-    /// Outside the NANP callgate knows no country's law yet (consent, hours, lists): the call
-    /// fails as configured, closed for marketing by default.
-    fn check_country(&mut self, n: E164) {
+    /// A country without a policy in the rules (`[[country]]`; every country outside the NANP
+    /// for now) leaves its law unknown (consent, hours, lists): the call fails as configured,
+    /// closed for marketing by default.
+    fn check_country(&mut self, n: E164, info: Option<NpaInfo>) {
         if !self.p.country_allowed(n) {
             self.block(Check::Location, Reason::CountryNotAllowed);
         }
-        if n.nanp_national().is_none() {
+        let country = info.and_then(|i| i.country);
+        let has_policy = match n.nanp_national() {
+            None => false,
+            // An unassigned area code is `unknown_location`'s.
+            Some(_) => country.is_none_or(|c| self.p.rules.has_policy(c)),
+        };
+        if !has_policy {
             let cfg = &self.p.cfg;
             let mode = match self.marketing {
                 true => cfg.on_country_not_configured,
@@ -332,7 +339,7 @@ impl<'a> Run<'a> {
         let p: &'a Policy = self.p;
         let rules = &p.rules;
         let mut hours = HoursRun::default();
-        let mut mask = rules.mask_for(states);
+        let mut mask = rules.mask_for(place.country, states);
         while mask != 0 {
             let i = mask.trailing_zeros() as usize;
             mask &= mask - 1;
@@ -488,6 +495,7 @@ impl<'a> Run<'a> {
 /// consent record (a CRM import) gave; both places count, so the call must be legal at either.
 fn place_of(info: Option<NpaInfo>, consents: &Consents<'_>) -> Place {
     let mut place = Place {
+        country: info.and_then(|i| i.country),
         npa_state: info.and_then(|i| i.state),
         zones: info.map(|i| i.zones).unwrap_or_default(),
         ..Place::default()

@@ -109,6 +109,14 @@ impl Serialize for Context<'_> {
             m.serialize_entry("caller_id", &c.caller_id.describe())?;
             m.serialize_entry("shadow", &c.campaign.shadow)?;
         }
+        // Said where it is not the default: a US number's records stay as they were.
+        if let Some(c) = d
+            .place
+            .country
+            .filter(|c| *c != crate::number::geo::Country::US)
+        {
+            m.serialize_entry("country", &c)?;
+        }
         if let Some(st) = d.place.npa_state {
             m.serialize_entry("npa_state", &st)?;
         }

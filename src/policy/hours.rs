@@ -71,7 +71,7 @@ pub(crate) fn next_open(
     method: CallMethod,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let mask = book.mask_for(set);
+    let mask = book.mask_for(place.country, set);
     // The applicable hours rules, without collecting them (no allocation on the call path).
     let hours = || {
         (0..book.rules.len())

@@ -19,7 +19,7 @@ pub use decide::Against;
 use crate::call::{Reason, Reasons, Verdict};
 use crate::config::{FailMode, PolicyConfig};
 use crate::lists::{ListKind, ListSet, LoadedList, OptOuts, StaleTimes};
-use crate::number::geo::{NpaTable, State, Zone, Zones};
+use crate::number::geo::{Country, NpaTable, State, Zone, Zones};
 use crate::number::{Called, NumberProblem, E164};
 use caps::{CapAnswer, CapStore, CapsDue};
 use consent::{ConsentRecord, ConsentStore};
@@ -149,6 +149,8 @@ impl Flags {
 /// Where the called party is taken to be, and the local time that bound the decision.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Place {
+    /// The country of the number (by its area code for +1; None outside the NANP).
+    pub country: Option<Country>,
     pub npa_state: Option<State>,
     pub address_state: Option<State>,
     pub zones: Zones,

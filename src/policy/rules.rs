@@ -4,7 +4,7 @@
 use super::calendar::Calendar;
 use crate::call::{CallMethod, Purpose};
 use crate::config::{parse_toml, ConfigError};
-use crate::number::geo::{State, StateSet};
+use crate::number::geo::{Country, State, StateSet};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -105,7 +105,9 @@ impl RuleKind {
 pub struct Rule {
     pub id: String,
     pub kind: RuleKind,
-    /// Empty: every US number.
+    /// The country whose numbers the rule concerns (`country`, default US).
+    pub country: Country,
+    /// Empty: every number of the country.
     pub states: StateSet,
     pub purposes: Bits,
     pub methods: Bits,
@@ -133,10 +135,25 @@ pub struct ConsentDefaults {
 /// At most this many rules (they are indexed by a u128 bitmask).
 pub(crate) const MAX_RULES: usize = 128;
 
+/// A country callgate has a policy for (`[[country]]`): calls to its numbers are judged by
+/// the rules that name it. The US needs none (its rules are the default).
+#[derive(Clone, Debug)]
+pub struct CountryPolicy {
+    pub code: Country,
+    pub name: String,
+    pub source: String,
+    pub confidence: String,
+    pub note: Option<String>,
+}
+
 pub struct RuleBook {
     pub rules: Vec<Rule>,
+    /// Countries besides the US with a policy.
+    pub countries: Vec<CountryPolicy>,
     /// Rules for every US number.
     federal: u128,
+    /// Rules for every number of another country with a policy.
+    by_country: Vec<(Country, u128)>,
     /// Rules per state, by `State::index`.
     by_state: Vec<u128>,
     pub consent: ConsentDefaults,
@@ -147,14 +164,27 @@ pub struct RuleBook {
 }
 
 impl RuleBook {
-    /// The rules that concern a number in `states` (no state: not a US number, no rules).
-    pub(crate) fn mask_for(&self, states: StateSet) -> u128 {
-        if states.is_empty() {
-            return 0;
-        }
+    /// The rules that concern a number of `country` (None: no known country, no rules) in
+    /// `states` (its area code's and its address's).
+    pub(crate) fn mask_for(&self, country: Option<Country>, states: StateSet) -> u128 {
+        let national = match country {
+            None => return 0,
+            Some(Country::US) if states.is_empty() => return 0,
+            Some(Country::US) => self.federal,
+            Some(c) => self
+                .by_country
+                .iter()
+                .find(|(k, _)| *k == c)
+                .map_or(0, |(_, m)| *m),
+        };
         states
             .iter()
-            .fold(self.federal, |m, s| m | self.by_state[s.index()])
+            .fold(national, |m, s| m | self.by_state[s.index()])
+    }
+
+    /// Whether callgate has a policy for calls to `country`'s numbers.
+    pub fn has_policy(&self, country: Country) -> bool {
+        country == Country::US || self.countries.iter().any(|c| c.code == country)
     }
 
     pub fn load(rules_path: &Path, holidays_dir: &Path) -> Result<RuleBook, ConfigError> {
@@ -172,6 +202,10 @@ impl RuleBook {
         let fail = |id: &str, key: &str, message: String| {
             crate::config::error_at_key(file, src, Some(&format!("id = \"{id}\"")), key, message)
         };
+        let countries = countries(raw.country, &|code: &str, key: &str, m: String| {
+            let at = format!("code = \"{code}\"");
+            crate::config::error_at_key(file, src, Some(&at), key, m)
+        })?;
         let mut rules = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for r in raw.rule {
@@ -180,7 +214,12 @@ impl RuleBook {
                 return Err(fail(&r.id, "id", why));
             }
             let id = r.id.clone();
-            rules.push(rule(r, &|key: &str, m: String| fail(&id, key, m))?);
+            let r = rule(r, &|key: &str, m: String| fail(&id, key, m))?;
+            if !r.country.eq(&Country::US) && !countries.iter().any(|c| c.code == r.country) {
+                let why = format!("no [[country]] with code = \"{}\"", r.country);
+                return Err(fail(&id, "country", why));
+            }
+            rules.push(r);
         }
         if rules.len() > MAX_RULES {
             return Err(fail("", "rule", format!("more than {MAX_RULES} rules")));
@@ -196,7 +235,7 @@ impl RuleBook {
             );
             return Err(fail(&past.id, "kind", why));
         }
-        let (federal, by_state) = index_by_state(&rules);
+        let (federal, by_state, by_country) = index_by_place(&rules);
         let consent = consent_defaults(raw.consent).map_err(|v| {
             let why = format!("unknown consent type `{v}`");
             crate::config::error_at_key(file, src, None, "consent.registry_exemptions", why)
@@ -204,7 +243,9 @@ impl RuleBook {
         let version = version_of(src, &calendar);
         Ok(RuleBook {
             rules,
+            countries,
             federal,
+            by_country,
             by_state,
             consent,
             calendar,
@@ -219,6 +260,15 @@ type Fail<'a> = dyn Fn(&str, String) -> ConfigError + 'a;
 
 /// One `[[rule]]`: whom and what it concerns, and what it does.
 fn rule(r: RawRule, f: &Fail<'_>) -> Result<Rule, ConfigError> {
+    let country = match r.country.as_deref() {
+        None => Country::US,
+        Some(c) => Country::parse(c)
+            .ok_or_else(|| f("country", format!("`{c}` is not a two-letter country code")))?,
+    };
+    if country != Country::US && r.states.is_some() {
+        let why = "`states` are US states: a rule for another country concerns all of it".into();
+        return Err(f("states", why));
+    }
     let mut states = StateSet::default();
     for s in r.states.iter().flatten() {
         let state = State::parse(s).ok_or_else(|| f("states", format!("unknown state `{s}`")))?;
@@ -248,6 +298,7 @@ fn rule(r: RawRule, f: &Fail<'_>) -> Result<Rule, ConfigError> {
     Ok(Rule {
         id: r.id,
         kind,
+        country,
         states,
         purposes,
         methods,
@@ -324,19 +375,62 @@ fn cap_of(r: &RawRule, f: &Fail<'_>) -> Result<RuleKind, ConfigError> {
     })
 }
 
-/// Bit masks of the rules for every US number and for each state.
-fn index_by_state(rules: &[Rule]) -> (u128, Vec<u128>) {
+/// Bit masks of the rules for every US number, for each state, and for every number of each
+/// other country.
+fn index_by_place(rules: &[Rule]) -> (u128, Vec<u128>, Vec<(Country, u128)>) {
     let mut federal = 0u128;
     let mut by_state = vec![0u128; crate::number::geo::STATES.len()];
+    let mut by_country: Vec<(Country, u128)> = Vec::new();
     for (i, r) in rules.iter().enumerate() {
-        if r.states.is_empty() {
-            federal |= 1 << i;
+        match (r.country, r.states.is_empty()) {
+            (Country::US, true) => federal |= 1 << i,
+            (Country::US, false) => {}
+            (c, _) => match by_country.iter_mut().find(|(k, _)| *k == c) {
+                Some((_, m)) => *m |= 1 << i,
+                None => by_country.push((c, 1 << i)),
+            },
         }
         for s in r.states.iter() {
             by_state[s.index()] |= 1 << i;
         }
     }
-    (federal, by_state)
+    (federal, by_state, by_country)
+}
+
+/// The `[[country]]` tables: each a two-letter code, once, with its name and source.
+fn countries(
+    raw: Vec<RawCountry>,
+    fail: &dyn Fn(&str, &str, String) -> ConfigError,
+) -> Result<Vec<CountryPolicy>, ConfigError> {
+    let mut out: Vec<CountryPolicy> = Vec::with_capacity(raw.len());
+    for c in raw {
+        let Some(code) = Country::parse(&c.code) else {
+            return Err(fail(
+                &c.code,
+                "code",
+                "not a two-letter country code".into(),
+            ));
+        };
+        if code == Country::US || out.iter().any(|o| o.code == code) {
+            let why = "each country once; the US's rules are those without `country`".into();
+            return Err(fail(&c.code, "code", why));
+        }
+        if c.source.as_deref().is_none_or(str::is_empty) {
+            return Err(fail(
+                &c.code,
+                "source",
+                "a country's policy cites its source".into(),
+            ));
+        }
+        out.push(CountryPolicy {
+            code,
+            name: c.name,
+            source: c.source.unwrap_or_default(),
+            confidence: c.confidence.unwrap_or_default(),
+            note: c.note,
+        });
+    }
+    Ok(out)
 }
 
 /// The `[consent]` table; the error is an unknown consent type.
@@ -401,6 +495,18 @@ struct RawBook {
     consent: RawConsent,
     #[serde(default)]
     rule: Vec<RawRule>,
+    #[serde(default)]
+    country: Vec<RawCountry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCountry {
+    code: String,
+    name: String,
+    source: Option<String>,
+    confidence: Option<String>,
+    note: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -417,6 +523,7 @@ struct RawConsent {
 struct RawRule {
     id: String,
     kind: String,
+    country: Option<String>,
     states: Option<Vec<String>>,
     purposes: Option<Vec<String>>,
     methods: Option<Vec<String>>,
@@ -446,13 +553,40 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_for_another_country_needs_that_countrys_policy() {
+        let rule = "[[rule]]\nid = \"x\"\nkind = \"no_call\"\ncountry = \"DE\"\n";
+        let e = book(rule).err().unwrap().to_string();
+        assert!(e.contains("country") && e.contains("[[country]]"), "{e}");
+        let country = "[[country]]\ncode = \"DE\"\nname = \"Germany\"\nsource = \"UWG 7\"\n";
+        let b = book(&format!("{country}{rule}")).unwrap();
+        let de = Country::parse("DE");
+        assert!(b.has_policy(de.unwrap()));
+        assert_eq!(b.mask_for(de, StateSet::default()), 1);
+        assert_eq!(b.mask_for(Some(Country::CA), StateSet::default()), 0);
+    }
+
+    #[test]
+    fn a_country_policy_is_refused_without_a_source_or_twice_or_with_states() {
+        let de = "[[country]]\ncode = \"DE\"\nname = \"Germany\"\n";
+        assert!(book(de).err().unwrap().to_string().contains("source"));
+        let de = format!("{de}source = \"UWG 7\"\n");
+        assert!(book(&format!("{de}{de}")).is_err());
+        let us = "[[country]]\ncode = \"US\"\nname = \"US\"\nsource = \"x\"\n";
+        assert!(book(us).is_err());
+        let states =
+            "[[rule]]\nid = \"x\"\nkind = \"no_call\"\ncountry = \"DE\"\nstates = [\"TX\"]\n";
+        let e = book(&format!("{de}{states}")).err().unwrap().to_string();
+        assert!(e.contains("states"), "{e}");
+    }
+
+    #[test]
     fn shipped_rules_parse() {
         let b =
             RuleBook::load(Path::new("config/rules.toml"), Path::new("config/holidays")).unwrap();
         assert!(b.rules.len() > 20);
         let tx = State::parse("TX").unwrap();
         let ids: Vec<_> = (0..b.rules.len())
-            .filter(|i| b.mask_for(StateSet::of(&[tx])) & (1 << i) != 0)
+            .filter(|i| b.mask_for(Some(Country::US), StateSet::of(&[tx])) & (1 << i) != 0)
             .map(|i| b.rules[i].id.as_str())
             .collect();
         assert!(
