@@ -109,10 +109,24 @@ const TABLE: &str = r#"
 +18015550100 | 2026-07-24T16:00:00Z | default |  |  |  | blocked | holiday
 +18015550100 | 2026-07-24T16:00:00Z | default |  |  | pec@2026-01-01 | allowed |
 +12155550100 | 2099-03-05T16:00:00Z | default |  |  |  | blocked | calendar_missing
-# --- countries outside the NANP: no country policy yet, marketing fails closed ---
-+4915112345678 | 2026-11-24T17:00:00Z | default |  |  |  | blocked | country_not_configured
-+4915112345678 | 2026-11-24T17:00:00Z | info |  |  |  | allowed | country_not_configured
-+33612345678 | 2026-11-24T12:30:00Z | collect |  |  |  | allowed | country_not_configured
+# --- countries outside the NANP: a country without a policy fails closed for marketing ---
++81312345678 | 2026-11-24T03:00:00Z | default |  |  |  | blocked | country_not_configured
++81312345678 | 2026-11-24T03:00:00Z | info |  |  |  | allowed | country_not_configured
+# Germany: telephone advertising needs prior express consent (an EBR is not enough).
++4915112345678 | 2026-11-24T17:00:00Z | default |  |  |  | blocked | consent_required
++4915112345678 | 2026-11-24T17:00:00Z | default |  |  | ebr_purchase@2026-06-01 | blocked | consent_required
++4915112345678 | 2026-11-24T17:00:00Z | default |  |  | pewc@2026-01-01 | allowed |
++4915112345678 | 2026-11-24T17:00:00Z | info |  |  |  | allowed |
+# France, with consent: Tuesday 11:00 and 13:30 (the pause) Paris time, Saturday 11:00;
+# without consent; debt collection is not canvassing.
++33612345678 | 2026-11-24T10:00:00Z | default |  |  | pewc@2026-01-01 | allowed |
++33612345678 | 2026-11-24T12:30:00Z | default |  |  | pewc@2026-01-01 | blocked | outside_hours
++33612345678 | 2026-11-28T10:00:00Z | default |  |  | pewc@2026-01-01 | blocked | outside_hours
++33612345678 | 2026-11-24T10:00:00Z | default |  |  |  | blocked | consent_required
++33612345678 | 2026-11-24T12:30:00Z | collect |  |  |  | allowed |
+# United Kingdom: an automated call needs consent; a live one does not (TPS is a list).
++447700900123 | 2026-11-24T15:00:00Z | robo | prerecorded |  |  | blocked | consent_required
++447700900123 | 2026-11-24T15:00:00Z | default |  |  |  | allowed |
 # --- Canada: the CRTC's hours in the province's time, not the US federal window ---
 # Toronto, Tuesday 21:00 and 21:45 EST; Sunday 17:30 and 18:30 EST.
 +14165550100 | 2026-11-25T02:00:00Z | default |  |  |  | allowed |
@@ -527,6 +541,21 @@ fn an_outside_hours_rejection_says_when_the_window_opens() {
     let d = c.decide("+18505550100", t("2026-11-24T12:00:00Z"), false);
     assert_eq!(d.retry_after, Some(2 * 3600));
     assert_eq!(d.place.binding.unwrap().0.name(), "America/New_York");
+}
+
+#[test]
+fn a_rejection_in_a_pause_or_before_a_weekend_says_when_calls_may_start_again() {
+    let c = Calls::new();
+    // Paris, Tuesday 13:30: the pause ends at 14:00.
+    let d = c.decide("+33612345678", t("2026-11-24T12:30:00Z"), false);
+    assert_eq!(d.retry_after, Some(30 * 60));
+    assert_eq!(d.place.binding.unwrap().0.name(), "Europe/Paris");
+    // Friday 20:30: closed until Monday 10:00 (61.5 hours).
+    let d = c.decide("+33612345678", t("2026-11-27T19:30:00Z"), false);
+    assert_eq!(d.retry_after, Some(61 * 3600 + 1800));
+    // St. John's, Tuesday 21:35 NST: Wednesday 09:00 in Labrador's Atlantic time, the later.
+    let d = c.decide("+17095550100", t("2026-11-25T01:05:00Z"), false);
+    assert_eq!(d.retry_after, Some(11 * 3600 + 55 * 60));
 }
 
 #[test]

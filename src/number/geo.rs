@@ -116,10 +116,14 @@ pub enum Zone {
     Newfoundland,
     /// Central time without DST.
     Saskatchewan,
+    /// Zones a country policy (`[[country]] zones`) names outside the NANP.
+    London,
+    Paris,
+    Berlin,
 }
 
 impl Zone {
-    pub(crate) const ALL: [Zone; 14] = [
+    pub(crate) const ALL: [Zone; 17] = [
         Zone::Eastern,
         Zone::Central,
         Zone::Mountain,
@@ -134,6 +138,9 @@ impl Zone {
         Zone::AtlanticCanada,
         Zone::Newfoundland,
         Zone::Saskatchewan,
+        Zone::London,
+        Zone::Paris,
+        Zone::Berlin,
     ];
 
     pub fn tz(self) -> Tz {
@@ -152,6 +159,9 @@ impl Zone {
             Zone::AtlanticCanada => chrono_tz::America::Halifax,
             Zone::Newfoundland => chrono_tz::America::St_Johns,
             Zone::Saskatchewan => chrono_tz::America::Regina,
+            Zone::London => chrono_tz::Europe::London,
+            Zone::Paris => chrono_tz::Europe::Paris,
+            Zone::Berlin => chrono_tz::Europe::Berlin,
         }
     }
 
@@ -170,13 +180,17 @@ impl Zone {
             "2026-11-01T12:00:00Z",
         ]
         .map(|t| t.parse::<DateTime<Utc>>().unwrap());
-        Zone::ALL.into_iter().find(|z| {
-            z.name() == tz.name()
-                || probe.iter().all(|t| {
-                    use chrono::Offset;
-                    t.with_timezone(&z.tz()).offset().fix() == t.with_timezone(&tz).offset().fix()
-                })
-        })
+        let same = |z: &Zone| {
+            probe.iter().all(|t| {
+                use chrono::Offset;
+                t.with_timezone(&z.tz()).offset().fix() == t.with_timezone(&tz).offset().fix()
+            })
+        };
+        // Its own name first: Europe/Berlin is Berlin, not Paris that behaves like it.
+        let all = Zone::ALL.into_iter();
+        all.clone()
+            .find(|z| z.name() == tz.name())
+            .or_else(|| all.clone().find(same))
     }
 
     /// Local wall-clock time in this zone.
@@ -192,7 +206,7 @@ impl Serialize for Zone {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Zones(pub u16);
+pub struct Zones(pub u32);
 
 impl Zones {
     pub fn insert(&mut self, z: Zone) {
@@ -690,6 +704,8 @@ mod tests {
             Some(Zone::Eastern)
         );
         assert_eq!(Zone::from_iana("America/Phoenix"), Some(Zone::Arizona));
-        assert_eq!(Zone::from_iana("Europe/Paris"), None);
+        assert_eq!(Zone::from_iana("Europe/Berlin"), Some(Zone::Berlin));
+        assert_eq!(Zone::from_iana("Europe/Madrid"), Some(Zone::Paris));
+        assert_eq!(Zone::from_iana("Asia/Tokyo"), None);
     }
 }

@@ -24,6 +24,14 @@ impl E164 {
         self.0
     }
 
+    /// Whether the number starts with the country calling code `code` (its digits: 49 for
+    /// +49) and has digits after it.
+    pub(crate) fn has_calling_code(self, code: u64) -> bool {
+        let len = self.0.checked_ilog10().unwrap_or(0) + 1;
+        let code_len = code.checked_ilog10().unwrap_or(0) + 1;
+        len > code_len && self.0 / 10u64.pow(len - code_len) == code
+    }
+
     /// The NANP 10-digit national number (NPA-NXX-XXXX), if this is a +1 number.
     pub(crate) fn nanp_national(self) -> Option<u64> {
         (10_000_000_000..20_000_000_000)

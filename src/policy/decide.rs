@@ -6,7 +6,7 @@ use super::caps::{CapDue, CapKey};
 use super::consent::{ConsentRecord, Records};
 use super::context::{CallContext, CallerId};
 use super::hours;
-use super::rules::{Bits, Rule, RuleKind};
+use super::rules::{Bits, CountryPolicy, Rule, RuleKind};
 use super::{dnc_for, Check, Decision, Flags, Outcome, Place, Policy, PolicyState};
 use crate::call::Purpose;
 use crate::call::{Reason, Verdict};
@@ -180,10 +180,14 @@ impl<'a> Run<'a> {
     /// Everything that depends on the number: lists, data freshness, place, rules.
     fn check_number(&mut self, n: E164) {
         let (npa, info) = self.area_code(n);
-        self.check_country(n, info);
+        let country = self.check_country(n, info);
         self.d.list_hits = self.d.lists.lookup(n);
         let mut consents = Consents::of(self, n);
         let mut place = place_of(info, &consents);
+        if let Some(policy) = country {
+            place.country = Some(policy.code);
+            place.zones = place.zones.union(policy.zones);
+        }
         // The states whose rules apply: the area code's and the known address's.
         let mut states = StateSet::default();
         for s in [place.npa_state, place.address_state].into_iter().flatten() {
@@ -204,15 +208,22 @@ impl<'a> Run<'a> {
     /// A country without a policy in the rules (`[[country]]`; every country outside the NANP
     /// for now) leaves its law unknown (consent, hours, lists): the call fails as configured,
     /// closed for marketing by default.
-    fn check_country(&mut self, n: E164, info: Option<NpaInfo>) {
+    /// Returns the policy of a country outside the NANP that has one.
+    fn check_country(&mut self, n: E164, info: Option<NpaInfo>) -> Option<&'a CountryPolicy> {
         if !self.p.country_allowed(n) {
             self.block(Check::Location, Reason::CountryNotAllowed);
         }
-        let country = info.and_then(|i| i.country);
+        let p: &'a Policy = self.p;
+        let foreign = match n.nanp_national() {
+            None => p.rules.policy_for(n),
+            Some(_) => None,
+        };
         let has_policy = match n.nanp_national() {
-            None => false,
+            None => foreign.is_some(),
             // An unassigned area code is `unknown_location`'s.
-            Some(_) => country.is_none_or(|c| self.p.rules.has_policy(c)),
+            Some(_) => info
+                .and_then(|i| i.country)
+                .is_none_or(|c| p.rules.has_policy(c)),
         };
         if !has_policy {
             let cfg = &self.p.cfg;
@@ -222,6 +233,7 @@ impl<'a> Run<'a> {
             };
             self.fail(Check::Location, Reason::CountryNotConfigured, mode);
         }
+        foreign
     }
 
     fn area_code(&self, n: E164) -> (Option<u16>, Option<NpaInfo>) {

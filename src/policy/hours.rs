@@ -53,12 +53,29 @@ pub fn check(h: &Hours, cal: &Calendar, states: StateSet, local: NaiveDateTime) 
         return HoursCheck::NoCalendar;
     };
     let m = (local.hour() * 60 + local.minute()) as u16;
-    match w {
-        Some((open, close)) if open <= m && m < close => HoursCheck::Inside {
-            slack: (m - open).min(close - m),
-        },
-        _ => HoursCheck::Outside { holiday },
+    let Some((open, close)) = w.filter(|(open, close)| *open <= m && m < *close) else {
+        return HoursCheck::Outside { holiday };
+    };
+    // The part of the window `m` is in: before the pause, after it, or the whole window.
+    let (open, close) = match h.pause {
+        Some((from, to)) if (from..to).contains(&m) => return HoursCheck::Outside { holiday },
+        Some((from, _)) if m < from => (open, from.min(close)),
+        Some((_, to)) => (to.max(open), close),
+        None => (open, close),
+    };
+    HoursCheck::Inside {
+        slack: (m - open).min(close - m),
     }
+}
+
+/// When calls may start on a day whose window is `(open, close)`: its opening, and the end
+/// of its pause.
+fn openings(h: &Hours, (open, close): (u16, u16)) -> impl Iterator<Item = u16> {
+    let after_pause = h
+        .pause
+        .map(|(_, to)| to)
+        .filter(|to| (open..close).contains(to));
+    std::iter::once(open).chain(after_pause)
 }
 
 /// The earliest time at or after `now` when every hours rule that applies is inside its window
@@ -103,12 +120,16 @@ pub(crate) fn next_open(
                 }
                 // Jump to this rule's next opening in this zone.
                 let mut next = None;
-                for day in 0..14 {
+                let starts = (0..14).flat_map(|day| {
                     let date = local.date() + Duration::days(day);
-                    let Ok((Some((open, _close)), _)) = window_on(h, &book.calendar, st, date)
-                    else {
-                        continue;
-                    };
+                    let window = window_on(h, &book.calendar, st, date).ok();
+                    let window = window.and_then(|(w, _)| w);
+                    window
+                        .into_iter()
+                        .flat_map(|w| openings(h, w))
+                        .map(move |open| (date, open))
+                });
+                for (date, open) in starts {
                     let at = date.and_hms_opt(open as u32 / 60, open as u32 % 60, 0)?;
                     if at > local {
                         // A DST gap has no such local time: the next hour does.

@@ -363,13 +363,11 @@ impl Policy {
     /// Whether `numbers.allowed_countries` lets calls go to `n`'s country. Country codes are
     /// prefix-free (ITU-T E.164): a code is the number's country when its digits begin it.
     pub(crate) fn country_allowed(&self, n: E164) -> bool {
-        let digits = n.as_u64();
-        let len = digits.checked_ilog10().unwrap_or(0) + 1;
         self.allowed_countries.is_empty()
-            || self.allowed_countries.iter().any(|&code| {
-                let code_len = code.checked_ilog10().unwrap_or(0) + 1;
-                len > code_len && digits / 10u64.pow(len - code_len) == code
-            })
+            || self
+                .allowed_countries
+                .iter()
+                .any(|&code| n.has_calling_code(code))
     }
 
     /// The longest cap window of the rules (how long counters must be kept).

@@ -4,7 +4,8 @@
 use super::calendar::Calendar;
 use crate::call::{CallMethod, Purpose};
 use crate::config::{parse_toml, ConfigError};
-use crate::number::geo::{Country, State, StateSet};
+use crate::number::geo::{Country, State, StateSet, Zone, Zones};
+use crate::number::E164;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -68,6 +69,8 @@ pub struct Hours {
     /// The window on the rule's states' holidays (from the calendar); `None` in the outer
     /// option: holidays are ordinary days for this rule.
     pub holiday: Option<DayWindow>,
+    /// A pause inside every day's window (France's 13:00-14:00): no calls during it.
+    pub pause: Option<(u16, u16)>,
 }
 
 pub(crate) const WHOLE_DAY: DayWindow = Some((0, 24 * 60));
@@ -141,6 +144,11 @@ pub(crate) const MAX_RULES: usize = 128;
 pub struct CountryPolicy {
     pub code: Country,
     pub name: String,
+    /// The country calling code of a country outside the NANP (`49`); None for a +1 country,
+    /// whose numbers NANPA's area codes tell apart.
+    pub calling_code: Option<u64>,
+    /// Where the country's numbers are called (outside the NANP; the NANP's from area codes).
+    pub zones: Zones,
     pub source: String,
     pub confidence: String,
     pub note: Option<String>,
@@ -180,6 +188,14 @@ impl RuleBook {
         states
             .iter()
             .fold(national, |m, s| m | self.by_state[s.index()])
+    }
+
+    /// The policy of the country outside the NANP whose calling code `n` starts with.
+    pub(crate) fn policy_for(&self, n: E164) -> Option<&CountryPolicy> {
+        self.countries
+            .iter()
+            .filter(|c| c.calling_code.is_some_and(|code| n.has_calling_code(code)))
+            .max_by_key(|c| c.calling_code)
     }
 
     /// Whether callgate has a policy for calls to `country`'s numbers.
@@ -346,6 +362,7 @@ fn hours_of(r: &RawRule, f: &Fail<'_>) -> Result<Hours, ConfigError> {
         saturday: or_all(day("saturday", &r.saturday)?),
         sunday: or_all(day("sunday", &r.sunday)?),
         holiday: day("holiday", &r.holiday)?,
+        pause: day("pause", &r.pause)?.flatten(),
     })
 }
 
@@ -422,9 +439,13 @@ fn countries(
                 "a country's policy cites its source".into(),
             ));
         }
+        let (calling_code, zones) =
+            calling_code_and_zones(&c).map_err(|(key, why)| fail(&c.code, key, why))?;
         out.push(CountryPolicy {
             code,
             name: c.name,
+            calling_code,
+            zones,
             source: c.source.unwrap_or_default(),
             confidence: c.confidence.unwrap_or_default(),
             note: c.note,
@@ -499,11 +520,44 @@ struct RawBook {
     country: Vec<RawCountry>,
 }
 
+/// A country's calling code and zones: none for a +1 country (area codes say), both for
+/// another. The error names the key.
+fn calling_code_and_zones(c: &RawCountry) -> Result<(Option<u64>, Zones), (&'static str, String)> {
+    let code = match c.calling_code.as_deref().map(str::trim) {
+        None | Some("1") => None,
+        Some(d) if (1..=3).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) => Some(
+            d.parse::<u64>()
+                .map_err(|e| ("calling_code", e.to_string()))?,
+        ),
+        Some(d) => return Err(("calling_code", format!("`{d}` is not 1-3 digits"))),
+    };
+    let mut zones = Zones::default();
+    for name in c.zones.iter().flatten() {
+        let z = Zone::from_iana(name).ok_or_else(|| {
+            (
+                "zones",
+                format!("`{name}`: no zone callgate knows behaves like it"),
+            )
+        })?;
+        zones.insert(z);
+    }
+    match (code, zones.is_empty(), c.zones.is_some()) {
+        (Some(_), true, _) => Err(("zones", "a country outside the NANP names its zones".into())),
+        (None, _, true) => Err((
+            "zones",
+            "a +1 country's zones come from its area codes".into(),
+        )),
+        _ => Ok((code, zones)),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCountry {
     code: String,
     name: String,
+    calling_code: Option<String>,
+    zones: Option<Vec<String>>,
     source: Option<String>,
     confidence: Option<String>,
     note: Option<String>,
@@ -537,6 +591,7 @@ struct RawRule {
     saturday: Option<String>,
     sunday: Option<String>,
     holiday: Option<String>,
+    pause: Option<String>,
     consent: Option<Vec<String>>,
     calls: Option<u32>,
     window_hours: Option<u32>,
@@ -577,6 +632,37 @@ mod tests {
             "[[rule]]\nid = \"x\"\nkind = \"no_call\"\ncountry = \"DE\"\nstates = [\"TX\"]\n";
         let e = book(&format!("{de}{states}")).err().unwrap().to_string();
         assert!(e.contains("states"), "{e}");
+    }
+
+    #[test]
+    fn a_country_outside_the_nanp_names_its_calling_code_and_zones() {
+        let c = |extra: &str| {
+            let src = format!(
+                "[[country]]\ncode = \"DE\"\nname = \"Germany\"\nsource = \"UWG\"\n{extra}"
+            );
+            book(&src).map(|b| b.countries[0].clone())
+        };
+        let de = c("calling_code = \"49\"\nzones = [\"Europe/Berlin\"]\n").unwrap();
+        assert_eq!(de.calling_code, Some(49));
+        assert_eq!(
+            de.zones.iter().next().map(|z| z.name()),
+            Some("Europe/Berlin")
+        );
+        for (bad, key) in [
+            ("calling_code = \"49\"\n", "zones"),
+            (
+                "calling_code = \"4x\"\nzones = [\"Europe/Berlin\"]\n",
+                "calling_code",
+            ),
+            (
+                "calling_code = \"49\"\nzones = [\"Mars/Olympus\"]\n",
+                "zones",
+            ),
+            ("zones = [\"Europe/Berlin\"]\n", "zones"),
+        ] {
+            let e = c(bad).err().unwrap().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]
