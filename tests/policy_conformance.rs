@@ -127,6 +127,7 @@ const TABLE: &str = r#"
 # United Kingdom: an automated call needs consent; a live one does not (TPS is a list).
 +447700900123 | 2026-11-24T15:00:00Z | robo | prerecorded |  |  | blocked | consent_required
 +447700900123 | 2026-11-24T15:00:00Z | default |  |  |  | allowed |
++447700900143 | 2026-11-24T15:00:00Z | default |  |  |  | blocked | national_dnc
 # --- Canada: the CRTC's hours in the province's time, not the US federal window ---
 # Toronto, Tuesday 21:00 and 21:45 EST; Sunday 17:30 and 18:30 EST.
 +14165550100 | 2026-11-25T02:00:00Z | default |  |  |  | allowed |
@@ -142,6 +143,9 @@ const TABLE: &str = r#"
 # Regina keeps Central Standard Time all year: 21:15 CST on a July Monday is 03:15Z.
 +13065550100 | 2026-07-21T03:15:00Z | default |  |  |  | allowed |
 +13065550100 | 2026-07-21T03:45:00Z | default |  |  |  | blocked | outside_hours
+# On Canada's National DNCL (blocked; the US registry does not hold it), unless consent.
++14165550143 | 2026-11-24T15:00:00Z | default |  |  |  | blocked | national_dnc
++14165550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-01-01 | allowed |
 # An automated (prerecorded) solicitation needs express consent (ADAD rules).
 +14165550100 | 2026-11-24T15:00:00Z | robo | prerecorded |  |  | blocked | consent_required
 +14165550100 | 2026-11-24T15:00:00Z | robo | prerecorded |  | pewc@2026-01-01 | allowed |
@@ -224,6 +228,13 @@ fn set(numbers: &[u64]) -> callgate::lists::compact::CompactSet {
     b.build()
 }
 
+/// Another country's national registry.
+fn foreign(id: &str, country: &str, numbers: &[u64]) -> LoadedList {
+    let mut l = LoadedList::in_memory(id, ListKind::National, set(numbers));
+    l.meta.country = callgate::number::geo::Country::parse(country).unwrap();
+    l
+}
+
 fn lists() -> Arc<ListSet> {
     let mut fl = LoadedList::in_memory("fl", ListKind::State, set(&[13055550111, 12125550111]));
     fl.meta.state = Some("FL".into());
@@ -249,6 +260,8 @@ fn lists() -> Arc<ListSet> {
             ),
             fl,
             ma,
+            foreign("dncl-ca", "CA", &[14165550143, 17095550143]),
+            foreign("tps-gb", "GB", &[447700900143]),
             LoadedList::in_memory(
                 "wireless",
                 ListKind::Wireless,
@@ -596,6 +609,42 @@ fn a_check_counts_nothing() {
             c.decide("+13055550100", at, false).verdict.as_str(),
             "allowed"
         );
+    }
+}
+
+#[test]
+fn a_country_whose_own_national_list_is_missing_fails_closed_and_no_other_country_does() {
+    let policy = policy();
+    let without_ca = {
+        let all = lists();
+        let kept = all
+            .lists
+            .iter()
+            .filter(|l| l.meta.id.0.as_ref() != "dncl-ca")
+            .map(|l| LoadedList {
+                meta: l.meta.clone(),
+                set: l.set.clone(),
+            })
+            .collect();
+        Arc::new(ListSet::new(2, kept, vec![]))
+    };
+    let row = |number: &'static str| Row {
+        line: 0,
+        number,
+        at: "2026-11-24T17:00:00Z".parse().unwrap(),
+        campaign: "default",
+        call_type: "",
+        caller: "",
+        records: "",
+        verdict: "",
+        reasons: BTreeSet::new(),
+    };
+    let (verdict, reasons) = evaluate(&policy, &without_ca, &row("+14165550100"));
+    assert_eq!(verdict, "blocked");
+    assert!(reasons.contains("stale_list"), "{reasons:?}");
+    for other in ["+12125550100", "+447700900123"] {
+        let (verdict, reasons) = evaluate(&policy, &without_ca, &row(other));
+        assert_eq!(verdict, "allowed", "{other}: {reasons:?}");
     }
 }
 

@@ -5,6 +5,7 @@ use super::compact::SetBuilder;
 use super::snapshot;
 use super::{ListId, ListKind, ListMeta, LoadedList};
 use crate::config::{parse_toml, ConfigError};
+use crate::number::geo::Country;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -59,6 +60,9 @@ pub struct ManifestEntry {
     pub source_date: Option<String>,
     /// Two-letter state code, for `kind = "state"`.
     pub state: Option<String>,
+    /// Two-letter country code of a national list (default `US`): Canada's DNCL is
+    /// `country = "CA"`, the UK's TPS `"GB"`. It concerns that country's numbers only.
+    pub country: Option<String>,
     /// Days after `downloaded` at which the list is stale (default: `policy.national_max_age_days`,
     /// the FTC's 31-day rule).
     pub max_age_days: Option<u32>,
@@ -69,6 +73,16 @@ pub struct ManifestEntry {
 }
 
 pub(crate) const SAMPLE_MARKER: &str = "sample-data";
+
+impl ManifestEntry {
+    /// The country whose numbers the list concerns (checked when the manifest was read).
+    pub(crate) fn country(&self) -> Country {
+        self.country
+            .as_deref()
+            .and_then(Country::parse)
+            .unwrap_or(Country::US)
+    }
+}
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest, ListError> {
@@ -111,22 +125,34 @@ impl Manifest {
                     "a state list needs `state` (a two-letter code): it applies to that state's numbers".into(),
                 ));
             }
+            match (&e.country, e.kind) {
+                (Some(c), ListKind::National) if Country::parse(c).is_none() => {
+                    let why = format!("country = `{c}` is not a two-letter country code");
+                    return Err(meta_err(why));
+                }
+                (Some(_), kind) if kind != ListKind::National => {
+                    return Err(meta_err("only a national list names a country".into()));
+                }
+                _ => {}
+            }
             if e.kind == ListKind::National && e.downloaded.is_none() {
                 return Err(meta_err(
                     "a national list needs `downloaded` (the 31-day rule counts from it)".into(),
                 ));
             }
         }
-        if m.entries
+        let mut countries: Vec<Country> = m
+            .entries
             .iter()
             .filter(|e| e.kind == ListKind::National)
-            .count()
-            > 1
-        {
+            .map(ManifestEntry::country)
+            .collect();
+        countries.sort();
+        if let Some(w) = countries.windows(2).find(|w| w[0] == w[1]) {
             return Err(ListError::Meta {
                 file,
                 id: "national".into(),
-                message: "more than one national list".into(),
+                message: format!("more than one national list for {}", w[0]),
             });
         }
         Ok(m)
@@ -199,6 +225,7 @@ pub(crate) fn load_entry(
         sample,
         loaded_at: now,
         state: e.state.clone(),
+        country: e.country(),
         state_code: e
             .state
             .as_deref()
@@ -323,6 +350,31 @@ fn read_first_seen(path: &Path) -> Result<std::collections::HashMap<u64, NaiveDa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_country_has_one_national_list_and_only_national_lists_name_one() {
+        let list = |id: &str, kind: &str, country: &str| {
+            format!("[[list]]\nid = \"{id}\"\nkind = \"{kind}\"\nfile = \"{id}.txt\"\ndownloaded = \"2026-12-01\"\n{country}")
+        };
+        let us = list("us", "national", "");
+        let ca = list("ca", "national", "country = \"CA\"\n");
+        let m = Manifest::parse("lists.toml", &format!("{us}{ca}")).unwrap();
+        assert_eq!(m.entries[1].country(), Country::CA);
+        assert!(Manifest::parse(
+            "lists.toml",
+            &format!("{us}{}", list("us2", "national", ""))
+        )
+        .is_err());
+        assert!(Manifest::parse(
+            "lists.toml",
+            &format!("{ca}{}", list("ca2", "national", "country = \"ca\"\n"))
+        )
+        .is_err());
+        let custom = list("x", "custom", "country = \"CA\"\n");
+        assert!(Manifest::parse("lists.toml", &custom).is_err());
+        let bad = list("y", "national", "country = \"CAN\"\n");
+        assert!(Manifest::parse("lists.toml", &bad).is_err());
+    }
 
     #[test]
     fn wireless_lists_take_numbers_and_blocks() {

@@ -69,6 +69,9 @@ pub struct ListMeta {
     pub sample: bool,
     pub loaded_at: DateTime<Utc>,
     pub state: Option<String>,
+    /// The country whose numbers a national list concerns (US unless the manifest says).
+    #[serde(skip_serializing_if = "crate::number::geo::Country::is_us")]
+    pub country: crate::number::geo::Country,
     #[serde(skip)]
     pub state_code: Option<crate::number::geo::State>,
     pub max_age_days: Option<u32>,
@@ -122,6 +125,7 @@ impl LoadedList {
                 sample: false,
                 loaded_at: now,
                 state: None,
+                country: crate::number::geo::Country::US,
                 state_code: None,
                 max_age_days: None,
                 effective_after_days: None,
@@ -156,6 +160,7 @@ impl LoadedList {
 pub struct Unavailable {
     pub id: ListId,
     pub kind: ListKind,
+    pub country: crate::number::geo::Country,
     pub error: String,
 }
 
@@ -312,16 +317,22 @@ impl ListSet {
         hits
     }
 
+    /// The US national registry.
     pub fn national(&self) -> Option<&LoadedList> {
+        self.national_of(crate::number::geo::Country::US)
+    }
+
+    /// The national list of `country`'s numbers.
+    pub fn national_of(&self, country: crate::number::geo::Country) -> Option<&LoadedList> {
         self.lists
             .iter()
-            .find(|l| l.meta.kind == ListKind::National)
+            .find(|l| l.meta.kind == ListKind::National && l.meta.country == country)
     }
 
     pub(crate) fn national_unavailable(&self) -> bool {
         self.unavailable
             .iter()
-            .any(|u| u.kind == ListKind::National)
+            .any(|u| u.kind == ListKind::National && u.country == crate::number::geo::Country::US)
     }
 }
 
@@ -530,6 +541,7 @@ impl ListStore {
                             unavailable.push(Unavailable {
                                 id,
                                 kind: entry.kind,
+                                country: entry.country(),
                                 error: e.to_string(),
                             });
                         }
@@ -558,6 +570,7 @@ impl ListStore {
         meta.downloaded = entry.downloaded.as_deref().and_then(load::parse_date);
         meta.sample = entry.downloaded.as_deref() == Some(load::SAMPLE_MARKER);
         meta.state = entry.state.clone();
+        meta.country = entry.country();
         meta.max_age_days = entry.max_age_days;
         if entry.source_date.is_some() {
             meta.source_date = entry.source_date.clone();

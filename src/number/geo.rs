@@ -256,6 +256,10 @@ impl Country {
         std::str::from_utf8(&self.0).unwrap_or("??")
     }
 
+    pub fn is_us(&self) -> bool {
+        *self == Country::US
+    }
+
     /// NANPA's COUNTRY column (`US`, `CANADA`, `JAMAICA`...).
     fn of_nanpa(name: &str) -> Option<Country> {
         const NAMES: [(&str, &str); 20] = [
@@ -434,10 +438,9 @@ impl Build {
         }
         let info = &mut self.npa[code as usize];
         info.assigned = true;
+        // A country this table does not know yet is assigned and of no known country: its
+        // calls fail closed for marketing (no policy), never pass under another's rules.
         info.country = Country::of_nanpa(country);
-        if info.country.is_none() {
-            return Err(format!("unknown NANP country `{country}`"));
-        }
         let location = get(cols.location);
         if location.is_empty() || location == "NANP AREA" {
             // Non-geographic (5XX, 710) or reserved codes: no place, so no zones either.
@@ -492,12 +495,16 @@ impl Build {
             if code >= 1000 {
                 return Err(err(format!("npa {code} has more than 3 digits")));
             }
-            let state = State::parse(f.get(1).copied().unwrap_or(""));
+            let region = f.get(1).copied().unwrap_or("").trim();
+            // A Canadian row's letters are Canada's (A: Halifax; C in SK: no DST).
+            let place = match self.npa[code as usize].country {
+                Some(Country::CA) => Place::Canada(region),
+                _ => Place::Us(State::parse(region)),
+            };
             let mut zones = self.npa[code as usize].zones;
             for c in [2, 4] {
                 if let Some(v) = f.get(c) {
-                    let z = parse_zones(v, Place::Us(state))
-                        .map_err(|m| err(format!("npa {code}: {m}")))?;
+                    let z = parse_zones(v, place).map_err(|m| err(format!("npa {code}: {m}")))?;
                     zones = zones.union(z);
                 }
             }
@@ -543,7 +550,7 @@ fn parse_zones(v: &str, place: Place<'_>) -> Result<Zones, String> {
         _ => None,
     };
     let (atlantic, central) = match place {
-        Place::Canada(l) if l.eq_ignore_ascii_case("SASKATCHEWAN") => {
+        Place::Canada(l) if l.eq_ignore_ascii_case("SASKATCHEWAN") || l == "SK" => {
             (Zone::AtlanticCanada, Zone::Saskatchewan)
         }
         Place::Canada(_) => (Zone::AtlanticCanada, Zone::Central),
@@ -649,7 +656,12 @@ mod tests {
         assert_eq!(zones(416), ["America/New_York"]);
         assert_eq!(zones(902), ["America/Halifax"]);
         assert_eq!(zones(709), ["America/Halifax", "America/St_Johns"]);
-        assert_eq!(zones(306), ["America/Regina"]);
+        // Lloydminster keeps Alberta's time; Iqaluit Eastern; the Magdalen Islands Atlantic.
+        assert_eq!(zones(306), ["America/Denver", "America/Regina"]);
+        assert_eq!(zones(639), zones(306));
+        assert!(zones(867).contains(&"America/New_York"));
+        assert_eq!(zones(778), ["America/Denver", "America/Los_Angeles"]);
+        assert_eq!(zones(581), ["America/New_York", "America/Halifax"]);
         let t = NpaTable::embedded();
         assert_eq!(t.get(416).country, Some(Country::CA));
         assert_eq!(t.get(416).state, None);
@@ -661,6 +673,10 @@ mod tests {
         assert_eq!(t.get(212).country, Some(Country::US));
         assert_eq!(t.get(876).country, Country::parse("JM"));
         assert!((0..1000).all(|n| t.get(n).assigned == t.get(n).country.is_some()));
+        let unknown =
+            "File Date,1\nNPA_ID,LOCATION,COUNTRY,TIME_ZONE,OVERLAY_COMPLEX\n999,X,ATLANTIS,E,\n";
+        let t = NpaTable::parse("npa.csv", unknown, "npa\n").unwrap();
+        assert!(t.get(999).assigned && t.get(999).country.is_none());
         assert_eq!(Country::parse("de"), Country::parse("DE"));
         assert_eq!(Country::parse("DEU"), None);
     }

@@ -149,7 +149,7 @@ impl ConsentInput {
         let time_zone = match opt(&self.time_zone) {
             Some(z) => Some(
                 Zone::from_iana(&z)
-                    .ok_or_else(|| format!("time_zone `{z}` is not a US IANA zone"))?,
+                    .ok_or_else(|| format!("time_zone `{z}` is not an IANA zone callgate knows (North American or a country policy's)"))?,
             ),
             None => None,
         };

@@ -12,7 +12,7 @@ use crate::call::Purpose;
 use crate::call::{Reason, Verdict};
 use crate::config::FailMode;
 use crate::lists::{ListKind, ListSet, OptOuts};
-use crate::number::geo::{NpaInfo, StateSet, Zone, Zones};
+use crate::number::geo::{Country, NpaInfo, StateSet, Zone, Zones};
 use crate::number::{Called, NumberProblem, E164};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::sync::Arc;
@@ -193,8 +193,8 @@ impl<'a> Run<'a> {
         for s in [place.npa_state, place.address_state].into_iter().flatten() {
             states.insert(s);
         }
-        self.check_lists(n, states, &mut consents);
-        self.check_freshness();
+        self.check_lists(n, place.country, states, &mut consents);
+        self.check_freshness(place.country);
         self.check_location(npa, info);
         self.check_emergency_closures(npa, states);
         let hours_blocked = self.apply_rules(n, states, &mut place, &consents);
@@ -221,9 +221,10 @@ impl<'a> Run<'a> {
         let has_policy = match n.nanp_national() {
             None => foreign.is_some(),
             // An unassigned area code is `unknown_location`'s.
-            Some(_) => info
-                .and_then(|i| i.country)
-                .is_none_or(|c| p.rules.has_policy(c)),
+            Some(_) => match info {
+                Some(i) if i.assigned => i.country.is_some_and(|c| p.rules.has_policy(c)),
+                _ => true,
+            },
         };
         if !has_policy {
             let cfg = &self.p.cfg;
@@ -245,7 +246,13 @@ impl<'a> Run<'a> {
     /// within their scope and effective date, and consent exempts from them; internal and
     /// custom lists always block. An opt-out (on the internal list or in the journal) revokes
     /// consent for everything after it.
-    fn check_lists(&mut self, n: E164, states: StateSet, consents: &mut Consents<'_>) {
+    fn check_lists(
+        &mut self,
+        n: E164,
+        country: Option<Country>,
+        states: StateSet,
+        consents: &mut Consents<'_>,
+    ) {
         let lists = self.d.lists.clone();
         let on_optouts = self.env.optouts.contains(n);
         consents.revoked = on_optouts;
@@ -261,9 +268,12 @@ impl<'a> Run<'a> {
                     if !self.marketing {
                         continue;
                     }
-                    if l.meta.kind == ListKind::State
-                        && l.meta.state_code.is_some_and(|s| !states.contains(s))
-                    {
+                    let out_of_scope = match l.meta.kind {
+                        ListKind::State => l.meta.state_code.is_some_and(|s| !states.contains(s)),
+                        // Another country's registry: its numbers only.
+                        _ => country.is_some_and(|c| c != l.meta.country),
+                    };
+                    if out_of_scope {
                         self.d.trace.push(c, Outcome::OutOfScope);
                     } else if l.pending(n, self.env.now) {
                         self.d.trace.push(c, Outcome::Pending);
@@ -297,10 +307,21 @@ impl<'a> Run<'a> {
     }
 
     /// The decision relies on lists that are fresh and loaded.
-    fn check_freshness(&mut self) {
+    /// The national list checked is the called country's: the US registry for a US number
+    /// (or one of no known country), a country's own when its policy asks for one.
+    fn check_freshness(&mut self, country: Option<Country>) {
         let (now, cfg) = (self.env.now, &self.p.cfg);
         let stale = self.p.stale_times(&self.d.lists);
-        if self.marketing && stale.national.is_none_or(|t| now > t) {
+        let national = match country {
+            None | Some(Country::US) => Some(stale.national),
+            Some(c) => match self.p.rules.country(c) {
+                Some(policy) if policy.national_list => {
+                    Some(self.p.national_stale_at(&self.d.lists, c))
+                }
+                _ => None,
+            },
+        };
+        if self.marketing && national.is_some_and(|n| n.is_none_or(|t| now > t)) {
             self.fail(
                 Check::Location,
                 Reason::StaleList,
@@ -374,10 +395,15 @@ impl<'a> Run<'a> {
                         false => StateSet(rule.states.0 & states.0),
                     };
                     match hours.check(self, h, rule_states, place) {
-                        Some(o) => o,
-                        None => {
+                        Ok(o) => o,
+                        Err(Untimed::NoCalendar) => {
                             let mode = self.p.cfg.on_missing_calendar;
                             self.fail(c, Reason::CalendarMissing, mode);
+                            continue;
+                        }
+                        Err(Untimed::NoZone) => {
+                            let mode = self.p.cfg.on_unknown_location;
+                            self.fail(c, Reason::UnknownLocation, mode);
                             continue;
                         }
                     }
@@ -571,7 +597,7 @@ impl<'a> Consents<'a> {
 /// time binds the decision.
 #[derive(Default)]
 struct HoursRun {
-    local: Option<([(Zone, NaiveDateTime); 11], usize)>,
+    local: Option<([(Zone, NaiveDateTime); Zone::ALL.len()], usize)>,
     /// The smallest margin to closing seen so far (minutes), while nothing is outside.
     best_slack: Option<u16>,
     blocked: bool,
@@ -579,17 +605,17 @@ struct HoursRun {
 
 impl HoursRun {
     /// One hours rule at every candidate zone: the first zone outside the window blocks (a
-    /// holiday or the hours); `None` when the year has no calendar.
+    /// holiday or the hours). A place without a zone has no local time to check.
     fn check(
         &mut self,
         run: &Run<'_>,
         h: &super::rules::Hours,
         states: StateSet,
         place: &mut Place,
-    ) -> Option<Outcome> {
+    ) -> Result<Outcome, Untimed> {
         let now = run.env.now;
         let (times, nz) = self.local.get_or_insert_with(|| {
-            let mut a = [(Zone::Eastern, NaiveDateTime::default()); 11];
+            let mut a = [(Zone::Eastern, NaiveDateTime::default()); Zone::ALL.len()];
             let mut n = 0;
             for z in place.zones.iter() {
                 a[n] = (z, z.local(now));
@@ -597,6 +623,9 @@ impl HoursRun {
             }
             (a, n)
         });
+        if *nz == 0 {
+            return Err(Untimed::NoZone);
+        }
         for &(z, t) in &times[..*nz] {
             match hours::check(h, &run.p.rules.calendar, states, t) {
                 hours::HoursCheck::Inside { slack } => {
@@ -610,17 +639,25 @@ impl HoursRun {
                         place.binding = Some((z, t));
                     }
                     self.blocked = true;
-                    return Some(Outcome::Block(if holiday {
+                    return Ok(Outcome::Block(if holiday {
                         Reason::Holiday
                     } else {
                         Reason::OutsideHours
                     }));
                 }
-                hours::HoursCheck::NoCalendar => return None,
+                hours::HoursCheck::NoCalendar => return Err(Untimed::NoCalendar),
             }
         }
-        Some(Outcome::Pass)
+        Ok(Outcome::Pass)
     }
+}
+
+/// Why an hours rule could not be checked.
+enum Untimed {
+    /// The year has no calendar (the rule has a holiday window).
+    NoCalendar,
+    /// The number has no known time zone (a non-geographic code).
+    NoZone,
 }
 
 /// The cap counters a decision consulted (one per cap rule at most).

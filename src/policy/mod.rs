@@ -471,11 +471,7 @@ impl Policy {
                 return *t;
             }
         }
-        let national = lists.national().and_then(|l| match self.stale_at(l) {
-            Stale::At(t) => Some(t),
-            Stale::Never => Some(DateTime::<Utc>::MAX_UTC),
-            Stale::Always => None,
-        });
+        let national = self.national_stale_at(lists, Country::US);
         let others = lists
             .lists
             .iter()
@@ -489,6 +485,21 @@ impl Policy {
         let t = StaleTimes { national, others };
         let _ = lists.stale_cache.set((key, t));
         t
+    }
+
+    /// When `country`'s national list goes stale (None: it is missing, or has no date).
+    pub(crate) fn national_stale_at(
+        &self,
+        lists: &ListSet,
+        country: Country,
+    ) -> Option<DateTime<Utc>> {
+        lists
+            .national_of(country)
+            .and_then(|l| match self.stale_at(l) {
+                Stale::At(t) => Some(t),
+                Stale::Never => Some(DateTime::<Utc>::MAX_UTC),
+                Stale::Always => None,
+            })
     }
 
     /// Freshness of the national list right now: (is fresh, age in seconds if known, why not).

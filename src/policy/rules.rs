@@ -149,6 +149,9 @@ pub struct CountryPolicy {
     pub calling_code: Option<u64>,
     /// Where the country's numbers are called (outside the NANP; the NANP's from area codes).
     pub zones: Zones,
+    /// Marketing calls need the country's national list (`kind = "national"`, `country`),
+    /// fresh: without it they fail as `policy.on_stale_national_list` says.
+    pub national_list: bool,
     pub source: String,
     pub confidence: String,
     pub note: Option<String>,
@@ -176,8 +179,7 @@ impl RuleBook {
     /// `states` (its area code's and its address's).
     pub(crate) fn mask_for(&self, country: Option<Country>, states: StateSet) -> u128 {
         let national = match country {
-            None => return 0,
-            Some(Country::US) if states.is_empty() => return 0,
+            None => 0,
             Some(Country::US) => self.federal,
             Some(c) => self
                 .by_country
@@ -185,9 +187,14 @@ impl RuleBook {
                 .find(|(k, _)| *k == c)
                 .map_or(0, |(_, m)| *m),
         };
+        // A US state (an address on a consent record) brings the US rules with its own.
+        let us = match states.is_empty() {
+            true => 0,
+            false => self.federal,
+        };
         states
             .iter()
-            .fold(national, |m, s| m | self.by_state[s.index()])
+            .fold(national | us, |m, s| m | self.by_state[s.index()])
     }
 
     /// The policy of the country outside the NANP whose calling code `n` starts with.
@@ -196,6 +203,11 @@ impl RuleBook {
             .iter()
             .filter(|c| c.calling_code.is_some_and(|code| n.has_calling_code(code)))
             .max_by_key(|c| c.calling_code)
+    }
+
+    /// The policy of `country` (not the US's: its rules are the default).
+    pub fn country(&self, country: Country) -> Option<&CountryPolicy> {
+        self.countries.iter().find(|c| c.code == country)
     }
 
     /// Whether callgate has a policy for calls to `country`'s numbers.
@@ -231,7 +243,7 @@ impl RuleBook {
             }
             let id = r.id.clone();
             let r = rule(r, &|key: &str, m: String| fail(&id, key, m))?;
-            if !r.country.eq(&Country::US) && !countries.iter().any(|c| c.code == r.country) {
+            if r.country != Country::US && !countries.iter().any(|c| c.code == r.country) {
                 let why = format!("no [[country]] with code = \"{}\"", r.country);
                 return Err(fail(&id, "country", why));
             }
@@ -362,7 +374,10 @@ fn hours_of(r: &RawRule, f: &Fail<'_>) -> Result<Hours, ConfigError> {
         saturday: or_all(day("saturday", &r.saturday)?),
         sunday: or_all(day("sunday", &r.sunday)?),
         holiday: day("holiday", &r.holiday)?,
-        pause: day("pause", &r.pause)?.flatten(),
+        pause: match day("pause", &r.pause)? {
+            Some(None) => return Err(f("pause", "a pause is HH:MM-HH:MM".into())),
+            other => other.flatten(),
+        },
     })
 }
 
@@ -441,11 +456,26 @@ fn countries(
         }
         let (calling_code, zones) =
             calling_code_and_zones(&c).map_err(|(key, why)| fail(&c.code, key, why))?;
+        let overlaps = |o: &CountryPolicy| match (o.calling_code, calling_code) {
+            (Some(a), Some(b)) => {
+                let (a, b) = (a.to_string(), b.to_string());
+                a.starts_with(&b) || b.starts_with(&a)
+            }
+            _ => false,
+        };
+        if let Some(o) = out.iter().find(|o| overlaps(o)) {
+            let why = format!(
+                "overlaps {}'s calling code: a number would have two countries",
+                o.code
+            );
+            return Err(fail(&c.code, "calling_code", why));
+        }
         out.push(CountryPolicy {
             code,
             name: c.name,
             calling_code,
             zones,
+            national_list: c.national_list.unwrap_or(false),
             source: c.source.unwrap_or_default(),
             confidence: c.confidence.unwrap_or_default(),
             note: c.note,
@@ -558,6 +588,7 @@ struct RawCountry {
     name: String,
     calling_code: Option<String>,
     zones: Option<Vec<String>>,
+    national_list: Option<bool>,
     source: Option<String>,
     confidence: Option<String>,
     note: Option<String>,
