@@ -65,6 +65,26 @@ def holidays(y):
     ]
 
 
+def country_holidays(y):
+    """Public holidays (jours fériés) of France, where canvassing calls are banned (décret n°
+    2022-1313): never moved to a weekday. Alsace-Moselle's two more are not listed."""
+    e = easter(y)
+    fr = ["FR"]
+    return [
+        (dt.date(y, 1, 1), "Jour de l'an", fr),
+        (e + dt.timedelta(days=1), "Lundi de Pâques", fr),
+        (dt.date(y, 5, 1), "Fête du Travail", fr),
+        (dt.date(y, 5, 8), "Victoire 1945", fr),
+        (e + dt.timedelta(days=39), "Ascension", fr),
+        (e + dt.timedelta(days=50), "Lundi de Pentecôte", fr),
+        (dt.date(y, 7, 14), "Fête nationale", fr),
+        (dt.date(y, 8, 15), "Assomption", fr),
+        (dt.date(y, 11, 1), "Toussaint", fr),
+        (dt.date(y, 11, 11), "Armistice 1918", fr),
+        (dt.date(y, 12, 25), "Noël", fr),
+    ]
+
+
 def main():
     y = int(sys.argv[1])
     print(f"# Holidays on which states ban telephone solicitation, {y}. DRAFT from")
@@ -85,6 +105,10 @@ def main():
     for d, name, states in sorted(rows):
         st = ", ".join(f'"{s}"' for s in states)
         print(f'\n[[holiday]]\ndate = "{d}"\nname = "{name}"\nstates = [{st}]')
+    print("\n# Other countries' public holidays (a country policy's hours rule closes on them).")
+    for d, name, countries in sorted(country_holidays(y)):
+        cs = ", ".join(f'"{c}"' for c in countries)
+        print(f'\n[[holiday]]\ndate = "{d}"\nname = "{name}"\ncountries = [{cs}]')
 
 
 main()

@@ -31,6 +31,7 @@ pub enum Reason {
     WirelessNoCall,
     NoCallRule,
     ConsentRequired,
+    NumberReassigned,
     CallerIdMissing,
     CallerIdUnlisted,
     AbandonmentRate,
@@ -47,7 +48,7 @@ pub enum Reason {
 
 impl Reason {
     /// In precedence order: the first one present is the "primary" reason of a decision.
-    pub(crate) const ALL: [Reason; 29] = [
+    pub(crate) const ALL: [Reason; 30] = [
         Reason::UnparseableNumber,
         Reason::CountryNotAllowed,
         Reason::InternalDnc,
@@ -65,6 +66,7 @@ impl Reason {
         Reason::WirelessNoCall,
         Reason::NoCallRule,
         Reason::ConsentRequired,
+        Reason::NumberReassigned,
         Reason::CallerIdMissing,
         Reason::CallerIdUnlisted,
         Reason::AbandonmentRate,
@@ -103,6 +105,7 @@ impl Reason {
             Reason::WirelessNoCall => "wireless_no_call",
             Reason::NoCallRule => "no_call_rule",
             Reason::ConsentRequired => "consent_required",
+            Reason::NumberReassigned => "number_reassigned",
             Reason::CallerIdMissing => "caller_id_missing",
             Reason::CallerIdUnlisted => "caller_id_unlisted",
             Reason::AbandonmentRate => "abandonment_rate",
@@ -141,6 +144,9 @@ impl Reason {
             Reason::WirelessNoCall => "sales calls to wireless numbers are banned in this state",
             Reason::NoCallRule => "calls of this type are banned by a state rule",
             Reason::ConsentRequired => "call type requires consent and none is on record",
+            Reason::NumberReassigned => {
+                "the consent on record predates the number's permanent disconnection (Reassigned Numbers Database)"
+            }
             Reason::CallerIdMissing => "no caller ID presented (anonymous or missing)",
             Reason::CallerIdUnlisted => "caller ID not allowed for this campaign",
             Reason::AbandonmentRate => {

@@ -102,6 +102,11 @@ fn check_explains_a_canadian_number_by_the_crtc_rules_not_the_us_ones() {
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["context"]["country"], "CA", "{body}");
+    let policy = &v["context"]["country_policy"];
+    assert!(
+        policy["source"].as_str().unwrap().contains("CRTC"),
+        "{body}"
+    );
     assert!(
         body.contains("ca.hours") && !body.contains("federal.hours"),
         "{body}"

@@ -36,6 +36,42 @@ fn posted_consent_exempts_a_registry_number_and_survives_a_restart() {
 }
 
 #[test]
+fn an_rnd_answer_voids_the_consent_before_the_disconnection_and_says_so() {
+    let h = Harness::start();
+    let csv = "number,type,captured,expires,evidence,answer,queried\n\
+        +12125550143,pewc,2026-01-01,,form 7,,\n\
+        +12125550143,rnd,2026-01-01,,rnd query 99,yes,2026-02-01\n";
+    let (status, body) = h.http("POST", "/v1/consent", csv);
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = h.http("GET", "/v1/check?number=2125550143", "");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["verdict"], "blocked", "{body}");
+    let codes: Vec<&str> = v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["national_dnc", "number_reassigned"], "{body}");
+    assert_eq!(v["context"]["rnd_used"]["answer"], "yes", "{body}");
+    assert_eq!(
+        v["context"]["rnd_used"]["evidence"], "rnd query 99",
+        "{body}"
+    );
+}
+
+#[test]
+fn an_rnd_answer_without_its_answer_is_refused_and_changes_nothing() {
+    let h = Harness::start();
+    let body = r#"[{"number":"+12125550143","type":"rnd","captured":"2026-01-01","queried":"2026-02-01"}]"#;
+    let (status, text) = h.http("POST", "/v1/consent", body);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("answer"), "{text}");
+    let (_, held) = h.http("GET", "/v1/consent?number=2125550143", "");
+    assert!(!held.contains("rnd"), "{held}");
+}
+
+#[test]
 fn a_csv_import_with_one_bad_line_is_refused_whole() {
     let h = Harness::start();
     let (status, body) = h.http(

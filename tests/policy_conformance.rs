@@ -123,6 +123,8 @@ const TABLE: &str = r#"
 +33612345678 | 2026-11-24T12:30:00Z | default |  |  | pewc@2026-01-01 | blocked | outside_hours
 +33612345678 | 2026-11-28T10:00:00Z | default |  |  | pewc@2026-01-01 | blocked | outside_hours
 +33612345678 | 2026-11-24T10:00:00Z | default |  |  |  | blocked | consent_required
+# Wednesday 11 November 2026 (Armistice), 11:00 Paris: a public holiday.
++33612345678 | 2026-11-11T10:00:00Z | default |  |  | pewc@2026-01-01 | blocked | holiday
 +33612345678 | 2026-11-24T12:30:00Z | collect |  |  |  | allowed |
 # United Kingdom: an automated call needs consent; a live one does not (TPS is a list).
 +447700900123 | 2026-11-24T15:00:00Z | robo | prerecorded |  |  | blocked | consent_required
@@ -164,6 +166,14 @@ const TABLE: &str = r#"
 +12125550143 | 2026-11-24T15:00:00Z | default |  |  | ebr_inquiry@2026-08-24 | blocked | national_dnc
 +12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-11-25 | blocked | national_dnc
 +12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-01-01 | allowed |
+# --- reassigned numbers: consent before a "yes" disconnection no longer counts ---
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-01-01;rnd=yes@2026-01-01/2026-11-01 | blocked | national_dnc number_reassigned
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-01-01;rnd=yes@2026-03-01/2026-11-01 | blocked | national_dnc number_reassigned
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-01-01;rnd=no@2026-01-01/2026-11-01 | allowed |
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-01-01;rnd=no_data@2026-01-01/2026-11-01 | allowed |
+# A "yes" about a date before the consent says nothing of it (the new subscriber consented).
++12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-06-01;rnd=yes@2026-01-01/2026-05-01 | allowed |
++12125550100 | 2026-11-24T15:00:00Z | robo | prerecorded |  | pewc@2026-01-01;rnd=yes@2026-01-01/2026-11-01 | blocked | consent_required number_reassigned
 +12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-01-01/other | blocked | national_dnc
 +12125550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-01-01;optout | blocked | national_dnc internal_dnc
 +12125550143 | 2026-11-24T15:00:00Z | default |  |  | pec@2026-01-01 | blocked | national_dnc
@@ -354,6 +364,24 @@ fn evaluate(policy: &Policy, lists: &Arc<ListSet>, row: &Row) -> (String, BTreeS
                 None,
                 Some(z),
             );
+        } else if let Some(r) = rec.strip_prefix("rnd=") {
+            // `rnd=ANSWER@ASKED_ABOUT/QUERIED`: what the Reassigned Numbers Database said.
+            let (answer, dates) = r.split_once('@').unwrap();
+            let (asked, queried) = dates.split_once('/').unwrap();
+            let input = ConsentInput {
+                number: row.number.into(),
+                kind: "rnd".into(),
+                seller: None,
+                campaign: None,
+                captured: asked.into(),
+                expires: None,
+                evidence: Some("rnd-query-1".into()),
+                address_state: None,
+                time_zone: None,
+                answer: Some(answer.into()),
+                queried: Some(queried.into()),
+            };
+            state.consent.add(vec![input], Utc::now()).unwrap();
         } else if let Some(e) = rec.strip_prefix("emergency=") {
             let c = match e.parse::<u16>() {
                 Ok(npa) => Closed {
@@ -453,6 +481,8 @@ fn add(
                 evidence: Some("test".into()),
                 address_state: address_state.map(String::from),
                 time_zone: time_zone.map(String::from),
+                answer: None,
+                queried: None,
             }],
             Utc::now(),
         )

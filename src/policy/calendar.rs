@@ -2,7 +2,7 @@
 //! (`config/holidays/YYYY.toml`), because the dates move (Easter, observed days, elections).
 
 use crate::config::{parse_toml, ConfigError};
-use crate::number::geo::{State, StateSet};
+use crate::number::geo::{Country, State, StateSet};
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use std::path::Path;
@@ -11,6 +11,8 @@ use std::path::Path;
 pub struct Calendar {
     /// Sorted by date; one entry per date (states merged).
     days: Vec<(NaiveDate, StateSet)>,
+    /// Other countries' public holidays (`countries`), sorted.
+    country_days: Vec<(Country, NaiveDate)>,
     /// Years with a calendar file (a rule with a holiday window cannot be checked outside them).
     years: Vec<i32>,
     /// For the policy version: the files' contents hashed.
@@ -26,12 +28,31 @@ impl Calendar {
         &self.years
     }
 
-    /// Whether `date` is a holiday in any of `states`.
-    pub(crate) fn is_holiday(&self, date: NaiveDate, states: StateSet) -> bool {
-        match self.days.binary_search_by_key(&date, |d| d.0) {
+    /// Whether `date` is a holiday in any of `states`, or in `country` (another than the US).
+    pub(crate) fn is_holiday(
+        &self,
+        date: NaiveDate,
+        states: StateSet,
+        country: Option<Country>,
+    ) -> bool {
+        let in_states = match self.days.binary_search_by_key(&date, |d| d.0) {
             Ok(i) => self.days[i].1 .0 & states.0 != 0,
             Err(_) => false,
-        }
+        };
+        in_states || country.is_some_and(|c| self.country_days.binary_search(&(c, date)).is_ok())
+    }
+
+    /// Whether the calendar of `year` holds `country`'s holidays (a year file naming none
+    /// of them cannot tell a holiday there from a working day).
+    pub(crate) fn covers_country(&self, year: i32, country: Country) -> bool {
+        let from = (
+            country,
+            NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or_default(),
+        );
+        let i = self.country_days.partition_point(|d| *d < from);
+        self.country_days
+            .get(i)
+            .is_some_and(|(c, d)| *c == country && d.year() == year)
     }
 
     /// The holiday's name, for explanations.
@@ -96,6 +117,20 @@ impl Calendar {
                     fail("states", Some(&anchor), format!("unknown state `{s}`"))
                 })?);
             }
+            if h.states.is_empty() && h.countries.is_empty() {
+                let why = "a holiday names its `states` or `countries`".into();
+                return Err(fail("states", Some(&anchor), why));
+            }
+            for c in &h.countries {
+                let country = Country::parse(c).filter(|c| *c != Country::US);
+                let country = country.ok_or_else(|| {
+                    let why = format!("`{c}` is not a two-letter code of a country besides the US (its holidays are per state)");
+                    fail("countries", Some(&anchor), why)
+                })?;
+                if let Err(i) = self.country_days.binary_search(&(country, date)) {
+                    self.country_days.insert(i, (country, date));
+                }
+            }
             match self.days.binary_search_by_key(&date, |d| d.0) {
                 Ok(i) => self.days[i].1 .0 |= states.0,
                 Err(i) => self.days.insert(i, (date, states)),
@@ -121,12 +156,35 @@ struct RawHoliday {
     date: String,
     #[allow(dead_code)]
     name: String,
+    #[serde(default)]
     states: Vec<String>,
+    /// Other countries whose public holiday it is (`FR`).
+    #[serde(default)]
+    countries: Vec<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_countrys_holidays_count_for_its_numbers_in_the_years_that_list_them() {
+        let mut c = Calendar::default();
+        let y = "year = 2026\n\n[[holiday]]\ndate = \"2026-11-11\"\nname = \"Armistice\"\ncountries = [\"FR\"]\n";
+        c.add_file("2026.toml", y).unwrap();
+        c.add_file("2027.toml", "year = 2027\n").unwrap();
+        let (fr, de) = (Country::parse("FR"), Country::parse("DE"));
+        let day = NaiveDate::from_ymd_opt(2026, 11, 11).unwrap();
+        assert!(c.is_holiday(day, StateSet::default(), fr));
+        assert!(!c.is_holiday(day, StateSet::default(), de));
+        assert!(c.covers_country(2026, fr.unwrap()));
+        assert!(
+            !c.covers_country(2027, fr.unwrap()),
+            "a year without France's holidays"
+        );
+        let us = y.replace("\"FR\"", "\"US\"").replace("2026", "2028");
+        assert!(Calendar::default().add_file("2028.toml", &us).is_err());
+    }
 
     #[test]
     fn shipped_calendars_load() {
@@ -138,9 +196,9 @@ mod tests {
             s
         };
         // Good Friday 2026 and Election Day 2026 in Pennsylvania.
-        assert!(c.is_holiday(NaiveDate::from_ymd_opt(2026, 4, 3).unwrap(), pa));
-        assert!(c.is_holiday(NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(), pa));
-        assert!(!c.is_holiday(NaiveDate::from_ymd_opt(2026, 4, 6).unwrap(), pa));
+        assert!(c.is_holiday(NaiveDate::from_ymd_opt(2026, 4, 3).unwrap(), pa, None));
+        assert!(c.is_holiday(NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(), pa, None));
+        assert!(!c.is_holiday(NaiveDate::from_ymd_opt(2026, 4, 6).unwrap(), pa, None));
     }
 
     #[test]

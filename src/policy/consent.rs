@@ -34,6 +34,30 @@ pub struct ConsentInput {
     pub address_state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// `type = "rnd"`: the database's answer, `yes` (permanently disconnected since the date
+    /// asked about, `captured`), `no` or `no_data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// `type = "rnd"`: YYYY-MM-DD, when the database was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queried: Option<String>,
+}
+
+/// What the Reassigned Numbers Database answered for a number and a date (47 CFR 64.1200(m)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RndAnswer {
+    /// Permanently disconnected since the date asked about.
+    Yes,
+    No,
+    NoData,
+}
+
+/// An RND answer as recorded.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Rnd {
+    pub answer: RndAnswer,
+    pub queried: NaiveDate,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -50,6 +74,9 @@ pub struct ConsentRecord {
     pub evidence: Option<String>,
     pub address_state: Option<State>,
     pub time_zone: Option<Zone>,
+    /// `type = "rnd"`: the answer (its `captured` is the date asked about).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rnd: Option<Rnd>,
     /// The change of the shared database it came in (None: entered on this instance alone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared: Option<u64>,
@@ -77,7 +104,7 @@ impl ConsentRecord {
         campaign: &str,
         d: &ConsentDefaults,
     ) -> bool {
-        self.kind != ConsentKind::Address
+        self.kind.is_consent()
             && self.captured <= day
             && self.expiry(d).is_none_or(|e| day < e)
             && self.campaign.as_deref().is_none_or(|c| c == campaign)
@@ -156,21 +183,68 @@ impl ConsentInput {
         if kind == ConsentKind::Address && address_state.is_none() && time_zone.is_none() {
             return Err("type address needs address_state or time_zone".into());
         }
+        let captured = date("captured", &self.captured)?;
+        let rnd = self.rnd(kind, captured, &date)?;
         Ok(ConsentRecord {
             seq,
             number,
             kind,
             seller: opt(&self.seller),
             campaign: opt(&self.campaign),
-            captured: date("captured", &self.captured)?,
+            captured,
             expires: opt(&self.expires)
                 .map(|e| date("expires", &e))
                 .transpose()?,
             evidence: opt(&self.evidence),
             address_state,
             time_zone,
+            rnd,
             shared: None,
         })
+    }
+
+    /// An RND answer's `answer` and `queried` (asked on or after the date asked about), and
+    /// neither on any other record.
+    fn rnd(
+        &self,
+        kind: ConsentKind,
+        captured: NaiveDate,
+        date: &dyn Fn(&str, &str) -> Result<NaiveDate, String>,
+    ) -> Result<Option<Rnd>, String> {
+        fn given(s: &Option<String>) -> Option<&str> {
+            s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+        }
+        let (answer, queried) = (given(&self.answer), given(&self.queried));
+        if kind != ConsentKind::Rnd {
+            return match answer.or(queried) {
+                Some(_) => Err("answer and queried belong to type rnd only".into()),
+                None => Ok(None),
+            };
+        }
+        let answer = match answer.map(str::to_ascii_lowercase).as_deref() {
+            Some("yes") => RndAnswer::Yes,
+            Some("no") => RndAnswer::No,
+            Some("no_data" | "no data") => RndAnswer::NoData,
+            Some(a) => return Err(format!("answer `{a}` is not yes, no or no_data")),
+            None => return Err("type rnd needs answer (yes, no or no_data)".into()),
+        };
+        let queried = date(
+            "queried",
+            queried.ok_or("type rnd needs queried (YYYY-MM-DD)")?,
+        )?;
+        if queried < captured {
+            let why = format!("queried {queried} is before the date asked about ({captured})");
+            return Err(why);
+        }
+        Ok(Some(Rnd { answer, queried }))
+    }
+}
+
+impl ConsentRecord {
+    /// This RND answer says the number was permanently disconnected after a consent
+    /// `captured` that day: it was asked about that day or a later one and answered yes.
+    pub(crate) fn disconnected_since(&self, captured: NaiveDate) -> bool {
+        self.rnd.is_some_and(|r| r.answer == RndAnswer::Yes) && self.captured >= captured
     }
 }
 
@@ -192,7 +266,7 @@ pub(crate) fn parse_csv(name: &str, text: &str) -> Result<Vec<ConsentInput>, Con
         .split(',')
         .map(|c| c.trim().to_ascii_lowercase())
         .collect();
-    const KNOWN: [&str; 9] = [
+    const KNOWN: [&str; 11] = [
         "number",
         "type",
         "seller",
@@ -202,6 +276,8 @@ pub(crate) fn parse_csv(name: &str, text: &str) -> Result<Vec<ConsentInput>, Con
         "evidence",
         "address_state",
         "time_zone",
+        "answer",
+        "queried",
     ];
     for c in &cols {
         if !KNOWN.contains(&c.as_str()) {
@@ -241,6 +317,8 @@ pub(crate) fn parse_csv(name: &str, text: &str) -> Result<Vec<ConsentInput>, Con
             evidence: get("evidence"),
             address_state: get("address_state"),
             time_zone: get("time_zone"),
+            answer: get("answer"),
+            queried: get("queried"),
         };
         rec.validate(0).map_err(|m| err(i + 1, m))?;
         out.push(rec);
@@ -442,7 +520,51 @@ mod tests {
             evidence: Some("form-123".into()),
             address_state: None,
             time_zone: None,
+            answer: None,
+            queried: None,
         }
+    }
+
+    #[test]
+    fn an_rnd_answer_needs_its_answer_and_a_query_date_after_the_date_asked_about() {
+        let rnd = |answer: Option<&str>, queried: Option<&str>| ConsentInput {
+            answer: answer.map(String::from),
+            queried: queried.map(String::from),
+            ..input("+12125550143", "rnd", "2026-01-01")
+        };
+        let ok = rnd(Some("yes"), Some("2026-02-01")).validate(1).unwrap();
+        assert!(ok.disconnected_since(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()));
+        assert!(!ok.disconnected_since(NaiveDate::from_ymd_opt(2026, 1, 2).unwrap()));
+        assert!(
+            !ok.covers(
+                NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+                None,
+                "c",
+                &ConsentDefaults {
+                    ebr_purchase_months: 18,
+                    ebr_inquiry_months: 3,
+                    registry_exemptions: crate::policy::rules::Bits(0b111),
+                    source: String::new(),
+                }
+            ),
+            "an answer is not a consent"
+        );
+        let no = rnd(Some("no"), Some("2026-02-01")).validate(1).unwrap();
+        assert!(!no.disconnected_since(NaiveDate::from_ymd_opt(2025, 1, 1).unwrap()));
+        for (bad, why) in [
+            (rnd(None, Some("2026-02-01")), "answer"),
+            (rnd(Some("maybe"), Some("2026-02-01")), "answer"),
+            (rnd(Some("yes"), None), "queried"),
+            (rnd(Some("yes"), Some("2025-12-31")), "before"),
+        ] {
+            let e = bad.validate(1).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+        let pewc = ConsentInput {
+            answer: Some("yes".into()),
+            ..input("+12125550143", "pewc", "2026-01-01")
+        };
+        assert!(pewc.validate(1).unwrap_err().contains("rnd"));
     }
 
     #[test]

@@ -198,9 +198,19 @@ impl<'a> Run<'a> {
         self.check_location(npa, info);
         self.check_emergency_closures(npa, states);
         let hours_blocked = self.apply_rules(n, states, &mut place, &consents);
+        self.check_reassigned(&consents);
         self.d.place = place;
         if hours_blocked && self.p.cfg.retry_after_hours {
             self.d.retry_after = self.seconds_until_open(&place, states);
+        }
+    }
+
+    /// A blocked call that a consent would have let through, had the number not been
+    /// disconnected since (47 CFR 64.1200(m)): said, with the RND answer that voided it.
+    fn check_reassigned(&mut self, consents: &Consents<'_>) {
+        if let Some(answer) = consents.reassigned.get().filter(|_| self.flags.block) {
+            self.d.reassigned = Some(answer.clone());
+            self.block(Check::Reassigned, Reason::NumberReassigned);
         }
     }
 
@@ -555,6 +565,8 @@ fn place_of(info: Option<NpaInfo>, consents: &Consents<'_>) -> Place {
 /// The number's consent and EBR records, as they apply to this call.
 struct Consents<'a> {
     records: Option<Records>,
+    /// An RND answer that voided a record that would have covered the call.
+    reassigned: std::cell::OnceCell<Arc<ConsentRecord>>,
     day: chrono::NaiveDate,
     seller: Option<&'a str>,
     campaign: &'a str,
@@ -567,6 +579,7 @@ impl<'a> Consents<'a> {
     fn of(run: &Run<'a>, n: E164) -> Consents<'a> {
         Consents {
             records: run.env.state.consent.get(n),
+            reassigned: std::cell::OnceCell::new(),
             day: run.env.now.date_naive(),
             seller: run.ctx.campaign.seller.as_deref(),
             campaign: &run.ctx.campaign.id,
@@ -575,18 +588,33 @@ impl<'a> Consents<'a> {
         }
     }
 
-    /// The newest record of one of `kinds` that covers this call.
+    /// The newest record of one of `kinds` that covers this call. Consent belongs to a
+    /// person, not a number: a record the number's permanent disconnection came after (an
+    /// RND answer) covers nothing, and the answer is kept to say so.
     fn find(&self, kinds: Bits) -> Option<Arc<ConsentRecord>> {
         if self.revoked {
             return None;
         }
-        self.records
-            .as_ref()?
+        let records = self.records.as_ref()?;
+        let voided_by = |r: &ConsentRecord| {
+            records
+                .iter()
+                .rev()
+                .find(|a| a.disconnected_since(r.captured))
+        };
+        records
             .iter()
             .rev()
-            .find(|r| {
+            .filter(|r| {
                 kinds.has(r.kind as u8)
                     && r.covers(self.day, self.seller, self.campaign, self.defaults)
+            })
+            .find(|r| match voided_by(r) {
+                Some(answer) => {
+                    let _ = self.reassigned.set(answer.clone());
+                    false
+                }
+                None => true,
             })
             .cloned()
     }
@@ -627,7 +655,11 @@ impl HoursRun {
             return Err(Untimed::NoZone);
         }
         for &(z, t) in &times[..*nz] {
-            match hours::check(h, &run.p.rules.calendar, states, t) {
+            let at = hours::Where {
+                states,
+                country: place.country,
+            };
+            match hours::check(h, &run.p.rules.calendar, at, t) {
                 hours::HoursCheck::Inside { slack } => {
                     if !self.blocked && self.best_slack.is_none_or(|b| slack < b) {
                         self.best_slack = Some(slack);

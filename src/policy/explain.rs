@@ -36,6 +36,7 @@ impl fmt::Display for Name<'_> {
             Check::Abandonment => f.write_str("abandonment"),
             Check::Emergency => f.write_str("state_of_emergency"),
             Check::Location => f.write_str("data"),
+            Check::Reassigned => f.write_str("reassigned_numbers"),
         }
     }
 }
@@ -66,6 +67,7 @@ pub fn checks(d: &Decision) -> Vec<Value> {
                     json!({"kind": "emergency", "source": "La. R.S. 45:844.31 (operator switch)"})
                 }
                 Check::Location => json!({"kind": "data"}),
+                Check::Reassigned => json!({"kind": "rnd", "source": "47 CFR 64.1200(m)"}),
             };
             let (out, reason) = outcome(o);
             v["check"] = json!(Name(d, c).to_string());
@@ -116,6 +118,12 @@ impl Serialize for Context<'_> {
             .filter(|c| *c != crate::number::geo::Country::US)
         {
             m.serialize_entry("country", &c)?;
+            // The policy the call was judged by, and how sure its source is.
+            if let Some(p) = d.rules.country(c) {
+                let policy =
+                    json!({"name": p.name, "source": p.source, "confidence": p.confidence});
+                m.serialize_entry("country_policy", &policy)?;
+            }
         }
         if let Some(st) = d.place.npa_state {
             m.serialize_entry("npa_state", &st)?;
@@ -143,6 +151,13 @@ impl Serialize for Context<'_> {
                     "evidence": c.evidence,
                 }),
             )?;
+        }
+        if let Some(a) = &d.reassigned {
+            let rnd = json!({
+                "seq": a.seq, "asked_about": a.captured, "answer": a.rnd.map(|r| r.answer),
+                "queried": a.rnd.map(|r| r.queried), "evidence": a.evidence,
+            });
+            m.serialize_entry("rnd_used", &rnd)?;
         }
         m.serialize_entry(
             "versions",

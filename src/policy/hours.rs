@@ -5,10 +5,17 @@ use super::calendar::Calendar;
 use super::rules::{DayWindow, Hours, RuleBook, RuleKind};
 use super::Place;
 use crate::call::{CallMethod, Purpose};
-use crate::number::geo::StateSet;
+use crate::number::geo::{Country, StateSet};
 use chrono::{
     DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc, Weekday,
 };
+
+/// Whose holidays count: the rule's states the number is in, and the number's country.
+#[derive(Clone, Copy, Debug)]
+pub struct Where {
+    pub states: StateSet,
+    pub country: Option<Country>,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HoursCheck {
@@ -27,14 +34,19 @@ pub enum HoursCheck {
 fn window_on(
     h: &Hours,
     cal: &Calendar,
-    states: StateSet,
+    at: Where,
     date: NaiveDate,
 ) -> Result<(DayWindow, bool), ()> {
     if let Some(w) = h.holiday {
-        if !cal.covers(date.year()) {
+        let foreign = at.country.filter(|c| *c != Country::US);
+        let covered = match foreign {
+            Some(c) => cal.covers_country(date.year(), c),
+            None => cal.covers(date.year()),
+        };
+        if !covered {
             return Err(());
         }
-        if cal.is_holiday(date, states) {
+        if cal.is_holiday(date, at.states, foreign) {
             return Ok((w, true));
         }
     }
@@ -48,8 +60,8 @@ fn window_on(
     ))
 }
 
-pub fn check(h: &Hours, cal: &Calendar, states: StateSet, local: NaiveDateTime) -> HoursCheck {
-    let Ok((w, holiday)) = window_on(h, cal, states, local.date()) else {
+pub fn check(h: &Hours, cal: &Calendar, at: Where, local: NaiveDateTime) -> HoursCheck {
+    let Ok((w, holiday)) = window_on(h, cal, at, local.date()) else {
         return HoursCheck::NoCalendar;
     };
     let m = (local.hour() * 60 + local.minute()) as u16;
@@ -98,10 +110,12 @@ pub(crate) fn next_open(
                 match &r.kind {
                     RuleKind::Hours(h) if r.applies_to(purpose, method) => Some((
                         h,
-                        if r.states.is_empty() {
-                            set
-                        } else {
-                            StateSet(r.states.0 & set.0)
+                        Where {
+                            states: match r.states.is_empty() {
+                                true => set,
+                                false => StateSet(r.states.0 & set.0),
+                            },
+                            country: place.country,
                         },
                     )),
                     _ => None,

@@ -58,6 +58,8 @@ pub enum Check {
     Abandonment,
     Emergency,
     Location,
+    /// The Reassigned Numbers Database's answers.
+    Reassigned,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,6 +181,8 @@ pub struct Decision {
     pub wireless: Option<bool>,
     /// The consent / EBR record that exempted the call from a check.
     pub consent: Option<Arc<ConsentRecord>>,
+    /// The RND answer that voided a consent the call would have been placed under.
+    pub reassigned: Option<Arc<ConsentRecord>>,
     pub consent_seq: u64,
     pub trace: Trace,
     /// Outside hours only: seconds until the calling window opens.
@@ -402,6 +406,7 @@ impl Policy {
             place: Place::default(),
             wireless: None,
             consent: None,
+            reassigned: None,
             consent_seq: 0,
             trace: Trace::default(),
             retry_after: None,

@@ -20,6 +20,9 @@ pub enum ConsentKind {
     Pec,
     /// Not a consent: a known address (state / time zone) from a CRM import.
     Address,
+    /// Not a consent: an answer of the FCC's Reassigned Numbers Database for the number and
+    /// a date (`captured`: the date asked about).
+    Rnd,
 }
 
 impl ConsentKind {
@@ -30,6 +33,7 @@ impl ConsentKind {
             "ebr_inquiry" => Some(ConsentKind::EbrInquiry),
             "pec" => Some(ConsentKind::Pec),
             "address" => Some(ConsentKind::Address),
+            "rnd" => Some(ConsentKind::Rnd),
             _ => None,
         }
     }
@@ -40,7 +44,13 @@ impl ConsentKind {
             ConsentKind::EbrInquiry => "ebr_inquiry",
             ConsentKind::Pec => "pec",
             ConsentKind::Address => "address",
+            ConsentKind::Rnd => "rnd",
         }
+    }
+
+    /// A consent or EBR (not an address or an RND answer).
+    pub fn is_consent(self) -> bool {
+        !matches!(self, ConsentKind::Address | ConsentKind::Rnd)
     }
 }
 
@@ -318,8 +328,8 @@ fn rule(r: RawRule, f: &Fail<'_>) -> Result<Rule, ConfigError> {
     };
     let kind = rule_kind(&r, f)?;
     if let RuleKind::Hours(h) = &kind {
-        if h.holiday.is_some() && states.is_empty() {
-            let why = "a holiday window needs `states` (holidays are per state)".into();
+        if h.holiday.is_some() && states.is_empty() && country == Country::US {
+            let why = "a US holiday window needs `states` (holidays are per state)".into();
             return Err(f("holiday", why));
         }
     }

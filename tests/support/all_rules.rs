@@ -55,6 +55,8 @@ pub fn fixture() -> (Policy, Arc<ListSet>, PolicyState) {
                     evidence: None,
                     address_state: Some("GA".into()),
                     time_zone: None,
+                    answer: None,
+                    queried: None,
                 }],
                 chrono::Utc::now(),
             )
