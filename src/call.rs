@@ -32,6 +32,7 @@ pub enum Reason {
     NoCallRule,
     ConsentRequired,
     NumberReassigned,
+    RndCheckMissing,
     CallerIdMissing,
     CallerIdUnlisted,
     AbandonmentRate,
@@ -48,7 +49,7 @@ pub enum Reason {
 
 impl Reason {
     /// In precedence order: the first one present is the "primary" reason of a decision.
-    pub(crate) const ALL: [Reason; 30] = [
+    pub(crate) const ALL: [Reason; 31] = [
         Reason::UnparseableNumber,
         Reason::CountryNotAllowed,
         Reason::InternalDnc,
@@ -67,6 +68,7 @@ impl Reason {
         Reason::NoCallRule,
         Reason::ConsentRequired,
         Reason::NumberReassigned,
+        Reason::RndCheckMissing,
         Reason::CallerIdMissing,
         Reason::CallerIdUnlisted,
         Reason::AbandonmentRate,
@@ -106,6 +108,7 @@ impl Reason {
             Reason::NoCallRule => "no_call_rule",
             Reason::ConsentRequired => "consent_required",
             Reason::NumberReassigned => "number_reassigned",
+            Reason::RndCheckMissing => "rnd_check_missing",
             Reason::CallerIdMissing => "caller_id_missing",
             Reason::CallerIdUnlisted => "caller_id_unlisted",
             Reason::AbandonmentRate => "abandonment_rate",
@@ -144,6 +147,9 @@ impl Reason {
             Reason::WirelessNoCall => "sales calls to wireless numbers are banned in this state",
             Reason::NoCallRule => "calls of this type are banned by a state rule",
             Reason::ConsentRequired => "call type requires consent and none is on record",
+            Reason::RndCheckMissing => {
+                "an automated call under consent needs a recent Reassigned Numbers Database answer"
+            }
             Reason::NumberReassigned => {
                 "the consent on record predates the number's permanent disconnection (Reassigned Numbers Database)"
             }

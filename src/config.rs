@@ -506,6 +506,11 @@ pub struct PolicyConfig {
     pub on_missing_calendar: FailMode,
     /// Add `Retry-After` (seconds until the calling window opens) to outside-hours rejections.
     pub retry_after_hours: bool,
+    /// An autodialed or prerecorded call placed under a consent record needs a Reassigned
+    /// Numbers Database answer `no`, asked about the consent's date or later, queried within
+    /// this many days (the safe harbor of 47 CFR 64.1200(m)); without one it is blocked
+    /// (`rnd_check_missing`). Unset: no answer is needed.
+    pub rnd_max_age_days: Option<u32>,
 }
 
 impl Default for PolicyConfig {
@@ -524,6 +529,7 @@ impl Default for PolicyConfig {
             on_unknown_line_type: FailMode::Reject,
             on_missing_calendar: FailMode::Reject,
             retry_after_hours: true,
+            rnd_max_age_days: None,
         }
     }
 }

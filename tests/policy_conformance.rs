@@ -679,6 +679,44 @@ fn a_country_whose_own_national_list_is_missing_fails_closed_and_no_other_countr
 }
 
 #[test]
+fn with_the_rnd_safe_harbor_an_automated_call_under_consent_needs_a_recent_no() {
+    let config = CONFIG.replacen("[policy]\n", "[policy]\nrnd_max_age_days = 30\n", 1);
+    let policy =
+        Policy::new(&Config::from_str_named("conformance.toml", &config).unwrap()).unwrap();
+    let lists = lists();
+    let row = |campaign: &'static str, call_type: &'static str, records: &'static str| Row {
+        line: 0,
+        number: "+12125550100",
+        at: "2026-11-24T15:00:00Z".parse().unwrap(),
+        campaign,
+        call_type,
+        caller: "",
+        records,
+        verdict: "",
+        reasons: BTreeSet::new(),
+    };
+    let robo = |records| evaluate(&policy, &lists, &row("robo", "prerecorded", records));
+    let fresh = robo("pewc@2026-01-01;rnd=no@2026-01-01/2026-11-10");
+    assert_eq!(fresh.0, "allowed", "{:?}", fresh.1);
+    for records in [
+        "pewc@2026-01-01",
+        "pewc@2026-01-01;rnd=no@2026-01-01/2026-09-01",
+        "pewc@2026-06-01;rnd=no@2026-01-01/2026-11-10",
+        "pewc@2026-01-01;rnd=no_data@2026-01-01/2026-11-10",
+    ] {
+        let (verdict, reasons) = robo(records);
+        assert_eq!(verdict, "blocked", "{records}");
+        assert!(
+            reasons.contains("rnd_check_missing"),
+            "{records}: {reasons:?}"
+        );
+    }
+    // A manual call is not asked for one.
+    let manual = evaluate(&policy, &lists, &row("default", "", "pewc@2026-01-01"));
+    assert_eq!(manual.0, "allowed", "{:?}", manual.1);
+}
+
+#[test]
 fn a_country_outside_numbers_allowed_countries_is_refused_for_every_call_type() {
     let config = format!("{CONFIG}\n[numbers]\nallowed_countries = [\"1\"]\n");
     let policy =

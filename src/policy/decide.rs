@@ -3,12 +3,12 @@
 //! the call); the verdict comes from whether any step blocked it.
 
 use super::caps::{CapDue, CapKey};
-use super::consent::{ConsentRecord, Records};
+use super::consent::{ConsentRecord, Records, RndAnswer};
 use super::context::{CallContext, CallerId};
 use super::hours;
 use super::rules::{Bits, CountryPolicy, Rule, RuleKind};
 use super::{dnc_for, Check, Decision, Flags, Outcome, Place, Policy, PolicyState};
-use crate::call::Purpose;
+use crate::call::{CallMethod, Purpose};
 use crate::call::{Reason, Verdict};
 use crate::config::FailMode;
 use crate::lists::{ListKind, ListSet, OptOuts};
@@ -199,6 +199,7 @@ impl<'a> Run<'a> {
         self.check_emergency_closures(npa, states);
         let hours_blocked = self.apply_rules(n, states, &mut place, &consents);
         self.check_reassigned(&consents);
+        self.check_rnd_safe_harbor(&consents);
         self.d.place = place;
         if hours_blocked && self.p.cfg.retry_after_hours {
             self.d.retry_after = self.seconds_until_open(&place, states);
@@ -211,6 +212,27 @@ impl<'a> Run<'a> {
         if let Some(answer) = consents.reassigned.get().filter(|_| self.flags.block) {
             self.d.reassigned = Some(answer.clone());
             self.block(Check::Reassigned, Reason::NumberReassigned);
+        }
+    }
+
+    /// With `policy.rnd_max_age_days`, an automated call placed under consent needs the
+    /// database's `no` about the consent's date (or later), recent enough.
+    fn check_rnd_safe_harbor(&mut self, consents: &Consents<'_>) {
+        let (Some(days), Some(consent)) = (self.p.cfg.rnd_max_age_days, self.d.consent.as_ref())
+        else {
+            return;
+        };
+        if self.ctx.method == CallMethod::Manual || self.flags.block {
+            return;
+        }
+        let since = self.env.now.date_naive() - chrono::Duration::days(i64::from(days));
+        let checked = consents.records.iter().flat_map(|r| r.iter()).any(|r| {
+            r.rnd
+                .is_some_and(|a| a.answer == RndAnswer::No && a.queried >= since)
+                && r.captured >= consent.captured
+        });
+        if !checked {
+            self.block(Check::Reassigned, Reason::RndCheckMissing);
         }
     }
 
