@@ -173,6 +173,9 @@ impl Reason {
     }
 }
 
+// Every reason is a bit of `Reasons`.
+const _: () = assert!(Reason::ALL.len() <= 32);
+
 /// A small set of reasons (a bitset, so deciding allocates nothing).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reasons(u32);

@@ -506,10 +506,10 @@ pub struct PolicyConfig {
     pub on_missing_calendar: FailMode,
     /// Add `Retry-After` (seconds until the calling window opens) to outside-hours rejections.
     pub retry_after_hours: bool,
-    /// An autodialed or prerecorded call placed under a consent record needs a Reassigned
-    /// Numbers Database answer `no`, asked about the consent's date or later, queried within
-    /// this many days (the safe harbor of 47 CFR 64.1200(m)); without one it is blocked
-    /// (`rnd_check_missing`). Unset: no answer is needed.
+    /// An autodialed or prerecorded call to a US number placed under a consent record needs a
+    /// Reassigned Numbers Database answer `no` about the consent's date or an earlier one (no
+    /// disconnection since), queried within this many days (the safe harbor of 47 CFR
+    /// 64.1200(m)); without one it is blocked (`rnd_check_missing`). Unset: none needed.
     pub rnd_max_age_days: Option<u32>,
 }
 

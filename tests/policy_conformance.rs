@@ -148,6 +148,9 @@ const TABLE: &str = r#"
 # On Canada's National DNCL (blocked; the US registry does not hold it), unless consent.
 +14165550143 | 2026-11-24T15:00:00Z | default |  |  |  | blocked | national_dnc
 +14165550143 | 2026-11-24T15:00:00Z | default |  |  | pewc@2026-01-01 | allowed |
+# A Canadian number with a Pennsylvania address: PA's rules (holidays included) with Canada's.
++14165550100 | 2026-11-24T15:00:00Z | default |  |  | address=PA | allowed |
++14165550100 | 2026-11-26T15:00:00Z | default |  |  | address=PA | blocked | holiday
 # An automated (prerecorded) solicitation needs express consent (ADAD rules).
 +14165550100 | 2026-11-24T15:00:00Z | robo | prerecorded |  |  | blocked | consent_required
 +14165550100 | 2026-11-24T15:00:00Z | robo | prerecorded |  | pewc@2026-01-01 | allowed |
@@ -696,12 +699,19 @@ fn with_the_rnd_safe_harbor_an_automated_call_under_consent_needs_a_recent_no() 
         reasons: BTreeSet::new(),
     };
     let robo = |records| evaluate(&policy, &lists, &row("robo", "prerecorded", records));
-    let fresh = robo("pewc@2026-01-01;rnd=no@2026-01-01/2026-11-10");
-    assert_eq!(fresh.0, "allowed", "{:?}", fresh.1);
+    // A "no" about the consent's date or an earlier one: no disconnection since.
+    for records in [
+        "pewc@2026-01-01;rnd=no@2026-01-01/2026-11-10",
+        "pewc@2026-06-01;rnd=no@2026-01-01/2026-11-10",
+    ] {
+        let (verdict, reasons) = robo(records);
+        assert_eq!(verdict, "allowed", "{records}: {reasons:?}");
+    }
     for records in [
         "pewc@2026-01-01",
         "pewc@2026-01-01;rnd=no@2026-01-01/2026-09-01",
-        "pewc@2026-06-01;rnd=no@2026-01-01/2026-11-10",
+        // About a date after the consent: the number may have changed hands in between.
+        "pewc@2026-01-01;rnd=no@2026-06-01/2026-11-10",
         "pewc@2026-01-01;rnd=no_data@2026-01-01/2026-11-10",
     ] {
         let (verdict, reasons) = robo(records);
@@ -711,9 +721,43 @@ fn with_the_rnd_safe_harbor_an_automated_call_under_consent_needs_a_recent_no() 
             "{records}: {reasons:?}"
         );
     }
-    // A manual call is not asked for one.
+    // A manual call is not asked for one; nor is a call abroad (the database is of US numbers).
     let manual = evaluate(&policy, &lists, &row("default", "", "pewc@2026-01-01"));
     assert_eq!(manual.0, "allowed", "{:?}", manual.1);
+    let canada = Row {
+        number: "+14165550100",
+        ..row("robo", "prerecorded", "pewc@2026-01-01")
+    };
+    let (verdict, reasons) = evaluate(&policy, &lists, &canada);
+    assert_eq!(verdict, "allowed", "{reasons:?}");
+}
+
+#[test]
+fn a_voided_consent_is_named_only_where_it_was_needed() {
+    let policy = policy();
+    let lists = lists();
+    // A registry number whose valid consent lets the call through.
+    let row = Row {
+        line: 0,
+        number: "+12125550143",
+        at: "2026-11-24T15:00:00Z".parse().unwrap(),
+        campaign: "default",
+        call_type: "",
+        caller: "",
+        // A newer valid consent covers the call: the voided older one does not count.
+        records: "pewc@2025-01-01;rnd=yes@2025-01-01/2025-03-01;pewc@2025-06-01",
+        verdict: "",
+        reasons: BTreeSet::new(),
+    };
+    let (verdict, reasons) = evaluate(&policy, &lists, &row);
+    assert_eq!(verdict, "allowed", "{reasons:?}");
+    let blocked_otherwise = Row {
+        caller: "anonymous",
+        ..row
+    };
+    let (verdict, reasons) = evaluate(&policy, &lists, &blocked_otherwise);
+    assert_eq!(verdict, "blocked");
+    assert!(!reasons.contains("number_reassigned"), "{reasons:?}");
 }
 
 #[test]

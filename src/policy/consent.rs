@@ -153,7 +153,7 @@ impl ConsentInput {
             .map_err(|e| format!("number `{}`: {e}", self.number))?;
         let kind = ConsentKind::parse(&self.kind).ok_or_else(|| {
             format!(
-                "type `{}` is not pewc, ebr_purchase, ebr_inquiry, pec or address",
+                "type `{}` is not pewc, ebr_purchase, ebr_inquiry, pec, address or rnd",
                 self.kind
             )
         })?;

@@ -198,38 +198,39 @@ impl<'a> Run<'a> {
         self.check_location(npa, info);
         self.check_emergency_closures(npa, states);
         let hours_blocked = self.apply_rules(n, states, &mut place, &consents);
-        self.check_reassigned(&consents);
-        self.check_rnd_safe_harbor(&consents);
+        self.check_rnd_safe_harbor(&consents, place.country);
         self.d.place = place;
         if hours_blocked && self.p.cfg.retry_after_hours {
             self.d.retry_after = self.seconds_until_open(&place, states);
         }
     }
 
-    /// A blocked call that a consent would have let through, had the number not been
-    /// disconnected since (47 CFR 64.1200(m)): said, with the RND answer that voided it.
-    fn check_reassigned(&mut self, consents: &Consents<'_>) {
-        if let Some(answer) = consents.reassigned.get().filter(|_| self.flags.block) {
-            self.d.reassigned = Some(answer.clone());
+    /// A check a consent would have let through, had the number not been disconnected since
+    /// (47 CFR 64.1200(m)), blocked: said once, with the RND answer that voided the consent.
+    fn reassigned(&mut self, answer: Arc<ConsentRecord>) {
+        if self.d.reassigned.is_none() {
+            self.d.reassigned = Some(answer);
             self.block(Check::Reassigned, Reason::NumberReassigned);
         }
     }
 
-    /// With `policy.rnd_max_age_days`, an automated call placed under consent needs the
-    /// database's `no` about the consent's date (or later), recent enough.
-    fn check_rnd_safe_harbor(&mut self, consents: &Consents<'_>) {
-        let (Some(days), Some(consent)) = (self.p.cfg.rnd_max_age_days, self.d.consent.as_ref())
+    /// With `policy.rnd_max_age_days`, an automated call to a US number placed under consent
+    /// needs the database's `no` about a date no later than the earliest consent relied on
+    /// (no disconnection since then), queried recently enough. The database holds US numbers.
+    fn check_rnd_safe_harbor(&mut self, consents: &Consents<'_>, country: Option<Country>) {
+        let (Some(days), Some(since_consent)) =
+            (self.p.cfg.rnd_max_age_days, consents.relied_since.get())
         else {
             return;
         };
-        if self.ctx.method == CallMethod::Manual || self.flags.block {
+        if self.ctx.method == CallMethod::Manual || country != Some(Country::US) {
             return;
         }
-        let since = self.env.now.date_naive() - chrono::Duration::days(i64::from(days));
+        let fresh_from = self.env.now.date_naive() - chrono::Duration::days(i64::from(days));
         let checked = consents.records.iter().flat_map(|r| r.iter()).any(|r| {
             r.rnd
-                .is_some_and(|a| a.answer == RndAnswer::No && a.queried >= since)
-                && r.captured >= consent.captured
+                .is_some_and(|a| a.answer == RndAnswer::No && a.queried >= fresh_from)
+                && r.captured <= since_consent
         });
         if !checked {
             self.block(Check::Reassigned, Reason::RndCheckMissing);
@@ -311,8 +312,12 @@ impl<'a> Run<'a> {
                         self.d.trace.push(c, Outcome::Pending);
                     } else {
                         match consents.find(self.p.rules.consent.registry_exemptions) {
-                            Some(rec) => self.exempt(c, rec),
-                            None => self.block(c, r),
+                            Lookup::Covered(rec) => self.exempt(c, rec),
+                            Lookup::Voided(answer) => {
+                                self.block(c, r);
+                                self.reassigned(answer);
+                            }
+                            Lookup::None => self.block(c, r),
                         }
                     }
                 }
@@ -414,19 +419,20 @@ impl<'a> Run<'a> {
             {
                 continue;
             }
+            let mut voided = None;
             if rule.unless_consent.0 != 0 {
-                if let Some(rec) = consents.find(rule.unless_consent) {
-                    self.exempt(c, rec);
-                    continue;
+                match consents.find(rule.unless_consent) {
+                    Lookup::Covered(rec) => {
+                        self.exempt(c, rec);
+                        continue;
+                    }
+                    Lookup::Voided(answer) => voided = Some(answer),
+                    Lookup::None => {}
                 }
             }
             let outcome = match &rule.kind {
                 RuleKind::Hours(h) => {
-                    let rule_states = match rule.states.is_empty() {
-                        true => states,
-                        false => StateSet(rule.states.0 & states.0),
-                    };
-                    match hours.check(self, h, rule_states, place) {
+                    match hours.check(self, h, hours::Where::for_rule(rule, states), place) {
                         Ok(o) => o,
                         Err(Untimed::NoCalendar) => {
                             let mode = self.p.cfg.on_missing_calendar;
@@ -441,11 +447,15 @@ impl<'a> Run<'a> {
                     }
                 }
                 RuleKind::ConsentRequired { consent } => match consents.find(*consent) {
-                    Some(rec) => {
+                    Lookup::Covered(rec) => {
                         self.d.consent.get_or_insert(rec);
                         Outcome::Exempt
                     }
-                    None => Outcome::Block(Reason::ConsentRequired),
+                    Lookup::Voided(answer) => {
+                        voided = Some(answer);
+                        Outcome::Block(Reason::ConsentRequired)
+                    }
+                    Lookup::None => Outcome::Block(Reason::ConsentRequired),
                 },
                 RuleKind::NoCall if rule.wireless_only => Outcome::Block(Reason::WirelessNoCall),
                 RuleKind::NoCall => Outcome::Block(Reason::NoCallRule),
@@ -458,6 +468,11 @@ impl<'a> Run<'a> {
                     self.optout_no_contact(n, *days, consents.revoked)
                 }
             };
+            // The consent that would have let this rule pass was given before the number
+            // changed hands.
+            if let (Outcome::Block(_), Some(answer)) = (outcome, voided) {
+                self.reassigned(answer);
+            }
             self.note(c, outcome);
         }
         hours.blocked
@@ -587,8 +602,9 @@ fn place_of(info: Option<NpaInfo>, consents: &Consents<'_>) -> Place {
 /// The number's consent and EBR records, as they apply to this call.
 struct Consents<'a> {
     records: Option<Records>,
-    /// An RND answer that voided a record that would have covered the call.
-    reassigned: std::cell::OnceCell<Arc<ConsentRecord>>,
+    /// The earliest capture date of the records the call was let through under (the date an
+    /// RND answer must speak for).
+    relied_since: std::cell::Cell<Option<chrono::NaiveDate>>,
     day: chrono::NaiveDate,
     seller: Option<&'a str>,
     campaign: &'a str,
@@ -601,7 +617,7 @@ impl<'a> Consents<'a> {
     fn of(run: &Run<'a>, n: E164) -> Consents<'a> {
         Consents {
             records: run.env.state.consent.get(n),
-            reassigned: std::cell::OnceCell::new(),
+            relied_since: std::cell::Cell::new(None),
             day: run.env.now.date_naive(),
             seller: run.ctx.campaign.seller.as_deref(),
             campaign: &run.ctx.campaign.id,
@@ -612,34 +628,48 @@ impl<'a> Consents<'a> {
 
     /// The newest record of one of `kinds` that covers this call. Consent belongs to a
     /// person, not a number: a record the number's permanent disconnection came after (an
-    /// RND answer) covers nothing, and the answer is kept to say so.
-    fn find(&self, kinds: Bits) -> Option<Arc<ConsentRecord>> {
+    /// RND answer) covers nothing, and the answer is returned to say so when no other record
+    /// covers the call.
+    fn find(&self, kinds: Bits) -> Lookup {
         if self.revoked {
-            return None;
+            return Lookup::None;
         }
-        let records = self.records.as_ref()?;
-        let voided_by = |r: &ConsentRecord| {
-            records
+        let Some(records) = self.records.as_ref() else {
+            return Lookup::None;
+        };
+        let mut voided = None;
+        let covering = records.iter().rev().filter(|r| {
+            kinds.has(r.kind as u8) && r.covers(self.day, self.seller, self.campaign, self.defaults)
+        });
+        for r in covering {
+            match records
                 .iter()
                 .rev()
                 .find(|a| a.disconnected_since(r.captured))
-        };
-        records
-            .iter()
-            .rev()
-            .filter(|r| {
-                kinds.has(r.kind as u8)
-                    && r.covers(self.day, self.seller, self.campaign, self.defaults)
-            })
-            .find(|r| match voided_by(r) {
+            {
                 Some(answer) => {
-                    let _ = self.reassigned.set(answer.clone());
-                    false
+                    voided.get_or_insert_with(|| answer.clone());
                 }
-                None => true,
-            })
-            .cloned()
+                None => {
+                    let earliest = self
+                        .relied_since
+                        .get()
+                        .map_or(r.captured, |d| d.min(r.captured));
+                    self.relied_since.set(Some(earliest));
+                    return Lookup::Covered(r.clone());
+                }
+            }
+        }
+        voided.map_or(Lookup::None, Lookup::Voided)
     }
+}
+
+/// What a consent lookup found.
+enum Lookup {
+    Covered(Arc<ConsentRecord>),
+    /// Only records the number's disconnection came after: the RND answer that says so.
+    Voided(Arc<ConsentRecord>),
+    None,
 }
 
 /// The calling-hours rules of one decision: local times in the candidate zones (computed at
@@ -660,7 +690,7 @@ impl HoursRun {
         &mut self,
         run: &Run<'_>,
         h: &super::rules::Hours,
-        states: StateSet,
+        at: hours::Where,
         place: &mut Place,
     ) -> Result<Outcome, Untimed> {
         let now = run.env.now;
@@ -677,10 +707,6 @@ impl HoursRun {
             return Err(Untimed::NoZone);
         }
         for &(z, t) in &times[..*nz] {
-            let at = hours::Where {
-                states,
-                country: place.country,
-            };
             match hours::check(h, &run.p.rules.calendar, at, t) {
                 hours::HoursCheck::Inside { slack } => {
                     if !self.blocked && self.best_slack.is_none_or(|b| slack < b) {

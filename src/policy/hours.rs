@@ -10,11 +10,24 @@ use chrono::{
     DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc, Weekday,
 };
 
-/// Whose holidays count: the rule's states the number is in, and the number's country.
+/// Whose holidays count for a rule: a US rule's states the number is in (its area code's and
+/// its address's), or another country's rule's country.
 #[derive(Clone, Copy, Debug)]
 pub struct Where {
     pub states: StateSet,
     pub country: Option<Country>,
+}
+
+impl Where {
+    pub(crate) fn for_rule(rule: &super::rules::Rule, states: StateSet) -> Where {
+        Where {
+            states: match rule.states.is_empty() {
+                true => states,
+                false => StateSet(rule.states.0 & states.0),
+            },
+            country: Some(rule.country),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,16 +121,9 @@ pub(crate) fn next_open(
             .filter_map(move |i| {
                 let r = &book.rules[i];
                 match &r.kind {
-                    RuleKind::Hours(h) if r.applies_to(purpose, method) => Some((
-                        h,
-                        Where {
-                            states: match r.states.is_empty() {
-                                true => set,
-                                false => StateSet(r.states.0 & set.0),
-                            },
-                            country: place.country,
-                        },
-                    )),
+                    RuleKind::Hours(h) if r.applies_to(purpose, method) => {
+                        Some((h, Where::for_rule(r, set)))
+                    }
                     _ => None,
                 }
             })
