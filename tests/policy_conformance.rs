@@ -733,6 +733,53 @@ fn with_the_rnd_safe_harbor_an_automated_call_under_consent_needs_a_recent_no() 
 }
 
 #[test]
+fn the_rnd_answer_a_decision_rests_on_is_in_its_record() {
+    let config = CONFIG.replacen("[policy]\n", "[policy]\nrnd_max_age_days = 30\n", 1);
+    let mut c = Calls::new();
+    c.policy = Policy::new(&Config::from_str_named("conformance.toml", &config).unwrap()).unwrap();
+    let input = |kind: &str, captured: &str, answer: Option<&str>| ConsentInput {
+        number: "+12125550100".into(),
+        kind: kind.into(),
+        seller: Some("Acme".into()),
+        campaign: None,
+        captured: captured.into(),
+        expires: None,
+        evidence: Some("rnd 5".into()),
+        address_state: None,
+        time_zone: None,
+        answer: answer.map(String::from),
+        queried: answer.map(|_| "2026-11-20".into()),
+    };
+    let records = vec![
+        input("pewc", "2026-01-01", None),
+        input("rnd", "2026-01-01", Some("no")),
+    ];
+    c.state.consent.add(records, Utc::now()).unwrap();
+    let ctx = c.policy.campaigns.classify(
+        None,
+        Some(b"robo"),
+        Some(b"prerecorded"),
+        CallerId::Number("+12025550100".parse().unwrap()),
+    );
+    let d = c.policy.decide(
+        ctx,
+        Ok(callgate::number::Called::Number(
+            "+12125550100".parse().unwrap(),
+        )),
+        callgate::policy::Against {
+            lists: c.lists.clone(),
+            optouts: &c.optouts,
+            state: &c.state,
+            now: t("2026-11-24T15:00:00Z"),
+        },
+        false,
+    );
+    assert_eq!(d.verdict.as_str(), "allowed", "{:?}", d.reasons);
+    let used = d.rnd_used.expect("the 'no' the safe harbor rests on");
+    assert_eq!(used.evidence.as_deref(), Some("rnd 5"));
+}
+
+#[test]
 fn a_voided_consent_is_named_only_where_it_was_needed() {
     let policy = policy();
     let lists = lists();

@@ -208,8 +208,8 @@ impl<'a> Run<'a> {
     /// A check a consent would have let through, had the number not been disconnected since
     /// (47 CFR 64.1200(m)), blocked: said once, with the RND answer that voided the consent.
     fn reassigned(&mut self, answer: Arc<ConsentRecord>) {
-        if self.d.reassigned.is_none() {
-            self.d.reassigned = Some(answer);
+        if !self.d.reasons.contains(Reason::NumberReassigned) {
+            self.d.rnd_used = Some(answer);
             self.block(Check::Reassigned, Reason::NumberReassigned);
         }
     }
@@ -227,13 +227,16 @@ impl<'a> Run<'a> {
             return;
         }
         let fresh_from = self.env.now.date_naive() - chrono::Duration::days(i64::from(days));
-        let checked = consents.records.iter().flat_map(|r| r.iter()).any(|r| {
+        let no = consents.records.iter().flat_map(|r| r.iter()).find(|r| {
             r.rnd
                 .is_some_and(|a| a.answer == RndAnswer::No && a.queried >= fresh_from)
                 && r.captured <= since_consent
         });
-        if !checked {
-            self.block(Check::Reassigned, Reason::RndCheckMissing);
+        match no {
+            Some(answer) => {
+                self.d.rnd_used.get_or_insert_with(|| answer.clone());
+            }
+            None => self.block(Check::Reassigned, Reason::RndCheckMissing),
         }
     }
 

@@ -152,7 +152,7 @@ impl Serialize for Context<'_> {
                 }),
             )?;
         }
-        if let Some(a) = &d.reassigned {
+        if let Some(a) = &d.rnd_used {
             let rnd = json!({
                 "seq": a.seq, "asked_about": a.captured, "answer": a.rnd.map(|r| r.answer),
                 "queried": a.rnd.map(|r| r.queried), "evidence": a.evidence,

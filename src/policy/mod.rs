@@ -181,8 +181,9 @@ pub struct Decision {
     pub wireless: Option<bool>,
     /// The consent / EBR record that exempted the call from a check.
     pub consent: Option<Arc<ConsentRecord>>,
-    /// The RND answer that voided a consent the call would have been placed under.
-    pub reassigned: Option<Arc<ConsentRecord>>,
+    /// The Reassigned Numbers Database answer the decision rests on: the `yes` that voided a
+    /// consent the call would have been placed under, else the `no` that met the safe harbor.
+    pub rnd_used: Option<Arc<ConsentRecord>>,
     pub consent_seq: u64,
     pub trace: Trace,
     /// Outside hours only: seconds until the calling window opens.
@@ -406,7 +407,7 @@ impl Policy {
             place: Place::default(),
             wireless: None,
             consent: None,
-            reassigned: None,
+            rnd_used: None,
             consent_seq: 0,
             trace: Trace::default(),
             retry_after: None,
