@@ -250,17 +250,16 @@ impl<'a> Run<'a> {
             self.block(Check::Location, Reason::CountryNotAllowed);
         }
         let p: &'a Policy = self.p;
-        let foreign = match n.nanp_national() {
-            None => p.rules.policy_for(n),
-            Some(_) => None,
-        };
-        let has_policy = match n.nanp_national() {
-            None => foreign.is_some(),
+        let (foreign, has_policy) = match (n.nanp_national(), info) {
+            (None, _) => {
+                let foreign = p.rules.policy_for(n);
+                (foreign, foreign.is_some())
+            }
+            (Some(_), Some(i)) if i.assigned => {
+                (None, i.country.is_some_and(|c| p.rules.has_policy(c)))
+            }
             // An unassigned area code is `unknown_location`'s.
-            Some(_) => match info {
-                Some(i) if i.assigned => i.country.is_some_and(|c| p.rules.has_policy(c)),
-                _ => true,
-            },
+            (Some(_), _) => (None, true),
         };
         if !has_policy {
             let cfg = &self.p.cfg;
