@@ -72,3 +72,13 @@ behind_uas() {
   PID=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$admin/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
 }
+
+# null_relay_bin: builds benches/null_relay.rs and prints its path.
+null_relay_bin() {
+  cargo bench --bench null_relay --no-run --message-format=json 2>/dev/null | python3 -c '
+import sys, json
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "null_relay":
+        print(m["executable"])'
+}

@@ -131,12 +131,7 @@ EOF
 timeout 900 sipp -sn uas "${SIPP_T[@]}" -i 127.0.0.1 -p $UAS_PORT -nostdin -bg > /dev/null 2>&1 || true
 if [ "${RELAY:-callgate}" = null ]; then
   [ "$TRANSPORT" = udp ] || { echo "RELAY=null is UDP only" >&2; exit 1; }
-  RELAY_BIN=$(cargo bench --bench null_relay --no-run --message-format=json 2>/dev/null | python3 -c '
-import sys, json
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "null_relay":
-        print(m["executable"])')
+  RELAY_BIN=$(null_relay_bin)
   NULL_RELAY_LISTEN="127.0.0.1:$CG_PORT" NULL_RELAY_UPSTREAM="127.0.0.1:$UAS_PORT" "$RELAY_BIN" &
 else
   CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/callgate.log" &

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The same sipp load, side by side, through every proxy a VoIP team could put in the path:
+#
+#   direct    sipp UAC -> sipp UAS (no proxy: the latency baseline)
+#   null      benches/null_relay.rs: one recv and one send per datagram, no SIP work (the floor)
+#   kam-sl    Kamailio, stateless forward, no checks
+#   kam-tm    Kamailio, transaction-stateful (tm), no checks
+#   kam-dnc   Kamailio, tm + Record-Route + an htable Do-Not-Call lookup (built by hand)
+#   callgate  callgate on its default configuration (policy, hash-chained records, metrics)
+#
+# Kamailio (benches/kamailio/relay.cfg) runs one worker with the production allocator
+# (-x fm -X fm). Every proxy is started once and idles while the others run; the runs go
+# round-robin (target after target, RUNS rounds) so the machine's noise falls on all alike.
+# CPU is the proxy's whole process tree (every thread and, for Kamailio, every process), from
+# /proc/*/schedstat, in nanoseconds. Prints per target: CPU per call (each run), the ratio to
+# the null relay of the same round, calls ok/failed, and with LATENCY=1 INVITE->200 p50/p99 in
+# microseconds and the p99 added (proxied minus direct), from a tcpdump capture of sipp's UAC
+# port (benches/sip_latency.py; sipp itself times in milliseconds). The capture's tap costs the
+# sender CPU on every loopback packet: compare CPU from runs without it.
+#
+#   benches/compare.sh [CALLS] [RATE] [RUNS]    defaults: 10000 calls at 1000 calls/s, 3 rounds
+#
+# TARGETS="null callgate" runs a subset (direct always runs). BIN=path measures another
+# callgate build. Loopback only; every sipp run is bounded by -m and a timeout.
+# Needs sipp (sip-tester) and kamailio; LATENCY=1 needs tcpdump.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CALLS=${1:-10000}
+RATE=${2:-1000}
+RUNS=${3:-3}
+. benches/lib.sh
+need sipp sip-tester
+need kamailio kamailio
+[ -z "${LATENCY:-}" ] || need tcpdump tcpdump
+release_bin
+NULL_BIN=$(null_relay_bin)
+TARGETS=${TARGETS:-null kam-sl kam-tm kam-dnc callgate}
+
+UAS=25080 ADMIN=25081
+declare -A PORT=([direct]=$UAS [null]=25061 [kam-sl]=25062 [kam-tm]=25063 [kam-dnc]=25064 [callgate]=25060)
+declare -A PID
+uas_work $UAS
+[ -z "${KEEP:-}" ] || { echo "work directory kept: $WORK"; trap 'kill $(jobs -p) 2>/dev/null; pkill -f "sipp -sn uas -i 127.0.0.1 -p $UAS" || true' EXIT; }
+cp tests/sipp/uac_allow.xml "$WORK/uac.xml"
+numbers_csv "$WORK/numbers.csv"
+timeout 3600 sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -bg > /dev/null 2>&1 || true
+
+kamailio_on() { # target, then -A flags
+  local t=$1; shift
+  mkdir -p "$WORK/$t"
+  kamailio -f benches/kamailio/relay.cfg -DD -E -m 256 -M 16 -x fm -X fm "$@" \
+    -A "NEXT_HOP=\"sip:127.0.0.1:$UAS\"" -l "udp:127.0.0.1:${PORT[$t]}" \
+    -Y "$WORK/$t" -w "$WORK/$t" > /dev/null 2> "$WORK/$t/log" &
+  PID[$t]=$!
+}
+for t in $TARGETS; do
+  case $t in
+    null)
+      NULL_RELAY_LISTEN="127.0.0.1:${PORT[null]}" NULL_RELAY_UPSTREAM="127.0.0.1:$UAS" "$NULL_BIN" &
+      PID[null]=$! ;;
+    kam-sl) kamailio_on kam-sl ;;
+    kam-tm) kamailio_on kam-tm -A TM ;;
+    kam-dnc) kamailio_on kam-dnc -A DNC ;;
+    callgate)
+      callgate_toml "$WORK/callgate.toml" "$WORK" "${PORT[callgate]}" $UAS $ADMIN
+      CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/callgate.log" &
+      PID[callgate]=$!
+      for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADMIN/readyz" > /dev/null 2>&1 && break; sleep 0.1; done ;;
+    *) echo "unknown target $t" >&2; exit 1 ;;
+  esac
+done
+sleep 1
+
+# CPU nanoseconds of a process, its threads and its descendants.
+cpu_ns() {
+  local p total=0
+  for p in $1 $(pgrep -P "$1" || true); do
+    for s in /proc/$p/task/*/schedstat; do
+      total=$((total + $(cut -d' ' -f1 < "$s" 2>/dev/null || echo 0)))
+    done
+  done
+  echo $total
+}
+
+# run TARGET ROUND: one sipp run; appends "target round cpu_ns ok failed p50_us p99_us".
+run() {
+  local t=$1 r=$2 before=0 after=0 port=$((26000 + RANDOM % 2000)) cap=""
+  if [ -n "${LATENCY:-}" ]; then
+    cap="$WORK/cap_${t}_$r.pcap"
+    timeout 900 tcpdump -i lo -n -B 16384 -w "$cap" "udp and port $port" 2> "$cap.log" &
+    for _ in $(seq 1 100); do grep -q listening "$cap.log" && break; sleep 0.05; done
+  fi
+  [ "$t" = direct ] || before=$(cpu_ns "${PID[$t]}")
+  (cd "$WORK" && timeout 600 sipp -sf uac.xml -inf numbers.csv "127.0.0.1:${PORT[$t]}" -i 127.0.0.1 -p $port \
+    -m "$CALLS" -r "$RATE" -l 4000 -timeout 300s -recv_timeout 10000 -nostdin \
+    -trace_stat -stf "stat_${t}_$r.csv" > /dev/null 2>&1 || true)
+  [ "$t" = direct ] || after=$(cpu_ns "${PID[$t]}")
+  if [ -n "$cap" ]; then pkill -INT -f "tcpdump -i lo -n -B 16384 -w $cap" || true; wait $! 2>/dev/null || true; fi
+  python3 benches/sip_latency.py "$WORK/stat_${t}_$r.csv" "$cap" "$port" "$t $r $((after - before))" >> "$WORK/results"
+}
+
+echo "calls=$CALLS rate=$RATE rounds=$RUNS targets: direct $TARGETS ($(date -u +%F))"
+for r in $(seq 1 "$RUNS"); do
+  for t in direct $TARGETS; do
+    run "$t" "$r"
+  done
+done
+for t in $TARGETS; do kill "${PID[$t]}" 2>/dev/null || true; done
+
+python3 - "$WORK/results" "$CALLS" <<'PY'
+import math, sys, statistics as st
+calls = int(sys.argv[2])
+res = {}
+for line in open(sys.argv[1]):
+    t, r, cpu, ok, failed, p50, p99 = line.split()
+    res.setdefault(t, {})[int(r)] = dict(cpu=int(cpu) / 1000 / calls, ok=int(ok), failed=int(failed), p50=float(p50), p99=float(p99))
+direct, null = res.get("direct", {}), res.get("null")
+med = lambda xs: st.median(xs) if xs else math.nan
+print(f"{'target':9s} {'CPU us/call (each round)':26s} {'x null':>10s} {'ok':>7s} {'failed':>6s} {'p50 us':>7s} {'p99 us':>7s} {'p99 added':>9s}")
+for t, runs in res.items():
+    rounds = sorted(runs)
+    cpu = " ".join(f"{runs[r]['cpu']:.1f}" for r in rounds) if t != "direct" else "-"
+    ratio = "-"
+    if null and t not in ("direct", "null"):
+        rs = [runs[r]["cpu"] / null[r]["cpu"] for r in rounds if r in null and null[r]["cpu"] > 0]
+        ratio = f"{min(rs):.2f}-{max(rs):.2f}" if rs else "-"
+    ok, failed = sum(runs[r]["ok"] for r in rounds), sum(runs[r]["failed"] for r in rounds)
+    p50, p99 = med([runs[r]["p50"] for r in rounds]), med([runs[r]["p99"] for r in rounds])
+    added = med([runs[r]["p99"] - direct[r]["p99"] for r in rounds if r in direct]) if t != "direct" else 0
+    print(f"{t:9s} {cpu:26s} {ratio:>10s} {ok:7d} {failed:6d} {p50:7.0f} {p99:7.0f} {added:9.0f}")
+PY
