@@ -21,7 +21,8 @@
 #   benches/compare.sh [CALLS] [RATE] [RUNS]    defaults: 10000 calls at 1000 calls/s, 3 rounds
 #
 # TARGETS="null callgate" runs a subset (direct always runs). BIN=path measures another
-# callgate build. Loopback only; every sipp run is bounded by -m and a timeout.
+# callgate build; BASE_BIN=path adds the target "base", that build beside BIN (a change measured
+# side by side with the main it started from: build main in a worktree). Loopback only; every sipp run is bounded by -m and a timeout.
 # Needs sipp (sip-tester) and kamailio; LATENCY=1 needs tcpdump.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +38,8 @@ NULL_BIN=$(null_relay_bin)
 TARGETS=${TARGETS:-null kam-sl kam-tm kam-dnc callgate}
 
 UAS=25080 ADMIN=25081
-declare -A PORT=([direct]=$UAS [null]=25061 [kam-sl]=25062 [kam-tm]=25063 [kam-dnc]=25064 [callgate]=25060)
+declare -A PORT=([direct]=$UAS [null]=25061 [kam-sl]=25062 [kam-tm]=25063 [kam-dnc]=25064 [callgate]=25060 [base]=25065)
+[ -z "${BASE_BIN:-}" ] || TARGETS="$TARGETS base"
 declare -A PID
 uas_work $UAS
 [ -z "${KEEP:-}" ] || { echo "work directory kept: $WORK"; trap 'kill $(jobs -p) 2>/dev/null; pkill -f "sipp -sn uas -i 127.0.0.1 -p $UAS" || true' EXIT; }
@@ -53,6 +55,13 @@ kamailio_on() { # target, then -A flags
     -Y "$WORK/$t" -w "$WORK/$t" > /dev/null 2> "$WORK/$t/log" &
   PID[$t]=$!
 }
+callgate_on() { # target, binary, admin port
+  mkdir -p "$WORK/$1"
+  callgate_toml "$WORK/$1/callgate.toml" "$WORK/$1" "${PORT[$1]}" $UAS "$3"
+  CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$2" run --config "$WORK/$1/callgate.toml" 2> "$WORK/$1/log" &
+  PID[$1]=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$3/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
+}
 for t in $TARGETS; do
   case $t in
     null)
@@ -61,11 +70,8 @@ for t in $TARGETS; do
     kam-sl) kamailio_on kam-sl ;;
     kam-tm) kamailio_on kam-tm -A TM ;;
     kam-dnc) kamailio_on kam-dnc -A DNC ;;
-    callgate)
-      callgate_toml "$WORK/callgate.toml" "$WORK" "${PORT[callgate]}" $UAS $ADMIN
-      CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/callgate.log" &
-      PID[callgate]=$!
-      for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADMIN/readyz" > /dev/null 2>&1 && break; sleep 0.1; done ;;
+    callgate) callgate_on callgate "$BIN" $ADMIN ;;
+    base) callgate_on base "$BASE_BIN" $((ADMIN + 1)) ;;
     *) echo "unknown target $t" >&2; exit 1 ;;
   esac
 done

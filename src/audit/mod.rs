@@ -672,7 +672,7 @@ struct Record<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     refused: Option<&'a str>,
     list_generation: u64,
-    lists: Vec<ListRef<'a>>,
+    lists: Lists<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     lists_unavailable: Vec<&'a str>,
     optouts_seq: u64,
@@ -684,6 +684,48 @@ struct Record<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     checks: Option<crate::policy::explain::AuditChecks<'a>>,
     latency_us: u32,
+}
+
+/// A record's `lists`: the generation's rendering when no list matched, else built.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Lists<'a> {
+    Rendered(&'a serde_json::value::RawValue),
+    Built(Vec<ListRef<'a>>),
+}
+
+fn lists_of(d: &Decision) -> Lists<'_> {
+    if d.list_hits != 0 {
+        return Lists::Built(list_refs(d));
+    }
+    let rendered = d.lists.audit_lists.get_or_init(|| {
+        let json = serde_json::to_string(&list_refs(d)).ok()?;
+        serde_json::value::RawValue::from_string(json).ok()
+    });
+    match rendered {
+        Some(r) => Lists::Rendered(r),
+        None => Lists::Built(list_refs(d)),
+    }
+}
+
+fn list_refs(d: &Decision) -> Vec<ListRef<'_>> {
+    d.lists
+        .lists
+        .iter()
+        .enumerate()
+        .map(|(i, l)| ListRef {
+            id: &l.meta.id.0,
+            kind: l.meta.kind,
+            version: l.meta.version(),
+            entries: l.meta.entries,
+            downloaded: l
+                .meta
+                .downloaded
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            sample: l.meta.sample,
+            hit: d.list_hits & (1 << i) != 0,
+        })
+        .collect()
 }
 
 /// Serialize one record (on the writer thread).
@@ -719,24 +761,7 @@ pub(crate) fn write_record(out: &mut Vec<u8>, ev: &AuditEvent) {
         sip_status: ev.sip_status,
         refused: ev.refused,
         list_generation: d.lists.generation,
-        lists: d
-            .lists
-            .lists
-            .iter()
-            .enumerate()
-            .map(|(i, l)| ListRef {
-                id: &l.meta.id.0,
-                kind: l.meta.kind,
-                version: l.meta.version(),
-                entries: l.meta.entries,
-                downloaded: l
-                    .meta
-                    .downloaded
-                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
-                sample: l.meta.sample,
-                hit: d.list_hits & (1 << i) != 0,
-            })
-            .collect(),
+        lists: lists_of(d),
         lists_unavailable: d.lists.unavailable.iter().map(|u| &*u.id.0).collect(),
         optouts_seq: d.optouts_seq,
         policy: d

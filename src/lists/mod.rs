@@ -175,6 +175,9 @@ pub struct ListSet {
     /// When lists go stale, worked out once per generation by the policy (keyed by its default
     /// maximum age) rather than per call.
     pub stale_cache: std::sync::OnceLock<(u32, StaleTimes)>,
+    /// The audit record's `lists` array when no list matched (nearly every call), rendered
+    /// once per generation by the audit writer instead of once per record.
+    pub audit_lists: std::sync::OnceLock<Option<Box<serde_json::value::RawValue>>>,
 }
 
 /// The instants at which the lists stop being fresh.
@@ -254,6 +257,7 @@ impl ListSet {
             prefilter,
             wireless_mask,
             stale_cache: std::sync::OnceLock::new(),
+            audit_lists: std::sync::OnceLock::new(),
         }
     }
 

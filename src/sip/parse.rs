@@ -941,18 +941,35 @@ pub(crate) fn name_addr_uri(v: &[u8]) -> &[u8] {
 }
 
 fn find_unquoted(v: &[u8], c: u8) -> Option<usize> {
+    find_unquoted_or_end(v, Some(c)).ok().flatten()
+}
+
+/// Where `c` first appears outside a quoted string (`Ok(None)`: nowhere, or `c` is `None`), or
+/// `Err(())` when a quoted string is left open. Jumps between the bytes that matter (SIMD).
+fn find_unquoted_or_end(v: &[u8], c: Option<u8>) -> Result<Option<usize>, ()> {
     let mut quoted = false;
     let mut i = 0;
     while i < v.len() {
+        let rest = &v[i..];
+        let next = match (quoted, c) {
+            (true, _) => memchr::memchr2(b'"', b'\\', rest),
+            (false, Some(c)) => memchr::memchr2(b'"', c, rest),
+            (false, None) => memchr::memchr(b'"', rest),
+        };
+        let Some(k) = next else { break };
+        i += k;
         match v[i] {
-            b'\\' if quoted => i += 1,
+            b'\\' => i += 1,
             b'"' => quoted = !quoted,
-            x if x == c && !quoted => return Some(i),
-            _ => {}
+            _ => return Ok(Some(i)),
         }
         i += 1;
     }
-    None
+    if quoted {
+        Err(())
+    } else {
+        Ok(None)
+    }
 }
 
 /// A header parameter of a name-addr value (after the `>` or the addr-spec).
@@ -985,17 +1002,7 @@ pub(crate) fn valid_name_addr(v: &[u8]) -> bool {
         return false;
     }
     // Balanced quotes.
-    let mut quoted = false;
-    let mut i = 0;
-    while i < v.len() {
-        match v[i] {
-            b'\\' if quoted => i += 1,
-            b'"' => quoted = !quoted,
-            _ => {}
-        }
-        i += 1;
-    }
-    if quoted {
+    if find_unquoted_or_end(v, None).is_err() {
         return false;
     }
     match find_unquoted(v, b'<') {
