@@ -20,7 +20,11 @@
 #
 #   benches/compare.sh [CALLS] [RATE] [RUNS]    defaults: 10000 calls at 1000 calls/s, 3 rounds
 #
-# TARGETS="null callgate" runs a subset (direct always runs). BIN=path measures another
+# TARGETS="null callgate" runs a subset (direct always runs); callgate-2w is callgate with
+# sip.workers = 2 (with UAC_T_MODE=un the dialer opens a socket per call, so its calls spread
+# over the workers). RATES="1000 2000 ..." measures the ceiling instead: every rate for SECS
+# (5) seconds, and per target the highest rate with >= 99.9% of calls ok and >= 99% of
+# INVITE->200 under 10 ms (sipp's millisecond buckets). BIN=path measures another
 # callgate build; BASE_BIN=path adds the target "base", that build beside BIN (a change measured
 # side by side with the main it started from: build main in a worktree). Loopback only; every sipp run is bounded by -m and a timeout.
 # Needs sipp (sip-tester) and kamailio; LATENCY=1 needs tcpdump.
@@ -38,8 +42,15 @@ NULL_BIN=$(null_relay_bin)
 TARGETS=${TARGETS:-null kam-sl kam-tm kam-dnc callgate}
 
 UAS=25080 ADMIN=25081
-declare -A PORT=([direct]=$UAS [null]=25061 [kam-sl]=25062 [kam-tm]=25063 [kam-dnc]=25064 [callgate]=25060 [base]=25065)
+declare -A PORT=([direct]=$UAS [null]=25061 [kam-sl]=25062 [kam-tm]=25063 [kam-dnc]=25064 [callgate]=25060 [base]=25065 [callgate-2w]=25066)
 [ -z "${BASE_BIN:-}" ] || TARGETS="$TARGETS base"
+# UAC_T=un: the dialer opens a socket per call (senders spread over callgate's UDP workers).
+UAC_T=()
+if [ "${UAC_T_MODE:-u1}" = un ]; then
+  UAC_T=(-t un -max_socket 5000)
+  # The null relay answers the last sender: it cannot serve a socket per call.
+  [[ " $TARGETS " != *" null "* ]] || { echo "UAC_T_MODE=un: leave out the null target" >&2; exit 1; }
+fi
 declare -A PID
 uas_work $UAS
 [ -z "${KEEP:-}" ] || { echo "work directory kept: $WORK"; trap 'kill $(jobs -p) 2>/dev/null; pkill -f "sipp -sn uas -i 127.0.0.1 -p $UAS" || true' EXIT; }
@@ -55,9 +66,10 @@ kamailio_on() { # target, then -A flags
     -Y "$WORK/$t" -w "$WORK/$t" > /dev/null 2> "$WORK/$t/log" &
   PID[$t]=$!
 }
-callgate_on() { # target, binary, admin port
+callgate_on() { # target, binary, admin port, [sip.workers]
   mkdir -p "$WORK/$1"
   callgate_toml "$WORK/$1/callgate.toml" "$WORK/$1" "${PORT[$1]}" $UAS "$3"
+  sed -i "s/^listen = \"127.0.0.1:${PORT[$1]}\"/&\nworkers = ${4:-1}/" "$WORK/$1/callgate.toml"
   CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$2" run --config "$WORK/$1/callgate.toml" 2> "$WORK/$1/log" &
   PID[$1]=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$3/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
@@ -72,6 +84,7 @@ for t in $TARGETS; do
     kam-dnc) kamailio_on kam-dnc -A DNC ;;
     callgate) callgate_on callgate "$BIN" $ADMIN ;;
     base) callgate_on base "$BASE_BIN" $((ADMIN + 1)) ;;
+    callgate-2w) callgate_on callgate-2w "$BIN" $((ADMIN + 2)) 2 ;;
     *) echo "unknown target $t" >&2; exit 1 ;;
   esac
 done
@@ -88,9 +101,10 @@ cpu_ns() {
   echo $total
 }
 
-# run TARGET ROUND: one sipp run; appends "target round cpu_ns ok failed p50_us p99_us".
+# run TARGET ROUND RATE CALLS: one sipp run; appends
+# "target round rate cpu_ns ok failed p50_us p99_us share_under_10ms".
 run() {
-  local t=$1 r=$2 before=0 after=0 port=$((26000 + RANDOM % 2000)) cap=""
+  local t=$1 r=$2 rate=$3 calls=$4 before=0 after=0 port=$((26000 + RANDOM % 2000)) cap=""
   if [ -n "${LATENCY:-}" ]; then
     cap="$WORK/cap_${t}_$r.pcap"
     timeout 900 tcpdump -i lo -n -B 16384 -w "$cap" "udp and port $port" 2> "$cap.log" &
@@ -98,17 +112,49 @@ run() {
   fi
   [ "$t" = direct ] || before=$(cpu_ns "${PID[$t]}")
   (cd "$WORK" && timeout 600 sipp -sf uac.xml -inf numbers.csv "127.0.0.1:${PORT[$t]}" -i 127.0.0.1 -p $port \
-    -m "$CALLS" -r "$RATE" -l 4000 -timeout 300s -recv_timeout 10000 -nostdin \
+    "${UAC_T[@]}" -m "$calls" -r "$rate" -l 4000 -timeout 300s -recv_timeout 10000 -nostdin \
     -trace_stat -stf "stat_${t}_$r.csv" > /dev/null 2>&1 || true)
   [ "$t" = direct ] || after=$(cpu_ns "${PID[$t]}")
   if [ -n "$cap" ]; then pkill -INT -f "tcpdump -i lo -n -B 16384 -w $cap" || true; wait $! 2>/dev/null || true; fi
-  python3 benches/sip_latency.py "$WORK/stat_${t}_$r.csv" "$cap" "$port" "$t $r $((after - before))" >> "$WORK/results"
+  python3 benches/sip_latency.py "$WORK/stat_${t}_$r.csv" "$cap" "$port" "$t $r $rate $((after - before))" >> "$WORK/results"
+  rm -f "$WORK/stat_${t}_$r.csv"
 }
 
-echo "calls=$CALLS rate=$RATE rounds=$RUNS targets: direct $TARGETS ($(date -u +%F))"
+if [ -n "${RATES:-}" ]; then
+  # The ceiling: each rate for SECS seconds, rates rising, every target, RUNS rounds.
+  echo "ceiling: rates $RATES, ${SECS:-5} s each, rounds=$RUNS, uac=${UAC_T_MODE:-u1} targets: direct $TARGETS ($(date -u +%F))"
+  for r in $(seq 1 "$RUNS"); do
+    for rate in $RATES; do
+      for t in direct $TARGETS; do run "$t" "$r" "$rate" $((rate * ${SECS:-5})); done
+    done
+  done
+  for t in $TARGETS; do kill "${PID[$t]}" 2>/dev/null || true; done
+  python3 - "$WORK/results" <<'PY'
+import sys
+res = {}
+for line in open(sys.argv[1]):
+    t, r, rate, cpu, ok, failed, p50, p99, under10 = line.split()
+    res.setdefault(t, {}).setdefault(int(r), []).append((int(rate), int(ok), int(failed), float(under10)))
+print("highest rate (climbing, up to the first miss) with >= 99.9% of calls ok and >= 99% of INVITE->200 under 10 ms, per round:")
+for t, rounds in res.items():
+    best = []
+    for r in sorted(rounds):
+        # The climb stops at the first rate that misses either bound.
+        best_rate = "none"
+        for rate, ok, failed, u in sorted(rounds[r]):
+            if not (ok and ok / (ok + failed) >= 0.999 and u >= 0.99):
+                break
+            best_rate = str(rate)
+        best.append(best_rate)
+    print(f"  {t:12s} {' '.join(best)}")
+PY
+  exit 0
+fi
+
+echo "calls=$CALLS rate=$RATE rounds=$RUNS uac=${UAC_T_MODE:-u1} targets: direct $TARGETS ($(date -u +%F))"
 for r in $(seq 1 "$RUNS"); do
   for t in direct $TARGETS; do
-    run "$t" "$r"
+    run "$t" "$r" "$RATE" "$CALLS"
   done
 done
 for t in $TARGETS; do kill "${PID[$t]}" 2>/dev/null || true; done
@@ -118,7 +164,7 @@ import math, sys, statistics as st
 calls = int(sys.argv[2])
 res = {}
 for line in open(sys.argv[1]):
-    t, r, cpu, ok, failed, p50, p99 = line.split()
+    t, r, _, cpu, ok, failed, p50, p99, _ = line.split()
     res.setdefault(t, {})[int(r)] = dict(cpu=int(cpu) / 1000 / calls, ok=int(ok), failed=int(failed), p50=float(p50), p99=float(p99))
 direct, null = res.get("direct", {}), res.get("null")
 med = lambda xs: st.median(xs) if xs else math.nan

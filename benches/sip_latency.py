@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""One benches/compare.sh run as a result line: "LABEL ok failed p50_us p99_us".
+"""One benches/compare.sh run as a result line: "LABEL ok failed p50_us p99_us under_10ms".
 
     sip_latency.py STAT_CSV PCAP UAC_PORT LABEL
 
-ok and failed come from sipp's statistics file. INVITE->200 comes from a tcpdump capture of the
+ok, failed and the share of calls whose INVITE->200 took under 10 ms come from sipp's
+statistics file (its millisecond buckets). INVITE->200 comes from a tcpdump capture of the
 UAC's port (PCAP; empty: no capture, "nan"): per Call-ID, from the first INVITE the UAC sent to
 the first 200 for that INVITE it received, with the capture's microsecond timestamps.
 """
@@ -16,7 +17,11 @@ import sys
 def sipp_counts(path):
     rows = list(csv.reader(open(path), delimiter=";"))
     head, last = rows[0], rows[-1]
-    return int(last[head.index("SuccessfulCall(C)")]), int(last[head.index("FailedCall(C)")])
+    buckets = {k.split("_", 1)[1]: int(last[i]) for i, k in enumerate(head) if k.startswith("ResponseTimeRepartition1_")}
+    total = sum(buckets.values())
+    fast = sum(v for k, v in buckets.items() if k in ("<1", "<2", "<5", "<10"))
+    under_10ms = fast / total if total else 0.0
+    return int(last[head.index("SuccessfulCall(C)")]), int(last[head.index("FailedCall(C)")]), under_10ms
 
 
 def packets(path):
@@ -59,13 +64,13 @@ def invite_to_200(path, uac):
 
 def main():
     stat, pcap, uac, label = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    ok, failed = sipp_counts(stat)
+    ok, failed, under_10ms = sipp_counts(stat)
     p50 = p99 = math.nan
     if pcap:
         lat = invite_to_200(pcap, uac)
         if lat:
             p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(0.99 * len(lat)))]
-    print(label, ok, failed, *(("nan" if math.isnan(v) else round(v)) for v in (p50, p99)))
+    print(label, ok, failed, *(("nan" if math.isnan(v) else round(v)) for v in (p50, p99)), f"{under_10ms:.4f}")
 
 
 if __name__ == "__main__":

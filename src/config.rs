@@ -951,6 +951,16 @@ impl Config {
         self.validate_users(file, src)?;
         self.validate_bounds(&fail)?;
         self.validate_shared(&fail)?;
+        if self.sip.workers > 1 && self.shared.url.is_some() {
+            // The shared count answers a new call later, on the first worker; a CANCEL from
+            // the same dialer handled meanwhile by another worker could overtake its INVITE.
+            return fail(
+                "sip.workers",
+                "must be 1 with [shared]: the shared frequency-cap count answers calls on the \
+                 first worker, and per-call order across workers is not yet kept for it"
+                    .into(),
+            );
+        }
         if !self.sip.record_route {
             return fail(
                 "sip.record_route",
@@ -1255,6 +1265,16 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("x.toml:3:"), "{s}");
         assert!(s.contains("sip.lisen"), "{s}");
+    }
+
+    #[test]
+    fn several_workers_with_shared_is_an_error_naming_the_key() {
+        let text = "[sip]\nworkers = 2\n[shared]\nurl = \"postgres://db/callgate\"\n";
+        let s = Config::from_str_named("x.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(s.starts_with("x.toml:2:"), "{s}");
+        assert!(s.contains("sip.workers"), "{s}");
     }
 
     #[test]
