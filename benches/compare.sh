@@ -20,9 +20,9 @@
 #
 #   benches/compare.sh [CALLS] [RATE] [RUNS]    defaults: 10000 calls at 1000 calls/s, 3 rounds
 #
-# TARGETS="null callgate" runs a subset (direct always runs); callgate-2w is callgate with
-# sip.workers = 2 (with UAC_T_MODE=un the dialer opens a socket per call, so its calls spread
-# over the workers). RATES="1000 2000 ..." measures the ceiling instead: every rate for SECS
+# TARGETS="null callgate" runs a subset (direct always runs). UAC_T_MODE=un: the dialer opens a
+# socket per call (no null target then; with LATENCY=1 the capture cannot follow those ports).
+# RATES="1000 2000 ..." measures the ceiling instead: every rate for SECS
 # (5) seconds, and per target the highest rate with >= 99.9% of calls ok and >= 99% of
 # INVITE->200 under 10 ms (sipp's millisecond buckets). BIN=path measures another
 # callgate build; BASE_BIN=path adds the target "base", that build beside BIN (a change measured
@@ -42,14 +42,15 @@ NULL_BIN=$(null_relay_bin)
 TARGETS=${TARGETS:-null kam-sl kam-tm kam-dnc callgate}
 
 UAS=25080 ADMIN=25081
-declare -A PORT=([direct]=$UAS [null]=25061 [kam-sl]=25062 [kam-tm]=25063 [kam-dnc]=25064 [callgate]=25060 [base]=25065 [callgate-2w]=25066)
+declare -A PORT=([direct]=$UAS [null]=25061 [kam-sl]=25062 [kam-tm]=25063 [kam-dnc]=25064 [callgate]=25060 [base]=25065)
 [ -z "${BASE_BIN:-}" ] || TARGETS="$TARGETS base"
-# UAC_T=un: the dialer opens a socket per call (senders spread over callgate's UDP workers).
+# UAC_T=un: the dialer opens a socket per call.
 UAC_T=()
 if [ "${UAC_T_MODE:-u1}" = un ]; then
   UAC_T=(-t un -max_socket 5000)
   # The null relay answers the last sender: it cannot serve a socket per call.
   [[ " $TARGETS " != *" null "* ]] || { echo "UAC_T_MODE=un: leave out the null target" >&2; exit 1; }
+  [ -z "${LATENCY:-}" ] || { echo "UAC_T_MODE=un: LATENCY=1 cannot follow a socket per call" >&2; exit 1; }
 fi
 declare -A PID
 uas_work $UAS
@@ -66,10 +67,9 @@ kamailio_on() { # target, then -A flags
     -Y "$WORK/$t" -w "$WORK/$t" > /dev/null 2> "$WORK/$t/log" &
   PID[$t]=$!
 }
-callgate_on() { # target, binary, admin port, [sip.workers]
+callgate_on() { # target, binary, admin port
   mkdir -p "$WORK/$1"
   callgate_toml "$WORK/$1/callgate.toml" "$WORK/$1" "${PORT[$1]}" $UAS "$3"
-  sed -i "s/^listen = \"127.0.0.1:${PORT[$1]}\"/&\nworkers = ${4:-1}/" "$WORK/$1/callgate.toml"
   CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$2" run --config "$WORK/$1/callgate.toml" 2> "$WORK/$1/log" &
   PID[$1]=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$3/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
@@ -84,7 +84,6 @@ for t in $TARGETS; do
     kam-dnc) kamailio_on kam-dnc -A DNC ;;
     callgate) callgate_on callgate "$BIN" $ADMIN ;;
     base) callgate_on base "$BASE_BIN" $((ADMIN + 1)) ;;
-    callgate-2w) callgate_on callgate-2w "$BIN" $((ADMIN + 2)) 2 ;;
     *) echo "unknown target $t" >&2; exit 1 ;;
   esac
 done

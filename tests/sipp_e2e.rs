@@ -42,48 +42,6 @@ fn allowed_calls_complete_invite_to_bye_through_callgate() {
     assert_eq!(carrier.invites(), ALLOWED.len());
 }
 
-/// Datagrams each UDP worker received, from `/metrics`.
-fn worker_datagrams(cg: &Callgate) -> Vec<u64> {
-    let (_, body) = http(cg.admin, "GET", "/metrics", "", None);
-    body.lines()
-        .filter(|l| l.starts_with("callgate_sip_worker_datagrams_total{"))
-        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
-        .collect()
-}
-
-// The dialer opens a socket per call (`-t un`), so the kernel spreads the calls over both
-// workers; the carrier answers 180 then 200 and requires ACK before BYE, the dialer requires
-// nothing after its 200 but the BYE's answer: a message relayed out of order fails its call.
-#[test]
-fn with_two_udp_workers_every_call_keeps_its_order_180_before_200_and_ack_before_bye() {
-    let carrier = Carrier::start_with(&["-sf", "@SCENARIOS/uas_echo_rr.xml"]);
-    let cg = Callgate::start_with_sip(carrier.port, "workers = 2", "");
-    let work = tempfile::tempdir().unwrap();
-    let numbers: Vec<String> = (0..60).map(|i| format!("41555520{i:02}")).collect();
-    let numbers: Vec<&str> = numbers.iter().map(String::as_str).collect();
-    let status = dialer_cmd(
-        "uac_allow.xml",
-        &numbers,
-        cg.sip,
-        work.path(),
-        &["-t", "un", "-max_socket", "200"],
-    )
-    .status()
-    .unwrap();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "every call must connect and hang up in order"
-    );
-    assert_eq!(carrier.invites(), numbers.len());
-    let per_worker = worker_datagrams(&cg);
-    assert_eq!(per_worker.len(), 2, "{per_worker:?}");
-    assert!(
-        per_worker.iter().all(|n| *n > 0),
-        "both workers carried calls: {per_worker:?}"
-    );
-}
-
 #[test]
 fn listed_numbers_get_the_rejection_and_the_carrier_receives_none() {
     let (carrier, cg, work) = setup();

@@ -193,50 +193,32 @@ impl SipIo {
             }
         });
         match self.udp.clone() {
-            Some(sock) => self.udp_loop(0, sock, shutdown).await,
-            None => {
-                let _ = shutdown.changed().await;
-            }
-        }
-    }
-
-    /// One UDP worker: each datagram handled to completion before the next is read, so the
-    /// messages from one sender leave in the order they came. Replies go out on the first
-    /// worker's socket (all share the address).
-    pub async fn udp_loop(
-        self: Arc<Self>,
-        worker: usize,
-        sock: Arc<UdpSocket>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let received = self
-            .metrics
-            .worker_datagrams
-            .with_label_values(&[&worker.to_string()]);
-        // Worker 0's runtime also runs the sweeper, whose turns say it is alive.
-        let mut alive = (worker > 0).then(|| tokio::time::interval(Duration::from_secs(1)));
-        let mut buf = vec![0u8; 65_536];
-        let mut outs = Vec::with_capacity(4);
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => break,
-                _ = tick(&mut alive) => self.proxy.worker_turned(worker),
-                r = sock.recv_from(&mut buf) => match r {
-                    Ok((n, src)) => {
-                        received.inc();
-                        if n > self.limits.max_message {
-                            self.metrics.dropped("too_large");
-                            continue;
-                        }
-                        let data = Bytes::copy_from_slice(&buf[..n]);
-                        self.proxy.handle(data, Peer::Udp(src), &mut outs);
-                        for o in outs.drain(..) {
-                            self.send(o);
+            Some(sock) => {
+                let mut buf = vec![0u8; 65_536];
+                let mut outs = Vec::with_capacity(4);
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.changed() => break,
+                        r = sock.recv_from(&mut buf) => match r {
+                            Ok((n, src)) => {
+                                if n > self.limits.max_message {
+                                    self.metrics.dropped("too_large");
+                                    continue;
+                                }
+                                let data = Bytes::copy_from_slice(&buf[..n]);
+                                self.proxy.handle(data, Peer::Udp(src), &mut outs);
+                                for o in outs.drain(..) {
+                                    self.send(o);
+                                }
+                            }
+                            Err(e) => tracing::debug!(error = %e, "udp receive error"),
                         }
                     }
-                    Err(e) => tracing::debug!(error = %e, "udp receive error"),
                 }
+            }
+            None => {
+                let _ = shutdown.changed().await;
             }
         }
     }
@@ -563,16 +545,6 @@ impl SipIo {
                 }
             }
         });
-    }
-}
-
-/// The next tick of `alive`, or never.
-async fn tick(alive: &mut Option<tokio::time::Interval>) {
-    match alive {
-        Some(a) => {
-            a.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }
 
