@@ -26,7 +26,8 @@
 # (5) seconds, and per target the highest rate with >= 99.9% of calls ok and >= 99% of
 # INVITE->200 under 10 ms (sipp's millisecond buckets). BIN=path measures another
 # callgate build; BASE_BIN=path adds the target "base", that build beside BIN (a change measured
-# side by side with the main it started from: build main in a worktree). Loopback only; every sipp run is bounded by -m and a timeout.
+# side by side with the main it started from: build main in a worktree).
+# Loopback only; every sipp run is bounded by -m and a timeout.
 # Needs sipp (sip-tester) and kamailio; LATENCY=1 needs tcpdump.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,7 +73,7 @@ callgate_on() { # target, binary, admin port
   callgate_toml "$WORK/$1/callgate.toml" "$WORK/$1" "${PORT[$1]}" $UAS "$3"
   CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$2" run --config "$WORK/$1/callgate.toml" 2> "$WORK/$1/log" &
   PID[$1]=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$3/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
+  wait_ready "$3"
 }
 for t in $TARGETS; do
   case $t in

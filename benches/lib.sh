@@ -70,7 +70,12 @@ behind_uas() {
   timeout 300 sipp -sn uas -i 127.0.0.1 -p "$uas" -nostdin -bg > /dev/null 2>&1 || true
   CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/log" &
   PID=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$admin/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
+  wait_ready "$admin"
+}
+
+# wait_ready ADMIN_PORT: until callgate's /readyz answers (10 s at most).
+wait_ready() {
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$1/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
 }
 
 # null_relay_bin: builds benches/null_relay.rs and prints its path.

@@ -941,6 +941,8 @@ pub(crate) fn name_addr_uri(v: &[u8]) -> &[u8] {
 }
 
 fn find_unquoted(v: &[u8], c: u8) -> Option<usize> {
+    // The quote and the escape are the scanner's own bytes: it cannot look for them.
+    debug_assert!(c != b'"' && c != b'\\');
     find_unquoted_or_end(v, Some(c)).ok().flatten()
 }
 
