@@ -20,9 +20,11 @@
 #
 #   benches/compare.sh [CALLS] [RATE] [RUNS]    defaults: 10000 calls at 1000 calls/s, 3 rounds
 #
-# TARGETS="null callgate" runs a subset (direct always runs). UAC_T_MODE=un: the dialer opens a
-# socket per call (no null target then; with LATENCY=1 the capture cannot follow those ports).
-# RATES="1000 2000 ..." measures the ceiling instead: every rate for SECS
+# TARGETS="null callgate" runs a subset (direct always runs); callgate-2w is callgate with
+# sip.workers = 2 (with UAC_T_MODE=un the dialer opens a socket per call, so its calls spread
+# over the workers; LATENCY=1 cannot follow those ports, and the null relay cannot serve them).
+# SATURATE=CALLS measures saturation instead: each path as fast as it carries calls with LIMIT
+# (100) in flight, and the cores the proxy and sipp used. RATES="1000 2000 ..." measures the ceiling instead: every rate for SECS
 # (5) seconds, and per target the highest rate with >= 99.9% of calls ok and >= 99% of
 # INVITE->200 under 10 ms (sipp's millisecond buckets). BIN=path measures another
 # callgate build; BASE_BIN=path adds the target "base", that build beside BIN (a change measured
@@ -43,9 +45,9 @@ NULL_BIN=$(null_relay_bin)
 TARGETS=${TARGETS:-null kam-sl kam-tm kam-dnc callgate}
 
 UAS=25080 ADMIN=25081
-declare -A PORT=([direct]=$UAS [null]=25061 [kam-sl]=25062 [kam-tm]=25063 [kam-dnc]=25064 [callgate]=25060 [base]=25065)
+declare -A PORT=([direct]=$UAS [null]=25061 [kam-sl]=25062 [kam-tm]=25063 [kam-dnc]=25064 [callgate]=25060 [base]=25065 [callgate-2w]=25066)
 [ -z "${BASE_BIN:-}" ] || TARGETS="$TARGETS base"
-# UAC_T=un: the dialer opens a socket per call.
+# UAC_T=un: the dialer opens a socket per call (senders spread over callgate's UDP workers).
 UAC_T=()
 if [ "${UAC_T_MODE:-u1}" = un ]; then
   UAC_T=(-t un -max_socket 5000)
@@ -58,7 +60,10 @@ uas_work $UAS
 [ -z "${KEEP:-}" ] || { echo "work directory kept: $WORK"; trap 'kill $(jobs -p) 2>/dev/null; pkill -f "sipp -sn uas -i 127.0.0.1 -p $UAS" || true' EXIT; }
 cp tests/sipp/uac_allow.xml "$WORK/uac.xml"
 numbers_csv "$WORK/numbers.csv"
-timeout 3600 sipp -sn uas -i 127.0.0.1 -p $UAS -nostdin -bg > /dev/null 2>&1 || true
+# sipp's sockets get 4 MB buffers (its default, 64 KB, overflows in bursts at a few thousand
+# calls/s: the calls lost were sipp's, not the proxy's; the kernel caps it at net.core.rmem_max).
+SIPP_BUF=(-buff_size 4194304)
+timeout 3600 sipp -sn uas -i 127.0.0.1 -p $UAS "${SIPP_BUF[@]}" -nostdin -bg > /dev/null 2>&1 || true
 
 kamailio_on() { # target, then -A flags
   local t=$1; shift
@@ -68,9 +73,10 @@ kamailio_on() { # target, then -A flags
     -Y "$WORK/$t" -w "$WORK/$t" > /dev/null 2> "$WORK/$t/log" &
   PID[$t]=$!
 }
-callgate_on() { # target, binary, admin port
+callgate_on() { # target, binary, admin port, [sip.workers]
   mkdir -p "$WORK/$1"
   callgate_toml "$WORK/$1/callgate.toml" "$WORK/$1" "${PORT[$1]}" $UAS "$3"
+  sed -i "s/^listen = \"127.0.0.1:${PORT[$1]}\"/&\nworkers = ${4:-1}/" "$WORK/$1/callgate.toml"
   CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$2" run --config "$WORK/$1/callgate.toml" 2> "$WORK/$1/log" &
   PID[$1]=$!
   wait_ready "$3"
@@ -85,6 +91,7 @@ for t in $TARGETS; do
     kam-dnc) kamailio_on kam-dnc -A DNC ;;
     callgate) callgate_on callgate "$BIN" $ADMIN ;;
     base) callgate_on base "$BASE_BIN" $((ADMIN + 1)) ;;
+    callgate-2w) callgate_on callgate-2w "$BIN" $((ADMIN + 2)) 2 ;;
     *) echo "unknown target $t" >&2; exit 1 ;;
   esac
 done
@@ -112,13 +119,60 @@ run() {
   fi
   [ "$t" = direct ] || before=$(cpu_ns "${PID[$t]}")
   (cd "$WORK" && timeout 600 sipp -sf uac.xml -inf numbers.csv "127.0.0.1:${PORT[$t]}" -i 127.0.0.1 -p $port \
-    "${UAC_T[@]}" -m "$calls" -r "$rate" -l 4000 -timeout 300s -recv_timeout 10000 -nostdin \
+    "${UAC_T[@]}" "${SIPP_BUF[@]}" -m "$calls" -r "$rate" -l 4000 -timeout 300s -recv_timeout 10000 -nostdin \
     -trace_stat -stf "stat_${t}_$r.csv" > /dev/null 2>&1 || true)
   [ "$t" = direct ] || after=$(cpu_ns "${PID[$t]}")
   if [ -n "$cap" ]; then pkill -INT -f "tcpdump -i lo -n -B 16384 -w $cap" || true; wait $! 2>/dev/null || true; fi
   python3 benches/sip_latency.py "$WORK/stat_${t}_$r.csv" "$cap" "$port" "$t $r $rate $((after - before))" >> "$WORK/results"
   rm -f "$WORK/stat_${t}_$r.csv"
 }
+
+# saturate TARGET ROUND CALLS: the dialer keeps LIMIT calls in flight (no pause in a call) as
+# fast as the path carries them; appends "target round calls ok failed wall_ns proxy_ns uac_ns
+# uas_ns" to WORK/saturated: the rate reached and where the two cores went.
+saturate() {
+  local t=$1 r=$2 calls=$3 before=0 after=0 uas_before uas_after start end uac port=$((26000 + RANDOM % 2000))
+  local uas_pid; uas_pid=$(pgrep -f "sipp -sn uas -i 127.0.0.1 -p $UAS" | head -1)
+  [ "$t" = direct ] || before=$(cpu_ns "${PID[$t]}")
+  uas_before=$(cpu_ns "$uas_pid"); start=$(date +%s%N)
+  uac=$(cd "$WORK" && python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(int((u.ru_utime + u.ru_stime) * 1e9))' timeout 600 sipp -sf uac_nopause.xml -inf numbers.csv "127.0.0.1:${PORT[$t]}" \
+    -i 127.0.0.1 -p $port "${UAC_T[@]}" "${SIPP_BUF[@]}" -m "$calls" -r 100000 -l "${LIMIT:-100}" -timeout 300s \
+    -recv_timeout 10000 -nostdin -trace_stat -stf "sat_${t}_$r.csv")
+  end=$(date +%s%N); uas_after=$(cpu_ns "$uas_pid")
+  [ "$t" = direct ] || after=$(cpu_ns "${PID[$t]}")
+  local okfail; okfail=$(python3 benches/sip_latency.py "$WORK/sat_${t}_$r.csv" "" 0 "" | awk '{print $1, $2}')
+  echo "$t $r $calls $okfail $((end - start)) $((after - before)) $uac $((uas_after - uas_before))" >> "$WORK/saturated"
+  rm -f "$WORK/sat_${t}_$r.csv"
+}
+
+if [ -n "${SATURATE:-}" ]; then
+  # Saturation: SATURATE calls per run, as fast as each path carries them (LIMIT in flight).
+  sed '/<pause/d' "$WORK/uac.xml" > "$WORK/uac_nopause.xml"
+  echo "saturation: $SATURATE calls, ${LIMIT:-100} in flight, rounds=$RUNS, uac=${UAC_T_MODE:-u1} targets: direct $TARGETS ($(date -u +%F), $(nproc) cores)"
+  for r in $(seq 1 "$RUNS"); do
+    for t in direct $TARGETS; do saturate "$t" "$r" "$SATURATE"; done
+  done
+  for t in $TARGETS; do kill "${PID[$t]}" 2>/dev/null || true; done
+  python3 - "$WORK/saturated" <<'PY'
+import sys
+print(f"{'target':12s} {'calls/s (each round)':24s} {'ok':>7s} {'failed':>6s} {'proxy cores':>11s} {'sipp cores':>10s} {'proxy us/call':>13s}")
+res = {}
+for line in open(sys.argv[1]):
+    t, r, calls, ok, failed, wall, proxy, uac, uas = line.split()
+    res.setdefault(t, []).append((int(ok), int(failed), int(wall), int(proxy), int(uac) + int(uas)))
+for t, runs in res.items():
+    rates = " ".join(f"{ok / (w / 1e9):.0f}" for ok, _, w, _, _ in runs)
+    ok, failed = sum(x[0] for x in runs), sum(x[1] for x in runs)
+    wall = sum(x[2] for x in runs)
+    proxy, sipp = sum(x[3] for x in runs) / wall, sum(x[4] for x in runs) / wall
+    per_call = sum(x[3] for x in runs) / 1000 / max(ok, 1)
+    print(f"{t:12s} {rates:24s} {ok:7d} {failed:6d} {proxy:11.2f} {sipp:10.2f} {per_call if t != 'direct' else 0:13.1f}")
+PY
+  exit 0
+fi
 
 if [ -n "${RATES:-}" ]; then
   # The ceiling: each rate for SECS seconds, rates rising, every target, RUNS rounds.

@@ -285,6 +285,10 @@ pub struct SipConfig {
     pub max_message_bytes: usize,
     /// Kernel receive buffer of the UDP socket (SO_RCVBUF); 0 keeps the system default.
     pub udp_receive_buffer_bytes: usize,
+    /// Threads receiving SIP over UDP, each with its own socket on `listen` (SO_REUSEPORT): the
+    /// kernel gives each sender (address and port) to one of them, so a peer's messages are
+    /// handled in the order they came. 1: one thread, which also serves TCP and TLS.
+    pub workers: usize,
     /// Open SIP TCP and TLS connections at most; past it new connections are refused.
     pub tcp_max_connections: usize,
     /// A TCP or TLS connection with no message for this long is closed.
@@ -316,6 +320,7 @@ impl Default for SipConfig {
             send_100_trying: true,
             max_message_bytes: 65_535,
             udp_receive_buffer_bytes: 4 << 20,
+            workers: 1,
             tcp_max_connections: 1024,
             tcp_idle_timeout_secs: 600,
             tcp_message_timeout_secs: 10,
@@ -946,6 +951,16 @@ impl Config {
         self.validate_users(file, src)?;
         self.validate_bounds(&fail)?;
         self.validate_shared(&fail)?;
+        if self.sip.workers > 1 && self.shared.url.is_some() {
+            // The shared count answers a new call later, on the first worker; a CANCEL from
+            // the same dialer handled meanwhile by another worker could overtake its INVITE.
+            return fail(
+                "sip.workers",
+                "must be 1 with [shared]: the shared frequency-cap count answers calls on the \
+                 first worker, and per-call order across workers is not yet kept for it"
+                    .into(),
+            );
+        }
         if !self.sip.record_route {
             return fail(
                 "sip.record_route",
@@ -1075,7 +1090,7 @@ impl Config {
 
     /// Every number that has a range: (key, its value here, least, most). The configuration
     /// reference shows the ranges.
-    pub fn bounds(&self) -> [(&'static str, u64, u64, u64); 23] {
+    pub fn bounds(&self) -> [(&'static str, u64, u64, u64); 24] {
         const DAY: u64 = 86_400;
         let (sip, calls) = (&self.sip, &self.calls);
         // One line per setting: the table reads better than rustfmt's five lines each.
@@ -1087,6 +1102,7 @@ impl Config {
             ("calls.max_open", calls.max_open as u64, 1, 100_000_000),
             ("sip.max_message_bytes", sip.max_message_bytes as u64, 1024, 65_535),
             ("sip.udp_receive_buffer_bytes", sip.udp_receive_buffer_bytes as u64, 0, 1 << 30),
+            ("sip.workers", sip.workers as u64, 1, crate::sip::MAX_WORKERS as u64),
             ("sip.tcp_max_connections", sip.tcp_max_connections as u64, 1, 1_000_000),
             ("sip.tcp_idle_timeout_secs", sip.tcp_idle_timeout_secs, 1, DAY),
             ("sip.tcp_message_timeout_secs", sip.tcp_message_timeout_secs, 1, 3600),
@@ -1249,6 +1265,16 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("x.toml:3:"), "{s}");
         assert!(s.contains("sip.lisen"), "{s}");
+    }
+
+    #[test]
+    fn several_workers_with_shared_is_an_error_naming_the_key() {
+        let text = "[sip]\nworkers = 2\n[shared]\nurl = \"postgres://db/callgate\"\n";
+        let s = Config::from_str_named("x.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(s.starts_with("x.toml:2:"), "{s}");
+        assert!(s.contains("sip.workers"), "{s}");
     }
 
     #[test]

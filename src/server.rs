@@ -278,7 +278,8 @@ struct Built {
 
 /// The listening sockets, bound at build time so that a port in use stops the start.
 struct Sockets {
-    udp: Option<std::net::UdpSocket>,
+    /// One per UDP worker (empty: no UDP).
+    udp: Vec<std::net::UdpSocket>,
     tcp: Option<std::net::TcpListener>,
     tls: Option<std::net::TcpListener>,
     admin: std::net::TcpListener,
@@ -459,12 +460,14 @@ fn run(b: Built) -> anyhow::Result<Running> {
         b.tls_sides,
     );
     let rx = shutdown_rx.clone();
+    let mut udp = udp.into_iter();
+    let (first, more): (_, Vec<_>) = (udp.next(), udp.collect());
     let sip_thread = spawn_runtime_thread("sip", async move {
         let joined = || -> std::io::Result<_> {
             let listen = |l: Option<std::net::TcpListener>| {
                 l.map(tokio::net::TcpListener::from_std).transpose()
             };
-            let udp = udp.map(tokio::net::UdpSocket::from_std).transpose()?;
+            let udp = first.map(tokio::net::UdpSocket::from_std).transpose()?;
             Ok((udp.map(Arc::new), listen(tcp)?, listen(tls)?))
         };
         let (udp, tcp, tls) = match joined() {
@@ -472,7 +475,11 @@ fn run(b: Built) -> anyhow::Result<Running> {
             Err(e) => return tracing::error!(error = %e, "SIP sockets could not join the runtime"),
         };
         let io = SipIo::new(udp, proxy, sip_metrics, limits, durable, tls_sides);
+        let workers = spawn_udp_workers(&io, more, &rx);
         io.run(tcp, tls, rx).await;
+        for w in workers {
+            let _ = w.join();
+        }
     })?;
     let (app, admin) = (b.app.clone(), b.sockets.admin);
     let admin_thread = spawn_runtime_thread("admin", http::serve(app, admin, shutdown_rx))?;
@@ -515,6 +522,31 @@ fn run(b: Built) -> anyhow::Result<Running> {
         admin_thread: Some(admin_thread),
         audit: Some(b.writer),
     })
+}
+
+/// UDP workers 1.. (worker 0 is the SIP thread itself), each on its own thread and runtime
+/// with its own socket. A worker that cannot start is logged and its socket closed: the
+/// kernel then spreads the senders over the others.
+fn spawn_udp_workers(
+    io: &Arc<SipIo>,
+    sockets: Vec<std::net::UdpSocket>,
+    shutdown: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let mut threads = Vec::new();
+    for (i, sock) in sockets.into_iter().enumerate() {
+        let (io, rx, worker) = (io.clone(), shutdown.clone(), i + 1);
+        let task = async move {
+            match tokio::net::UdpSocket::from_std(sock) {
+                Ok(s) => io.udp_loop(worker, Arc::new(s), rx).await,
+                Err(e) => tracing::error!(worker, error = %e, "UDP worker could not start"),
+            }
+        };
+        match spawn_runtime_thread(&format!("sip-{worker}"), task) {
+            Ok(t) => threads.push(t),
+            Err(e) => tracing::error!(worker, error = %e, "UDP worker could not start"),
+        }
+    }
+    threads
 }
 
 /// A named thread running `task` on its own current-thread runtime.
@@ -573,7 +605,7 @@ fn open_policy_state(
 
 fn bind_sockets(cfg: &Config, metrics: &SipMetrics) -> anyhow::Result<Sockets> {
     let (udp, tcp, sip) = bind_sip(cfg)?;
-    if let Some(s) = &udp {
+    for s in &udp {
         let granted = set_receive_buffer(s, cfg.sip.udp_receive_buffer_bytes);
         metrics.udp_receive_buffer.set(granted as i64);
     }
@@ -600,7 +632,7 @@ fn bind_sockets(cfg: &Config, metrics: &SipMetrics) -> anyhow::Result<Sockets> {
 fn bind_sip(
     cfg: &Config,
 ) -> anyhow::Result<(
-    Option<std::net::UdpSocket>,
+    Vec<std::net::UdpSocket>,
     Option<std::net::TcpListener>,
     SocketAddr,
 )> {
@@ -608,18 +640,18 @@ fn bind_sip(
     let mut attempts = if listen.port() == 0 { 8 } else { 1 };
     loop {
         attempts -= 1;
-        let udp = cfg
-            .sip
-            .udp
-            .then(|| {
-                let s = std::net::UdpSocket::bind(listen)
-                    .with_context(|| format!("sip.listen {listen}: cannot bind UDP"))?;
-                s.set_nonblocking(true)?;
-                anyhow::Ok(s)
-            })
-            .transpose()?;
+        // With port 0 the port picked can be taken before the workers' sockets bind it (see
+        // `bind_udp`), or have its TCP side taken: pick another.
+        let udp = match cfg.sip.udp {
+            true => match bind_udp(listen, cfg.sip.workers) {
+                Ok(u) => u,
+                Err(_) if attempts > 0 => continue,
+                Err(e) => return Err(e),
+            },
+            false => Vec::new(),
+        };
         let port = udp
-            .as_ref()
+            .first()
             .map(|u| u.local_addr().map(|a| a.port()))
             .transpose()?
             .unwrap_or(listen.port());
@@ -635,6 +667,35 @@ fn bind_sip(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// One UDP socket per worker on `listen`. Several share the port with SO_REUSEPORT; the kernel
+/// then hashes each sender's address and port to one socket, so a peer's datagrams reach one
+/// worker, in order.
+fn bind_udp(listen: SocketAddr, workers: usize) -> anyhow::Result<Vec<std::net::UdpSocket>> {
+    let bind = |addr: SocketAddr, share: bool| -> anyhow::Result<std::net::UdpSocket> {
+        let context = || format!("sip.listen {addr}: cannot bind UDP");
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )
+        .with_context(context)?;
+        s.set_reuse_port(share).with_context(context)?;
+        s.bind(&addr.into()).with_context(context)?;
+        s.set_nonblocking(true)?;
+        Ok(s.into())
+    };
+    if workers <= 1 {
+        return Ok(vec![bind(listen, false)?]);
+    }
+    // A port shared with SO_REUSEPORT would also be shared with another process of the same
+    // user that shares it (a second callgate started by mistake would take half the calls),
+    // and port 0 may pick such a port. A socket that does not share proves the port free
+    // (and picks it, for port 0); the workers' sockets take it as soon as it is closed. Two
+    // callgates starting in that instant could still share it.
+    let free = bind(listen, false)?.local_addr()?;
+    (0..workers).map(|_| bind(free, true)).collect()
 }
 
 fn listen_tcp(addr: SocketAddr, key: &str) -> anyhow::Result<std::net::TcpListener> {

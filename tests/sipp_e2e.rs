@@ -42,6 +42,72 @@ fn allowed_calls_complete_invite_to_bye_through_callgate() {
     assert_eq!(carrier.invites(), ALLOWED.len());
 }
 
+/// Datagrams each UDP worker received, from `/metrics`.
+fn worker_datagrams(cg: &Callgate) -> Vec<u64> {
+    let (_, body) = http(cg.admin, "GET", "/metrics", "", None);
+    body.lines()
+        .filter(|l| l.starts_with("callgate_sip_worker_datagrams_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// 60 calls started within 60 ms from a dialer that opens a socket per call (`-t un`), so the
+/// kernel spreads them over both workers, to a carrier that answers 180 then 200 and requires ACK before BYE; the
+/// dialer requires nothing after its 200 but the BYE's answer: a message relayed out of order
+/// fails its call. The dialer's exit status, then the worker counts.
+fn sixty_calls_over_two_workers(audit_keys: &str) -> (Carrier, Callgate, std::process::ExitStatus) {
+    let carrier = Carrier::start_with(&["-sf", "@SCENARIOS/uas_echo_rr.xml"]);
+    let cg = Callgate::start_with_keys(carrier.port, "workers = 2", audit_keys, "");
+    let work = tempfile::tempdir().unwrap();
+    let numbers: Vec<String> = (0..60).map(|i| format!("41555520{i:02}")).collect();
+    let numbers: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    let status = dialer_cmd(
+        "uac_allow.xml",
+        &numbers,
+        cg.sip,
+        work.path(),
+        // All 60 at once (each holds 200 ms), so the workers decide and relay side by side.
+        &["-t", "un", "-max_socket", "200", "-r", "1000"],
+    )
+    .status()
+    .unwrap();
+    assert_eq!(carrier.invites(), numbers.len());
+    let per_worker = worker_datagrams(&cg);
+    assert_eq!(per_worker.len(), 2, "{per_worker:?}");
+    assert!(
+        per_worker.iter().all(|n| *n > 0),
+        "both workers carried calls: {per_worker:?}"
+    );
+    (carrier, cg, status)
+}
+
+#[test]
+fn with_two_udp_workers_every_call_keeps_its_order_180_before_200_and_ack_before_bye() {
+    let (_carrier, _cg, status) = sixty_calls_over_two_workers("");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "every call must connect and hang up in order"
+    );
+}
+
+// Before-forward durability releases a call once the log is durable up to its decision's
+// number, which is only sound if the workers' decisions reach the log in number order.
+#[test]
+fn with_two_udp_workers_and_before_forward_decisions_reach_the_log_in_number_order() {
+    let (_carrier, cg, status) = sixty_calls_over_two_workers("durability = \"before-forward\"");
+    assert_eq!(status.code(), Some(0), "every call connects and hangs up");
+    let numbers: Vec<u64> = common::audit_lines(&cg.config.parent().unwrap().join("audit"))
+        .iter()
+        .filter(|l| l.get("verdict").is_some())
+        .map(|l| {
+            let id = l["id"].as_str().unwrap();
+            id.rsplit('-').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(numbers, (1..=60).collect::<Vec<u64>>());
+}
+
 #[test]
 fn listed_numbers_get_the_rejection_and_the_carrier_receives_none() {
     let (carrier, cg, work) = setup();

@@ -23,7 +23,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -101,9 +101,32 @@ pub struct AuditSink {
     tx: Sender<Msg>,
     capacity: usize,
     metrics: Arc<Metrics>,
-    seq: Arc<AtomicU64>,
+    /// The last decision number given out; held until that decision's record is queued.
+    seq: Arc<std::sync::Mutex<u64>>,
     instance: Arc<str>,
     writable: Arc<AtomicBool>,
+}
+
+/// A decision number not yet recorded (`AuditSink::number`).
+pub(crate) struct Numbered<'a> {
+    seq: std::sync::MutexGuard<'a, u64>,
+    sink: &'a AuditSink,
+}
+
+impl Numbered<'_> {
+    pub(crate) fn seq(&self) -> u64 {
+        *self.seq
+    }
+
+    pub(crate) fn instance_arc(&self) -> Arc<str> {
+        self.sink.instance_arc()
+    }
+
+    /// Queue the decision's record (numbered `seq`), and let the next number go.
+    pub(crate) fn submit(self, ev: AuditEvent) {
+        debug_assert_eq!(ev.seq, *self.seq);
+        self.sink.submit(ev);
+    }
 }
 
 pub struct AuditWriter {
@@ -113,8 +136,14 @@ pub struct AuditWriter {
 }
 
 impl AuditSink {
-    pub(crate) fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    /// The next decision number, with the sole right to queue a decision record until its
+    /// own is queued: records reach the log in number order, from any SIP worker, so the
+    /// writer's "durable up to N" (which before-forward durability waits on) covers every
+    /// decision numbered up to N.
+    pub(crate) fn number(&self) -> Numbered<'_> {
+        let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        *seq += 1;
+        Numbered { seq, sink: self }
     }
 
     /// The id a decision is known by, in the audit record and the `X-Callgate-Decision` header.
@@ -135,8 +164,8 @@ impl AuditSink {
         self.writable.load(Ordering::Relaxed)
     }
 
-    /// Queue a decision record.
-    pub(crate) fn submit(&self, ev: AuditEvent) {
+    /// Queue a decision record (through `Numbered`, which keeps them in number order).
+    fn submit(&self, ev: AuditEvent) {
         self.queue(Msg::Record(Box::new(ev)), "decision");
     }
 
@@ -238,7 +267,7 @@ impl AuditWriter {
                 tx,
                 capacity: capacity.max(1),
                 metrics,
-                seq: Arc::new(AtomicU64::new(0)),
+                seq: Default::default(),
                 instance,
                 writable,
             },
@@ -772,4 +801,101 @@ pub(crate) fn write_record(out: &mut Vec<u8>, ev: &AuditEvent) {
         latency_us: ev.latency_us,
     };
     let _ = serde_json::to_writer(&mut *out, &rec);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lists::{ListSet, OptOuts};
+    use crate::number::Called;
+    use crate::policy::context::CallerId;
+    use crate::policy::{Against, Policy, PolicyState};
+
+    fn a_decision(policy: &Policy, state: &PolicyState, optouts: &OptOuts) -> Decision {
+        let ctx = policy.campaigns.classify(
+            None,
+            None,
+            None,
+            CallerId::Number("+12025550100".parse().unwrap()),
+        );
+        let at = Against {
+            lists: Arc::new(ListSet::new(1, vec![], vec![])),
+            optouts,
+            state,
+            now: Utc::now(),
+        };
+        let n = "+14155552000".parse().unwrap();
+        policy.decide(ctx, Ok(Called::Number(n)), at, false)
+    }
+
+    // Several SIP workers record decisions at once; each pauses between taking its number
+    // and queueing the record, where another's would slip in if the two were separate steps.
+    #[test]
+    fn decisions_numbered_on_several_threads_reach_the_log_in_number_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let (writer, sink) = AuditWriter::start(
+            dir.path(),
+            100_000,
+            Duration::from_millis(5),
+            metrics,
+            true,
+            false,
+            None,
+        )
+        .unwrap();
+        let cfg = crate::config::Config::from_str_named("t.toml", "").unwrap();
+        let policy = Policy::new(&cfg).unwrap();
+        let state = PolicyState::in_memory();
+        let optouts = OptOuts::open(&dir.path().join("o.jsonl"), crate::clock::system()).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..100 {
+                        let decision = a_decision(&policy, &state, &optouts);
+                        let numbered = sink.number();
+                        let (seq, instance) = (numbered.seq(), numbered.instance_arc());
+                        std::thread::yield_now();
+                        numbered.submit(AuditEvent {
+                            seq,
+                            instance,
+                            ts: Utc::now(),
+                            call_id: Bytes::from_static(b"c"),
+                            source: "127.0.0.1:5060".parse().unwrap(),
+                            transport: "udp",
+                            source_cert: None,
+                            from: Bytes::new(),
+                            pai: None,
+                            called_raw: Bytes::from_static(b"4155552000"),
+                            decision,
+                            sip_status: None,
+                            refused: None,
+                            latency_us: 1,
+                        });
+                    }
+                });
+            }
+        });
+        sink.flush();
+        writer.shutdown();
+        let mut numbers = vec![];
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let path = e.unwrap().path();
+            if !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("audit-")
+            {
+                continue;
+            }
+            for line in std::fs::read_to_string(path).unwrap().lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                if let Some(id) = v["id"].as_str() {
+                    numbers.push(id.rsplit('-').next().unwrap().parse::<u64>().unwrap());
+                }
+            }
+        }
+        assert_eq!(numbers, (1..=400).collect::<Vec<u64>>());
+    }
 }

@@ -246,7 +246,10 @@ impl Compliance {
         self.metrics.decision_seconds.observe(latency.as_secs_f64());
         self.metrics
             .count_decision(decision.verdict, decision.reasons);
-        let seq = self.audit.next_seq();
+        // Held until the record is queued: another worker's decision cannot slip in between,
+        // so the log stays in number order (see `AuditSink::number`).
+        let numbered = self.audit.number();
+        let seq = numbered.seq();
         open.decision = seq;
         open.verdict = decision.verdict;
         let unrecordable = self.refuses_unrecorded(&decision, backlog);
@@ -275,7 +278,7 @@ impl Compliance {
             sip_status: ended.as_ref().and_then(|e| e.sip_status),
             refused: unrecordable.map(Unrecordable::code),
         };
-        record::submit(&self.audit, heard, decision, outcome);
+        record::submit(numbered, heard, decision, outcome);
         match ended {
             Some(end) => self.end_call(open, end),
             None => self.calls.open(key, open),

@@ -2,7 +2,7 @@
 //! writes it off the SIP thread), and what its call record starts from.
 
 use super::Rules;
-use crate::audit::{AuditEvent, AuditSink};
+use crate::audit::{AuditEvent, Numbered};
 use crate::call::Reasons;
 use crate::number::Called;
 use crate::policy::context::CallerId;
@@ -54,10 +54,11 @@ pub(super) fn heard(call: &NewCall<'_>, called_span: Span) -> Heard {
     }
 }
 
-pub(super) fn submit(audit: &AuditSink, heard: Heard, decision: Decision, o: Outcome) {
-    audit.submit(AuditEvent {
+pub(super) fn submit(numbered: Numbered<'_>, heard: Heard, decision: Decision, o: Outcome) {
+    let instance = numbered.instance_arc();
+    numbered.submit(AuditEvent {
         seq: o.seq,
-        instance: audit.instance_arc(),
+        instance,
         ts: o.ts,
         call_id: heard.call_id,
         source: heard.source,

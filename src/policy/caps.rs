@@ -110,8 +110,15 @@ impl Ring {
     }
 }
 
+/// How many locks the called numbers are spread over (`CapStore::hold`).
+const STRIPES: usize = 64;
+
 pub struct CapStore {
     map: DashMap<CapKey, Ring>,
+    /// A committing decision holds its called number's stripe from the first count to the
+    /// last record, so two SIP workers deciding calls to one number cannot both see room
+    /// under a cap and both take it.
+    stripes: [Mutex<()>; STRIPES],
     journal: Mutex<Option<mpsc::Sender<[u8; RECORD]>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Longest window of the rules in force: older entries are dropped.
@@ -124,6 +131,7 @@ impl CapStore {
     pub fn in_memory() -> CapStore {
         CapStore {
             map: DashMap::new(),
+            stripes: std::array::from_fn(|_| Mutex::new(())),
             journal: Mutex::new(None),
             writer: Mutex::new(None),
             retain_secs: AtomicU32::new(366 * 86_400),
@@ -177,6 +185,14 @@ impl CapStore {
 
     pub(crate) fn set_retain_secs(&self, secs: u32) {
         self.retain_secs.store(secs.max(1), Ordering::Relaxed);
+    }
+
+    /// Hold the counters of calls to `number` (every subject) until the guard drops: a
+    /// count and the record that follows it are then one step.
+    pub(crate) fn hold(&self, number: u64) -> std::sync::MutexGuard<'_, ()> {
+        // Fibonacci hashing: consecutive numbers land on different stripes.
+        let i = (number.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % STRIPES;
+        self.stripes[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Calls to `key` counted within the `window_secs` before `now`.

@@ -53,6 +53,7 @@ impl Policy {
             marketing: ctx.purpose == Purpose::Marketing,
             caps: CapKeys::default(),
             commit,
+            caps_held: None,
         }
         .checks();
         d.context = Some(ctx);
@@ -80,6 +81,9 @@ struct Run<'a> {
     caps: CapKeys,
     /// Count an allowed call toward frequency caps (false for "what if" checks).
     commit: bool,
+    /// The called number's cap counters, held from the first count until the call is
+    /// recorded in them (`finish`), when committing.
+    caps_held: Option<std::sync::MutexGuard<'a, ()>>,
 }
 
 impl<'a> Run<'a> {
@@ -530,6 +534,9 @@ impl<'a> Run<'a> {
             };
         }
         self.caps.consulted(key);
+        if self.commit && self.caps_held.is_none() {
+            self.caps_held = Some(self.env.state.caps.hold(n.as_u64()));
+        }
         let now = self.env.now.timestamp();
         if self.env.state.caps.count(key, window_secs, now) >= calls {
             Outcome::Block(Reason::FrequencyCap)

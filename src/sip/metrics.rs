@@ -28,6 +28,7 @@ pub struct SipMetrics {
     pub calls_open: IntGauge,
     pub tcp_connections: IntGauge,
     pub udp_receive_buffer: IntGauge,
+    pub worker_datagrams: IntCounterVec,
     pub drain_rejections: IntCounter,
     pub rate_limited: IntCounter,
     pub max_open_refusals: IntCounter,
@@ -47,6 +48,12 @@ impl SipMetrics {
             dropped: counter_vec(r, "callgate_dropped_messages_total", "Messages dropped without a response.", &["reason"]),
             upstream_send_errors: counter(r, "callgate_upstream_send_errors_total", "Failures sending to the upstream."),
             send_errors: counter(r, "callgate_send_errors_total", "Failures sending to any peer."),
+            worker_datagrams: counter_vec(
+                r,
+                "callgate_sip_worker_datagrams_total",
+                "UDP datagrams received, by worker (sip.workers): how the kernel spread the senders.",
+                &["worker"],
+            ),
             unauthorized: counter(
                 r,
                 "callgate_unauthorized_requests_total",

@@ -10,3 +10,6 @@ pub mod peer;
 pub mod proxy;
 pub(crate) mod transport;
 pub mod uri;
+
+/// The most UDP workers (`sip.workers`) one callgate runs.
+pub const MAX_WORKERS: usize = 64;

@@ -78,8 +78,12 @@ pub(crate) struct SipIo {
     proxy: Arc<Proxy>,
     metrics: Arc<SipMetrics>,
     limits: Limits,
-    /// Messages waiting for their audit record to be durable (before-forward), in order.
+    /// Messages that cannot leave yet, in the order they were sent: waiting for their audit
+    /// record to be durable (before-forward), refused by a full UDP socket buffer, or behind
+    /// one of those.
     held: std::sync::Mutex<std::collections::VecDeque<Outgoing>>,
+    /// Wakes the releaser: a full socket refused a message.
+    refused: tokio::sync::Notify,
     durable: tokio::sync::watch::Receiver<u64>,
     tls: TlsSides,
 }
@@ -121,31 +125,65 @@ impl SipIo {
             metrics,
             limits,
             held: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            refused: tokio::sync::Notify::new(),
             durable,
             tls,
         })
     }
 
-    /// Before-forward durability: send what waits for audit records as they reach the disk, in
-    /// the order it was queued.
+    /// Send what waits as it may go, in the order it was queued: records reaching the disk
+    /// (before-forward durability) and the UDP socket taking datagrams again.
     async fn release_held(self: Arc<Self>) {
         let mut durable = self.durable.clone();
-        while durable.changed().await.is_ok() {
+        let mut watching = true;
+        loop {
             let upto = *durable.borrow_and_update();
-            loop {
-                let next = {
-                    let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-                    match held.front() {
-                        Some(o) if o.after_record.is_none_or(|seq| seq <= upto) => held.pop_front(),
-                        _ => None,
+            match self.release_ready(upto) {
+                Release::Full => match &self.udp {
+                    Some(sock) => {
+                        let _ = sock.writable().await;
                     }
-                };
-                match next {
-                    Some(o) => self.send_now(o),
-                    None => break,
-                }
+                    None => return,
+                },
+                // A stopped audit writer closes the watch: what waits for a record then waits
+                // for good (fail closed), but datagrams a full socket refused still go.
+                Release::Waiting if watching => tokio::select! {
+                    r = durable.changed() => watching = r.is_ok(),
+                    _ = self.refused.notified() => {}
+                },
+                Release::Waiting => self.refused.notified().await,
             }
         }
+    }
+
+    /// Send the held messages, front first, until one's record is not yet durable (up to
+    /// `upto`) or the socket is full again. Sent under the lock: a message `send` is given
+    /// meanwhile finds the queue not yet empty and waits behind, so no message of a call
+    /// overtakes one of its own that was held. (Messages of different calls sent by two
+    /// workers at one moment have no order to keep.)
+    fn release_ready(self: &Arc<Self>, upto: u64) -> Release {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(o) = held.pop_front() {
+            if o.after_record.is_some_and(|seq| seq > upto) {
+                held.push_front(o);
+                return Release::Waiting;
+            }
+            if let Some(o) = self.send_now(o) {
+                held.push_front(o);
+                return Release::Full;
+            }
+        }
+        Release::Waiting
+    }
+
+    /// A message the full socket refused goes first in the queue (whatever another worker
+    /// queued since is no older), and the releaser sends it when the socket drains.
+    fn hold_refused(&self, o: Outgoing) {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_front(o);
+        self.refused.notify_one();
     }
 
     /// The calls the gate decided later go on as its answers come.
@@ -193,32 +231,50 @@ impl SipIo {
             }
         });
         match self.udp.clone() {
-            Some(sock) => {
-                let mut buf = vec![0u8; 65_536];
-                let mut outs = Vec::with_capacity(4);
-                loop {
-                    tokio::select! {
-                        biased;
-                        _ = shutdown.changed() => break,
-                        r = sock.recv_from(&mut buf) => match r {
-                            Ok((n, src)) => {
-                                if n > self.limits.max_message {
-                                    self.metrics.dropped("too_large");
-                                    continue;
-                                }
-                                let data = Bytes::copy_from_slice(&buf[..n]);
-                                self.proxy.handle(data, Peer::Udp(src), &mut outs);
-                                for o in outs.drain(..) {
-                                    self.send(o);
-                                }
-                            }
-                            Err(e) => tracing::debug!(error = %e, "udp receive error"),
-                        }
-                    }
-                }
-            }
+            Some(sock) => self.udp_loop(0, sock, shutdown).await,
             None => {
                 let _ = shutdown.changed().await;
+            }
+        }
+    }
+
+    /// One UDP worker: each datagram handled to completion before the next is read, so the
+    /// messages from one sender leave in the order they came. Replies go out on the first
+    /// worker's socket (all share the address).
+    pub(crate) async fn udp_loop(
+        self: Arc<Self>,
+        worker: usize,
+        sock: Arc<UdpSocket>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let received = self
+            .metrics
+            .worker_datagrams
+            .with_label_values(&[&worker.to_string()]);
+        // Worker 0's runtime also runs the sweeper, whose turns say it is alive.
+        let mut alive = (worker > 0).then(|| tokio::time::interval(Duration::from_secs(1)));
+        let mut buf = vec![0u8; 65_536];
+        let mut outs = Vec::with_capacity(4);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                _ = tick(&mut alive) => self.proxy.worker_turned(worker),
+                r = sock.recv_from(&mut buf) => match r {
+                    Ok((n, src)) => {
+                        received.inc();
+                        if n > self.limits.max_message {
+                            self.metrics.dropped("too_large");
+                            continue;
+                        }
+                        let data = Bytes::copy_from_slice(&buf[..n]);
+                        self.proxy.handle(data, Peer::Udp(src), &mut outs);
+                        for o in outs.drain(..) {
+                            self.send(o);
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "udp receive error"),
+                }
             }
         }
     }
@@ -382,7 +438,8 @@ impl SipIo {
     }
 
     /// Send one message. UDP sends complete synchronously in practice; when the socket buffer
-    /// is full the send waits in a task. TCP goes through the connection's FIFO.
+    /// is full the message is held (with all that follows) until it drains. TCP goes through
+    /// the connection's FIFO.
     pub fn send(self: &Arc<Self>, o: Outgoing) {
         {
             let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
@@ -396,12 +453,15 @@ impl SipIo {
                 return;
             }
         }
-        self.send_now(o)
+        if let Some(o) = self.send_now(o) {
+            self.hold_refused(o)
+        }
     }
 
-    fn send_now(self: &Arc<Self>, o: Outgoing) {
+    /// Send `o` now; it comes back when the UDP socket buffer is full.
+    fn send_now(self: &Arc<Self>, o: Outgoing) -> Option<Outgoing> {
         match o.dest {
-            Dest::Peer(Peer::Udp(addr)) => self.send_udp(addr, o.data, o.to_upstream),
+            Dest::Peer(Peer::Udp(addr)) => return self.send_udp(addr, o),
             Dest::Peer(Peer::Tcp(addr)) => self.send_stream(addr, o.data, o.to_upstream, None),
             Dest::Peer(Peer::Tls(addr)) => {
                 let name = self.tls_name_for(addr, None);
@@ -425,12 +485,15 @@ impl SipIo {
                         }
                         Some(addr) => {
                             let peer = Peer::new(transport, addr);
-                            me.send_now(Outgoing {
+                            let o = Outgoing {
                                 dest: Dest::Peer(peer),
                                 data: o.data,
                                 to_upstream: o.to_upstream,
                                 after_record: None,
-                            });
+                            };
+                            if let Some(o) = me.send_now(o) {
+                                me.hold_refused(o)
+                            }
                         }
                         None => {
                             me.metrics.send_errors.inc();
@@ -440,6 +503,7 @@ impl SipIo {
                 });
             }
         }
+        None
     }
 
     fn send_error(&self, upstream: bool) {
@@ -449,24 +513,18 @@ impl SipIo {
         }
     }
 
-    fn send_udp(self: &Arc<Self>, addr: SocketAddr, data: Bytes, upstream: bool) {
+    fn send_udp(&self, addr: SocketAddr, o: Outgoing) -> Option<Outgoing> {
         let Some(sock) = &self.udp else {
-            return self.send_error(upstream);
+            self.send_error(o.to_upstream);
+            return None;
         };
-        match sock.try_send_to(&data, addr) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let sock = sock.clone();
-                let me = self.clone();
-                tokio::spawn(async move {
-                    if sock.send_to(&data, addr).await.is_err() {
-                        me.send_error(upstream);
-                    }
-                });
-            }
+        match sock.try_send_to(&o.data, addr) {
+            Ok(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(o),
             Err(e) => {
                 tracing::debug!(error = %e, %addr, "udp send failed");
-                self.send_error(upstream);
+                self.send_error(o.to_upstream);
+                None
             }
         }
     }
@@ -506,9 +564,21 @@ impl SipIo {
             }
         };
         // No connection yet: open one. Messages sent meanwhile queue in its channel, in order.
-        let (tx, rx) = mpsc::channel(1024);
-        let _ = tx.try_send(data);
-        self.conns.insert(addr, tx);
+        // Found and claimed in one step: another worker may be opening it at this moment.
+        let rx = match self.conns.entry(addr) {
+            dashmap::Entry::Occupied(e) => {
+                if e.get().try_send(data).is_err() {
+                    self.send_error(upstream);
+                }
+                return;
+            }
+            dashmap::Entry::Vacant(v) => {
+                let (tx, rx) = mpsc::channel(1024);
+                let _ = tx.try_send(data);
+                v.insert(tx);
+                rx
+            }
+        };
         let me = self.clone();
         tokio::spawn(async move {
             let connect = async {
@@ -545,6 +615,24 @@ impl SipIo {
                 }
             }
         });
+    }
+}
+
+/// What stopped the releaser.
+enum Release {
+    /// The front message waits for its record (or nothing is held).
+    Waiting,
+    /// The UDP socket buffer is full.
+    Full,
+}
+
+/// The next tick of `alive`, or never.
+async fn tick(alive: &mut Option<tokio::time::Interval>) {
+    match alive {
+        Some(a) => {
+            a.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

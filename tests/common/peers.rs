@@ -25,12 +25,22 @@ impl Callgate {
 
     /// `start` with more configuration (TOML sections the default file does not have).
     pub fn start_with(upstream_port: u16, extra: &str) -> Callgate {
+        Callgate::start_with_keys(upstream_port, "", "", extra)
+    }
+
+    /// `start_with`, with more `[sip]` keys (`workers = 2`) and `[audit]` keys.
+    pub fn start_with_keys(
+        upstream_port: u16,
+        sip_keys: &str,
+        audit_keys: &str,
+        extra: &str,
+    ) -> Callgate {
         let dir = tempfile::tempdir().unwrap();
         write_data(dir.path(), Some(2));
         let (sip, admin) = (free_port(), free_port());
         let d = dir.path().display();
         let cfg = format!(
-            "[sip]\nlisten = \"127.0.0.1:{sip}\"\n[upstream]\naddress = \"127.0.0.1:{upstream_port}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\nconsent_journal = \"{d}/consent.jsonl\"\ncaps_journal = \"{d}/caps.bin\"\nemergency_file = \"{d}/emergency.json\"\n[audit]\ndir = \"{d}/audit\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n{extra}"
+            "[sip]\nlisten = \"127.0.0.1:{sip}\"\n{sip_keys}\n[upstream]\naddress = \"127.0.0.1:{upstream_port}\"\n[lists]\ndata_dir = \"{d}/data\"\noptout_journal = \"{d}/optouts.jsonl\"\nconsent_journal = \"{d}/consent.jsonl\"\ncaps_journal = \"{d}/caps.bin\"\nemergency_file = \"{d}/emergency.json\"\n[audit]\ndir = \"{d}/audit\"\n{audit_keys}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n{extra}"
         );
         let path = dir.path().join("callgate.toml");
         std::fs::write(&path, cfg).unwrap();

@@ -219,8 +219,11 @@ impl Calls {
             return Attempt::Continues;
         }
         drop(call);
-        self.open.remove(&key);
-        Attempt::Replaces(CallEvent::Failed { status, by })
+        // Told once: another worker may have ended the call since (its sweep, a CANCEL).
+        match self.open.remove(&key) {
+            Some(_) => Attempt::Replaces(CallEvent::Failed { status, by }),
+            None => Attempt::New,
+        }
     }
 
     /// A new call's INVITE was forwarded.
@@ -297,7 +300,8 @@ impl Calls {
         })?;
         if matches!(event, CallEvent::Failed { .. }) {
             drop(call);
-            self.open.remove(&key);
+            // Told once: another worker (the sweep, a crossing message) may have ended it.
+            self.open.remove(&key)?;
         }
         Some((key, event))
     }
@@ -382,7 +386,8 @@ impl Calls {
         match method {
             Method::Bye => {
                 drop(call);
-                self.open.remove(&key);
+                // Told once: the other side's BYE may cross this one on another worker.
+                self.open.remove(&key)?;
                 Some((key, CallEvent::Ended(EndedBy::Bye(side))))
             }
             _ => Some((key, CallEvent::Refer(side))),

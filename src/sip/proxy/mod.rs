@@ -85,6 +85,8 @@ pub struct Proxy {
     branch_salt: u64,
     /// When the SIP loop last turned (its sweep), in ms since `born`: `/healthz` reads it.
     heartbeat: AtomicU64,
+    /// When each UDP worker last said it was alive (ms since `born`; 0: not started).
+    worker_beats: Box<[AtomicU64]>,
     born: Instant,
     /// New calls the gate decides later, held until it answers (`deciding`).
     deciding: dashmap::DashMap<CallKey, deciding::Deciding>,
@@ -140,6 +142,9 @@ impl Proxy {
             at_capacity: AtomicBool::new(false),
             branch_salt,
             heartbeat: AtomicU64::new(0),
+            worker_beats: (0..crate::sip::MAX_WORKERS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             born: Instant::now(),
             deciding: Default::default(),
             held: Default::default(),
@@ -206,15 +211,35 @@ impl Proxy {
     }
 
     fn beat(&self) {
-        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.heartbeat.store(ms, Ordering::Relaxed);
+        self.heartbeat.store(self.age_ms(), Ordering::Relaxed);
     }
 
-    /// How long since the SIP loop last turned (it turns at least once a second when well):
-    /// a loop that stopped (a panic, a blocked thread) shows here, whatever else still runs.
+    fn age_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// A UDP worker's loop turned (it does at least once a second when well).
+    pub(crate) fn worker_turned(&self, worker: usize) {
+        if let Some(b) = self.worker_beats.get(worker) {
+            b.store(self.age_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// How long since the SIP loop last turned (it turns at least once a second when well),
+    /// or the most stalled UDP worker: a loop that stopped (a panic, a blocked thread) shows
+    /// here, whatever else still runs.
     pub fn since_last_turn(&self) -> Duration {
-        let beat = Duration::from_millis(self.heartbeat.load(Ordering::Relaxed));
-        self.born.elapsed().saturating_sub(beat)
+        let oldest = self
+            .worker_beats
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .filter(|ms| *ms > 0)
+            .fold(self.heartbeat.load(Ordering::Relaxed), u64::min);
+        self.born
+            .elapsed()
+            .saturating_sub(Duration::from_millis(oldest))
     }
 
     /// callgate is stopping: every call still open ends here, as stopped.
