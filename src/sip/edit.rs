@@ -5,6 +5,8 @@
 
 use super::parse::{HeaderName, Message};
 use bytes::{BufMut, Bytes, BytesMut};
+use std::cell::Cell;
+use std::fmt::Write as _;
 
 #[derive(Clone, Copy)]
 struct Op {
@@ -12,6 +14,29 @@ struct Op {
     end: u32,
     ins_start: u32,
     ins_end: u32,
+}
+
+thread_local! {
+    /// The thread's splice lists and text, reused message after message (a `Splicer` takes
+    /// them and `finish` gives them back), so writing a message allocates only its bytes.
+    static SCRATCH: Cell<(Vec<Op>, Vec<u8>)> = const { Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// The message as `ops` (sorted by start) make it, piece by piece: the source between edits
+/// and each edit's text. An edit overlapping the one before is skipped (callers never produce
+/// these).
+fn pieces<'a>(ops: &[Op], src: &'a [u8], text: &'a [u8], mut piece: impl FnMut(&'a [u8])) {
+    let mut pos = 0usize;
+    for op in ops {
+        let (s, e) = (op.start as usize, op.end as usize);
+        if s < pos {
+            continue;
+        }
+        piece(&src[pos..s]);
+        piece(&text[op.ins_start as usize..op.ins_end as usize]);
+        pos = e;
+    }
+    piece(&src[pos..]);
 }
 
 /// Collects splices against one message.
@@ -23,11 +48,12 @@ pub(crate) struct Splicer<'m> {
 
 impl<'m> Splicer<'m> {
     pub fn new(msg: &'m Message) -> Self {
-        Splicer {
-            msg,
-            ops: Vec::with_capacity(8),
-            text: Vec::with_capacity(256),
-        }
+        let (mut ops, mut text) = SCRATCH.take();
+        ops.clear();
+        text.clear();
+        ops.reserve(8);
+        text.reserve(256);
+        Splicer { msg, ops, text }
     }
 
     /// Replace `start..end` (use start == end to insert) with what `f` writes.
@@ -55,24 +81,17 @@ impl<'m> Splicer<'m> {
         // Stable sort keeps insertions at the same offset in the order they were made.
         self.ops.sort_by_key(|o| o.start);
         let src = &self.msg.buf[..self.msg.wire_len()];
-        let extra: usize = self
-            .ops
-            .iter()
-            .map(|o| (o.ins_end - o.ins_start) as usize)
-            .sum();
-        let mut out = BytesMut::with_capacity(src.len() + extra);
-        let mut pos = 0usize;
-        for op in &self.ops {
-            let (s, e) = (op.start as usize, op.end as usize);
-            if s < pos {
-                continue; // overlapping edit: keep the first (callers never produce these)
-            }
-            out.put_slice(&src[pos..s]);
-            out.put_slice(&self.text[op.ins_start as usize..op.ins_end as usize]);
-            pos = e;
-        }
-        out.put_slice(&src[pos..]);
-        out.freeze()
+        // Exactly the message's size: a full vector becomes `Bytes` without a second
+        // allocation (one with room to spare would get a shared header allocated).
+        let mut len = 0;
+        pieces(&self.ops, src, &self.text, |p| len += p.len());
+        let mut out = Vec::with_capacity(len);
+        pieces(&self.ops, src, &self.text, |p| out.extend_from_slice(p));
+        SCRATCH.set((
+            std::mem::take(&mut self.ops),
+            std::mem::take(&mut self.text),
+        ));
+        Bytes::from(out)
     }
 }
 
@@ -94,9 +113,7 @@ pub(crate) fn build_response(
 ) -> Bytes {
     let b = &req.buf;
     let mut out = BytesMut::with_capacity(512);
-    out.put_slice(b"SIP/2.0 ");
-    out.put_slice(status.to_string().as_bytes());
-    out.put_u8(b' ');
+    let _ = write!(out, "SIP/2.0 {status} ");
     out.put_slice(phrase.as_bytes());
     out.put_slice(b"\r\n");
     for h in &req.headers {
