@@ -160,7 +160,9 @@ fn response_to(forwarded: &[u8], status: u16, reason: &str) -> String {
 
 /// Allocations on this thread while the proxy handles `msg` from `from`, and what it sent.
 fn handled(f: &Fixture, from: &str, msg: String) -> (usize, Vec<Outgoing>) {
-    let data = Bytes::from(msg);
+    // As the UDP loop makes it (a vector of exactly its size; `Bytes::from(String)` would
+    // allocate the shared header here, outside the count, rather than in `handle`).
+    let data = Bytes::copy_from_slice(msg.as_bytes());
     let src = Peer::Udp(from.parse().unwrap());
     let mut out = Vec::with_capacity(4);
     let before = ALLOCS.with(Cell::get);
@@ -210,14 +212,20 @@ fn a_call(f: &Fixture, n: u32) -> Vec<(&'static str, usize)> {
 #[test]
 fn each_message_of_a_call_allocates_within_its_budget() {
     let f = fixture();
-    a_call(&f, 0); // the first call fills what is made once (metric children, buffers)
-    let counts = a_call(&f, 1);
+    // The first calls fill what is made once (metric children, buffers, map shards).
+    (0..20).for_each(|n| drop(a_call(&f, n)));
+    // The least of five calls: a map shard that grows (they are picked by a random hasher)
+    // is counted against no message.
+    let runs: Vec<_> = (20..25).map(|n| a_call(&f, n)).collect();
+    let counts: Vec<(&str, usize)> = (0..runs[0].len())
+        .map(|i| (runs[0][i].0, runs.iter().map(|r| r[i].1).min().unwrap()))
+        .collect();
     // Today's counts. A relayed message: its header index and the bytes written out (the
-    // splice buffers are the thread's, reused). The INVITE adds the 100 Trying, the decision
+    // received bytes are not cloned; the splice buffers are the thread's, reused). The INVITE adds the 100 Trying, the decision
     // (record hand-off, the open call and its record's fields), the transaction and the call.
     // The BYE adds the call's end (its record).
     let budgets = [
-        ("INVITE", 15),
+        ("INVITE", 12),
         ("180", 2),
         ("200", 2),
         ("ACK", 2),

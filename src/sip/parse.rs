@@ -319,19 +319,32 @@ impl Message {
     /// Parse a datagram or a stream frame. For datagrams, a missing Content-Length means the body
     /// runs to the end; octets after Content-Length are ignored (RFC 3261 section 18.3).
     pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
+        Self::parse_inner(buf, true).map_err(|(e, _)| e)
+    }
+
+    /// `parse`, giving the bytes back when they are not a message (a 400 is answered from
+    /// them): the caller keeps no copy, so the message path clones nothing.
+    pub(crate) fn parse_or_return(buf: Bytes) -> Result<Message, (ParseError, Bytes)> {
         Self::parse_inner(buf, true)
     }
 
     /// Parse ignoring Content-Length problems (body = the rest): used only to find the headers
     /// needed to answer 400 to a request whose framing is broken.
     pub(crate) fn parse_lenient(buf: Bytes) -> Result<Message, ParseError> {
-        Self::parse_inner(buf, false)
+        Self::parse_inner(buf, false).map_err(|(e, _)| e)
+    }
+
+    fn parse_inner(buf: Bytes, strict: bool) -> Result<Message, (ParseError, Bytes)> {
+        match Self::scan(&buf, strict) {
+            Ok(m) => Ok(Message { buf, ..m }),
+            Err(e) => Err((e, buf)),
+        }
     }
 
     // Long: one pass over the bytes (start line, then each header line with its folding and
     // compact form), kept in one loop so that nothing is scanned twice.
-    fn parse_inner(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
-        let b: &[u8] = &buf;
+    // The message without its bytes (`parse_inner` puts them in).
+    fn scan(b: &[u8], strict: bool) -> Result<Message, ParseError> {
         // Leading CRLFs are keep-alives, not part of the message (section 7.5).
         let mut pos = 0;
         while pos < b.len() && (b[pos] == b'\r' || b[pos] == b'\n') {
@@ -428,7 +441,7 @@ impl Message {
         let body = Span::new(body_start, body_start + body_len);
 
         Ok(Message {
-            buf,
+            buf: Bytes::new(),
             start,
             headers_start: headers_start as u32,
             headers,

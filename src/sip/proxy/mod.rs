@@ -294,9 +294,9 @@ impl Proxy {
             self.metrics.unauthorized.inc();
             return self.metrics.dropped("unauthorized_unanswered");
         }
-        let msg = match Message::parse(buf.clone()) {
+        let msg = match Message::parse_or_return(buf) {
             Ok(m) => m,
-            Err(e) => return self.on_unparseable(buf, e, src, side, out),
+            Err((e, buf)) => return self.on_unparseable(buf, e, src, side, out),
         };
         match msg.start {
             StartLine::Response { code, .. } => self.on_response(&msg, code, side, received, out),
