@@ -6,15 +6,16 @@
 mod common;
 
 use common::peers::{dialer, Callgate, Carrier};
-use common::{free_port, Kill};
+use common::{free_port, KillGroup};
 use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/kamailio/kamailio.cfg");
 
 struct Kamailio {
-    _child: Kill,
+    _child: KillGroup,
     sip: SocketAddr,
     _dir: tempfile::TempDir,
 }
@@ -45,13 +46,15 @@ impl Kamailio {
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(log)
+            // Its own group: dropped, the main process goes with every worker it forked.
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
                     "kamailio is not installed ({e}): scripts/test.sh installs Debian's `kamailio`"
                 )
             });
-        let mut child = Kill(child);
+        let mut child = KillGroup(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
             if let Some(status) = child.0.try_wait().unwrap() {

@@ -352,6 +352,21 @@ pub fn http_with_headers(
 /// A child process (sipp, stunnel, callgate) killed and reaped when dropped.
 pub struct Kill(pub std::process::Child);
 
+/// A child started as the leader of its own process group (`process_group(0)`), killed with
+/// the whole group when dropped: a server that forks workers (Kamailio) leaves none behind.
+pub struct KillGroup(pub std::process::Child);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory is
+            // involved.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Kill {
     fn drop(&mut self) {
         let _ = self.0.kill();
