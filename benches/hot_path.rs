@@ -9,28 +9,24 @@
 //! internal list; lookups go through `ListSet::lookup` (prefilter, then the lists).
 //! `benches/lists.rs` measures the list structures at registry scale.
 
+#[path = "../tests/support/gate_proxy.rs"]
+mod gate_proxy;
 #[path = "../tests/support/proxy_settings.rs"]
 mod proxy_settings;
 use bytes::Bytes;
-use callgate::audit::AuditWriter;
-use callgate::config::{Config, ListsConfig, RejectConfig};
-use callgate::gate::{Compliance, Parts, Rules};
-use callgate::lists::ListStore;
-use callgate::metrics::Metrics;
-use callgate::number::{dial_string, Normalizer, E164};
+use callgate::config::Config;
+use callgate::number::{dial_string, E164};
 use callgate::policy::context::CallerId;
 use callgate::policy::{Policy, PolicyState};
-use callgate::sip::metrics::SipMetrics;
 use callgate::sip::parse::Message;
 use callgate::sip::peer::Peer;
-use callgate::sip::proxy::{Access, Proxy};
 use callgate::sip::uri::Uri;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use gate_proxy::{gate_proxy, GateProxy, List};
+use std::time::Duration;
 
 #[path = "../tests/support/all_rules.rs"]
 mod all_rules;
-use std::sync::Arc;
-use std::time::Duration;
 
 fn numbers(n: usize, seed: u64) -> Vec<u64> {
     let mut x = seed;
@@ -83,97 +79,37 @@ a=sendrecv\r
 
 struct Fixture {
     state: PolicyState,
-    proxy: Proxy,
-    _writer: AuditWriter,
-    _dir: tempfile::TempDir,
-    normalizer: Normalizer,
+    gate: GateProxy,
     policy: Policy,
-    lists: Arc<ListStore>,
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
     let national: String = numbers(1_000_000, 7)
         .iter()
         .map(|n| format!("{}\n", n - 10_000_000_000))
         .collect();
-    std::fs::write(data.join("national.txt"), national).unwrap();
-    std::fs::write(data.join("internal.txt"), "2025550177\n").unwrap();
-    let downloaded = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
-    std::fs::write(
-        data.join("lists.toml"),
-        format!("[[list]]\nid=\"national\"\nkind=\"national\"\nfile=\"national.txt\"\ndownloaded=\"{downloaded}\"\n[[list]]\nid=\"internal\"\nkind=\"internal\"\nfile=\"internal.txt\"\n"),
-    )
-    .unwrap();
-    // 19:00 UTC today: inside the calling window of the benchmark INVITE's number, whenever
-    // the benchmark runs (the rejection path is a different benchmark).
-    let clock: callgate::clock::SharedClock =
-        Arc::new(callgate::clock::OffsetClock::today_at_utc_hour(19));
-    let cfg = ListsConfig {
-        data_dir: data,
-        manifest: "lists.toml".into(),
-        optout_journal: dir.path().join("optouts.jsonl"),
-        ..Default::default()
-    };
-    let lists = Arc::new(ListStore::open(&cfg, clock.clone()).unwrap());
-    let metrics = Arc::new(Metrics::new());
-    let (writer, sink) = AuditWriter::start(
-        &dir.path().join("audit"),
-        1 << 20,
-        Duration::from_millis(100),
-        metrics.clone(),
-        false,
-        false,
-        None,
-    )
-    .unwrap();
-    let settings = proxy_settings::settings("127.0.0.1:9".parse().unwrap(), "127.0.0.1");
-    let access = Access {
-        dialers: vec!["192.0.2.0/24".parse().unwrap()],
-        drain_retry_after_secs: 30,
-        ..Access::default()
-    };
-    let rules = Rules {
-        reject: RejectConfig::default(),
-        policy: Arc::new(Policy::new(&Config::default()).unwrap()),
-        calls: Default::default(),
-        telemarketers: Default::default(),
-    };
-    let normalizer = Normalizer::new(&[], &["911".into()]);
-    let policy = Policy::new(&Config::default()).unwrap();
-    let sip_metrics = Arc::new(SipMetrics::register(&metrics.registry));
-    let gate = Compliance::new(
-        Parts {
-            normalizer: normalizer.clone(),
-            lists: lists.clone(),
-            state: Arc::new(PolicyState::in_memory()),
-            audit: sink,
-            metrics,
-            clock,
-            host: settings.advertise_host.clone(),
-            before_forward: false,
-            refuse_unrecorded: true,
-            caps: None,
+    let lists = [
+        List {
+            id: "national",
+            kind: "national",
+            numbers: national,
         },
-        rules,
-    );
-    let proxy = Proxy::new(settings, access, gate, sip_metrics);
+        List {
+            id: "internal",
+            kind: "internal",
+            numbers: "2025550177\n".into(),
+        },
+    ];
     Fixture {
-        proxy,
-        _writer: writer,
-        _dir: dir,
-        normalizer,
-        policy,
-        lists,
+        gate: gate_proxy(&lists, "127.0.0.1:9".parse().unwrap(), "127.0.0.1"),
+        policy: Policy::new(&Config::default()).unwrap(),
         state: PolicyState::in_memory(),
     }
 }
 
 fn bench(c: &mut Criterion) {
     let f = fixture();
-    let lists = f.lists.snapshot();
+    let lists = f.gate.lists.snapshot();
     let nums = numbers(1_000_000, 7);
     let hits: Vec<E164> = nums
         .iter()
@@ -210,6 +146,7 @@ fn bench(c: &mut Criterion) {
             m.validate_request().unwrap();
             let uri = Uri::parse(m.bytes(m.request_uri().unwrap())).unwrap();
             let called = f
+                .gate
                 .normalizer
                 .normalize(&dial_string(uri.user).unwrap())
                 .map_err(callgate::number::NumberProblem::Normalize);
@@ -225,8 +162,8 @@ fn bench(c: &mut Criterion) {
                         ctx,
                         called,
                         callgate::policy::Against {
-                            lists: f.lists.snapshot(),
-                            optouts: &f.lists.optouts,
+                            lists: f.gate.lists.snapshot(),
+                            optouts: &f.gate.lists.optouts,
                             state: &f.state,
                             now: chrono::Utc::now(),
                         },
@@ -260,7 +197,7 @@ fn bench(c: &mut Criterion) {
                         Ok(callgate::number::Called::Number(n)),
                         callgate::policy::Against {
                             lists: ls.clone(),
-                            optouts: &f.lists.optouts,
+                            optouts: &f.gate.lists.optouts,
                             state: &state,
                             now: at,
                         },
@@ -283,7 +220,7 @@ fn bench(c: &mut Criterion) {
             let text = INVITE
                 .replace("77ba8a2c7f2e4c1d", &format!("{n:016x}"))
                 .replace("8d3f1b2c", &format!("{:08x}", n as u32));
-            f.proxy.handle(Bytes::from(text), src, &mut out);
+            f.gate.proxy.handle(Bytes::from(text), src, &mut out);
             black_box(out.len());
             out.clear();
         })

@@ -4,24 +4,16 @@
 //! writer's own work on its thread is not counted. The budgets are today's counts: a change
 //! that allocates more on the hot path fails here and says where.
 
+#[path = "support/gate_proxy.rs"]
+mod gate_proxy;
 #[path = "support/proxy_settings.rs"]
 mod proxy_settings;
 
 use bytes::Bytes;
-use callgate::audit::AuditWriter;
-use callgate::config::{Config, ListsConfig, RejectConfig};
-use callgate::gate::{Compliance, Parts, Rules};
-use callgate::lists::ListStore;
-use callgate::metrics::Metrics;
-use callgate::number::Normalizer;
-use callgate::policy::{Policy, PolicyState};
-use callgate::sip::metrics::SipMetrics;
 use callgate::sip::peer::{Outgoing, Peer};
-use callgate::sip::proxy::{Access, Proxy};
+use gate_proxy::{gate_proxy, GateProxy, List};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::Arc;
-use std::time::Duration;
 
 struct PerThread;
 
@@ -54,78 +46,14 @@ static A: PerThread = PerThread;
 const DIALER: &str = "192.0.2.20:5062";
 const CARRIER: &str = "198.51.100.7:5060";
 
-struct Fixture {
-    proxy: Proxy,
-    _writer: AuditWriter,
-    _dir: tempfile::TempDir,
-}
-
 /// The real gate: lists (a national list in date), the default policy, the audit writer.
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("national.txt"), "2025550177\n").unwrap();
-    let downloaded = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
-    std::fs::write(
-        data.join("lists.toml"),
-        format!("[[list]]\nid=\"national\"\nkind=\"national\"\nfile=\"national.txt\"\ndownloaded=\"{downloaded}\"\n"),
-    )
-    .unwrap();
-    // 19:00 UTC today: inside the called number's calling window whenever the test runs.
-    let clock: callgate::clock::SharedClock =
-        Arc::new(callgate::clock::OffsetClock::today_at_utc_hour(19));
-    let cfg = ListsConfig {
-        data_dir: data,
-        manifest: "lists.toml".into(),
-        optout_journal: dir.path().join("optouts.jsonl"),
-        ..Default::default()
+fn fixture() -> GateProxy {
+    let national = List {
+        id: "national",
+        kind: "national",
+        numbers: "2025550177\n".into(),
     };
-    let lists = Arc::new(ListStore::open(&cfg, clock.clone()).unwrap());
-    let metrics = Arc::new(Metrics::new());
-    let (writer, sink) = AuditWriter::start(
-        &dir.path().join("audit"),
-        1 << 20,
-        Duration::from_millis(100),
-        metrics.clone(),
-        false,
-        false,
-        None,
-    )
-    .unwrap();
-    let settings = proxy_settings::settings(CARRIER.parse().unwrap(), "198.51.100.7");
-    let access = Access {
-        dialers: vec!["192.0.2.0/24".parse().unwrap()],
-        drain_retry_after_secs: 30,
-        ..Access::default()
-    };
-    let rules = Rules {
-        reject: RejectConfig::default(),
-        policy: Arc::new(Policy::new(&Config::default()).unwrap()),
-        calls: Default::default(),
-        telemarketers: Default::default(),
-    };
-    let sip_metrics = Arc::new(SipMetrics::register(&metrics.registry));
-    let gate = Compliance::new(
-        Parts {
-            normalizer: Normalizer::new(&[], &["911".into()]),
-            lists,
-            state: Arc::new(PolicyState::in_memory()),
-            audit: sink,
-            metrics,
-            clock,
-            host: settings.advertise_host.clone(),
-            before_forward: false,
-            refuse_unrecorded: true,
-            caps: None,
-        },
-        rules,
-    );
-    Fixture {
-        proxy: Proxy::new(settings, access, gate, sip_metrics),
-        _writer: writer,
-        _dir: dir,
-    }
+    gate_proxy(&[national], CARRIER.parse().unwrap(), "198.51.100.7")
 }
 
 /// A request from the dialer (`to_tag` empty: the INVITE).
@@ -159,7 +87,7 @@ fn response_to(forwarded: &[u8], status: u16, reason: &str) -> String {
 }
 
 /// Allocations on this thread while the proxy handles `msg` from `from`, and what it sent.
-fn handled(f: &Fixture, from: &str, msg: String) -> (usize, Vec<Outgoing>) {
+fn handled(f: &GateProxy, from: &str, msg: String) -> (usize, Vec<Outgoing>) {
     // As the UDP loop makes it (a vector of exactly its size; `Bytes::from(String)` would
     // allocate the shared header here, outside the count, rather than in `handle`).
     let data = Bytes::copy_from_slice(msg.as_bytes());
@@ -171,7 +99,7 @@ fn handled(f: &Fixture, from: &str, msg: String) -> (usize, Vec<Outgoing>) {
 }
 
 /// One call, INVITE to BYE: each message's allocations, by name.
-fn a_call(f: &Fixture, n: u32) -> Vec<(&'static str, usize)> {
+fn a_call(f: &GateProxy, n: u32) -> Vec<(&'static str, usize)> {
     let call = format!("alloc-{n}@192.0.2.20");
     let (invite, out) = handled(
         f,
