@@ -3,10 +3,13 @@
 # callgrind under a sipp load: repeatable on a noisy machine, unlike CPU seconds. Two runs
 # with different call counts; their difference over the difference in calls removes start-up
 # and shutdown. The kernel's share (sockets, wake-ups) is not counted: benches/load.sh
-# measures that.
+# measures that. Valgrind does not offer the CPU's SHA extensions, so the audit chain's SHA-256
+# runs in software here: ~130,000 of the ~300,000 instructions per call (2026-12-07), where
+# natively (SHA-NI) it costs ~2 us per call.
 #
 #   benches/instructions.sh [BIN] [CALLS_A] [CALLS_B]   defaults: target/release/callgate 500 1500
 #
+# KEEP_OUT=/tmp/cg keeps each run's profile (/tmp/cg.500, /tmp/cg.1500: callgrind_annotate).
 # To compare two builds, run it with each binary (e.g. a worktree of the previous main).
 # Calls at 100/s (callgrind slows callgate ~50x); loopback only; needs valgrind and sipp.
 set -euo pipefail
@@ -39,6 +42,7 @@ count() { # $1 = calls; prints the process's instruction count
     || echo "sipp reported failed calls ($1 calls)" >&2
   kill -TERM "$pid"
   wait "$pid" || true
+  [ -z "${KEEP_OUT:-}" ] || cp "$run/callgrind.out" "$KEEP_OUT.$1"
   grep -E "I +refs" "$run/log" | tail -1 | awk '{gsub(",", "", $NF); print $NF}'
 }
 

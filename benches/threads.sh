@@ -4,6 +4,8 @@
 # Set two builds side by side with BIN=path (run it twice, alternated: the machine is noisy).
 #
 #   benches/threads.sh [CALLS] [RATE]    defaults: 10000 calls at 1000 calls/s
+#   PERF=/tmp/perf.data benches/threads.sh   ...and a perf profile of the run
+#   NULL=1 benches/threads.sh    the same for the null relay (benches/null_relay.rs), the floor
 #
 # Loopback only; sipp is bounded by -m and a timeout. Needs sipp (sip-tester).
 set -euo pipefail
@@ -17,10 +19,17 @@ uas_work $UAS
 numbers_csv "$WORK/numbers.csv"
 cp tests/sipp/uac_allow.xml "$WORK/uac.xml"
 timeout 600 sipp -sn uas -i 127.0.0.1 -p $UAS -buff_size 4194304 -nostdin -bg > /dev/null 2>&1 || true
-callgate_toml "$WORK/callgate.toml" "$WORK" $CG $UAS $ADMIN
-CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/log" &
-PID=$!
-wait_ready $ADMIN
+if [ -n "${NULL:-}" ]; then
+  BIN=$(null_relay_bin)
+  NULL_RELAY_LISTEN="127.0.0.1:$CG" NULL_RELAY_UPSTREAM="127.0.0.1:$UAS" "$BIN" &
+  PID=$!
+  until ss -uln | grep -q ":$CG "; do sleep 0.1; done
+else
+  callgate_toml "$WORK/callgate.toml" "$WORK" $CG $UAS $ADMIN
+  CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/log" &
+  PID=$!
+  wait_ready $ADMIN
+fi
 
 # One line per thread: name, CPU ns, context switches (voluntary and not).
 snap() {
@@ -29,9 +38,16 @@ snap() {
   done
 }
 snap > "$WORK/before"
+# PERF=file: also sample callgate's threads (perf record) while the calls run; read with
+# `perf report -i file --sort comm,dso,sym`.
+if [ -n "${PERF:-}" ]; then
+  perf record -F ${PERF_HZ:-2999} ${PERF_ARGS:-} -p $PID -o "$PERF" > /dev/null 2>&1 &
+  PERF_PID=$!
+fi
 (cd "$WORK" && timeout 600 sipp -sf uac.xml -inf numbers.csv 127.0.0.1:$CG -i 127.0.0.1 -p 25172 \
   -buff_size 4194304 -m "$CALLS" -r "$RATE" -l 4000 -timeout 300s -nostdin > /dev/null 2>&1 || true)
 snap > "$WORK/after"
+if [ -n "${PERF:-}" ]; then kill -INT $PERF_PID; wait $PERF_PID || true; fi
 kill $PID; wait $PID || true
 python3 - "$WORK/before" "$WORK/after" "$CALLS" "$BIN" <<'PY'
 import collections, sys

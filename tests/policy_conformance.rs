@@ -732,8 +732,8 @@ fn with_the_rnd_safe_harbor_an_automated_call_under_consent_needs_a_recent_no() 
     assert_eq!(verdict, "allowed", "{reasons:?}");
 }
 
-#[test]
-fn the_rnd_answer_a_decision_rests_on_is_in_its_record() {
+/// An automated call allowed under a written consent, resting on a reassigned-numbers "no".
+fn a_decision_resting_on_an_rnd_answer() -> callgate::policy::Decision {
     let config = CONFIG.replacen("[policy]\n", "[policy]\nrnd_max_age_days = 30\n", 1);
     let mut c = Calls::new();
     c.policy = Policy::new(&Config::from_str_named("conformance.toml", &config).unwrap()).unwrap();
@@ -775,8 +775,35 @@ fn the_rnd_answer_a_decision_rests_on_is_in_its_record() {
         false,
     );
     assert_eq!(d.verdict.as_str(), "allowed", "{:?}", d.reasons);
+    d
+}
+
+#[test]
+fn the_rnd_answer_a_decision_rests_on_is_in_its_record() {
+    let d = a_decision_resting_on_an_rnd_answer();
     let used = d.rnd_used.expect("the 'no' the safe harbor rests on");
     assert_eq!(used.evidence.as_deref(), Some("rnd 5"));
+}
+
+/// The audit record's nested objects keep the key order they have always had (sorted), so
+/// that records written by one version read the same as another's.
+#[test]
+fn a_decision_records_its_consent_rnd_answer_and_versions_with_keys_in_order() {
+    let d = a_decision_resting_on_an_rnd_answer();
+    let text = serde_json::to_string(&callgate::policy::explain::Context(&d)).unwrap();
+    let fields: std::collections::HashMap<String, Box<serde_json::value::RawValue>> =
+        serde_json::from_str(&text).unwrap();
+    for key in ["consent_used", "rnd_used", "versions"] {
+        let raw = fields[key].get();
+        let sorted = serde_json::from_str::<serde_json::Value>(raw).unwrap();
+        assert_eq!(raw, serde_json::to_string(&sorted).unwrap(), "{key}");
+    }
+    // 15:00 UTC in New York.
+    assert_eq!(
+        fields["local_time"].get(),
+        "\"2026-11-24T10:00:00\"",
+        "{text}"
+    );
 }
 
 #[test]

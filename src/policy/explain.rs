@@ -134,7 +134,7 @@ impl Serialize for Context<'_> {
         m.serialize_entry("zones", &d.place.zones)?;
         if let Some((z, t)) = d.place.binding {
             m.serialize_entry("binding_zone", &z)?;
-            m.serialize_entry("local_time", &t.format("%Y-%m-%dT%H:%M:%S").to_string())?;
+            m.serialize_entry("local_time", &format_args!("{}", LocalTime(&t)))?;
         }
         if let Some(w) = d.wireless {
             m.serialize_entry("wireless", &w)?;
@@ -143,33 +143,89 @@ impl Serialize for Context<'_> {
             m.serialize_entry("retry_after_secs", &r)?;
         }
         if let Some(c) = &d.consent {
-            m.serialize_entry(
-                "consent_used",
-                &json!({
-                    "seq": c.seq, "type": c.kind, "seller": c.seller, "campaign": c.campaign,
-                    "captured": c.captured, "expires": c.expiry(&d.rules.consent),
-                    "evidence": c.evidence,
-                }),
-            )?;
+            let used = ConsentUsed {
+                campaign: &c.campaign,
+                captured: c.captured,
+                evidence: &c.evidence,
+                expires: c.expiry(&d.rules.consent),
+                seller: &c.seller,
+                seq: c.seq,
+                kind: c.kind,
+            };
+            m.serialize_entry("consent_used", &used)?;
         }
         if let Some(a) = &d.rnd_used {
-            let rnd = json!({
-                "seq": a.seq, "asked_about": a.captured, "answer": a.rnd.map(|r| r.answer),
-                "queried": a.rnd.map(|r| r.queried), "evidence": a.evidence,
-            });
-            m.serialize_entry("rnd_used", &rnd)?;
+            let used = RndUsed {
+                answer: a.rnd.map(|r| r.answer),
+                asked_about: a.captured,
+                evidence: &a.evidence,
+                queried: a.rnd.map(|r| r.queried),
+                seq: a.seq,
+            };
+            m.serialize_entry("rnd_used", &used)?;
         }
-        m.serialize_entry(
-            "versions",
-            &json!({
-                "rules": d.rules.version,
-                "holiday_years": d.rules.calendar.years(),
-                "consent_seq": d.consent_seq,
-                "optouts_seq": d.optouts_seq,
-                "list_generation": d.lists.generation,
-            }),
-        )?;
+        let versions = Versions {
+            consent_seq: d.consent_seq,
+            holiday_years: d.rules.calendar.years(),
+            list_generation: d.lists.generation,
+            optouts_seq: d.optouts_seq,
+            rules: &d.rules.version,
+        };
+        m.serialize_entry("versions", &versions)?;
         m.end()
+    }
+}
+
+// The record's nested objects, written straight from the decision (the audit writer does this
+// for every call). Fields in name order: the order these objects have had in every record.
+
+#[derive(Serialize)]
+struct ConsentUsed<'a> {
+    campaign: &'a Option<String>,
+    captured: chrono::NaiveDate,
+    evidence: &'a Option<String>,
+    expires: Option<chrono::NaiveDate>,
+    seller: &'a Option<String>,
+    seq: u64,
+    #[serde(rename = "type")]
+    kind: super::rules::ConsentKind,
+}
+
+#[derive(Serialize)]
+struct RndUsed<'a> {
+    answer: Option<super::consent::RndAnswer>,
+    asked_about: chrono::NaiveDate,
+    evidence: &'a Option<String>,
+    queried: Option<chrono::NaiveDate>,
+    seq: u64,
+}
+
+#[derive(Serialize)]
+struct Versions<'a> {
+    consent_seq: u64,
+    holiday_years: &'a [i32],
+    list_generation: u64,
+    optouts_seq: u64,
+    rules: &'a str,
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, without parsing a format string per record.
+struct LocalTime<'a>(&'a chrono::NaiveDateTime);
+
+impl fmt::Display for LocalTime<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use chrono::{Datelike, Timelike};
+        let t = self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
     }
 }
 
