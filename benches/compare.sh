@@ -46,7 +46,7 @@ TARGETS=${TARGETS:-null kam-sl kam-tm kam-dnc callgate}
 
 UAS=25080 ADMIN=25081
 declare -A PORT=([direct]=$UAS [null]=25061 [kam-sl]=25062 [kam-tm]=25063 [kam-dnc]=25064 [callgate]=25060 [base]=25065 [callgate-2w]=25066)
-[ -z "${BASE_BIN:-}" ] || TARGETS="$TARGETS base"
+[ -z "${BASE_BIN:-}" ] || [[ " $TARGETS " == *" base "* ]] || TARGETS="$TARGETS base"
 # UAC_T=un: the dialer opens a socket per call (senders spread over callgate's UDP workers).
 UAC_T=()
 if [ "${UAC_T_MODE:-u1}" = un ]; then
