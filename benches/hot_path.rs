@@ -93,11 +93,13 @@ fn fixture() -> Fixture {
             id: "national",
             kind: "national",
             numbers: national,
+            dated: true,
         },
         List {
             id: "internal",
             kind: "internal",
             numbers: "2025550177\n".into(),
+            dated: false,
         },
     ];
     Fixture {

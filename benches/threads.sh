@@ -23,7 +23,8 @@ if [ -n "${NULL:-}" ]; then
   BIN=$(null_relay_bin)
   NULL_RELAY_LISTEN="127.0.0.1:$CG" NULL_RELAY_UPSTREAM="127.0.0.1:$UAS" "$BIN" &
   PID=$!
-  until ss -uln | grep -q ":$CG "; do sleep 0.1; done
+  for _ in $(seq 1 100); do ss -uln | grep -q ":$CG " && break; sleep 0.1; done
+  ss -uln | grep -q ":$CG " || { echo "the null relay is not listening on $CG" >&2; exit 1; }
 else
   callgate_toml "$WORK/callgate.toml" "$WORK" $CG $UAS $ADMIN
   CALLGATE_FAKE_NOW="$(date -u +%Y-%m-%dT19:00:00Z)" "$BIN" run --config "$WORK/callgate.toml" 2> "$WORK/log" &
@@ -41,13 +42,16 @@ snap > "$WORK/before"
 # PERF=file: also sample callgate's threads (perf record) while the calls run; read with
 # `perf report -i file --sort comm,dso,sym`.
 if [ -n "${PERF:-}" ]; then
-  perf record -F ${PERF_HZ:-2999} ${PERF_ARGS:-} -p $PID -o "$PERF" > /dev/null 2>&1 &
+  need perf linux-perf
+  perf record -F ${PERF_HZ:-2999} ${PERF_ARGS:-} -p $PID -o "$PERF" > "$WORK/perf.log" 2>&1 &
   PERF_PID=$!
+  sleep 1 # perf attaches to every thread before the calls start
+  kill -0 $PERF_PID 2>/dev/null || { echo "perf record failed:" >&2; cat "$WORK/perf.log" >&2; exit 1; }
 fi
 (cd "$WORK" && timeout 600 sipp -sf uac.xml -inf numbers.csv 127.0.0.1:$CG -i 127.0.0.1 -p 25172 \
   -buff_size 4194304 -m "$CALLS" -r "$RATE" -l 4000 -timeout 300s -nostdin > /dev/null 2>&1 || true)
 snap > "$WORK/after"
-if [ -n "${PERF:-}" ]; then kill -INT $PERF_PID; wait $PERF_PID || true; fi
+if [ -n "${PERF:-}" ]; then kill -INT $PERF_PID 2>/dev/null || true; wait $PERF_PID || true; fi
 kill $PID; wait $PID || true
 python3 - "$WORK/before" "$WORK/after" "$CALLS" "$BIN" <<'PY'
 import collections, sys

@@ -52,6 +52,7 @@ fn fixture() -> GateProxy {
         id: "national",
         kind: "national",
         numbers: "2025550177\n".into(),
+        dated: true,
     };
     gate_proxy(&[national], CARRIER.parse().unwrap(), "198.51.100.7")
 }

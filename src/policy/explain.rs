@@ -143,35 +143,12 @@ impl Serialize for Context<'_> {
             m.serialize_entry("retry_after_secs", &r)?;
         }
         if let Some(c) = &d.consent {
-            let used = ConsentUsed {
-                campaign: &c.campaign,
-                captured: c.captured,
-                evidence: &c.evidence,
-                expires: c.expiry(&d.rules.consent),
-                seller: &c.seller,
-                seq: c.seq,
-                kind: c.kind,
-            };
-            m.serialize_entry("consent_used", &used)?;
+            m.serialize_entry("consent_used", &ConsentUsed::of(c, d))?;
         }
         if let Some(a) = &d.rnd_used {
-            let used = RndUsed {
-                answer: a.rnd.map(|r| r.answer),
-                asked_about: a.captured,
-                evidence: &a.evidence,
-                queried: a.rnd.map(|r| r.queried),
-                seq: a.seq,
-            };
-            m.serialize_entry("rnd_used", &used)?;
+            m.serialize_entry("rnd_used", &RndUsed::of(a))?;
         }
-        let versions = Versions {
-            consent_seq: d.consent_seq,
-            holiday_years: d.rules.calendar.years(),
-            list_generation: d.lists.generation,
-            optouts_seq: d.optouts_seq,
-            rules: &d.rules.version,
-        };
-        m.serialize_entry("versions", &versions)?;
+        m.serialize_entry("versions", &Versions::of(d))?;
         m.end()
     }
 }
@@ -207,6 +184,44 @@ struct Versions<'a> {
     list_generation: u64,
     optouts_seq: u64,
     rules: &'a str,
+}
+
+impl<'a> ConsentUsed<'a> {
+    fn of(c: &'a super::consent::ConsentRecord, d: &Decision) -> Self {
+        ConsentUsed {
+            campaign: &c.campaign,
+            captured: c.captured,
+            evidence: &c.evidence,
+            expires: c.expiry(&d.rules.consent),
+            seller: &c.seller,
+            seq: c.seq,
+            kind: c.kind,
+        }
+    }
+}
+
+impl<'a> RndUsed<'a> {
+    fn of(a: &'a super::consent::ConsentRecord) -> Self {
+        RndUsed {
+            answer: a.rnd.map(|r| r.answer),
+            asked_about: a.captured,
+            evidence: &a.evidence,
+            queried: a.rnd.map(|r| r.queried),
+            seq: a.seq,
+        }
+    }
+}
+
+impl<'a> Versions<'a> {
+    fn of(d: &'a Decision) -> Self {
+        Versions {
+            consent_seq: d.consent_seq,
+            holiday_years: d.rules.calendar.years(),
+            list_generation: d.lists.generation,
+            optouts_seq: d.optouts_seq,
+            rules: &d.rules.version,
+        }
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS`, without parsing a format string per record.

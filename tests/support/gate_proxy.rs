@@ -1,8 +1,8 @@
 //! A `Proxy` over the real compliance gate, as the in-memory message-path tests and benchmarks
-//! use it: lists written to a temporary directory (each dated yesterday), the default policy,
-//! the audit writer running, dialers from 192.0.2.0/24, and a clock at 19:00 UTC today (inside
-//! the test numbers' calling window whenever it runs). Include with
-//! `#[path = "support/gate_proxy.rs"] mod gate_proxy;` next to `support/proxy_settings.rs`.
+//! use it: lists written to a temporary directory, the default policy, the audit writer
+//! running, dialers from 192.0.2.0/24, and a clock at 19:00 UTC today (inside the test numbers'
+//! calling window whenever it runs). Include with `#[path = "support/gate_proxy.rs"] mod
+//! gate_proxy;` next to `support/proxy_settings.rs`.
 
 #![allow(dead_code)] // the benchmark reads the lists and normalizer; the tests only the proxy
 use crate::proxy_settings;
@@ -19,11 +19,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One list file: its id and kind in the manifest, and its lines.
+/// One list file: its id and kind in the manifest, its lines, and whether the manifest says
+/// when it was downloaded (yesterday).
 pub struct List<'a> {
     pub id: &'a str,
     pub kind: &'a str,
     pub numbers: String,
+    pub dated: bool,
 }
 
 pub struct GateProxy {
@@ -44,9 +46,12 @@ pub fn gate_proxy(lists: &[List], upstream: SocketAddr, upstream_host: &str) -> 
         let file = format!("{}.txt", l.id);
         std::fs::write(data.join(&file), &l.numbers).unwrap();
         manifest += &format!(
-            "[[list]]\nid=\"{}\"\nkind=\"{}\"\nfile=\"{file}\"\ndownloaded=\"{downloaded}\"\n",
+            "[[list]]\nid=\"{}\"\nkind=\"{}\"\nfile=\"{file}\"\n",
             l.id, l.kind
         );
+        if l.dated {
+            manifest += &format!("downloaded=\"{downloaded}\"\n");
+        }
     }
     std::fs::write(data.join("lists.toml"), manifest).unwrap();
     let clock: callgate::clock::SharedClock =
