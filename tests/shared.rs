@@ -201,6 +201,66 @@ fn an_instance_started_late_catches_up_past_one_read() {
     }
 }
 
+/// An instance that ran alone, with an opt-out taken, restarted into the cluster.
+fn joined_with_an_earlier_opt_out(pg: &Postgres, carrier: &Carrier) -> Callgate {
+    let mut a = Callgate::start(carrier.port);
+    wait_ready(a.admin, 200);
+    let optout = r#"{"number":"4155550191","source":"called in"}"#;
+    assert_eq!(http(a.admin, "POST", "/v1/optouts", optout, None).0, 201);
+    let mut config = std::fs::read_to_string(&a.config).unwrap();
+    config.push_str(&shared(&pg.url()));
+    std::fs::write(&a.config, config).unwrap();
+    a.kill_9_and_restart();
+    wait_ready(a.admin, 200);
+    a
+}
+
+/// The `at` of each line of an instance's opt-out journal.
+fn optout_times(cg: &Callgate) -> Vec<String> {
+    let text = std::fs::read_to_string(cg._dir.path().join("optouts.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["at"].to_string())
+        .collect()
+}
+
+#[test]
+fn an_opt_out_taken_before_an_instance_joined_is_shared_when_it_does() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let a = joined_with_an_earlier_opt_out(&pg, &carrier);
+    let b = one_instance(&pg, &carrier, "");
+    wait_blocked(b.admin, "4155550191", "internal_dnc");
+    let row = pg.psql("SELECT who, body->0->>'number', body->0->>'source' FROM callgate_changes");
+    assert_eq!(
+        row,
+        "callgate: opt-outs taken before [shared]|+14155550191|called in"
+    );
+    // Every instance holds it as taken, not as shared.
+    assert_eq!(optout_times(&b), optout_times(&a)[..1]);
+    // Its own log says what it shared (written within the audit writer's flush interval).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let shared_in_log = || {
+        let audit = a.audit();
+        audit
+            .iter()
+            .any(|l| l["admin"]["action"] == "optouts_shared")
+    };
+    while !shared_in_log() {
+        assert!(Instant::now() < deadline, "no optouts_shared record");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_instance_shares_its_earlier_opt_outs_once() {
+    let pg = Postgres::start();
+    let carrier = Carrier::start();
+    let mut a = joined_with_an_earlier_opt_out(&pg, &carrier);
+    a.kill_9_and_restart();
+    wait_ready(a.admin, 200);
+    assert_eq!(pg.psql("SELECT count(*) FROM callgate_changes"), "1");
+}
+
 #[test]
 fn an_instance_that_applied_more_than_the_database_holds_stays_stale_and_says_why() {
     let pg = Postgres::start();

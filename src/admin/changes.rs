@@ -113,6 +113,7 @@ async fn shared_optouts(
             .map(|(n, source)| OptOutEntry {
                 number: n.to_string(),
                 source: source.clone(),
+                at: None,
             })
             .collect(),
     );

@@ -32,6 +32,15 @@ pub struct SharedOptOut {
     pub source: Option<String>,
 }
 
+/// An opt-out this journal holds and the shared database does not: one taken before the
+/// instance joined a cluster (`[shared]`).
+#[derive(Debug, Clone)]
+pub struct Unshared {
+    pub number: E164,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub source: Option<String>,
+}
+
 pub struct OptOuts {
     /// Number -> time of its latest opt-out.
     set: DashMap<E164, chrono::DateTime<chrono::Utc>>,
@@ -43,6 +52,8 @@ pub struct OptOuts {
     /// A failed write could not be cut from the journal again: no more is written to it (a
     /// line appended after a torn one would make the journal unreadable at the next start).
     broken: std::sync::atomic::AtomicBool,
+    /// Found at replay, until the shared follower takes them (`take_unshared`).
+    unshared: Mutex<Vec<Unshared>>,
 }
 
 impl OptOuts {
@@ -52,6 +63,8 @@ impl OptOuts {
     pub fn open(path: &Path, clock: SharedClock) -> anyhow::Result<OptOuts> {
         let set = DashMap::new();
         let (mut seq, mut shared_seq) = (0, 0);
+        // Numbers whose only opt-outs here were taken locally: their first such opt-out.
+        let mut unshared = std::collections::HashMap::new();
         let file = crate::journal::open_replay(path, "opt-out", |rec: OptOutRecord, _| {
             let n: E164 = rec
                 .number
@@ -60,9 +73,22 @@ impl OptOuts {
             set.insert(n, rec.at);
             seq = seq.max(rec.seq);
             shared_seq = shared_seq.max(rec.shared.unwrap_or(0));
+            match rec.shared {
+                None => {
+                    unshared.entry(n).or_insert((rec.at, rec.source));
+                }
+                Some(_) => {
+                    unshared.remove(&n);
+                }
+            }
             Ok(())
         })?;
         tracing::info!(file = %path.display(), entries = set.len(), "opt-out journal replayed");
+        let mut unshared: Vec<Unshared> = unshared
+            .into_iter()
+            .map(|(number, (at, source))| Unshared { number, at, source })
+            .collect();
+        unshared.sort_by_key(|u| (u.at, u.number));
         Ok(OptOuts {
             set,
             journal: Mutex::new(file),
@@ -70,7 +96,14 @@ impl OptOuts {
             shared_seq: AtomicU64::new(shared_seq),
             clock,
             broken: Default::default(),
+            unshared: Mutex::new(unshared),
         })
+    }
+
+    /// The opt-outs this journal held at start that no shared change brought (taken before
+    /// `[shared]` was configured), oldest first; once: the shared follower shares them.
+    pub fn take_unshared(&self) -> Vec<Unshared> {
+        std::mem::take(&mut *self.unshared.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     #[inline]
@@ -296,6 +329,33 @@ mod tests {
         let o = OptOuts::open(&p, crate::clock::system()).unwrap();
         assert!(o.contains(a) && o.contains(b));
         assert_eq!(o.seq(), 3);
+    }
+
+    #[test]
+    fn opt_outs_taken_alone_are_found_unshared_at_reopen_and_those_the_cluster_holds_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("o.jsonl");
+        let n = |s: &str| -> E164 { s.parse().unwrap() };
+        {
+            let o = OptOuts::open(&p, crate::clock::system()).unwrap();
+            o.add(n("4155550100"), Some("mail".into())).unwrap();
+            o.add(n("2125550143"), None).unwrap();
+            o.add(n("4155550100"), None).unwrap();
+            let shared = SharedOptOut {
+                seq: 7,
+                number: n("2125550143"),
+                at: chrono::Utc::now(),
+                source: None,
+            };
+            o.apply_shared(vec![shared]).unwrap();
+        }
+        let o = OptOuts::open(&p, crate::clock::system()).unwrap();
+        let unshared = o.take_unshared();
+        assert_eq!(unshared.len(), 1, "{unshared:?}");
+        assert_eq!(unshared[0].number, n("4155550100"));
+        // The first time it was taken, with what was said then.
+        assert_eq!(unshared[0].source.as_deref(), Some("mail"));
+        assert!(o.take_unshared().is_empty(), "taken once");
     }
 
     #[test]

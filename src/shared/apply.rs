@@ -38,7 +38,7 @@ pub(crate) fn apply(parts: &Parts, rows: Vec<Row>) -> std::io::Result<Applied> {
                         Ok(number) => optouts.push(SharedOptOut {
                             seq,
                             number,
-                            at: row.at,
+                            at: e.at.unwrap_or(row.at),
                             source: e.source,
                         }),
                         Err(_) => applied

@@ -26,6 +26,10 @@ pub struct OptOutEntry {
     pub number: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// When it was taken, where that is before the change (an opt-out an instance held before
+    /// it joined the cluster); otherwise the change's own time. An older callgate ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// A change to the state every instance shares: all of a batch or none.

@@ -3,6 +3,7 @@
 //! neither the SIP loop nor the admin API ever waits on the database.
 
 use super::{apply, changes, instances, Parts, Shared, SharedError};
+use crate::lists::optouts::Unshared;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -18,8 +19,9 @@ async fn follow_forever(shared: Arc<Shared>, parts: Arc<Parts>) {
     shared.metrics.applied_seq.set(applied as i64);
     shared.applied.send_replace(applied);
     let pause = Duration::from_millis(shared.cfg.poll_ms);
+    let mut unshared = parts.lists.optouts.take_unshared();
     loop {
-        let e = follow(&shared, &parts, &mut applied).await;
+        let e = follow(&shared, &parts, &mut applied, &mut unshared).await;
         shared.metrics.fetch_errors.inc();
         tracing::warn!(error = %e, "shared database: not following; connecting again");
         *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
@@ -28,9 +30,15 @@ async fn follow_forever(shared: Arc<Shared>, parts: Arc<Parts>) {
     }
 }
 
-/// Follow over one connection until it fails: the reason it did.
-async fn follow(shared: &Shared, parts: &Arc<Parts>, applied: &mut u64) -> SharedError {
-    let (client, mut told) = match shared.bounded(listening(shared)).await {
+/// Follow over one connection until it fails: the reason it did. Opt-outs this instance took
+/// before it joined are shared first: until they are, it is not confirmed current.
+async fn follow(
+    shared: &Shared,
+    parts: &Arc<Parts>,
+    applied: &mut u64,
+    unshared: &mut Vec<Unshared>,
+) -> SharedError {
+    let (mut client, mut told) = match shared.bounded(listening(shared)).await {
         Ok(c) => c,
         Err(e) => return e,
     };
@@ -43,6 +51,9 @@ async fn follow(shared: &Shared, parts: &Arc<Parts>, applied: &mut u64) -> Share
         }
         Ok(_) => {}
         Err(e) => return e,
+    }
+    if let Err(e) = share_unshared(&mut client, shared, parts, unshared).await {
+        return e;
     }
     let poll = Duration::from_millis(shared.cfg.poll_ms);
     let mut reported: Option<std::time::Instant> = None;
@@ -71,6 +82,53 @@ async fn follow(shared: &Shared, parts: &Arc<Parts>, applied: &mut u64) -> Share
             () = tokio::time::sleep(poll) => {}
         }
     }
+}
+
+/// The most opt-outs shared in one change: a fetch of changes stays a few MiB.
+const SHARE_BATCH: usize = 5_000;
+
+/// Share the opt-outs this instance took before it joined the cluster (`unshared`, oldest
+/// first), each stamped with its own time, a change per `SHARE_BATCH`; each shared one leaves
+/// `unshared`, so a connection that fails part way resumes where it was. A crash between a
+/// commit and its apply here shares those again at the next start: twice is harmless for an
+/// opt-out, never is not.
+async fn share_unshared(
+    client: &mut Client,
+    shared: &Shared,
+    parts: &Parts,
+    unshared: &mut Vec<Unshared>,
+) -> Result<(), SharedError> {
+    const WHO: &str = "callgate: opt-outs taken before [shared]";
+    while !unshared.is_empty() {
+        let n = unshared.len().min(SHARE_BATCH);
+        let entries = unshared[..n]
+            .iter()
+            .map(|u| changes::OptOutEntry {
+                number: u.number.to_string(),
+                source: u.source.clone(),
+                at: Some(u.at),
+            })
+            .collect();
+        let change = changes::Change::OptOuts(entries);
+        let now = parts.clock.now();
+        let seq = shared
+            .bounded(changes::insert(client, &change, now, WHO, &shared.instance))
+            .await?;
+        unshared.drain(..n);
+        tracing::info!(
+            seq,
+            optouts = n,
+            left = unshared.len(),
+            "opt-outs taken before [shared] are now in the shared database"
+        );
+        parts.audit.admin(crate::audit::AdminEvent {
+            ts: now,
+            action: "optouts_shared",
+            who: WHO.into(),
+            detail: serde_json::json!({"shared_seq": seq, "optouts": n}),
+        });
+    }
+    Ok(())
 }
 
 /// A connection listening for commits: a message on the channel for each (several at
