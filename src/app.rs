@@ -116,6 +116,7 @@ impl App {
         let outcome = match &result {
             Ok((new, (access, rules))) => {
                 self.proxy.set_access(access.clone());
+                warn_if_calendar_runs_out_soon(&rules.policy, self.clock.now());
                 self.gate.set_rules(rules.clone());
                 let restart = restart_needed(&self.cfg, new);
                 if restart.is_empty() {
@@ -196,6 +197,9 @@ impl App {
             }
         }
         m.list_generation.set(lists.generation as i64);
+        let calendar = &self.gate.rules().policy.rules.calendar;
+        m.holiday_calendar_end
+            .set(calendar.runs_out(now).timestamp());
         if let Some(shared) = &self.shared {
             shared.refresh_metrics(&self.gate.state);
         }
@@ -343,6 +347,20 @@ pub(crate) fn live_settings(cfg: &Config) -> anyhow::Result<(Access, Rules)> {
         telemarketers: crate::gate::Telemarketers::new(&cfg.dialers.names),
     };
     Ok((access, rules))
+}
+
+/// How long before the holiday calendars run out the log starts saying so (the alert rule
+/// `CallgateHolidayCalendarEnding` fires as early).
+const CALENDAR_WARNING: chrono::Duration = chrono::Duration::days(60);
+
+/// A warning, at start and at each reload, while the holiday calendars run out within
+/// `CALENDAR_WARNING`: from then, calls under a rule with a holiday window fail closed.
+pub(crate) fn warn_if_calendar_runs_out_soon(policy: &Policy, now: chrono::DateTime<chrono::Utc>) {
+    let runs_out = policy.rules.calendar.runs_out(now);
+    if runs_out - now < CALENDAR_WARNING {
+        tracing::warn!(%runs_out,
+            "the holiday calendars run out: add config/holidays/<year>.toml (scripts/gen-holidays.py, then review it); from then calls under a rule with a holiday window fail closed (calendar_missing)");
+    }
 }
 
 /// Sections whose changed settings only a restart applies.

@@ -323,6 +323,7 @@ fn build(cfg: Config, clock: SharedClock) -> anyhow::Result<Built> {
     close_calls_left_open(&cfg, &audit, &clock)?;
     let (upstream, upstream_host) = resolve_upstream(&cfg)?;
     let (access, rules) = live_settings(&cfg)?;
+    crate::app::warn_if_calendar_runs_out_soon(&rules.policy, clock.now());
     let state = Arc::new(open_policy_state(&cfg, &clock, flush)?);
     let sockets = bind_sockets(&cfg, &sip_metrics)?;
     let tls_addr = sockets.tls_addr;

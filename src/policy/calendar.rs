@@ -28,6 +28,19 @@ impl Calendar {
         &self.years
     }
 
+    /// When the calendar runs out, counting from `now`: 00:00 UTC on January 1 of the first
+    /// year from this one without a file (in the past when this year has none). From then, a
+    /// call under a rule with a holiday window fails closed (`calendar_missing`).
+    pub fn runs_out(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        let mut year = now.year();
+        while self.covers(year) {
+            year += 1;
+        }
+        NaiveDate::from_ymd_opt(year, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map_or(now, |t| t.and_utc())
+    }
+
     /// Whether `date` is a holiday in any of `states`, or in `country` (another than the US).
     pub(crate) fn is_holiday(
         &self,
@@ -184,6 +197,19 @@ mod tests {
         );
         let us = y.replace("\"FR\"", "\"US\"").replace("2026", "2028");
         assert!(Calendar::default().add_file("2028.toml", &us).is_err());
+    }
+
+    #[test]
+    fn the_calendar_runs_out_on_the_first_day_of_the_first_year_without_a_file() {
+        let mut c = Calendar::default();
+        for y in [2026, 2027, 2029] {
+            c.add_file(&format!("{y}.toml"), &format!("year = {y}\n")).unwrap();
+        }
+        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let runs_out = c.runs_out(at("2026-06-01T12:00:00Z"));
+        assert_eq!(runs_out, at("2028-01-01T00:00:00Z"), "2029 does not bridge 2028");
+        let missing_now = c.runs_out(at("2028-03-01T00:00:00Z"));
+        assert_eq!(missing_now, at("2028-01-01T00:00:00Z"), "already out");
     }
 
     #[test]
