@@ -382,6 +382,8 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
         ("admin", differs(&running.admin, &new.admin)),
         ("numbers", differs(&running.numbers, &new.numbers)),
         ("log", differs(&running.log, &new.log)),
+        ("records", differs(&running.records, &new.records)),
+        ("shared", differs(&running.shared, &new.shared)),
         (
             "calls",
             running.calls.max_duration_secs != new.calls.max_duration_secs,

@@ -67,6 +67,13 @@ fn settings_that_need_a_restart_are_named() {
 }
 
 #[test]
+fn joining_a_shared_database_is_named_as_needing_a_restart() {
+    let h = Harness::start();
+    let shared = "[shared]\nurl = \"postgres://callgate@db1/callgate\"\n";
+    assert_eq!(reload_with(&h, shared).unwrap(), vec!["shared"]);
+}
+
+#[test]
 fn a_config_reload_is_an_audited_admin_change() {
     let h = Harness::start();
     reload_with(&h, "").unwrap();

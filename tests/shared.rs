@@ -262,6 +262,36 @@ fn an_instance_shares_its_earlier_opt_outs_once() {
 }
 
 #[test]
+fn an_instance_pointed_at_another_database_than_its_journals_followed_stays_stale_and_shares_nothing(
+) {
+    let (pg, other) = (Postgres::start(), Postgres::start());
+    let carrier = Carrier::start();
+    let mut a = one_instance(&pg, &carrier, "");
+    let optout = r#"{"number":"4155550192"}"#;
+    assert_eq!(http(a.admin, "POST", "/v1/optouts", optout, None).0, 201);
+    // Then, as if it had left the cluster: an opt-out taken alone, and no cursor.
+    let journal = a._dir.path().join("optouts.jsonl");
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    text.push_str("{\"seq\":2,\"at\":\"2026-12-01T10:00:00Z\",\"number\":\"+14155550193\"}\n");
+    std::fs::write(&journal, text).unwrap();
+    std::fs::remove_file(a._dir.path().join("shared-cursor")).unwrap();
+    let config = std::fs::read_to_string(&a.config).unwrap();
+    std::fs::write(&a.config, config.replace(&pg.url(), &other.url())).unwrap();
+    a.kill_9_and_restart();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = http(a.admin, "GET", "/readyz", "", None);
+        assert_eq!(status, 503, "{body}");
+        if body.contains("lost changes") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(other.psql("SELECT count(*) FROM callgate_changes"), "0");
+}
+
+#[test]
 fn an_instance_that_applied_more_than_the_database_holds_stays_stale_and_says_why() {
     let pg = Postgres::start();
     let carrier = Carrier::start();

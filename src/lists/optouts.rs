@@ -52,8 +52,8 @@ pub struct OptOuts {
     /// A failed write could not be cut from the journal again: no more is written to it (a
     /// line appended after a torn one would make the journal unreadable at the next start).
     broken: std::sync::atomic::AtomicBool,
-    /// Found at replay, until the shared follower takes them (`take_unshared`).
-    unshared: Mutex<Vec<Unshared>>,
+    /// The journal's file, read again for `unshared`.
+    path: std::path::PathBuf,
 }
 
 impl OptOuts {
@@ -63,8 +63,6 @@ impl OptOuts {
     pub fn open(path: &Path, clock: SharedClock) -> anyhow::Result<OptOuts> {
         let set = DashMap::new();
         let (mut seq, mut shared_seq) = (0, 0);
-        // Numbers whose only opt-outs here were taken locally: their first such opt-out.
-        let mut unshared = std::collections::HashMap::new();
         let file = crate::journal::open_replay(path, "opt-out", |rec: OptOutRecord, _| {
             let n: E164 = rec
                 .number
@@ -73,22 +71,9 @@ impl OptOuts {
             set.insert(n, rec.at);
             seq = seq.max(rec.seq);
             shared_seq = shared_seq.max(rec.shared.unwrap_or(0));
-            match rec.shared {
-                None => {
-                    unshared.entry(n).or_insert((rec.at, rec.source));
-                }
-                Some(_) => {
-                    unshared.remove(&n);
-                }
-            }
             Ok(())
         })?;
         tracing::info!(file = %path.display(), entries = set.len(), "opt-out journal replayed");
-        let mut unshared: Vec<Unshared> = unshared
-            .into_iter()
-            .map(|(number, (at, source))| Unshared { number, at, source })
-            .collect();
-        unshared.sort_by_key(|u| (u.at, u.number));
         Ok(OptOuts {
             set,
             journal: Mutex::new(file),
@@ -96,14 +81,38 @@ impl OptOuts {
             shared_seq: AtomicU64::new(shared_seq),
             clock,
             broken: Default::default(),
-            unshared: Mutex::new(unshared),
+            path: path.to_path_buf(),
         })
     }
 
-    /// The opt-outs this journal held at start that no shared change brought (taken before
-    /// `[shared]` was configured), oldest first; once: the shared follower shares them.
-    pub fn take_unshared(&self) -> Vec<Unshared> {
-        std::mem::take(&mut *self.unshared.lock().unwrap_or_else(|p| p.into_inner()))
+    /// The opt-outs in the journal that no shared change brought (taken before `[shared]` was
+    /// configured), each number once with its latest time (as `when` holds it) and the latest
+    /// source given, oldest first. Reads the journal again, under its lock: only an instance
+    /// following a shared database asks, when it connects, so a standalone one holds nothing.
+    pub fn unshared(&self) -> std::io::Result<Vec<Unshared>> {
+        use std::io::BufRead;
+        let _writes = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let file = std::io::BufReader::new(File::open(&self.path)?);
+        let mut local: std::collections::HashMap<E164, Unshared> = Default::default();
+        for line in file.lines() {
+            let line = line?;
+            let rec: OptOutRecord = serde_json::from_str(&line).map_err(std::io::Error::other)?;
+            let number: E164 = rec.number.parse().map_err(std::io::Error::other)?;
+            if rec.shared.is_some() {
+                local.remove(&number);
+                continue;
+            }
+            let u = local.entry(number).or_insert(Unshared {
+                number,
+                at: rec.at,
+                source: None,
+            });
+            u.at = u.at.max(rec.at);
+            u.source = rec.source.or(u.source.take());
+        }
+        let mut unshared: Vec<Unshared> = local.into_values().collect();
+        unshared.sort_by_key(|u| (u.at, u.number));
+        Ok(unshared)
     }
 
     #[inline]
@@ -332,7 +341,7 @@ mod tests {
     }
 
     #[test]
-    fn opt_outs_taken_alone_are_found_unshared_at_reopen_and_those_the_cluster_holds_are_not() {
+    fn opt_outs_taken_alone_are_unshared_and_those_the_cluster_holds_are_not() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("o.jsonl");
         let n = |s: &str| -> E164 { s.parse().unwrap() };
@@ -350,12 +359,12 @@ mod tests {
             o.apply_shared(vec![shared]).unwrap();
         }
         let o = OptOuts::open(&p, crate::clock::system()).unwrap();
-        let unshared = o.take_unshared();
+        let unshared = o.unshared().unwrap();
         assert_eq!(unshared.len(), 1, "{unshared:?}");
         assert_eq!(unshared[0].number, n("4155550100"));
-        // The first time it was taken, with what was said then.
+        // Its latest time, as the instance holds it, and the source it was given.
+        assert_eq!(Some(unshared[0].at), o.when(n("4155550100")));
         assert_eq!(unshared[0].source.as_deref(), Some("mail"));
-        assert!(o.take_unshared().is_empty(), "taken once");
     }
 
     #[test]

@@ -203,11 +203,16 @@ mod tests {
     fn the_calendar_runs_out_on_the_first_day_of_the_first_year_without_a_file() {
         let mut c = Calendar::default();
         for y in [2026, 2027, 2029] {
-            c.add_file(&format!("{y}.toml"), &format!("year = {y}\n")).unwrap();
+            c.add_file(&format!("{y}.toml"), &format!("year = {y}\n"))
+                .unwrap();
         }
         let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
         let runs_out = c.runs_out(at("2026-06-01T12:00:00Z"));
-        assert_eq!(runs_out, at("2028-01-01T00:00:00Z"), "2029 does not bridge 2028");
+        assert_eq!(
+            runs_out,
+            at("2028-01-01T00:00:00Z"),
+            "2029 does not bridge 2028"
+        );
         let missing_now = c.runs_out(at("2028-03-01T00:00:00Z"));
         assert_eq!(missing_now, at("2028-01-01T00:00:00Z"), "already out");
     }

@@ -98,6 +98,11 @@ impl Emergency {
         self.write(c, None)
     }
 
+    /// The newest change from the shared database this file holds (0: none).
+    pub fn shared_seq(&self) -> u64 {
+        self.shared_seq.load(Ordering::Acquire)
+    }
+
     /// `set` for change `shared` of the shared database; nothing when this file holds that
     /// change or a newer one already (an older closure never replaces a newer one).
     pub fn set_shared(&self, c: &Closed, shared: u64) -> anyhow::Result<()> {

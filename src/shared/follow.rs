@@ -19,7 +19,8 @@ async fn follow_forever(shared: Arc<Shared>, parts: Arc<Parts>) {
     shared.metrics.applied_seq.set(applied as i64);
     shared.applied.send_replace(applied);
     let pause = Duration::from_millis(shared.cfg.poll_ms);
-    let mut unshared = parts.lists.optouts.take_unshared();
+    // Read at the first connection (None until then): emptied as they are shared.
+    let mut unshared = None;
     loop {
         let e = follow(&shared, &parts, &mut applied, &mut unshared).await;
         shared.metrics.fetch_errors.inc();
@@ -36,17 +37,28 @@ async fn follow(
     shared: &Shared,
     parts: &Arc<Parts>,
     applied: &mut u64,
-    unshared: &mut Vec<Unshared>,
+    unshared: &mut Option<Vec<Unshared>>,
 ) -> SharedError {
     let (mut client, mut told) = match shared.bounded(listening(shared)).await {
         Ok(c) => c,
         Err(e) => return e,
     };
+    // What the stores hold counts as read even without a cursor: changes numbered at or below
+    // it would be skipped, and an opt-out shared under such a number never held here.
+    let held = [
+        *applied,
+        parts.lists.optouts.shared_seq(),
+        parts.state.consent.shared_seq(),
+        parts.state.emergency.shared_seq(),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
     match shared.bounded(changes::newest(&client)).await {
-        Ok(newest) if newest < *applied => {
+        Ok(newest) if newest < held => {
             return SharedError::Behind {
                 newest,
-                applied: *applied,
+                applied: held,
             }
         }
         Ok(_) => {}
@@ -84,21 +96,31 @@ async fn follow(
     }
 }
 
-/// The most opt-outs shared in one change: a fetch of changes stays a few MiB.
-const SHARE_BATCH: usize = 5_000;
+/// The most opt-outs shared in one change (~0.1 MiB): a fetch of changes (64) stays under
+/// ~8 MiB.
+const SHARE_BATCH: usize = 1_000;
 
-/// Share the opt-outs this instance took before it joined the cluster (`unshared`, oldest
-/// first), each stamped with its own time, a change per `SHARE_BATCH`; each shared one leaves
-/// `unshared`, so a connection that fails part way resumes where it was. A crash between a
-/// commit and its apply here shares those again at the next start: twice is harmless for an
-/// opt-out, never is not.
+/// Share the opt-outs this instance took before it joined the cluster (read from its journal
+/// at the first connection, oldest first), each stamped with its own time, a change per
+/// `SHARE_BATCH`; each shared one leaves `unshared`, so a connection that fails part way
+/// resumes where it was. A crash, or a timeout after the commit, shares those again: twice is
+/// harmless for an opt-out, never is not.
 async fn share_unshared(
     client: &mut Client,
     shared: &Shared,
-    parts: &Parts,
-    unshared: &mut Vec<Unshared>,
+    parts: &Arc<Parts>,
+    unshared: &mut Option<Vec<Unshared>>,
 ) -> Result<(), SharedError> {
     const WHO: &str = "callgate: opt-outs taken before [shared]";
+    let unshared = match unshared {
+        Some(u) => u,
+        None => {
+            let p = parts.clone();
+            let read = tokio::task::spawn_blocking(move || p.lists.optouts.unshared()).await;
+            let read = read.map_err(|e| SharedError::Journal(std::io::Error::other(e)))?;
+            unshared.insert(read.map_err(SharedError::Journal)?)
+        }
+    };
     while !unshared.is_empty() {
         let n = unshared.len().min(SHARE_BATCH);
         let entries = unshared[..n]
@@ -111,9 +133,16 @@ async fn share_unshared(
             .collect();
         let change = changes::Change::OptOuts(entries);
         let now = parts.clock.now();
-        let seq = shared
+        let committed = shared
             .bounded(changes::insert(client, &change, now, WHO, &shared.instance))
-            .await?;
+            .await;
+        let outcome = if committed.is_ok() {
+            "committed"
+        } else {
+            "failed"
+        };
+        shared.metrics.writes.with_label_values(&[outcome]).inc();
+        let seq = committed?;
         unshared.drain(..n);
         tracing::info!(
             seq,
@@ -128,6 +157,7 @@ async fn share_unshared(
             detail: serde_json::json!({"shared_seq": seq, "optouts": n}),
         });
     }
+    *unshared = Vec::new();
     Ok(())
 }
 

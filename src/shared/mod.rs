@@ -51,10 +51,11 @@ pub enum SharedError {
     Closed,
     #[error("applying a change here: {0}")]
     Journal(std::io::Error),
-    /// The database holds fewer changes than this instance applied: it is not the one the
-    /// instance followed (restored from a backup, or an asynchronous standby promoted), and
-    /// changes made since would be skipped under numbers already read.
-    #[error("the database's newest change is {newest}, but this instance applied up to {applied}: it lost changes (restored, or an asynchronous standby promoted); fix the database or remove shared.cursor_file to read it all again")]
+    /// The database holds fewer changes than this instance applied (by its cursor or its
+    /// journals): it lost some (restored from a backup, an asynchronous standby promoted) or
+    /// is another cluster's, and changes made there would be skipped under numbers already
+    /// read.
+    #[error("the database's newest change is {newest}, but this instance holds changes up to {applied} (its cursor and journals): it lost changes (restored, or an asynchronous standby promoted) or is not the database this instance followed; fix the database or point the instance at the one it followed")]
     Behind { newest: u64, applied: u64 },
 }
 
