@@ -197,9 +197,9 @@ impl App {
             }
         }
         m.list_generation.set(lists.generation as i64);
-        let calendar = &self.gate.rules().policy.rules.calendar;
+        let runs_out = self.gate.rules().policy.rules.holidays_run_out(now);
         m.holiday_calendar_end
-            .set(calendar.runs_out(now).timestamp());
+            .set(runs_out.map_or(0, |t| t.timestamp()));
         if let Some(shared) = &self.shared {
             shared.refresh_metrics(&self.gate.state);
         }
@@ -353,13 +353,16 @@ pub(crate) fn live_settings(cfg: &Config) -> anyhow::Result<(Access, Rules)> {
 /// `CallgateHolidayCalendarEnding` fires as early).
 const CALENDAR_WARNING: chrono::Duration = chrono::Duration::days(60);
 
-/// A warning, at start and at each reload, while the holiday calendars run out within
-/// `CALENDAR_WARNING`: from then, calls under a rule with a holiday window fail closed.
+/// A warning, at start and at each reload, while the holiday calendars some rule needs run
+/// out within `CALENDAR_WARNING`: from then, calls under that rule fail as
+/// `policy.on_missing_calendar` says (closed by default).
 pub(crate) fn warn_if_calendar_runs_out_soon(policy: &Policy, now: chrono::DateTime<chrono::Utc>) {
-    let runs_out = policy.rules.calendar.runs_out(now);
+    let Some(runs_out) = policy.rules.holidays_run_out(now) else {
+        return;
+    };
     if runs_out - now < CALENDAR_WARNING {
         tracing::warn!(%runs_out,
-            "the holiday calendars run out: add config/holidays/<year>.toml (scripts/gen-holidays.py, then review it); from then calls under a rule with a holiday window fail closed (calendar_missing)");
+            "the holiday calendars run out: add config/holidays/<year>.toml (scripts/gen-holidays.py, then review it); from then, calls under a rule with a holiday window fail as policy.on_missing_calendar says (closed by default: calendar_missing)");
     }
 }
 

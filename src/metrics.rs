@@ -207,7 +207,7 @@ impl Metrics {
             config_reloads: counter_vec(&r, "callgate_config_reloads_total", "Configuration file reloads (SIGHUP) by result: ok or error (running configuration kept).", &["result"]),
             tls_reloads: counter_vec(&r, "callgate_tls_reloads_total", "TLS certificate reloads (SIGHUP, POST /v1/reload) by role (sip, upstream, admin) and result: ok or error (certificate in service kept).", &["role", "result"]),
             tls_cert_expiry: gauge_vec(&r, "callgate_tls_cert_expiry_timestamp_seconds", "When the certificate callgate presents expires (Unix time), by role: alert well before it.", &["role"]),
-            holiday_calendar_end: gauge(&r, "callgate_holiday_calendar_end_timestamp_seconds", "When the holiday calendars run out (Unix time: 00:00 UTC on January 1 of the first year from this one without a config/holidays file): from then, calls under a rule with a holiday window fail closed (calendar_missing). Add the next year's file well before."),
+            holiday_calendar_end: gauge(&r, "callgate_holiday_calendar_end_timestamp_seconds", "When the holiday calendars run out (Unix time: 00:00 UTC on January 1 of the first year from this one without a config/holidays file; 0 when no rule has a holiday window): from then, calls under a rule with a holiday window fail as policy.on_missing_calendar says (closed by default: calendar_missing). Add the next year's file well before."),
             national_fresh: gauge(
                 &r,
                 "callgate_national_list_fresh",

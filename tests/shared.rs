@@ -278,17 +278,41 @@ fn an_instance_pointed_at_another_database_than_its_journals_followed_stays_stal
     let config = std::fs::read_to_string(&a.config).unwrap();
     std::fs::write(&a.config, config.replace(&pg.url(), &other.url())).unwrap();
     a.kill_9_and_restart();
+    wait_not_ready_saying(a.admin, "lost changes");
+    assert_eq!(other.psql("SELECT count(*) FROM callgate_changes"), "0");
+}
+
+/// Wait (bounded, 5 s) until `admin`'s `/readyz` answers 503 with `why` in its body.
+fn wait_not_ready_saying(admin: SocketAddr, why: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (status, body) = http(a.admin, "GET", "/readyz", "", None);
+        let (status, body) = http(admin, "GET", "/readyz", "", None);
         assert_eq!(status, 503, "{body}");
-        if body.contains("lost changes") {
-            break;
+        if body.contains(why) {
+            return;
         }
         assert!(Instant::now() < deadline, "{body}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(other.psql("SELECT count(*) FROM callgate_changes"), "0");
+}
+
+#[test]
+fn an_instance_pointed_at_a_database_numbering_other_changes_the_same_stays_stale() {
+    let (pg, other) = (Postgres::start(), Postgres::start());
+    let carrier = Carrier::start();
+    let mut a = one_instance(&pg, &carrier, "");
+    let b = one_instance(&other, &carrier, "");
+    for (cg, numbers) in [(&a, 20..22), (&b, 30..33)] {
+        for i in numbers {
+            let optout = format!(r#"{{"number":"41555502{i}"}}"#);
+            assert_eq!(http(cg.admin, "POST", "/v1/optouts", &optout, None).0, 201);
+        }
+    }
+    // `other` holds more changes than `a` applied, so their numbers alone do not tell.
+    let config = std::fs::read_to_string(&a.config).unwrap();
+    std::fs::write(&a.config, config.replace(&pg.url(), &other.url())).unwrap();
+    a.kill_9_and_restart();
+    wait_not_ready_saying(a.admin, "is not the change 2 this instance applied");
 }
 
 #[test]

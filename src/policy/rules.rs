@@ -185,6 +185,19 @@ pub struct RuleBook {
 }
 
 impl RuleBook {
+    /// When the holiday calendars run out (`Calendar::runs_out`), if any rule has a holiday
+    /// window (without one, holidays are ordinary days and the calendars are not needed).
+    pub fn holidays_run_out(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let needed = self
+            .rules
+            .iter()
+            .any(|r| matches!(&r.kind, RuleKind::Hours(h) if h.holiday.is_some()));
+        needed.then(|| self.calendar.runs_out(now))
+    }
+
     /// The rules that concern a number of `country` (None: no known country, no rules) in
     /// `states` (its area code's and its address's).
     pub(crate) fn mask_for(&self, country: Option<Country>, states: StateSet) -> u128 {
@@ -646,6 +659,19 @@ mod tests {
 
     fn book(src: &str) -> Result<RuleBook, ConfigError> {
         RuleBook::parse("rules.toml", src, Calendar::default())
+    }
+
+    #[test]
+    fn the_holiday_calendars_matter_only_when_a_rule_has_a_holiday_window() {
+        let now = "2026-12-07T12:00:00Z".parse().unwrap();
+        let no_call = "[[rule]]\nid = \"x\"\nkind = \"no_call\"\n";
+        assert_eq!(book(no_call).unwrap().holidays_run_out(now), None);
+        let shipped =
+            RuleBook::load(Path::new("config/rules.toml"), Path::new("config/holidays")).unwrap();
+        let runs_out = shipped
+            .holidays_run_out(now)
+            .expect("the shipped rules use holidays");
+        assert!(runs_out > now, "{runs_out}");
     }
 
     #[test]

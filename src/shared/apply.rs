@@ -8,6 +8,7 @@ use super::Parts;
 use crate::lists::optouts::SharedOptOut;
 use crate::policy::consent::ConsentStore;
 use crate::policy::emergency::Emergency;
+use chrono::{DateTime, Utc};
 use std::path::Path;
 
 /// What one batch of changes did here.
@@ -76,17 +77,31 @@ fn flush_optouts(parts: &Parts, run: &mut Vec<SharedOptOut>) -> std::io::Result<
     parts.lists.optouts.apply_shared(std::mem::take(run))
 }
 
-/// Where following resumes: the last change applied, as the cursor file says (0 when there
-/// is none, or it cannot be read: everything is read again, and the stores skip what they
-/// hold).
-pub(crate) fn cursor(path: &Path) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// Where following resumes: the last change applied, and its time as the database stamped
+/// it (what tells that change from another numbered the same in another database).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Cursor {
+    pub seq: u64,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// The cursor file: `seq` and `at` (0 and none when there is no file or it cannot be read:
+/// everything is read again, and the stores skip what they hold). A file of an older callgate
+/// holds the number alone.
+pub(crate) fn cursor(path: &Path) -> Cursor {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut words = text.split_whitespace();
+    let Some(seq) = words.next().and_then(|s| s.parse().ok()) else {
+        return Cursor::default();
+    };
+    let at = words.next().and_then(|a| a.parse().ok());
+    Cursor { seq, at }
 }
 
 /// Written after the stores: a cursor never runs ahead of them (a stale one costs a re-read).
-pub(crate) fn set_cursor(path: &Path, seq: u64) -> std::io::Result<()> {
-    crate::journal::replace_file(path, &[format!("{seq}\n").as_bytes()])
+pub(crate) fn set_cursor(path: &Path, c: Cursor) -> std::io::Result<()> {
+    let at =
+        c.at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            .unwrap_or_default();
+    crate::journal::replace_file(path, &[format!("{} {at}\n", c.seq).as_bytes()])
 }

@@ -79,6 +79,17 @@ pub struct Row {
     pub change: Change,
 }
 
+/// The time of change `seq` (None: the database holds no such change).
+pub(crate) async fn at_of(client: &Client, seq: u64) -> Result<Option<DateTime<Utc>>, SharedError> {
+    let row = client
+        .query_opt(
+            "SELECT at FROM callgate_changes WHERE seq = $1",
+            &[&(seq as i64)],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 /// Record `change`, stamped `at`: its sequence number once committed.
 pub(crate) async fn insert(
     client: &mut Client,

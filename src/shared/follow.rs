@@ -15,14 +15,14 @@ pub(crate) fn spawn_follower(shared: Arc<Shared>, parts: Parts) -> std::io::Resu
 }
 
 async fn follow_forever(shared: Arc<Shared>, parts: Arc<Parts>) {
-    let mut applied = apply::cursor(&parts.cursor);
-    shared.metrics.applied_seq.set(applied as i64);
-    shared.applied.send_replace(applied);
+    let mut cursor = apply::cursor(&parts.cursor);
+    shared.metrics.applied_seq.set(cursor.seq as i64);
+    shared.applied.send_replace(cursor.seq);
     let pause = Duration::from_millis(shared.cfg.poll_ms);
     // Read at the first connection (None until then): emptied as they are shared.
     let mut unshared = None;
     loop {
-        let e = follow(&shared, &parts, &mut applied, &mut unshared).await;
+        let e = follow(&shared, &parts, &mut cursor, &mut unshared).await;
         shared.metrics.fetch_errors.inc();
         tracing::warn!(error = %e, "shared database: not following; connecting again");
         *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
@@ -36,7 +36,7 @@ async fn follow_forever(shared: Arc<Shared>, parts: Arc<Parts>) {
 async fn follow(
     shared: &Shared,
     parts: &Arc<Parts>,
-    applied: &mut u64,
+    cursor: &mut apply::Cursor,
     unshared: &mut Option<Vec<Unshared>>,
 ) -> SharedError {
     let (mut client, mut told) = match shared.bounded(listening(shared)).await {
@@ -46,7 +46,7 @@ async fn follow(
     // What the stores hold counts as read even without a cursor: changes numbered at or below
     // it would be skipped, and an opt-out shared under such a number never held here.
     let held = [
-        *applied,
+        cursor.seq,
         parts.lists.optouts.shared_seq(),
         parts.state.consent.shared_seq(),
         parts.state.emergency.shared_seq(),
@@ -64,6 +64,9 @@ async fn follow(
         Ok(_) => {}
         Err(e) => return e,
     }
+    if let Err(e) = shared.bounded(same_change(&client, *cursor)).await {
+        return e;
+    }
     if let Err(e) = share_unshared(&mut client, shared, parts, unshared).await {
         return e;
     }
@@ -74,7 +77,7 @@ async fn follow(
         let asked = std::time::Instant::now();
         // Only the reads are bounded: an apply that has begun is always waited for, so two
         // never run at once and the cursor never goes back.
-        if let Err(e) = catch_up(&client, shared, parts, applied).await {
+        if let Err(e) = catch_up(&client, shared, parts, cursor).await {
             return e;
         }
         parts.state.currency.confirm(asked);
@@ -83,7 +86,7 @@ async fn follow(
             reported = Some(std::time::Instant::now());
             // Only what the console shows: a report that fails does not make the instance stale.
             if let Err(e) = shared
-                .bounded(instances::report(&client, shared, *applied))
+                .bounded(instances::report(&client, shared, cursor.seq))
                 .await
             {
                 tracing::warn!(error = %e, "shared database: this instance's report failed");
@@ -188,30 +191,47 @@ async fn listening(shared: &Shared) -> Result<(Client, mpsc::Receiver<()>), Shar
     Ok((client, rx))
 }
 
-/// Apply every change past `applied`, in order.
+/// Whether the change the cursor names is the one this database holds under its number: one
+/// restored from a backup, an asynchronous standby promoted after losing commits, or another
+/// cluster's database numbers other changes the same, and following it would skip them.
+async fn same_change(client: &Client, cursor: apply::Cursor) -> Result<(), SharedError> {
+    let Some(at) = cursor.at else {
+        return Ok(()); // no cursor, or an older callgate's: the number check alone
+    };
+    match changes::at_of(client, cursor.seq).await? {
+        Some(held) if held == at => Ok(()),
+        _ => Err(SharedError::Diverged { seq: cursor.seq }),
+    }
+}
+
+/// Apply every change past the cursor, in order.
 async fn catch_up(
     client: &Client,
     shared: &Shared,
     parts: &Arc<Parts>,
-    applied: &mut u64,
+    cursor: &mut apply::Cursor,
 ) -> Result<(), SharedError> {
     loop {
-        let rows = shared.bounded(changes::after(client, *applied)).await?;
+        let rows = shared.bounded(changes::after(client, cursor.seq)).await?;
         let full = rows.len() as i64 == changes::FETCH_ROWS;
         let Some((first, last)) = rows.first().zip(rows.last()).map(|(f, l)| (f.seq, l.seq)) else {
             return Ok(());
+        };
+        let next = apply::Cursor {
+            seq: last,
+            at: rows.last().map(|r| r.at),
         };
         let p = parts.clone();
         // The journals' fsyncs block.
         let done = tokio::task::spawn_blocking(move || {
             let done = apply::apply(&p, rows)?;
-            apply::set_cursor(&p.cursor, last)?;
+            apply::set_cursor(&p.cursor, next)?;
             Ok(done)
         })
         .await
         .map_err(|e| SharedError::Journal(std::io::Error::other(e)))?
         .map_err(SharedError::Journal)?;
-        *applied = last;
+        *cursor = next;
         shared.metrics.applied_seq.set(last as i64);
         shared.applied.send_replace(last);
         record(parts, first, last, &done);

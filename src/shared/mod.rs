@@ -57,6 +57,9 @@ pub enum SharedError {
     /// read.
     #[error("the database's newest change is {newest}, but this instance holds changes up to {applied} (its cursor and journals): it lost changes (restored, or an asynchronous standby promoted) or is not the database this instance followed; fix the database or point the instance at the one it followed")]
     Behind { newest: u64, applied: u64 },
+    /// The database's change numbered as the last one applied here is another change.
+    #[error("the database's change {seq} is not the change {seq} this instance applied: it lost changes (restored, or an asynchronous standby promoted) or is not the database this instance followed, and changes numbered as ones already read would be skipped; fix the database or point the instance at the one it followed")]
+    Diverged { seq: u64 },
 }
 
 pub(crate) struct SharedMetrics {
