@@ -87,7 +87,9 @@ pub(crate) async fn at_of(client: &Client, seq: u64) -> Result<Option<DateTime<U
             &[&(seq as i64)],
         )
         .await?;
-    Ok(row.map(|r| r.get(0)))
+    row.map(|r| r.try_get(0))
+        .transpose()
+        .map_err(SharedError::from)
 }
 
 /// Record `change`, stamped `at`: its sequence number once committed.
