@@ -90,17 +90,13 @@ impl OptOuts {
     /// source given, oldest first. Reads the journal again, under its lock: only an instance
     /// following a shared database asks, when it connects, so a standalone one holds nothing.
     pub fn unshared(&self) -> std::io::Result<Vec<Unshared>> {
-        use std::io::BufRead;
         let _writes = self.journal.lock().unwrap_or_else(|p| p.into_inner());
-        let file = std::io::BufReader::new(File::open(&self.path)?);
         let mut local: std::collections::HashMap<E164, Unshared> = Default::default();
-        for line in file.lines() {
-            let line = line?;
-            let rec: OptOutRecord = serde_json::from_str(&line).map_err(std::io::Error::other)?;
-            let number: E164 = rec.number.parse().map_err(std::io::Error::other)?;
+        crate::journal::open_replay(&self.path, "opt-out", |rec: OptOutRecord, _| {
+            let number: E164 = rec.number.parse().map_err(anyhow::Error::msg)?;
             if rec.shared.is_some() {
                 local.remove(&number);
-                continue;
+                return Ok(());
             }
             let u = local.entry(number).or_insert(Unshared {
                 number,
@@ -109,7 +105,9 @@ impl OptOuts {
             });
             u.at = u.at.max(rec.at);
             u.source = rec.source.or(u.source.take());
-        }
+            Ok(())
+        })
+        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
         let mut unshared: Vec<Unshared> = local.into_values().collect();
         unshared.sort_by_key(|u| (u.at, u.number));
         Ok(unshared)

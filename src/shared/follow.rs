@@ -39,7 +39,7 @@ async fn follow(
     cursor: &mut apply::Cursor,
     unshared: &mut Option<Vec<Unshared>>,
 ) -> SharedError {
-    let (mut client, mut told) = match shared.bounded(listening(shared)).await {
+    let (client, mut told) = match shared.bounded(listening(shared)).await {
         Ok(c) => c,
         Err(e) => return e,
     };
@@ -67,7 +67,7 @@ async fn follow(
     if let Err(e) = shared.bounded(same_change(&client, *cursor)).await {
         return e;
     }
-    if let Err(e) = share_unshared(&mut client, shared, parts, unshared).await {
+    if let Err(e) = share_unshared(shared, parts, unshared).await {
         return e;
     }
     let poll = Duration::from_millis(shared.cfg.poll_ms);
@@ -109,7 +109,6 @@ const SHARE_BATCH: usize = 1_000;
 /// resumes where it was. A crash, or a timeout after the commit, shares those again: twice is
 /// harmless for an opt-out, never is not.
 async fn share_unshared(
-    client: &mut Client,
     shared: &Shared,
     parts: &Arc<Parts>,
     unshared: &mut Option<Vec<Unshared>>,
@@ -136,16 +135,7 @@ async fn share_unshared(
             .collect();
         let change = changes::Change::OptOuts(entries);
         let now = parts.clock.now();
-        let committed = shared
-            .bounded(changes::insert(client, &change, now, WHO, &shared.instance))
-            .await;
-        let outcome = if committed.is_ok() {
-            "committed"
-        } else {
-            "failed"
-        };
-        shared.metrics.writes.with_label_values(&[outcome]).inc();
-        let seq = committed?;
+        let seq = shared.commit(&change, now, WHO).await?;
         unshared.drain(..n);
         tracing::info!(
             seq,
